@@ -1,0 +1,52 @@
+# ferrymq developer entry points. Everything installs into .venv, created on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+RUN_STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit compat bench clean java
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): $(BIN)/python pyproject.toml setup.py
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(STAMP): $(BIN)/python pyproject.toml setup.py
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(RUN_STAMP)
+
+## make run: start the all-in-one server (name server 9876, broker 10911)
+run: $(RUN_STAMP)
+	$(BIN)/ferrymq serve $(ARGS)
+
+## make test: lint, type-check, unit and integration tests, then compat tests with real clients
+test: $(STAMP) lint typecheck java
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy core namesrv gateway client cli
+
+## the Java compat module (skipped, loudly, where Java or Maven is missing)
+java:
+	@if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then \
+		if [ -f compat-tests/java/pom.xml ]; then \
+			mvn -q -B -f compat-tests/java/pom.xml -DskipTests package dependency:build-classpath \
+				-Dmdep.outputFile=target/classpath.txt; \
+		fi; \
+	else \
+		echo "!!! Java or Maven not found: the Java compat tests will be SKIPPED !!!"; \
+	fi
+
+bench: $(STAMP) java
+	$(BIN)/python -m bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache compat-tests/java/target
