@@ -1,0 +1,119 @@
+"""Broker-facing requests: REGISTER_BROKER (103) and UNREGISTER_BROKER (104).
+
+Follows ``DefaultRequestProcessor.registerBroker``/``unregisterBroker`` of RocketMQ 5.x, which a
+4.x broker also satisfies: the body is the JSON RegisterBrokerBody, the zlib form when the
+``compressed`` header is true, or the bare TopicConfigSerializeWrapper of brokers older than
+V3_0_11; a non-zero ``bodyCrc32`` is checked (CRC32 & 0x7FFFFFFF, ``UtilAll.crc32``). The
+response carries ``masterAddr``/``haServerAddr`` for a slave whose master is registered.
+
+Left out: the order-topic KV table a Java name server may return as the response body,
+QUERY_DATA_VERSION (322) and BROKER_HEARTBEAT (904), which default-configured brokers do not
+send (they re-register every 30 s instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.route import RegisterBrokerBody
+from ferrymq.core.remoting.transport import RemotingConnection, RequestDispatcher
+from ferrymq.namesrv.headers import (
+    guarded,
+    optional_bool,
+    optional_int,
+    optional_str,
+    require_int,
+    require_str,
+)
+from ferrymq.namesrv.route_info import RouteInfoManager
+
+log = logging.getLogger("ferrymq.namesrv")
+
+#: extFields key of the broker's zone (``MixAll.ZONE_NAME``).
+ZONE_NAME_FIELD = "__ZONE_NAME"
+
+
+def body_crc32(body: bytes | bytearray | memoryview) -> int:
+    """``UtilAll.crc32``: the CRC32 masked to a non-negative int, as brokers send it."""
+    return zlib.crc32(body) & 0x7FFFFFFF
+
+
+class BrokerRegistrationProcessor:
+    """Handles registration and unregistration against one RouteInfoManager."""
+
+    def __init__(self, routes: RouteInfoManager) -> None:
+        self.routes = routes
+
+    def register(self, dispatcher: RequestDispatcher) -> None:
+        dispatcher.register(RequestCode.REGISTER_BROKER, self.register_broker)
+        dispatcher.register(RequestCode.UNREGISTER_BROKER, self.unregister_broker)
+
+    @guarded
+    def register_broker(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        broker_name = require_str(cmd, "brokerName")
+        broker_addr = require_str(cmd, "brokerAddr")
+        cluster_name = require_str(cmd, "clusterName")
+        ha_server_addr = require_str(cmd, "haServerAddr")
+        broker_id = require_int(cmd, "brokerId")
+        timeout_ms = optional_int(cmd, "heartbeatTimeoutMillis")
+        enable_acting_master = optional_bool(cmd, "enableActingMaster")
+        compressed = bool(optional_bool(cmd, "compressed"))
+        crc = optional_int(cmd, "bodyCrc32") or 0
+
+        body_bytes = bytes(cmd.body)
+        if crc != 0 and crc not in (body_crc32(body_bytes), zlib.crc32(body_bytes)):
+            log.warning("REGISTER_BROKER from %s (%s): crc32 not match", conn.peer, broker_addr)
+            return cmd.response(ResponseCode.SYSTEM_ERROR, "crc32 not match")
+
+        body = RegisterBrokerBody.decode(body_bytes, compressed)
+        known = self.routes.data_version_of(cluster_name, broker_addr) is not None
+        result = self.routes.register_broker(
+            cluster_name,
+            broker_addr,
+            broker_name,
+            broker_id,
+            ha_server_addr,
+            body,
+            heartbeat_timeout_s=timeout_ms / 1000.0 if timeout_ms is not None and timeout_ms > 0 else None,
+            enable_acting_master=enable_acting_master,
+            zone_name=optional_str(cmd, ZONE_NAME_FIELD),
+            connection=conn,
+        )
+        log.log(
+            logging.DEBUG if known else logging.INFO,
+            "broker registered from %s: cluster=%s name=%s id=%s addr=%s topics=%d compressed=%s",
+            conn.peer,
+            cluster_name,
+            broker_name,
+            broker_id,
+            broker_addr,
+            len(body.topic_configs),
+            compressed,
+        )
+        ext: dict[str, str] = {}
+        if result.ha_server_addr is not None:
+            ext["haServerAddr"] = result.ha_server_addr
+        if result.master_addr is not None:
+            ext["masterAddr"] = result.master_addr
+        return cmd.response(ResponseCode.SUCCESS, ext_fields=ext)
+
+    @guarded
+    def unregister_broker(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        broker_name = require_str(cmd, "brokerName")
+        broker_addr = require_str(cmd, "brokerAddr")
+        cluster_name = require_str(cmd, "clusterName")
+        broker_id = require_int(cmd, "brokerId")
+        known = self.routes.unregister_broker(cluster_name, broker_addr, broker_name, broker_id)
+        log.info(
+            "broker unregistered by %s: cluster=%s name=%s id=%s addr=%s%s",
+            conn.peer,
+            cluster_name,
+            broker_name,
+            broker_id,
+            broker_addr,
+            "" if known else " (was not registered)",
+        )
+        return cmd.response(ResponseCode.SUCCESS)
