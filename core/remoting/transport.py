@@ -14,7 +14,7 @@ import inspect
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from ferrymq.core.remoting.codes import FLAG_ONEWAY, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -22,7 +22,7 @@ from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME, FrameDecoder, FrameEr
 
 log = logging.getLogger("ferrymq.remoting")
 
-HandlerResult = RemotingCommand | None | Awaitable[RemotingCommand | None]
+HandlerResult: TypeAlias = RemotingCommand | None | Awaitable[RemotingCommand | None]
 Handler = Callable[[RemotingCommand, "RemotingConnection"], HandlerResult]
 
 _opaques = itertools.count(1)
