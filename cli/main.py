@@ -1,2 +1,161 @@
-def main() -> None:
-    print("hello")
+"""``ferrymq serve | namesrv | broker``.
+
+``serve`` runs a name server and one master broker in one process (the all-in-one for
+development); ``namesrv`` and ``broker -c broker.conf`` run them apart, as RocketMQ's mqnamesrv
+and mqbroker do. SIGINT/SIGTERM stop cleanly: stop accepting, unregister, flush. Once listening,
+each prints one line beginning ``ferrymq ready`` (scripts and tests wait for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from ferrymq import __version__
+from ferrymq.core.broker.broker import Broker
+from ferrymq.core.config import DEFAULT_DATA_DIR, BrokerConfig, ConfigError
+from ferrymq.namesrv import NameServer
+
+log = logging.getLogger("ferrymq")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ferrymq", description="ferrymq message broker")
+    p.add_argument("--version", action="version", version=f"ferrymq {__version__}")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="all-in-one: a name server and a master broker in one process")
+    s.add_argument("--data-dir", type=Path, default=None, help=f"store root (default {DEFAULT_DATA_DIR})")
+    s.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on and advertise (default 127.0.0.1)"
+    )
+    s.add_argument("--namesrv-port", type=int, default=9876, help="name server port (default 9876)")
+    s.add_argument("--broker-port", type=int, default=10911, help="broker port (default 10911)")
+    s.add_argument("-c", "--config", type=Path, help="broker.conf with further broker settings")
+
+    n = sub.add_parser("namesrv", help="a name server")
+    n.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    n.add_argument("--port", type=int, default=9876, help="port (default 9876)")
+    n.add_argument(
+        "--broker-expiry", type=float, default=120.0, help="seconds of silence before a broker is dropped"
+    )
+
+    b = sub.add_parser("broker", help="a broker configured by a RocketMQ broker.conf")
+    b.add_argument("-c", "--config", type=Path, help="broker.conf (RocketMQ keys)")
+    b.add_argument("-n", "--namesrv-addr", help="name servers, 'host:port;host:port' (overrides namesrvAddr)")
+    return p
+
+
+async def _run_until_signal(
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await start()
+        await stopping.wait()
+        log.info("signal received, shutting down")
+    finally:
+        await stop()
+
+
+def _advertised(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    namesrv = NameServer(host=args.host, port=args.namesrv_port)
+    overrides: dict[str, object] = {
+        "listenHost": args.host,
+        "listenPort": args.broker_port,
+        "brokerIP1": _advertised(args.host),
+    }
+    if args.data_dir is not None:
+        overrides["storePathRootDir"] = args.data_dir.resolve()
+    text = args.config.read_text() if args.config else ""
+    broker_holder: list[Broker] = []
+
+    async def start() -> None:
+        await namesrv.start()
+        overrides["namesrvAddr"] = f"{_advertised(args.host)}:{namesrv.port}"
+        config = BrokerConfig.from_properties(text, **overrides)
+        broker = Broker(config)
+        broker_holder.append(broker)
+        await broker.start()
+        print(
+            f"ferrymq ready: name server {args.host}:{namesrv.port}, broker {config.broker_name} "
+            f"{config.broker_ip1}:{broker.port}, data {config.store_path_root_dir}",
+            flush=True,
+        )
+
+    async def stop() -> None:
+        for broker in broker_holder:
+            await broker.stop()
+        await namesrv.stop()
+
+    await _run_until_signal(start, stop)
+
+
+async def _namesrv(args: argparse.Namespace) -> None:
+    namesrv = NameServer(host=args.host, port=args.port, broker_expiry_s=args.broker_expiry)
+
+    async def start() -> None:
+        await namesrv.start()
+        print(f"ferrymq ready: name server {args.host}:{namesrv.port}", flush=True)
+
+    await _run_until_signal(start, namesrv.stop)
+
+
+async def _broker(args: argparse.Namespace) -> None:
+    overrides: dict[str, object] = {}
+    if args.namesrv_addr:
+        overrides["namesrvAddr"] = args.namesrv_addr
+    if args.config:
+        config = BrokerConfig.from_file(args.config, **overrides)
+    else:
+        config = BrokerConfig.from_properties("", **overrides)
+    broker = Broker(config)
+
+    async def start() -> None:
+        await broker.start()
+        print(
+            f"ferrymq ready: broker {config.broker_name} {config.broker_ip1}:{broker.port}, "
+            f"data {config.store_path_root_dir}",
+            flush=True,
+        )
+
+    await _run_until_signal(start, broker.stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    runner = {"serve": _serve, "namesrv": _namesrv, "broker": _broker}[args.command]
+    try:
+        asyncio.run(runner(args))
+    except ConfigError as exc:
+        print(f"ferrymq: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        print(f"ferrymq: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        with contextlib.suppress(Exception):
+            sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

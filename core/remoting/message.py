@@ -61,7 +61,7 @@ KEY_SEPARATOR = " "
 
 #: Fixed part before BODYLEN for IPv4 born and store hosts.
 _FIXED = struct.Struct(">iiiiiqqiq4siq4siiq")
-FIXED_SIZE_V4 = _FIXED.size  # 88 up to and including PREPARED_TRANSACTION_OFFSET
+FIXED_SIZE_V4 = _FIXED.size  # 84: everything before BODYLEN
 _I32 = struct.Struct(">i")
 _H16 = struct.Struct(">h")
 _HEAD = struct.Struct(">ii")  # TOTALSIZE, MAGICCODE
@@ -71,7 +71,7 @@ OFF_QUEUEID = 12
 OFF_QUEUEOFFSET = 20
 OFF_PHYSOFFSET = 28
 OFF_SYSFLAG = 36
-OFF_STORETIMESTAMP = 52  # valid only when BORNHOST is IPv4
+OFF_STORETIMESTAMP = 56  # valid only when BORNHOST is IPv4
 
 
 def body_crc(body: bytes | bytearray | memoryview) -> int:
@@ -178,9 +178,7 @@ class Message:
         if self.tags:
             props[PROPERTY_TAGS] = self.tags
         if self.keys:
-            props[PROPERTY_KEYS] = (
-                self.keys if isinstance(self.keys, str) else KEY_SEPARATOR.join(self.keys)
-            )
+            props[PROPERTY_KEYS] = self.keys if isinstance(self.keys, str) else KEY_SEPARATOR.join(self.keys)
         return props
 
 
@@ -255,6 +253,11 @@ SYSTEM_PROPERTIES = frozenset(
 )
 
 
+def stored_size(body_len: int, topic_len: int, properties_len: int) -> int:
+    """Size of a stored record with IPv4 hosts (``CommitLog.calMsgLength``)."""
+    return FIXED_SIZE_V4 + 4 + body_len + (2 if topic_len > 127 else 1) + topic_len + 2 + properties_len
+
+
 def encode_stored_message(
     *,
     topic: bytes,
@@ -278,7 +281,7 @@ def encode_stored_message(
     """One stored record with IPv4 hosts (``CommitLog.DefaultAppendMessageCallback``)."""
     topic_len = len(topic)
     v2 = topic_len > 127
-    total = FIXED_SIZE_V4 + 4 + len(body) + (2 if v2 else 1) + topic_len + 2 + len(properties)
+    total = stored_size(len(body), topic_len, len(properties))
     head = _FIXED.pack(
         total,
         MAGIC_V2 if v2 else MAGIC_V1,
@@ -298,9 +301,7 @@ def encode_stored_message(
         prepared_transaction_offset,
     )
     topic_field = (_H16.pack(topic_len) if v2 else bytes((topic_len,))) + topic
-    return b"".join(
-        (head, _I32.pack(len(body)), body, topic_field, _H16.pack(len(properties)), properties)
-    )
+    return b"".join((head, _I32.pack(len(body)), body, topic_field, _H16.pack(len(properties)), properties))
 
 
 def _host(buf: bytes | memoryview, pos: int, v6: bool) -> tuple[str, int]:
@@ -320,7 +321,7 @@ def decode_stored_message(buf: bytes | memoryview, pos: int = 0) -> MessageExt:
     )
     if magic not in (MAGIC_V1, MAGIC_V2):
         raise ValueError(f"bad magic code {magic:#x} at {pos}")
-    p = pos + 44
+    p = pos + 48
     born_host, p = _host(buf, p, bool(sys_flag & SYSFLAG_BORNHOST_V6))
     (store_ts,) = struct.unpack_from(">q", buf, p)
     p += 8

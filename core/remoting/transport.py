@@ -22,7 +22,7 @@ from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME, FrameDecoder, FrameEr
 
 log = logging.getLogger("ferrymq.remoting")
 
-HandlerResult: TypeAlias = RemotingCommand | None | Awaitable[RemotingCommand | None]
+HandlerResult: TypeAlias = RemotingCommand | Awaitable[RemotingCommand | None] | None
 Handler = Callable[[RemotingCommand, "RemotingConnection"], HandlerResult]
 
 _opaques = itertools.count(1)
@@ -145,7 +145,9 @@ class RemotingConnection(asyncio.Protocol):
         try:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
-            raise RemotingError(f"request code {cmd.code} to {self.peer} timed out after {timeout}s") from None
+            raise RemotingError(
+                f"request code {cmd.code} to {self.peer} timed out after {timeout}s"
+            ) from None
         finally:
             self._pending.pop(cmd.opaque, None)
 
@@ -224,5 +226,3 @@ def split_addr(addr: str) -> tuple[str, int]:
     """'host:port' to (host, port)."""
     host, _, port = addr.rpartition(":")
     return host, int(port)
-
-

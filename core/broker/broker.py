@@ -1,0 +1,151 @@
+"""The broker: store, topic and offset managers, client groups, and the remoting server.
+
+Start order: recover the store, load topics and offsets, listen, register with every name
+server. Stop order (SIGINT/SIGTERM): stop accepting, unregister from name servers, persist
+offsets, flush and close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
+from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
+from ferrymq.core.broker.long_polling import PullRequestHoldService
+from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
+from ferrymq.core.broker.processors.admin import AdminProcessor
+from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
+from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
+from ferrymq.core.broker.processors.pull_message import PullMessageProcessor
+from ferrymq.core.broker.processors.query_message import QueryMessageProcessor
+from ferrymq.core.broker.processors.send_message import SendMessageProcessor
+from ferrymq.core.broker.stats import BrokerStats
+from ferrymq.core.broker.topic_config import TopicConfigManager
+from ferrymq.core.config import BrokerConfig
+from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.route import TopicConfig
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher, serve
+from ferrymq.core.store import MessageStore
+
+log = logging.getLogger("ferrymq.broker")
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.boot_timestamp = int(time.time() * 1000)
+        self.store = MessageStore(config)
+        config_dir = config.store_path_root_dir / "config"
+        self.topics = TopicConfigManager(config_dir / "topics.json", config)
+        self.offsets = ConsumerOffsetManager(config_dir / "consumerOffset.json")
+        self.clients = ClientManager(on_consumer_change=self._consumer_change)
+        self.hold = PullRequestHoldService()
+        self.stats = BrokerStats()
+        self.store.arrival_listeners.append(self.hold.notify)
+        self.dispatcher = RequestDispatcher()
+        for processor in (
+            SendMessageProcessor(self),
+            PullMessageProcessor(self),
+            ConsumerManageProcessor(self),
+            ClientManageProcessor(self),
+            AdminProcessor(self),
+            QueryMessageProcessor(self),
+        ):
+            processor.register(self.dispatcher)
+        self.server: asyncio.Server | None = None
+        self.registrar: NamesrvRegistrar | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connections: set[RemotingConnection] = set()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self.store.start_services()
+        self.server = await serve(
+            self._handle,
+            self.config.listen_host,
+            self.config.listen_port,
+            max_frame=self.config.max_frame_size,
+            on_close=self._on_close,
+        )
+        if self.config.listen_port == 0:
+            self.config.listen_port = self.port
+            self.store.store_port = self.port
+        self.registrar = NamesrvRegistrar(self)
+        await self.registrar.register_all()
+        self.registrar.start()
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
+        log.info(
+            "broker %s (cluster %s, id %d) listening on %s:%d, store %s",
+            self.config.broker_name,
+            self.config.broker_cluster_name,
+            self.config.broker_id,
+            self.config.listen_host,
+            self.port,
+            self.config.store_path_root_dir,
+        )
+
+    def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        if conn not in self.connections:
+            self.connections.add(conn)
+        return self.dispatcher(cmd, conn)
+
+    def _on_close(self, conn: RemotingConnection) -> None:
+        self.connections.discard(conn)
+        self.clients.on_connection_closed(conn)
+
+    async def _housekeeping(self) -> None:
+        interval = min(self.config.flush_consumer_offset_interval, 10_000) / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.offsets.persist()
+                self.clients.scan_expired(self.config.channel_expired_timeout / 1000)
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def _consumer_change(self, group: str, info: ConsumerGroupInfo) -> None:
+        """Tell every member of the group to rebalance (NOTIFY_CONSUMER_IDS_CHANGED, oneway)."""
+        for ch in list(info.channels.values()):
+            ch.conn.invoke_oneway(
+                RemotingCommand(
+                    code=RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, ext_fields={"consumerGroup": group}
+                )
+            )
+
+    def topic_created(self, tc: TopicConfig) -> None:
+        if self.registrar is not None:
+            self.registrar.kick()
+
+    def topic_deleted(self, topic: str) -> None:
+        if self.registrar is not None:
+            self.registrar.kick()
+
+    @property
+    def registered(self) -> bool:
+        return bool(self.registrar and self.registrar.registered)
+
+    async def stop(self) -> None:
+        log.info("broker %s shutting down", self.config.broker_name)
+        if self.server is not None:
+            self.server.close()
+        for conn in list(self.connections):
+            conn.close()
+        if self.registrar is not None:
+            await self.registrar.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self.offsets.persist(force=True)
+        await self.store.shutdown()
+        log.info("broker %s stopped; data flushed", self.config.broker_name)

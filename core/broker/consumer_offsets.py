@@ -1,0 +1,63 @@
+"""Committed consumer offsets per (group, topic, queue), persisted to ``config/consumerOffset.json``.
+
+The same table serves native RocketMQ groups and (later) Kafka groups, so admin views and lag are
+one. Format as RocketMQ's ConsumerOffsetManager: ``{"offsetTable": {"topic@group": {"0": 5}}}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ferrymq.core.persist import read_json, write_json_atomic
+
+TOPIC_GROUP_SEPARATOR = "@"
+
+
+class ConsumerOffsetManager:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.table: dict[str, dict[int, int]] = {}
+        self._dirty = False
+        data = read_json(path)
+        if isinstance(data, dict):
+            for key, queues in (data.get("offsetTable") or {}).items():
+                self.table[key] = {int(q): int(o) for q, o in queues.items()}
+
+    @staticmethod
+    def key(group: str, topic: str) -> str:
+        return f"{topic}{TOPIC_GROUP_SEPARATOR}{group}"
+
+    def commit(self, group: str, topic: str, queue_id: int, offset: int) -> None:
+        self.table.setdefault(self.key(group, topic), {})[queue_id] = offset
+        self._dirty = True
+
+    def query(self, group: str, topic: str, queue_id: int) -> int | None:
+        return self.table.get(self.key(group, topic), {}).get(queue_id)
+
+    def offsets_of(self, group: str, topic: str) -> dict[int, int]:
+        return dict(self.table.get(self.key(group, topic), {}))
+
+    def groups(self) -> set[str]:
+        return {k.split(TOPIC_GROUP_SEPARATOR, 1)[1] for k in self.table}
+
+    def topics_of_group(self, group: str) -> set[str]:
+        out = set()
+        for k in self.table:
+            topic, _, g = k.partition(TOPIC_GROUP_SEPARATOR)
+            if g == group:
+                out.add(topic)
+        return out
+
+    def delete_group(self, group: str) -> None:
+        for k in [k for k in self.table if k.partition(TOPIC_GROUP_SEPARATOR)[2] == group]:
+            del self.table[k]
+        self._dirty = True
+
+    def persist(self, force: bool = False) -> None:
+        if not (self._dirty or force):
+            return
+        self._dirty = False
+        write_json_atomic(
+            self.path,
+            {"offsetTable": {k: {str(q): o for q, o in v.items()} for k, v in self.table.items()}},
+        )

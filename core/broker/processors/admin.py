@@ -1,0 +1,99 @@
+"""UPDATE_AND_CREATE_TOPIC (17), GET_ALL_TOPIC_CONFIG (21), GET_BROKER_RUNTIME_INFO (28) and
+DELETE_TOPIC_IN_BROKER (215): what mqadmin's topic commands need.
+
+Leaves out static topics, topic attributes beyond storing them, and the stats codes
+(GET_TOPIC_STATS_INFO, GET_CONSUME_STATS) that a later admin issue adds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from ferrymq import __version__
+from ferrymq.core.broker.processors.headers import BadRequest, opt_bool, opt_int, req_int, req_str
+from ferrymq.core.broker.topic_config import AUTO_CREATE_TOPIC_KEY, validate_topic
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.route import TopicConfig
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+
+
+class AdminProcessor:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    def register(self, d: RequestDispatcher) -> None:
+        d.register(RequestCode.UPDATE_AND_CREATE_TOPIC, self.create_topic)
+        d.register(RequestCode.GET_ALL_TOPIC_CONFIG, self.all_topics)
+        d.register(RequestCode.GET_BROKER_RUNTIME_INFO, self.runtime_info)
+        d.register(RequestCode.DELETE_TOPIC_IN_BROKER, self.delete_topic)
+
+    def create_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        ext = cmd.ext_fields
+        try:
+            topic = req_str(ext, "topic")
+            reason = validate_topic(topic)
+            if reason:
+                raise BadRequest(reason)
+            if topic == AUTO_CREATE_TOPIC_KEY:
+                raise BadRequest(f"The topic[{topic}] is conflict with system topic.")
+            read = req_int(ext, "readQueueNums")
+            write = req_int(ext, "writeQueueNums")
+            perm = req_int(ext, "perm")
+            if not (0 < read <= 1024 and 0 < write <= 1024):
+                raise BadRequest(
+                    f"queue numbers must be 1..1024, got read={read} write={write}",
+                    ResponseCode.INVALID_PARAMETER,
+                )
+            tc = TopicConfig(
+                topic,
+                read,
+                write,
+                perm,
+                topic_filter_type=ext.get("topicFilterType") or "SINGLE_TAG",
+                topic_sys_flag=opt_int(ext, "topicSysFlag", 0),
+                order=opt_bool(ext, "order", False),
+            )
+        except BadRequest as exc:
+            return exc.response(cmd)
+        self.broker.topics.update(tc)
+        self.broker.topic_created(tc)
+        return cmd.response(ResponseCode.SUCCESS)
+
+    def all_topics(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        topics = self.broker.topics
+        body = {
+            "dataVersion": topics.data_version.to_json(),
+            "topicConfigTable": {n: tc.to_json() for n, tc in topics.topics.items()},
+        }
+        return cmd.response(body=json.dumps(body).encode())
+
+    def runtime_info(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        b = self.broker
+        table = {
+            "brokerVersionDesc": f"ferrymq {__version__}",
+            "brokerVersion": "479",
+            "bootTimestamp": str(b.boot_timestamp),
+            "runtime": f"{int(time.time() - b.boot_timestamp / 1000)} seconds",
+            "commitLogMinOffset": str(b.store.commit_log.min_offset),
+            "commitLogMaxOffset": str(b.store.commit_log.write_offset),
+            "putTps": "0",
+            "getTransferedTps": "0",
+            "msgPutTotalTodayNow": str(b.stats.put_messages),
+            "msgGetTotalTodayNow": str(b.stats.get_messages),
+        }
+        return cmd.response(body=json.dumps({"table": table}).encode())
+
+    def delete_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        topic = cmd.ext_fields.get("topic")
+        if not topic:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, "the custom field <topic> is null")
+        self.broker.topics.delete(topic)
+        self.broker.store.delete_topic(topic)
+        self.broker.topic_deleted(topic)
+        return cmd.response(ResponseCode.SUCCESS)

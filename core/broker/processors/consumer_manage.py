@@ -1,0 +1,120 @@
+"""QUERY_CONSUMER_OFFSET (14), UPDATE_CONSUMER_OFFSET (15), GET_CONSUMER_LIST_BY_GROUP (38),
+GET_MAX_OFFSET (30), GET_MIN_OFFSET (31), SEARCH_OFFSET_BY_TIMESTAMP (29),
+GET_EARLIEST_MSG_STORETIME (32).
+
+QUERY_CONSUMER_OFFSET without a stored offset answers as the Java broker does: 0 while the
+queue still starts at 0 and its first message is recent enough to be "in memory" (within 40% of
+RAM of the commit-log end), else QUERY_NOT_FOUND (the client then starts per consumeFromWhere);
+``setZeroIfNotFound=false`` always gets QUERY_NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ferrymq.core.broker.processors.headers import BadRequest, opt_bool, req_int, req_str
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.transport import Handler, HandlerResult, RemotingConnection, RequestDispatcher
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 8 << 30
+
+
+IN_MEMORY_BYTES = int(_memory_bytes() * 0.4)
+
+
+class ConsumerManageProcessor:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.store = broker.store
+
+    def register(self, d: RequestDispatcher) -> None:
+        d.register(RequestCode.QUERY_CONSUMER_OFFSET, self._guard(self.query_offset))
+        d.register(RequestCode.UPDATE_CONSUMER_OFFSET, self._guard(self.update_offset))
+        d.register(RequestCode.GET_CONSUMER_LIST_BY_GROUP, self._guard(self.consumer_list))
+        d.register(RequestCode.GET_MAX_OFFSET, self._guard(self.max_offset))
+        d.register(RequestCode.GET_MIN_OFFSET, self._guard(self.min_offset))
+        d.register(RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, self._guard(self.search_offset))
+        d.register(RequestCode.GET_EARLIEST_MSG_STORETIME, self._guard(self.earliest_time))
+
+    @staticmethod
+    def _guard(fn: Callable[[RemotingCommand], RemotingCommand]) -> Handler:
+        """Adapt a connection-less processor and turn BadRequest into its response."""
+
+        def handler(cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+            try:
+                return fn(cmd)
+            except BadRequest as exc:
+                return exc.response(cmd)
+
+        return handler
+
+    def _queue(self, ext: dict[str, str]) -> tuple[str, int]:
+        topic = req_str(ext, "topic")
+        queue_id = req_int(ext, "queueId")
+        if queue_id < 0:
+            raise BadRequest(f"queueId[{queue_id}] is illegal, topic:[{topic}]")
+        return topic, queue_id
+
+    def query_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+        ext = cmd.ext_fields
+        group = req_str(ext, "consumerGroup")
+        topic, queue_id = self._queue(ext)
+        offset = self.broker.offsets.query(group, topic, queue_id)
+        if offset is not None and offset >= 0:
+            return cmd.response(ResponseCode.SUCCESS, ext_fields={"offset": str(offset)})
+        if opt_bool(ext, "setZeroIfNotFound", True) and self.store.min_offset(topic, queue_id) <= 0:
+            cq = self.store.consume_queues.get((topic, queue_id))
+            first = cq.unit(0) if cq else None
+            if first is None or self.store.commit_log.write_offset - first[0] < IN_MEMORY_BYTES:
+                return cmd.response(ResponseCode.SUCCESS, ext_fields={"offset": "0"})
+        return cmd.response(
+            ResponseCode.QUERY_NOT_FOUND, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first"
+        )
+
+    def update_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+        ext = cmd.ext_fields
+        group = req_str(ext, "consumerGroup")
+        topic, queue_id = self._queue(ext)
+        offset = req_int(ext, "commitOffset")
+        if self.broker.topics.get(topic) is None:
+            raise BadRequest(f"Topic {topic} not exist!", ResponseCode.TOPIC_NOT_EXIST)
+        self.broker.offsets.commit(group, topic, queue_id, offset)
+        return cmd.response(ResponseCode.SUCCESS)
+
+    def consumer_list(self, cmd: RemotingCommand) -> RemotingCommand:
+        group = req_str(cmd.ext_fields, "consumerGroup")
+        info = self.broker.clients.consumer_group(group)
+        if info is None or not info.channels:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, f"no consumer for this group, {group}")
+        body = json.dumps({"consumerIdList": info.client_ids()}).encode()
+        return cmd.response(ResponseCode.SUCCESS, body=body)
+
+    def max_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+        topic, queue_id = self._queue(cmd.ext_fields)
+        return cmd.response(ext_fields={"offset": str(self.store.max_offset(topic, queue_id))})
+
+    def min_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+        topic, queue_id = self._queue(cmd.ext_fields)
+        return cmd.response(ext_fields={"offset": str(self.store.min_offset(topic, queue_id))})
+
+    def search_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+        topic, queue_id = self._queue(cmd.ext_fields)
+        ts = req_int(cmd.ext_fields, "timestamp")
+        return cmd.response(ext_fields={"offset": str(self.store.offset_by_time(topic, queue_id, ts))})
+
+    def earliest_time(self, cmd: RemotingCommand) -> RemotingCommand:
+        topic, queue_id = self._queue(cmd.ext_fields)
+        ts = self.store.queue_store_timestamp(topic, queue_id, self.store.min_offset(topic, queue_id))
+        return cmd.response(ext_fields={"timestamp": str(ts if ts is not None else -1)})

@@ -1,0 +1,159 @@
+"""PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361), with long polling.
+
+As the Java broker's ``PullMessageProcessor``: the subscription comes with the pull (sysFlag
+bit 4, as lite-pull consumers send it) or from the group's heartbeat (push consumers), whose
+subVersion must not be older than the pull's (SUBSCRIPTION_NOT_EXIST / SUBSCRIPTION_NOT_LATEST).
+A piggy-backed offset commit (bit 1) is stored. A pull that finds nothing and may suspend (bit 2)
+waits up to suspendTimeoutMillis for a matching arrival. The body is the stored records as they
+are in the commit log. Leaves out: SQL92 and class filters (answered with an error), slave reads.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ferrymq.core.broker.processors.headers import BadRequest, opt_int, req_int, req_str
+from ferrymq.core.broker.subscription import SubscriptionData, SubscriptionError, build_subscription
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.route import PERM_READ
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.store import GetResult, GetStatus
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+
+FLAG_COMMIT_OFFSET = 1
+FLAG_SUSPEND = 2
+FLAG_SUBSCRIPTION = 4
+FAQ = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
+
+
+class PullMessageProcessor:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.store = broker.store
+
+    def register(self, dispatcher: RequestDispatcher) -> None:
+        dispatcher.register(RequestCode.PULL_MESSAGE, self.pull)
+        dispatcher.register(RequestCode.LITE_PULL_MESSAGE, self.pull)
+
+    def pull(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        ext = cmd.ext_fields
+        try:
+            group = req_str(ext, "consumerGroup")
+            topic = req_str(ext, "topic")
+            queue_id = req_int(ext, "queueId")
+            offset = req_int(ext, "queueOffset")
+            max_nums = req_int(ext, "maxMsgNums")
+            sys_flag = req_int(ext, "sysFlag")
+            commit_offset = req_int(ext, "commitOffset")
+            suspend_ms = req_int(ext, "suspendTimeoutMillis")
+            sub_version = opt_int(ext, "subVersion", 0)
+            max_bytes = opt_int(ext, "maxMsgBytes", 0) or 64 * 1024 * 1024
+            tc = self.broker.topics.get(topic)
+            if tc is None:
+                raise BadRequest(
+                    f"topic[{topic}] not exist, apply first please!{FAQ}", ResponseCode.TOPIC_NOT_EXIST
+                )
+            if not tc.perm & PERM_READ:
+                raise BadRequest(
+                    f"the topic[{topic}] pulling message is forbidden", ResponseCode.NO_PERMISSION
+                )
+            if queue_id < 0 or queue_id >= tc.read_queue_nums:
+                raise BadRequest(
+                    f"queueId[{queue_id}] is illegal, topic:[{topic}] "
+                    f"topicConfig.readQueueNums:[{tc.read_queue_nums}] consumer:[{conn.peer}]"
+                )
+            if max_nums <= 0:
+                raise BadRequest(f"maxMsgNums[{max_nums}] must be positive", ResponseCode.INVALID_PARAMETER)
+            sub = self._subscription(group, topic, sys_flag, ext, sub_version)
+        except BadRequest as exc:
+            return exc.response(cmd)
+        if sys_flag & FLAG_COMMIT_OFFSET and commit_offset >= 0:
+            self.broker.offsets.commit(group, topic, queue_id, commit_offset)
+        codes = sub.tag_codes()
+        result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
+        code = _response_code(result, offset)
+        if code == ResponseCode.PULL_NOT_FOUND and sys_flag & FLAG_SUSPEND:
+            cfg = self.broker.config
+            timeout_ms = suspend_ms if cfg.long_polling_enable else cfg.short_polling_time_mills
+            if timeout_ms > 0:
+                return self._long_poll(cmd, topic, queue_id, offset, max_nums, max_bytes, codes, timeout_ms)
+        return self._response(cmd, result, code, topic)
+
+    async def _long_poll(
+        self,
+        cmd: RemotingCommand,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_nums: int,
+        max_bytes: int,
+        codes: frozenset[int] | None,
+        timeout_ms: int,
+    ) -> RemotingCommand:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if not await self.broker.hold.hold(topic, queue_id, codes, remaining):
+                break
+            result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
+            code = _response_code(result, offset)
+            if code != ResponseCode.PULL_NOT_FOUND:
+                return self._response(cmd, result, code, topic)
+        result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
+        return self._response(cmd, result, _response_code(result, offset), topic)
+
+    def _subscription(
+        self, group: str, topic: str, sys_flag: int, ext: dict[str, str], sub_version: int
+    ) -> SubscriptionData:
+        if sys_flag & FLAG_SUBSCRIPTION:
+            try:
+                return build_subscription(
+                    topic, ext.get("subscription"), ext.get("expressionType"), sub_version
+                )
+            except SubscriptionError as exc:
+                raise BadRequest(str(exc), ResponseCode.SUBSCRIPTION_PARSE_FAILED) from None
+        info = self.broker.clients.consumer_group(group)
+        if info is None:
+            raise BadRequest(f"the consumer's group info not exist{FAQ}", ResponseCode.SUBSCRIPTION_NOT_EXIST)
+        sub = info.subscriptions.get(topic)
+        if sub is None:
+            raise BadRequest(
+                f"the consumer's subscription not exist{FAQ}", ResponseCode.SUBSCRIPTION_NOT_EXIST
+            )
+        if sub.sub_version < sub_version:
+            raise BadRequest("the consumer's subscription not latest", ResponseCode.SUBSCRIPTION_NOT_LATEST)
+        return sub
+
+    def _response(self, cmd: RemotingCommand, result: GetResult, code: int, topic: str) -> RemotingCommand:
+        ext = {
+            "suggestWhichBrokerId": "0",
+            "nextBeginOffset": str(result.next_begin_offset),
+            "minOffset": str(result.min_offset),
+            "maxOffset": str(result.max_offset),
+        }
+        body: bytes | memoryview = b""
+        if code == ResponseCode.SUCCESS:
+            bufs = result.buffers
+            body = bufs[0] if len(bufs) == 1 else b"".join(bufs)
+            self.broker.stats.on_get(topic, result.message_count, result.byte_count)
+        return cmd.response(code, None if code == ResponseCode.SUCCESS else result.status.value, ext, body)
+
+
+def _response_code(result: GetResult, offset: int) -> int:
+    """GetMessageStatus to response code, as PullMessageProcessor maps them."""
+    status = result.status
+    if status == GetStatus.FOUND:
+        return ResponseCode.SUCCESS
+    if status == GetStatus.NO_MATCHED_MESSAGE:
+        return ResponseCode.PULL_RETRY_IMMEDIATELY
+    if status in (GetStatus.NO_MESSAGE_IN_QUEUE, GetStatus.NO_MATCHED_LOGIC_QUEUE):
+        return ResponseCode.PULL_OFFSET_MOVED if offset != 0 else ResponseCode.PULL_NOT_FOUND
+    if status == GetStatus.OFFSET_OVERFLOW_ONE:
+        return ResponseCode.PULL_NOT_FOUND
+    return ResponseCode.PULL_OFFSET_MOVED

@@ -1,0 +1,283 @@
+"""SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320).
+
+Serves the 4.x and 5.x header forms (V2's one-letter names are mapped back). Checks as the Java
+broker's ``AbstractSendMessageProcessor.msgCheck``: legal topic name, topic allowed for sends,
+auto-creation from the default topic (TBW102), queue id in range (negative = any), writable
+permission, body size against maxMessageSize. Under SYNC_FLUSH the reply waits for the commit
+log to be on disk (FLUSH_DISK_TIMEOUT after syncFlushTimeout). Leaves out (for now): delayed
+messages (DELAY level), %RETRY%/%DLQ% redirection, transactions.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from typing import TYPE_CHECKING
+
+from ferrymq.core.broker.processors.headers import BadRequest, req_int, req_str
+from ferrymq.core.broker.topic_config import (
+    NOT_ALLOWED_SEND,
+    RETRY_GROUP_TOPIC_PREFIX,
+    validate_topic,
+)
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.message import (
+    PROPERTY_CLUSTER,
+    PROPERTY_KEYS,
+    PROPERTY_TAGS,
+    PROPERTY_UNIQ_KEY,
+    PROPERTY_WAIT_STORE_MSG_OK,
+    create_offset_msg_id,
+    decode_batch_body,
+    string_to_properties,
+    tags_code,
+)
+from ferrymq.core.remoting.route import PERM_WRITE, TopicConfig
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.store import PutResult, PutStatus
+from ferrymq.core.store.message_store import StoreError
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+
+V2_NAMES = {
+    "a": "producerGroup",
+    "b": "topic",
+    "c": "defaultTopic",
+    "d": "defaultTopicQueueNums",
+    "e": "queueId",
+    "f": "sysFlag",
+    "g": "bornTimestamp",
+    "h": "flag",
+    "i": "properties",
+    "j": "reconsumeTimes",
+    "k": "unitMode",
+    "l": "maxReconsumeTimes",
+    "m": "batch",
+    "n": "brokerName",
+}
+FAQ = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
+
+
+def _born_host(conn: RemotingConnection) -> tuple[bytes, int]:
+    cached: tuple[bytes, int] | None = conn.attrs.get("born")
+    if cached is None:
+        host, _, port = conn.peer.rpartition(":")
+        try:
+            raw = socket.inet_aton(host)
+        except OSError:
+            raw = b"\x7f\x00\x00\x01"  # IPv6 peers are recorded as loopback v4 (v4 layout only)
+        cached = conn.attrs["born"] = (raw, int(port) if port.isdigit() else 0)
+    return cached
+
+
+class SendMessageProcessor:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.config = broker.config
+        self.store = broker.store
+        self.topics = broker.topics
+        self.cluster_prop = f"{PROPERTY_CLUSTER}\x01{broker.config.broker_cluster_name}\x02"
+
+    def register(self, dispatcher: RequestDispatcher) -> None:
+        dispatcher.register(RequestCode.SEND_MESSAGE, self.send)
+        dispatcher.register(RequestCode.SEND_MESSAGE_V2, self.send)
+        dispatcher.register(RequestCode.SEND_BATCH_MESSAGE, self.send)
+
+    def send(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        ext = cmd.ext_fields
+        if cmd.code != RequestCode.SEND_MESSAGE:
+            ext = {V2_NAMES.get(k, k): v for k, v in ext.items()}
+        try:
+            req_str(ext, "producerGroup")
+            topic = req_str(ext, "topic")
+            queue_id = req_int(ext, "queueId")
+            sys_flag = req_int(ext, "sysFlag")
+            born_ts = req_int(ext, "bornTimestamp")
+            flag = req_int(ext, "flag")
+            tc = self._check_topic(topic, ext, sys_flag, conn)
+            queue_id = self._check_queue(tc, queue_id, ext)
+            batch = cmd.code == RequestCode.SEND_BATCH_MESSAGE or ext.get("batch") == "true"
+            if len(cmd.body) > self.config.max_message_size:
+                raise BadRequest(
+                    f"the message body size over max value, MAX: {self.config.max_message_size}",
+                    ResponseCode.MESSAGE_ILLEGAL,
+                )
+            born = _born_host(conn)
+            reconsume = int(ext.get("reconsumeTimes") or 0)
+            if batch:
+                result, wait = self._put_batch(cmd, topic, queue_id, sys_flag, born_ts, born, reconsume)
+            else:
+                result, wait = self._put_one(
+                    cmd, ext, topic, queue_id, flag, sys_flag, born_ts, born, reconsume
+                )
+        except BadRequest as exc:
+            return exc.response(cmd)
+        except StoreError as exc:
+            return cmd.response(ResponseCode.MESSAGE_ILLEGAL, str(exc))
+        if result.status != PutStatus.OK:
+            return cmd.response(ResponseCode.SERVICE_NOT_AVAILABLE, "the store is not writable now")
+        ip, port = self.store.store_host, self.store.store_port
+        msg_ids = ",".join(create_offset_msg_id(ip, port, off) for off in result.offsets)
+        response = cmd.response(
+            ResponseCode.SUCCESS,
+            ext_fields={
+                "msgId": msg_ids,
+                "queueId": str(queue_id),
+                "queueOffset": str(result.queue_offset),
+                "MSG_REGION": "DefaultRegion",
+                "TRACE_ON": "true",
+            },
+        )
+        self.broker.stats.on_put(topic, result.count, result.size)
+        if wait and self.config.sync_flush:
+            return self._after_flush(response, result)
+        return response
+
+    async def _after_flush(self, response: RemotingCommand, result: PutResult) -> RemotingCommand:
+        if not await self.store.wait_durable(result.end_offset):
+            response.code = ResponseCode.FLUSH_DISK_TIMEOUT
+        return response
+
+    def _check_topic(
+        self, topic: str, ext: dict[str, str], sys_flag: int, conn: RemotingConnection
+    ) -> TopicConfig:
+        reason = validate_topic(topic)
+        if reason:
+            raise BadRequest(reason)
+        if topic in NOT_ALLOWED_SEND:
+            raise BadRequest(f"Sending message to topic[{topic}] is forbidden.", ResponseCode.NO_PERMISSION)
+        tc = self.topics.get(topic)
+        if tc is None:
+            if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+                tc = self.topics.create_if_absent(topic, 1)
+            else:
+                default_topic = ext.get("defaultTopic", "")
+                queue_nums = int(ext.get("defaultTopicQueueNums") or self.config.default_topic_queue_nums)
+                tc = self.topics.create_in_send(topic, default_topic, queue_nums, 0)
+            if tc is None:
+                raise BadRequest(
+                    f"topic[{topic}] not exist, apply first please!{FAQ}", ResponseCode.TOPIC_NOT_EXIST
+                )
+            self.broker.topic_created(tc)
+        if not tc.perm & PERM_WRITE:
+            raise BadRequest(f"the topic[{topic}] sending message is forbidden", ResponseCode.NO_PERMISSION)
+        return tc
+
+    @staticmethod
+    def _check_queue(tc: TopicConfig, queue_id: int, ext: dict[str, str]) -> int:
+        if queue_id < 0:
+            return random.randrange(max(1, tc.write_queue_nums))
+        valid = max(tc.write_queue_nums, tc.read_queue_nums)
+        if queue_id >= valid:
+            raise BadRequest(
+                f"request queueId[{queue_id}] is illegal, TopicConfig [topicName={tc.topic_name}, "
+                f"readQueueNums={tc.read_queue_nums}, writeQueueNums={tc.write_queue_nums}] "
+                f"Producer: {ext.get('producerGroup')}"
+            )
+        return queue_id
+
+    def _put_one(
+        self,
+        cmd: RemotingCommand,
+        ext: dict[str, str],
+        topic: str,
+        queue_id: int,
+        flag: int,
+        sys_flag: int,
+        born_ts: int,
+        born: tuple[bytes, int],
+        reconsume: int,
+    ) -> tuple[PutResult, bool]:
+        props_str = ext.get("properties", "")
+        props = string_to_properties(props_str)
+        if props_str and not props_str.endswith("\x02"):
+            props_str += "\x02"
+        keys = props.get(PROPERTY_KEYS)
+        result = self.store.put_message(
+            topic,
+            queue_id,
+            bytes(cmd.body),
+            props_str + self.cluster_prop,
+            tags_code=tags_code(props.get(PROPERTY_TAGS)),
+            keys=keys.split() if keys else None,
+            uniq_key=props.get(PROPERTY_UNIQ_KEY),
+            flag=flag,
+            sys_flag=sys_flag,
+            born_timestamp=born_ts,
+            born_host=born[0],
+            born_port=born[1],
+            reconsume_times=reconsume,
+        )
+        return result, props.get(PROPERTY_WAIT_STORE_MSG_OK, "true") != "false"
+
+    def _put_batch(
+        self,
+        cmd: RemotingCommand,
+        topic: str,
+        queue_id: int,
+        sys_flag: int,
+        born_ts: int,
+        born: tuple[bytes, int],
+        reconsume: int,
+    ) -> tuple[PutResult, bool]:
+        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+            raise BadRequest(
+                "batch request does not support retry group " + topic, ResponseCode.MESSAGE_ILLEGAL
+            )
+        try:
+            items = decode_batch_body(cmd.body)
+        except ValueError as exc:
+            raise BadRequest(f"the batch body is malformed: {exc}", ResponseCode.MESSAGE_ILLEGAL) from None
+        if not items:
+            raise BadRequest("the batch is empty", ResponseCode.MESSAGE_ILLEGAL)
+        first: PutResult | None = None
+        offsets: list[int] = []
+        total = 0
+        last: PutResult | None = None
+        wait = True
+        for item in items:
+            props = string_to_properties(item.properties)
+            if "DELAY" in props:
+                raise BadRequest("not support delay message in batch", ResponseCode.MESSAGE_ILLEGAL)
+            props_str = item.properties
+            if props_str and not props_str.endswith("\x02"):
+                props_str += "\x02"
+            keys = props.get(PROPERTY_KEYS)
+            last = self.store.put_message(
+                topic,
+                queue_id,
+                item.body,
+                props_str + self.cluster_prop,
+                tags_code=tags_code(props.get(PROPERTY_TAGS)),
+                keys=keys.split() if keys else None,
+                uniq_key=props.get(PROPERTY_UNIQ_KEY),
+                flag=item.flag,
+                sys_flag=sys_flag,
+                born_timestamp=born_ts,
+                born_host=born[0],
+                born_port=born[1],
+                reconsume_times=reconsume,
+            )
+            if last.status != PutStatus.OK:
+                return last, False
+            if first is None:
+                first = last
+            offsets.append(last.phys_offset)
+            total += last.size
+            wait = wait and props.get(PROPERTY_WAIT_STORE_MSG_OK, "true") != "false"
+        assert first is not None and last is not None
+        return (
+            PutResult(
+                PutStatus.OK,
+                first.phys_offset,
+                first.queue_offset,
+                first.store_timestamp,
+                total,
+                len(items),
+                offsets,
+                last.end_offset,
+            ),
+            wait,
+        )

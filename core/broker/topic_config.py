@@ -1,0 +1,136 @@
+"""Topics this broker hosts, persisted to ``config/topics.json`` (RocketMQ's TopicConfigManager).
+
+System topics are created at start; ``TBW102`` is the template a producer's unknown topic is
+auto-created from when autoCreateTopicEnable is on. Names are validated as RocketMQ's
+``TopicValidator`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from pathlib import Path
+
+from ferrymq.core.config import BrokerConfig
+from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.core.remoting.route import (
+    PERM_INHERIT,
+    PERM_READ,
+    PERM_WRITE,
+    DataVersion,
+    TopicConfig,
+)
+
+log = logging.getLogger("ferrymq.topics")
+
+AUTO_CREATE_TOPIC_KEY = "TBW102"
+SELF_TEST_TOPIC = "SELF_TEST_TOPIC"
+OFFSET_MOVED_EVENT = "OFFSET_MOVED_EVENT"
+SCHEDULE_TOPIC = "SCHEDULE_TOPIC_XXXX"
+TRACE_TOPIC = "RMQ_SYS_TRACE_TOPIC"
+RETRY_GROUP_TOPIC_PREFIX = "%RETRY%"
+DLQ_GROUP_TOPIC_PREFIX = "%DLQ%"
+TOPIC_MAX_LENGTH = 127
+_VALID = re.compile(r"^[%|a-zA-Z0-9_-]+$")
+#: topics a producer may not send to (``TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET``)
+NOT_ALLOWED_SEND = frozenset(
+    {SCHEDULE_TOPIC, "RMQ_SYS_TRANS_HALF_TOPIC", "RMQ_SYS_TRANS_OP_HALF_TOPIC", "TRANS_CHECK_MAX_TIME_TOPIC"}
+)
+
+
+def validate_topic(topic: str) -> str | None:
+    """None if ``topic`` is a legal name, else the reason (RocketMQ's wording)."""
+    if not topic:
+        return "The specified topic is blank."
+    if len(topic) > TOPIC_MAX_LENGTH:
+        return f"The specified topic is longer than topic max length {TOPIC_MAX_LENGTH}."
+    if not _VALID.match(topic):
+        return f"The specified topic[{topic}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$"
+    return None
+
+
+class TopicConfigManager:
+    def __init__(self, path: Path, config: BrokerConfig) -> None:
+        self.path = path
+        self.config = config
+        self.topics: dict[str, TopicConfig] = {}
+        self.data_version = DataVersion()
+        data = read_json(path)
+        if isinstance(data, dict):
+            for name, obj in (data.get("topicConfigTable") or {}).items():
+                self.topics[name] = TopicConfig.from_json(obj, name)
+            self.data_version = DataVersion.from_json(data.get("dataVersion"))
+        self._create_system_topics()
+
+    def _create_system_topics(self) -> None:
+        c = self.config
+        n = c.default_topic_queue_nums
+        system = [TopicConfig(SELF_TEST_TOPIC, 1, 1), TopicConfig(OFFSET_MOVED_EVENT, 1, 1)]
+        if c.auto_create_topic_enable:
+            system.append(TopicConfig(AUTO_CREATE_TOPIC_KEY, n, n, PERM_INHERIT | PERM_READ | PERM_WRITE))
+        system.append(TopicConfig(c.broker_cluster_name, 16, 16, PERM_INHERIT | PERM_READ | PERM_WRITE))
+        system.append(TopicConfig(c.broker_name, 1, 1, PERM_INHERIT | PERM_READ | PERM_WRITE))
+        system.append(TopicConfig(SCHEDULE_TOPIC, 18, 18))
+        system.append(TopicConfig(TRACE_TOPIC, 1, 1))
+        changed = False
+        for tc in system:
+            if tc.topic_name not in self.topics:
+                self.topics[tc.topic_name] = tc
+                changed = True
+        if changed:
+            self.data_version.next_version()
+            self.persist()
+
+    def get(self, topic: str) -> TopicConfig | None:
+        return self.topics.get(topic)
+
+    def persist(self) -> None:
+        write_json_atomic(
+            self.path,
+            {
+                "dataVersion": self.data_version.to_json(),
+                "topicConfigTable": {n: tc.to_json() for n, tc in self.topics.items()},
+            },
+        )
+
+    def update(self, tc: TopicConfig) -> None:
+        old = self.topics.get(tc.topic_name)
+        self.topics[tc.topic_name] = tc
+        if old != tc:
+            log.info("topic %s: %s", "updated" if old else "created", tc)
+            self.data_version.next_version()
+            self.persist()
+
+    def delete(self, topic: str) -> bool:
+        if self.topics.pop(topic, None) is None:
+            return False
+        log.info("topic deleted: %s", topic)
+        self.data_version.next_version()
+        self.persist()
+        return True
+
+    def create_in_send(
+        self, topic: str, default_topic: str, queue_nums: int, sys_flag: int = 0
+    ) -> TopicConfig | None:
+        """Auto-create ``topic`` from an inheritable template (``createTopicInSendMessageMethod``)."""
+        template = self.topics.get(default_topic)
+        if template is None or not template.perm & PERM_INHERIT:
+            return None
+        if default_topic == AUTO_CREATE_TOPIC_KEY and not self.config.auto_create_topic_enable:
+            return None
+        n = max(1, min(queue_nums, template.write_queue_nums))
+        tc = TopicConfig(topic, n, n, template.perm & ~PERM_INHERIT, topic_sys_flag=sys_flag)
+        self.update(tc)
+        return tc
+
+    def create_if_absent(self, topic: str, queues: int, perm: int = PERM_READ | PERM_WRITE) -> TopicConfig:
+        tc = self.topics.get(topic)
+        if tc is None:
+            tc = TopicConfig(topic, queues, queues, perm)
+            self.update(tc)
+        return tc
+
+    @staticmethod
+    def random_queue(tc: TopicConfig) -> int:
+        return random.randrange(max(1, tc.write_queue_nums))

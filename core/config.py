@@ -1,0 +1,139 @@
+"""Broker configuration: RocketMQ's ``broker.conf`` keys, validated by pydantic.
+
+``broker.conf`` is a Java properties file; keys keep RocketMQ's names so an existing file works.
+An unknown key gets a warning naming it; a bad value stops start-up with an error naming the key
+and the value (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+log = logging.getLogger("ferrymq.config")
+
+DEFAULT_DATA_DIR = Path(os.environ.get("FERRYMQ_HOME", Path.home() / ".ferrymq")) / "store"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names key and value."""
+
+
+class BrokerConfig(BaseModel):
+    """Everything a broker needs; field aliases are the broker.conf keys."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", validate_assignment=True)
+
+    broker_cluster_name: str = Field("DefaultCluster", alias="brokerClusterName", min_length=1)
+    broker_name: str = Field("broker-a", alias="brokerName", min_length=1)
+    broker_id: int = Field(0, alias="brokerId", ge=0)
+    namesrv_addr: str | None = Field(None, alias="namesrvAddr")
+    listen_port: int = Field(10911, alias="listenPort", ge=0, le=65535)
+    broker_ip1: str = Field("127.0.0.1", alias="brokerIP1")
+    listen_host: str = Field("0.0.0.0", alias="listenHost")
+    store_path_root_dir: Path = Field(DEFAULT_DATA_DIR, alias="storePathRootDir")
+    flush_disk_type: Literal["ASYNC_FLUSH", "SYNC_FLUSH"] = Field("ASYNC_FLUSH", alias="flushDiskType")
+    file_reserved_time: float = Field(72, alias="fileReservedTime", ge=0)  # hours
+    delete_when: str = Field("04", alias="deleteWhen")
+    auto_create_topic_enable: bool = Field(True, alias="autoCreateTopicEnable")
+    default_topic_queue_nums: int = Field(8, alias="defaultTopicQueueNums", ge=1, le=1024)
+    max_message_size: int = Field(4 * 1024 * 1024, alias="maxMessageSize", ge=1, le=1024 * 1024 * 1024)
+    # store tuning (RocketMQ MessageStoreConfig names)
+    mapped_file_size_commit_log: int = Field(
+        1024 * 1024 * 1024, alias="mappedFileSizeCommitLog", ge=64 * 1024
+    )
+    mapped_file_size_consume_queue: int = Field(300_000 * 20, alias="mappedFileSizeConsumeQueue", ge=20)
+    max_hash_slot_num: int = Field(5_000_000, alias="maxHashSlotNum", ge=1)
+    max_index_num: int = Field(20_000_000, alias="maxIndexNum", ge=2)
+    flush_interval_commit_log: int = Field(500, alias="flushIntervalCommitLog", ge=1)  # ms
+    sync_flush_timeout: int = Field(5000, alias="syncFlushTimeout", ge=1)  # ms
+    clean_resource_interval: int = Field(10_000, alias="cleanResourceInterval", ge=100)  # ms
+    disk_max_used_space_ratio: int = Field(75, alias="diskMaxUsedSpaceRatio", ge=10, le=95)
+    flush_consumer_offset_interval: int = Field(5000, alias="flushConsumerOffsetInterval", ge=100)
+    # broker behaviour
+    register_name_server_period: int = Field(30_000, alias="registerNameServerPeriod", ge=100)  # ms
+    broker_not_active_timeout_millis: int = Field(120_000, alias="brokerNotActiveTimeoutMillis", ge=100)
+    long_polling_enable: bool = Field(True, alias="longPollingEnable")
+    short_polling_time_mills: int = Field(1000, alias="shortPollingTimeMills", ge=0)
+    max_frame_size: int = Field(16 * 1024 * 1024, alias="serverMaxFrameSize", ge=1024)
+    channel_expired_timeout: int = Field(120_000, alias="channelExpiredTimeout", ge=100)  # ms
+    max_filter_message_count: int = Field(16_000, alias="maxFilterMessageCount", ge=1)
+    # frontends (later issues): 0 disables
+    kafka_listen_port: int = Field(0, alias="kafkaListenPort", ge=0, le=65535)
+    admin_port: int = Field(0, alias="adminPort", ge=0, le=65535)
+
+    @field_validator("delete_when")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        for part in value.split(";"):
+            if not part.strip().isdigit() or not 0 <= int(part) <= 23:
+                raise ValueError("deleteWhen must be hours 00-23 separated by ';'")
+        return value
+
+    @property
+    def broker_addr(self) -> str:
+        return f"{self.broker_ip1}:{self.listen_port}"
+
+    @property
+    def sync_flush(self) -> bool:
+        return self.flush_disk_type == "SYNC_FLUSH"
+
+    @property
+    def namesrv_addrs(self) -> list[str]:
+        if not self.namesrv_addr:
+            return []
+        return [a.strip() for a in self.namesrv_addr.split(";") if a.strip()]
+
+    @classmethod
+    def from_properties(cls, text: str, **overrides: object) -> BrokerConfig:
+        """Build from broker.conf text; unknown keys are logged and ignored."""
+        raw = parse_properties(text)
+        known = {f.alias or name for name, f in cls.model_fields.items()} | set(cls.model_fields)
+        values: dict[str, object] = {}
+        for key, value in raw.items():
+            if key in known:
+                values[key] = value
+            else:
+                log.warning("broker.conf: unknown key %r ignored", key)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.build(values)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: object) -> BrokerConfig:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        return cls.from_properties(text, **overrides)
+
+    @classmethod
+    def build(cls, values: dict[str, object]) -> BrokerConfig:
+        """Validate, turning pydantic's error into one that names key and value."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                key = ".".join(str(p) for p in err["loc"])
+                problems.append(f"{key}={values.get(key, err.get('input'))!r}: {err['msg']}")
+            raise ConfigError("invalid broker configuration: " + "; ".join(problems)) from None
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """A Java properties file: ``key=value`` or ``key: value`` lines, ``#``/``!`` comments."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        for i, ch in enumerate(line):
+            if ch in "=:":
+                out[line[:i].strip()] = line[i + 1 :].strip()
+                break
+        else:
+            out[line] = ""
+    return out

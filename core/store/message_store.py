@@ -1,0 +1,594 @@
+"""MessageStore: puts and gets over the commit log, consume queues and index.
+
+Layout under the store root (RocketMQ's)::
+
+    commitlog/<20-digit offset>            segments of the commit log
+    consumequeue/<topic>/<queueId>/<pos>   consume queue files
+    index/<timestamp>                      key index files
+    checkpoint                             commit-log offset whose dispatch is durable
+    abort                                  present while running: its presence at start = crash
+
+Everything runs on the event-loop thread except fdatasync, which runs in a worker thread. The
+commit log is the source of truth: at start after a crash, entries from the checkpoint on are
+validated (CRC included) and re-dispatched into consume queues (idempotently: a unit's position
+is its queue offset) and the index; a torn tail is cut off, so no message is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from ferrymq.core.config import BrokerConfig
+from ferrymq.core.remoting.message import (
+    MAGIC_V1,
+    MAGIC_V2,
+    SYSFLAG_BORNHOST_V6,
+    encode_stored_message,
+    ip_bytes,
+    stored_size,
+)
+from ferrymq.core.store.commit_log import (
+    BATCH_HEAD,
+    BATCH_MAGIC,
+    CommitLog,
+    CorruptRecord,
+    DispatchRequest,
+    describe_entry,
+    encode_batch_entry,
+)
+from ferrymq.core.store.consume_queue import UNIT, UNIT_SIZE, ConsumeQueue
+from ferrymq.core.store.index_file import IndexService
+
+log = logging.getLogger("ferrymq.store")
+
+ArrivalListener = Callable[[str, int, int, int], None]  # topic, queue id, last queue offset, tag code
+
+
+class PutStatus(Enum):
+    OK = "PUT_OK"
+    FLUSH_DISK_TIMEOUT = "FLUSH_DISK_TIMEOUT"
+    MESSAGE_ILLEGAL = "MESSAGE_ILLEGAL"
+    SERVICE_NOT_AVAILABLE = "SERVICE_NOT_AVAILABLE"
+
+
+@dataclass(slots=True)
+class PutResult:
+    status: PutStatus
+    phys_offset: int = 0
+    queue_offset: int = 0
+    store_timestamp: int = 0
+    size: int = 0
+    count: int = 1
+    #: commit-log offset of each stored message, for a batch of separate records
+    offsets: list[int] = field(default_factory=list)
+    end_offset: int = 0  # commit-log offset just after what this put wrote
+
+
+class GetStatus(Enum):
+    FOUND = "FOUND"
+    NO_MATCHED_MESSAGE = "NO_MATCHED_MESSAGE"
+    NO_MESSAGE_IN_QUEUE = "NO_MESSAGE_IN_QUEUE"
+    NO_MATCHED_LOGIC_QUEUE = "NO_MATCHED_LOGIC_QUEUE"
+    OFFSET_TOO_SMALL = "OFFSET_TOO_SMALL"
+    OFFSET_OVERFLOW_ONE = "OFFSET_OVERFLOW_ONE"
+    OFFSET_OVERFLOW_BADLY = "OFFSET_OVERFLOW_BADLY"
+
+
+@dataclass(slots=True)
+class GetResult:
+    status: GetStatus
+    next_begin_offset: int
+    min_offset: int
+    max_offset: int
+    buffers: list[memoryview] = field(default_factory=list)
+    message_count: int = 0
+    byte_count: int = 0
+
+
+class StoreError(Exception):
+    """A put that cannot be stored (illegal message, store not writable)."""
+
+
+class MessageStore:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.root = Path(config.store_path_root_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.commit_log = CommitLog(self.root / "commitlog", config.mapped_file_size_commit_log)
+        self.index = IndexService(self.root / "index", config.max_hash_slot_num, config.max_index_num)
+        self.consume_queues: dict[tuple[str, int], ConsumeQueue] = {}
+        self.arrival_listeners: list[ArrivalListener] = []
+        self.store_host = ip_bytes(config.broker_ip1)
+        self.store_port = config.listen_port
+        self.flushed_offset = 0
+        self.dispatched_durable = 0
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flush_wakeup: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_lock: asyncio.Lock | None = None
+        self.recovered_crash = False
+        self.writable = True
+        self._load()
+
+    # ---- start-up and recovery ---------------------------------------------------------------
+
+    @property
+    def _abort_file(self) -> Path:
+        return self.root / "abort"
+
+    @property
+    def _checkpoint_file(self) -> Path:
+        return self.root / "checkpoint"
+
+    def _load(self) -> None:
+        cq_root = self.root / "consumequeue"
+        if cq_root.is_dir():
+            for topic_dir in sorted(cq_root.iterdir()):
+                for qdir in sorted(topic_dir.iterdir()):
+                    if qdir.name.isdigit():
+                        self._open_cq(topic_dir.name, int(qdir.name))
+        checkpoint = self._read_checkpoint()
+        crashed = self._abort_file.exists()
+        self.recovered_crash = crashed
+        start = checkpoint.get("dispatched", self.commit_log.min_offset)
+        if crashed:
+            log.warning("store was not shut down cleanly: recovering from commit-log offset %d", start)
+        else:
+            start = checkpoint.get("end", start)
+        redispatch: list[DispatchRequest] = list(self.commit_log.scan(start))
+        end = self.commit_log.write_offset
+        if not crashed and end != checkpoint.get("end", end):
+            log.warning("commit log continues past the clean-shutdown checkpoint; re-dispatching")
+        self.commit_log.truncate_tail()
+        for cq in self.consume_queues.values():
+            cq.truncate_after_phys(end)
+        for req in redispatch:
+            self._dispatch(req)
+        for cq in self.consume_queues.values():
+            cq.correct_min_offset(self.commit_log.min_offset)
+        if crashed and redispatch:
+            log.warning("recovered %d commit-log entries up to offset %d", len(redispatch), end)
+        self.flushed_offset = end
+        self.dispatched_durable = end
+        self._abort_file.write_text(str(os.getpid()))
+
+    def _read_checkpoint(self) -> dict[str, int]:
+        try:
+            data = json.loads(self._checkpoint_file.read_text())
+            return {k: int(v) for k, v in data.items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _write_checkpoint(self, dispatched: int, end: int | None = None) -> None:
+        data = {"dispatched": dispatched}
+        if end is not None:
+            data["end"] = end
+        tmp = self._checkpoint_file.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._checkpoint_file)
+
+    def _open_cq(self, topic: str, queue_id: int) -> ConsumeQueue:
+        cq = ConsumeQueue(
+            self.root / "consumequeue" / topic / str(queue_id),
+            topic,
+            queue_id,
+            self.config.mapped_file_size_consume_queue,
+        )
+        self.consume_queues[(topic, queue_id)] = cq
+        return cq
+
+    def _dispatch(self, req: DispatchRequest) -> None:
+        cq = self.consume_queues.get((req.topic, req.queue_id)) or self._open_cq(req.topic, req.queue_id)
+        if req.count == 1:
+            cq.put(req.queue_offset, req.offset, req.size, req.tags_code)
+        else:
+            cq.put_units(req.queue_offset, UNIT.pack(req.offset, req.size, 0) * req.count)
+        self.index.put(req.topic, req.keys, req.uniq_key, req.offset, req.store_timestamp)
+
+    # ---- background services -----------------------------------------------------------------
+
+    def start_services(self) -> None:
+        """Start flushing and retention on the running loop."""
+        self._flush_wakeup = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._tasks.append(asyncio.create_task(self._flush_loop(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(self._clean_loop(), name="store-clean"))
+
+    async def _flush_loop(self) -> None:
+        assert self._flush_wakeup is not None
+        interval = self.config.flush_interval_commit_log / 1000
+        while True:
+            try:
+                await asyncio.wait_for(self._flush_wakeup.wait(), interval)
+            except TimeoutError:
+                pass
+            self._flush_wakeup.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("flush failed")
+
+    async def flush(self) -> None:
+        """Flush the commit log, then consume queues and index, then record the checkpoint."""
+        assert self._flush_lock is not None
+        async with self._flush_lock:
+            target = self.commit_log.write_offset
+            if target == self.flushed_offset and target == self.dispatched_durable:
+                return
+            await asyncio.to_thread(self.commit_log.flush)
+            self.flushed_offset = target
+            waiters = self._flush_waiters
+            self._flush_waiters = [w for w in waiters if w[0] > target]
+            for off, fut in waiters:
+                if off <= target and not fut.done():
+                    fut.set_result(None)
+            cqs = list(self.consume_queues.values())
+            await asyncio.to_thread(self._flush_derived, cqs, target)
+            self.dispatched_durable = target
+
+    def _flush_derived(self, cqs: list[ConsumeQueue], target: int) -> None:
+        for cq in cqs:
+            cq.flush()
+        self.index.flush()
+        self._write_checkpoint(target)
+
+    async def wait_durable(self, end_offset: int) -> bool:
+        """SYNC_FLUSH: wait until the commit log is on disk up to ``end_offset`` (group commit)."""
+        if self.flushed_offset >= end_offset:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((end_offset, fut))
+        if self._flush_wakeup is not None:
+            self._flush_wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self.config.sync_flush_timeout / 1000)
+            return True
+        except TimeoutError:
+            return False
+
+    async def _clean_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.clean_resource_interval / 1000)
+            try:
+                self.clean_expired()
+            except Exception:
+                log.exception("retention clean-up failed")
+
+    def clean_expired(self, now: float | None = None, force: bool = False) -> int:
+        """Delete commit-log segments older than fileReservedTime; returns how many went.
+
+        Runs at the deleteWhen hours, when the disk is fuller than diskMaxUsedSpaceRatio, or when
+        forced. The segment being written is never deleted.
+        """
+        now = time.time() if now is None else now
+        if not force:
+            hour = time.localtime(now).tm_hour
+            hours = {int(h) for h in self.config.delete_when.split(";")}
+            usage = shutil.disk_usage(self.root)
+            disk_full = usage.used * 100 / max(usage.total, 1) > self.config.disk_max_used_space_ratio
+            if hour not in hours and not disk_full:
+                return 0
+        reserved = self.config.file_reserved_time * 3600
+        deleted = 0
+        files = self.commit_log.files
+        while len(files.files) > 1:
+            first = files.files[0]
+            if now - os.stat(first.path).st_mtime < reserved:
+                break
+            log.info("retention: deleting commit-log segment %s", first.path.name)
+            files.delete_first()
+            deleted += 1
+        if deleted:
+            min_phys = self.commit_log.min_offset
+            for cq in self.consume_queues.values():
+                cq.correct_min_offset(min_phys)
+            self.index.delete_before(min_phys)
+        return deleted
+
+    async def shutdown(self) -> None:
+        """Stop services, flush everything and mark the shutdown clean."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        self.close()
+
+    def close(self) -> None:
+        end = self.commit_log.write_offset
+        self.commit_log.flush()
+        self._flush_derived(list(self.consume_queues.values()), end)
+        self._write_checkpoint(end, end)
+        for cq in self.consume_queues.values():
+            cq.close()
+        self.index.close()
+        self.commit_log.close()
+        self._abort_file.unlink(missing_ok=True)
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def consume_queue(self, topic: str, queue_id: int) -> ConsumeQueue:
+        return self.consume_queues.get((topic, queue_id)) or self._open_cq(topic, queue_id)
+
+    def put_message(
+        self,
+        topic: str,
+        queue_id: int,
+        body: bytes,
+        properties: str,
+        *,
+        tags_code: int = 0,
+        keys: list[str] | None = None,
+        uniq_key: str | None = None,
+        flag: int = 0,
+        sys_flag: int = 0,
+        born_timestamp: int = 0,
+        born_host: bytes = b"\x7f\x00\x00\x01",
+        born_port: int = 0,
+        reconsume_times: int = 0,
+    ) -> PutResult:
+        """Append one message; its queue offset is the queue's next one."""
+        if not self.writable:
+            return PutResult(PutStatus.SERVICE_NOT_AVAILABLE)
+        props = properties.encode()
+        if len(props) > 32767:
+            raise StoreError(f"properties of {len(props)} bytes exceed 32767")
+        cq = self.consume_queue(topic, queue_id)
+        tb = topic.encode()
+        size = stored_size(len(body), len(tb), len(props))
+        f, phys = self.commit_log.reserve(size)
+        queue_offset = cq.max_offset
+        now = int(time.time() * 1000)
+        record = encode_stored_message(
+            topic=tb,
+            body=body,
+            properties=props,
+            queue_id=queue_id,
+            queue_offset=queue_offset,
+            physical_offset=phys,
+            flag=flag,
+            sys_flag=sys_flag,
+            born_timestamp=born_timestamp or now,
+            born_host=born_host,
+            born_port=born_port,
+            store_timestamp=now,
+            store_host=self.store_host,
+            store_port=self.store_port,
+            reconsume_times=reconsume_times,
+        )
+        self.commit_log.append(f, phys, record)
+        cq.put(queue_offset, phys, size, tags_code)
+        if keys or uniq_key:
+            self.index.put(topic, keys or [], uniq_key, phys, now)
+        for listener in self.arrival_listeners:
+            listener(topic, queue_id, queue_offset, tags_code)
+        return PutResult(PutStatus.OK, phys, queue_offset, now, size, 1, [phys], phys + size)
+
+    def put_batch_entry(
+        self, topic: str, queue_id: int, count: int, fmt: int, payload: bytes | memoryview
+    ) -> PutResult:
+        """Append ``count`` messages as one verbatim entry (e.g. a Kafka record batch)."""
+        if not self.writable:
+            return PutResult(PutStatus.SERVICE_NOT_AVAILABLE)
+        cq = self.consume_queue(topic, queue_id)
+        tb = topic.encode()
+        size = BATCH_HEAD.size + len(tb) + len(payload)
+        f, phys = self.commit_log.reserve(size)
+        base = cq.max_offset
+        now = int(time.time() * 1000)
+        entry = encode_batch_entry(
+            topic=tb,
+            queue_id=queue_id,
+            base_queue_offset=base,
+            physical_offset=phys,
+            store_timestamp=now,
+            count=count,
+            fmt=fmt,
+            payload=payload,
+        )
+        self.commit_log.append(f, phys, entry)
+        cq.put_units(base, UNIT.pack(phys, size, 0) * count)
+        for listener in self.arrival_listeners:
+            listener(topic, queue_id, base + count - 1, 0)
+        return PutResult(PutStatus.OK, phys, base, now, size, count, [phys], phys + size)
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def get_messages(
+        self,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_nums: int,
+        max_bytes: int = 64 * 1024 * 1024,
+        tag_codes: frozenset[int] | set[int] | None = None,
+    ) -> GetResult:
+        """Stored entries from ``offset``: up to ``max_nums`` messages matching ``tag_codes``.
+
+        Adjacent entries are served as one buffer, so an unfiltered pull of a busy queue costs
+        a few slices, not one per message.
+        """
+        cq = self.consume_queues.get((topic, queue_id))
+        if cq is None:
+            return GetResult(GetStatus.NO_MATCHED_LOGIC_QUEUE, 0, 0, 0)
+        lo, hi = cq.min_offset, cq.max_offset
+        if hi == lo:
+            return GetResult(GetStatus.NO_MESSAGE_IN_QUEUE, lo, lo, hi)
+        if offset < lo:
+            return GetResult(GetStatus.OFFSET_TOO_SMALL, lo, lo, hi)
+        if offset == hi:
+            return GetResult(GetStatus.OFFSET_OVERFLOW_ONE, offset, lo, hi)
+        if offset > hi:
+            return GetResult(GetStatus.OFFSET_OVERFLOW_BADLY, lo if lo == 0 else hi, lo, hi)
+        result = GetResult(GetStatus.NO_MATCHED_MESSAGE, offset, lo, hi)
+        buffers = result.buffers
+        clog = self.commit_log
+        min_phys = clog.min_offset
+        budget = max(self.config.max_filter_message_count, max_nums)
+        cursor = offset
+        span_start = span_end = -1
+        found = total = 0
+        last_phys = -1
+        done = False
+        while not done and cursor < hi and budget > 0:
+            units = cq.read_units(cursor, min(budget, 1024))
+            if not units:
+                break
+            for phys, size, tag in UNIT.iter_unpack(units):
+                cursor += 1
+                budget -= 1
+                if phys == last_phys:  # more messages of the batch entry already taken
+                    continue
+                if phys < min_phys or (tag_codes is not None and tag not in tag_codes):
+                    continue
+                last_phys = phys
+                if span_end == phys:
+                    span_end += size
+                else:
+                    if span_start >= 0:
+                        buffers.append(clog.read(span_start, span_end - span_start))
+                    span_start, span_end = phys, phys + size
+                found += 1
+                total += size
+                if found >= max_nums or total >= max_bytes:
+                    done = True
+                    break
+        if span_start >= 0:
+            buffers.append(clog.read(span_start, span_end - span_start))
+        # a batch entry taken above counts every message it holds: continue past its units
+        if last_phys >= 0:
+            while cursor < hi:
+                u = cq.unit(cursor)
+                if u is None or u[0] != last_phys:
+                    break
+                cursor += 1
+        result.next_begin_offset = cursor
+        result.message_count = found
+        result.byte_count = total
+        if found:
+            result.status = GetStatus.FOUND
+        return result
+
+    def max_offset(self, topic: str, queue_id: int) -> int:
+        cq = self.consume_queues.get((topic, queue_id))
+        return cq.max_offset if cq else 0
+
+    def min_offset(self, topic: str, queue_id: int) -> int:
+        cq = self.consume_queues.get((topic, queue_id))
+        return cq.min_offset if cq else 0
+
+    def entry_store_timestamp(self, phys: int) -> int:
+        head = self.commit_log.read(phys, 64)
+        _, magic = struct.unpack_from(">ii", head, 0)
+        if magic == BATCH_MAGIC:
+            return struct.unpack_from(">q", head, 28)[0]
+        if magic in (MAGIC_V1, MAGIC_V2):
+            (sys_flag,) = struct.unpack_from(">i", head, 36)
+            pos = 48 + (20 if sys_flag & SYSFLAG_BORNHOST_V6 else 8)
+            return struct.unpack_from(">q", head, pos)[0]
+        raise CorruptRecord(f"no entry at {phys}")
+
+    def queue_store_timestamp(self, topic: str, queue_id: int, queue_offset: int) -> int | None:
+        cq = self.consume_queues.get((topic, queue_id))
+        unit = cq.unit(queue_offset) if cq else None
+        if unit is None or unit[0] < self.commit_log.min_offset:
+            return None
+        return self.entry_store_timestamp(unit[0])
+
+    def offset_by_time(self, topic: str, queue_id: int, timestamp: int) -> int:
+        """The first queue offset stored at or after ``timestamp``; the max offset if none."""
+        cq = self.consume_queues.get((topic, queue_id))
+        if cq is None:
+            return 0
+        lo, hi = cq.min_offset, cq.max_offset
+        while lo < hi:
+            mid = (lo + hi) // 2
+            ts = self.queue_store_timestamp(topic, queue_id, mid)
+            if ts is not None and ts >= timestamp:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def look_message(self, phys: int) -> bytes | None:
+        """The entry starting at commit-log offset ``phys``, if one does (checked, CRC included)."""
+        if phys < self.commit_log.min_offset or phys >= self.commit_log.write_offset:
+            return None
+        f = self.commit_log.files.file_for(phys)
+        if f is None:
+            return None
+        try:
+            req = describe_entry(f.view, phys - f.start, phys, f.size - (phys - f.start))
+        except CorruptRecord:
+            return None
+        return bytes(self.commit_log.read(phys, req.size))
+
+    def query_by_key(
+        self, topic: str, key: str, max_num: int, begin_ms: int, end_ms: int, unique: bool = False
+    ) -> list[bytes]:
+        """Messages of ``topic`` whose KEYS (or UNIQ_KEY, when ``unique``) contain ``key``."""
+        out: list[bytes] = []
+        for phys in self.index.lookup(topic, key, max_num * 2, begin_ms, end_ms):
+            if phys < self.commit_log.min_offset:
+                continue
+            f = self.commit_log.files.file_for(phys)
+            if f is None:
+                continue
+            try:
+                req = describe_entry(f.view, phys - f.start, phys, f.size - (phys - f.start))
+            except CorruptRecord:
+                continue
+            matched = req.uniq_key == key if unique else key in req.keys
+            if req.topic == topic and matched:
+                out.append(bytes(self.commit_log.read(phys, req.size)))
+                if len(out) >= max_num:
+                    break
+        return out
+
+    def topics_in_store(self) -> set[str]:
+        return {t for t, _ in self.consume_queues}
+
+    def delete_topic(self, topic: str) -> None:
+        """Forget a topic's consume queues (its commit-log bytes age out with retention)."""
+        for key in [k for k in self.consume_queues if k[0] == topic]:
+            cq = self.consume_queues.pop(key)
+            cq.close()
+        shutil.rmtree(self.root / "consumequeue" / topic, ignore_errors=True)
+
+    @property
+    def disk_used_bytes(self) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
+                except OSError:
+                    pass
+        return total
+
+
+__all__ = [
+    "UNIT_SIZE",
+    "GetResult",
+    "GetStatus",
+    "MessageStore",
+    "PutResult",
+    "PutStatus",
+    "StoreError",
+]
