@@ -1,0 +1,154 @@
+"""Run a real ``ferrymq serve`` process from tests (ours, and users' own).
+
+The server binds port 0 and the real ports are read from its ``ferrymq ready`` line, so two test
+runs never race for a port. ``kill()`` sends SIGKILL (a crash); ``restart()`` brings the server
+back on the same ports and data directory. Logs go to ``<data_dir>/server.log``.
+
+    with FerryServer(tmp_path) as server:
+        producer = Producer(namesrv_addr=server.namesrv_addr, group="g")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+READY = re.compile(
+    r"ferrymq ready: name server (?P<ns>\S+):(?P<nsport>\d+), broker (?P<name>\S+) "
+    r"(?P<bhost>\S+):(?P<bport>\d+), data (?P<data>.+)$"
+)
+
+
+class ServerError(RuntimeError):
+    """The server did not start; the message carries the tail of its log."""
+
+
+class FerryServer:
+    def __init__(
+        self,
+        data_dir: Path,
+        broker_conf: str = "",
+        *,
+        host: str = "127.0.0.1",
+        start_timeout: float = 30.0,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.broker_conf = broker_conf
+        self.start_timeout = start_timeout
+        self.extra_args = extra_args or []
+        self.namesrv_port = 0
+        self.broker_port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "server.log"
+        self.store_dir = self.data_dir / "store"
+
+    @property
+    def namesrv_addr(self) -> str:
+        return f"{self.host}:{self.namesrv_port}"
+
+    @property
+    def broker_addr(self) -> str:
+        return f"{self.host}:{self.broker_port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "ferrymq.cli.main",
+            "serve",
+            "--host",
+            self.host,
+            "--data-dir",
+            str(self.store_dir),
+            "--namesrv-port",
+            str(self.namesrv_port),
+            "--broker-port",
+            str(self.broker_port),
+        ]
+        if self.broker_conf:
+            conf = self.data_dir / "broker.conf"
+            conf.write_text(self.broker_conf)
+            cmd += ["-c", str(conf)]
+        return cmd + self.extra_args
+
+    def start(self) -> FerryServer:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env
+            )
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + self.start_timeout
+        buf = b""
+        try:
+            while time.monotonic() < deadline:
+                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                for line in buf.decode(errors="replace").splitlines():
+                    m = READY.search(line)
+                    if m:
+                        self.namesrv_port = int(m["nsport"])
+                        self.broker_port = int(m["bport"])
+                        return self
+        finally:
+            sel.close()
+        self.stop(signal.SIGKILL)
+        raise ServerError(f"ferrymq serve did not become ready; log tail:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        """Stop the process (SIGTERM: clean shutdown); returns its exit code."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing flushed or unregistered."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> FerryServer:
+        self.stop()
+        return self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> FerryServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
