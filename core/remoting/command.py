@@ -7,10 +7,11 @@ JSON, as a Java server does unless configured otherwise; requests of either type
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+
+import orjson
 
 from ferrymq.core.remoting.codes import (
     FLAG_ONEWAY,
@@ -92,7 +93,7 @@ class RemotingCommand:
         }
         if self.remark is not None:
             obj["remark"] = self.remark
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return orjson.dumps(obj)
 
     def _encode_binary_header(self) -> bytes:
         remark = self.remark.encode() if self.remark else b""
@@ -128,8 +129,8 @@ def decode_header(serialize_type: int, header: bytes | memoryview) -> RemotingCo
 
 def _decode_json_header(header: bytes | memoryview) -> RemotingCommand:
     try:
-        obj = json.loads(bytes(header))
-    except (ValueError, UnicodeDecodeError) as exc:
+        obj = orjson.loads(header)
+    except (orjson.JSONDecodeError, TypeError) as exc:
         raise HeaderError(f"header is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise HeaderError("header JSON is not an object")

@@ -1,0 +1,1 @@
+"""ferrymq benchmarks (``make bench``): figures are printed, never asserted."""
