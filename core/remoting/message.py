@@ -202,6 +202,9 @@ class MessageExt:
     body_crc: int
     offset_msg_id: str
     store_size: int
+    #: The broker group the message was pulled from; not in the stored record, a consumer sets it
+    #: (Java's ``MessageExt.brokerName``, filled in by ``PullAPIWrapper.processPullResult``).
+    broker_name: str | None = None
 
     @property
     def tags(self) -> str | None:
