@@ -148,7 +148,9 @@ def _decode_json_header(header: bytes | memoryview) -> RemotingCommand:
             opaque=int(obj.get("opaque", 0)),
             flag=int(obj.get("flag", 0)),
             remark=remark if remark is None else str(remark),
-            ext_fields={str(k): v if isinstance(v, str) else _jsonish(v) for k, v in ext.items()},
+            ext_fields={
+                str(k): v if isinstance(v, str) else _jsonish(v) for k, v in ext.items() if v is not None
+            },
             language=str(language),
             version=int(obj.get("version", 0)),
             serialize_type=SerializeType.JSON,
@@ -158,9 +160,14 @@ def _decode_json_header(header: bytes | memoryview) -> RemotingCommand:
 
 
 def _jsonish(value: object) -> str:
-    """Non-string extField values (sent by some clients) as Java's string form."""
+    """Non-string extField values (sent by some clients) as Java's string form.
+
+    (A JSON null is dropped by the caller: the field reads as absent, as Java's null does.)
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
     return str(value)
 
 
