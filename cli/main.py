@@ -1,9 +1,11 @@
-"""``ferrymq serve | namesrv | broker``.
+"""``ferrymq serve | namesrv | broker | admin``.
 
 ``serve`` runs a name server and one master broker in one process (the all-in-one for
 development); ``namesrv`` and ``broker -c broker.conf`` run them apart, as RocketMQ's mqnamesrv
-and mqbroker do. SIGINT/SIGTERM stop cleanly: stop accepting, unregister, flush. Once listening,
-each prints one line beginning ``ferrymq ready`` (scripts and tests wait for it).
+and mqbroker do. ``serve`` and ``broker`` also serve the admin REST API and web console
+(port 8080 unless told otherwise); ``admin`` is its command-line client (cli/admin.py).
+SIGINT/SIGTERM stop cleanly: stop accepting, unregister, flush. Once listening, each prints one
+line beginning ``ferrymq ready`` (scripts and tests wait for it).
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferrymq import __version__
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.config import DEFAULT_DATA_DIR, BrokerConfig, ConfigError
 from ferrymq.namesrv import NameServer
+
+if TYPE_CHECKING:  # imported when a server starts, so `ferrymq admin` starts quickly
+    from ferrymq.gateway.admin import AdminServer
+    from ferrymq.gateway.admin.routes_source import ClusterSource
 
 log = logging.getLogger("ferrymq")
 
@@ -40,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--namesrv-port", type=int, default=9876, help="name server port (default 9876)")
     s.add_argument("--broker-port", type=int, default=10911, help="broker port (default 10911)")
     s.add_argument("-c", "--config", type=Path, help="broker.conf with further broker settings")
+    _admin_args(s)
 
     n = sub.add_parser("namesrv", help="a name server")
     n.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
@@ -51,7 +59,50 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("broker", help="a broker configured by a RocketMQ broker.conf")
     b.add_argument("-c", "--config", type=Path, help="broker.conf (RocketMQ keys)")
     b.add_argument("-n", "--namesrv-addr", help="name servers, 'host:port;host:port' (overrides namesrvAddr)")
+    _admin_args(b)
+
+    # prefix_chars no option can start with: everything after "admin" goes to cli/admin.py
+    a = sub.add_parser(
+        "admin", help="manage a running ferrymq over its REST API", prefix_chars="\0", add_help=False
+    )
+    a.add_argument("admin_args", nargs=argparse.REMAINDER)
     return p
+
+
+def _admin_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=None,
+        help="admin REST API and web console port (default 8080 or adminPort; 0 = a free port, -1 = off)",
+    )
+    p.add_argument(
+        "--admin-token",
+        default=None,
+        help="require 'Authorization: Bearer TOKEN' on /api (or adminToken, or env FERRYMQ_ADMIN_TOKEN)",
+    )
+
+
+def _admin_overrides(args: argparse.Namespace) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if args.admin_port is not None:
+        out["adminPort"] = args.admin_port
+    token = args.admin_token or os.environ.get("FERRYMQ_ADMIN_TOKEN")
+    if token:
+        out["adminToken"] = token
+    return out
+
+
+async def _start_admin(broker: Broker, routes: ClusterSource, host: str) -> AdminServer | None:
+    """The admin API and console on the broker's loop, unless adminPort is -1."""
+    from ferrymq.gateway.admin import AdminServer
+
+    c = broker.config
+    if c.admin_port < 0:
+        return None
+    admin = AdminServer(broker, routes, host, c.admin_port, token=c.admin_token, read_open=c.admin_read_open)
+    await admin.start()
+    return admin
 
 
 async def _run_until_signal(
@@ -82,8 +133,10 @@ async def _serve(args: argparse.Namespace) -> None:
     }
     if args.data_dir is not None:
         overrides["storePathRootDir"] = args.data_dir.resolve()
+    overrides.update(_admin_overrides(args))
     text = args.config.read_text() if args.config else ""
     broker_holder: list[Broker] = []
+    admin_holder: list[AdminServer] = []
 
     async def start() -> None:
         await namesrv.start()
@@ -92,13 +145,23 @@ async def _serve(args: argparse.Namespace) -> None:
         broker = Broker(config)
         broker_holder.append(broker)
         await broker.start()
+        from ferrymq.gateway.admin import LocalRoutes
+
+        routes = LocalRoutes(namesrv.routes, str(overrides["namesrvAddr"]))
+        admin = await _start_admin(broker, routes, args.host)
+        admin_part = ""
+        if admin is not None:
+            admin_holder.append(admin)
+            admin_part = f", admin {_advertised(args.host)}:{admin.port}"
         print(
             f"ferrymq ready: name server {args.host}:{namesrv.port}, broker {config.broker_name} "
-            f"{config.broker_ip1}:{broker.port}, data {config.store_path_root_dir}",
+            f"{config.broker_ip1}:{broker.port}{admin_part}, data {config.store_path_root_dir}",
             flush=True,
         )
 
     async def stop() -> None:
+        for admin in admin_holder:
+            await admin.stop()
         for broker in broker_holder:
             await broker.stop()
         await namesrv.stop()
@@ -117,7 +180,7 @@ async def _namesrv(args: argparse.Namespace) -> None:
 
 
 async def _broker(args: argparse.Namespace) -> None:
-    overrides: dict[str, object] = {}
+    overrides: dict[str, object] = _admin_overrides(args)
     if args.namesrv_addr:
         overrides["namesrvAddr"] = args.namesrv_addr
     if args.config:
@@ -125,16 +188,29 @@ async def _broker(args: argparse.Namespace) -> None:
     else:
         config = BrokerConfig.from_properties("", **overrides)
     broker = Broker(config)
+    admin_holder: list[AdminServer] = []
 
     async def start() -> None:
         await broker.start()
+        from ferrymq.gateway.admin import RemoteRoutes
+
+        admin = await _start_admin(broker, RemoteRoutes(config.namesrv_addrs), config.listen_host)
+        admin_part = ""
+        if admin is not None:
+            admin_holder.append(admin)
+            admin_part = f", admin {_advertised(config.listen_host)}:{admin.port}"
         print(
-            f"ferrymq ready: broker {config.broker_name} {config.broker_ip1}:{broker.port}, "
+            f"ferrymq ready: broker {config.broker_name} {config.broker_ip1}:{broker.port}{admin_part}, "
             f"data {config.store_path_root_dir}",
             flush=True,
         )
 
-    await _run_until_signal(start, broker.stop)
+    async def stop() -> None:
+        for admin in admin_holder:
+            await admin.stop()
+        await broker.stop()
+
+    await _run_until_signal(start, stop)
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -149,6 +225,10 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command == "admin":
+        from ferrymq.cli.admin import main as admin_main
+
+        sys.exit(admin_main(args.admin_args))
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

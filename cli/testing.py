@@ -22,8 +22,10 @@ from types import TracebackType
 
 READY = re.compile(
     r"ferrymq ready: name server (?P<ns>\S+):(?P<nsport>\d+), broker (?P<name>\S+) "
-    r"(?P<bhost>\S+):(?P<bport>\d+), data (?P<data>.+)$"
+    r"(?P<bhost>\S+):(?P<bport>\d+)(?P<extra>(?:, \w+ \S+:\d+)*), data (?P<data>.+)$"
 )
+#: the optional ", <frontend> host:port" parts of the ready line (admin, kafka), in any order
+READY_PART = re.compile(r", (?P<what>\w+) (?P<host>\S+):(?P<port>\d+)")
 
 
 class ServerError(RuntimeError):
@@ -48,6 +50,9 @@ class FerryServer:
         self.extra_args = extra_args or []
         self.namesrv_port = 0
         self.broker_port = 0
+        self.admin_port = 0
+        #: every "<frontend> host:port" part of the ready line, e.g. {"admin": 8080}
+        self.ports: dict[str, int] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "server.log"
         self.store_dir = self.data_dir / "store"
@@ -59,6 +64,11 @@ class FerryServer:
     @property
     def broker_addr(self) -> str:
         return f"{self.host}:{self.broker_port}"
+
+    @property
+    def admin_url(self) -> str:
+        """Base URL of the admin REST API and web console, e.g. http://127.0.0.1:40125"""
+        return f"http://{self.host}:{self.admin_port}"
 
     def command(self) -> list[str]:
         cmd = [
@@ -74,6 +84,8 @@ class FerryServer:
             str(self.namesrv_port),
             "--broker-port",
             str(self.broker_port),
+            "--admin-port",
+            str(self.admin_port),
         ]
         if self.broker_conf:
             conf = self.data_dir / "broker.conf"
@@ -105,6 +117,8 @@ class FerryServer:
                     if m:
                         self.namesrv_port = int(m["nsport"])
                         self.broker_port = int(m["bport"])
+                        self.ports = {p["what"]: int(p["port"]) for p in READY_PART.finditer(m["extra"])}
+                        self.admin_port = self.ports.get("admin", 0)
                         return self
         finally:
             sel.close()

@@ -64,7 +64,12 @@ class BrokerConfig(BaseModel):
     max_filter_message_count: int = Field(16_000, alias="maxFilterMessageCount", ge=1)
     # frontends (later issues): 0 disables
     kafka_listen_port: int = Field(0, alias="kafkaListenPort", ge=0, le=65535)
-    admin_port: int = Field(0, alias="adminPort", ge=0, le=65535)
+    # admin REST API and web console: 0 = a free port, -1 = off
+    admin_port: int = Field(8080, alias="adminPort", ge=-1, le=65535)
+    #: with a token, every /api call needs ``Authorization: Bearer <token>``
+    admin_token: str | None = Field(None, alias="adminToken")
+    #: with a token, let reads through without it (only mutating calls need it)
+    admin_read_open: bool = Field(False, alias="adminReadOpen")
 
     @field_validator("delete_when")
     @classmethod

@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, cast
 
@@ -177,11 +178,19 @@ class RemotingConnection(asyncio.Protocol):
             self.transport.abort()
 
 
+RequestObserver = Callable[[int, float], None]  # request code, seconds until the response
+
+
 class RequestDispatcher:
-    """Routes requests by code; unknown codes get REQUEST_CODE_NOT_SUPPORTED as Java answers."""
+    """Routes requests by code; unknown codes get REQUEST_CODE_NOT_SUPPORTED as Java answers.
+
+    ``observer``, when set, is told how long each handled request took (metrics); unset, the
+    dispatch costs nothing extra.
+    """
 
     def __init__(self) -> None:
         self.handlers: dict[int, Handler] = {}
+        self.observer: RequestObserver | None = None
 
     def register(self, code: int, handler: Handler) -> None:
         self.handlers[int(code)] = handler
@@ -193,7 +202,24 @@ class RequestDispatcher:
             return cmd.response(
                 ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f" request type {cmd.code} not supported"
             )
-        return handler(cmd, conn)
+        observer = self.observer
+        if observer is None:
+            return handler(cmd, conn)
+        start = time.perf_counter()
+        result = handler(cmd, conn)
+        if result is None or isinstance(result, RemotingCommand):
+            observer(cmd.code, time.perf_counter() - start)
+            return result
+        return _timed(result, cmd.code, start, observer)
+
+
+async def _timed(
+    pending: Awaitable[RemotingCommand | None], code: int, start: float, observer: RequestObserver
+) -> RemotingCommand | None:
+    try:
+        return await pending
+    finally:
+        observer(code, time.perf_counter() - start)
 
 
 async def connect(

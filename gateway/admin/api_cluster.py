@@ -1,0 +1,107 @@
+"""GET /api/cluster: name servers, broker groups, and each broker's address, role, version,
+uptime and disk use (this broker from its own objects, the others over remoting)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from ferrymq import __version__
+from ferrymq.core.remoting.route import MASTER_ID, BrokerData
+from ferrymq.gateway.admin.context import AdminContext, get_ctx
+from ferrymq.gateway.admin.models import BrokerOut, ClusterOut, NameServerOut
+from ferrymq.gateway.admin.routes_source import broker_runtime_info
+
+router = APIRouter(tags=["cluster"])
+
+
+def local_broker(ctx: AdminContext) -> BrokerOut:
+    b = ctx.broker
+    c = b.config
+    try:
+        usage = shutil.disk_usage(c.store_path_root_dir)
+        total, ratio = usage.total, usage.used / max(usage.total, 1)
+    except OSError:
+        total, ratio = None, None
+    return BrokerOut(
+        cluster=c.broker_cluster_name,
+        broker_name=c.broker_name,
+        broker_id=c.broker_id,
+        addr=c.broker_addr,
+        role="MASTER" if c.broker_id == MASTER_ID else "SLAVE",
+        local=True,
+        reachable=True,
+        version=f"ferrymq {__version__}",
+        boot_timestamp=b.boot_timestamp,
+        uptime_seconds=round(time.time() - b.boot_timestamp / 1000, 3),
+        disk_used_bytes=b.store.disk_used_bytes,
+        disk_total_bytes=total,
+        disk_used_ratio=ratio,
+        put_messages=b.stats.put_messages,
+        get_messages=b.stats.get_messages,
+    )
+
+
+def _int(table: dict[str, Any], key: str) -> int | None:
+    try:
+        return int(table[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+async def remote_broker(bd: BrokerData, broker_id: int, addr: str) -> BrokerOut:
+    table = await broker_runtime_info(addr)
+    out = BrokerOut(
+        cluster=bd.cluster,
+        broker_name=bd.broker_name,
+        broker_id=broker_id,
+        addr=addr,
+        role="MASTER" if broker_id == MASTER_ID else "SLAVE",
+        local=False,
+        reachable=table is not None,
+    )
+    if table is not None:
+        out.version = str(table.get("brokerVersionDesc") or table.get("brokerVersion") or "") or None
+        out.boot_timestamp = _int(table, "bootTimestamp")
+        if out.boot_timestamp:
+            out.uptime_seconds = round(time.time() - out.boot_timestamp / 1000, 3)
+        out.put_messages = _int(table, "msgPutTotalTodayNow")
+        out.get_messages = _int(table, "msgGetTotalTodayNow")
+        ratio = table.get("commitLogDiskRatio")
+        try:
+            out.disk_used_ratio = float(ratio) if ratio is not None else None
+        except ValueError:
+            pass
+    return out
+
+
+@router.get("/cluster", response_model=ClusterOut, summary="Name servers and brokers")
+async def cluster(ctx: AdminContext = Depends(get_ctx)) -> ClusterOut:
+    info, reachable = await ctx.routes.cluster_info()
+    me = local_broker(ctx)
+    clusters: dict[str, list[str]] = {}
+    brokers: list[BrokerOut] = []
+    pending = []
+    if info is not None:
+        clusters = {c: sorted(names) for c, names in sorted(info.cluster_addr_table.items())}
+        for name, bd in sorted(info.broker_addr_table.items()):
+            for bid, addr in sorted(bd.broker_addrs.items()):
+                if name == me.broker_name and bid == me.broker_id:
+                    continue
+                pending.append(remote_broker(bd, bid, addr))
+    brokers = [me, *await asyncio.gather(*pending)]
+    clusters.setdefault(me.cluster, [])
+    if me.broker_name not in clusters[me.cluster]:
+        clusters[me.cluster] = sorted([*clusters[me.cluster], me.broker_name])
+    brokers.sort(key=lambda b: (b.cluster, b.broker_name, b.broker_id))
+    return ClusterOut(
+        name_servers=[
+            NameServerOut(addr=a, reachable=reachable.get(a, False)) for a in ctx.routes.namesrv_addrs
+        ],
+        clusters=clusters,
+        brokers=brokers,
+    )

@@ -1,0 +1,106 @@
+"""The admin FastAPI application: REST API under /api, health, metrics, the web console at /.
+
+Auth: with a token configured, every /api call needs ``Authorization: Bearer <token>`` (or only
+the mutating ones, with read_open); a missing or wrong token gets a bare 401. Errors are JSON
+``{"detail": ...}``; an unexpected exception is logged with the peer and answered 500 without a
+stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ferrymq import __version__
+from ferrymq.gateway.admin import api_cluster, api_groups, api_messages, api_topics, health, metrics
+from ferrymq.gateway.admin.context import AdminContext, get_ctx, peer_of
+
+log = logging.getLogger("ferrymq.admin")
+
+STATIC = Path(__file__).parent / "static"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_bearer = HTTPBearer(auto_error=False, description="the admin token (adminToken / FERRYMQ_ADMIN_TOKEN)")
+
+
+class Unauthorized(Exception):
+    """Missing or wrong token: answered 401 with no detail."""
+
+
+async def require_token(
+    request: Request,
+    creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    ctx: AdminContext = Depends(get_ctx),
+) -> None:
+    if not ctx.token:
+        return
+    if ctx.read_open and request.method in READ_METHODS:
+        return
+    if creds is None or not secrets.compare_digest(creds.credentials.encode(), ctx.token.encode()):
+        raise Unauthorized()
+
+
+def create_app(ctx: AdminContext) -> FastAPI:
+    app = FastAPI(
+        title="ferrymq admin",
+        version=__version__,
+        description="Manage and watch a ferrymq broker: cluster, topics, consumer groups, messages.",
+    )
+    app.state.ctx = ctx
+    app.state.metrics = metrics.registry_for(ctx)
+
+    api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+    for module in (api_cluster, api_topics, api_groups, api_messages):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
+        log.warning(
+            "admin: rejected %s %s from %s: bad or missing token",
+            request.method,
+            request.url.path,
+            peer_of(request),
+        )
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code >= 400 and request.method not in READ_METHODS:
+            log.info(
+                "admin: %s %s from %s: %d %s",
+                request.method,
+                request.url.path,
+                peer_of(request),
+                exc.status_code,
+                exc.detail,
+            )
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        log.error(
+            "admin: %s %s from %s failed", request.method, request.url.path, peer_of(request), exc_info=exc
+        )
+        return JSONResponse({"detail": "internal error (logged by the broker)"}, status_code=500)
+
+    @app.get("/", include_in_schema=False)
+    async def console() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

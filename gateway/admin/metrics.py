@@ -1,0 +1,131 @@
+"""GET /metrics: Prometheus text format.
+
+Everything is read at scrape time from the broker's counters, offset table and store, so the
+message path pays nothing for metrics except the latency histogram's bisect (see
+``core/broker/stats.py``). prometheus_client does the exposition format.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from ferrymq import __version__
+from ferrymq.core.broker.stats import LATENCY_BUCKETS
+from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.gateway.admin.context import AdminContext
+
+router = APIRouter(tags=["metrics"])
+
+
+def _code_name(protocol: str, code: int) -> str:
+    if protocol == "remoting":
+        try:
+            return RequestCode(code).name
+        except ValueError:
+            return str(code)
+    return str(code)
+
+
+class BrokerCollector(Collector):
+    def __init__(self, ctx: AdminContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        b = self.ctx.broker
+        stats = b.stats
+        broker = b.config.broker_name
+        info = GaugeMetricFamily("ferrymq_info", "ferrymq version and broker", labels=["version", "broker"])
+        info.add_metric([__version__, broker], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "ferrymq_uptime_seconds",
+            "seconds since the broker started",
+            value=time.time() - b.boot_timestamp / 1000,
+        )
+
+        for name, table, what in (
+            ("ferrymq_messages_in", stats.topic_in, 0),
+            ("ferrymq_bytes_in", stats.topic_in, 1),
+            ("ferrymq_messages_out", stats.topic_out, 0),
+            ("ferrymq_bytes_out", stats.topic_out, 1),
+        ):
+            kind = "messages" if what == 0 else "bytes"
+            way = "stored for" if name.endswith("_in") else "delivered from"
+            c = CounterMetricFamily(name, f"{kind} {way} each topic", labels=["topic"])
+            for topic, pair in sorted(table.items()):
+                c.add_metric([topic], pair[what])
+            yield c
+
+        h = HistogramMetricFamily(
+            "ferrymq_request_duration_seconds",
+            "time from request to response, per protocol and request code (or Kafka API key)",
+            labels=["protocol", "code", "name"],
+        )
+        for (protocol, code), hist in sorted(stats.latency.histograms.items()):
+            running = 0
+            buckets = []
+            for bound, n in zip((*LATENCY_BUCKETS, float("inf")), hist.counts, strict=True):
+                running += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            h.add_metric([protocol, str(code), _code_name(protocol, code)], buckets, hist.total)
+        yield h
+
+        lag = GaugeMetricFamily(
+            "ferrymq_consumer_group_lag", "messages not yet consumed, per group", labels=["group", "protocol"]
+        )
+        groups = self.ctx.groups
+        for name in groups.names():
+            state = groups.state(name)
+            progress = groups.progress(name, groups.topics(name, state))
+            lag.add_metric([name, state.protocol if state else "native"], sum(p.lag for p in progress))
+        yield lag
+
+        store = b.store
+        yield GaugeMetricFamily(
+            "ferrymq_store_disk_used_bytes", "bytes the store occupies on disk", value=store.disk_used_bytes
+        )
+        try:
+            usage = shutil.disk_usage(store.root)
+            yield GaugeMetricFamily(
+                "ferrymq_store_disk_total_bytes", "size of the store's file system", value=usage.total
+            )
+            yield GaugeMetricFamily(
+                "ferrymq_store_disk_free_bytes", "free space on the store's file system", value=usage.free
+            )
+        except OSError:
+            pass
+        yield GaugeMetricFamily(
+            "ferrymq_commitlog_bytes",
+            "bytes of the commit log retained",
+            value=store.commit_log.write_offset - store.commit_log.min_offset,
+        )
+
+
+def registry_for(ctx: AdminContext) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BrokerCollector(ctx))
+    return registry
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    summary="Prometheus metrics",
+)
+async def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

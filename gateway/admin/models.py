@@ -1,0 +1,267 @@
+"""Request and response bodies of the admin REST API (pydantic: validated, and in /openapi.json).
+
+Times are milliseconds since the epoch, as RocketMQ stores them; offsets are queue offsets.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_OFFSET = 2**63 - 1
+Perm = Literal[2, 4, 6]  # RocketMQ's permission bits: 2 write, 4 read, 6 read and write
+TopicKind = Literal["normal", "retry", "dlq", "system"]
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are a mistake worth a 422, not something to ignore."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+# ---- health ---------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    registered: bool = Field(description="registered with at least one name server")
+    store_writable: bool
+
+
+# ---- cluster --------------------------------------------------------------------------------
+
+
+class NameServerOut(BaseModel):
+    addr: str
+    reachable: bool
+
+
+class BrokerOut(BaseModel):
+    cluster: str
+    broker_name: str
+    broker_id: int
+    addr: str
+    role: Literal["MASTER", "SLAVE"]
+    local: bool = Field(description="the broker serving this API")
+    reachable: bool
+    version: str | None = None
+    boot_timestamp: int | None = None
+    uptime_seconds: float | None = None
+    disk_used_bytes: int | None = Field(None, description="bytes the store occupies")
+    disk_total_bytes: int | None = Field(None, description="size of the store's file system")
+    disk_used_ratio: float | None = Field(None, description="file system use, 0..1")
+    put_messages: int | None = None
+    get_messages: int | None = None
+
+
+class ClusterOut(BaseModel):
+    name_servers: list[NameServerOut]
+    clusters: dict[str, list[str]] = Field(description="cluster name -> broker group names")
+    brokers: list[BrokerOut]
+
+
+# ---- topics ---------------------------------------------------------------------------------
+
+
+class QueueOut(BaseModel):
+    queue_id: int
+    min_offset: int
+    max_offset: int
+    messages: int
+    last_store_time: int | None = Field(None, description="store time of the newest message (ms)")
+
+
+class TopicOut(BaseModel):
+    name: str
+    kind: TopicKind
+    read_queues: int
+    write_queues: int
+    perm: int
+    perm_text: str = Field(description="R, W, RW or -")
+    order: bool
+    messages: int = Field(description="messages retained, over all queues")
+
+
+class QueueDataOut(BaseModel):
+    broker_name: str
+    read_queues: int
+    write_queues: int
+    perm: int
+
+
+class BrokerDataOut(BaseModel):
+    cluster: str
+    broker_name: str
+    addrs: dict[str, str] = Field(description="broker id -> address")
+
+
+class RouteOut(BaseModel):
+    queue_datas: list[QueueDataOut]
+    broker_datas: list[BrokerDataOut]
+
+
+class TopicDetailOut(TopicOut):
+    route: RouteOut | None = Field(description="as the name servers report it; null if unknown")
+    queues: list[QueueOut]
+
+
+class TopicCreate(Strict):
+    name: str = Field(min_length=1, max_length=127, examples=["orders"])
+    queues: int = Field(8, ge=1, le=1024, description="read and write queues, unless given apart")
+    read_queues: int | None = Field(None, ge=1, le=1024)
+    write_queues: int | None = Field(None, ge=1, le=1024)
+    perm: Perm = 6
+    order: bool = False
+
+
+class TopicUpdate(Strict):
+    queues: int | None = Field(None, ge=1, le=1024)
+    read_queues: int | None = Field(None, ge=1, le=1024)
+    write_queues: int | None = Field(None, ge=1, le=1024)
+    perm: Perm | None = None
+    order: bool | None = None
+
+
+# ---- groups ---------------------------------------------------------------------------------
+
+
+class MemberOut(BaseModel):
+    client_id: str
+    address: str
+    client: str = Field(description="language or client software")
+    version: str
+    last_seen_ms_ago: int | None = None
+
+
+class SubscriptionOut(BaseModel):
+    topic: str
+    expression: str
+
+
+class QueueProgressOut(BaseModel):
+    topic: str
+    queue_id: int
+    broker_offset: int = Field(description="the queue's max offset: where the next message goes")
+    committed_offset: int | None = Field(description="null: the group never committed here")
+    lag: int
+    last_store_time: int | None = None
+
+
+class GroupOut(BaseModel):
+    name: str
+    protocol: Literal["native", "kafka"]
+    state: str
+    member_count: int
+    topics: list[str]
+    total_lag: int
+
+
+class GroupDetailOut(GroupOut):
+    members: list[MemberOut]
+    subscriptions: list[SubscriptionOut]
+    queues: list[QueueProgressOut]
+
+
+class ResetOffset(Strict):
+    to: Annotated[int, Field(ge=0, le=MAX_OFFSET)] | Literal["earliest", "latest"] = Field(
+        description="earliest, latest, or a store timestamp in ms since the epoch",
+        examples=["earliest", 1700000000000],
+    )
+    topic: str | None = Field(None, description="only this topic (default: every topic of the group)")
+    force: bool = Field(False, description="reset even while the group has live members")
+
+
+class OffsetChangeOut(BaseModel):
+    topic: str
+    queue_id: int
+    old: int | None
+    new: int
+
+
+class ResetOffsetOut(BaseModel):
+    group: str
+    offsets: list[OffsetChangeOut]
+
+
+# ---- messages -------------------------------------------------------------------------------
+
+
+class MessageOut(BaseModel):
+    msg_id: str = Field(description="the offset message id (store host + commit-log offset)")
+    unique_key: str | None = Field(description="the producer's message id (UNIQ_KEY)")
+    topic: str
+    queue_id: int
+    queue_offset: int
+    commit_log_offset: int
+    tags: str | None
+    keys: list[str]
+    body: str
+    body_encoding: Literal["text", "base64"]
+    body_size: int
+    properties: dict[str, str]
+    born_timestamp: int
+    born_host: str
+    store_timestamp: int
+    store_host: str
+    reconsume_times: int
+    format: Literal["rocketmq", "batch"] = Field(
+        "rocketmq", description="batch: a verbatim batch entry (e.g. a Kafka record batch), body base64"
+    )
+
+
+class QueueMessagesOut(BaseModel):
+    topic: str
+    queue_id: int
+    min_offset: int
+    max_offset: int
+    next_offset: int
+    messages: list[MessageOut]
+
+
+class SendMessage(Strict):
+    body: str = Field(max_length=64 * 1024 * 1024)
+    body_encoding: Literal["text", "base64"] = "text"
+    tags: str | None = Field(None, min_length=1, max_length=255)
+    keys: list[Annotated[str, Field(min_length=1, max_length=255)]] | None = Field(None, max_length=64)
+    properties: dict[str, str] = Field(default_factory=dict, max_length=128)
+    queue_id: int | None = Field(None, ge=0, le=1023, description="default: any writable queue")
+
+    @field_validator("tags")
+    @classmethod
+    def _no_separators(cls, value: str | None) -> str | None:
+        if value is not None and any(c in value for c in "\x01\x02"):
+            raise ValueError("must not contain the property separators \\x01 or \\x02")
+        return value
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: list[str] | None) -> list[str] | None:
+        for key in value or []:
+            if any(c in key for c in " \x01\x02"):
+                raise ValueError("a key must not contain spaces or \\x01 / \\x02")
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _props(cls, value: dict[str, str]) -> dict[str, str]:
+        for k, v in value.items():
+            if not k or any(c in k + v for c in "\x01\x02"):
+                raise ValueError("property names must be non-empty; no \\x01 or \\x02 anywhere")
+        return value
+
+
+class SendResultOut(BaseModel):
+    msg_id: str
+    unique_key: str
+    topic: str
+    queue_id: int
+    queue_offset: int

@@ -1,0 +1,111 @@
+"""Runs the admin app inside the broker's process and event loop: uvicorn serving a socket we
+bind ourselves (so port 0 works and a busy port fails start-up with an OSError, not an exit),
+without uvicorn's own signal handling (the ferrymq command owns SIGINT/SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from ferrymq.gateway.admin.app import create_app
+from ferrymq.gateway.admin.context import AdminContext
+from ferrymq.gateway.admin.groups import GroupProvider
+from ferrymq.gateway.admin.message_view import BatchDecoder
+from ferrymq.gateway.admin.routes_source import ClusterSource
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+
+log = logging.getLogger("ferrymq.admin")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class AdminServer:
+    """``start()`` binds and serves; ``port`` is the bound port; ``stop()`` finishes requests."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        routes: ClusterSource,
+        host: str,
+        port: int,
+        *,
+        token: str | None = None,
+        read_open: bool = False,
+    ) -> None:
+        self.host = host
+        self.ctx = AdminContext(broker, routes, token or None, read_open)
+        self.app = create_app(self.ctx)
+        self._requested_port = port
+        self._sock: socket.socket | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        broker.stats.latency.attach(broker.dispatcher)
+
+    def add_group_provider(self, provider: GroupProvider) -> None:
+        """Show another protocol's groups (the Kafka coordinator) under /api/groups."""
+        self.ctx.groups.add(provider)
+
+    def add_batch_decoder(self, fmt: int, decoder: BatchDecoder) -> None:
+        """Expand batch entries of format ``fmt`` into records when messages are viewed."""
+        self.ctx.batch_decoders[fmt] = decoder
+
+    @property
+    def port(self) -> int:
+        assert self._sock is not None
+        return int(self._sock.getsockname()[1])
+
+    async def start(self) -> None:
+        self._sock = _bind(self.host, self._requested_port)
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+            ws="none",
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="admin-http")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises what went wrong
+                raise RuntimeError("admin server stopped during start-up")
+            await asyncio.sleep(0.01)
+        log.info("admin API and console on http://%s:%d/", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            try:
+                await self._task
+            except Exception:
+                log.exception("admin server stopped with an error")
+        if self._sock is not None:
+            self._sock.close()
+        await self.ctx.routes.close()
