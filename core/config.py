@@ -62,6 +62,16 @@ class BrokerConfig(BaseModel):
     max_frame_size: int = Field(16 * 1024 * 1024, alias="serverMaxFrameSize", ge=1024)
     channel_expired_timeout: int = Field(120_000, alias="channelExpiredTimeout", ge=100)  # ms
     max_filter_message_count: int = Field(16_000, alias="maxFilterMessageCount", ge=1)
+    # consumers: delay levels, timer messages, retry groups, orderly locks
+    message_delay_level: str = Field(
+        "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h", alias="messageDelayLevel"
+    )
+    flush_delay_offset_interval: int = Field(10_000, alias="flushDelayOffsetInterval", ge=100)  # ms
+    timer_wheel_enable: bool = Field(True, alias="timerWheelEnable")
+    timer_max_delay_sec: int = Field(3 * 24 * 3600, alias="timerMaxDelaySec", ge=1)
+    auto_create_subscription_group: bool = Field(True, alias="autoCreateSubscriptionGroup")
+    #: a queue lock not renewed for this long is free (Java: -Drocketmq.broker.rebalance.lockMaxLiveTime)
+    rebalance_lock_max_live_time: int = Field(60_000, alias="rebalanceLockMaxLiveTime", ge=100)  # ms
     # frontends (later issues): 0 disables
     kafka_listen_port: int = Field(0, alias="kafkaListenPort", ge=0, le=65535)
     # admin REST API and web console: 0 = a free port, -1 = off
@@ -78,6 +88,17 @@ class BrokerConfig(BaseModel):
             if not part.strip().isdigit() or not 0 <= int(part) <= 23:
                 raise ValueError("deleteWhen must be hours 00-23 separated by ';'")
         return value
+
+    @field_validator("message_delay_level")
+    @classmethod
+    def _delay_levels(cls, value: str) -> str:
+        parse_delay_levels(value)
+        return value
+
+    @property
+    def delay_level_millis(self) -> list[int]:
+        """Delay of each level (level 1 first) in milliseconds."""
+        return parse_delay_levels(self.message_delay_level)
 
     @property
     def broker_addr(self) -> str:
@@ -141,4 +162,20 @@ def parse_properties(text: str) -> dict[str, str]:
                 break
         else:
             out[line] = ""
+    return out
+
+
+_DELAY_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_delay_levels(text: str) -> list[int]:
+    """``messageDelayLevel`` ("1s 5s 10s ... 2h") as milliseconds per level; ValueError if bad."""
+    out = []
+    for item in text.split():
+        unit = _DELAY_UNITS.get(item[-1:])
+        if unit is None or not item[:-1].isdigit():
+            raise ValueError(f"delay level {item!r} is not <number><s|m|h|d>")
+        out.append(int(item[:-1]) * unit)
+    if not out:
+        raise ValueError("messageDelayLevel needs at least one level")
     return out
