@@ -132,7 +132,12 @@ class IndexService:
         f = self.files[-1] if self.files else None
         wanted = len(keys) + (1 if uniq_key else 0)
         if f is None or f.index_count + wanted > f.max_entries:
-            f = IndexFile(self.directory / f"{ts:020d}", self.slots, self.max_entries)
+            # named by the first entry's time, but never reusing a name: files can fill up within
+            # one millisecond, and opening the full one again would drop the entries
+            name = ts if f is None else max(ts, int(f.file.path.name) + 1)
+            while (self.directory / f"{name:020d}").exists():
+                name += 1
+            f = IndexFile(self.directory / f"{name:020d}", self.slots, self.max_entries)
             self.files.append(f)
         if uniq_key:
             f.put(f"{topic}#{uniq_key}", phy, ts)
