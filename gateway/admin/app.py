@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -21,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ferrymq import __version__
 from ferrymq.gateway.admin import api_cluster, api_groups, api_messages, api_topics, health, metrics
-from ferrymq.gateway.admin.context import AdminContext, get_ctx, peer_of
+from ferrymq.gateway.admin.context import AdminContext, peer_of
 
 log = logging.getLogger("ferrymq.admin")
 
@@ -30,21 +31,18 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="the admin token (adminToken / FERRYMQ_ADMIN_TOKEN)")
 
 
-class Unauthorized(Exception):
-    """Missing or wrong token: answered 401 with no detail."""
+async def _documents_bearer(creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """Declares the bearer scheme in OpenAPI (/docs gets an Authorize button); the check itself
+    is the middleware, which runs before anything else looks at the request."""
 
 
-async def require_token(
-    request: Request,
-    creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    ctx: AdminContext = Depends(get_ctx),
-) -> None:
-    if not ctx.token:
-        return
-    if ctx.read_open and request.method in READ_METHODS:
-        return
-    if creds is None or not secrets.compare_digest(creds.credentials.encode(), ctx.token.encode()):
-        raise Unauthorized()
+def authorized(ctx: AdminContext, method: str, authorization: str | None) -> bool:
+    if not ctx.token or (ctx.read_open and method in READ_METHODS):
+        return True
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(
+        credentials.strip().encode(), ctx.token.encode()
+    )
 
 
 def create_app(ctx: AdminContext) -> FastAPI:
@@ -56,22 +54,24 @@ def create_app(ctx: AdminContext) -> FastAPI:
     app.state.ctx = ctx
     app.state.metrics = metrics.registry_for(ctx)
 
-    api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(_documents_bearer)])
     for module in (api_cluster, api_topics, api_groups, api_messages):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics.router)
 
-    @app.exception_handler(Unauthorized)
-    async def _unauthorized(request: Request, exc: Unauthorized) -> Response:
-        log.warning(
-            "admin: rejected %s %s from %s: bad or missing token",
-            request.method,
-            request.url.path,
-            peer_of(request),
-        )
-        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    @app.middleware("http")
+    async def _auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        path = request.url.path
+        if (path == "/api" or path.startswith("/api/")) and not authorized(
+            ctx, request.method, request.headers.get("authorization")
+        ):
+            log.warning(
+                "admin: rejected %s %s from %s: bad or missing token", request.method, path, peer_of(request)
+            )
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
