@@ -391,19 +391,24 @@ class ProducerResult:
     samples: list[ProducerSample] = field(default_factory=list)
     output_tail: str = ""
 
-    def steady(self) -> list[ProducerSample]:
-        """The samples after the first (warm-up) one, when there are at least three."""
-        return self.samples[1:] if len(self.samples) >= 3 else self.samples
+    # benchmark.Producer snapshots its counters every second and keeps the last ten, so each printed
+    # TPS / Average RT is the mean over (up to) the preceding ten seconds; Max RT is the maximum
+    # since start. The last sample is therefore the steady-state figure of a run of 12 s or more.
 
     @property
     def tps(self) -> float:
-        s = self.steady()
-        return sum(x.tps for x in s) / len(s) if s else 0.0
+        """Send TPS of the last report (mean over the last ~10 s)."""
+        return float(self.samples[-1].tps) if self.samples else 0.0
 
     @property
     def avg_rt_ms(self) -> float:
-        s = self.steady()
-        return sum(x.avg_rt_ms for x in s) / len(s) if s else 0.0
+        """Average RT of the last report (mean over the last ~10 s)."""
+        return self.samples[-1].avg_rt_ms if self.samples else 0.0
+
+    @property
+    def mean_tps(self) -> float:
+        """Mean of all reports, warm-up included."""
+        return sum(x.tps for x in self.samples) / len(self.samples) if self.samples else 0.0
 
     @property
     def max_rt_ms(self) -> int:
@@ -419,6 +424,7 @@ class ProducerResult:
             "tps": round(self.tps, 1),
             "avg_rt_ms": round(self.avg_rt_ms, 3),
             "max_rt_ms": self.max_rt_ms,
+            "mean_tps_all_reports": round(self.mean_tps, 1),
             "failed": self.failed,
             "samples": len(self.samples),
             "threads": self.threads,
@@ -444,13 +450,18 @@ class ConsumerResult:
     output_tail: str = ""
 
     def busy(self) -> list[ConsumerSample]:
-        """Samples with traffic (the consumer idles before the producer starts and after it stops)."""
+        """Reports with traffic (the consumer idles before the producer starts and after it stops)."""
         return [s for s in self.samples if s.tps > 0]
 
     @property
     def tps(self) -> float:
+        """Mean Consume TPS over the reports with traffic (each a mean over its last ~10 s)."""
         s = self.busy()
         return sum(x.tps for x in s) / len(s) if s else 0.0
+
+    @property
+    def peak_tps(self) -> int:
+        return max((x.tps for x in self.samples), default=0)
 
     @property
     def avg_s2c_ms(self) -> float:
@@ -465,10 +476,12 @@ class ConsumerResult:
     def figures(self) -> dict[str, Any]:
         return {
             "tps": round(self.tps, 1),
+            "peak_tps": self.peak_tps,
             "avg_b2c_ms": round(self.avg_b2c_ms, 3),
             "avg_s2c_ms": round(self.avg_s2c_ms, 3),
             "max_b2c_ms": max((x.max_b2c_ms for x in self.samples), default=0),
             "max_s2c_ms": max((x.max_s2c_ms for x in self.samples), default=0),
+            "failed": max((x.failed for x in self.samples), default=0),
             "samples": len(self.samples),
             "busy_samples": len(self.busy()),
             "duration_s": self.duration_s,
@@ -521,6 +534,14 @@ class _Tool:
             if self.echo is not None and ("TPS" in line or "Exception" in line):
                 print(line, file=self.echo, flush=True)
 
+    def wait_for(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if any(text in line for line in list(self.lines)):
+                return True
+            time.sleep(0.1)
+        return any(text in line for line in list(self.lines))
+
     def stop(self, timeout: float = 15.0) -> str:
         _stop_process(self.proc, timeout)
         self.reader.join(5)
@@ -546,6 +567,23 @@ def _tool_command(home: Path, heap: str, main: str, args: Sequence[str]) -> list
         main,
         *args,
     ]
+
+
+def create_topic(
+    namesrv_addr: str, topic: str, *, home: Path, heap: str = "256m", timeout: float = 120.0
+) -> None:
+    """Auto-create TOPIC (via TBW102) by sending one message with benchmark.Producer -q 1."""
+    cmd = _tool_command(home, heap, PRODUCER_MAIN, ["-n", namesrv_addr, "-t", topic, "-w", "1", "-q", "1"])
+    try:
+        proc = subprocess.run(
+            cmd, cwd=home, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as e:
+        raise RocketMQRefError(f"creating topic {topic}: benchmark.Producer -q 1 timed out") from e
+    if proc.returncode != 0 or "Send Failed: 0" not in proc.stdout:
+        raise RocketMQRefError(
+            f"creating topic {topic} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
 
 
 def _producer_args(
@@ -584,8 +622,8 @@ def run_benchmark(
 ) -> tuple[ProducerResult, ConsumerResult | None]:
     """Run benchmark.Producer (and benchmark.Consumer alongside) for ``duration_s``; parse their figures.
 
-    The consumer starts first (it consumes from the last offset), the producer runs for
-    ``duration_s``, then the consumer gets two report intervals to drain.
+    The topic is created first (one message), then the consumer starts (it consumes from the last
+    offset), then the producer runs for ``duration_s``; the consumer gets two report intervals to drain.
     """
     own = home is None
     work = Path(tempfile.mkdtemp(prefix="rocketmq-bench-")) if home is None else Path(home)
@@ -593,11 +631,15 @@ def run_benchmark(
     try:
         cons_tool: _Tool | None = None
         if consumer:
+            # A push consumer started before its topic exists only sees it at the next route poll
+            # (30 s), so the topic is created first, by the benchmark Producer sending one message.
+            create_topic(namesrv_addr, topic, home=work, heap=heap)
             cons_args = ["-n", namesrv_addr, "-t", topic, "-g", group, "-w", str(consumer_threads)]
             cons_args += ["-ri", str(report_interval_ms)]
             cons_tool = _Tool(_tool_command(work, heap, CONSUMER_MAIN, cons_args), work, echo)
             tools.append(cons_tool)
-            time.sleep(3.0)
+            cons_tool.wait_for("Consumer Started", 60.0)
+            time.sleep(2.0)  # first rebalance
         prod_args = _producer_args(namesrv_addr, topic, threads, size, report_interval_ms, producer_args)
         prod_tool = _Tool(_tool_command(work, heap, PRODUCER_MAIN, prod_args), work, echo)
         tools.append(prod_tool)
@@ -720,7 +762,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["producer_samples"] = [asdict(s) for s in prod.samples]
             print(
                 f"PRODUCER tps={prod.tps:.1f} avg_rt_ms={prod.avg_rt_ms:.3f} max_rt_ms={prod.max_rt_ms} "
-                f"failed={prod.failed} samples={len(prod.samples)}",
+                f"(last report, ~10 s window) mean_tps_all_reports={prod.mean_tps:.1f} failed={prod.failed} "
+                f"samples={len(prod.samples)}",
                 flush=True,
             )
             if not prod.samples:
@@ -729,8 +772,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report["consumer"] = cons.figures()
                 f = cons.figures()
                 print(
-                    f"CONSUMER tps={f['tps']} avg_b2c_ms={f['avg_b2c_ms']} avg_s2c_ms={f['avg_s2c_ms']} "
-                    f"max_b2c_ms={f['max_b2c_ms']} samples={f['samples']}",
+                    f"CONSUMER tps={f['tps']} peak_tps={f['peak_tps']} avg_b2c_ms={f['avg_b2c_ms']} "
+                    f"avg_s2c_ms={f['avg_s2c_ms']} max_b2c_ms={f['max_b2c_ms']} failed={f['failed']} "
+                    f"samples={f['samples']}",
                     flush=True,
                 )
     finally:

@@ -401,7 +401,7 @@ def check_ordered(sent: Sequence[dict[str, Any]], received: Sequence[dict[str, A
 # ---------------------------------------------------------------------------------------------
 
 
-def scenario_roundtrip(namesrv: str, mode: str, count: int = 20, **produce_options: object) -> None:
+def scenario_roundtrip(namesrv: str, mode: str, count: int = 20, **produce_options: Any) -> None:
     """Send COUNT messages in MODE to a fresh topic, read them back (subscribe mode), compare."""
     topic, group = unique_name(f"Java_{mode}"), unique_name("cg")
     sent = of_type(produce(namesrv, topic, unique_name("pg"), count, mode=mode, **produce_options), "send")

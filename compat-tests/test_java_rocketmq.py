@@ -120,7 +120,7 @@ def test_committed_offsets_resume_the_group(namesrv: str) -> None:
 
 def _python_client() -> tuple[Any, Any, Any]:
     try:
-        from ferrymq.client import LitePullConsumer, Message, Producer  # type: ignore[attr-defined]
+        from ferrymq.client import LitePullConsumer, Message, Producer
     except ImportError as e:
         pytest.skip(f"ferrymq.client (Producer, LitePullConsumer, Message) is not available yet: {e}")
     return Producer, LitePullConsumer, Message
