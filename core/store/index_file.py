@@ -144,6 +144,17 @@ class IndexService:
         for key in keys:
             f.put(f"{topic}#{key}", phy, ts)
 
+    def forget_from(self, phy: int) -> None:
+        """The commit log was cut at ``phy`` (a torn tail): entries at or past it are stale.
+
+        They stay in their chains (queries check each candidate against the message really at
+        that offset), but new entries for offsets from ``phy`` on must not be taken as already
+        indexed.
+        """
+        for f in self.files:
+            if f.end_phy_offset >= phy:
+                f.end_phy_offset = phy - 1
+
     def lookup(self, topic: str, key: str, max_num: int, begin_ms: int, end_ms: int) -> list[int]:
         out: list[int] = []
         for f in reversed(self.files):

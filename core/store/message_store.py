@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.message import (
@@ -150,10 +151,29 @@ class MessageStore:
         if not crashed and end != checkpoint.get("end", end):
             log.warning("commit log continues past the clean-shutdown checkpoint; re-dispatching")
         self.commit_log.truncate_tail()
+        self.index.forget_from(end)
         for cq in self.consume_queues.values():
             cq.truncate_after_phys(end)
         for req in redispatch:
             self._dispatch(req)
+        damaged = self._damaged_queues(checkpoint.get("queues"))
+        if damaged:
+            # a consume queue lost units that were durable at the checkpoint (its directory was
+            # deleted, its tail zeroed): rebuild those queues from the whole commit log
+            log.warning(
+                "rebuilding %d consume queue(s) from the commit log: %s",
+                len(damaged),
+                ", ".join(f"{t}/{q}" for t, q in sorted(damaged)[:10]),
+            )
+            for key in damaged:  # start them afresh: what is left of them may be out of order
+                old = self.consume_queues.pop(key, None)
+                if old is not None:
+                    old.close()
+                shutil.rmtree(self.root / "consumequeue" / key[0] / str(key[1]), ignore_errors=True)
+            for req in self.commit_log.scan(self.commit_log.min_offset):
+                if (req.topic, req.queue_id) in damaged:
+                    self._dispatch_cq(req)
+            assert self.commit_log.write_offset == end
         for cq in self.consume_queues.values():
             cq.correct_min_offset(self.commit_log.min_offset)
         if crashed and redispatch:
@@ -162,17 +182,48 @@ class MessageStore:
         self.dispatched_durable = end
         self._abort_file.write_text(str(os.getpid()))
 
-    def _read_checkpoint(self) -> dict[str, int]:
+    def _damaged_queues(self, recorded: object) -> set[tuple[str, int]]:
+        """Queues shorter than the checkpoint recorded them, or missing their last durable unit."""
+        damaged: set[tuple[str, int]] = set()
+        if not isinstance(recorded, list):
+            return damaged
+        for item in recorded:
+            try:
+                topic, queue_id, max_offset = str(item[0]), int(item[1]), int(item[2])
+            except (TypeError, ValueError, IndexError):
+                continue
+            if max_offset <= 0:
+                continue
+            cq = self.consume_queues.get((topic, queue_id))
+            if cq is None or cq.max_offset < max_offset:
+                damaged.add((topic, queue_id))
+                continue
+            last = cq.unit(max_offset - 1)
+            if (last is None or last[1] <= 0) and max_offset - 1 >= cq.min_offset:
+                damaged.add((topic, queue_id))
+        return damaged
+
+    def _read_checkpoint(self) -> dict[str, Any]:
         try:
             data = json.loads(self._checkpoint_file.read_text())
-            return {k: int(v) for k, v in data.items()}
-        except (OSError, ValueError, AttributeError):
+            out: dict[str, Any] = {k: int(data[k]) for k in ("dispatched", "end") if k in data}
+            out["queues"] = data.get("queues")
+            return out
+        except (OSError, ValueError, TypeError, AttributeError):
             return {}
 
-    def _write_checkpoint(self, dispatched: int, end: int | None = None) -> None:
-        data = {"dispatched": dispatched}
+    def _queue_snapshot(self) -> list[tuple[str, int, int]]:
+        """Every consume queue's max offset, recorded with the checkpoint to detect lost queues."""
+        return [(t, q, cq.max_offset) for (t, q), cq in self.consume_queues.items()]
+
+    def _write_checkpoint(
+        self, dispatched: int, end: int | None = None, queues: list[tuple[str, int, int]] | None = None
+    ) -> None:
+        data: dict[str, Any] = {"dispatched": dispatched}
         if end is not None:
             data["end"] = end
+        if queues is not None:
+            data["queues"] = queues
         tmp = self._checkpoint_file.with_suffix(".tmp")
         with open(tmp, "w") as fh:
             json.dump(data, fh)
@@ -191,12 +242,15 @@ class MessageStore:
         return cq
 
     def _dispatch(self, req: DispatchRequest) -> None:
+        self._dispatch_cq(req)
+        self.index.put(req.topic, req.keys, req.uniq_key, req.offset, req.store_timestamp)
+
+    def _dispatch_cq(self, req: DispatchRequest) -> None:
         cq = self.consume_queues.get((req.topic, req.queue_id)) or self._open_cq(req.topic, req.queue_id)
         if req.count == 1:
             cq.put(req.queue_offset, req.offset, req.size, req.tags_code)
         else:
             cq.put_units(req.queue_offset, UNIT.pack(req.offset, req.size, 0) * req.count)
-        self.index.put(req.topic, req.keys, req.uniq_key, req.offset, req.store_timestamp)
 
     # ---- background services -----------------------------------------------------------------
 
@@ -228,6 +282,7 @@ class MessageStore:
             target = self.commit_log.write_offset
             if target == self.flushed_offset and target == self.dispatched_durable:
                 return
+            queues = self._queue_snapshot()  # consistent with target: dispatch is synchronous
             await asyncio.to_thread(self.commit_log.flush)
             self.flushed_offset = target
             waiters = self._flush_waiters
@@ -236,14 +291,16 @@ class MessageStore:
                 if off <= target and not fut.done():
                     fut.set_result(None)
             cqs = list(self.consume_queues.values())
-            await asyncio.to_thread(self._flush_derived, cqs, target)
+            await asyncio.to_thread(self._flush_derived, cqs, target, queues)
             self.dispatched_durable = target
 
-    def _flush_derived(self, cqs: list[ConsumeQueue], target: int) -> None:
+    def _flush_derived(
+        self, cqs: list[ConsumeQueue], target: int, queues: list[tuple[str, int, int]]
+    ) -> None:
         for cq in cqs:
             cq.flush()
         self.index.flush()
-        self._write_checkpoint(target)
+        self._write_checkpoint(target, queues=queues)
 
     async def wait_durable(self, end_offset: int) -> bool:
         """SYNC_FLUSH: wait until the commit log is on disk up to ``end_offset`` (group commit)."""
@@ -312,9 +369,10 @@ class MessageStore:
 
     def close(self) -> None:
         end = self.commit_log.write_offset
+        queues = self._queue_snapshot()
         self.commit_log.flush()
-        self._flush_derived(list(self.consume_queues.values()), end)
-        self._write_checkpoint(end, end)
+        self._flush_derived(list(self.consume_queues.values()), end, queues)
+        self._write_checkpoint(end, end, queues)
         for cq in self.consume_queues.values():
             cq.close()
         self.index.close()
@@ -453,7 +511,7 @@ class MessageStore:
             for phys, size, tag in UNIT.iter_unpack(units):
                 cursor += 1
                 budget -= 1
-                if phys == last_phys:  # more messages of the batch entry already taken
+                if phys == last_phys or size <= 0:  # more of a batch entry taken; a unit never written
                     continue
                 if phys < min_phys or (tag_codes is not None and tag not in tag_codes):
                     continue
@@ -544,9 +602,13 @@ class MessageStore:
     ) -> list[bytes]:
         """Messages of ``topic`` whose KEYS (or UNIQ_KEY, when ``unique``) contain ``key``."""
         out: list[bytes] = []
+        seen: set[int] = set()
         for phys in self.index.lookup(topic, key, max_num * 2, begin_ms, end_ms):
-            if phys < self.commit_log.min_offset:
+            # an offset can be indexed twice: a stale entry from before a cut tail, and the
+            # message written there afterwards
+            if phys in seen or phys < self.commit_log.min_offset or phys >= self.commit_log.write_offset:
                 continue
+            seen.add(phys)
             f = self.commit_log.files.file_for(phys)
             if f is None:
                 continue
