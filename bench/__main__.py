@@ -1,0 +1,117 @@
+"""``make bench``: every benchmark, figures printed (never asserted).
+
+Sections (``--only NAME`` to run one): ``store`` (in-process append/read), ``client`` (end-to-end
+sends and pulls through ferrymq's Python client), ``rocketmq`` (Apache RocketMQ's own benchmark
+Producer/Consumer against ferrymq and, where Java and Maven are present, against Apache RocketMQ
+started from Maven Central jars on the same machine, with ferrymq/RocketMQ ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ferrymq.cli.testing import FerryServer
+
+
+def _table(rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    print("  " + "  ".join(c.rjust(widths[c]) for c in cols))
+    for r in rows:
+        print("  " + "  ".join(str(r.get(c, "")).rjust(widths[c]) for c in cols))
+
+
+def section_store(args: argparse.Namespace) -> None:
+    from bench import store_bench
+
+    print("store (in-process, no network):")
+    _table(store_bench.run(count=args.store_count))
+
+
+def section_client(args: argparse.Namespace) -> None:
+    try:
+        from bench import client_bench
+    except ImportError as exc:
+        print(f"client: skipped ({exc})")
+        return
+    print("Python client end to end (ferrymq serve):")
+    with tempfile.TemporaryDirectory() as tmp, FerryServer(Path(tmp)) as server:
+        _table(client_bench.run(server.namesrv_addr, seconds=args.seconds))
+
+
+def section_rocketmq(args: argparse.Namespace) -> None:
+    if not (shutil.which("java") and shutil.which("mvn")):
+        print("rocketmq: SKIPPED — Java and Maven are needed for Apache RocketMQ's benchmark tools")
+        return
+    from bench import rocketmq_ref as ref
+
+    print(f"Apache RocketMQ benchmark.Producer, {args.threads} threads, {args.size} B, {args.seconds:.0f} s:")
+    rows: list[dict[str, object]] = []
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp, FerryServer(Path(tmp)) as server:
+        prod, cons = ref.run_benchmark(
+            server.namesrv_addr, duration_s=args.seconds, threads=args.threads, size=args.size
+        )
+        results["ferrymq"] = (prod, cons)
+    try:
+        with ref.rocketmq() as rmq:
+            prod, cons = ref.run_benchmark(
+                rmq.namesrv_addr, duration_s=args.seconds, threads=args.threads, size=args.size
+            )
+            results["RocketMQ 5.3.3"] = (prod, cons)
+    except ref.RocketMQRefError as exc:
+        print(f"  Apache RocketMQ could not be started: {exc}")
+    for name, (prod, cons) in results.items():
+        rows.append(
+            {
+                "server": name,
+                "send TPS": round(prod.tps),
+                "avg RT ms": round(prod.avg_rt_ms, 3),
+                "max RT ms": prod.max_rt_ms,
+                "failed": prod.failed,
+                "consume TPS": round(cons.tps) if cons else "",
+                "avg born-to-consumed ms": round(cons.avg_b2c_ms, 1) if cons else "",
+            }
+        )
+    _table(rows)
+    if len(results) == 2:
+        (fp, fc), (rp, rc) = results["ferrymq"], results["RocketMQ 5.3.3"]
+        print(
+            f"  ferrymq/RocketMQ: send TPS {fp.tps / max(rp.tps, 1):.2f}x, "
+            f"avg RT {fp.avg_rt_ms / max(rp.avg_rt_ms, 1e-9):.2f}x"
+            + (f", consume TPS {fc.tps / max(rc.tps, 1):.2f}x" if fc and rc else "")
+        )
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "store": section_store,
+    "client": section_client,
+    "rocketmq": section_rocketmq,
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--only", choices=sorted(SECTIONS), action="append")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--threads", type=int, default=16)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--store-count", type=int, default=200_000)
+    args = ap.parse_args()
+    for name in args.only or list(SECTIONS):
+        started = time.monotonic()
+        SECTIONS[name](args)
+        print(f"  ({name}: {time.monotonic() - started:.0f} s)\n", flush=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
