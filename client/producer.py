@@ -282,9 +282,10 @@ class AsyncProducer:
         body = encode_batch_body(records)
         if len(body) > self.max_message_size:
             raise ValidationError(f"the message body size over max value, MAX: {self.max_message_size}")
-        header_props = properties_to_string(
-            {PROPERTY_WAIT_STORE_MSG_OK: "true", PROPERTY_UNIQ_KEY: create_uniq_id()}
-        )
+        # No UNIQ_KEY for the batch itself (Java sets one): RocketMQ 5 brokers append the header's
+        # properties to every inner message, so all of them would share that key
+        # (apache/rocketmq#9416).
+        header_props = properties_to_string({PROPERTY_WAIT_STORE_MSG_OK: "true"})
         return _Prepared(msgs[0].topic, body, header_props, 0, 0, ",".join(ids), batch=True)
 
     def _avoid(self) -> set[str]:

@@ -2,15 +2,24 @@
 
 Every test gets its own server in a temp dir (the shared ``ferrymq_server`` / ``server_factory``
 fixtures of conftest.py), and stops it afterwards.
+
+The same scenarios run against Apache RocketMQ (name server + broker from Maven jars, started
+once for the module by bench/rocketmq_ref.py) with ``FERRYMQ_COMPAT_TARGET=rocketmq``, the switch
+compat-tests use; tests that need a specially configured ferrymq broker are skipped there::
+
+    FERRYMQ_COMPAT_TARGET=rocketmq .venv/bin/python -m pytest -q tests/test_client_integration.py
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -36,6 +45,47 @@ from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.message import decode_offset_msg_id
 from ferrymq.core.remoting.route import TopicRouteData
 from ferrymq.core.remoting.transport import connect, split_addr
+
+TARGET = os.environ.get("FERRYMQ_COMPAT_TARGET", "ferrymq").strip().lower()
+
+
+class Server(Protocol):
+    @property
+    def namesrv_addr(self) -> str: ...
+
+
+@pytest.fixture(scope="module")
+def apache_rocketmq() -> Iterator[Any]:
+    """Apache RocketMQ from Maven jars, shared by the module (FERRYMQ_COMPAT_TARGET=rocketmq)."""
+    try:
+        from bench.rocketmq_ref import start_rocketmq
+    except ImportError as exc:
+        pytest.skip(f"bench/rocketmq_ref.py is not available: {exc}")
+    try:
+        ref = start_rocketmq()
+    except Exception as exc:  # no java, no jars, no network for Maven: say why, do not fail
+        pytest.skip(f"cannot start Apache RocketMQ: {exc}")
+    try:
+        yield ref
+    finally:
+        ref.stop()
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Server:
+    """The server under test: a fresh ``ferrymq serve``, or the module's Apache RocketMQ."""
+    if TARGET == "rocketmq":
+        ref: Server = request.getfixturevalue("apache_rocketmq")
+        return ref
+    if TARGET != "ferrymq":
+        raise pytest.UsageError(f"FERRYMQ_COMPAT_TARGET must be ferrymq or rocketmq, not {TARGET!r}")
+    ferry: Server = request.getfixturevalue("ferrymq_server")
+    return ferry
+
+
+def uniq(prefix: str) -> str:
+    """A topic or group name of its own, as a shared Apache RocketMQ outlives one test."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def drain(consumer: LitePullConsumer, want: int, timeout: float = 10.0) -> list[MessageExt]:
@@ -83,11 +133,11 @@ def query_route(namesrv_addr: str, topic: str) -> TopicRouteData | None:
 # ---- send every way, pull everything back ------------------------------------------------------------
 
 
-def test_send_sync_async_oneway_batch_orderly_then_pull_back(ferrymq_server: FerryServer) -> None:
-    ns = ferrymq_server.namesrv_addr
-    topic = "ClientRoundTrip"
+def test_send_sync_async_oneway_batch_orderly_then_pull_back(server: Server) -> None:
+    ns = server.namesrv_addr
+    topic = uniq("ClientRoundTrip")
     big = bytes(range(256)) * 40  # 10 KiB: compressed on the wire, inflated by the consumer
-    with Producer(ns, group="pg-roundtrip") as producer:
+    with Producer(ns, group=uniq("pg-roundtrip")) as producer:
         sync = producer.send(
             Message(topic, b"sync", tags="TagA", keys=["k1", "k2"], properties={"color": "red"})
         )
@@ -112,7 +162,7 @@ def test_send_sync_async_oneway_batch_orderly_then_pull_back(ferrymq_server: Fer
     assert len({r.queue for r in orderly}) == 1
     assert [r.queue_offset for r in orderly] == [orderly[0].queue_offset + i for i in range(3)]
 
-    consumer = LitePullConsumer(ns, group="cg-roundtrip", consume_from="FIRST_OFFSET")
+    consumer = LitePullConsumer(ns, group=uniq("cg-roundtrip"), consume_from="FIRST_OFFSET")
     consumer.subscribe(topic, "*")
     consumer.start()
     try:
@@ -134,11 +184,10 @@ def test_send_sync_async_oneway_batch_orderly_then_pull_back(ferrymq_server: Fer
     assert by_body[b"async"].msg_id == async_result.msg_id
     assert by_body[b"async"].user_properties == {"n": "1"}
     assert by_body[b"oneway"].tags == "TagA"
-    for i, (uniq, off_id) in enumerate(
-        zip(batch.msg_id.split(","), batch.offset_msg_id.split(","), strict=True)
-    ):
+    batch_ids = zip(batch.msg_id.split(","), batch.offset_msg_id.split(","), strict=True)
+    for i, (uniq_id, off_id) in enumerate(batch_ids):
         bm = by_body[f"batch-{i}".encode()]
-        assert (bm.msg_id, bm.offset_msg_id, bm.keys, bm.tags) == (uniq, off_id, f"bk{i}", "TagC")
+        assert (bm.msg_id, bm.offset_msg_id, bm.keys, bm.tags) == (uniq_id, off_id, f"bk{i}", "TagC")
         assert queue_of(bm) == batch.queue and bm.queue_offset == batch.queue_offset + i
     for i, r in enumerate(orderly):
         om = by_body[f"order-{i}".encode()]
@@ -152,17 +201,18 @@ def test_send_sync_async_oneway_batch_orderly_then_pull_back(ferrymq_server: Fer
         assert offsets == list(range(len(offsets)))
 
 
-def test_async_api(ferrymq_server: FerryServer) -> None:
-    ns = ferrymq_server.namesrv_addr
+def test_async_api(server: Server) -> None:
+    ns = server.namesrv_addr
+    topic = uniq("ClientAsync")
 
     async def main() -> None:
-        async with AsyncProducer(ns, group="pg-async") as producer:
+        async with AsyncProducer(ns, group=uniq("pg-async")) as producer:
             results = await asyncio.gather(
-                *(producer.send(Message("AsyncTopic", f"m{i}".encode(), tags="T")) for i in range(20))
+                *(producer.send(Message(topic, f"m{i}".encode(), tags="T")) for i in range(20))
             )
-            queues = await producer.fetch_publish_queues("AsyncTopic")
+            queues = await producer.fetch_publish_queues(topic)
         assert all(r.status is SendStatus.SEND_OK for r in results)
-        consumer = AsyncLitePullConsumer(ns, group="cg-async", consume_from="FIRST_OFFSET")
+        consumer = AsyncLitePullConsumer(ns, group=uniq("cg-async"), consume_from="FIRST_OFFSET")
         consumer.assign(queues)
         async with consumer:
             got: list[MessageExt] = []
@@ -179,16 +229,16 @@ def test_async_api(ferrymq_server: FerryServer) -> None:
 # ---- filtering ---------------------------------------------------------------------------------------
 
 
-def test_tag_filtering_with_client_side_recheck(ferrymq_server: FerryServer) -> None:
-    ns = ferrymq_server.namesrv_addr
-    topic = "ClientTags"
+def test_tag_filtering_with_client_side_recheck(server: Server) -> None:
+    ns = server.namesrv_addr
+    topic = uniq("ClientTags")
     tags = ["TagA", "TagB", "TagC", None, "Aa", "BB"]  # "Aa" and "BB" share Java's hashCode (2112)
-    with Producer(ns, group="pg-tags") as producer:
+    with Producer(ns, group=uniq("pg-tags")) as producer:
         for round_ in range(3):
             for tag in tags:
                 producer.send(Message(topic, f"{tag}-{round_}".encode(), tags=tag))
 
-    consumer = LitePullConsumer(ns, group="cg-tags", consume_from="FIRST_OFFSET", auto_commit=False)
+    consumer = LitePullConsumer(ns, group=uniq("cg-tags"), consume_from="FIRST_OFFSET", auto_commit=False)
     consumer.subscribe(topic, "TagA || Aa")
     consumer.start()
     try:
@@ -209,7 +259,7 @@ def test_tag_filtering_with_client_side_recheck(ferrymq_server: FerryServer) -> 
     finally:
         consumer.shutdown()
 
-    everything = LitePullConsumer(ns, group="cg-tags-all", consume_from="FIRST_OFFSET")
+    everything = LitePullConsumer(ns, group=uniq("cg-tags-all"), consume_from="FIRST_OFFSET")
     everything.subscribe(topic, "*")
     with everything:
         assert len(drain(everything, 18)) == 18
@@ -218,10 +268,10 @@ def test_tag_filtering_with_client_side_recheck(ferrymq_server: FerryServer) -> 
 # ---- offsets -----------------------------------------------------------------------------------------
 
 
-def test_seek_commit_and_resume_across_consumer_restart(ferrymq_server: FerryServer) -> None:
-    ns = ferrymq_server.namesrv_addr
-    topic, group = "ClientOffsets", "cg-offsets"
-    with Producer(ns, group="pg-offsets") as producer:
+def test_seek_commit_and_resume_across_consumer_restart(server: Server) -> None:
+    ns = server.namesrv_addr
+    topic, group = uniq("ClientOffsets"), uniq("cg-offsets")
+    with Producer(ns, group=uniq("pg-offsets")) as producer:
         results = [
             producer.send_orderly(Message(topic, f"m{i}".encode()), SelectMessageQueueByHash(), 7)
             for i in range(20)
@@ -276,10 +326,10 @@ def test_seek_commit_and_resume_across_consumer_restart(ferrymq_server: FerrySer
         fourth.shutdown()
 
 
-def test_subscribed_group_resumes_after_restart(ferrymq_server: FerryServer) -> None:
-    ns = ferrymq_server.namesrv_addr
-    topic, group = "ClientResume", "cg-resume"
-    with Producer(ns, group="pg-resume") as producer:
+def test_subscribed_group_resumes_after_restart(server: Server) -> None:
+    ns = server.namesrv_addr
+    topic, group = uniq("ClientResume"), uniq("cg-resume")
+    with Producer(ns, group=uniq("pg-resume")) as producer:
         for i in range(10):
             producer.send(Message(topic, f"old-{i}".encode()))
         c1 = LitePullConsumer(ns, group=group, consume_from="FIRST_OFFSET")
@@ -298,38 +348,39 @@ def test_subscribed_group_resumes_after_restart(ferrymq_server: FerryServer) -> 
 # ---- routes and name servers -------------------------------------------------------------------------
 
 
-def test_unknown_topic_is_auto_created_via_tbw102(ferrymq_server: FerryServer) -> None:
-    ns = ferrymq_server.namesrv_addr
-    topic = "ClientAutoCreated"
+def test_unknown_topic_is_auto_created_via_tbw102(server: Server) -> None:
+    ns = server.namesrv_addr
+    topic = uniq("ClientAutoCreated")
     assert query_route(ns, topic) is None
-    with Producer(ns, group="pg-auto") as producer:
+    with Producer(ns, group=uniq("pg-auto")) as producer:
         result = producer.send(Message(topic, b"first"))
         assert result.status is SendStatus.SEND_OK and result.queue.topic == topic
         eventually(lambda: query_route(ns, topic) is not None, what="route of the auto-created topic")
         route = query_route(ns, topic)
         assert route is not None and [q.write_queue_nums for q in route.queue_datas] == [4]
         assert producer.send(Message(topic, b"second")).status is SendStatus.SEND_OK
-    consumer = LitePullConsumer(ns, group="cg-auto", consume_from="FIRST_OFFSET")
+    consumer = LitePullConsumer(ns, group=uniq("cg-auto"), consume_from="FIRST_OFFSET")
     consumer.subscribe(topic)
     with consumer.start():
         assert sorted(m.body for m in drain(consumer, 2)) == [b"first", b"second"]
 
 
 @pytest.mark.parametrize("dead_first", [True, False])
-def test_name_server_list_with_a_dead_entry(ferrymq_server: FerryServer, dead_first: bool) -> None:
-    live, dead = ferrymq_server.namesrv_addr, dead_addr()
+def test_name_server_list_with_a_dead_entry(server: Server, dead_first: bool) -> None:
+    live, dead = server.namesrv_addr, dead_addr()
     addrs = f"{dead};{live}" if dead_first else f"{live};{dead}"
+    topic = uniq("ClientNs")
     for i in range(4):  # the starting entry is random: several clients try both orders
-        with Producer(addrs, group="pg-ns") as producer:
-            assert producer.send(Message("ClientNs", f"m{i}".encode())).status is SendStatus.SEND_OK
-    consumer = LitePullConsumer(addrs, group="cg-ns", consume_from="FIRST_OFFSET")
-    consumer.subscribe("ClientNs")
+        with Producer(addrs, group=uniq("pg-ns")) as producer:
+            assert producer.send(Message(topic, f"m{i}".encode())).status is SendStatus.SEND_OK
+    consumer = LitePullConsumer(addrs, group=uniq("cg-ns"), consume_from="FIRST_OFFSET")
+    consumer.subscribe(topic)
     with consumer.start():
         assert len(drain(consumer, 4)) == 4
 
 
-def test_name_server_fail_over_moves_to_the_next_entry(ferrymq_server: FerryServer) -> None:
-    live, dead = ferrymq_server.namesrv_addr, dead_addr()
+def test_name_server_fail_over_moves_to_the_next_entry(server: Server) -> None:
+    live, dead = server.namesrv_addr, dead_addr()
 
     async def main() -> None:
         remote = RemotingClient([dead, live])
@@ -352,10 +403,10 @@ def test_name_server_fail_over_moves_to_the_next_entry(ferrymq_server: FerryServ
 # ---- groups and errors -------------------------------------------------------------------------------
 
 
-def test_two_consumers_of_a_group_split_the_queues(ferrymq_server: FerryServer) -> None:
-    ns = ferrymq_server.namesrv_addr
-    topic, group = "ClientRebalance", "cg-rebalance"
-    with Producer(ns, group="pg-rebalance") as producer:
+def test_two_consumers_of_a_group_split_the_queues(server: Server) -> None:
+    ns = server.namesrv_addr
+    topic, group = uniq("ClientRebalance"), uniq("cg-rebalance")
+    with Producer(ns, group=uniq("pg-rebalance")) as producer:
         for i in range(40):
             producer.send(Message(topic, f"m{i}".encode()))
     a = LitePullConsumer(ns, group=group, consume_from="FIRST_OFFSET", auto_commit=False)
@@ -380,10 +431,11 @@ def test_two_consumers_of_a_group_split_the_queues(ferrymq_server: FerryServer) 
         a.shutdown()
 
 
+@pytest.mark.skipif(TARGET != "ferrymq", reason="needs a ferrymq broker with maxMessageSize=1024")
 def test_broker_error_carries_code_and_remark(server_factory: type[FerryServer], tmp_path: Path) -> None:
     server = server_factory(tmp_path / "small", "maxMessageSize=1024").start()
     with Producer(
-        server.namesrv_addr, group="pg-errors", max_message_size=1 << 20, compress_over=-1
+        server.namesrv_addr, group=uniq("pg-errors"), max_message_size=1 << 20, compress_over=-1
     ) as producer:
         with pytest.raises(BrokerError) as info:
             producer.send(Message("ClientErrors", b"x" * 2048))
