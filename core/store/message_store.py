@@ -486,8 +486,8 @@ class MessageStore:
         if cq is None:
             return GetResult(GetStatus.NO_MATCHED_LOGIC_QUEUE, 0, 0, 0)
         lo, hi = cq.min_offset, cq.max_offset
-        if hi == lo:
-            return GetResult(GetStatus.NO_MESSAGE_IN_QUEUE, lo, lo, hi)
+        if hi == 0:  # never written; a queue emptied by retention keeps its offsets (below)
+            return GetResult(GetStatus.NO_MESSAGE_IN_QUEUE, 0, lo, hi)
         if offset < lo:
             return GetResult(GetStatus.OFFSET_TOO_SMALL, lo, lo, hi)
         if offset == hi:
