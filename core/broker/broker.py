@@ -18,10 +18,16 @@ from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.admin import AdminProcessor
 from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
 from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
+from ferrymq.core.broker.processors.consumer_send_back import ConsumerSendBackProcessor
+from ferrymq.core.broker.processors.lock import LockProcessor
 from ferrymq.core.broker.processors.pull_message import PullMessageProcessor
 from ferrymq.core.broker.processors.query_message import QueryMessageProcessor
 from ferrymq.core.broker.processors.send_message import SendMessageProcessor
+from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
+from ferrymq.core.broker.schedule import ScheduleMessageService
 from ferrymq.core.broker.stats import BrokerStats
+from ferrymq.core.broker.subscription_group import SubscriptionGroupManager, SubscriptionGroupProcessor
+from ferrymq.core.broker.timer import TimerMessageService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import RequestCode
@@ -44,6 +50,12 @@ class Broker:
         self.clients = ClientManager(on_consumer_change=self._consumer_change)
         self.hold = PullRequestHoldService()
         self.stats = BrokerStats()
+        self.subscription_groups = SubscriptionGroupManager(
+            config_dir / "subscriptionGroup.json", config.auto_create_subscription_group
+        )
+        self.locks = RebalanceLockManager(config.rebalance_lock_max_live_time)
+        self.schedule = ScheduleMessageService(self)
+        self.timer = TimerMessageService(self)
         self.store.arrival_listeners.append(self.hold.notify)
         self.dispatcher = RequestDispatcher()
         for processor in (
@@ -53,6 +65,9 @@ class Broker:
             ClientManageProcessor(self),
             AdminProcessor(self),
             QueryMessageProcessor(self),
+            ConsumerSendBackProcessor(self),
+            LockProcessor(self),
+            SubscriptionGroupProcessor(self),
         ):
             processor.register(self.dispatcher)
         self.server: asyncio.Server | None = None
@@ -67,6 +82,8 @@ class Broker:
 
     async def start(self) -> None:
         self.store.start_services()
+        self.schedule.start()
+        self.timer.start()
         self.server = await serve(
             self._handle,
             self.config.listen_host,
@@ -147,5 +164,7 @@ class Broker:
             except asyncio.CancelledError:
                 pass
         self.offsets.persist(force=True)
+        await self.schedule.stop()
+        await self.timer.stop()
         await self.store.shutdown()
         log.info("broker %s stopped; data flushed", self.config.broker_name)

@@ -4,8 +4,10 @@ Serves the 4.x and 5.x header forms (V2's one-letter names are mapped back). Che
 broker's ``AbstractSendMessageProcessor.msgCheck``: legal topic name, topic allowed for sends,
 auto-creation from the default topic (TBW102), queue id in range (negative = any), writable
 permission, body size against maxMessageSize. Under SYNC_FLUSH the reply waits for the commit
-log to be on disk (FLUSH_DISK_TIMEOUT after syncFlushTimeout). Leaves out (for now): delayed
-messages (DELAY level), %RETRY%/%DLQ% redirection, transactions.
+log to be on disk (FLUSH_DISK_TIMEOUT after syncFlushTimeout). Delayed and timer messages (DELAY,
+TIMER_DELIVER_MS / TIMER_DELAY_MS / TIMER_DELAY_SEC) are redirected by ``core/broker/schedule.py``;
+sends to %RETRY%<group> past the group's maximum go to %DLQ%<group>
+(``processors/consumer_send_back.py``). Leaves out: transactions.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import random
 import socket
 from typing import TYPE_CHECKING
 
+from ferrymq.core.broker.processors.consumer_send_back import retry_or_dlq
 from ferrymq.core.broker.processors.headers import BadRequest, req_int, req_str
+from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES
 from ferrymq.core.broker.topic_config import (
     NOT_ALLOWED_SEND,
     RETRY_GROUP_TOPIC_PREFIX,
@@ -30,6 +34,7 @@ from ferrymq.core.remoting.message import (
     PROPERTY_WAIT_STORE_MSG_OK,
     create_offset_msg_id,
     decode_batch_body,
+    properties_to_string,
     string_to_properties,
     tags_code,
 )
@@ -192,6 +197,11 @@ class SendMessageProcessor:
     ) -> tuple[PutResult, bool]:
         props_str = ext.get("properties", "")
         props = string_to_properties(props_str)
+        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) or not SCHEDULE_PROPERTIES.isdisjoint(props):
+            if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+                topic, queue_id = retry_or_dlq(self.broker, topic, queue_id, ext, props, cmd.version)
+            topic, queue_id = self.broker.schedule.transform(topic, queue_id, props, sys_flag)
+            props_str = properties_to_string(props)
         if props_str and not props_str.endswith("\x02"):
             props_str += "\x02"
         keys = props.get(PROPERTY_KEYS)
@@ -239,7 +249,7 @@ class SendMessageProcessor:
         wait = True
         for item in items:
             props = string_to_properties(item.properties)
-            if "DELAY" in props:
+            if not SCHEDULE_PROPERTIES.isdisjoint(props):
                 raise BadRequest("not support delay message in batch", ResponseCode.MESSAGE_ILLEGAL)
             props_str = item.properties
             if props_str and not props_str.endswith("\x02"):
