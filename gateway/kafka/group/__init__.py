@@ -1,0 +1,1 @@
+"""Kafka consumer groups: the classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) and offsets."""
