@@ -169,6 +169,26 @@ class AsyncLitePullConsumer:
 
     ``subscribe``/``assign``/``unsubscribe``/``pause``/``resume`` only record (and, when running,
     schedule) and are plain methods; everything that talks to a broker is a coroutine.
+
+    Arguments (Java's ``DefaultLitePullConsumer`` name in brackets):
+
+    * ``namesrv_addr`` -- ``"host:port"``, several separated by ``;``, or a list [namesrvAddr]
+    * ``group`` -- consumer group [consumerGroup]
+    * ``consume_from`` -- where a queue without a committed offset starts: ``"LAST_OFFSET"``,
+      ``"FIRST_OFFSET"`` or ``"TIMESTAMP"`` [consumeFromWhere]; ``consume_timestamp`` -- epoch
+      ms for TIMESTAMP, default half an hour ago [consumeTimestamp]
+    * ``pull_batch_size`` -- messages per pull and at most per ``poll`` [pullBatchSize]
+    * ``auto_commit`` / ``auto_commit_interval`` -- [autoCommit, autoCommitIntervalMillis]
+    * ``pull_threshold_for_queue`` / ``pull_threshold_for_all`` -- buffered messages at which
+      pulling pauses [pullThresholdForQueue, pullThresholdForAll]
+    * ``broker_suspend_max`` -- seconds a broker may hold a pull [brokerSuspendMaxTimeMillis];
+      ``pull_timeout`` -- seconds to wait for a held pull [consumerTimeoutMillisWhenSuspend]
+    * ``request_timeout`` -- seconds for other requests; ``pull_delay_on_error`` -- seconds before
+      retrying a failed pull [pullTimeDelayMillsWhenException]
+    * ``rebalance_interval`` / ``poll_namesrv_interval`` / ``heartbeat_interval`` -- seconds
+    * ``allocate_strategy`` -- queue allocation in the group, default averagely
+      [allocateMessageQueueStrategy]
+    * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
     """
 
     def __init__(
@@ -338,8 +358,9 @@ class AsyncLitePullConsumer:
             self._state = "SHUTDOWN"
             return
         self._state = "STOPPING"
-        assert self._stop is not None
+        assert self._stop is not None and self._arrived is not None
         self._stop.set()
+        self._arrived.set()  # a poll() waiting right now returns []
         tasks = [st.task for st in self._states.values() if st.task is not None]
         if self._rebalance_task is not None:
             tasks.append(self._rebalance_task)
@@ -625,9 +646,14 @@ class AsyncLitePullConsumer:
             wanted: set[MessageQueue] = set()
             for topic in list(self._subs):
                 keep = {mq for mq in self._states if mq.topic == topic}
-                mq_all = routes.cached_subscribe_queues(topic) or await routes.subscribe_queues(
-                    topic, refresh=True
-                )
+                mq_all = routes.cached_subscribe_queues(topic)
+                if not mq_all:
+                    try:
+                        mq_all = await routes.subscribe_queues(topic, refresh=True)
+                    except MQError as exc:  # name server unreachable: keep what we have, retry later
+                        log.warning("no route for topic %s of group %s: %s", topic, self.group, exc)
+                        wanted |= keep
+                        continue
                 if not mq_all:
                     log.info("no route for topic %s of group %s yet", topic, self.group)
                     wanted |= keep

@@ -103,6 +103,23 @@ class AsyncProducer:
     """A producer for asyncio code; create, ``await start()``, send, ``await shutdown()``.
 
     Also an async context manager. All methods must be awaited on the loop that started it.
+
+    Arguments (Java's ``DefaultMQProducer`` name in brackets):
+
+    * ``namesrv_addr`` -- ``"host:port"``, several separated by ``;``, or a list [namesrvAddr]
+    * ``group`` -- producer group [producerGroup]
+    * ``send_timeout`` -- seconds for a send including its retries [sendMsgTimeout]
+    * ``retry_times`` -- extra attempts of a failed send or batch [retryTimesWhenSendFailed]
+    * ``max_message_size`` -- largest body (or batch body) accepted, bytes [maxMessageSize]
+    * ``compress_over`` -- zlib-compress bodies larger than this; negative: never
+      [compressMsgBodyOverHowmuch]; ``compress_level`` -- zlib level [compressLevel]
+    * ``create_topic_key`` / ``default_topic_queue_nums`` -- template topic and queue count for
+      topics the name server does not know [createTopicKey, defaultTopicQueueNums]
+    * ``retry_response_codes`` -- broker codes worth another attempt [retryResponseCodes]
+    * ``fault_isolation`` -- seconds to avoid a broker group after a network failure; 0: never
+    * ``poll_namesrv_interval`` / ``heartbeat_interval`` -- seconds [pollNameServerInterval,
+      heartbeatBrokerInterval]
+    * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
     """
 
     def __init__(

@@ -447,3 +447,44 @@ def test_broker_error_carries_code_and_remark(server_factory: type[FerryServer],
             producer.send_orderly(Message("ClientErrors", b"x"), lambda qs, m, a: None)
     with pytest.raises(ClientError, match="not started"):
         producer.send(Message("ClientErrors", b"x"))
+
+
+def test_seek_and_shutdown_do_not_wait_for_parked_long_polls(server: Server) -> None:
+    ns = server.namesrv_addr
+    topic = uniq("ClientLongPoll")
+    with Producer(ns, group=uniq("pg-longpoll")) as producer:
+        sent = producer.send(Message(topic, b"only"))
+        queues = producer.fetch_publish_queues(topic)
+    consumer = LitePullConsumer(ns, group=uniq("cg-longpoll"), consume_from="FIRST_OFFSET")
+    consumer.assign(queues)
+    consumer.start()
+    try:
+        assert [m.body for m in drain(consumer, 1)] == [b"only"]
+        assert consumer.poll(timeout=0.3) == []  # every queue now has a pull parked at the broker
+        started = time.monotonic()
+        consumer.seek(sent.queue, 0)
+        assert [m.body for m in drain(consumer, 1)] == [b"only"]
+        assert time.monotonic() - started < 5  # not the 20 s a parked pull may last
+    finally:
+        started = time.monotonic()
+        consumer.shutdown()
+        assert time.monotonic() - started < 5
+
+
+@pytest.mark.skipif(TARGET != "ferrymq", reason="restarts the server under test")
+def test_clients_carry_on_after_a_server_restart(ferrymq_server: FerryServer) -> None:
+    ns = ferrymq_server.namesrv_addr
+    topic = uniq("ClientRestart")
+    producer = Producer(ns, group=uniq("pg-restart")).start()
+    consumer = LitePullConsumer(ns, group=uniq("cg-restart"), consume_from="FIRST_OFFSET")
+    consumer.subscribe(topic)
+    try:
+        producer.send(Message(topic, b"before"))
+        consumer.start()
+        assert [m.body for m in drain(consumer, 1)] == [b"before"]
+        ferrymq_server.restart()  # same ports and data; every connection is dropped
+        assert producer.send(Message(topic, b"after")).status is SendStatus.SEND_OK
+        assert [m.body for m in drain(consumer, 1, timeout=15)] == [b"after"]
+    finally:
+        consumer.shutdown()
+        producer.shutdown()
