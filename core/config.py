@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -150,19 +151,22 @@ class BrokerConfig(BaseModel):
 
 
 def parse_properties(text: str) -> dict[str, str]:
-    """A Java properties file: ``key=value`` or ``key: value`` lines, ``#``/``!`` comments."""
+    """A Java properties file: ``key=value``, ``key: value`` or ``key value`` lines, ``#``/``!``
+    comments. As ``java.util.Properties.load``, the key ends at the first ``=``, ``:`` or
+    whitespace; then one ``=``/``:`` may follow, with whitespace around it.
+    """
     out: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line[0] in "#!":
             continue
-        for i, ch in enumerate(line):
-            if ch in "=:":
-                out[line[:i].strip()] = line[i + 1 :].strip()
-                break
-        else:
-            out[line] = ""
+        m = _PROPERTY_LINE.match(line)
+        assert m is not None  # the pattern matches any line
+        out[m["key"]] = m["value"].strip()
     return out
+
+
+_PROPERTY_LINE = re.compile(r"(?P<key>[^=:\s]*)\s*[=:]?\s*(?P<value>.*)")
 
 
 _DELAY_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
