@@ -14,6 +14,9 @@ from ferrymq.core.remoting.message import MessageExt, decode_stored_messages
 from ferrymq.core.remoting.transport import RemotingConnection, connect, split_addr
 from tests.remoting_helpers import pull, send_v2
 
+#: a small commit-log segment: crash recovery scans a segment, and 1 GiB ones take seconds
+SMALL_LOG = "mappedFileSizeCommitLog=4194304\n"
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)

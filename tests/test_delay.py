@@ -10,7 +10,15 @@ from pathlib import Path
 from ferrymq.cli.testing import FerryServer
 from ferrymq.core.remoting.message import encode_batch_body, properties_to_string
 from tests.remoting_helpers import send_v2
-from tests.test_consumer_support import broker_conn, now_ms, read_json_file, send, wait_messages, wait_until
+from tests.test_consumer_support import (
+    SMALL_LOG,
+    broker_conn,
+    now_ms,
+    read_json_file,
+    send,
+    wait_messages,
+    wait_until,
+)
 
 
 def test_levels_and_timers_arrive_when_due_not_before(tmp_path: Path) -> None:
@@ -64,7 +72,7 @@ def test_levels_and_timers_arrive_when_due_not_before(tmp_path: Path) -> None:
 
 
 def test_delayed_and_timer_messages_survive_a_crash(tmp_path: Path) -> None:
-    conf = "messageDelayLevel=1s 2s 4s\n"
+    conf = "messageDelayLevel=1s 2s 4s\n" + SMALL_LOG
     server = FerryServer(tmp_path, conf).start()
     try:
 
