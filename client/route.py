@@ -254,6 +254,9 @@ class RouteManager:
             if info.ok:
                 self.publish[topic] = info
                 return info
+            # The topic exists but has no writable queue on a master: Java gives up here too
+            # rather than sending over TBW102's route.
+            raise ClientError(f"No route info of this topic: {topic} (no writable queue on a master){FAQ}")
         default = await self.query_route(self.default_topic) if self.default_topic else None
         info = self.publish.get(topic)
         if info is not None and info.ok:

@@ -1,0 +1,209 @@
+"""ferrymq.client with two broker groups on one name server: queue selection and retries across
+groups when one dies, and a consumer group sharing the queues of both.
+
+``ferrymq serve`` gives the name server and broker-a; broker-b is a ``ferrymq broker`` process
+registering with the same name server (port 0, read from its ready line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ferrymq.cli.testing import FerryServer
+from ferrymq.client import LitePullConsumer, Message, MessageExt, MessageQueue, Producer, SendStatus
+from ferrymq.client._remote import request
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.route import TopicRouteData
+from ferrymq.core.remoting.transport import connect, split_addr
+
+READY = re.compile(r"ferrymq ready: broker (?P<name>\S+) (?P<addr>\S+:\d+)")
+
+
+class ExtraBroker:
+    """A ``ferrymq broker`` process; ``kill()`` is a crash (SIGKILL)."""
+
+    def __init__(self, data_dir: Path, namesrv_addr: str, name: str) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conf = data_dir / "broker.conf"
+        conf.write_text(
+            f"brokerName={name}\nlistenPort=0\nbrokerIP1=127.0.0.1\nlistenHost=127.0.0.1\n"
+            f"storePathRootDir={data_dir / 'store'}\n"
+        )
+        self.log_path = data_dir / "broker.log"
+        cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf), "-n", namesrv_addr]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*cmd, "--admin-port", "-1"],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
+        self.addr = self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> str:
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        buf = b""
+        try:
+            while time.monotonic() < deadline:
+                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                m = READY.search(buf.decode(errors="replace"))
+                if m:
+                    return m["addr"]
+        finally:
+            sel.close()
+        self.kill()
+        raise RuntimeError(f"broker did not start: {self.log_path.read_text(errors='replace')[-2000:]}")
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
+    async def go() -> tuple[int, bytes, str | None]:
+        host, port = split_addr(addr)
+        conn = await connect(host, port)
+        try:
+            resp = await conn.invoke(request(code, ext))
+        finally:
+            conn.close()
+        return resp.code, bytes(resp.body), resp.remark
+
+    return asyncio.run(go())
+
+
+def create_topic(broker_addr: str, topic: str, queues: int = 4) -> None:
+    """UPDATE_AND_CREATE_TOPIC on one broker, as mqadmin updateTopic does."""
+    code, _, remark = invoke(
+        broker_addr,
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        {
+            "topic": topic,
+            "defaultTopic": "TBW102",
+            "readQueueNums": str(queues),
+            "writeQueueNums": str(queues),
+            "perm": "6",
+            "topicFilterType": "SINGLE_TAG",
+            "topicSysFlag": "0",
+            "order": "false",
+        },
+    )
+    assert code == ResponseCode.SUCCESS, remark
+
+
+def route_brokers(namesrv_addr: str, topic: str) -> set[str]:
+    code, body, _ = invoke(namesrv_addr, RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+    if code != ResponseCode.SUCCESS:
+        return set()
+    return {qd.broker_name for qd in TopicRouteData.from_json_bytes(body).queue_datas}
+
+
+def eventually(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Bounded re-check of a condition no event announces (a broker registering its topics)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(0.05)
+
+
+def drain(consumer: LitePullConsumer, want: int, timeout: float = 15.0) -> list[MessageExt]:
+    got: list[MessageExt] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        got += consumer.poll(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+    return got
+
+
+@pytest.fixture
+def two_brokers(
+    ferrymq_server: FerryServer, tmp_path: Path
+) -> Iterator[tuple[FerryServer, ExtraBroker, str]]:
+    """broker-a (ferrymq serve) and broker-b, and a topic with 4 queues on each."""
+    broker_b = ExtraBroker(tmp_path / "broker-b", ferrymq_server.namesrv_addr, "broker-b")
+    try:
+        topic = f"TwoBrokers-{uuid.uuid4().hex[:8]}"
+        create_topic(ferrymq_server.broker_addr, topic)
+        create_topic(broker_b.addr, topic)
+        eventually(
+            lambda: route_brokers(ferrymq_server.namesrv_addr, topic) == {"broker-a", "broker-b"},
+            what="topic routed to both broker groups",
+        )
+        yield ferrymq_server, broker_b, topic
+    finally:
+        broker_b.stop()
+
+
+def test_sends_use_both_groups_and_retry_on_the_live_one(
+    two_brokers: tuple[FerryServer, ExtraBroker, str],
+) -> None:
+    server, broker_b, topic = two_brokers
+    with Producer(server.namesrv_addr, group="pg-two", send_timeout=5.0) as producer:
+        queues = producer.fetch_publish_queues(topic)
+        assert {q.broker_name for q in queues} == {"broker-a", "broker-b"} and len(queues) == 8
+        first = [producer.send(Message(topic, f"m{i}".encode())) for i in range(8)]
+        assert {r.queue for r in first} == set(queues)  # round-robin over all eight queues
+        broker_b.kill()  # the name server still lists broker-b for a while
+        after = [producer.send(Message(topic, f"n{i}".encode())) for i in range(8)]
+        assert all(r.status is SendStatus.SEND_OK for r in after)
+        assert {r.queue.broker_name for r in after} == {"broker-a"}
+
+
+def test_group_members_share_the_queues_of_both_groups(
+    two_brokers: tuple[FerryServer, ExtraBroker, str],
+) -> None:
+    server, _, topic = two_brokers
+    ns = server.namesrv_addr
+    with Producer(ns, group="pg-two-share") as producer:
+        sent = [producer.send(Message(topic, f"m{i}".encode())) for i in range(32)]
+    assert {r.queue.broker_name for r in sent} == {"broker-a", "broker-b"}
+    group = f"cg-two-{uuid.uuid4().hex[:8]}"
+    a = LitePullConsumer(ns, group=group, consume_from="FIRST_OFFSET")
+    b = LitePullConsumer(ns, group=group, consume_from="FIRST_OFFSET")
+    a.subscribe(topic)
+    b.subscribe(topic)
+    a.start()
+    try:
+        b.start()
+        try:
+            eventually(lambda: len(a.assignment()) == len(b.assignment()) == 4, what="4 queues each")
+            everything = {MessageQueue(topic, name, i) for name in ("broker-a", "broker-b") for i in range(4)}
+            assert a.assignment() | b.assignment() == everything
+            got = drain(a, 16) + drain(b, 16)
+            keys = {(m.broker_name, m.queue_id, m.queue_offset) for m in got}
+            assert keys == {(r.queue.broker_name, r.queue.queue_id, r.queue_offset) for r in sent}
+        finally:
+            b.shutdown()
+    finally:
+        a.shutdown()
