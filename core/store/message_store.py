@@ -41,6 +41,7 @@ from ferrymq.core.remoting.message import (
 from ferrymq.core.store.commit_log import (
     BATCH_HEAD,
     BATCH_MAGIC,
+    END_FILE_MIN_BLANK_LENGTH,
     CommitLog,
     CorruptRecord,
     DispatchRequest,
@@ -381,6 +382,18 @@ class MessageStore:
 
     # ---- writes ------------------------------------------------------------------------------
 
+    def check_message(self, topic: bytes, body_len: int, properties: bytes) -> int:
+        """The stored size of such a message; StoreError if it cannot be stored at all."""
+        if len(properties) > 32767:
+            raise StoreError(f"properties of {len(properties)} bytes exceed 32767")
+        size = stored_size(body_len, len(topic), len(properties))
+        if size + END_FILE_MIN_BLANK_LENGTH > self.commit_log.file_size:
+            raise StoreError(
+                f"a message of {size} bytes does not fit a commit-log segment "
+                f"(mappedFileSizeCommitLog={self.commit_log.file_size})"
+            )
+        return size
+
     def consume_queue(self, topic: str, queue_id: int) -> ConsumeQueue:
         return self.consume_queues.get((topic, queue_id)) or self._open_cq(topic, queue_id)
 
@@ -405,11 +418,9 @@ class MessageStore:
         if not self.writable:
             return PutResult(PutStatus.SERVICE_NOT_AVAILABLE)
         props = properties.encode()
-        if len(props) > 32767:
-            raise StoreError(f"properties of {len(props)} bytes exceed 32767")
-        cq = self.consume_queue(topic, queue_id)
         tb = topic.encode()
-        size = stored_size(len(body), len(tb), len(props))
+        size = self.check_message(tb, len(body), props)
+        cq = self.consume_queue(topic, queue_id)
         f, phys = self.commit_log.reserve(size)
         queue_offset = cq.max_offset
         now = int(time.time() * 1000)

@@ -17,7 +17,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.processors.consumer_send_back import retry_or_dlq
-from ferrymq.core.broker.processors.headers import BadRequest, req_int, req_str
+from ferrymq.core.broker.processors.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES
 from ferrymq.core.broker.topic_config import (
     NOT_ALLOWED_SEND,
@@ -32,6 +32,7 @@ from ferrymq.core.remoting.message import (
     PROPERTY_TAGS,
     PROPERTY_UNIQ_KEY,
     PROPERTY_WAIT_STORE_MSG_OK,
+    BatchItem,
     create_offset_msg_id,
     decode_batch_body,
     properties_to_string,
@@ -110,7 +111,7 @@ class SendMessageProcessor:
                     ResponseCode.MESSAGE_ILLEGAL,
                 )
             born = _born_host(conn)
-            reconsume = int(ext.get("reconsumeTimes") or 0)
+            reconsume = opt_int(ext, "reconsumeTimes", 0)
             if batch:
                 result, wait = self._put_batch(cmd, topic, queue_id, sys_flag, born_ts, born, reconsume)
             else:
@@ -159,7 +160,7 @@ class SendMessageProcessor:
                 tc = self.topics.create_if_absent(topic, 1)
             else:
                 default_topic = ext.get("defaultTopic", "")
-                queue_nums = int(ext.get("defaultTopicQueueNums") or self.config.default_topic_queue_nums)
+                queue_nums = opt_int(ext, "defaultTopicQueueNums", self.config.default_topic_queue_nums)
                 tc = self.topics.create_in_send(topic, default_topic, queue_nums, 0)
             if tc is None:
                 raise BadRequest(
@@ -242,11 +243,8 @@ class SendMessageProcessor:
             raise BadRequest(f"the batch body is malformed: {exc}", ResponseCode.MESSAGE_ILLEGAL) from None
         if not items:
             raise BadRequest("the batch is empty", ResponseCode.MESSAGE_ILLEGAL)
-        first: PutResult | None = None
-        offsets: list[int] = []
-        total = 0
-        last: PutResult | None = None
-        wait = True
+        # all or nothing: check every message before storing any (StoreError refuses the batch)
+        prepared: list[tuple[BatchItem, dict[str, str], str]] = []
         for item in items:
             props = string_to_properties(item.properties)
             if not SCHEDULE_PROPERTIES.isdisjoint(props):
@@ -254,12 +252,21 @@ class SendMessageProcessor:
             props_str = item.properties
             if props_str and not props_str.endswith("\x02"):
                 props_str += "\x02"
+            props_str += self.cluster_prop
+            self.store.check_message(topic.encode(), len(item.body), props_str.encode())
+            prepared.append((item, props, props_str))
+        first: PutResult | None = None
+        offsets: list[int] = []
+        total = 0
+        last: PutResult | None = None
+        wait = True
+        for item, props, props_str in prepared:
             keys = props.get(PROPERTY_KEYS)
             last = self.store.put_message(
                 topic,
                 queue_id,
                 item.body,
-                props_str + self.cluster_prop,
+                props_str,
                 tags_code=tags_code(props.get(PROPERTY_TAGS)),
                 keys=keys.split() if keys else None,
                 uniq_key=props.get(PROPERTY_UNIQ_KEY),
