@@ -19,7 +19,7 @@ from ferrymq.gateway.admin.routes_source import broker_runtime_info
 router = APIRouter(tags=["cluster"])
 
 
-def local_broker(ctx: AdminContext) -> BrokerOut:
+async def local_broker(ctx: AdminContext) -> BrokerOut:
     b = ctx.broker
     c = b.config
     try:
@@ -38,7 +38,7 @@ def local_broker(ctx: AdminContext) -> BrokerOut:
         version=f"ferrymq {__version__}",
         boot_timestamp=b.boot_timestamp,
         uptime_seconds=round(time.time() - b.boot_timestamp / 1000, 3),
-        disk_used_bytes=b.store.disk_used_bytes,
+        disk_used_bytes=await ctx.disk_used(),
         disk_total_bytes=total,
         disk_used_ratio=ratio,
         put_messages=b.stats.put_messages,
@@ -82,7 +82,7 @@ async def remote_broker(bd: BrokerData, broker_id: int, addr: str) -> BrokerOut:
 @router.get("/cluster", response_model=ClusterOut, summary="Name servers and brokers")
 async def cluster(ctx: AdminContext = Depends(get_ctx)) -> ClusterOut:
     info, reachable = await ctx.routes.cluster_info()
-    me = local_broker(ctx)
+    me = await local_broker(ctx)
     clusters: dict[str, list[str]] = {}
     brokers: list[BrokerOut] = []
     pending = []

@@ -3,6 +3,7 @@ the auth settings; and the errors endpoints raise."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,9 +38,20 @@ class AdminContext:
     groups: GroupRegistry = field(init=False)
     batch_decoders: dict[int, BatchDecoder] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    #: bytes the store occupied when last measured (see disk_used)
+    last_disk_used: int = 0
+    _disk_measured: float = float("-inf")
 
     def __post_init__(self) -> None:
         self.groups = GroupRegistry(self.broker)
+
+    async def disk_used(self, max_age: float = 5.0) -> int:
+        """Bytes the store occupies; walking the store directory runs in a thread, at most
+        every ``max_age`` seconds, so it never stalls the broker's event loop."""
+        if time.monotonic() - self._disk_measured > max_age:
+            self.last_disk_used = await asyncio.to_thread(lambda: self.broker.store.disk_used_bytes)
+            self._disk_measured = time.monotonic()
+        return self.last_disk_used
 
     def topic(self, name: str) -> TopicConfig:
         tc = self.broker.topics.get(name)

@@ -95,7 +95,7 @@ class BrokerCollector(Collector):
 
         store = b.store
         yield GaugeMetricFamily(
-            "ferrymq_store_disk_used_bytes", "bytes the store occupies on disk", value=store.disk_used_bytes
+            "ferrymq_store_disk_used_bytes", "bytes the store occupies on disk", value=self.ctx.last_disk_used
         )
         try:
             usage = shutil.disk_usage(store.root)
@@ -127,5 +127,6 @@ def registry_for(ctx: AdminContext) -> CollectorRegistry:
     summary="Prometheus metrics",
 )
 async def metrics(request: Request) -> Response:
+    await request.app.state.ctx.disk_used()
     registry: CollectorRegistry = request.app.state.metrics
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
