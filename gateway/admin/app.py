@@ -89,6 +89,13 @@ def create_app(ctx: AdminContext) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+        log.info(
+            "admin: %s %s from %s: 422 %s",
+            request.method,
+            request.url.path,
+            peer_of(request),
+            "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in errors),
+        )
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(Exception)
