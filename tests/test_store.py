@@ -26,7 +26,7 @@ from ferrymq.core.remoting.message import (
 from ferrymq.core.store import GetStatus, MessageStore, PutStatus
 from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
 from ferrymq.core.store.message_store import StoreError
-from tests.test_store_support import SEGMENT, STORE_IP, STORE_PORT, open_store, put, read_all
+from tests.test_store_support import SEGMENT, STORE_IP, STORE_PORT, abandon, open_store, put, read_all
 
 TOPIC = "StoreTopic"
 
@@ -487,3 +487,49 @@ def test_stored_records_are_v1_magic_with_the_store_host(store: MessageStore) ->
     assert struct.unpack_from(">ii", raw) == (r.size, MAGIC_V1)
     m: MessageExt = decode_stored_message(raw)
     assert m.offset_msg_id == f"0A000005{STORE_PORT:08X}{r.phys_offset:016X}"
+
+
+# ---- sparse segments -------------------------------------------------------------------------
+
+
+def test_restart_does_not_allocate_the_rest_of_the_active_segment(tmp_path: Path) -> None:
+    # segments are created sparse; recovery must not fill the unwritten tail with zeros (with
+    # 1 GiB segments that was a 1 GiB write and a 1 GiB buffer at every start)
+    seg = 8 * 1024 * 1024
+    root = tmp_path / "store"
+    s = open_store(root, mappedFileSizeCommitLog=seg)
+    put(s, TOPIC, 0, b"x" * 100)
+    s.close()
+    (path,) = (root / "commitlog").iterdir()
+    before = path.stat().st_blocks * 512
+    if before >= seg // 2:
+        pytest.skip("this filesystem does not keep files sparse")
+    for crash in (False, True):
+        s = open_store(root, mappedFileSizeCommitLog=seg)
+        assert s.max_offset(TOPIC, 0) == 1
+        if crash:
+            abandon(s)
+        else:
+            s.close()
+    s = open_store(root, mappedFileSizeCommitLog=seg)
+    s.close()
+    assert path.stat().st_blocks * 512 < seg // 4
+
+
+def test_zero_from_erases_data_written_through_the_mapping(tmp_path: Path) -> None:
+    from ferrymq.core.store.mapped_file import MappedFile
+
+    size = 4 * 1024 * 1024
+    f = MappedFile(tmp_path / f"{0:020d}", size)
+    try:
+        f.write(0, b"keep" * 10)
+        f.write(3 * 1024 * 1024 + 5, b"garbage-in-the-page-cache")  # never flushed
+        f.write(size - 3, b"end")
+        f.zero_from(40)
+        assert bytes(f.view[:40]) == b"keep" * 10
+        assert bytes(f.view[40:]) == bytes(size - 40)
+    finally:
+        f.close()
+    with open(tmp_path / f"{0:020d}", "rb") as fh:
+        data = fh.read()
+    assert data[:40] == b"keep" * 10 and data[40:] == bytes(size - 40)

@@ -7,9 +7,13 @@ its size is reserved with ftruncate, not written.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 from pathlib import Path
+
+
+_ZEROS = bytes(1 << 20)
 
 
 def file_name(offset: int) -> str:
@@ -50,10 +54,38 @@ class MappedFile:
             os.fdatasync(self.fd)
 
     def zero_from(self, pos: int) -> None:
-        """Erase from ``pos`` to the end (a torn tail after a crash)."""
-        if pos < self.size:
-            self.view[pos:] = bytes(self.size - pos)
-            self._dirty = True
+        """Erase from ``pos`` to the end (a torn tail after a crash).
+
+        Only what is not zero already is written: past the tail the file is mostly a hole, and
+        writing zeros over it would allocate the whole segment on disk at every start.
+        """
+        for start, end in self._data_ranges(pos):
+            while start < end:
+                n = min(end - start, len(_ZEROS))
+                if self.view[start : start + n] != _ZEROS[:n]:
+                    self.view[start : start + n] = _ZEROS[:n]
+                    self._dirty = True
+                start += n
+
+    def _data_ranges(self, pos: int) -> list[tuple[int, int]]:
+        """The parts of ``[pos, size)`` that are not holes (all of it where SEEK_DATA is missing)."""
+        ranges: list[tuple[int, int]] = []
+        try:
+            while pos < self.size:
+                try:
+                    data = os.lseek(self.fd, pos, os.SEEK_DATA)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:  # nothing but a hole from pos on
+                        break
+                    raise
+                if data >= self.size:
+                    break
+                hole = min(os.lseek(self.fd, data, os.SEEK_HOLE), self.size)
+                ranges.append((data, hole))
+                pos = hole
+        except (AttributeError, OSError):
+            return [(pos, self.size)] if not ranges else [*ranges, (pos, self.size)]
+        return ranges
 
     def close(self) -> None:
         try:
