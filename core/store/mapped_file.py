@@ -12,7 +12,6 @@ import mmap
 import os
 from pathlib import Path
 
-
 _ZEROS = bytes(1 << 20)
 
 
