@@ -437,3 +437,21 @@ def test_commit_log_records_carry_their_own_offsets(tmp_path: Path) -> None:
         assert struct.unpack(">i", _read_at(root, end, 4))[0] == 0
     finally:
         s.close()
+
+
+def test_deleted_topic_is_not_rebuilt_after_a_crash(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    s = open_store(root)
+    expected = _write_stream(s, 30)
+    put(s, "Doomed", 0, b"gone")
+    checkpoint(s)
+    s.delete_topic("Doomed")
+    checkpoint(s)  # the flush loop's next round, with no new messages
+    abandon(s)
+    s = open_store(root)
+    try:
+        assert "Doomed" not in s.topics_in_store()
+        assert s.get_messages("Doomed", 0, 0, 32).status == GetStatus.NO_MATCHED_LOGIC_QUEUE
+        _check_queues(s, expected)
+    finally:
+        s.close()

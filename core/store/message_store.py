@@ -643,6 +643,9 @@ class MessageStore:
             cq = self.consume_queues.pop(key)
             cq.close()
         shutil.rmtree(self.root / "consumequeue" / topic, ignore_errors=True)
+        # the next flush must rewrite the checkpoint even without new messages: it still lists
+        # these queues, and a recovery would take them for damaged ones and rebuild them
+        self.dispatched_durable = -1
 
     @property
     def disk_used_bytes(self) -> int:
