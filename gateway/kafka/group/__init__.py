@@ -1,1 +1,1 @@
-"""Kafka consumer groups: the classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) and offsets."""
+"""Kafka consumer groups: the classic group protocol (Join/Sync/Heartbeat/LeaveGroup) and offsets."""
