@@ -15,22 +15,42 @@ Blocking API (each client runs its own background asyncio loop thread)::
 
 asyncio API: :class:`AsyncProducer` and :class:`AsyncLitePullConsumer`, same methods, awaited.
 
+Push consumers (``push_consumer``; clustering or broadcasting, concurrent or orderly listeners,
+retries through %RETRY%/%DLQ%, every Java allocation strategy in ``allocate``, queue priority
+in ``priority``)::
+
+    consumer = PushConsumer("127.0.0.1:9876", group="demo-push", consume_from="FIRST_OFFSET")
+    consumer.subscribe("TopicA", "*")
+    consumer.register_listener(lambda msgs: ConsumeStatus.CONSUME_SUCCESS)
+    consumer.start()
+
 Modules: ``producer`` (sending), ``consumer`` (lite pull, offsets, rebalancing), ``selectors``
 (queue selectors for ordered sends), ``allocate`` (queue allocation in a group), ``route``
 (name-server routes), ``validators``, ``errors``, ``message``; private ``_remote`` (connection
 pool), ``_api`` (broker requests), ``_instance`` (heartbeats, route refresh), ``_loop``
 (background loop), ``_ids`` (client id, message unique keys).
 
-Not covered: push consumers, broadcasting, transactions, request/reply, SQL92 filters, message
+Not covered: transactions, request/reply, SQL92 filters, message
 traces, ACL, TLS, namespaces, the gRPC protocol.
 """
 
 from ferrymq.client._ids import create_uniq_id
-from ferrymq.client.allocate import AllocateMessageQueueAveragely, AllocateStrategy, allocate_averagely
+from ferrymq.client.allocate import (
+    AllocateMachineRoomNearby,
+    AllocateMessageQueueAveragely,
+    AllocateMessageQueueAveragelyByCircle,
+    AllocateMessageQueueByConfig,
+    AllocateMessageQueueByMachineRoom,
+    AllocateMessageQueueConsistentHash,
+    AllocateStrategy,
+    allocate_averagely,
+)
 from ferrymq.client.consumer import AsyncLitePullConsumer, LitePullConsumer, SubscriptionData, queue_of
 from ferrymq.client.errors import BrokerError, ClientError, MQError, NetworkError, ValidationError
 from ferrymq.client.message import Message, MessageExt, MessageQueue, SendResult, SendStatus
+from ferrymq.client.priority import by_queue_set, by_topic
 from ferrymq.client.producer import AsyncProducer, Producer
+from ferrymq.client.push_consumer import AsyncPushConsumer, ConsumeOrderlyStatus, ConsumeStatus, PushConsumer
 from ferrymq.client.selectors import (
     MessageQueueSelector,
     SelectMessageQueueByHash,
@@ -39,12 +59,20 @@ from ferrymq.client.selectors import (
 )
 
 __all__ = [
+    "AllocateMachineRoomNearby",
     "AllocateMessageQueueAveragely",
+    "AllocateMessageQueueAveragelyByCircle",
+    "AllocateMessageQueueByConfig",
+    "AllocateMessageQueueByMachineRoom",
+    "AllocateMessageQueueConsistentHash",
     "AllocateStrategy",
     "AsyncLitePullConsumer",
     "AsyncProducer",
+    "AsyncPushConsumer",
     "BrokerError",
     "ClientError",
+    "ConsumeOrderlyStatus",
+    "ConsumeStatus",
     "LitePullConsumer",
     "MQError",
     "Message",
@@ -53,6 +81,7 @@ __all__ = [
     "MessageQueueSelector",
     "NetworkError",
     "Producer",
+    "PushConsumer",
     "SelectMessageQueueByHash",
     "SelectMessageQueueByMachineRoom",
     "SelectMessageQueueByRandom",
@@ -61,6 +90,8 @@ __all__ = [
     "SubscriptionData",
     "ValidationError",
     "allocate_averagely",
+    "by_queue_set",
+    "by_topic",
     "create_uniq_id",
     "queue_of",
 ]

@@ -96,3 +96,72 @@ def read_json_file(path: Any) -> Any:
         return json.loads(open(path).read())
     except (OSError, ValueError):
         return None
+
+
+async def _create_topic(server: FerryServer, topic: str, queues: int, order: bool) -> None:
+    conn = await broker_conn(server)
+    try:
+        resp = await conn.invoke(
+            RemotingCommand(
+                code=17,
+                ext_fields={
+                    "topic": topic,
+                    "defaultTopic": "TBW102",
+                    "readQueueNums": str(queues),
+                    "writeQueueNums": str(queues),
+                    "perm": "6",
+                    "topicFilterType": "SINGLE_TAG",
+                    "order": "true" if order else "false",
+                },
+            )
+        )
+        assert resp.code == 0, resp.remark
+    finally:
+        conn.close()
+    ns = await connect(*split_addr(server.namesrv_addr))
+    try:  # the broker re-registers in the background: wait until the name server routes it
+        deadline = time.monotonic() + 10
+        while True:
+            resp = await ns.invoke(RemotingCommand(code=105, ext_fields={"topic": topic}))
+            if resp.code == 0 and len(json.loads(resp.body)["queueDatas"]) > 0:
+                return
+            assert time.monotonic() < deadline, "the topic never reached the name server"
+            await asyncio.sleep(0.05)
+    finally:
+        ns.close()
+
+
+def create_topic(server: FerryServer, topic: str, queues: int = 8, order: bool = False) -> None:
+    """UPDATE_AND_CREATE_TOPIC on the broker, then wait for the name server's route."""
+    asyncio.run(_create_topic(server, topic, queues, order))
+
+
+class Recorder:
+    """A listener that records what each consumer got, thread-safe, with waits on the totals."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.cond = threading.Condition()
+        self.got: dict[str, list[MessageExt]] = {}
+        self.order: list[tuple[str, MessageExt]] = []
+
+    def listener(self, name: str, result: Any = True) -> Callable[[list[MessageExt]], Any]:
+        def consume(msgs: list[MessageExt]) -> Any:
+            with self.cond:
+                self.got.setdefault(name, []).extend(msgs)
+                self.order.extend((name, m) for m in msgs)
+                self.cond.notify_all()
+            return result
+
+        return consume
+
+    def bodies(self, name: str | None = None) -> set[bytes]:
+        with self.cond:
+            if name is not None:
+                return {m.body for m in self.got.get(name, [])}
+            return {m.body for msgs in self.got.values() for m in msgs}
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout)
