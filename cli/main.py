@@ -3,7 +3,8 @@
 ``serve`` runs a name server and one master broker in one process (the all-in-one for
 development); ``namesrv`` and ``broker -c broker.conf`` run them apart, as RocketMQ's mqnamesrv
 and mqbroker do. ``serve`` and ``broker`` also serve the admin REST API and web console
-(port 8080 unless told otherwise); ``admin`` is its command-line client (cli/admin.py).
+(port 8080 unless told otherwise) and, on a master broker, the Kafka protocol (port 9092 unless
+told otherwise); ``admin`` is its command-line client (cli/admin.py).
 SIGINT/SIGTERM stop cleanly: stop accepting, unregister, flush. Once listening, each prints one
 line beginning ``ferrymq ready`` (scripts and tests wait for it).
 """
@@ -29,6 +30,7 @@ from ferrymq.namesrv import NameServer
 if TYPE_CHECKING:  # imported when a server starts, so `ferrymq admin` starts quickly
     from ferrymq.gateway.admin import AdminServer
     from ferrymq.gateway.admin.routes_source import ClusterSource
+    from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
 log = logging.getLogger("ferrymq")
 
@@ -48,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--broker-port", type=int, default=10911, help="broker port (default 10911)")
     s.add_argument("-c", "--config", type=Path, help="broker.conf with further broker settings")
     _admin_args(s)
+    _kafka_args(s)
 
     n = sub.add_parser("namesrv", help="a name server")
     n.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
@@ -60,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-c", "--config", type=Path, help="broker.conf (RocketMQ keys)")
     b.add_argument("-n", "--namesrv-addr", help="name servers, 'host:port;host:port' (overrides namesrvAddr)")
     _admin_args(b)
+    _kafka_args(b)
 
     # prefix_chars no option can start with: everything after "admin" goes to cli/admin.py
     a = sub.add_parser(
@@ -83,6 +87,20 @@ def _admin_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _kafka_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kafka-port",
+        type=int,
+        default=None,
+        help="Kafka protocol port (default 9092 or kafkaListenPort; 0 = a free port, -1 = off)",
+    )
+    p.add_argument(
+        "--kafka-advertised-host",
+        default=None,
+        help="host Kafka clients are told to connect to (default: the broker's advertised address)",
+    )
+
+
 def _admin_overrides(args: argparse.Namespace) -> dict[str, object]:
     out: dict[str, object] = {}
     if args.admin_port is not None:
@@ -90,6 +108,8 @@ def _admin_overrides(args: argparse.Namespace) -> dict[str, object]:
     token = args.admin_token or os.environ.get("FERRYMQ_ADMIN_TOKEN")
     if token:
         out["adminToken"] = token
+    if args.kafka_port is not None:
+        out["kafkaListenPort"] = args.kafka_port
     return out
 
 
@@ -103,6 +123,18 @@ async def _start_admin(broker: Broker, routes: ClusterSource, host: str) -> Admi
     admin = AdminServer(broker, routes, host, c.admin_port, token=c.admin_token, read_open=c.admin_read_open)
     await admin.start()
     return admin
+
+
+async def _start_kafka(broker: Broker, advertised_host: str | None) -> KafkaFrontend | None:
+    """The Kafka frontend of a master broker, unless kafkaListenPort is -1."""
+    c = broker.config
+    if c.kafka_listen_port < 0 or c.broker_id != 0:
+        return None
+    from ferrymq.gateway.kafka.frontend import KafkaFrontend
+
+    kafka = KafkaFrontend(broker, c.listen_host, c.kafka_listen_port, advertised_host or c.broker_ip1)
+    await kafka.start()
+    return kafka
 
 
 async def _run_until_signal(
@@ -137,6 +169,7 @@ async def _serve(args: argparse.Namespace) -> None:
     text = args.config.read_text() if args.config else ""
     broker_holder: list[Broker] = []
     admin_holder: list[AdminServer] = []
+    kafka_holder: list[KafkaFrontend] = []
 
     async def start() -> None:
         await namesrv.start()
@@ -153,6 +186,10 @@ async def _serve(args: argparse.Namespace) -> None:
         if admin is not None:
             admin_holder.append(admin)
             admin_part = f", admin {_advertised(args.host)}:{admin.port}"
+        kafka = await _start_kafka(broker, args.kafka_advertised_host)
+        if kafka is not None:
+            kafka_holder.append(kafka)
+            admin_part += f", kafka {kafka.advertised_host}:{kafka.port}"
         print(
             f"ferrymq ready: name server {args.host}:{namesrv.port}, broker {config.broker_name} "
             f"{config.broker_ip1}:{broker.port}{admin_part}, data {config.store_path_root_dir}",
@@ -160,6 +197,8 @@ async def _serve(args: argparse.Namespace) -> None:
         )
 
     async def stop() -> None:
+        for kafka in kafka_holder:
+            await kafka.stop()
         for admin in admin_holder:
             await admin.stop()
         for broker in broker_holder:
@@ -189,6 +228,7 @@ async def _broker(args: argparse.Namespace) -> None:
         config = BrokerConfig.from_properties("", **overrides)
     broker = Broker(config)
     admin_holder: list[AdminServer] = []
+    kafka_holder: list[KafkaFrontend] = []
 
     async def start() -> None:
         await broker.start()
@@ -199,6 +239,10 @@ async def _broker(args: argparse.Namespace) -> None:
         if admin is not None:
             admin_holder.append(admin)
             admin_part = f", admin {_advertised(config.listen_host)}:{admin.port}"
+        kafka = await _start_kafka(broker, args.kafka_advertised_host)
+        if kafka is not None:
+            kafka_holder.append(kafka)
+            admin_part += f", kafka {kafka.advertised_host}:{kafka.port}"
         print(
             f"ferrymq ready: broker {config.broker_name} {config.broker_ip1}:{broker.port}{admin_part}, "
             f"data {config.store_path_root_dir}",
@@ -206,6 +250,8 @@ async def _broker(args: argparse.Namespace) -> None:
         )
 
     async def stop() -> None:
+        for kafka in kafka_holder:
+            await kafka.stop()
         for admin in admin_holder:
             await admin.stop()
         await broker.stop()

@@ -51,6 +51,7 @@ class FerryServer:
         self.namesrv_port = 0
         self.broker_port = 0
         self.admin_port = 0
+        self.kafka_port = 0  # always passed: no test ever binds Kafka's default 9092
         #: every "<frontend> host:port" part of the ready line, e.g. {"admin": 8080}
         self.ports: dict[str, int] = {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -70,6 +71,11 @@ class FerryServer:
         """Base URL of the admin REST API and web console, e.g. http://127.0.0.1:40125"""
         return f"http://{self.host}:{self.admin_port}"
 
+    @property
+    def kafka_bootstrap(self) -> str:
+        """``bootstrap.servers`` for Kafka clients, e.g. 127.0.0.1:40127"""
+        return f"{self.host}:{self.kafka_port}"
+
     def command(self) -> list[str]:
         cmd = [
             sys.executable,
@@ -86,6 +92,8 @@ class FerryServer:
             str(self.broker_port),
             "--admin-port",
             str(self.admin_port),
+            "--kafka-port",
+            str(self.kafka_port),
         ]
         if self.broker_conf:
             conf = self.data_dir / "broker.conf"
@@ -119,6 +127,7 @@ class FerryServer:
                         self.broker_port = int(m["bport"])
                         self.ports = {p["what"]: int(p["port"]) for p in READY_PART.finditer(m["extra"])}
                         self.admin_port = self.ports.get("admin", 0)
+                        self.kafka_port = self.ports.get("kafka", 0)
                         return self
         finally:
             sel.close()

@@ -73,8 +73,8 @@ class BrokerConfig(BaseModel):
     auto_create_subscription_group: bool = Field(True, alias="autoCreateSubscriptionGroup")
     #: a queue lock not renewed for this long is free (Java: -Drocketmq.broker.rebalance.lockMaxLiveTime)
     rebalance_lock_max_live_time: int = Field(60_000, alias="rebalanceLockMaxLiveTime", ge=100)  # ms
-    # frontends (later issues): 0 disables
-    kafka_listen_port: int = Field(0, alias="kafkaListenPort", ge=0, le=65535)
+    # the Kafka frontend of a master broker: 0 = a free port, -1 = off
+    kafka_listen_port: int = Field(9092, alias="kafkaListenPort", ge=-1, le=65535)
     # admin REST API and web console: 0 = a free port, -1 = off
     admin_port: int = Field(8080, alias="adminPort", ge=-1, le=65535)
     #: with a token, every /api call needs ``Authorization: Bearer <token>``

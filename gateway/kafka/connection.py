@@ -1,0 +1,189 @@
+"""One Kafka client connection: the thin asyncio layer over framing.py and the API registry.
+
+Requests are decoded as they arrive and their handlers run concurrently (a long Fetch does not
+hold up the next request's work), but responses go out strictly in request order, as the
+protocol requires. A handler starts in arrival order and Produce stores before its first await,
+so pipelined produces land in order. Garbage (a bad size, a header or body that does not decode,
+a version we cannot serve) is logged with the peer and closes only this connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+
+from ferrymq.gateway.kafka import apis
+from ferrymq.gateway.kafka.apis import api18_api_versions
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.framing import FrameDecoder, FrameError, encode_response, parse_header, peek_header
+
+if TYPE_CHECKING:
+    from ferrymq.gateway.kafka.frontend import KafkaFrontend
+
+log = logging.getLogger("ferrymq.kafka")
+
+API_VERSIONS = 18
+#: stop reading from a client with this many requests in progress (its TCP window fills up)
+MAX_IN_FLIGHT = 64
+
+
+class _Slot:
+    """A response place in request order; ``ready`` once the handler is done."""
+
+    __slots__ = ("data", "ready")
+
+    def __init__(self) -> None:
+        self.data: bytes | None = None
+        self.ready = False
+
+
+class KafkaConnection(asyncio.Protocol):
+    def __init__(self, frontend: KafkaFrontend) -> None:
+        self.frontend = frontend
+        self.decoder = FrameDecoder(frontend.max_request_size)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.client_id: str | None = None
+        self._slots: deque[_Slot] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reading_paused = False
+        self._writing_paused = False
+        self.closed = False
+
+    # ---- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.frontend.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.frontend.connections.discard(self)
+        for task in self._tasks:
+            task.cancel()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.decoder.feed(data)
+        except FrameError as exc:
+            self.abort(f"bad frame: {exc}")
+            return
+        for frame in frames:
+            if self.closed:
+                return
+            self._request(frame)
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    def _request(self, frame: bytes) -> None:
+        try:
+            key, version, corr = peek_header(frame)
+        except FrameError as exc:
+            self.abort(str(exc))
+            return
+        spec = apis.API_HANDLERS.get(key)
+        if spec is None:
+            self.abort(f"unknown API key {key} (version {version})")
+            return
+        if not spec.serves(version):
+            if key == API_VERSIONS:  # header v0 body any client can read, with our key-18 range
+                self._respond_now(corr, api18_api_versions.unsupported_response())
+                return
+            self.abort(
+                f"API key {key} version {version} is not served ({spec.min_version}-{spec.max_version})"
+            )
+            return
+        try:
+            header = parse_header(frame, spec.flexible(version))
+            request, _ = spec.reader(version)(frame, header.body_offset)
+        except Exception as exc:  # kio raises various errors on truncated or garbled bodies
+            self.abort(f"malformed API key {key} v{version} request: {exc!r}")
+            return
+        if header.client_id is not None:
+            self.client_id = header.client_id
+        ctx = RequestContext(self.frontend, self, key, version, corr)
+        slot = _Slot()
+        self._slots.append(slot)
+        task = asyncio.get_running_loop().create_task(self._run(ctx, request, slot, time.perf_counter()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._update_reading()
+
+    async def _run(self, ctx: RequestContext, request: Any, slot: _Slot, started: float) -> None:
+        try:
+            response = await self.frontend.dispatch(ctx, request)
+            if response is not None:
+                slot.data = encode_response(ctx.correlation_id, response, ctx.api_key == API_VERSIONS)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "kafka API key %d v%d from %s (client %s) failed; closing the connection",
+                ctx.api_key,
+                ctx.api_version,
+                self.peer,
+                self.client_id,
+            )
+            self.close()
+            return
+        finally:
+            self.frontend.broker.stats.latency.observe("kafka", ctx.api_key, time.perf_counter() - started)
+        slot.ready = True
+        self._flush()
+
+    def _respond_now(self, corr: int, response: Any) -> None:
+        slot = _Slot()
+        slot.data = encode_response(corr, response, header_v0=True)
+        slot.ready = True
+        self._slots.append(slot)
+        self._flush()
+
+    def _flush(self) -> None:
+        slots = self._slots
+        transport = self.transport
+        while slots and slots[0].ready:
+            slot = slots.popleft()
+            if slot.data is not None and transport is not None and not self.closed:
+                transport.write(slot.data)
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self.closed:
+            return
+        pause = self._writing_paused or len(self._slots) >= MAX_IN_FLIGHT
+        if pause and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        elif not pause and self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    # ---- closing -----------------------------------------------------------------------------
+
+    def abort(self, why: str) -> None:
+        """Bad input: log it with the peer and close this connection only."""
+        log.warning(
+            "kafka client %s (client id %s): %s; closing the connection", self.peer, self.client_id, why
+        )
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()

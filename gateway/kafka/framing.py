@@ -1,0 +1,150 @@
+"""Kafka framing, sans-IO: size-prefixed frames in, request headers parsed, responses out.
+
+A request is ``int32 size | header | body``. Header v1 is ``api_key i16 | api_version i16 |
+correlation_id i32 | client_id nullable string(i16)``; header v2 (flexible versions) adds tagged
+fields. A response is ``int32 size | correlation_id i32 [| tagged fields (header v1)] | body``;
+ApiVersions always answers with header v0 (no tagged fields) so any client can read it.
+Bodies are kio dataclasses; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from kio.serial import entity_writer
+from kio.serial.readers import read_unsigned_varint
+
+_SIZE = struct.Struct(">i")
+_HEADER_V1 = struct.Struct(">hhih")
+_HEADER_PEEK = struct.Struct(">hhi")
+_RESPONSE_HEAD = struct.Struct(">ii")
+
+#: Apache Kafka's socket.request.max.bytes
+DEFAULT_MAX_REQUEST_SIZE = 100 * 1024 * 1024
+
+
+class FrameError(ValueError):
+    """Bytes that are not a Kafka request; the connection must be closed."""
+
+
+class FrameTooLarge(FrameError):
+    """A size prefix above the limit (or negative)."""
+
+
+class FrameDecoder:
+    """Feed bytes, get complete frames (without their size prefix) back."""
+
+    __slots__ = ("_buf", "_need", "max_size")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
+        self.max_size = max_size
+        self._buf = bytearray()
+        self._need = -1  # size of the frame being collected, -1 while its prefix is incomplete
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        frames: list[bytes] = []
+        pos = 0
+        n = len(buf)
+        while True:
+            if self._need < 0:
+                if n - pos < 4:
+                    break
+                (size,) = _SIZE.unpack_from(buf, pos)
+                if size < 0 or size > self.max_size:
+                    raise FrameTooLarge(f"request of {size} bytes (limit {self.max_size})")
+                self._need = size
+                pos += 4
+            if n - pos < self._need:
+                break
+            frames.append(bytes(buf[pos : pos + self._need]))
+            pos += self._need
+            self._need = -1
+        if pos:
+            del buf[:pos]
+        return frames
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+
+@dataclass(slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    body_offset: int  # where the body starts in the frame
+
+
+def peek_header(frame: bytes) -> tuple[int, int, int]:
+    """(api_key, api_version, correlation_id): readable in every header version."""
+    if len(frame) < 8:
+        raise FrameError(f"request of {len(frame)} bytes has no header")
+    key, version, corr = _HEADER_PEEK.unpack_from(frame, 0)
+    return key, version, corr
+
+
+def parse_header(frame: bytes, flexible: bool) -> RequestHeader:
+    """Header v1, or v2 when the API version is flexible (tagged fields skipped)."""
+    if len(frame) < 10:
+        raise FrameError(f"request of {len(frame)} bytes has no header")
+    key, version, corr, id_len = _HEADER_V1.unpack_from(frame, 0)
+    pos = 10
+    client_id: str | None = None
+    if id_len >= 0:
+        if pos + id_len > len(frame):
+            raise FrameError("client id runs past the request")
+        try:
+            client_id = frame[pos : pos + id_len].decode()
+        except UnicodeDecodeError:
+            raise FrameError("client id is not UTF-8") from None
+        pos += id_len
+    elif id_len != -1:
+        raise FrameError(f"client id length {id_len}")
+    if flexible:
+        try:
+            count, pos = _uvarint(frame, pos)
+            for _ in range(count):
+                _tag, pos = _uvarint(frame, pos)
+                size, pos = _uvarint(frame, pos)
+                pos += size
+        except (ValueError, IndexError) as exc:
+            raise FrameError(f"bad tagged fields in request header: {exc}") from None
+        if pos > len(frame):
+            raise FrameError("tagged fields run past the request")
+    return RequestHeader(key, version, corr, client_id, pos)
+
+
+def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    value, size = read_unsigned_varint(buf, pos)
+    return int(value), pos + size
+
+
+class _Chunks:
+    """A write target for kio that keeps the pieces (records stay uncopied until the join)."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = [b""]
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(data)
+        self.size += len(data)
+        return len(data)
+
+
+def encode_response(correlation_id: int, response: Any, header_v0: bool = False) -> bytes:
+    """A whole response frame: size prefix, header (v0, or v1 for flexible bodies), body."""
+    out = _Chunks()
+    entity_writer(type(response))(out, response)  # type: ignore[arg-type]
+    tagged = response.__flexible__ and not header_v0
+    size = out.size + 4 + (1 if tagged else 0)
+    out.parts[0] = _RESPONSE_HEAD.pack(size, correlation_id) + (b"\0" if tagged else b"")
+    return b"".join(out.parts)
