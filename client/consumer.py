@@ -658,28 +658,29 @@ class AsyncLitePullConsumer:
                     log.info("no route for topic %s of group %s yet", topic, self.group)
                     wanted |= keep
                     continue
-                addr = routes.any_broker_addr_of(topic)
-                if addr is None:
-                    wanted |= keep
-                    continue
-                try:
-                    cids = await _api.get_consumer_list(
-                        self._instance.remote, addr, self.group, self.request_timeout
-                    )
-                except MQError as exc:
-                    log.warning("cannot list consumers of group %s at %s: %s", self.group, addr, exc)
+                cids = await self._consumer_ids(topic)
+                if not cids:  # unknown now (or the broker has not seen our heartbeat yet)
                     wanted |= keep
                     continue
                 if self.client_id not in cids:
-                    log.warning(
-                        "client %s is not (yet) a member of group %s at %s", self.client_id, self.group, addr
-                    )
+                    log.warning("client %s is not (yet) a member of group %s", self.client_id, self.group)
                 mine = self.allocate_strategy.allocate(
                     self.group, self.client_id, sorted(mq_all), sorted(cids)
                 )
                 wanted.update(mine)
             if self._state == "RUNNING":
                 self._apply_assignment(wanted)
+
+    async def _consumer_ids(self, topic: str) -> list[str] | None:
+        """The group's members, from the first broker of ``topic`` that answers; None if none."""
+        for addr in self._instance.routes.broker_addrs_of(topic):
+            try:
+                return await _api.get_consumer_list(
+                    self._instance.remote, addr, self.group, self.request_timeout
+                )
+            except MQError as exc:
+                log.warning("cannot list consumers of group %s at %s: %s", self.group, addr, exc)
+        return None
 
     def _apply_assignment(self, wanted: set[MessageQueue]) -> None:
         removed = [st for mq, st in self._states.items() if mq not in wanted]

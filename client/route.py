@@ -317,10 +317,17 @@ class RouteManager:
                 addrs.update(bd.broker_addrs.values())
         return sorted(addrs)
 
+    def broker_addrs_of(self, topic: str) -> list[str]:
+        """One address per broker group of ``topic`` (master preferred), in random order: where
+        to ask group-wide questions, trying the next when one does not answer."""
+        route = self.routes.get(topic)
+        if route is None:
+            return []
+        addrs = [a for a in (bd.select_broker_addr() for bd in route.broker_datas) if a is not None]
+        random.shuffle(addrs)
+        return addrs
+
     def any_broker_addr_of(self, topic: str) -> str | None:
         """A broker of ``topic`` (master preferred), for group-wide queries."""
-        route = self.routes.get(topic)
-        if route is None or not route.broker_datas:
-            return None
-        bd = random.choice(route.broker_datas)
-        return bd.select_broker_addr()
+        addrs = self.broker_addrs_of(topic)
+        return addrs[0] if addrs else None
