@@ -9,8 +9,10 @@ import contextlib
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.core.remoting.codes import FLAG_ONEWAY, RequestCode, ResponseCode
@@ -22,6 +24,17 @@ from tests.remoting_helpers import pull, pull_all, send_v2
 
 TOPIC = "BadInputTopic"
 QUEUES = 4
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
+    """One server for the tests that each leave it in a state the others tolerate (fast)."""
+    server = FerryServer(tmp_path_factory.mktemp("bad-input") / "ferrymq")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _addr(server: FerryServer) -> tuple[str, int]:
@@ -41,7 +54,8 @@ def run(server: FerryServer, fn: Callable[[RemotingConnection], Awaitable[None]]
 
 
 def store_baseline(server: FerryServer) -> list[bytes]:
-    bodies = [f"baseline-{i}".encode() * (i + 1) for i in range(8)]
+    tag = time.monotonic_ns()
+    bodies = [f"baseline-{tag}-{i}".encode() * (i + 1) for i in range(8)]
 
     async def go(conn: RemotingConnection) -> None:
         for i, body in enumerate(bodies):
@@ -127,23 +141,23 @@ def test_truncated_frame_then_close(ferrymq_server: FerryServer) -> None:
     run(ferrymq_server, check)
 
 
-def test_huge_frame_length_closes_the_connection(ferrymq_server: FerryServer) -> None:
-    baseline = store_baseline(ferrymq_server)
-    sock = raw_socket(ferrymq_server)
+def test_huge_frame_length_closes_the_connection(shared_server: FerryServer) -> None:
+    baseline = store_baseline(shared_server)
+    sock = raw_socket(shared_server)
     with sock:
         name = sock.getsockname()
         sock.sendall(struct.pack(">i", 2**31 - 1) + b"\x00\x00\x00\x10" + b"x" * 100)
         assert_closed_by_server(sock)
-    assert_logged_peer(ferrymq_server, name)
+    assert_logged_peer(shared_server, name)
     for length in (-1, 0, 3):
-        with raw_socket(ferrymq_server) as sock:
+        with raw_socket(shared_server) as sock:
             sock.sendall(struct.pack(">ii", length, 0))
             assert_closed_by_server(sock)
-    assert_still_serving(ferrymq_server, baseline)
+    assert_still_serving(shared_server, baseline)
 
 
-def test_garbage_headers_close_the_connection(ferrymq_server: FerryServer) -> None:
-    baseline = store_baseline(ferrymq_server)
+def test_garbage_headers_close_the_connection(shared_server: FerryServer) -> None:
+    baseline = store_baseline(shared_server)
     garbage = [
         frame(0, b"this is not json", b"body"),
         frame(0, b'{"code":'),
@@ -155,19 +169,19 @@ def test_garbage_headers_close_the_connection(ferrymq_server: FerryServer) -> No
     ]
     names = []
     for data in garbage:
-        with raw_socket(ferrymq_server) as sock:
+        with raw_socket(shared_server) as sock:
             names.append(sock.getsockname())
             sock.sendall(data)
             assert_closed_by_server(sock)
     for name in names:
-        assert_logged_peer(ferrymq_server, name)
-    assert_still_serving(ferrymq_server, baseline)
+        assert_logged_peer(shared_server, name)
+    assert_still_serving(shared_server, baseline)
 
 
-def test_good_request_on_a_raw_socket_is_answered(ferrymq_server: FerryServer) -> None:
+def test_good_request_on_a_raw_socket_is_answered(shared_server: FerryServer) -> None:
     # the control for the garbage tests: the same raw socket path, a well-formed (binary) header
     cmd = RemotingCommand(code=9999, opaque=77, serialize_type=SerializeType.ROCKETMQ)
-    with raw_socket(ferrymq_server) as sock:
+    with raw_socket(shared_server) as sock:
         sock.sendall(encode_frame_bytes(cmd))
         (length,) = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))
         data = sock.recv(length, socket.MSG_WAITALL)
@@ -180,7 +194,7 @@ def test_good_request_on_a_raw_socket_is_answered(ferrymq_server: FerryServer) -
 # ---- bad requests get errors, not closed connections ---------------------------------------------
 
 
-def test_unknown_request_code(ferrymq_server: FerryServer) -> None:
+def test_unknown_request_code(shared_server: FerryServer) -> None:
     async def go(conn: RemotingConnection) -> None:
         resp = await conn.invoke(RemotingCommand(code=9999, ext_fields={"x": "y"}))
         assert resp.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED
@@ -193,11 +207,11 @@ def test_unknown_request_code(ferrymq_server: FerryServer) -> None:
         resp = await conn.invoke(send_v2(TOPIC, b"after-unknown", 0, None, QUEUES))
         assert resp.code == ResponseCode.SUCCESS
 
-    run(ferrymq_server, go)
+    run(shared_server, go)
 
 
-def test_negative_queue_id_send_accepted_pull_refused(ferrymq_server: FerryServer) -> None:
-    baseline = store_baseline(ferrymq_server)
+def test_negative_queue_id_send_accepted_pull_refused(shared_server: FerryServer) -> None:
+    baseline = store_baseline(shared_server)
 
     async def go(conn: RemotingConnection) -> None:
         resp = await conn.invoke(send_v2(TOPIC, b"any-queue", -1, None, QUEUES))
@@ -217,12 +231,12 @@ def test_negative_queue_id_send_accepted_pull_refused(ferrymq_server: FerryServe
         assert resp.code == ResponseCode.SYSTEM_ERROR
         assert resp.remark is not None and "queueId[1000]" in resp.remark
 
-    run(ferrymq_server, go)
-    assert_still_serving(ferrymq_server, [*baseline, b"any-queue"])
+    run(shared_server, go)
+    assert_still_serving(shared_server, [*baseline, b"any-queue"])
 
 
-def test_illegal_topic_name(ferrymq_server: FerryServer) -> None:
-    baseline = store_baseline(ferrymq_server)
+def test_illegal_topic_name(shared_server: FerryServer) -> None:
+    baseline = store_baseline(shared_server)
 
     async def go(conn: RemotingConnection) -> None:
         for bad in ("bad topic!", "a/b", "x" * 128, ""):
@@ -234,12 +248,12 @@ def test_illegal_topic_name(ferrymq_server: FerryServer) -> None:
         resp = await conn.invoke(pull("bad topic!", 0, 0))
         assert resp.code != ResponseCode.SUCCESS
 
-    run(ferrymq_server, go)
-    assert_still_serving(ferrymq_server, baseline)
+    run(shared_server, go)
+    assert_still_serving(shared_server, baseline)
 
 
-def test_missing_or_bad_required_header_field(ferrymq_server: FerryServer) -> None:
-    baseline = store_baseline(ferrymq_server)
+def test_missing_or_bad_required_header_field(shared_server: FerryServer) -> None:
+    baseline = store_baseline(shared_server)
 
     async def go(conn: RemotingConnection) -> None:
         for short, name in (("b", "topic"), ("a", "producerGroup"), ("e", "queueId"), ("g", "bornTimestamp")):
@@ -260,17 +274,17 @@ def test_missing_or_bad_required_header_field(ferrymq_server: FerryServer) -> No
             assert resp.code != ResponseCode.SUCCESS, name
             assert resp.remark is not None and name in resp.remark, resp.remark
 
-    run(ferrymq_server, go)
-    assert_still_serving(ferrymq_server, baseline)
+    run(shared_server, go)
+    assert_still_serving(shared_server, baseline)
 
 
-def test_json_null_field_is_reported_missing(ferrymq_server: FerryServer) -> None:
+def test_json_null_field_is_reported_missing(shared_server: FerryServer) -> None:
     header = (
         b'{"code":11,"opaque":5,"flag":0,"language":"JAVA","version":479,"extFields":'
         b'{"consumerGroup":"g","topic":null,"queueId":"0","queueOffset":"0","maxMsgNums":"1",'
         b'"sysFlag":"4","commitOffset":"0","suspendTimeoutMillis":"0","subscription":"*"}}'
     )
-    with raw_socket(ferrymq_server) as sock:
+    with raw_socket(shared_server) as sock:
         sock.sendall(frame(0, header))
         (length,) = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))
         data = sock.recv(length, socket.MSG_WAITALL)
@@ -303,17 +317,17 @@ def test_body_over_max_message_size(server_factory: type[FerryServer], tmp_path:
     run(server, none_too_big)
 
 
-def test_pull_on_unknown_topic(ferrymq_server: FerryServer) -> None:
+def test_pull_on_unknown_topic(shared_server: FerryServer) -> None:
     async def go(conn: RemotingConnection) -> None:
         resp = await conn.invoke(pull("NoSuchTopic", 0, 0))
         assert resp.code == ResponseCode.TOPIC_NOT_EXIST
         assert resp.remark is not None and "NoSuchTopic" in resp.remark
 
-    run(ferrymq_server, go)
+    run(shared_server, go)
 
 
-def test_malformed_batch_body(ferrymq_server: FerryServer) -> None:
-    baseline = store_baseline(ferrymq_server)
+def test_malformed_batch_body(shared_server: FerryServer) -> None:
+    baseline = store_baseline(shared_server)
     good = encode_batch_body([(b"batch-1", 0, "KEYS\x01k\x02"), (b"batch-2", 0, "")])
     bad_bodies = [
         b"garbage",
@@ -331,8 +345,8 @@ def test_malformed_batch_body(ferrymq_server: FerryServer) -> None:
             assert resp.code == ResponseCode.MESSAGE_ILLEGAL, body
             assert resp.remark
         # nothing of a refused batch was stored: a good batch gets the next offsets in queue 2
-        before = await conn.invoke(pull(TOPIC, 2, 0, 64))
-        count = len(decode_stored_messages(before.body))
+        before = await conn.invoke(pull(TOPIC, 2, 0, 1))
+        count = int(before.ext_fields["maxOffset"])
         cmd = send_v2(TOPIC, good, 2, None, QUEUES)
         cmd.code = RequestCode.SEND_BATCH_MESSAGE
         resp = await conn.invoke(cmd)
@@ -340,11 +354,11 @@ def test_malformed_batch_body(ferrymq_server: FerryServer) -> None:
         assert int(resp.ext_fields["queueOffset"]) == count
         assert len(resp.ext_fields["msgId"].split(",")) == 2
 
-    run(ferrymq_server, go)
-    assert_still_serving(ferrymq_server, [*baseline, b"batch-1", b"batch-2"])
+    run(shared_server, go)
+    assert_still_serving(shared_server, [*baseline, b"batch-1", b"batch-2"])
 
 
-def test_oneway_bad_request_gets_no_reply(ferrymq_server: FerryServer) -> None:
+def test_oneway_bad_request_gets_no_reply(shared_server: FerryServer) -> None:
     async def go(conn: RemotingConnection) -> None:
         bad = send_v2("bad topic!", b"x", 0, None, QUEUES)
         bad.flag |= FLAG_ONEWAY
@@ -352,7 +366,7 @@ def test_oneway_bad_request_gets_no_reply(ferrymq_server: FerryServer) -> None:
         resp = await conn.invoke(send_v2(TOPIC, b"after-oneway", 0, None, QUEUES))
         assert resp.code == ResponseCode.SUCCESS
 
-    run(ferrymq_server, go)
+    run(shared_server, go)
 
 
 def test_message_larger_than_a_commit_log_segment(server_factory: type[FerryServer], tmp_path: Path) -> None:
@@ -383,7 +397,7 @@ def test_message_larger_than_a_commit_log_segment(server_factory: type[FerryServ
     assert_still_serving(server, baseline)
 
 
-def test_non_numeric_optional_fields_are_named(ferrymq_server: FerryServer) -> None:
+def test_non_numeric_optional_fields_are_named(shared_server: FerryServer) -> None:
     async def go(conn: RemotingConnection) -> None:
         for short, name in (("j", "reconsumeTimes"), ("d", "defaultTopicQueueNums")):
             cmd = send_v2(f"NewTopic{short}", b"x", 0, None, QUEUES)
@@ -392,10 +406,10 @@ def test_non_numeric_optional_fields_are_named(ferrymq_server: FerryServer) -> N
             assert resp.code != ResponseCode.SUCCESS, name
             assert resp.remark is not None and name in resp.remark, resp.remark
 
-    run(ferrymq_server, go)
+    run(shared_server, go)
 
 
-def test_send_message_v1_full_field_names(ferrymq_server: FerryServer) -> None:
+def test_send_message_v1_full_field_names(shared_server: FerryServer) -> None:
     async def go(conn: RemotingConnection) -> None:
         v2 = send_v2(TOPIC, b"v1-body", 3, {"TAGS": "TagA"}, QUEUES)
         names = {"a": "producerGroup", "b": "topic", "c": "defaultTopic", "d": "defaultTopicQueueNums"}
@@ -413,4 +427,44 @@ def test_send_message_v1_full_field_names(ferrymq_server: FerryServer) -> None:
         assert m.body == b"v1-body" and m.tags == "TagA"
         assert m.offset_msg_id == resp.ext_fields["msgId"]
 
-    run(ferrymq_server, go)
+    run(shared_server, go)
+
+
+def test_view_and_query_with_bogus_arguments(shared_server: FerryServer) -> None:
+    async def go(conn: RemotingConnection) -> None:
+        # a Java client's message: its id travels in the UNIQ_KEY property
+        props = {"UNIQ_KEY": "AC11000100002A9F0000000000000001", "KEYS": "order-7"}
+        sent = await conn.invoke(send_v2(TOPIC, b"findable", 1, props, QUEUES))
+        assert sent.code == ResponseCode.SUCCESS
+        offset = int(sent.ext_fields["msgId"][-16:], 16)
+        view = RemotingCommand(code=RequestCode.VIEW_MESSAGE_BY_ID, ext_fields={"offset": str(offset)})
+        resp = await conn.invoke(view)
+        assert resp.code == ResponseCode.SUCCESS
+        assert decode_stored_messages(resp.body)[0].body == b"findable"
+        for bogus in ("-1", str(offset + 1), str(2**62), "abc", None):
+            ext = {} if bogus is None else {"offset": bogus}
+            resp = await conn.invoke(RemotingCommand(code=RequestCode.VIEW_MESSAGE_BY_ID, ext_fields=ext))
+            assert resp.code == ResponseCode.SYSTEM_ERROR, bogus
+            assert resp.remark and (bogus is None or "offset" in resp.remark), resp.remark
+
+        def query(key: str, unique: bool) -> RemotingCommand:
+            ext = {"topic": TOPIC, "key": key, "maxNum": "32", "beginTimestamp": "0"}
+            ext["endTimestamp"] = str(int(time.time() * 1000) + 60_000)
+            if unique:
+                ext["_UNIQUE_KEY_QUERY"] = "true"
+            return RemotingCommand(code=RequestCode.QUERY_MESSAGE, ext_fields=ext)
+
+        resp = await conn.invoke(query("AC11000100002A9F0000000000000001", True))
+        assert resp.code == ResponseCode.SUCCESS, resp.remark
+        (m,) = decode_stored_messages(resp.body)
+        assert m.body == b"findable" and m.msg_id == "AC11000100002A9F0000000000000001"
+        resp = await conn.invoke(query("order-7", False))
+        assert [m.body for m in decode_stored_messages(resp.body)] == [b"findable"]
+        resp = await conn.invoke(query("no-such-key", False))
+        assert resp.code == ResponseCode.QUERY_NOT_FOUND
+        bad = query("order-7", False)
+        bad.ext_fields["maxNum"] = "many"
+        resp = await conn.invoke(bad)
+        assert resp.code == ResponseCode.SYSTEM_ERROR and resp.remark and "maxNum" in resp.remark
+
+    run(shared_server, go)
