@@ -46,12 +46,17 @@ class ConsumerGroupInfo:
 
 ConsumerChange = Callable[[str, ConsumerGroupInfo], None]
 
+#: why native consumers may not join a group now, or None if they may. A frontend of another
+#: protocol (Kafka) registers one, since a group is active under one protocol at a time.
+GroupGuard = Callable[[str], str | None]
+
 
 class ClientManager:
     def __init__(self, on_consumer_change: ConsumerChange | None = None) -> None:
         self.consumers: dict[str, ConsumerGroupInfo] = {}
         self.producers: dict[str, dict[RemotingConnection, ClientChannel]] = {}
         self.on_consumer_change = on_consumer_change
+        self.group_guards: list[GroupGuard] = []
 
     # ---- producers ---------------------------------------------------------------------------
 
@@ -104,6 +109,14 @@ class ClientManager:
         if changed and self.on_consumer_change:
             self.on_consumer_change(group, info)
         return changed
+
+    def consumer_group_refusal(self, group: str) -> str | None:
+        """Why a native consumer may not join ``group`` now (another protocol holds it), or None."""
+        for guard in self.group_guards:
+            reason = guard(group)
+            if reason:
+                return reason
+        return None
 
     def _warn_inconsistent(self, info: ConsumerGroupInfo) -> None:
         views = {cid: subs for cid, subs in info.client_subscriptions.items()}

@@ -9,6 +9,7 @@ heartbeat carries the full data.
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.client_manager import ClientChannel
@@ -21,6 +22,8 @@ from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, R
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
+
+log = logging.getLogger("ferrymq.clients")
 
 
 class ClientManageProcessor:
@@ -43,12 +46,20 @@ class ClientManageProcessor:
             for producer in data.get("producerDataSet") or []:
                 channel = ClientChannel(client_id, conn, cmd.language, cmd.version)
                 self.broker.clients.register_producer(str(producer["groupName"]), channel)
+            refused: list[str] = []
             for consumer in data.get("consumerDataSet") or []:
+                reason = self.broker.clients.consumer_group_refusal(str(consumer["groupName"]))
+                if reason:
+                    log.warning("consumer %s from %s refused: %s", client_id, conn.peer, reason)
+                    refused.append(reason)
+                    continue
                 self._consumer(consumer, client_id, cmd, conn)
         except BadRequest as exc:
             return exc.response(cmd)
         except (ValueError, KeyError, TypeError) as exc:
             return cmd.response(ResponseCode.SYSTEM_ERROR, f"bad heartbeat body: {exc}")
+        if refused:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, "; ".join(refused))
         return cmd.response(ResponseCode.SUCCESS)
 
     def _consumer(

@@ -1,21 +1,499 @@
-"""The Kafka group coordinator of one broker (stub; the state machine and timers follow)."""
+"""The Kafka group coordinator of one broker: the asyncio driver of the group state machine, and
+consumer-group offsets kept in the broker's own offset store.
+
+``state.GroupManager`` is pure; this module gives it a clock, parks JoinGroup/SyncGroup requests on
+futures until their results come out, and runs one timer task that wakes at the earliest group
+deadline (rebalance timeout, initial delay, session expiry).
+
+Offsets: a Kafka group's committed offset of partition p of topic t is the broker's offset of
+(group, t, queue p), in the same ``ConsumerOffsetManager`` native RocketMQ groups use and persist,
+so admin views, lag and resets are one. Kafka's optional commit metadata strings, which that store
+has no room for, are kept beside it in ``config/kafkaOffsetMetadata.json``.
+
+A group is active under one protocol at a time: a Kafka member cannot join a group that has live
+native consumers (INCONSISTENT_GROUP_PROTOCOL), and a guard registered with the broker's
+``ClientManager`` refuses native consumers of a group with live Kafka members.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kio.schema.errors import ErrorCode
+
+from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
+from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.gateway.admin.groups import GroupState as AdminGroupState
+from ferrymq.gateway.admin.groups import Member as AdminMember
+from ferrymq.gateway.kafka.group.state import (
+    DescribedMember,
+    GroupConfig,
+    GroupManager,
+    GroupState,
+    GroupSummary,
+    JoinRequest,
+    JoinResult,
+    Result,
+    SyncResult,
+)
+
 if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
+
+log = logging.getLogger("ferrymq.kafka.group")
+
+#: Kafka's offset.metadata.max.bytes
+OFFSET_METADATA_MAX_SIZE = 4096
+#: ListGroups' group type of every group here (KIP-848's "consumer" groups are not served)
+CLASSIC = "classic"
+#: protocol type shown for a group that native RocketMQ consumers hold
+NATIVE_PROTOCOL_TYPE = "rocketmq"
+_ACTIVE = (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOffset:
+    partition: int
+    offset: int
+    metadata: str
+    error: ErrorCode = ErrorCode.none
+
+
+@dataclass(frozen=True, slots=True)
+class ListedGroup:
+    group_id: str
+    protocol_type: str
+    state: str
+    group_type: str = CLASSIC
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
 
 
 class GroupCoordinator:
-    """Owns this broker's classic Kafka groups; started and stopped by the frontend."""
+    """This broker's classic Kafka groups; also an admin ``GroupProvider`` (protocol "kafka")."""
 
-    def __init__(self, frontend: KafkaFrontend) -> None:
+    protocol = "kafka"
+
+    def __init__(self, frontend: KafkaFrontend, config: GroupConfig | None = None) -> None:
         self.frontend = frontend
+        self.broker: Broker = frontend.broker
+        self.groups = GroupManager(config or _config_from(self.broker))
+        self._tokens = itertools.count(1)
+        self._waiters: dict[int, asyncio.Future[Result]] = {}
+        self._wakeup = asyncio.Event()
+        self._scheduled: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._metadata_path = self.broker.config.store_path_root_dir / "config" / "kafkaOffsetMetadata.json"
+        self._metadata: dict[str, dict[str, dict[int, str]]] = _load_metadata(self._metadata_path)
+        self._metadata_save: asyncio.TimerHandle | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the timers that expire sessions and complete rebalances."""
+        """Start the timer task and claim Kafka groups against native consumers."""
+        self.broker.clients.group_guards.append(self._native_refusal)
+        self._task = asyncio.create_task(self._timers(), name="kafka-group-timers")
 
     async def stop(self) -> None:
-        """Stop the timers; members must rejoin after a restart, as with Kafka."""
+        """Stop the timers; parked requests are dropped (their connections are closing)."""
+        if self._native_refusal in self.broker.clients.group_guards:
+            self.broker.clients.group_guards.remove(self._native_refusal)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for fut in self._waiters.values():
+            fut.cancel()
+        self._waiters.clear()
+        if self._metadata_save is not None:
+            self._metadata_save.cancel()
+            self._save_metadata()
+
+    async def _timers(self) -> None:
+        while True:
+            now = _now_ms()
+            self.groups.tick(now)
+            self._deliver()
+            self._wakeup.clear()
+            self._scheduled = deadline = self.groups.next_deadline()
+            timeout = None if deadline is None else max(0.0, (deadline - now) / 1000)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def _after(self, group_id: str) -> None:
+        """After a request: run timers already due, hand out results, re-arm the timer task."""
+        group = self.groups.get(group_id)
+        if group is not None:
+            group.tick(_now_ms())
+            deadline = group.next_deadline()
+            if deadline is not None and (self._scheduled is None or deadline < self._scheduled):
+                self._wakeup.set()
+        self._deliver()
+
+    def _deliver(self) -> None:
+        for token, result in self.groups.drain():
+            fut = self._waiters.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_result(result)
+
+    def _park(self) -> tuple[int, asyncio.Future[Result]]:
+        token = next(self._tokens)
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiters[token] = fut
+        return token, fut
+
+    async def _wait(self, token: int, fut: asyncio.Future[Result]) -> Result:
+        try:
+            return await fut
+        finally:
+            self._waiters.pop(token, None)
+
+    # ---- cross-protocol rule ------------------------------------------------------------
+
+    def native_consumers(self, group_id: str) -> int:
+        """How many live native RocketMQ consumers the group has on this broker."""
+        info = self.broker.clients.consumer_group(group_id)
+        return len(info.channels) if info is not None else 0
+
+    def _native_refusal(self, group_id: str) -> str | None:
+        group = self.groups.get(group_id)
+        if group is None or not group.has_members:
+            return None
+        return (
+            f"consumer group {group_id} is active as a Kafka consumer group "
+            f"({len(group.members)} Kafka members); a group is active under one protocol at a time"
+        )
+
+    def _refuse_kafka(self, group_id: str, peer: str, what: str) -> bool:
+        n = self.native_consumers(group_id)
+        if n:
+            log.warning(
+                "kafka %s from %s refused: consumer group %s is active as a native RocketMQ group "
+                "(%d consumers); a group is active under one protocol at a time",
+                what,
+                peer,
+                group_id,
+                n,
+            )
+        return n > 0
+
+    # ---- membership ---------------------------------------------------------------------
+
+    async def join(self, group_id: str, req: JoinRequest, peer: str) -> JoinResult:
+        if group_id and self._refuse_kafka(group_id, peer, f"JoinGroup of {req.client_id}"):
+            return JoinResult(ErrorCode.inconsistent_group_protocol, req.member_id)
+        token, fut = self._park()
+        self.groups.join(group_id, req, token, _now_ms())
+        self._after(group_id)
+        result = await self._wait(token, fut)
+        assert isinstance(result, JoinResult)
+        return result
+
+    async def sync(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        protocol_type: str | None,
+        protocol_name: str | None,
+        assignments: dict[str, bytes],
+    ) -> SyncResult:
+        token, fut = self._park()
+        self.groups.sync(
+            group_id,
+            member_id,
+            group_instance_id,
+            generation_id,
+            protocol_type,
+            protocol_name,
+            assignments,
+            token,
+            _now_ms(),
+        )
+        self._after(group_id)
+        result = await self._wait(token, fut)
+        assert isinstance(result, SyncResult)
+        return result
+
+    def heartbeat(
+        self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
+    ) -> ErrorCode:
+        error = self.groups.heartbeat(group_id, member_id, group_instance_id, generation_id, _now_ms())
+        self._after(group_id)
+        return error
+
+    def leave(
+        self, group_id: str, members: list[tuple[str, str | None]]
+    ) -> tuple[ErrorCode, list[ErrorCode]]:
+        result = self.groups.leave(group_id, members, _now_ms())
+        self._after(group_id)
+        return result
+
+    # ---- offsets ------------------------------------------------------------------------
+
+    def partition_count(self, topic: str) -> int:
+        """Partitions of a topic on this broker (its queues); 0 if it does not exist."""
+        tc = self.broker.topics.get(topic)
+        return max(tc.read_queue_nums, tc.write_queue_nums) if tc is not None else 0
+
+    def commit_offsets(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        topics: Iterable[tuple[str, Iterable[tuple[int, int, str | None]]]],
+        api_version: int,
+        peer: str,
+    ) -> list[tuple[str, list[tuple[int, ErrorCode]]]]:
+        """Store (partition, offset, metadata) per topic; an error per partition, as the response has."""
+        error: ErrorCode | None = None
+        if not group_id:
+            error = ErrorCode.invalid_group_id
+        elif self._refuse_kafka(group_id, peer, "OffsetCommit"):
+            error = ErrorCode.inconsistent_group_protocol
+        else:
+            group = self.groups.get(group_id)
+            if group is not None:
+                error = group.validate_offset_commit(member_id, group_instance_id, generation_id, _now_ms())
+            elif generation_id >= 0:
+                # a member of a group that is gone (e.g. the broker restarted): make it rejoin
+                error = ErrorCode.group_id_not_found if api_version >= 9 else ErrorCode.illegal_generation
+        out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
+        metadata_changed = False
+        for topic, partitions in topics:
+            n = self.partition_count(topic)
+            results: list[tuple[int, ErrorCode]] = []
+            for partition, offset, metadata in partitions:
+                if error is not None:
+                    results.append((partition, error))
+                elif not 0 <= partition < n:
+                    results.append((partition, ErrorCode.unknown_topic_or_partition))
+                elif metadata is not None and len(metadata) > OFFSET_METADATA_MAX_SIZE:
+                    results.append((partition, ErrorCode.offset_metadata_too_large))
+                else:
+                    if offset >= 0:
+                        self.broker.offsets.commit(group_id, topic, partition, offset)
+                    else:  # "no offset", as OffsetFetch reports it
+                        self._delete_offset(group_id, topic, partition)
+                    metadata_changed |= self._set_metadata(group_id, topic, partition, metadata or "")
+                    results.append((partition, ErrorCode.none))
+            out.append((topic, results))
+        if error is not None and error != ErrorCode.rebalance_in_progress:
+            log.info("group %s: offset commit from %s refused: %s", group_id, peer, error.name)
+        if metadata_changed:
+            self._schedule_metadata_save()
+        self._after(group_id)
+        return out
+
+    def fetch_offsets(
+        self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None
+    ) -> tuple[ErrorCode, list[tuple[str, list[PartitionOffset]]]]:
+        """Committed offsets of the given partitions (None: every partition with an offset)."""
+        if not group_id:
+            return ErrorCode.invalid_group_id, []
+        offsets = self.broker.offsets
+        if topics is None:
+            topics = [
+                (t, sorted(offsets.offsets_of(group_id, t)))
+                for t in sorted(offsets.topics_of_group(group_id))
+            ]
+        meta = self._metadata.get(group_id, {})
+        out = []
+        for topic, partitions in topics:
+            committed = offsets.offsets_of(group_id, topic)
+            topic_meta = meta.get(topic, {})
+            out.append(
+                (
+                    topic,
+                    [PartitionOffset(p, committed.get(p, -1), topic_meta.get(p, "")) for p in partitions],
+                )
+            )
+        return ErrorCode.none, out
+
+    def _delete_offset(self, group_id: str, topic: str, partition: int) -> bool:
+        # ConsumerOffsetManager has no per-queue delete: edit its table, then persist it
+        key = ConsumerOffsetManager.key(group_id, topic)
+        queues = self.broker.offsets.table.get(key)
+        if not queues or partition not in queues:
+            return False
+        del queues[partition]
+        if not queues:
+            del self.broker.offsets.table[key]
+        self.broker.offsets.persist(force=True)
+        return True
+
+    def _set_metadata(self, group_id: str, topic: str, partition: int, metadata: str) -> bool:
+        per_topic = self._metadata.get(group_id, {}).get(topic, {})
+        if per_topic.get(partition, "") == metadata:
+            return False
+        if metadata:
+            self._metadata.setdefault(group_id, {}).setdefault(topic, {})[partition] = metadata
+        else:
+            per_topic.pop(partition, None)
+        return True
+
+    def _schedule_metadata_save(self) -> None:
+        if self._metadata_save is None:
+            self._metadata_save = asyncio.get_running_loop().call_later(1.0, self._save_metadata)
+
+    def _save_metadata(self) -> None:
+        self._metadata_save = None
+        data = {
+            g: {t: {str(p): m for p, m in parts.items()} for t, parts in topics.items() if parts}
+            for g, topics in self._metadata.items()
+        }
+        write_json_atomic(self._metadata_path, {g: t for g, t in data.items() if t})
+
+    # ---- describing, listing, deleting --------------------------------------------------
+
+    def describe(self, group_id: str) -> GroupSummary:
+        """A group as DescribeGroups shows it: Kafka's, a live native group's, or Dead if unknown."""
+        group = self.groups.get(group_id)
+        if group is not None and (group.has_members or not self.native_consumers(group_id)):
+            return group.summary()
+        info = self.broker.clients.consumer_group(group_id)
+        if info is not None and info.channels:
+            members = tuple(
+                DescribedMember(
+                    ch.client_id, None, ch.client_id, "/" + ch.conn.peer.rsplit(":", 1)[0], b"", b""
+                )
+                for ch in sorted(info.channels.values(), key=lambda c: c.client_id)
+            )
+            return GroupSummary(group_id, GroupState.STABLE, NATIVE_PROTOCOL_TYPE, "", members)
+        if group_id in self.broker.offsets.groups():
+            return GroupSummary(group_id, GroupState.EMPTY, "", "", ())
+        return GroupSummary(group_id, GroupState.DEAD, "", "", ())
+
+    def list_groups(self, states: Iterable[str] = (), types: Iterable[str] = ()) -> list[ListedGroup]:
+        """Kafka groups, live native groups, and groups that only have committed offsets."""
+        listed: dict[str, ListedGroup] = {}
+        for group_id in self.broker.offsets.groups():
+            listed[group_id] = ListedGroup(group_id, "", GroupState.EMPTY.value)
+        for group_id, group in self.groups.groups.items():
+            if group.state != GroupState.DEAD:
+                listed[group_id] = ListedGroup(group_id, group.protocol_type or "", group.state.value)
+        for group_id in list(self.broker.clients.consumers):
+            if self.native_consumers(group_id) and not (
+                (g := self.groups.get(group_id)) is not None and g.has_members
+            ):
+                listed[group_id] = ListedGroup(group_id, NATIVE_PROTOCOL_TYPE, GroupState.STABLE.value)
+        want_states = {s.lower() for s in states}
+        want_types = {t.lower() for t in types}
+        return [
+            g
+            for _, g in sorted(listed.items())
+            if (not want_states or g.state.lower() in want_states)
+            and (not want_types or g.group_type in want_types)
+        ]
+
+    def delete_group(self, group_id: str) -> ErrorCode:
+        """DeleteGroups for one group: its membership and every committed offset."""
+        if not group_id:
+            return ErrorCode.invalid_group_id
+        if self.native_consumers(group_id):
+            return ErrorCode.non_empty_group
+        group = self.groups.get(group_id)
+        if group is not None and group.state in _ACTIVE:
+            return ErrorCode.non_empty_group
+        if group is None and group_id not in self.broker.offsets.groups():
+            return ErrorCode.group_id_not_found
+        self.groups.delete(group_id)
+        self.broker.offsets.delete_group(group_id)
+        self.broker.offsets.persist()
+        if self._metadata.pop(group_id, None):
+            self._schedule_metadata_save()
+        log.info("group %s deleted", group_id)
+        self._deliver()
+        return ErrorCode.none
+
+    def delete_offsets(
+        self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]]
+    ) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, ErrorCode]]]]]:
+        """OffsetDelete: drop committed offsets of topics the group does not consume now."""
+        if not group_id:
+            return ErrorCode.invalid_group_id, []
+        if self.native_consumers(group_id):
+            return ErrorCode.non_empty_group, []
+        group = self.groups.get(group_id)
+        if group is None and group_id not in self.broker.offsets.groups():
+            return ErrorCode.group_id_not_found, []
+        active = group is not None and group.state in _ACTIVE
+        if group is not None and active and group.protocol_type != "consumer":
+            return ErrorCode.non_empty_group, []
+        out = []
+        metadata_changed = False
+        for topic, partitions in topics:
+            subscribed = group is not None and active and group.is_subscribed_to(topic)
+            results = []
+            for p in partitions:
+                if subscribed:
+                    results.append((p, ErrorCode.group_subscribed_to_topic))
+                    continue
+                self._delete_offset(group_id, topic, p)
+                metadata_changed |= self._set_metadata(group_id, topic, p, "")
+                results.append((p, ErrorCode.none))
+            out.append((topic, results))
+        if metadata_changed:
+            self._schedule_metadata_save()
+        return ErrorCode.none, out
+
+    # ---- admin GroupProvider ------------------------------------------------------------
+
+    def group_names(self) -> list[str]:
+        return [g for g, group in self.groups.groups.items() if group.state != GroupState.DEAD]
+
+    def group_state(self, group_id: str) -> AdminGroupState | None:
+        group = self.groups.get(group_id)
+        if group is None or not group.members:
+            return None
+        members = [
+            AdminMember(m.member_id, m.client_host.lstrip("/"), f"kafka ({m.client_id})", "")
+            for m in group.members.values()
+        ]
+        subscriptions = {t: "*" for t in sorted(group.subscribed_topics or ())}
+        return AdminGroupState(group_id, "kafka", group.state.value, members, subscriptions)
+
+
+def _config_from(broker: Broker) -> GroupConfig:
+    """Kafka's group.* settings from broker.conf where BrokerConfig has them, else Kafka's defaults."""
+    defaults = GroupConfig()
+    cfg = broker.config
+    return GroupConfig(
+        min_session_timeout_ms=getattr(cfg, "group_min_session_timeout_ms", defaults.min_session_timeout_ms),
+        max_session_timeout_ms=getattr(cfg, "group_max_session_timeout_ms", defaults.max_session_timeout_ms),
+        initial_rebalance_delay_ms=getattr(
+            cfg, "group_initial_rebalance_delay_ms", defaults.initial_rebalance_delay_ms
+        ),
+        new_member_join_timeout_ms=defaults.new_member_join_timeout_ms,
+    )
+
+
+def _load_metadata(path: Path) -> dict[str, dict[str, dict[int, str]]]:
+    data = read_json(path)
+    out: dict[str, dict[str, dict[int, str]]] = {}
+    if isinstance(data, dict):
+        for group, topics in data.items():
+            if isinstance(topics, dict):
+                out[group] = {
+                    str(t): {int(p): str(m) for p, m in parts.items()}
+                    for t, parts in topics.items()
+                    if isinstance(parts, dict)
+                }
+    return out

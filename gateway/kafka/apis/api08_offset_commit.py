@@ -1,0 +1,44 @@
+"""OffsetCommit (key 8), versions 2-9: a group's committed offsets, into the broker's offset store.
+
+The offset of partition p of topic t is stored as the group's offset of queue p, where native
+RocketMQ groups keep theirs (see group/coordinator.py). Members are checked against the group
+(generation, member id, static instance id) as Kafka does; generation -1 commits are accepted for
+groups without members (admin clients, consumers that assign partitions themselves).
+Leaves out: v0-v1 (gone from Kafka 4 and from kio), retention_time (offsets do not expire),
+the committed leader epoch (not stored; OffsetFetch answers -1), transactional commits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+
+@api(8, 2, 9)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    topics = [
+        (t.name, [(p.partition_index, p.committed_offset, p.committed_metadata) for p in t.partitions])
+        for t in request.topics
+    ]
+    results = ctx.frontend.coordinator.commit_offsets(
+        request.group_id,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+        request.generation_id_or_member_epoch,
+        topics,
+        ctx.api_version,
+        ctx.conn.peer,
+    )
+    return respond(
+        request,
+        {
+            "throttle_time": NO_THROTTLE,
+            "topics": [
+                {"name": name, "partitions": [{"partition_index": p, "error_code": e} for p, e in parts]}
+                for name, parts in results
+            ],
+        },
+    )

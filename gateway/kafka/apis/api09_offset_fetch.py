@@ -1,0 +1,55 @@
+"""OffsetFetch (key 9), versions 1-9: committed offsets of a group (v8+: of several groups).
+
+Offsets come from the broker's offset store, the same one native RocketMQ groups use, so a Kafka
+client also sees a native group's progress. Null topics (v2+) mean every partition the group has
+an offset for. A partition without an offset answers -1.
+Leaves out: v0 (gone from Kafka 4 and from kio), committed leader epochs (always -1),
+require_stable (no transactional offsets are ever pending), v9's member epoch check (KIP-848).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.group.coordinator import PartitionOffset
+
+
+def _group(ctx: RequestContext, group_id: str, topics: Any, has_group_error: bool) -> dict[str, Any]:
+    wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
+    error, results = ctx.frontend.coordinator.fetch_offsets(group_id, wanted)
+    if error != ErrorCode.none and not has_group_error:  # v1: the error goes on every partition
+        results = [(name, [PartitionOffset(p, -1, "", error) for p in parts]) for name, parts in wanted or []]
+    return {
+        "group_id": group_id,
+        "error_code": error,
+        "topics": [
+            {
+                "name": name,
+                "partitions": [
+                    {
+                        "partition_index": p.partition,
+                        "committed_offset": p.offset,
+                        "committed_leader_epoch": -1,
+                        "metadata": p.metadata,
+                        "error_code": p.error,
+                    }
+                    for p in parts
+                ],
+            }
+            for name, parts in results
+        ],
+    }
+
+
+@api(9, 1, 9)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    if ctx.api_version >= 8:
+        groups = [_group(ctx, g.group_id, g.topics, True) for g in request.groups]
+        return respond(request, {"throttle_time": NO_THROTTLE, "groups": groups})
+    one = _group(ctx, request.group_id, request.topics, ctx.api_version >= 2)
+    return respond(request, {"throttle_time": NO_THROTTLE, **one})

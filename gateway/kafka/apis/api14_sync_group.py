@@ -1,0 +1,37 @@
+"""SyncGroup (key 14), versions 0-5: the leader hands out the assignment; every member gets its own.
+
+A follower's request waits until the leader's arrives (or the group rebalances again); v5 checks
+the protocol type and name against the group's (INCONSISTENT_GROUP_PROTOCOL).
+Leaves out: nothing of the classic protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+
+@api(14, 0, 5)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    r = await ctx.frontend.coordinator.sync(
+        request.group_id,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+        request.generation_id,
+        getattr(request, "protocol_type", None),
+        getattr(request, "protocol_name", None),
+        {a.member_id: a.assignment for a in request.assignments},
+    )
+    return respond(
+        request,
+        {
+            "throttle_time": NO_THROTTLE,
+            "error_code": r.error,
+            "protocol_type": r.protocol_type,
+            "protocol_name": r.protocol_name,
+            "assignment": r.assignment,
+        },
+    )

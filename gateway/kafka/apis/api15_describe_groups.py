@@ -1,0 +1,52 @@
+"""DescribeGroups (key 15), versions 0-5: state, protocol and members of groups.
+
+A Kafka group as Kafka describes it (member metadata and assignments only once Stable); a group
+held by native RocketMQ consumers as "Stable" with protocol type "rocketmq" and its consumers;
+a group with only committed offsets as "Empty"; an unknown group as "Dead".
+Leaves out: v6 (GROUP_ID_NOT_FOUND with messages); authorized operations are all group operations
+(there are no ACLs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+#: READ (3), DELETE (6) and DESCRIBE (8), as Kafka without an authorizer reports for a group
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+NOT_REQUESTED = -(2**31)
+
+
+@api(15, 0, 5)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    ops = GROUP_OPERATIONS if getattr(request, "include_authorized_operations", False) else NOT_REQUESTED
+    groups = []
+    for group_id in request.groups:
+        s = ctx.frontend.coordinator.describe(group_id)
+        groups.append(
+            {
+                "error_code": ErrorCode.none,
+                "group_id": group_id,
+                "group_state": s.state.value,
+                "protocol_type": s.protocol_type,
+                "protocol_data": s.protocol_name,
+                "members": [
+                    {
+                        "member_id": m.member_id,
+                        "group_instance_id": m.group_instance_id,
+                        "client_id": m.client_id,
+                        "client_host": m.client_host,
+                        "member_metadata": m.metadata,
+                        "member_assignment": m.assignment,
+                    }
+                    for m in s.members
+                ],
+                "authorized_operations": ops,
+            }
+        )
+    return respond(request, {"throttle_time": NO_THROTTLE, "groups": groups})

@@ -1,0 +1,22 @@
+"""DeleteGroups (key 42), versions 0-2: delete groups without members, with their offsets.
+
+NON_EMPTY_GROUP while a group has Kafka members or live native RocketMQ consumers,
+GROUP_ID_NOT_FOUND for a group neither has nor ever committed offsets. The offsets go from the
+broker's offset store, so a native group's offsets can be deleted this way too.
+Leaves out: nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+
+@api(42, 0, 2)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    coordinator = ctx.frontend.coordinator
+    results = [{"group_id": g, "error_code": coordinator.delete_group(g)} for g in request.groups_names]
+    return respond(request, {"throttle_time": NO_THROTTLE, "results": results})

@@ -1,0 +1,32 @@
+"""OffsetDelete (key 47), version 0: delete a group's committed offsets of some partitions.
+
+GROUP_SUBSCRIBED_TO_TOPIC for topics an active consumer group reads now, NON_EMPTY_GROUP for an
+active group of another protocol (or live native RocketMQ consumers), GROUP_ID_NOT_FOUND for an
+unknown group.
+Leaves out: nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+
+@api(47, 0, 0)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    topics = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
+    error, results = ctx.frontend.coordinator.delete_offsets(request.group_id, topics)
+    return respond(
+        request,
+        {
+            "error_code": error,
+            "throttle_time": NO_THROTTLE,
+            "topics": [
+                {"name": name, "partitions": [{"partition_index": p, "error_code": e} for p, e in parts]}
+                for name, parts in results
+            ],
+        },
+    )
