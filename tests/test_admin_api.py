@@ -529,7 +529,9 @@ def test_standalone_broker_asks_name_servers_over_remoting(tmp_path: Path) -> No
             f"brokerName=broker-x\nlistenPort=0\nlistenHost=127.0.0.1\nnamesrvAddr={ns_addr}\n"
             f"storePathRootDir={tmp_path / 'store'}\n"
         )
-        broker, line = _start([*base, "broker", "-c", str(conf), "--admin-port", "0"], tmp_path / "b.log")
+        broker, line = _start(
+            [*base, "broker", "-c", str(conf), "--admin-port", "0", "--kafka-port", "-1"], tmp_path / "b.log"
+        )
         try:
             m = re.search(r"broker broker-x (\S+), admin (\S+), data ", line)
             assert m, line

@@ -191,6 +191,16 @@ def test_good_request_on_a_raw_socket_is_answered(shared_server: FerryServer) ->
     assert b'"code":3' in header
 
 
+def test_good_frame_before_garbage_is_answered_then_closed(shared_server: FerryServer) -> None:
+    good = encode_frame_bytes(RemotingCommand(code=9999, opaque=78, serialize_type=SerializeType.ROCKETMQ))
+    with raw_socket(shared_server) as sock:
+        sock.sendall(good + frame(0, b"{garbage"))  # one write: the good frame, then garbage
+        (length,) = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))
+        data = sock.recv(length, socket.MSG_WAITALL)
+        assert b'"opaque":78' in data
+        assert_closed_by_server(sock)
+
+
 # ---- bad requests get errors, not closed connections ---------------------------------------------
 
 

@@ -45,7 +45,7 @@ class ExtraBroker:
         cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf), "-n", namesrv_addr]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [*cmd, "--admin-port", "-1"],
+                [*cmd, "--admin-port", "-1", "--kafka-port", "-1"],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,

@@ -319,6 +319,22 @@ def test_frame_longer_than_max_raises() -> None:
         decoder.feed(struct.pack(">i", 1024 * 1024))
 
 
+def test_max_frame_counts_the_length_field_as_java_does() -> None:
+    # Netty's LengthFieldBasedFrameDecoder(max, 0, 4, 0, 4): length + 4 must not exceed max
+    cmd = RemotingCommand(code=10, body=b"x" * 100)
+    wire = encode_frame_bytes(cmd)
+    assert len(FrameDecoder(max_frame=len(wire)).feed(wire)) == 1
+    with pytest.raises(FrameError):
+        FrameDecoder(max_frame=len(wire) - 1).feed(wire)
+
+
+def test_frames_before_garbage_travel_with_the_error() -> None:
+    good = encode_frame_bytes(RemotingCommand(code=105, opaque=5))
+    with pytest.raises(FrameError) as err:
+        FrameDecoder().feed(good + good + struct.pack(">ii", 20, 16) + b"{not json}......")
+    assert [c.opaque for c in err.value.commands] == [5, 5]
+
+
 def test_frame_length_2_31_minus_1_raises_at_once() -> None:
     with pytest.raises(FrameError):
         FrameDecoder().feed(struct.pack(">i", 2**31 - 1) + b"\x00\x00\x00\x10")

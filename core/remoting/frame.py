@@ -17,7 +17,15 @@ _PREFIX = struct.Struct(">ii")
 
 
 class FrameError(ValueError):
-    """The byte stream is not a valid remoting stream; the connection must be closed."""
+    """The byte stream is not a valid remoting stream; the connection must be closed.
+
+    ``commands`` holds the well-formed frames that came before the garbage in the same feed:
+    a server answers those first, as Netty's decoder passes them on before the exception.
+    """
+
+    def __init__(self, message: str, commands: list[RemotingCommand] | None = None) -> None:
+        super().__init__(message)
+        self.commands = commands or []
 
 
 class FrameDecoder:
@@ -41,22 +49,23 @@ class FrameDecoder:
         n = len(buf)
         while n - pos >= 4:
             (length,) = struct.unpack_from(">i", buf, pos)
-            if length < 4 or length > self.max_frame:
-                raise FrameError(f"frame length {length} outside 4..{self.max_frame}")
+            # Netty's LengthFieldBasedFrameDecoder counts the 4-byte length field in the limit
+            if length < 4 or length + 4 > self.max_frame:
+                raise FrameError(f"frame length {length} outside 4..{self.max_frame - 4}", out)
             if n - pos - 4 < length:
                 break
             (ser_hdr,) = struct.unpack_from(">i", buf, pos + 4)
             ser_type = (ser_hdr >> 24) & 0xFF
             header_len = ser_hdr & 0xFFFFFF
             if header_len > length - 4:
-                raise FrameError(f"header length {header_len} exceeds frame length {length}")
+                raise FrameError(f"header length {header_len} exceeds frame length {length}", out)
             hstart = pos + 8
             bstart = hstart + header_len
             end = pos + 4 + length
             try:
                 cmd = decode_header(ser_type, bytes(buf[hstart:bstart]))
             except HeaderError as exc:
-                raise FrameError(str(exc)) from None
+                raise FrameError(str(exc), out) from None
             cmd.body = bytes(buf[bstart:end])
             out.append(cmd)
             pos = end

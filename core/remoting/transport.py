@@ -74,12 +74,11 @@ class RemotingConnection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
     def data_received(self, data: bytes) -> None:
+        garbage: FrameError | None = None
         try:
             commands = self.decoder.feed(data)
         except FrameError as exc:
-            log.warning("closing connection from %s: %s", self.peer, exc)
-            self.abort()
-            return
+            garbage, commands = exc, exc.commands
         corked: list[bytes | bytearray | memoryview] = []
         self._corked = corked
         try:
@@ -94,6 +93,10 @@ class RemotingConnection(asyncio.Protocol):
             self._corked = None
             if corked and self.transport is not None and not self.transport.is_closing():
                 self.transport.write(b"".join(corked))
+        if garbage is not None:
+            # answer the good frames that came first, then close (close() flushes, abort() would not)
+            log.warning("closing connection from %s: %s", self.peer, garbage)
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         err = RemotingError(f"connection to {self.peer} closed")
