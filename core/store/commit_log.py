@@ -42,6 +42,9 @@ END_FILE_MIN_BLANK_LENGTH = 8
 BATCH_MAGIC = -626843456  # 0xDAA320C0
 BATCH_HEAD = struct.Struct(">iiiqqqihh")
 BATCH_FORMAT_KAFKA_V2 = 1
+#: FORMAT flag: the payload begins with COUNT 8-byte tag codes, one per message, so tag filters
+#: apply to the messages of a batch entry and recovery can rebuild their consume-queue units
+BATCH_FLAG_TAG_CODES = 0x100
 
 
 @dataclass(slots=True)
@@ -58,6 +61,8 @@ class DispatchRequest:
     store_timestamp: int
     keys: list[str]
     uniq_key: str | None
+    #: a batch entry's tag code per message (BATCH_FLAG_TAG_CODES), else None
+    tags_codes: list[int] | None = None
 
 
 class CorruptRecord(ValueError):
@@ -212,11 +217,16 @@ def _describe_message(buf: memoryview, pos: int, offset: int, size: int, magic: 
 
 
 def _describe_batch(buf: memoryview, pos: int, offset: int, size: int) -> DispatchRequest:
-    _, _, queue_id, base, phys, store_ts, count, _fmt, topic_len = BATCH_HEAD.unpack_from(buf, pos)
+    _, _, queue_id, base, phys, store_ts, count, fmt, topic_len = BATCH_HEAD.unpack_from(buf, pos)
     if phys != offset or count <= 0:
         raise CorruptRecord(f"bad batch entry at {offset}")
     start = pos + BATCH_HEAD.size
     topic = bytes(buf[start : start + topic_len]).decode()
+    codes = None
+    if fmt & BATCH_FLAG_TAG_CODES:
+        if BATCH_HEAD.size + topic_len + 8 * count > size:
+            raise CorruptRecord(f"batch entry at {offset} is shorter than its tag codes")
+        codes = list(struct.unpack_from(f">{count}q", buf, start + topic_len))
     return DispatchRequest(
         offset=offset,
         size=size,
@@ -228,7 +238,13 @@ def _describe_batch(buf: memoryview, pos: int, offset: int, size: int) -> Dispat
         store_timestamp=store_ts,
         keys=[],
         uniq_key=None,
+        tags_codes=codes,
     )
+
+
+def batch_payload_offset(fmt: int, topic_len: int, count: int) -> int:
+    """Where a batch entry's payload starts, from the entry's first byte."""
+    return BATCH_HEAD.size + topic_len + (8 * count if fmt & BATCH_FLAG_TAG_CODES else 0)
 
 
 def encode_batch_entry(

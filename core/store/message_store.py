@@ -23,7 +23,7 @@ import os
 import shutil
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -39,6 +39,7 @@ from ferrymq.core.remoting.message import (
     stored_size,
 )
 from ferrymq.core.store.commit_log import (
+    BATCH_FLAG_TAG_CODES,
     BATCH_HEAD,
     BATCH_MAGIC,
     END_FILE_MIN_BLANK_LENGTH,
@@ -54,6 +55,10 @@ from ferrymq.core.store.index_file import IndexService
 log = logging.getLogger("ferrymq.store")
 
 ArrivalListener = Callable[[str, int, int, int], None]  # topic, queue id, last queue offset, tag code
+#: (whole batch entry, first queue offset wanted, tag codes wanted or None) -> stored RocketMQ
+#: messages, back to back, for the messages of the entry at or after that offset which match
+BatchConverter = Callable[[memoryview, int, "frozenset[int] | set[int] | None"], bytes]
+_BATCH_MAGIC_BYTES = struct.pack(">i", BATCH_MAGIC)
 
 
 class PutStatus(Enum):
@@ -110,6 +115,8 @@ class MessageStore:
         self.index = IndexService(self.root / "index", config.max_hash_slot_num, config.max_index_num)
         self.consume_queues: dict[tuple[str, int], ConsumeQueue] = {}
         self.arrival_listeners: list[ArrivalListener] = []
+        #: how RocketMQ consumers read batch entries, by FORMAT (a frontend registers its own)
+        self.batch_converters: dict[int, BatchConverter] = {}
         self.store_host = ip_bytes(config.broker_ip1)
         self.store_port = config.listen_port
         self.flushed_offset = 0
@@ -248,7 +255,10 @@ class MessageStore:
 
     def _dispatch_cq(self, req: DispatchRequest) -> None:
         cq = self.consume_queues.get((req.topic, req.queue_id)) or self._open_cq(req.topic, req.queue_id)
-        if req.count == 1:
+        if req.tags_codes is not None:
+            units = b"".join([UNIT.pack(req.offset, req.size, c) for c in req.tags_codes])
+            cq.put_units(req.queue_offset, units)
+        elif req.count == 1:
             cq.put(req.queue_offset, req.offset, req.size, req.tags_code)
         else:
             cq.put_units(req.queue_offset, UNIT.pack(req.offset, req.size, 0) * req.count)
@@ -450,11 +460,26 @@ class MessageStore:
         return PutResult(PutStatus.OK, phys, queue_offset, now, size, 1, [phys], phys + size)
 
     def put_batch_entry(
-        self, topic: str, queue_id: int, count: int, fmt: int, payload: bytes | memoryview
+        self,
+        topic: str,
+        queue_id: int,
+        count: int,
+        fmt: int,
+        payload: bytes | memoryview,
+        tags_codes: Sequence[int] | None = None,
     ) -> PutResult:
-        """Append ``count`` messages as one verbatim entry (e.g. a Kafka record batch)."""
+        """Append ``count`` messages as one verbatim entry (e.g. a Kafka record batch).
+
+        With ``tags_codes`` (one per message) the entry carries them (BATCH_FLAG_TAG_CODES) and
+        each consume-queue unit gets its message's tag code, so native tag filters apply.
+        """
         if not self.writable:
             return PutResult(PutStatus.SERVICE_NOT_AVAILABLE)
+        if tags_codes is not None:
+            if len(tags_codes) != count:
+                raise StoreError(f"{len(tags_codes)} tag codes for {count} messages")
+            fmt |= BATCH_FLAG_TAG_CODES
+            payload = b"".join((struct.pack(f">{count}q", *tags_codes), payload))
         cq = self.consume_queue(topic, queue_id)
         tb = topic.encode()
         size = BATCH_HEAD.size + len(tb) + len(payload)
@@ -472,9 +497,15 @@ class MessageStore:
             payload=payload,
         )
         self.commit_log.append(f, phys, entry)
-        cq.put_units(base, UNIT.pack(phys, size, 0) * count)
-        for listener in self.arrival_listeners:
-            listener(topic, queue_id, base + count - 1, 0)
+        if tags_codes is None:
+            cq.put_units(base, UNIT.pack(phys, size, 0) * count)
+            for listener in self.arrival_listeners:
+                listener(topic, queue_id, base + count - 1, 0)
+        else:
+            cq.put_units(base, b"".join([UNIT.pack(phys, size, code) for code in tags_codes]))
+            for code in set(tags_codes):  # wake waiters filtering on any of the batch's tags
+                for listener in self.arrival_listeners:
+                    listener(topic, queue_id, base + count - 1, code)
         return PutResult(PutStatus.OK, phys, base, now, size, count, [phys], phys + size)
 
     # ---- reads -------------------------------------------------------------------------------
@@ -553,6 +584,51 @@ class MessageStore:
         if found:
             result.status = GetStatus.FOUND
         return result
+
+    def as_stored_messages(
+        self,
+        buffers: list[memoryview],
+        from_offset: int,
+        tag_codes: frozenset[int] | set[int] | None = None,
+    ) -> list[memoryview | bytes]:
+        """``get_messages`` buffers as RocketMQ clients read them: batch entries become stored
+        messages through their format's converter (messages before ``from_offset`` or not
+        matching ``tag_codes`` left out). Buffers without the batch magic anywhere (found at
+        memchr speed) are returned as they are, so native-only pulls do no per-message work.
+        """
+        if not any(_BATCH_MAGIC_BYTES in buf for buf in buffers):
+            return list(buffers)
+        out: list[memoryview | bytes] = []
+        for buf in buffers:
+            pos, n, plain = 0, len(buf), 0
+            while pos + 8 <= n:
+                size, magic = struct.unpack_from(">ii", buf, pos)
+                if size <= 0 or pos + size > n:
+                    break
+                if magic == BATCH_MAGIC:
+                    if plain < pos:
+                        out.append(buf[plain:pos])
+                    fmt = BATCH_HEAD.unpack_from(buf, pos)[7] & ~BATCH_FLAG_TAG_CODES
+                    convert = self.batch_converters.get(fmt)
+                    if convert is None:
+                        log.warning("no converter for batch entries of format %d: skipped in a pull", fmt)
+                    else:
+                        out.append(convert(buf[pos : pos + size], from_offset, tag_codes))
+                    plain = pos + size
+                pos += size
+            if plain < n:
+                out.append(buf[plain:])
+        return out
+
+    def advance_min_offset(self, topic: str, queue_id: int, offset: int) -> int:
+        """Make a queue start at ``offset`` (Kafka DeleteRecords, retention.ms): earlier messages
+        are gone for every reader. Never moves backwards or past the max offset; returns the
+        queue's min offset. Kept in memory: the caller persists and re-applies it."""
+        cq = self.consume_queues.get((topic, queue_id))
+        if cq is None:
+            return 0
+        cq.min_offset = max(cq.min_offset, min(offset, cq.max_offset))
+        return cq.min_offset
 
     def max_offset(self, topic: str, queue_id: int) -> int:
         cq = self.consume_queues.get((topic, queue_id))

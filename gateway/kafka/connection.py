@@ -36,7 +36,7 @@ class _Slot:
     __slots__ = ("data", "ready")
 
     def __init__(self) -> None:
-        self.data: bytes | None = None
+        self.data: list[bytes] | None = None
         self.ready = False
 
 
@@ -158,7 +158,7 @@ class KafkaConnection(asyncio.Protocol):
         while slots and slots[0].ready:
             slot = slots.popleft()
             if slot.data is not None and transport is not None and not self.closed:
-                transport.write(slot.data)
+                transport.writelines(slot.data)
         self._update_reading()
 
     def _update_reading(self) -> None:

@@ -125,26 +125,43 @@ def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
     return int(value), pos + size
 
 
-class _Chunks:
-    """A write target for kio that keeps the pieces (records stay uncopied until the join)."""
+#: writes at least this big are kept as separate parts (not copied); smaller ones are coalesced
+BIG_WRITE = 16 * 1024
 
-    __slots__ = ("parts", "size")
+
+class _Chunks:
+    """A write target for kio: small writes coalesced, big ones (records) kept uncopied."""
+
+    __slots__ = ("parts", "pending", "size")
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = [b""]
+        self.parts: list[bytes] = []
+        self.pending = bytearray()
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        self.parts.append(data)
-        self.size += len(data)
-        return len(data)
+        n = len(data)
+        self.size += n
+        if n >= BIG_WRITE:
+            if self.pending:
+                self.parts.append(bytes(self.pending))
+                self.pending.clear()
+            self.parts.append(data)
+        else:
+            self.pending += data
+        return n
 
 
-def encode_response(correlation_id: int, response: Any, header_v0: bool = False) -> bytes:
-    """A whole response frame: size prefix, header (v0, or v1 for flexible bodies), body."""
+def encode_response(correlation_id: int, response: Any, header_v0: bool = False) -> list[bytes]:
+    """A whole response frame as parts to write in order: size prefix, header (v0, or v1 for
+    flexible bodies), body. Record payloads stay separate parts, so they are never copied again."""
     out = _Chunks()
-    entity_writer(type(response))(out, response)  # type: ignore[arg-type]
     tagged = response.__flexible__ and not header_v0
-    size = out.size + 4 + (1 if tagged else 0)
-    out.parts[0] = _RESPONSE_HEAD.pack(size, correlation_id) + (b"\0" if tagged else b"")
-    return b"".join(out.parts)
+    out.pending += b"\0" * (8 + tagged)
+    entity_writer(type(response))(out, response)  # type: ignore[arg-type]
+    if out.pending:
+        out.parts.append(bytes(out.pending))
+    first = out.parts[0]
+    head = _RESPONSE_HEAD.pack(out.size + 4 + tagged, correlation_id)
+    out.parts[0] = head + first[8:] if len(first) > 8 else head
+    return out.parts

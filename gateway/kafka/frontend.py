@@ -1,26 +1,47 @@
 """The Kafka protocol frontend of one master broker: a listener on its own port, over core's API.
 
 A Kafka topic is a RocketMQ topic, partition p is queue p, a Kafka offset is the queue offset.
-The frontend owns the connections, the group coordinator (gateway/kafka/group) and the
-idempotent-producer state; handlers reach the store only through ``broker`` (core's API).
+The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
+producer state, fetches parked until data arrives (woken by the store's arrival listeners, not by
+polling), per-topic retention.ms, and the converter through which RocketMQ consumers read Kafka
+batches (registered with the store at start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ferrymq.gateway.kafka import apis
+from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
+from ferrymq.gateway.kafka import apis, mapping, topics
+from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.connection import KafkaConnection
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
+from ferrymq.gateway.kafka.log_start import LogStartOffsets
+from ferrymq.gateway.kafka.partition_log import PartitionLog
+from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
+    from ferrymq.gateway.admin.routes_source import ClusterSource
 
 log = logging.getLogger("ferrymq.kafka")
+
+#: how often topics with their own retention.ms are trimmed
+RETENTION_CHECK_S = 5.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Node:
+    node_id: int
+    host: str
+    port: int
 
 
 class KafkaFrontend:
@@ -33,6 +54,7 @@ class KafkaFrontend:
         node_id: int = 0,
         *,
         max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+        routes: ClusterSource | None = None,
     ) -> None:
         self.broker = broker
         self.host = host
@@ -40,9 +62,16 @@ class KafkaFrontend:
         self.advertised_host = advertised_host
         self.node_id = node_id
         self.max_request_size = max_request_size
+        self.routes = routes
         self.cluster_id = broker.config.broker_cluster_name
         self.connections: set[KafkaConnection] = set()
         self.server: asyncio.Server | None = None
+        config_dir = broker.config.store_path_root_dir / "config"
+        self.log = PartitionLog(broker.store)
+        self.producers = ProducerStates(config_dir / "kafkaProducerIds.json", self._producer_batches)
+        self.log_starts = LogStartOffsets(config_dir / "kafkaLogStartOffsets.json")
+        self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self.coordinator = GroupCoordinator(self)
 
     @property
@@ -50,12 +79,24 @@ class KafkaFrontend:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
+    def nodes(self) -> list[Node]:
+        """The Kafka brokers of the cluster (one broker group for now)."""
+        return [Node(self.node_id, self.advertised_host, self.port)]
+
+    def leader_of(self, topic: str, partition: int) -> int:
+        return self.node_id
+
     async def start(self) -> None:
+        store = self.broker.store
+        self.log_starts.apply(store)
+        store.arrival_listeners.append(self._on_arrival)
+        store.batch_converters[BATCH_FORMAT_KAFKA_V2] = self._to_stored_messages
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: KafkaConnection(self), self.host, self.requested_port, reuse_address=True
         )
         await self.coordinator.start()
+        self._tasks.append(asyncio.create_task(self._retention_loop(), name="kafka-retention"))
         log.info(
             "kafka frontend of broker %s listening on %s:%d (advertised %s:%d, node %d)",
             self.broker.config.broker_name,
@@ -74,6 +115,130 @@ class KafkaFrontend:
             self.server.close()
         for conn in list(self.connections):
             conn.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
         await self.coordinator.stop()
+        store = self.broker.store
+        if self._on_arrival in store.arrival_listeners:
+            store.arrival_listeners.remove(self._on_arrival)
+        store.batch_converters.pop(BATCH_FORMAT_KAFKA_V2, None)
         if self.server is not None:
             await self.server.wait_closed()
+
+    # ---- fetches waiting for data --------------------------------------------------------------
+
+    def _on_arrival(self, topic: str, queue_id: int, offset: int, tag_code: int) -> None:
+        waiters = self._waiters.pop((topic, queue_id), None)
+        if waiters:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def wait_for_data(self, partitions: Iterable[tuple[str, int]], timeout: float) -> bool:
+        """Wait until a message arrives on any of ``partitions``; False when ``timeout`` passes."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        keys = list(partitions)
+        for key in keys:
+            self._waiters.setdefault(key, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            for key in keys:
+                waiters = self._waiters.get(key)
+                if waiters is not None and fut in waiters:
+                    waiters.remove(fut)
+                    if not waiters:
+                        del self._waiters[key]
+
+    # ---- cross protocol and idempotence --------------------------------------------------------
+
+    def _to_stored_messages(self, entry: memoryview, from_offset: int, codes: Any) -> bytes:
+        store = self.broker.store
+        return mapping.to_stored_messages(entry, from_offset, codes, store.store_host, store.store_port)
+
+    def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int]]:
+        """The last entries' idempotent batches, oldest first, to rebuild producer state."""
+        cq = self.log.queue(topic, partition)
+        if cq is None:
+            return
+        found = []
+        cursor, seen = cq.max_offset - 1, 0
+        while cursor >= cq.min_offset and seen < REBUILD_ENTRIES:
+            entry = self.log.entry(cq, cursor)
+            seen += 1
+            if entry is None:
+                cursor -= 1
+                continue
+            if entry.kafka is not None:
+                info = rb.read_header(entry.kafka)
+                if info.producer_id >= 0 and info.base_sequence >= 0:
+                    found.append(
+                        (
+                            info.producer_id,
+                            info.producer_epoch,
+                            info.base_sequence,
+                            info.last_sequence,
+                            entry.base_offset,
+                        )
+                    )
+            cursor = entry.base_offset - 1
+        yield from reversed(found)
+
+    # ---- topics --------------------------------------------------------------------------------
+
+    async def delete_topic(self, name: str) -> None:
+        self.broker.topics.delete(name)
+        self.broker.store.delete_topic(name)
+        self.broker.topic_deleted(name)
+        self.producers.forget_topic(name)
+        self.log_starts.forget_topic(name)
+        if self.routes is not None:
+            try:
+                await self.routes.delete_topic(name, self.broker.config.broker_cluster_name)
+            except Exception as exc:  # the name servers drop it with the next full registration
+                log.warning("could not delete topic %s from the name servers: %s", name, exc)
+
+    def delete_records(self, topic: str, partition: int, before: int) -> int:
+        """Move the log start offset up to ``before``; returns the new log start offset."""
+        low = self.broker.store.advance_min_offset(topic, partition, before)
+        self.log_starts.set(topic, partition, low)
+        return low
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RETENTION_CHECK_S)
+            try:
+                self.apply_retention()
+            except Exception:
+                log.exception("kafka retention.ms check failed")
+
+    def apply_retention(self, now_ms: int | None = None) -> None:
+        """Topics with their own retention.ms lose what is older (log start offset moves)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        for tc in list(self.broker.topics.topics.values()):
+            retention = topics.retention_ms(tc)
+            if retention is None or retention < 0:
+                continue
+            for q in range(topics.partition_count(tc)):
+                cq = self.log.queue(tc.topic_name, q)
+                if cq is None or cq.min_offset >= cq.max_offset:
+                    continue
+                cutoff = now_ms - retention
+                lo, hi = cq.min_offset, cq.max_offset
+                while lo < hi:  # first offset whose entry was stored at or after the cutoff
+                    mid = (lo + hi) // 2
+                    ts = self.broker.store.queue_store_timestamp(tc.topic_name, q, mid)
+                    if ts is not None and ts >= cutoff:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                if lo > cq.min_offset:
+                    self.broker.store.advance_min_offset(tc.topic_name, q, lo)

@@ -6,6 +6,8 @@ subVersion must not be older than the pull's (SUBSCRIPTION_NOT_EXIST / SUBSCRIPT
 A piggy-backed offset commit (bit 1) is stored. A pull that finds nothing and may suspend (bit 2)
 waits up to suspendTimeoutMillis for a matching arrival. The body is the stored records as they
 are in the commit log. Leaves out: SQL92 and class filters (answered with an error), slave reads.
+Batch entries (Kafka record batches) reach RocketMQ clients as one stored message per record,
+through the store's converter for their format, with queue offsets = Kafka offsets.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class PullMessageProcessor:
             timeout_ms = suspend_ms if cfg.long_polling_enable else cfg.short_polling_time_mills
             if timeout_ms > 0:
                 return self._long_poll(cmd, topic, queue_id, offset, max_nums, max_bytes, codes, timeout_ms)
-        return self._response(cmd, result, code, topic)
+        return self._response(cmd, result, code, topic, offset, codes)
 
     async def _long_poll(
         self,
@@ -104,9 +106,9 @@ class PullMessageProcessor:
             result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
             code = _response_code(result, offset)
             if code != ResponseCode.PULL_NOT_FOUND:
-                return self._response(cmd, result, code, topic)
+                return self._response(cmd, result, code, topic, offset, codes)
         result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
-        return self._response(cmd, result, _response_code(result, offset), topic)
+        return self._response(cmd, result, _response_code(result, offset), topic, offset, codes)
 
     def _subscription(
         self, group: str, topic: str, sys_flag: int, ext: dict[str, str], sub_version: int
@@ -130,7 +132,15 @@ class PullMessageProcessor:
             raise BadRequest("the consumer's subscription not latest", ResponseCode.SUBSCRIPTION_NOT_LATEST)
         return sub
 
-    def _response(self, cmd: RemotingCommand, result: GetResult, code: int, topic: str) -> RemotingCommand:
+    def _response(
+        self,
+        cmd: RemotingCommand,
+        result: GetResult,
+        code: int,
+        topic: str,
+        offset: int,
+        codes: frozenset[int] | None,
+    ) -> RemotingCommand:
         ext = {
             "suggestWhichBrokerId": "0",
             "nextBeginOffset": str(result.next_begin_offset),
@@ -139,7 +149,8 @@ class PullMessageProcessor:
         }
         body: bytes | memoryview = b""
         if code == ResponseCode.SUCCESS:
-            bufs = result.buffers
+            # batch entries (Kafka record batches) become one stored message per record
+            bufs = self.store.as_stored_messages(result.buffers, offset, codes)
             body = bufs[0] if len(bufs) == 1 else b"".join(bufs)
             self.broker.stats.on_get(topic, result.message_count, result.byte_count)
         return cmd.response(code, None if code == ResponseCode.SUCCESS else result.status.value, ext, body)

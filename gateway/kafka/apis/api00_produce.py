@@ -1,0 +1,131 @@
+"""Produce (key 0), versions 3-11 (advertised from 0; 0-2 are not served, as Kafka 4.0).
+
+Each record batch is checked through its header (size, magic 2, CRC-32C, counts), its base
+offset and leader epoch patched, and stored verbatim as one batch entry; compressed batches
+(gzip, snappy raw or xerial, lz4, zstd) are stored as they came. acks=0 gets no response, acks=1
+a response once stored, acks=-1 (all) once durable under SYNC_FLUSH (one replica: the ISR is
+the leader). Idempotent producers: duplicates get the original offset and are not written twice;
+out-of-order sequences and stale epochs are rejected (producer_state.py). Records carrying the
+``rocketmq.tags`` header get their tag hash in the consume queue (mapping.py).
+Leaves out: transactions (transactional batches are rejected), LogAppendTime topics, per-record
+errors (v8 record_errors stay empty).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.core.remoting.route import PERM_WRITE
+from ferrymq.core.store import PutStatus
+from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2, BATCH_HEAD
+from ferrymq.gateway.kafka import mapping, topics
+from ferrymq.gateway.kafka import records as rb
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.producer_state import Check
+
+log = logging.getLogger("ferrymq.kafka")
+
+_CHECK_ERRORS = {
+    Check.OUT_OF_ORDER: ErrorCode.out_of_order_sequence_number,
+    Check.INVALID_EPOCH: ErrorCode.invalid_producer_epoch,
+}
+
+
+@api(0, 3, 11)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    acks = request.acks
+    end_offset = 0
+    responses = []
+    for topic_data in request.topic_data:
+        parts = []
+        for pd in topic_data.partition_data:
+            if acks not in (0, 1, -1):
+                error, base, start = ErrorCode.invalid_required_acks, -1, -1
+            elif request.transactional_id is not None:
+                error, base, start = ErrorCode.transactional_id_authorization_failed, -1, -1
+            else:
+                error, base, start, end = _produce(ctx, topic_data.name, pd.index, pd.records)
+                end_offset = max(end_offset, end)
+            parts.append(
+                {
+                    "index": pd.index,
+                    "error_code": error,
+                    "base_offset": base,
+                    "log_append_time": None,
+                    "log_start_offset": start,
+                    "record_errors": (),
+                    "error_message": None,
+                }
+            )
+        responses.append({"name": topic_data.name, "partition_responses": parts})
+    broker = ctx.frontend.broker
+    if (
+        acks == -1
+        and broker.config.sync_flush
+        and end_offset
+        and not await broker.store.wait_durable(end_offset)
+    ):
+        for t in responses:
+            for p in t["partition_responses"]:
+                if p["error_code"] == ErrorCode.none:
+                    p["error_code"] = ErrorCode.request_timed_out
+    if acks == 0:
+        return None
+    return respond(request, {"responses": responses, "throttle_time": NO_THROTTLE})
+
+
+def _produce(
+    ctx: RequestContext, topic: str, partition: int, data: bytes | None
+) -> tuple[ErrorCode, int, int, int]:
+    """Store one partition's batches: (error, base offset, log start offset, commit-log end)."""
+    frontend = ctx.frontend
+    broker = frontend.broker
+    tc = broker.topics.get(topic)
+    if tc is None or not 0 <= partition < tc.write_queue_nums or topics.invalid_name(topic):
+        return ErrorCode.unknown_topic_or_partition, -1, -1, 0
+    if not tc.perm & PERM_WRITE:
+        return ErrorCode.topic_authorization_failed, -1, -1, 0
+    store = broker.store
+    if not data:
+        return ErrorCode.corrupt_message, -1, -1, 0
+    try:
+        batches = rb.split_batches(data)
+        tag_codes = [mapping.batch_tag_codes(data, info) for info in batches]
+    except rb.CorruptBatch as exc:
+        log.warning("produce to %s-%d from %s: corrupt batch: %s", topic, partition, ctx.conn.peer, exc)
+        return ErrorCode.corrupt_message, -1, -1, 0
+    except (rb.InvalidBatch, ValueError) as exc:
+        log.warning("produce to %s-%d from %s: invalid batch: %s", topic, partition, ctx.conn.peer, exc)
+        return ErrorCode.invalid_record, -1, -1, 0
+    limit = min(topics.max_message_bytes(tc), store.commit_log.file_size - BATCH_HEAD.size - 1024)
+    for info in batches:
+        if info.size > limit:
+            return ErrorCode.message_too_large, -1, -1, 0
+    first_base = -1
+    end = 0
+    for info, codes in zip(batches, tag_codes, strict=True):
+        idempotent = info.producer_id >= 0 and info.base_sequence >= 0
+        if idempotent:
+            check, dup_base = frontend.producers.check(topic, partition, info)
+            if check == Check.DUPLICATE:
+                first_base = dup_base if first_base < 0 else first_base
+                continue
+            if check != Check.OK:
+                return _CHECK_ERRORS[check], -1, -1, 0
+        base = store.max_offset(topic, partition)
+        batch = bytearray(data[info.start : info.start + info.size])
+        rb.patch_base(batch, base)
+        result = store.put_batch_entry(topic, partition, info.count, BATCH_FORMAT_KAFKA_V2, batch, codes)
+        if result.status != PutStatus.OK:
+            return ErrorCode.kafka_storage_error, -1, -1, 0
+        if idempotent:
+            frontend.producers.appended(topic, partition, info, base)
+        broker.stats.on_put(topic, info.count, info.size)
+        first_base = base if first_base < 0 else first_base
+        end = result.end_offset
+    return ErrorCode.none, first_base, store.min_offset(topic, partition), end

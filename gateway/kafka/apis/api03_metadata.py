@@ -1,0 +1,111 @@
+"""Metadata (key 3), versions 0-12: brokers, topics, partitions and their leaders.
+
+Partition p of a topic is queue p; its leader is the broker owning that queue, replicas and ISR
+are the leader alone, the leader epoch is 0. Topic ids are stable UUIDs derived from the cluster
+and topic names. A named topic that does not exist is created when auto-creation is allowed
+(the request's allow_auto_topic_creation, v4+, and the broker's autoCreateTopicEnable) with
+defaultTopicQueueNums partitions; a name Kafka does not allow is INVALID_TOPIC_EXCEPTION.
+Listing all topics leaves RocketMQ's system topics out.
+Leaves out: racks, authorized operations (always "not computed"), v13's top-level error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka import topics
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+if TYPE_CHECKING:
+    from ferrymq.core.remoting.route import TopicConfig
+    from ferrymq.gateway.kafka.frontend import KafkaFrontend
+
+_NAMESPACE = uuid.UUID("6f1b0c8e-5d2a-4e0b-9a53-6b8f2d1c7e40")
+NOT_COMPUTED = -2147483648
+
+
+def topic_id(cluster: str, topic: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, f"{cluster}/{topic}")
+
+
+@api(3, 0, 12)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    f = ctx.frontend
+    broker = f.broker
+    requested = request.topics
+    if requested is None or (ctx.api_version == 0 and not requested):
+        wanted = [(tc.topic_name, None) for tc in topics.listed_topics(broker)]
+    else:
+        wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
+    auto = getattr(request, "allow_auto_topic_creation", True) and broker.config.auto_create_topic_enable
+    out = []
+    for name, tid in wanted:
+        if name is None and tid is not None:
+            name = next((n for n in broker.topics.topics if topic_id(f.cluster_id, n) == tid), None)
+            if name is None:
+                out.append(_error(ErrorCode.unknown_topic_id, None, tid))
+                continue
+        assert name is not None
+        tc = broker.topics.get(name)
+        if tc is None:
+            if topics.invalid_name(name):
+                out.append(_error(ErrorCode.invalid_topic_exception, name))
+                continue
+            if not auto:
+                out.append(_error(ErrorCode.unknown_topic_or_partition, name))
+                continue
+            tc = topics.create(broker, name, broker.config.default_topic_queue_nums)
+        out.append(topic_metadata(f, tc))
+    brokers = [{"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in f.nodes()]
+    return respond(
+        request,
+        {
+            "throttle_time": NO_THROTTLE,
+            "brokers": brokers,
+            "cluster_id": f.cluster_id,
+            "controller_id": f.node_id,
+            "topics": out,
+        },
+    )
+
+
+def _error(code: ErrorCode, name: str | None, tid: uuid.UUID | None = None) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "name": name,
+        "topic_id": tid or uuid.UUID(int=0),
+        "is_internal": False,
+        "partitions": (),
+        "topic_authorized_operations": NOT_COMPUTED,
+    }
+
+
+def topic_metadata(f: KafkaFrontend, tc: TopicConfig) -> dict[str, Any]:
+    name = tc.topic_name
+    partitions = []
+    for p in range(topics.partition_count(tc)):
+        leader = f.leader_of(name, p)
+        partitions.append(
+            {
+                "error_code": ErrorCode.none,
+                "partition_index": p,
+                "leader_id": leader,
+                "leader_epoch": 0,
+                "replica_nodes": (leader,),
+                "isr_nodes": (leader,),
+                "offline_replicas": (),
+            }
+        )
+    return {
+        "error_code": ErrorCode.none,
+        "name": name,
+        "topic_id": topic_id(f.cluster_id, name),
+        "is_internal": topics.is_internal(f.broker, name),
+        "partitions": partitions,
+        "topic_authorized_operations": NOT_COMPUTED,
+    }
