@@ -179,7 +179,8 @@ class ProcessQueue:
         self.size = 0
         self.max_offset = -1  # highest queue offset ever put
         self.next_offset: int | None = None  # next offset to pull
-        self.backlog = 0  # messages on the broker beyond what was pulled (from the last pull)
+        #: messages on the broker beyond what was pulled, as of the last pull; -1 before the first
+        self.backlog = -1
         self.broker_id = 0
         self.dropped = False
         self.locked = False
@@ -930,7 +931,7 @@ class AsyncPushConsumer:
 
     def _higher_ranked_pending(self, rank: int) -> bool:
         return any(
-            pq.rank < rank and not pq.dropped and (pq.count or pq.backlog or pq.next_offset is None)
+            pq.rank < rank and not pq.dropped and (pq.count or pq.backlog)
             for pq in self._pqs.values()
         )
 
