@@ -1,0 +1,61 @@
+"""ListOffsets (key 2), versions 1-7 (advertised from 0; v0's offset arrays are not served).
+
+Per partition: -2 earliest (the log start offset), -1 latest (the high watermark), -3 max
+timestamp (v7; the last entries' largest timestamp and the last offset of that entry), or a
+timestamp: the first record whose timestamp is at or after it (-1/-1 if none), found by binary
+search over entries' max timestamps and then inside the batch (decompressing it if need be).
+Leaves out: v8-v9 tiered-storage sentinels (-4, -5), isolation levels (no transactions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka import topics
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+
+
+@api(2, 1, 7)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.frontend.broker
+    plog = ctx.frontend.log
+    out = []
+    for t in request.topics:
+        tc = broker.topics.get(t.name)
+        parts = []
+        for p in t.partitions:
+            index = p.partition_index
+            entry: dict[str, Any] = {
+                "partition_index": index,
+                "error_code": ErrorCode.none,
+                "timestamp": -1,
+                "offset": -1,
+                "leader_epoch": 0,
+            }
+            parts.append(entry)
+            if tc is None or not 0 <= index < topics.partition_count(tc):
+                entry["error_code"] = ErrorCode.unknown_topic_or_partition
+                continue
+            start, end = plog.offsets(t.name, index)
+            if p.timestamp == LATEST:
+                entry["offset"] = end
+            elif p.timestamp == EARLIEST:
+                entry["offset"] = start
+            elif p.timestamp == MAX_TIMESTAMP:
+                found = plog.max_timestamp(t.name, index)
+                if found is not None:
+                    entry["offset"], entry["timestamp"] = found
+            elif p.timestamp >= 0:
+                found = plog.offset_for_time(t.name, index, p.timestamp)
+                if found is not None:
+                    entry["offset"], entry["timestamp"] = found
+            else:
+                entry["error_code"] = ErrorCode.invalid_request
+        out.append({"name": t.name, "partitions": parts})
+    return respond(request, {"throttle_time": NO_THROTTLE, "topics": out})

@@ -1,0 +1,100 @@
+"""CreateTopics (key 19), versions 2-7 (advertised from 0).
+
+A topic becomes a RocketMQ topic with one read and one write queue per partition, registered with
+the name servers at once. num_partitions -1 takes defaultTopicQueueNums; replication factor -1 or
+1 (one replica per broker group); explicit assignments give the partition count. Configs are
+checked (topics.py) and kept as topic attributes; validate_only checks without creating.
+Leaves out: replica placement (assignments' broker ids are not checked), v5+ topic config errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from kio.index import load_response_from_request
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka import topics
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG = 5, 1
+
+
+@api(19, 2, 7)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    f = ctx.frontend
+    broker = f.broker
+    config_type = sys.modules[load_response_from_request(type(request)).__module__].__dict__.get(
+        "CreatableTopicConfigs"
+    )
+    seen: set[str] = set()
+    out = []
+    for t in request.topics:
+        result: dict[str, Any] = {
+            "name": t.name,
+            "topic_id": topic_id(f.cluster_id, t.name),
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "topic_config_error_code": 0,
+            "num_partitions": -1,
+            "replication_factor": -1,
+            "configs": None,
+        }
+        out.append(result)
+        error, message, count, configs = _check(ctx, t, seen)
+        seen.add(t.name)
+        if error != ErrorCode.none:
+            result["error_code"], result["error_message"] = error, message
+            continue
+        if not request.validate_only:
+            topics.create(broker, t.name, count, configs)
+        result["num_partitions"] = count
+        result["replication_factor"] = 1
+        if config_type is not None:
+            merged = {**topics.defaults(broker), **configs}
+            result["configs"] = tuple(
+                config_type(
+                    name=k,
+                    value=v,
+                    read_only=False,
+                    config_source=DYNAMIC_TOPIC_CONFIG if k in configs else DEFAULT_CONFIG,
+                    is_sensitive=False,
+                )
+                for k, v in sorted(merged.items())
+            )
+    return respond(request, {"throttle_time": NO_THROTTLE, "topics": out})
+
+
+def _check(ctx: RequestContext, t: Any, seen: set[str]) -> tuple[ErrorCode, str | None, int, dict[str, str]]:
+    broker = ctx.frontend.broker
+    if t.name in seen:
+        return ErrorCode.invalid_request, f"Duplicate topic name {t.name} in the request", 0, {}
+    reason = topics.invalid_name(t.name)
+    if reason:
+        return ErrorCode.invalid_topic_exception, reason, 0, {}
+    if broker.topics.get(t.name) is not None:
+        return ErrorCode.topic_already_exists, f"Topic '{t.name}' already exists.", 0, {}
+    count = len(t.assignments) if t.assignments else t.num_partitions
+    if count == -1:
+        count = broker.config.default_topic_queue_nums
+    if not 1 <= count <= topics.MAX_PARTITIONS:
+        return ErrorCode.invalid_partitions, f"Number of partitions must be 1-{topics.MAX_PARTITIONS}.", 0, {}
+    if t.replication_factor not in (-1, 1) and not t.assignments:
+        return (
+            ErrorCode.invalid_replication_factor,
+            f"Replication factor: {t.replication_factor} larger than available brokers: 1.",
+            0,
+            {},
+        )
+    configs: dict[str, str] = {}
+    for c in t.configs:
+        problem = topics.config_value_error(c.name, c.value)
+        if problem:
+            return ErrorCode.invalid_config, problem, 0, {}
+        if c.value is not None:
+            configs[c.name] = c.value
+    return ErrorCode.none, None, count, configs

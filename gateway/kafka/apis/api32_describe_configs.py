@@ -1,0 +1,109 @@
+"""DescribeConfigs (key 32), versions 1-4 (advertised from 0): topic and broker configs.
+
+A topic's configs are Kafka's topic config names (topics.py) with the topic's own values (kept
+as topic attributes, source DYNAMIC_TOPIC_CONFIG) over the defaults (DEFAULT_CONFIG; retention.ms
+defaults to the broker's fileReservedTime). A broker resource lists a few read-only broker
+settings mapped from broker.conf. Leaves out: synonyms beyond the value's own source, broker
+loggers, documentation text.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from kio.index import load_response_from_request
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka import topics
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+TOPIC, BROKER = 2, 4
+DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
+STRING, INT, LONG, BOOLEAN, LIST, DOUBLE = 2, 3, 5, 1, 7, 6
+_TYPES = {
+    topics.RETENTION_MS: LONG,
+    topics.MAX_MESSAGE_BYTES: INT,
+    "cleanup.policy": LIST,
+    "retention.bytes": LONG,
+    "segment.bytes": INT,
+    "segment.ms": LONG,
+    "min.insync.replicas": INT,
+    "unclean.leader.election.enable": BOOLEAN,
+    "preallocate": BOOLEAN,
+    "min.cleanable.dirty.ratio": DOUBLE,
+}
+
+
+@api(32, 1, 4)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    module = sys.modules[load_response_from_request(type(request)).__module__]
+    entry_type = module.DescribeConfigsResourceResult
+    synonym_type = module.DescribeConfigsSynonym
+    with_synonyms = getattr(request, "include_synonyms", False)
+    results = []
+    for res in request.resources:
+        result: dict[str, Any] = {
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "resource_type": res.resource_type,
+            "resource_name": res.resource_name,
+            "configs": (),
+        }
+        results.append(result)
+        values = _values(ctx, res, result)
+        if values is None:
+            continue
+        keys = res.configuration_keys
+        entries = []
+        for name, (value, source, read_only) in sorted(values.items()):
+            if keys is not None and name not in keys:
+                continue
+            fields: dict[str, Any] = {
+                "name": name,
+                "value": value,
+                "read_only": read_only,
+                "config_source": source,
+                "is_sensitive": False,
+                "synonyms": (synonym_type(name=name, value=value, source=source),) if with_synonyms else (),
+                "config_type": _TYPES.get(name, STRING),
+                "documentation": None,
+            }
+            entries.append(
+                entry_type(**{k: v for k, v in fields.items() if k in entry_type.__dataclass_fields__})
+            )
+        result["configs"] = tuple(entries)
+    return respond(request, {"throttle_time": NO_THROTTLE, "results": results})
+
+
+def _values(ctx: RequestContext, res: Any, result: dict[str, Any]) -> dict[str, tuple[str, int, bool]] | None:
+    broker = ctx.frontend.broker
+    if res.resource_type == TOPIC:
+        tc = broker.topics.get(res.resource_name)
+        if tc is None:
+            result["error_code"] = ErrorCode.unknown_topic_or_partition
+            result["error_message"] = f"Topic {res.resource_name} does not exist."
+            return None
+        values = {k: (v, DEFAULT_CONFIG, False) for k, v in topics.defaults(broker).items()}
+        for k, v in tc.attributes.items():
+            if k in topics.TOPIC_CONFIG_DEFAULTS:
+                values[k] = (v, DYNAMIC_TOPIC_CONFIG, False)
+        return values
+    if res.resource_type == BROKER:
+        c = broker.config
+        settings = {
+            "num.partitions": str(c.default_topic_queue_nums),
+            "auto.create.topics.enable": str(c.auto_create_topic_enable).lower(),
+            "message.max.bytes": str(topics.DEFAULT_MAX_MESSAGE_BYTES),
+            "log.retention.ms": str(int(c.file_reserved_time * 3600 * 1000)),
+            "default.replication.factor": "1",
+            "offsets.topic.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "broker.id": str(ctx.frontend.node_id),
+        }
+        return {k: (v, STATIC_BROKER_CONFIG, True) for k, v in settings.items()}
+    result["error_code"] = ErrorCode.invalid_request
+    result["error_message"] = f"Unsupported resource type {res.resource_type}"
+    return None

@@ -1,0 +1,93 @@
+"""IncrementalAlterConfigs (key 44), versions 0-1: set or delete topic configs one by one.
+
+SET and DELETE of the topic configs topics.py knows (retention.ms and max.message.bytes are
+enforced; the rest stored); APPEND/SUBTRACT on list configs (cleanup.policy). validate_only
+checks without changing. Broker configs come from broker.conf and are read-only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka import topics
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+TOPIC, BROKER = 2, 4
+SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
+
+
+@api(44, 0, 1)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    out = []
+    for res in request.resources:
+        error, message = apply(
+            ctx, res.resource_type, res.resource_name, _ops(res.configs), request.validate_only
+        )
+        out.append(
+            {
+                "error_code": error,
+                "error_message": message,
+                "resource_type": res.resource_type,
+                "resource_name": res.resource_name,
+            }
+        )
+    return respond(request, {"throttle_time": NO_THROTTLE, "responses": out})
+
+
+def _ops(configs: Any) -> list[tuple[str, int, str | None]]:
+    return [(c.name, c.config_operation, c.value) for c in configs]
+
+
+def apply(
+    ctx: RequestContext,
+    resource_type: int,
+    name: str,
+    ops: list[tuple[str, int, str | None]],
+    validate_only: bool,
+    replace: bool = False,
+) -> tuple[ErrorCode, str | None]:
+    """Change one resource's configs (``replace``: AlterConfigs, the given set replaces all)."""
+    broker = ctx.frontend.broker
+    if resource_type == BROKER:
+        return ErrorCode.invalid_request, "Broker configs are read-only here: set them in broker.conf."
+    if resource_type != TOPIC:
+        return ErrorCode.invalid_request, f"Unsupported resource type {resource_type}"
+    tc = broker.topics.get(name)
+    if tc is None:
+        return ErrorCode.unknown_topic_or_partition, f"Topic {name} does not exist."
+    attrs = {} if replace else dict(tc.attributes)
+    if replace:  # keep attributes that are not Kafka configs (RocketMQ's own)
+        attrs = {k: v for k, v in tc.attributes.items() if k not in topics.TOPIC_CONFIG_DEFAULTS}
+    for key, op, value in ops:
+        if op == DELETE:
+            if key not in topics.TOPIC_CONFIG_DEFAULTS:
+                return ErrorCode.invalid_config, f"Unknown topic config name: {key}"
+            attrs.pop(key, None)
+            continue
+        if op in (APPEND, SUBTRACT):
+            if key != "cleanup.policy":
+                return ErrorCode.invalid_config, f"Config {key} is not a list: APPEND/SUBTRACT do not apply"
+            current = attrs.get(key, topics.TOPIC_CONFIG_DEFAULTS[key]).split(",")
+            items = [v for v in (value or "").split(",") if v]
+            if op == APPEND:
+                value = ",".join(current + [v for v in items if v not in current])
+            else:
+                value = ",".join(v for v in current if v not in items)
+        elif op != SET:
+            return ErrorCode.invalid_request, f"Unknown config operation {op}"
+        problem = topics.config_value_error(key, value)
+        if problem:
+            return ErrorCode.invalid_config, problem
+        if value is None:
+            attrs.pop(key, None)
+        else:
+            attrs[key] = value
+    if not validate_only and attrs != tc.attributes:
+        topics.update(broker, dataclasses.replace(tc, attributes=attrs))
+        ctx.frontend.apply_retention()
+    return ErrorCode.none, None

@@ -1,0 +1,36 @@
+"""DescribeCluster (key 60), versions 0-1: the cluster id, controller and brokers.
+
+The controller is this broker's Kafka node. Leaves out: racks, authorized operations (not
+computed); every endpoint type is answered with the brokers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+
+NOT_COMPUTED = -2147483648
+
+
+@api(60, 0, 1)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    f = ctx.frontend
+    brokers = [{"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in f.nodes()]
+    return respond(
+        request,
+        {
+            "throttle_time": NO_THROTTLE,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "endpoint_type": 1,
+            "cluster_id": f.cluster_id,
+            "controller_id": f.node_id,
+            "brokers": brokers,
+            "cluster_authorized_operations": NOT_COMPUTED,
+        },
+    )
