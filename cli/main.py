@@ -125,14 +125,18 @@ async def _start_admin(broker: Broker, routes: ClusterSource, host: str) -> Admi
     return admin
 
 
-async def _start_kafka(broker: Broker, advertised_host: str | None) -> KafkaFrontend | None:
+async def _start_kafka(
+    broker: Broker, advertised_host: str | None, routes: ClusterSource
+) -> KafkaFrontend | None:
     """The Kafka frontend of a master broker, unless kafkaListenPort is -1."""
     c = broker.config
     if c.kafka_listen_port < 0 or c.broker_id != 0:
         return None
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
-    kafka = KafkaFrontend(broker, c.listen_host, c.kafka_listen_port, advertised_host or c.broker_ip1)
+    kafka = KafkaFrontend(
+        broker, c.listen_host, c.kafka_listen_port, advertised_host or c.broker_ip1, routes=routes
+    )
     await kafka.start()
     return kafka
 
@@ -186,7 +190,7 @@ async def _serve(args: argparse.Namespace) -> None:
         if admin is not None:
             admin_holder.append(admin)
             admin_part = f", admin {_advertised(args.host)}:{admin.port}"
-        kafka = await _start_kafka(broker, args.kafka_advertised_host)
+        kafka = await _start_kafka(broker, args.kafka_advertised_host, routes)
         if kafka is not None:
             kafka_holder.append(kafka)
             admin_part += f", kafka {kafka.advertised_host}:{kafka.port}"
@@ -229,17 +233,21 @@ async def _broker(args: argparse.Namespace) -> None:
     broker = Broker(config)
     admin_holder: list[AdminServer] = []
     kafka_holder: list[KafkaFrontend] = []
+    kafka_routes: list[ClusterSource] = []
 
     async def start() -> None:
         await broker.start()
         from ferrymq.gateway.admin import RemoteRoutes
 
-        admin = await _start_admin(broker, RemoteRoutes(config.namesrv_addrs), config.listen_host)
+        routes = RemoteRoutes(config.namesrv_addrs)
+        admin = await _start_admin(broker, routes, config.listen_host)
         admin_part = ""
         if admin is not None:
             admin_holder.append(admin)
             admin_part = f", admin {_advertised(config.listen_host)}:{admin.port}"
-        kafka = await _start_kafka(broker, args.kafka_advertised_host)
+        else:
+            kafka_routes.append(routes)  # the admin server closes it when there is one
+        kafka = await _start_kafka(broker, args.kafka_advertised_host, routes)
         if kafka is not None:
             kafka_holder.append(kafka)
             admin_part += f", kafka {kafka.advertised_host}:{kafka.port}"
@@ -254,6 +262,8 @@ async def _broker(args: argparse.Namespace) -> None:
             await kafka.stop()
         for admin in admin_holder:
             await admin.stop()
+        for routes in kafka_routes:
+            await routes.close()
         await broker.stop()
 
     await _run_until_signal(start, stop)
