@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from kio.serial import entity_writer
+from kio.serial import entity_reader, entity_writer
 from kio.serial.readers import read_unsigned_varint
 
 _SIZE = struct.Struct(">i")
@@ -165,3 +165,30 @@ def encode_response(correlation_id: int, response: Any, header_v0: bool = False)
     head = _RESPONSE_HEAD.pack(out.size + 4 + tagged, correlation_id)
     out.parts[0] = head + first[8:] if len(first) > 8 else head
     return out.parts
+
+
+# ---- the client side (tests, tools) ------------------------------------------------------------
+
+
+def encode_request(request: Any, correlation_id: int, client_id: str | None = "ferrymq") -> bytes:
+    """A whole request frame for a kio request (header v1 or v2 as its version needs)."""
+    header_type = type(request).__header_schema__
+    header = header_type(
+        request_api_key=request.__api_key__,
+        request_api_version=request.__version__,
+        correlation_id=correlation_id,
+        client_id=client_id,
+    )
+    out = _Chunks()
+    entity_writer(header_type)(out, header)  # type: ignore[arg-type]
+    entity_writer(type(request))(out, request)  # type: ignore[arg-type]
+    if out.pending:
+        out.parts.append(bytes(out.pending))
+    return _SIZE.pack(out.size) + b"".join(out.parts)
+
+
+def decode_response(frame: bytes, response_type: type[Any]) -> tuple[int, Any]:
+    """(correlation id, response) of a response frame without its size prefix."""
+    header, offset = entity_reader(response_type.__header_schema__)(frame, 0)
+    response, _ = entity_reader(response_type)(frame, offset)
+    return int(header.correlation_id), response

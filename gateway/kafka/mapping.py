@@ -73,17 +73,17 @@ def record_properties(record: rb.Record) -> dict[str, str]:
     return props
 
 
-def batch_tag_codes(batch: bytes | memoryview, info: rb.BatchInfo) -> list[int] | None:
+def batch_tag_codes(batch: bytes, info: rb.BatchInfo) -> list[int] | None:
     """Per-record tag codes of a batch whose records carry the tags header; None if none do.
 
     Only batches containing the header name (looked for at memchr speed, after decompressing a
     compressed batch) are parsed record by record.
     """
+    start, end = info.start + rb.HEADER_SIZE, info.start + info.size
     if info.compression == rb.NONE:
-        section = memoryview(batch)[info.start + rb.HEADER_SIZE : info.start + info.size]
-        if TAGS_HEADER_BYTES not in section:
+        if batch.find(TAGS_HEADER_BYTES, start, end) < 0:
             return None
-        data = bytes(section)
+        data = batch[start:end]
     else:
         data = rb.records_bytes(batch, info)
         if TAGS_HEADER_BYTES not in data:

@@ -118,7 +118,7 @@ def _produce(
             if check != Check.OK:
                 return _CHECK_ERRORS[check], -1, -1, 0
         base = store.max_offset(topic, partition)
-        batch = bytearray(data[info.start : info.start + info.size])
+        batch = bytearray(memoryview(data)[info.start : info.start + info.size])
         rb.patch_base(batch, base)
         result = store.put_batch_entry(topic, partition, info.count, BATCH_FORMAT_KAFKA_V2, batch, codes)
         if result.status != PutStatus.OK:
