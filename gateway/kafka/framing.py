@@ -34,42 +34,50 @@ class FrameTooLarge(FrameError):
 
 
 class FrameDecoder:
-    """Feed bytes, get complete frames (without their size prefix) back."""
+    """Feed bytes, get complete frames (without their size prefix) back.
 
-    __slots__ = ("_buf", "_need", "max_size")
+    A frame arriving in pieces is kept as a list of chunks and joined once, when complete, so
+    a big request costs one copy into its frame, not one per piece.
+    """
+
+    __slots__ = ("_chunks", "_have", "_need", "max_size")
 
     def __init__(self, max_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
         self.max_size = max_size
-        self._buf = bytearray()
-        self._need = -1  # size of the frame being collected, -1 while its prefix is incomplete
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = 4  # bytes needed before anything can be done: a size prefix, or prefix + frame
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        buf = self._buf
-        buf += data
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._chunks:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return []
+            data = b"".join(self._chunks)
+            self._chunks = []
+            self._have = 0
         frames: list[bytes] = []
-        pos = 0
-        n = len(buf)
-        while True:
-            if self._need < 0:
-                if n - pos < 4:
-                    break
-                (size,) = _SIZE.unpack_from(buf, pos)
-                if size < 0 or size > self.max_size:
-                    raise FrameTooLarge(f"request of {size} bytes (limit {self.max_size})")
-                self._need = size
-                pos += 4
-            if n - pos < self._need:
+        pos, n = 0, len(data)
+        self._need = 4
+        while n - pos >= 4:
+            (size,) = _SIZE.unpack_from(data, pos)
+            if size < 0 or size > self.max_size:
+                raise FrameTooLarge(f"request of {size} bytes (limit {self.max_size})")
+            if n - pos - 4 < size:
+                self._need = 4 + size
                 break
-            frames.append(bytes(buf[pos : pos + self._need]))
-            pos += self._need
-            self._need = -1
-        if pos:
-            del buf[:pos]
+            frames.append(data[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+        if pos < n:
+            rest = data[pos:] if pos else data
+            self._chunks = [rest]
+            self._have = len(rest)
         return frames
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return self._have
 
 
 @dataclass(slots=True)
