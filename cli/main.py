@@ -126,18 +126,24 @@ async def _start_admin(broker: Broker, routes: ClusterSource, host: str) -> Admi
 
 
 async def _start_kafka(
-    broker: Broker, advertised_host: str | None, routes: ClusterSource
+    broker: Broker, advertised_host: str | None, routes: ClusterSource, admin: AdminServer | None
 ) -> KafkaFrontend | None:
-    """The Kafka frontend of a master broker, unless kafkaListenPort is -1."""
+    """The Kafka frontend of a master broker, unless kafkaListenPort is -1; the admin console
+    then shows Kafka record batches record by record."""
     c = broker.config
     if c.kafka_listen_port < 0 or c.broker_id != 0:
         return None
+    from ferrymq.core.store.commit_log import BATCH_FLAG_TAG_CODES, BATCH_FORMAT_KAFKA_V2
+    from ferrymq.gateway.kafka.admin_view import kafka_batch_views, kafka_tagged_batch_views
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
     kafka = KafkaFrontend(
         broker, c.listen_host, c.kafka_listen_port, advertised_host or c.broker_ip1, routes=routes
     )
     await kafka.start()
+    if admin is not None:
+        admin.add_batch_decoder(BATCH_FORMAT_KAFKA_V2, kafka_batch_views)
+        admin.add_batch_decoder(BATCH_FORMAT_KAFKA_V2 | BATCH_FLAG_TAG_CODES, kafka_tagged_batch_views)
     return kafka
 
 
@@ -190,7 +196,7 @@ async def _serve(args: argparse.Namespace) -> None:
         if admin is not None:
             admin_holder.append(admin)
             admin_part = f", admin {_advertised(args.host)}:{admin.port}"
-        kafka = await _start_kafka(broker, args.kafka_advertised_host, routes)
+        kafka = await _start_kafka(broker, args.kafka_advertised_host, routes, admin)
         if kafka is not None:
             kafka_holder.append(kafka)
             admin_part += f", kafka {kafka.advertised_host}:{kafka.port}"
@@ -247,7 +253,7 @@ async def _broker(args: argparse.Namespace) -> None:
             admin_part = f", admin {_advertised(config.listen_host)}:{admin.port}"
         else:
             kafka_routes.append(routes)  # the admin server closes it when there is one
-        kafka = await _start_kafka(broker, args.kafka_advertised_host, routes)
+        kafka = await _start_kafka(broker, args.kafka_advertised_host, routes, admin)
         if kafka is not None:
             kafka_holder.append(kafka)
             admin_part += f", kafka {kafka.advertised_host}:{kafka.port}"

@@ -80,11 +80,10 @@ def test_produce_with_each_acks_and_codec_then_read_back(
         linger_ms=50,  # several records per batch, so batches are compressed as a whole
     )
     try:
-        futures = [
-            producer.send(topic, key=f"key-{i}".encode(), value=f"value-{i}".encode() * 30, partition=1,
-                          headers=[("n", str(i).encode())])
-            for i in range(20)
-        ]  # fmt: skip
+        futures = []
+        for i in range(20):
+            key, value, headers = f"key-{i}".encode(), f"value-{i}".encode() * 30, [("n", str(i).encode())]
+            futures.append(producer.send(topic, key=key, value=value, partition=1, headers=headers))
         producer.flush()
         offsets = [f.get(timeout=10).offset for f in futures]
     finally:
@@ -161,10 +160,9 @@ def test_a_kafka_record_is_pulled_by_a_rocketmq_consumer_at_the_same_offset(serv
     producer = KafkaProducer(bootstrap_servers=server.kafka_bootstrap)
     try:
         producer.send("cross-out", value=b"warm-up", partition=1).get(timeout=10)
-        meta = producer.send(
-            "cross-out", key=b"order-7", value=b"from kafka", partition=1,
-            headers=[("color", b"red"), (TAGS_HEADER, b"TagK")],
-        ).get(timeout=10)  # fmt: skip
+        headers = [("color", b"red"), (TAGS_HEADER, b"TagK")]
+        sent = producer.send("cross-out", key=b"order-7", value=b"from kafka", partition=1, headers=headers)
+        meta = sent.get(timeout=10)
     finally:
         producer.close()
     consumer = LitePullConsumer(server.namesrv_addr, group="cross-consumer")
@@ -176,7 +174,13 @@ def test_a_kafka_record_is_pulled_by_a_rocketmq_consumer_at_the_same_offset(serv
         messages = consumer.poll(timeout=5.0)
     finally:
         consumer.shutdown()
-    assert [(m.queue_offset, m.body, m.keys, m.tags) for m in messages] == [
-        (1, b"from kafka", "order-7", "TagK")
-    ]
+    got = [(m.queue_offset, m.body, m.keys, m.tags) for m in messages]
+    assert got == [(1, b"from kafka", "order-7", "TagK")]
     assert messages[0].properties["color"] == "red" and meta.offset == 1
+    # the admin console shows the stored batches record by record, the same way
+    url = f"{server.admin_url}/api/topics/cross-out/queues/1/messages?offset=0"
+    shown = httpx.get(url, timeout=10).json()["messages"]
+    assert [(m["queue_offset"], m["body"], m["tags"], m["keys"]) for m in shown] == [
+        (0, "warm-up", None, []),
+        (1, "from kafka", "TagK", ["order-7"]),
+    ]
