@@ -456,3 +456,12 @@ def test_native_messages_fetched_as_kafka_records_with_the_same_offsets(tmp_path
         native.close()
 
     run(tmp_path, body)
+
+
+def test_acks_all_under_sync_flush_answers_once_durable(tmp_path: Path) -> None:
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        w = await Wire.open(f.port)
+        assert await produced(w, batch(2), acks=-1) == (ErrorCode.none, 0)
+        assert broker.store.flushed_offset >= broker.store.commit_log.write_offset  # on disk before the reply
+
+    run(tmp_path, body, flush_disk_type="SYNC_FLUSH")
