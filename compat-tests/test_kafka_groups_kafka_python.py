@@ -56,10 +56,20 @@ def create_topic(server: FerryServer, name: str, queues: int = PARTITIONS) -> No
 class Member(threading.Thread):
     """One kafka-python consumer in its own thread (JoinGroup blocks until the others rejoin)."""
 
-    def __init__(self, server: FerryServer, group: str, topic: str, name: str, changed: threading.Condition):
+    def __init__(
+        self,
+        server: FerryServer,
+        group: str,
+        topic: str,
+        name: str,
+        changed: threading.Condition,
+        instance: str | None = None,
+    ):
         super().__init__(name=name, daemon=True)
         self.server, self.group, self.topic, self.changed = server, group, topic, changed
+        self.instance = instance
         self.assigned: frozenset[int] = frozenset()
+        self.revocations = 0
         self.records = 0
         self.error: BaseException | None = None
         self._halt = threading.Event()
@@ -74,6 +84,7 @@ class Member(threading.Thread):
 
         class Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked: Any) -> None:
+                member.revocations += 1
                 member._set(())
 
             def on_partitions_assigned(self, assigned: Any) -> None:
@@ -84,6 +95,7 @@ class Member(threading.Thread):
                 bootstrap_servers=self.server.kafka_bootstrap,
                 group_id=self.group,
                 client_id=self.name,
+                group_instance_id=self.instance,
                 **GROUP_CONFIG,
             )
             consumer.subscribe([self.topic], listener=Listener())
@@ -92,7 +104,7 @@ class Member(threading.Thread):
                     for records in consumer.poll(timeout_ms=100).values():
                         self.records += len(records)
             finally:
-                consumer.close()  # LeaveGroup: the others rebalance at once
+                consumer.close()  # LeaveGroup (not for a static member): the others rebalance at once
         except BaseException as exc:
             self.error = exc
             with self.changed:
@@ -172,6 +184,32 @@ def test_group_of_three_splits_partitions_and_rebalances_as_members_come_and_go(
         members.append(m4)
         m4.start()
         wait_for(changed, members, lambda: one_owner_each(members), "a new member gets a share")
+    finally:
+        for m in members:
+            m.leave()
+
+
+def test_restarted_static_member_keeps_its_partitions_without_a_rebalance(server: FerryServer) -> None:
+    topic, group = "kp-static", "kp-static-group"
+    create_topic(server, topic)
+    changed = threading.Condition()
+    a = Member(server, group, topic, "static-a", changed, instance="instance-a")
+    b = Member(server, group, topic, "static-b", changed, instance="instance-b")
+    members = [a, b]
+    try:
+        for m in members:
+            m.start()
+        wait_for(changed, members, lambda: one_owner_each(members), "two static members share the partitions")
+        a_owned, b_owned, a_revoked = a.assigned, b.assigned, a.revocations
+
+        b.leave()  # a static member closes without leaving: its session keeps its place
+        b2 = Member(server, group, topic, "static-b-again", changed, instance="instance-b")
+        members = [a, b2]
+        b2.start()
+        wait_for(
+            changed, members, lambda: b2.assigned == b_owned, "the restarted member gets its partitions back"
+        )
+        assert a.assigned == a_owned and a.revocations == a_revoked, "the other member saw no rebalance"
     finally:
         for m in members:
             m.leave()
