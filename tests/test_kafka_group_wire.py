@@ -364,6 +364,11 @@ def test_list_describe_delete_groups_and_offsets(tmp_path: Path) -> None:
             ("live", "consumer", "CompletingRebalance"),
             ("offsets-only", "", "Empty"),
         }
+        # the admin API's view (the coordinator is its "kafka" group provider)
+        admin_view = frontend.coordinator.group_state("live")
+        assert admin_view is not None and admin_view.protocol == "kafka"
+        assert [m.client_id for m in admin_view.members] == [mid]
+        assert "live" in frontend.coordinator.group_names()
         only_empty = await w.call(ListGroupsRequest(states_filter=("Empty",)))
         assert [g.group_id for g in only_empty.groups] == ["offsets-only"]
         desc = await w.call(
