@@ -567,6 +567,10 @@ class AsyncPushConsumer:
         """The queues this consumer owns now."""
         return {mq for mq, pq in self._pqs.items() if not pq.dropped}
 
+    def cached(self) -> dict[MessageQueue, int]:
+        """Messages pulled and not yet consumed, per owned queue (what flow control bounds)."""
+        return {mq: pq.count for mq, pq in self._pqs.items() if not pq.dropped}
+
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -1233,6 +1237,10 @@ class PushConsumer:
 
     def assignment(self) -> set[MessageQueue]:
         result: set[MessageQueue] = self._call(self._async.assignment)
+        return result
+
+    def cached(self) -> dict[MessageQueue, int]:
+        result: dict[MessageQueue, int] = self._call(self._async.cached)
         return result
 
     def start(self) -> PushConsumer:

@@ -1,12 +1,14 @@
 """ferrymq.client.PushConsumer against a real ``ferrymq serve``: clustering (queues shared, taken
-over when a member leaves, nothing lost) and committed offsets across a consumer restart."""
+over when a member leaves, nothing lost) and committed offsets across a consumer restart, flow control."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from ferrymq.cli.testing import FerryServer
-from ferrymq.client import ConsumeStatus, Message, MessageQueue, Producer, PushConsumer
+from ferrymq.client import ConsumeStatus, Message, MessageExt, MessageQueue, Producer, PushConsumer
 from tests.test_consumer_support import Recorder, create_topic, wait_until
 
 FAST = {
@@ -94,3 +96,38 @@ def test_offsets_survive_a_consumer_restart(tmp_path: Path) -> None:
             c.shutdown()
         assert rec.bodies("b") == {b"while-away", b"after"}
         assert len(rec.got["a"]) == 3 and len(rec.got["b"]) == 2  # nothing twice
+
+
+def test_flow_control_bounds_the_messages_cached_per_queue(tmp_path: Path) -> None:
+    with FerryServer(tmp_path) as server:
+        create_topic(server, "FlowT", 1)
+        _send(server, "FlowT", [f"f{i}".encode() for i in range(150)])
+        release = threading.Event()
+        rec = Recorder()
+        record = rec.listener("slow")
+
+        def slow(msgs: list[MessageExt]) -> bool:
+            release.wait(30)
+            return bool(record(msgs))
+
+        c = PushConsumer(
+            server.namesrv_addr,
+            "flow-group",
+            consume_from="FIRST_OFFSET",
+            pull_threshold_for_queue=20,
+            pull_batch_size=8,
+            consume_thread_max=2,
+            **FAST,
+        )
+        c.subscribe("FlowT")
+        c.register_listener(slow)
+        c.start()
+        try:
+            assert wait_until(lambda: sum(c.cached().values()) > 20, 10)
+            time.sleep(0.5)  # pulling must have stopped: the cache does not grow past one more batch
+            assert max(c.cached().values()) <= 20 + 8
+            release.set()
+            assert rec.wait_for(lambda: len(rec.bodies()) == 150)
+        finally:
+            release.set()
+            c.shutdown()
