@@ -82,6 +82,11 @@ class BrokerConfig(BaseModel):
     #: with a token, let reads through without it (only mutating calls need it)
     admin_read_open: bool = Field(False, alias="adminReadOpen")
 
+    # Kafka consumer groups (Apache Kafka's group.* broker settings)
+    group_initial_rebalance_delay_ms: int = Field(3000, alias="groupInitialRebalanceDelayMs", ge=0)
+    group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)
+    group_max_session_timeout_ms: int = Field(1_800_000, alias="groupMaxSessionTimeoutMs", ge=1)
+
     @field_validator("delete_when")
     @classmethod
     def _hours(cls, value: str) -> str:

@@ -472,16 +472,13 @@ class GroupCoordinator:
 
 
 def _config_from(broker: Broker) -> GroupConfig:
-    """Kafka's group.* settings from broker.conf where BrokerConfig has them, else Kafka's defaults."""
-    defaults = GroupConfig()
+    """Kafka's group.* settings: groupInitialRebalanceDelayMs, groupMin/MaxSessionTimeoutMs."""
     cfg = broker.config
     return GroupConfig(
-        min_session_timeout_ms=getattr(cfg, "group_min_session_timeout_ms", defaults.min_session_timeout_ms),
-        max_session_timeout_ms=getattr(cfg, "group_max_session_timeout_ms", defaults.max_session_timeout_ms),
-        initial_rebalance_delay_ms=getattr(
-            cfg, "group_initial_rebalance_delay_ms", defaults.initial_rebalance_delay_ms
-        ),
-        new_member_join_timeout_ms=defaults.new_member_join_timeout_ms,
+        min_session_timeout_ms=cfg.group_min_session_timeout_ms,
+        max_session_timeout_ms=cfg.group_max_session_timeout_ms,
+        initial_rebalance_delay_ms=cfg.group_initial_rebalance_delay_ms,
+        new_member_join_timeout_ms=GroupConfig().new_member_join_timeout_ms,
     )
 
 
