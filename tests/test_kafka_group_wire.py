@@ -306,6 +306,11 @@ def test_offsets_live_in_the_broker_offset_store(tmp_path: Path) -> None:
             [ErrorCode.unknown_topic_or_partition],
         ]
         assert broker.offsets.query("simple", TOPIC, 0) == 42, "the same store native groups use"
+        # acknowledged means durable: on disk before the reply, not at the next 5 s flush
+        on_disk = json.loads(
+            (broker.config.store_path_root_dir / "config" / "consumerOffset.json").read_text()
+        )
+        assert on_disk["offsetTable"][f"{TOPIC}@simple"]["0"] == 42
         # a native commit shows through OffsetFetch too
         broker.offsets.commit("simple", TOPIC, 2, 7)
         fetched = await w.call(

@@ -6,7 +6,9 @@ one. Format as RocketMQ's ConsumerOffsetManager: ``{"offsetTable": {"topic@group
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 from ferrymq.core.persist import read_json, write_json_atomic
 
@@ -18,6 +20,7 @@ class ConsumerOffsetManager:
         self.path = path
         self.table: dict[str, dict[int, int]] = {}
         self._dirty = False
+        self._write_lock: asyncio.Lock | None = None
         data = read_json(path)
         if isinstance(data, dict):
             for key, queues in (data.get("offsetTable") or {}).items():
@@ -53,11 +56,38 @@ class ConsumerOffsetManager:
             del self.table[k]
         self._dirty = True
 
+    def delete(self, group: str, topic: str, queue_id: int) -> bool:
+        """Forget one committed offset; True if there was one."""
+        key = self.key(group, topic)
+        queues = self.table.get(key)
+        if not queues or queue_id not in queues:
+            return False
+        del queues[queue_id]
+        if not queues:
+            del self.table[key]
+        self._dirty = True
+        return True
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {"offsetTable": {k: {str(q): o for q, o in v.items()} for k, v in self.table.items()}}
+
     def persist(self, force: bool = False) -> None:
         if not (self._dirty or force):
             return
         self._dirty = False
-        write_json_atomic(
-            self.path,
-            {"offsetTable": {k: {str(q): o for q, o in v.items()} for k, v in self.table.items()}},
-        )
+        write_json_atomic(self.path, self._snapshot())
+
+    async def persist_durable(self) -> None:
+        """Write the table now, off the event loop; concurrent callers share one write.
+
+        For protocols whose commit reply promises durability (Kafka's OffsetCommit); native
+        RocketMQ commits keep RocketMQ's periodic flush.
+        """
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock:
+            if not self._dirty:
+                return  # a write that started after our commit already covered it
+            self._dirty = False
+            snapshot = self._snapshot()  # taken on the loop thread: the table is not shared
+            await asyncio.to_thread(write_json_atomic, self.path, snapshot)

@@ -32,6 +32,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         ctx.api_version,
         ctx.conn.peer,
     )
+    # Kafka acknowledges a commit once it is durable: write the offset table before replying
+    await ctx.frontend.broker.offsets.persist_durable()
     return respond(
         request,
         {

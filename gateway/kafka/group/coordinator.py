@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
-from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
 from ferrymq.core.persist import read_json, write_json_atomic
 from ferrymq.gateway.admin.groups import GroupState as AdminGroupState
 from ferrymq.gateway.admin.groups import Member as AdminMember
@@ -328,16 +327,7 @@ class GroupCoordinator:
         return ErrorCode.none, out
 
     def _delete_offset(self, group_id: str, topic: str, partition: int) -> bool:
-        # ConsumerOffsetManager has no per-queue delete: edit its table, then persist it
-        key = ConsumerOffsetManager.key(group_id, topic)
-        queues = self.broker.offsets.table.get(key)
-        if not queues or partition not in queues:
-            return False
-        del queues[partition]
-        if not queues:
-            del self.broker.offsets.table[key]
-        self.broker.offsets.persist(force=True)
-        return True
+        return self.broker.offsets.delete(group_id, topic, partition)
 
     def _set_metadata(self, group_id: str, topic: str, partition: int, metadata: str) -> bool:
         per_topic = self._metadata.get(group_id, {}).get(topic, {})
