@@ -166,6 +166,44 @@ def _advertised(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
 
+class BrokerProcess:
+    """A broker and the frontends it serves (admin REST API, Kafka), started and stopped together."""
+
+    def __init__(self, config: BrokerConfig, kafka_advertised_host: str | None) -> None:
+        self.config = config
+        self.broker = Broker(config)
+        self.kafka_advertised_host = kafka_advertised_host
+        self.admin: AdminServer | None = None
+        self.kafka: KafkaFrontend | None = None
+        self._routes: ClusterSource | None = None  # closed here when no admin server owns it
+
+    async def start(self, routes: ClusterSource) -> str:
+        """Start everything; returns the ready line's frontend part (", admin H:P, kafka H:P")."""
+        c = self.config
+        await self.broker.start()
+        parts = ""
+        self.admin = await _start_admin(self.broker, routes, c.listen_host)
+        if self.admin is not None:
+            parts += f", admin {_advertised(c.listen_host)}:{self.admin.port}"
+        else:
+            self._routes = routes
+        self.kafka = await _start_kafka(self.broker, self.kafka_advertised_host, routes, self.admin)
+        if self.kafka is not None:
+            parts += f", kafka {self.kafka.advertised_host}:{self.kafka.port}"
+            if self.admin is not None:  # the admin API lists Kafka groups as "kafka"
+                self.admin.add_group_provider(self.kafka.coordinator)
+        return parts
+
+    async def stop(self) -> None:
+        if self.kafka is not None:
+            await self.kafka.stop()
+        if self.admin is not None:
+            await self.admin.stop()
+        if self._routes is not None:
+            await self._routes.close()
+        await self.broker.stop()
+
+
 async def _serve(args: argparse.Namespace) -> None:
     namesrv = NameServer(host=args.host, port=args.namesrv_port)
     overrides: dict[str, object] = {
@@ -177,42 +215,26 @@ async def _serve(args: argparse.Namespace) -> None:
         overrides["storePathRootDir"] = args.data_dir.resolve()
     overrides.update(_admin_overrides(args))
     text = args.config.read_text() if args.config else ""
-    broker_holder: list[Broker] = []
-    admin_holder: list[AdminServer] = []
-    kafka_holder: list[KafkaFrontend] = []
+    started: list[BrokerProcess] = []
 
     async def start() -> None:
+        from ferrymq.gateway.admin import LocalRoutes
+
         await namesrv.start()
         overrides["namesrvAddr"] = f"{_advertised(args.host)}:{namesrv.port}"
         config = BrokerConfig.from_properties(text, **overrides)
-        broker = Broker(config)
-        broker_holder.append(broker)
-        await broker.start()
-        from ferrymq.gateway.admin import LocalRoutes
-
-        routes = LocalRoutes(namesrv.routes, str(overrides["namesrvAddr"]))
-        admin = await _start_admin(broker, routes, args.host)
-        admin_part = ""
-        if admin is not None:
-            admin_holder.append(admin)
-            admin_part = f", admin {_advertised(args.host)}:{admin.port}"
-        kafka = await _start_kafka(broker, args.kafka_advertised_host, routes, admin)
-        if kafka is not None:
-            kafka_holder.append(kafka)
-            admin_part += f", kafka {kafka.advertised_host}:{kafka.port}"
+        process = BrokerProcess(config, args.kafka_advertised_host)
+        started.append(process)
+        frontends = await process.start(LocalRoutes(namesrv.routes, str(overrides["namesrvAddr"])))
         print(
             f"ferrymq ready: name server {args.host}:{namesrv.port}, broker {config.broker_name} "
-            f"{config.broker_ip1}:{broker.port}{admin_part}, data {config.store_path_root_dir}",
+            f"{config.broker_ip1}:{process.broker.port}{frontends}, data {config.store_path_root_dir}",
             flush=True,
         )
 
     async def stop() -> None:
-        for kafka in kafka_holder:
-            await kafka.stop()
-        for admin in admin_holder:
-            await admin.stop()
-        for broker in broker_holder:
-            await broker.stop()
+        for process in started:
+            await process.stop()
         await namesrv.stop()
 
     await _run_until_signal(start, stop)
@@ -236,43 +258,19 @@ async def _broker(args: argparse.Namespace) -> None:
         config = BrokerConfig.from_file(args.config, **overrides)
     else:
         config = BrokerConfig.from_properties("", **overrides)
-    broker = Broker(config)
-    admin_holder: list[AdminServer] = []
-    kafka_holder: list[KafkaFrontend] = []
-    kafka_routes: list[ClusterSource] = []
+    process = BrokerProcess(config, args.kafka_advertised_host)
 
     async def start() -> None:
-        await broker.start()
         from ferrymq.gateway.admin import RemoteRoutes
 
-        routes = RemoteRoutes(config.namesrv_addrs)
-        admin = await _start_admin(broker, routes, config.listen_host)
-        admin_part = ""
-        if admin is not None:
-            admin_holder.append(admin)
-            admin_part = f", admin {_advertised(config.listen_host)}:{admin.port}"
-        else:
-            kafka_routes.append(routes)  # the admin server closes it when there is one
-        kafka = await _start_kafka(broker, args.kafka_advertised_host, routes, admin)
-        if kafka is not None:
-            kafka_holder.append(kafka)
-            admin_part += f", kafka {kafka.advertised_host}:{kafka.port}"
+        frontends = await process.start(RemoteRoutes(config.namesrv_addrs))
         print(
-            f"ferrymq ready: broker {config.broker_name} {config.broker_ip1}:{broker.port}{admin_part}, "
-            f"data {config.store_path_root_dir}",
+            f"ferrymq ready: broker {config.broker_name} {config.broker_ip1}:{process.broker.port}"
+            f"{frontends}, data {config.store_path_root_dir}",
             flush=True,
         )
 
-    async def stop() -> None:
-        for kafka in kafka_holder:
-            await kafka.stop()
-        for admin in admin_holder:
-            await admin.stop()
-        for routes in kafka_routes:
-            await routes.close()
-        await broker.stop()
-
-    await _run_until_signal(start, stop)
+    await _run_until_signal(start, process.stop)
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:

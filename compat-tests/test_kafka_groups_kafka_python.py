@@ -265,6 +265,7 @@ def test_restarted_consumer_resumes_from_committed_offsets(server: FerryServer, 
     }
     assert rest == committed
     assert detail["total_lag"] == len(first_batch) - 10
+    assert detail["protocol"] == "kafka", "the coordinator is the admin API's provider of Kafka groups"
 
     server.restart()  # offsets are persisted by the broker, not held by the coordinator
     second_batch = [f"n{i}".encode() for i in range(6)]
