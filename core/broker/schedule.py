@@ -128,7 +128,6 @@ class ScheduleMessageService:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.delivered = 0
-        self.store.arrival_listeners.append(self._on_arrival)
 
     # ---- the send-side hook ------------------------------------------------------------------
 
@@ -148,6 +147,7 @@ class ScheduleMessageService:
             props[PROPERTY_DELAY_TIME_LEVEL] = str(level)
             props[PROPERTY_REAL_TOPIC] = topic
             props[PROPERTY_REAL_QUEUE_ID] = str(queue_id)
+            self.wake()  # runs after the caller's (synchronous) put: the message is there by then
             return SCHEDULE_TOPIC, level - 1
         if any(key in props for key in TIMER_PROPERTIES):
             return self.broker.timer.transform(topic, queue_id, props)
@@ -168,8 +168,9 @@ class ScheduleMessageService:
                 pass
         self.persist()
 
-    def _on_arrival(self, topic: str, queue_id: int, queue_offset: int, tag_code: int) -> None:
-        if topic == SCHEDULE_TOPIC and self._wakeup is not None:
+    def wake(self) -> None:
+        """Look at the queues again soon (a delayed message is being stored)."""
+        if self._wakeup is not None:
             self._wakeup.set()
 
     async def _run(self) -> None:

@@ -72,7 +72,6 @@ class TimerMessageService:
         self._last_persist = 0.0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self.store.arrival_listeners.append(self._on_arrival)
         if broker.topics.get(TIMER_TOPIC) is None:
             broker.topics.create_if_absent(TIMER_TOPIC, 1, PERM_READ)  # producers may not send to it
 
@@ -110,6 +109,7 @@ class TimerMessageService:
         props[PROPERTY_TIMER_OUT_MS] = str(deliver)
         props[PROPERTY_REAL_TOPIC] = topic
         props[PROPERTY_REAL_QUEUE_ID] = str(queue_id)
+        self.wake()  # runs after the caller's (synchronous) put: the message is there by then
         return TIMER_TOPIC, 0
 
     # ---- delivery ----------------------------------------------------------------------------
@@ -127,8 +127,9 @@ class TimerMessageService:
                 pass
         self.persist()
 
-    def _on_arrival(self, topic: str, queue_id: int, queue_offset: int, tag_code: int) -> None:
-        if topic == TIMER_TOPIC and self._wakeup is not None:
+    def wake(self) -> None:
+        """Read the timer queue again soon (a timer message is being stored)."""
+        if self._wakeup is not None:
             self._wakeup.set()
 
     async def _run(self) -> None:
@@ -218,6 +219,7 @@ class TimerMessageService:
                     return
             del self.pending[offset]
             self._mark_done(offset)
+        self.wake()  # the rolled copies are read on the next round
 
     def _deliver(self, phys: int) -> bool:
         msg = load_message(self.store, phys)
