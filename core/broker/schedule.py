@@ -26,7 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.topic_config import SCHEDULE_TOPIC
-from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.core.persist import write_json_atomic
 from ferrymq.core.remoting.message import (
     PROPERTY_DELAY_TIME_LEVEL,
     PROPERTY_KEYS,
@@ -42,6 +42,7 @@ from ferrymq.core.remoting.message import (
     properties_to_string,
     tags_code,
 )
+from ferrymq.core.remoting.route import loads_fastjson
 from ferrymq.core.store import MessageStore, PutResult, PutStatus
 from ferrymq.core.store.message_store import StoreError
 
@@ -119,7 +120,10 @@ class ScheduleMessageService:
         self.max_level = len(self.delays)
         self.path = broker.config.store_path_root_dir / "config" / "delayOffset.json"
         self.offsets: dict[int, int] = {}
-        data = read_json(self.path)
+        try:  # RocketMQ's own file has fastjson's bare integer keys ({1:5}): read those too
+            data = loads_fastjson(self.path.read_text())
+        except FileNotFoundError:
+            data = None
         if isinstance(data, dict):
             for level, offset in (data.get("offsetTable") or {}).items():
                 self.offsets[int(level)] = int(offset)
