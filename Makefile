@@ -41,6 +41,13 @@ java:
 			mvn -q -B -f compat-tests/java/pom.xml -DskipTests package dependency:build-classpath \
 				-Dmdep.outputFile=target/classpath.txt; \
 		fi; \
+		if [ -f compat-tests/kafka-java/pom.xml ]; then \
+			for line in kafka-3.9 kafka-4; do \
+				mvn -q -B -f compat-tests/kafka-java/pom.xml -P $$line -DskipTests package \
+					dependency:build-classpath && touch compat-tests/kafka-java/target/$$line/built.stamp \
+					|| exit 1; \
+			done; \
+		fi; \
 	else \
 		echo "!!! Java or Maven not found: the Java compat tests will be SKIPPED !!!"; \
 	fi

@@ -1,0 +1,230 @@
+package io.ferrymq.kafkacompat;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.Future;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.ConsumerGroupListing;
+import org.apache.kafka.clients.admin.MemberDescription;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/**
+ * Drives Apache Kafka's own client (kafka-clients, unmodified, default settings unless noted)
+ * against a bootstrap address and prints one {@code RESULT <json>} line per observation.
+ *
+ * <pre>
+ *   produce BOOTSTRAP TOPIC COUNT PARTITIONS [TAG]   record i: partition i % PARTITIONS, key "key-i",
+ *                                                    value "value-i", headers n=i (and rocketmq.tags=TAG)
+ *   consume BOOTSTRAP TOPIC GROUP COUNT              subscribe in GROUP, poll COUNT records, commitSync
+ *   read BOOTSTRAP TOPIC PARTITION OFFSET COUNT      assign + seek, no group
+ *   admin BOOTSTRAP TOPIC GROUP                      createTopics, describeTopics, a member in GROUP,
+ *                                                    listConsumerGroups, describeConsumerGroups, deleteTopics
+ * </pre>
+ *
+ * Exits 0 when the command completed, 1 (stack trace on stderr) when the client threw.
+ */
+public final class KafkaCompat {
+    private static final Duration WAIT = Duration.ofSeconds(30);
+
+    private KafkaCompat() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length < 2) {
+            System.err.println("usage: KafkaCompat produce|consume|read|admin BOOTSTRAP ...");
+            System.exit(2);
+        }
+        try {
+            switch (args[0]) {
+                case "produce" -> produce(args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]),
+                    args.length > 5 ? args[5] : null);
+                case "consume" -> consume(args[1], args[2], args[3], Integer.parseInt(args[4]));
+                case "read" -> read(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]),
+                    Integer.parseInt(args[5]));
+                case "admin" -> admin(args[1], args[2], args[3]);
+                default -> throw new IllegalArgumentException("unknown command " + args[0]);
+            }
+        } catch (Exception e) {
+            e.printStackTrace();
+            System.exit(1);
+        }
+        Json.result(Json.obj("type", "done", "client", clientVersion()));
+    }
+
+    /** kafka-clients' own version (the resource its AppInfoParser reads; that class moved in 4.0). */
+    private static String clientVersion() throws IOException {
+        Properties props = new Properties();
+        try (InputStream in = KafkaProducer.class.getResourceAsStream("/kafka/kafka-version.properties")) {
+            if (in != null) {
+                props.load(in);
+            }
+        }
+        return props.getProperty("version", "unknown");
+    }
+
+    private static String text(byte[] bytes) {
+        return bytes == null ? null : new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    /** The default producer (idempotent since 3.0): only the address and serializers are set. */
+    static void produce(String bootstrap, String topic, int count, int partitions, String tag) throws Exception {
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                ProducerRecord<byte[], byte[]> record = new ProducerRecord<>(topic, i % partitions,
+                    ("key-" + i).getBytes(StandardCharsets.UTF_8), ("value-" + i).getBytes(StandardCharsets.UTF_8));
+                record.headers().add("n", Integer.toString(i).getBytes(StandardCharsets.UTF_8));
+                if (tag != null) {
+                    record.headers().add("rocketmq.tags", tag.getBytes(StandardCharsets.UTF_8));
+                }
+                sent.add(producer.send(record));
+            }
+            producer.flush();
+            for (int i = 0; i < count; i++) {
+                RecordMetadata md = sent.get(i).get();
+                Json.result(Json.obj("type", "send", "index", i, "partition", md.partition(), "offset", md.offset(),
+                    "timestamp", md.timestamp()));
+            }
+        }
+    }
+
+    private static Properties consumerProps(String bootstrap, String group) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        if (group != null) {
+            props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+            props.put(ConsumerConfig.CLIENT_ID_CONFIG, group + "-member");
+        }
+        return props;
+    }
+
+    private static void printRecord(ConsumerRecord<byte[], byte[]> r) {
+        Map<String, Object> headers = new LinkedHashMap<>();
+        for (Header h : r.headers()) {
+            headers.put(h.key(), text(h.value()));
+        }
+        Json.result(Json.obj("type", "record", "partition", r.partition(), "offset", r.offset(), "key", text(r.key()),
+            "value", text(r.value()), "headers", headers, "timestamp", r.timestamp()));
+    }
+
+    /** Reads exactly COUNT records in GROUP and commits the offset after each one read (commitSync). */
+    static void consume(String bootstrap, String topic, String group, int count) {
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProps(bootstrap, group))) {
+            consumer.subscribe(List.of(topic));
+            Map<TopicPartition, OffsetAndMetadata> next = new HashMap<>();
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            int got = 0;
+            while (got < count && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    if (got == count) {
+                        break; // read but not processed: not committed, the next run gets it
+                    }
+                    printRecord(r);
+                    next.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                    got++;
+                }
+            }
+            consumer.commitSync(next);
+            for (Map.Entry<TopicPartition, OffsetAndMetadata> e : consumer.committed(next.keySet()).entrySet()) {
+                Json.result(Json.obj("type", "committed", "partition", e.getKey().partition(), "offset",
+                    e.getValue() == null ? null : e.getValue().offset()));
+            }
+        }
+    }
+
+    static void read(String bootstrap, String topic, int partition, long offset, int count) {
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProps(bootstrap, null))) {
+            TopicPartition tp = new TopicPartition(topic, partition);
+            consumer.assign(List.of(tp));
+            consumer.seek(tp, offset);
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            int got = 0;
+            while (got < count && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    if (got++ < count) {
+                        printRecord(r);
+                    }
+                }
+            }
+        }
+    }
+
+    static void admin(String bootstrap, String topic, String group) throws Exception {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        try (Admin admin = Admin.create(props)) {
+            admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1))).all().get();
+            Json.result(Json.obj("type", "created", "topic", topic));
+
+            TopicDescription td = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+            List<Object> parts = new ArrayList<>();
+            for (TopicPartitionInfo p : td.partitions()) {
+                parts.add(Json.obj("partition", p.partition(), "leader", p.leader() == null ? null : p.leader().id(),
+                    "replicas", p.replicas().size()));
+            }
+            Json.result(Json.obj("type", "described", "topic", td.name(), "internal", td.isInternal(),
+                "partitions", parts));
+
+            try (KafkaConsumer<byte[], byte[]> member = new KafkaConsumer<>(consumerProps(bootstrap, group))) {
+                member.subscribe(List.of(topic));
+                long deadline = System.nanoTime() + WAIT.toNanos();
+                while (member.assignment().size() < 3 && System.nanoTime() < deadline) {
+                    member.poll(Duration.ofMillis(100));
+                }
+                List<Object> groups = new ArrayList<>();
+                for (ConsumerGroupListing g : admin.listConsumerGroups().all().get()) {
+                    groups.add(Json.obj("group", g.groupId(), "simple", g.isSimpleConsumerGroup()));
+                }
+                Json.result(Json.obj("type", "groups", "groups", groups));
+
+                ConsumerGroupDescription gd = admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+                List<Object> members = new ArrayList<>();
+                for (MemberDescription m : gd.members()) {
+                    List<Object> assigned = new ArrayList<>();
+                    for (TopicPartition tp : m.assignment().topicPartitions()) {
+                        assigned.add(tp.partition());
+                    }
+                    members.add(Json.obj("client", m.clientId(), "partitions", assigned));
+                }
+                Json.result(Json.obj("type", "group", "group", gd.groupId(), "state", String.valueOf(gd.state()),
+                    "simple", gd.isSimpleConsumerGroup(), "assignor", gd.partitionAssignor(), "members", members));
+            }
+
+            admin.deleteTopics(List.of(topic)).all().get();
+            Json.result(Json.obj("type", "deleted", "topic", topic,
+                "listed", admin.listTopics().names().get().contains(topic)));
+        }
+    }
+}
