@@ -22,6 +22,7 @@ import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -43,9 +44,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *   read BOOTSTRAP TOPIC PARTITION OFFSET COUNT      assign + seek, no group
  *   admin BOOTSTRAP TOPIC GROUP                      createTopics, describeTopics, a member in GROUP,
  *                                                    listConsumerGroups, describeConsumerGroups, deleteTopics
+ *   times BOOTSTRAP TOPIC PARTITION TIMESTAMP        offsetsForTimes, then the record found there
  * </pre>
  *
- * Exits 0 when the command completed, 1 (stack trace on stderr) when the client threw.
+ * Arguments of the form {@code name=value} anywhere are client settings added to the defaults
+ * (e.g. {@code compression.type=zstd}). Exits 0 when the command completed, 1 (stack trace on stderr) when the client threw.
  */
 public final class KafkaCompat {
     private static final Duration WAIT = Duration.ofSeconds(30);
@@ -53,7 +56,20 @@ public final class KafkaCompat {
     private KafkaCompat() {
     }
 
-    public static void main(String[] args) throws Exception {
+    /** Client settings given on the command line as name=value. */
+    private static final Properties EXTRA = new Properties();
+
+    public static void main(String[] argv) throws Exception {
+        List<String> positional = new ArrayList<>();
+        for (String arg : argv) {
+            int eq = arg.indexOf('=');
+            if (eq > 0) {
+                EXTRA.put(arg.substring(0, eq), arg.substring(eq + 1));
+            } else {
+                positional.add(arg);
+            }
+        }
+        String[] args = positional.toArray(new String[0]);
         if (args.length < 2) {
             System.err.println("usage: KafkaCompat produce|consume|read|admin BOOTSTRAP ...");
             System.exit(2);
@@ -66,6 +82,7 @@ public final class KafkaCompat {
                 case "read" -> read(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]),
                     Integer.parseInt(args[5]));
                 case "admin" -> admin(args[1], args[2], args[3]);
+                case "times" -> times(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]));
                 default -> throw new IllegalArgumentException("unknown command " + args[0]);
             }
         } catch (Exception e) {
@@ -96,6 +113,7 @@ public final class KafkaCompat {
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.putAll(EXTRA);
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
             List<Future<RecordMetadata>> sent = new ArrayList<>();
             for (int i = 0; i < count; i++) {
@@ -127,6 +145,7 @@ public final class KafkaCompat {
             props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
             props.put(ConsumerConfig.CLIENT_ID_CONFIG, group + "-member");
         }
+        props.putAll(EXTRA);
         return props;
     }
 
@@ -166,17 +185,33 @@ public final class KafkaCompat {
 
     static void read(String bootstrap, String topic, int partition, long offset, int count) {
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProps(bootstrap, null))) {
-            TopicPartition tp = new TopicPartition(topic, partition);
-            consumer.assign(List.of(tp));
-            consumer.seek(tp, offset);
-            long deadline = System.nanoTime() + WAIT.toNanos();
-            int got = 0;
-            while (got < count && System.nanoTime() < deadline) {
-                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
-                    if (got++ < count) {
-                        printRecord(r);
-                    }
+            read(consumer, new TopicPartition(topic, partition), offset, count);
+        }
+    }
+
+    private static void read(KafkaConsumer<byte[], byte[]> consumer, TopicPartition tp, long offset, int count) {
+        consumer.assign(List.of(tp));
+        consumer.seek(tp, offset);
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        int got = 0;
+        while (got < count && System.nanoTime() < deadline) {
+            for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                if (got++ < count) {
+                    printRecord(r);
                 }
+            }
+        }
+    }
+
+    /** Seek by timestamp: the offset offsetsForTimes finds, and the record read from there. */
+    static void times(String bootstrap, String topic, int partition, long timestamp) {
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProps(bootstrap, null))) {
+            TopicPartition tp = new TopicPartition(topic, partition);
+            OffsetAndTimestamp found = consumer.offsetsForTimes(Map.of(tp, timestamp)).get(tp);
+            Json.result(Json.obj("type", "found", "offset", found == null ? null : found.offset(),
+                "timestamp", found == null ? null : found.timestamp()));
+            if (found != null) {
+                read(consumer, tp, found.offset(), 1);
             }
         }
     }
@@ -184,6 +219,7 @@ public final class KafkaCompat {
     static void admin(String bootstrap, String topic, String group) throws Exception {
         Properties props = new Properties();
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.putAll(EXTRA);
         try (Admin admin = Admin.create(props)) {
             admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1))).all().get();
             Json.result(Json.obj("type", "created", "topic", topic));
