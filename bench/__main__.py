@@ -1,7 +1,8 @@
 """``make bench``: every benchmark, figures printed (never asserted).
 
 Sections (``--only NAME`` to run one): ``store`` (in-process append/read), ``client`` (end-to-end
-sends and pulls through ferrymq's Python client), ``rocketmq`` (Apache RocketMQ's own benchmark
+sends and pulls through ferrymq's Python client), ``push`` (push-consumer throughput and latency),
+``rocketmq`` (Apache RocketMQ's own benchmark
 Producer/Consumer against ferrymq and, where Java and Maven are present, against Apache RocketMQ
 started from Maven Central jars on the same machine, with ferrymq/RocketMQ ratios).
 """
@@ -91,10 +92,34 @@ def section_rocketmq(args: argparse.Namespace) -> None:
         )
 
 
+def section_push(args: argparse.Namespace) -> None:
+    from bench import push_bench
+
+    push_args = argparse.Namespace(
+        rate=2000, seconds=min(args.seconds, 10.0), size=args.size, preload=50_000, threads=20
+    )
+    print("push consumer: drain throughput and born-to-consumed latency at a fixed send rate:")
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp, FerryServer(Path(tmp)) as server:
+        rows += [{"server": "ferrymq", **r} for r in push_bench.run(server.namesrv_addr, push_args)]
+    if shutil.which("java") and shutil.which("mvn"):
+        from bench import rocketmq_ref as ref
+
+        try:
+            with ref.rocketmq() as rmq:
+                rows += [
+                    {"server": "RocketMQ 5.3.3", **r} for r in push_bench.run(rmq.namesrv_addr, push_args)
+                ]
+        except ref.RocketMQRefError as exc:
+            print(f"  Apache RocketMQ could not be started: {exc}")
+    _table(rows)
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "store": section_store,
     "client": section_client,
     "rocketmq": section_rocketmq,
+    "push": section_push,
 }
 
 
