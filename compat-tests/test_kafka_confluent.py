@@ -453,3 +453,34 @@ def test_a_librdkafka_record_is_pulled_by_a_rocketmq_consumer_at_the_same_offset
         (1, b"from kafka", "order-7", "TagK")
     ]
     assert messages[0].properties["color"] == "red"
+
+
+def test_native_rocketmq_groups_are_visible_to_kafka_admin_tools(server: FerryServer) -> None:
+    """A group held by RocketMQ consumers is listed and described by librdkafka's admin client
+    (protocol type "", as Kafka's simple groups), with its committed offsets readable."""
+    topic, group = "ck-native-group", "ck-native-group-consumers"
+    create_topic(server, topic)
+    with Producer(server.namesrv_addr, group="ck-native-producer") as producer:
+        for i in range(6):
+            producer.send(Message(topic, b"n%d" % i))
+    consumer = LitePullConsumer(server.namesrv_addr, group=group, consume_from="FIRST_OFFSET")
+    consumer.subscribe(topic, "*")
+    consumer.start()
+    try:
+        got: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while len(got) < 6 and time.monotonic() < deadline:
+            got += [m.body for m in consumer.poll(timeout=0.5)]
+        assert len(got) == 6
+        consumer.commit()
+        admin = AdminClient({"bootstrap.servers": server.kafka_bootstrap})
+        listed = admin.list_consumer_groups(request_timeout=15).result()
+        assert group in {g.group_id for g in listed.valid}, "librdkafka drops groups of unknown protocol type"
+        described = admin.describe_consumer_groups([group], request_timeout=15)[group].result()
+        assert described.group_id == group
+        assert len(described.members) == 1, "the live RocketMQ consumer"
+        request = [ConsumerGroupTopicPartitions(group)]
+        offsets = admin.list_consumer_group_offsets(request, request_timeout=15)[group].result()
+        assert sum(tp.offset for tp in offsets.topic_partitions if tp.offset > 0) == 6
+    finally:
+        consumer.shutdown()

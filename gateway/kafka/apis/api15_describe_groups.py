@@ -1,7 +1,8 @@
 """DescribeGroups (key 15), versions 0-5: state, protocol and members of groups.
 
 A Kafka group as Kafka describes it (member metadata and assignments only once Stable); a group
-held by native RocketMQ consumers as "Stable" with protocol type "rocketmq" and its consumers;
+held by native RocketMQ consumers as "Stable" with protocol type "" (as Kafka's simple groups, so
+Kafka admin tools accept it) and its consumers without assignments;
 a group with only committed offsets as "Empty"; an unknown group as "Dead".
 Leaves out: v6 (GROUP_ID_NOT_FOUND with messages); authorized operations are all group operations
 (there are no ACLs).

@@ -1,9 +1,9 @@
 """ListGroups (key 16), versions 0-5: every group this coordinator knows.
 
-Kafka groups (protocol type "consumer" for consumers), groups held by native RocketMQ consumers
-(protocol type "rocketmq", state "Stable"), and groups that only have committed offsets in the
-broker's offset store (protocol type "", "Empty", like Kafka's simple groups). v4 filters by state,
-v5 by type (every group here is "classic").
+Kafka groups (protocol type "consumer" for consumers); groups held by native RocketMQ consumers
+(state "Stable", protocol type "" as Kafka's simple groups, so Kafka admin tools list them); and
+groups that only have committed offsets in the broker's offset store (protocol type "", "Empty").
+v4 filters by state, v5 by type (every group here is "classic").
 Leaves out: nothing.
 """
 

@@ -53,8 +53,10 @@ log = logging.getLogger("ferrymq.kafka.group")
 OFFSET_METADATA_MAX_SIZE = 4096
 #: ListGroups' group type of every group here (KIP-848's "consumer" groups are not served)
 CLASSIC = "classic"
-#: protocol type shown for a group that native RocketMQ consumers hold
-NATIVE_PROTOCOL_TYPE = "rocketmq"
+#: protocol type shown for a group that native RocketMQ consumers hold: "", as Kafka shows its
+#: simple groups, because the Java Admin and librdkafka drop or refuse any type but "consumer"
+#: and "" (so kafka-consumer-groups.sh can list native groups and show their lag)
+NATIVE_PROTOCOL_TYPE = ""
 _ACTIVE = (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
 
 
