@@ -551,3 +551,30 @@ def test_standalone_broker_asks_name_servers_over_remoting(tmp_path: Path) -> No
             _stop(broker)
     finally:
         _stop(ns)
+
+
+def test_members_that_subscribe_differently_are_reported(server: FerryServer, http: httpx.Client) -> None:
+    assert http.post("/api/topics", json={"name": "Mixed1", "queues": 1}).status_code == 201
+    assert http.post("/api/topics", json={"name": "Mixed2", "queues": 1}).status_code == 201
+
+    async def scenario() -> None:
+        a, b = await remoting(server), await remoting(server)
+        try:
+            assert (await a.invoke(heartbeat("cid-a", "mixed-g", "Mixed1"))).code == 0
+            async with httpx.AsyncClient(base_url=server.admin_url) as h:
+                one = (await h.get("/api/groups/mixed-g")).json()
+                assert one["consistent_subscriptions"] is True
+                assert one["members"][0]["subscriptions"] == {"Mixed1": "*"}
+                # a second member of the same group subscribes to another topic
+                assert (await b.invoke(heartbeat("cid-b", "mixed-g", "Mixed2"))).code == 0
+                two = (await h.get("/api/groups/mixed-g")).json()
+                assert two["consistent_subscriptions"] is False
+                assert {m["client_id"]: m["subscriptions"] for m in two["members"]} == {
+                    "cid-a": {"Mixed1": "*"},
+                    "cid-b": {"Mixed2": "*"},
+                }
+        finally:
+            a.close()
+            b.close()
+
+    asyncio.run(scenario())

@@ -62,6 +62,9 @@ async def list_groups(ctx: AdminContext = Depends(get_ctx)) -> list[GroupOut]:
 async def get_group(group: str, ctx: AdminContext = Depends(get_ctx)) -> GroupDetailOut:
     state = _state_or_404(ctx, group)
     base = _summary(ctx, group, state)
+    members = state.members if state else []
+    # members subscribing differently lose messages silently in RocketMQ: say so
+    views = {tuple(sorted(m.subscriptions.items())) for m in members if m.subscriptions}
     return GroupDetailOut(
         **base.model_dump(),
         members=[
@@ -71,9 +74,11 @@ async def get_group(group: str, ctx: AdminContext = Depends(get_ctx)) -> GroupDe
                 client=m.client,
                 version=m.version,
                 last_seen_ms_ago=m.last_seen_ms_ago,
+                subscriptions=m.subscriptions,
             )
-            for m in (state.members if state else [])
+            for m in members
         ],
+        consistent_subscriptions=len(views) <= 1,
         subscriptions=[
             SubscriptionOut(topic=t, expression=e) for t, e in (state.subscriptions.items() if state else [])
         ],

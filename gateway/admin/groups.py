@@ -26,6 +26,7 @@ class Member:
     client: str  # language or client software
     version: str
     last_seen_ms_ago: int | None = None
+    subscriptions: dict[str, str] = field(default_factory=dict)  # this member's: topic -> expression
 
 
 @dataclass(slots=True)
@@ -74,6 +75,7 @@ class NativeGroups:
                 ch.language,
                 str(ch.version),
                 int((now - ch.last_update) * 1000),
+                dict(sorted(info.client_subscriptions.get(ch.client_id, {}).items())),
             )
             for ch in sorted(info.channels.values(), key=lambda c: c.client_id)
         ]

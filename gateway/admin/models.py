@@ -140,6 +140,9 @@ class MemberOut(BaseModel):
     client: str = Field(description="language or client software")
     version: str
     last_seen_ms_ago: int | None = None
+    subscriptions: dict[str, str] = Field(
+        default_factory=dict, description="what this member subscribes to: topic -> expression"
+    )
 
 
 class SubscriptionOut(BaseModel):
@@ -168,6 +171,9 @@ class GroupOut(BaseModel):
 class GroupDetailOut(GroupOut):
     members: list[MemberOut]
     subscriptions: list[SubscriptionOut]
+    consistent_subscriptions: bool = Field(
+        True, description="false when members subscribe differently: some messages may be missed"
+    )
     queues: list[QueueProgressOut]
 
 
