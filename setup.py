@@ -21,11 +21,19 @@ def _packages() -> tuple[list[str], dict[str, str]]:
             rel = init.parent.as_posix()
             if rel == "cli/_root":
                 continue
-            name = "ferrymq." + rel.replace("/", ".")
-            packages.append(name)
-            package_dir[name] = rel
+            _add(packages, package_dir, rel)
+        # data-only folders (the console's static files) are packages to setuptools too
+        for data_dir in sorted(Path(folder).rglob("static")):
+            if data_dir.is_dir() and not (data_dir / "__init__.py").exists():
+                _add(packages, package_dir, data_dir.as_posix())
     return packages, package_dir
 
 
+def _add(packages: list[str], package_dir: dict[str, str], rel: str) -> None:
+    name = "ferrymq." + rel.replace("/", ".")
+    packages.append(name)
+    package_dir[name] = rel
+
+
 packages, package_dir = _packages()
-setup(packages=packages, package_dir=package_dir, package_data={"ferrymq": ["py.typed"]})
+setup(packages=packages, package_dir=package_dir)
