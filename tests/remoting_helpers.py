@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import orjson
+
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import MessageExt, decode_stored_messages, properties_to_string
 from ferrymq.core.remoting.transport import RemotingConnection
@@ -62,3 +64,21 @@ async def pull_all(conn: RemotingConnection, topic: str, queue_ids: range) -> li
             out.extend(decode_stored_messages(resp.body))
             offset = int(resp.ext_fields["nextBeginOffset"])
     return out
+
+
+def heartbeat(client_id: str, group: str, topic: str, expression: str = "*") -> RemotingCommand:
+    """HEART_BEAT of one clustering push consumer subscribed to ``topic``."""
+    body = {
+        "clientID": client_id,
+        "producerDataSet": [],
+        "consumerDataSet": [
+            {
+                "groupName": group,
+                "consumeType": "CONSUME_PASSIVELY",
+                "messageModel": "CLUSTERING",
+                "consumeFromWhere": "CONSUME_FROM_LAST_OFFSET",
+                "subscriptionDataSet": [{"topic": topic, "subString": expression, "subVersion": 1}],
+            }
+        ],
+    }
+    return RemotingCommand(code=34, body=orjson.dumps(body))
