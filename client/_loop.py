@@ -1,4 +1,4 @@
-"""The background event loop behind the blocking facades (Producer, LitePullConsumer).
+"""The background event loop behind the blocking facades (Producer, LitePullConsumer, PushConsumer).
 
 Each facade owns one :class:`LoopThread`: a daemon thread running an asyncio loop on which the
 async twin (AsyncProducer, AsyncLitePullConsumer) lives. Blocking methods submit a coroutine
@@ -12,7 +12,8 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
 from ferrymq.client.errors import ClientError
 
@@ -103,3 +104,48 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if tasks:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+class _AsyncTwin(Protocol):
+    async def start(self) -> Any: ...
+
+    async def shutdown(self) -> None: ...
+
+
+class BlockingFacade:
+    """The blocking face of an asyncio client: its async twin runs on a background loop thread.
+
+    Subclasses set ``_loop`` and ``_async`` in ``__init__`` and add their own blocking methods.
+    """
+
+    _loop: LoopThread
+    _async: _AsyncTwin
+
+    def start(self) -> Self:
+        self._loop.start()
+        try:
+            self._loop.run(self._async.start())
+        except BaseException:
+            self._loop.stop()
+            raise
+        return self
+
+    def shutdown(self) -> None:
+        if not self._loop.running:
+            return
+        self._before_shutdown()
+        try:
+            self._loop.run(self._async.shutdown())
+        finally:
+            self._loop.stop()
+
+    def _before_shutdown(self) -> None:
+        """Hook run on the caller's thread before the async shutdown."""
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()

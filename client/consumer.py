@@ -41,7 +41,7 @@ from typing import Any
 
 from ferrymq.client import _api
 from ferrymq.client._instance import ClientInstance
-from ferrymq.client._loop import LoopThread
+from ferrymq.client._loop import BlockingFacade, LoopThread
 from ferrymq.client.allocate import AllocateMessageQueueAveragely, AllocateStrategy
 from ferrymq.client.errors import BrokerError, ClientError, MQError, ValidationError
 from ferrymq.client.message import MessageQueue
@@ -832,7 +832,7 @@ def _inflate(m: MessageExt) -> None:
         log.warning("message %s: body does not inflate (%s); delivered as stored", m.msg_id, exc)
 
 
-class LitePullConsumer:
+class LitePullConsumer(BlockingFacade):
     """Blocking lite-pull consumer: the API of :class:`AsyncLitePullConsumer` without ``await``.
 
     It runs an :class:`AsyncLitePullConsumer` on its own background event-loop thread.
@@ -932,15 +932,6 @@ class LitePullConsumer:
     def resume(self, queues: Iterable[MessageQueue]) -> None:
         self._call(self._async.resume, list(queues))
 
-    def start(self) -> LitePullConsumer:
-        self._loop.start()
-        try:
-            self._loop.run(self._async.start())
-        except BaseException:
-            self._loop.stop()
-            raise
-        return self
-
     def poll(self, timeout: float = 1.0) -> list[MessageExt]:
         return self._loop.run(self._async.poll(timeout))
 
@@ -970,19 +961,3 @@ class LitePullConsumer:
 
     def fetch_message_queues(self, topic: str) -> list[MessageQueue]:
         return self._loop.run(self._async.fetch_message_queues(topic))
-
-    def shutdown(self) -> None:
-        if not self._loop.running:
-            return
-        try:
-            self._loop.run(self._async.shutdown())
-        finally:
-            self._loop.stop()
-
-    def __enter__(self) -> LitePullConsumer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.shutdown()

@@ -35,7 +35,7 @@ from typing import Any
 from ferrymq.client import _api
 from ferrymq.client._ids import create_uniq_id
 from ferrymq.client._instance import ClientInstance
-from ferrymq.client._loop import LoopThread
+from ferrymq.client._loop import BlockingFacade, LoopThread
 from ferrymq.client.errors import BrokerError, ClientError, NetworkError, ValidationError
 from ferrymq.client.message import MessageQueue, SendResult
 from ferrymq.client.route import DEFAULT_TOPIC, TopicPublishInfo
@@ -390,7 +390,7 @@ class AsyncProducer:
         task.add_done_callback(self._background.discard)
 
 
-class Producer:
+class Producer(BlockingFacade):
     """Blocking producer: the same API as :class:`AsyncProducer` without ``await``.
 
     It runs an :class:`AsyncProducer` on its own background event-loop thread. ``send_async``
@@ -452,15 +452,6 @@ class Producer:
         """The AsyncProducer behind this facade (it lives on the facade's loop thread)."""
         return self._async
 
-    def start(self) -> Producer:
-        self._loop.start()
-        try:
-            self._loop.run(self._async.start())
-        except BaseException:
-            self._loop.stop()
-            raise
-        return self
-
     def send(self, msg: Message, timeout: float | None = None) -> SendResult:
         return self._loop.run(self._async.send(msg, timeout))
 
@@ -485,22 +476,8 @@ class Producer:
     def fetch_publish_queues(self, topic: str) -> list[MessageQueue]:
         return self._loop.run(self._async.fetch_publish_queues(topic))
 
-    def shutdown(self) -> None:
-        """Wait for ``send_async`` sends still under way, unregister, stop the loop thread."""
-        if not self._loop.running:
-            return
+    def _before_shutdown(self) -> None:
+        """Let ``send_async`` sends still under way finish before unregistering."""
         pending = list(self._pending)
         if pending:
             concurrent.futures.wait(pending, timeout=self._async.send_timeout + 1.0)
-        try:
-            self._loop.run(self._async.shutdown())
-        finally:
-            self._loop.stop()
-
-    def __enter__(self) -> Producer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.shutdown()

@@ -81,7 +81,7 @@ from typing import Any
 
 from ferrymq.client import _api
 from ferrymq.client._instance import ClientInstance
-from ferrymq.client._loop import LoopThread
+from ferrymq.client._loop import BlockingFacade, LoopThread
 from ferrymq.client._remote import check_response, request
 from ferrymq.client.allocate import AllocateMessageQueueAveragely, AllocateStrategy
 from ferrymq.client.consumer import CONSUME_FROM_CHOICES, SubscriptionData, _consume_from, _inflate
@@ -1189,7 +1189,7 @@ class AsyncPushConsumer:
                 log.exception("offset commit of group %s failed", self.group)
 
 
-class PushConsumer:
+class PushConsumer(BlockingFacade):
     """Blocking push consumer: :class:`AsyncPushConsumer` on its own event-loop thread.
 
     Plain listener functions run in the consumer's thread pool; ``async def`` listeners run on
@@ -1242,28 +1242,3 @@ class PushConsumer:
     def cached(self) -> dict[MessageQueue, int]:
         result: dict[MessageQueue, int] = self._call(self._async.cached)
         return result
-
-    def start(self) -> PushConsumer:
-        self._loop.start()
-        try:
-            self._loop.run(self._async.start())
-        except BaseException:
-            self._loop.stop()
-            raise
-        return self
-
-    def shutdown(self) -> None:
-        if not self._loop.running:
-            return
-        try:
-            self._loop.run(self._async.shutdown())
-        finally:
-            self._loop.stop()
-
-    def __enter__(self) -> PushConsumer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.shutdown()
