@@ -4,7 +4,10 @@ Sections (``--only NAME`` to run one): ``store`` (in-process append/read), ``cli
 sends and pulls through ferrymq's Python client), ``push`` (push-consumer throughput and latency),
 ``rocketmq`` (Apache RocketMQ's own benchmark
 Producer/Consumer against ferrymq and, where Java and Maven are present, against Apache RocketMQ
-started from Maven Central jars on the same machine, with ferrymq/RocketMQ ratios).
+started from Maven Central jars on the same machine, with ferrymq/RocketMQ ratios), ``kafka``
+(confluent-kafka and Kafka's ProducerPerformance / ConsumerPerformance against ferrymq's Kafka port
+and, where Java and Maven are present, Apache Kafka from Maven Central jars, with ferrymq/Kafka
+ratios and produce latency at a fixed rate; ``python -m bench.kafka_bench --help`` for its options).
 """
 
 from __future__ import annotations
@@ -115,11 +118,18 @@ def section_push(args: argparse.Namespace) -> None:
     _table(rows)
 
 
+def section_kafka(args: argparse.Namespace) -> None:
+    from bench import kafka_bench
+
+    kafka_bench.main([])  # its own defaults: 1 KiB records (--size here is the RocketMQ sections')
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "store": section_store,
     "client": section_client,
     "rocketmq": section_rocketmq,
     "push": section_push,
+    "kafka": section_kafka,
 }
 
 
