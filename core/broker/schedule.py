@@ -19,12 +19,12 @@ half messages are never redirected. Left out: async delivery and the per-level s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import time
 from typing import TYPE_CHECKING
 
+from ferrymq.core.broker.due_delivery import DueDeliveryLoop
 from ferrymq.core.broker.topic_config import SCHEDULE_TOPIC
 from ferrymq.core.persist import write_json_atomic
 from ferrymq.core.remoting.message import (
@@ -57,10 +57,6 @@ SCHEDULE_PROPERTIES = frozenset((PROPERTY_DELAY_TIME_LEVEL, *TIMER_PROPERTIES))
 TRANSACTION_PREPARED = 0x4
 TRANSACTION_ROLLBACK = 0xC
 _TRANSACTION_MASK = 0xC
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def load_message(store: MessageStore, phys: int) -> MessageExt | None:
@@ -112,8 +108,11 @@ def reput(
     )
 
 
-class ScheduleMessageService:
+class ScheduleMessageService(DueDeliveryLoop):
+    task_name = "schedule-delivery"
+
     def __init__(self, broker: Broker) -> None:
+        super().__init__()
         self.broker = broker
         self.store = broker.store
         self.delays = broker.config.delay_level_millis  # index level - 1
@@ -127,10 +126,6 @@ class ScheduleMessageService:
         if isinstance(data, dict):
             for level, offset in (data.get("offsetTable") or {}).items():
                 self.offsets[int(level)] = int(offset)
-        self._dirty = False
-        self._last_persist = 0.0
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
         self.delivered = 0
 
     # ---- the send-side hook ------------------------------------------------------------------
@@ -159,45 +154,11 @@ class ScheduleMessageService:
 
     # ---- delivery ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="schedule-delivery")
+    def idle_interval(self) -> float:
+        return self.broker.config.flush_delay_offset_interval / 1000
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self.persist()
-
-    def wake(self) -> None:
-        """Look at the queues again soon (a delayed message is being stored)."""
-        if self._wakeup is not None:
-            self._wakeup.set()
-
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        flush_interval = self.broker.config.flush_delay_offset_interval / 1000
-        while True:
-            try:
-                next_due = self.deliver_due(now_ms())
-            except Exception:
-                log.exception("delivering delayed messages failed")
-                next_due = now_ms() + 1000
-            if self._dirty and time.monotonic() - self._last_persist >= 1.0:
-                self.persist()
-            timeout = flush_interval
-            if next_due is not None:
-                timeout = min(timeout, max(0.001, (next_due - now_ms()) / 1000))
-            if self._dirty:
-                timeout = min(timeout, 1.0)
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
-            self._wakeup.clear()
+    def tick(self, now: int) -> int | None:
+        return self.deliver_due(now)
 
     def deliver_due(self, now: int) -> int | None:
         """Deliver every message due by ``now``; returns when the next one is due (ms), if any."""

@@ -20,14 +20,14 @@ second later) can deliver that message twice: at-least-once, never lost, never e
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
 import time
 from typing import TYPE_CHECKING
 
+from ferrymq.core.broker.due_delivery import DueDeliveryLoop, now_ms
 from ferrymq.core.broker.processors.headers import BadRequest
-from ferrymq.core.broker.schedule import load_message, now_ms, reput
+from ferrymq.core.broker.schedule import load_message, reput
 from ferrymq.core.persist import read_json, write_json_atomic
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.message import (
@@ -52,8 +52,11 @@ PROPERTY_TIMER_OUT_MS = "TIMER_OUT_MS"
 MAX_DONE = 4096
 
 
-class TimerMessageService:
+class TimerMessageService(DueDeliveryLoop):
+    task_name = "timer-delivery"
+
     def __init__(self, broker: Broker) -> None:
+        super().__init__()
         self.broker = broker
         self.store = broker.store
         self.config = broker.config
@@ -68,10 +71,6 @@ class TimerMessageService:
         self.pending: dict[int, int] = {}  # queue offset -> due ms
         self.heap: list[tuple[int, int, int]] = []  # (due ms, queue offset, commit-log offset)
         self.delivered = 0
-        self._dirty = False
-        self._last_persist = 0.0
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
         if broker.topics.get(TIMER_TOPIC) is None:
             broker.topics.create_if_absent(TIMER_TOPIC, 1, PERM_READ)  # producers may not send to it
 
@@ -114,45 +113,9 @@ class TimerMessageService:
 
     # ---- delivery ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="timer-delivery")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        self.persist()
-
-    def wake(self) -> None:
-        """Read the timer queue again soon (a timer message is being stored)."""
-        if self._wakeup is not None:
-            self._wakeup.set()
-
-    async def _run(self) -> None:
-        assert self._wakeup is not None
-        while True:
-            try:
-                self.ingest()
-                next_due = self.deliver_due(now_ms())
-            except Exception:
-                log.exception("delivering timer messages failed")
-                next_due = now_ms() + 1000
-            if self._dirty and time.monotonic() - self._last_persist >= 1.0:
-                self.persist()
-            timeout = 10.0
-            if next_due is not None:
-                timeout = min(timeout, max(0.001, (next_due - now_ms()) / 1000))
-            if self._dirty:
-                timeout = min(timeout, 1.0)
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
-            self._wakeup.clear()
+    def tick(self, now: int) -> int | None:
+        self.ingest()
+        return self.deliver_due(now)
 
     def ingest(self) -> None:
         """Read newly stored timer messages into the heap."""
