@@ -9,6 +9,8 @@ response carries ``masterAddr``/``haServerAddr`` for a slave whose master is reg
 Left out: the order-topic KV table a Java name server may return as the response body,
 QUERY_DATA_VERSION (322) and BROKER_HEARTBEAT (904), which default-configured brokers do not
 send (they re-register every 30 s instead).
+Added: the ``kafkaAddr`` extField of ferrymq brokers (Java name servers ignore it), kept per
+broker member and returned in BrokerData's ``kafkaAddrs``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ log = logging.getLogger("ferrymq.namesrv")
 
 #: extFields key of the broker's zone (``MixAll.ZONE_NAME``).
 ZONE_NAME_FIELD = "__ZONE_NAME"
+#: extFields key of a ferrymq broker's Kafka listener (host:port), returned as BrokerData.kafkaAddrs.
+KAFKA_ADDR_FIELD = "kafkaAddr"
 
 
 def body_crc32(body: bytes | bytearray | memoryview) -> int:
@@ -81,6 +85,7 @@ class BrokerRegistrationProcessor:
             enable_acting_master=enable_acting_master,
             zone_name=optional_str(cmd, ZONE_NAME_FIELD),
             connection=conn,
+            kafka_addr=optional_str(cmd, KAFKA_ADDR_FIELD),
         )
         log.log(
             logging.DEBUG if known else logging.INFO,

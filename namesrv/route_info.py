@@ -104,6 +104,7 @@ class RouteInfoManager:
         enable_acting_master: bool | None = None,
         zone_name: str | None = None,
         connection: object | None = None,
+        kafka_addr: str | None = None,
     ) -> RegisterBrokerResult:
         """Record or refresh a broker; a master's topics (re)define its queues of each topic.
 
@@ -120,6 +121,10 @@ class RouteInfoManager:
             self.broker_addr_table[broker_name] = broker_data
         broker_data.enable_acting_master = bool(enable_acting_master)
         broker_data.zone_name = zone_name
+        if kafka_addr:
+            broker_data.kafka_addrs[broker_id] = kafka_addr
+        else:
+            broker_data.kafka_addrs.pop(broker_id, None)
         addrs = broker_data.broker_addrs
 
         # A slave promoted to master (or the reverse) keeps its address under a new id:
@@ -217,6 +222,7 @@ class RouteInfoManager:
         stale = [bid for bid, addr in broker_data.broker_addrs.items() if addr == broker_addr]
         for bid in stale:
             del broker_data.broker_addrs[bid]
+            broker_data.kafka_addrs.pop(bid, None)
         known = known or bool(stale)
         if broker_data.broker_addrs:
             return known

@@ -32,6 +32,8 @@ class NamesrvRegistrar:
         self._warned: set[str] = set()  # name servers already reported unreachable
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
+        #: more REGISTER_BROKER extFields, e.g. "kafkaAddr" set by the Kafka frontend at start
+        self.extra_fields: dict[str, str] = {}
 
     @property
     def addrs(self) -> list[str]:
@@ -91,6 +93,7 @@ class NamesrvRegistrar:
                 "bodyCrc32": str(zlib.crc32(body) & 0x7FFFFFFF),
                 "heartbeatTimeoutMillis": str(c.broker_not_active_timeout_millis),
                 "enableActingMaster": "false",
+                **self.extra_fields,
             }
         )
         cmd.body = body

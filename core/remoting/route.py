@@ -429,13 +429,18 @@ class QueueData:
 
 @dataclass(slots=True)
 class BrokerData:
-    """A broker group: its name, cluster and the address of every member by broker id."""
+    """A broker group: its name, cluster and the address of every member by broker id.
+
+    ``kafka_addrs`` (ferrymq's, JSON "kafkaAddrs", only written when set) holds each member's
+    Kafka listener, so brokers learn each other's Kafka address; Java clients ignore it.
+    """
 
     cluster: str
     broker_name: str
     broker_addrs: dict[int, str] = field(default_factory=dict)
     enable_acting_master: bool = False
     zone_name: str | None = None
+    kafka_addrs: dict[int, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -446,11 +451,14 @@ class BrokerData:
         }
         if self.zone_name is not None:
             obj["zoneName"] = self.zone_name
+        if self.kafka_addrs:
+            obj["kafkaAddrs"] = {str(bid): addr for bid, addr in sorted(self.kafka_addrs.items())}
         return obj
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> BrokerData:
         addrs = _obj(obj.get("brokerAddrs") or {}, "brokerAddrs")
+        kafka = _obj(obj.get("kafkaAddrs") or {}, "kafkaAddrs")
         zone = obj.get("zoneName")
         return cls(
             cluster=str(obj.get("cluster") or ""),
@@ -458,11 +466,17 @@ class BrokerData:
             broker_addrs={_int(k): str(v) for k, v in addrs.items()},
             enable_acting_master=_bool(obj.get("enableActingMaster", False)),
             zone_name=None if zone is None else str(zone),
+            kafka_addrs={_int(k): str(v) for k, v in kafka.items()},
         )
 
     def copy(self) -> BrokerData:
         return BrokerData(
-            self.cluster, self.broker_name, dict(self.broker_addrs), self.enable_acting_master, self.zone_name
+            self.cluster,
+            self.broker_name,
+            dict(self.broker_addrs),
+            self.enable_acting_master,
+            self.zone_name,
+            dict(self.kafka_addrs),
         )
 
     def select_broker_addr(self) -> str | None:

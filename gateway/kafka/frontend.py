@@ -1,6 +1,10 @@
 """The Kafka protocol frontend of one master broker: a listener on its own port, over core's API.
 
-A Kafka topic is a RocketMQ topic, partition p is queue p, a Kafka offset is the queue offset.
+A Kafka topic is a RocketMQ topic, a Kafka offset is the queue offset. With one broker group
+partition p is queue p; with several, a topic's queues are numbered across the groups
+(cluster.py) from its route, cached here (fetched on a miss, refreshed in the background after
+ROUTE_TTL_S), and the broker advertises its Kafka listener to the name servers ("kafkaAddr") so
+the others can name it as leader.
 The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
 producer state, fetches parked until data arrives (woken by the store's arrival listeners, not by
 polling), per-topic retention.ms, and the converter through which RocketMQ consumers read Kafka
@@ -13,12 +17,13 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
 from ferrymq.gateway.kafka import apis, mapping, topics
 from ferrymq.gateway.kafka import records as rb
+from ferrymq.gateway.kafka.cluster import Owner, TopicPartitions, node_id_of, place
 from ferrymq.gateway.kafka.connection import KafkaConnection
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
@@ -35,6 +40,10 @@ log = logging.getLogger("ferrymq.kafka")
 
 #: how often topics with their own retention.ms are trimmed
 RETENTION_CHECK_S = 5.0
+#: a cached topic route older than this is refreshed in the background
+ROUTE_TTL_S = 10.0
+#: a route is fetched again, awaited, for a partition it does not know, at most this often
+ROUTE_MISS_S = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,7 +60,7 @@ class KafkaFrontend:
         host: str,
         port: int,
         advertised_host: str,
-        node_id: int = 0,
+        node_id: int | None = None,
         *,
         max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
         routes: ClusterSource | None = None,
@@ -60,7 +69,8 @@ class KafkaFrontend:
         self.host = host
         self.requested_port = port
         self.advertised_host = advertised_host
-        self.node_id = node_id
+        self.broker_name = broker.config.broker_name
+        self.node_id = node_id_of(self.broker_name) if node_id is None else node_id
         self.max_request_size = max_request_size
         self.routes = routes
         self.cluster_id = broker.config.broker_cluster_name
@@ -72,6 +82,12 @@ class KafkaFrontend:
         self.log_starts = LogStartOffsets(config_dir / "kafkaLogStartOffsets.json")
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # other broker groups: topic -> (fetched at, broker name -> queues); their Kafka nodes
+        self._remote: dict[str, tuple[float, dict[str, int]]] = {}
+        self._placed: dict[str, tuple[int, TopicPartitions]] = {}  # by the local queue count
+        self._peers: dict[str, Node] = {}
+        self._peers_at = 0.0
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
         self.coordinator = GroupCoordinator(self)
 
     @property
@@ -80,11 +96,116 @@ class KafkaFrontend:
         return int(self.server.sockets[0].getsockname()[1])
 
     def nodes(self) -> list[Node]:
-        """The Kafka brokers of the cluster (one broker group for now)."""
-        return [Node(self.node_id, self.advertised_host, self.port)]
+        """The Kafka brokers of the cluster: this one and every other group with a Kafka address."""
+        me = Node(self.node_id, self.advertised_host, self.port)
+        return [me, *(n for name, n in sorted(self._peers.items()) if name != self.broker_name)]
 
     def leader_of(self, topic: str, partition: int) -> int:
-        return self.node_id
+        placed = self.placement(topic)
+        if len(placed.owners) <= 1 and (placed.local is not None or not placed.owners):
+            return self.node_id
+        has_kafka = {name: True for name in self._peers}
+        has_kafka[self.broker_name] = True
+        return placed.leader(partition, has_kafka)
+
+    # ---- partitions across broker groups -------------------------------------------------------
+
+    def placement(self, topic: str) -> TopicPartitions:
+        """The topic's partitions from the cached route and this broker's live topic config."""
+        tc = self.broker.topics.get(topic)
+        local_count = topics.partition_count(tc) if tc is not None else 0
+        cached = self._placed.get(topic)
+        if cached is not None and cached[0] == local_count:
+            return cached[1]
+        remote = self._remote.get(topic)
+        if remote is None or not remote[1]:
+            own = Owner(self.broker_name, self.node_id, 0, local_count) if local_count else None
+            placed = TopicPartitions((own,) if own else (), own, local_count)
+        else:
+            counts = dict(remote[1])
+            counts[self.broker_name] = local_count
+            placed = place(counts, self.broker_name)
+        self._placed[topic] = (local_count, placed)
+        return placed
+
+    async def placements(
+        self, wanted: Mapping[str, int], max_age: float = ROUTE_TTL_S
+    ) -> dict[str, TopicPartitions]:
+        """Placements of topics (name -> highest partition asked for, -1 for none).
+
+        A topic never looked up, or asked for a partition beyond what it knows (at most every
+        ROUTE_MISS_S), waits for its route; one older than ``max_age`` is refreshed in the
+        background, so the hot paths do no name-server round trip.
+        """
+        now = time.monotonic()
+        waits = []
+        for name, highest in wanted.items():
+            entry = self._remote.get(name)
+            missed = entry is not None and highest >= self.placement(name).total
+            if entry is None or (missed and now - entry[0] >= ROUTE_MISS_S):
+                waits.append(name)
+            elif now - entry[0] >= max_age:
+                if max_age < ROUTE_TTL_S:
+                    waits.append(name)
+                elif name not in self._refreshing:
+                    task = asyncio.create_task(self._refresh_route(name), name=f"kafka-route-{name}")
+                    self._refreshing[name] = task
+                    task.add_done_callback(self._refreshed)
+        if waits:
+            await asyncio.gather(*(self._refresh_route(n) for n in waits))
+        return {name: self.placement(name) for name in wanted}
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        for name, t in list(self._refreshing.items()):
+            if t is task:
+                del self._refreshing[name]
+
+    async def _refresh_route(self, topic: str) -> None:
+        remote: dict[str, int] = {}
+        if self.routes is not None:
+            try:
+                route = await self.routes.topic_route(topic)
+            except Exception as exc:  # keep what we had; the next miss or refresh retries
+                log.warning("route of %s unavailable: %s", topic, exc)
+                old = self._remote.get(topic)
+                route, remote = None, (dict(old[1]) if old else {})
+            if route is not None:
+                for qd in route.queue_datas:
+                    if qd.broker_name != self.broker_name:
+                        remote[qd.broker_name] = qd.read_queue_nums
+                for bd in route.broker_datas:
+                    self._learn_peer(bd.broker_name, bd.kafka_addrs.get(0))
+        self._remote[topic] = (time.monotonic(), remote)
+        self._placed.pop(topic, None)
+
+    def _learn_peer(self, broker_name: str, kafka_addr: str | None) -> None:
+        if broker_name == self.broker_name:
+            return
+        if not kafka_addr:
+            self._peers.pop(broker_name, None)
+            return
+        host, _, port = kafka_addr.rpartition(":")
+        self._peers[broker_name] = Node(node_id_of(broker_name), host, int(port))
+
+    async def refresh_peers(self, max_age: float = ROUTE_MISS_S) -> None:
+        """Learn the other broker groups' Kafka listeners from the name servers' cluster info."""
+        now = time.monotonic()
+        if self.routes is None or now - self._peers_at < max_age:
+            return
+        self._peers_at = now
+        try:
+            info, _ = await self.routes.cluster_info()
+        except Exception as exc:
+            log.warning("cluster info unavailable: %s", exc)
+            return
+        if info is None:
+            return
+        seen = set()
+        for name, bd in info.broker_addr_table.items():
+            self._learn_peer(name, bd.kafka_addrs.get(0))
+            seen.add(name)
+        for gone in [n for n in self._peers if n not in seen]:
+            del self._peers[gone]
 
     async def start(self) -> None:
         store = self.broker.store
@@ -96,6 +217,10 @@ class KafkaFrontend:
             lambda: KafkaConnection(self), self.host, self.requested_port, reuse_address=True
         )
         await self.coordinator.start()
+        registrar = self.broker.registrar
+        if registrar is not None:  # the other brokers learn our Kafka listener from the name servers
+            registrar.extra_fields["kafkaAddr"] = f"{self.advertised_host}:{self.port}"
+            registrar.kick()
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="kafka-retention"))
         log.info(
             "kafka frontend of broker %s listening on %s:%d (advertised %s:%d, node %d)",
@@ -115,9 +240,12 @@ class KafkaFrontend:
             self.server.close()
         for conn in list(self.connections):
             conn.close()
-        for task in self._tasks:
+        if self.broker.registrar is not None:
+            self.broker.registrar.extra_fields.pop("kafkaAddr", None)
+        tasks = [*self._tasks, *self._refreshing.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             try:
                 await task
             except asyncio.CancelledError:

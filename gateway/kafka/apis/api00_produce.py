@@ -7,6 +7,8 @@ a response once stored, acks=-1 (all) once durable under SYNC_FLUSH (one replica
 the leader). Idempotent producers: duplicates get the original offset and are not written twice;
 out-of-order sequences and stale epochs are rejected (producer_state.py). Records carrying the
 ``rocketmq.tags`` header get their tag hash in the consume queue (mapping.py).
+A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER; an owned one is stored in
+its local queue.
 Leaves out: transactions (transactional batches are rejected), LogAppendTime topics, per-record
 errors (v8 record_errors stay empty).
 """
@@ -41,15 +43,22 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
     end_offset = 0
     responses = []
+    placed = await ctx.frontend.placements(
+        {t.name: max((pd.index for pd in t.partition_data), default=-1) for t in request.topic_data}
+    )
     for topic_data in request.topic_data:
         parts = []
+        where = placed[topic_data.name]
         for pd in topic_data.partition_data:
+            queue = where.queue_of(pd.index)
             if acks not in (0, 1, -1):
                 error, base, start = ErrorCode.invalid_required_acks, -1, -1
             elif request.transactional_id is not None:
                 error, base, start = ErrorCode.transactional_id_authorization_failed, -1, -1
+            elif queue is None:
+                error, base, start = ErrorCode.not_leader_or_follower, -1, -1
             else:
-                error, base, start, end = _produce(ctx, topic_data.name, pd.index, pd.records)
+                error, base, start, end = _produce(ctx, topic_data.name, queue, pd.records)
                 end_offset = max(end_offset, end)
             parts.append(
                 {

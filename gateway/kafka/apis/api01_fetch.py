@@ -6,6 +6,7 @@ batches built for the reply (mapping.py). A fetch with less than min_bytes waits
 for an arrival on any of its partitions (the store's arrival listeners wake it), then reads
 again. partition_max_bytes and max_bytes are honoured, except that the first batch is always
 returned whole (KIP-74). Empty record sets are zero-length bytes, never null.
+A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER.
 Leaves out: fetch sessions (KIP-227: session_id 0, every fetch is a full one), follower fetching
 and rack awareness, read_committed differences (no transactions: LSO = high watermark).
 """
@@ -20,6 +21,7 @@ from kio.schema.errors import ErrorCode
 from ferrymq.core.remoting.route import PERM_READ
 from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.cluster import TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.build import NO_THROTTLE, millis, respond
 
@@ -41,19 +43,24 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         )
     max_wait = millis(request.max_wait) / 1000
     deadline = time.monotonic() + max_wait
-    responses, total, waitable = _read(ctx, request)
+    placed = await ctx.frontend.placements(
+        {ft.topic: max((fp.partition for fp in ft.partitions), default=-1) for ft in request.topics}
+    )
+    responses, total, waitable = _read(ctx, request, placed)
     while total < request.min_bytes and waitable:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not await ctx.frontend.wait_for_data(waitable, remaining):
             break
-        responses, total, waitable = _read(ctx, request)
+        responses, total, waitable = _read(ctx, request, placed)
     return respond(
         request,
         {"throttle_time": NO_THROTTLE, "error_code": ErrorCode.none, "session_id": 0, "responses": responses},
     )
 
 
-def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int, list[tuple[str, int]]]:
+def _read(
+    ctx: RequestContext, request: Any, placed: dict[str, TopicPartitions]
+) -> tuple[list[dict[str, Any]], int, list[tuple[str, int]]]:
     """Every requested partition read once: (responses, bytes, partitions worth waiting on)."""
     broker = ctx.frontend.broker
     plog = ctx.frontend.log
@@ -65,11 +72,12 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
     for ft in request.topics:
         name = ft.topic
         tc = broker.topics.get(name)
+        where = placed[name]
         parts = []
         for fp in ft.partitions:
-            p = fp.partition
+            queue = where.queue_of(fp.partition)
             entry: dict[str, Any] = {
-                "partition_index": p,
+                "partition_index": fp.partition,
                 "error_code": ErrorCode.none,
                 "high_watermark": -1,
                 "last_stable_offset": -1,
@@ -79,6 +87,10 @@ def _read(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int,
                 "records": b"",
             }
             parts.append(entry)
+            if queue is None:
+                entry["error_code"] = ErrorCode.not_leader_or_follower
+                continue
+            p = queue
             if tc is None or not 0 <= p < topics.partition_count(tc) or not tc.perm & PERM_READ:
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
                 continue

@@ -4,6 +4,7 @@ Per partition: -2 earliest (the log start offset), -1 latest (the high watermark
 timestamp (v7; the last entries' largest timestamp and the last offset of that entry), or a
 timestamp: the first record whose timestamp is at or after it (-1/-1 if none), found by binary
 search over entries' max timestamps and then inside the batch (decompressing it if need be).
+A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER.
 Leaves out: v8-v9 tiered-storage sentinels (-4, -5), isolation levels (no transactions).
 """
 
@@ -25,20 +26,28 @@ LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 async def handle(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.frontend.broker
     plog = ctx.frontend.log
+    placed = await ctx.frontend.placements(
+        {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
+    )
     out = []
     for t in request.topics:
         tc = broker.topics.get(t.name)
+        where = placed[t.name]
         parts = []
         for p in t.partitions:
-            index = p.partition_index
+            queue = where.queue_of(p.partition_index)
             entry: dict[str, Any] = {
-                "partition_index": index,
+                "partition_index": p.partition_index,
                 "error_code": ErrorCode.none,
                 "timestamp": -1,
                 "offset": -1,
                 "leader_epoch": 0,
             }
             parts.append(entry)
+            if queue is None:
+                entry["error_code"] = ErrorCode.not_leader_or_follower
+                continue
+            index = queue
             if tc is None or not 0 <= index < topics.partition_count(tc):
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
                 continue

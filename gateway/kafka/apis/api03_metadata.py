@@ -1,11 +1,14 @@
 """Metadata (key 3), versions 0-12: brokers, topics, partitions and their leaders.
 
-Partition p of a topic is queue p; its leader is the broker owning that queue, replicas and ISR
-are the leader alone, the leader epoch is 0. Topic ids are stable UUIDs derived from the cluster
+Partition p of a topic is queue p with one broker group; with several, the topic's queues are
+numbered across the groups sorted by broker name (cluster.py). A partition's leader is the
+broker owning that queue (LEADER_NOT_AVAILABLE when it has no Kafka listener), replicas and ISR
+are the leader alone, the leader epoch is 0. Brokers are this one and every other group whose
+Kafka address the name servers know. Topic ids are stable UUIDs derived from the cluster
 and topic names. A named topic that does not exist is created when auto-creation is allowed
 (the request's allow_auto_topic_creation, v4+, and the broker's autoCreateTopicEnable) with
 defaultTopicQueueNums partitions; a name Kafka does not allow is INVALID_TOPIC_EXCEPTION.
-Listing all topics leaves RocketMQ's system topics out.
+Listing all topics leaves RocketMQ's system topics out, and lists this broker's topics only.
 Leaves out: racks, authorized operations (always "not computed"), v13's top-level error.
 """
 
@@ -18,15 +21,17 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.cluster import NO_LEADER, TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
 
 if TYPE_CHECKING:
-    from ferrymq.core.remoting.route import TopicConfig
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
 _NAMESPACE = uuid.UUID("6f1b0c8e-5d2a-4e0b-9a53-6b8f2d1c7e40")
 NOT_COMPUTED = -2147483648
+#: Metadata is how clients learn of new partitions and brokers: its routes are at most this old
+ROUTE_FRESH_S = 1.0
 
 
 def topic_id(cluster: str, topic: str) -> uuid.UUID:
@@ -43,6 +48,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     else:
         wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
     auto = getattr(request, "allow_auto_topic_creation", True) and broker.config.auto_create_topic_enable
+    await f.refresh_peers()
+    named = {name: -1 for name, _ in wanted if name is not None}
+    placed = await f.placements(named, max_age=ROUTE_FRESH_S)
     out = []
     for name, tid in wanted:
         if name is None and tid is not None:
@@ -52,6 +60,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 continue
         assert name is not None
         tc = broker.topics.get(name)
+        where = placed.get(name)
+        if tc is None and where is not None and where.owners:  # on other broker groups only
+            out.append(topic_metadata(f, name, where))
+            continue
         if tc is None:
             if topics.invalid_name(name):
                 out.append(_error(ErrorCode.invalid_topic_exception, name))
@@ -60,7 +72,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 out.append(_error(ErrorCode.unknown_topic_or_partition, name))
                 continue
             tc = topics.create(broker, name, broker.config.default_topic_queue_nums)
-        out.append(topic_metadata(f, tc))
+        out.append(topic_metadata(f, tc.topic_name, f.placement(tc.topic_name)))
     brokers = [{"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in f.nodes()]
     return respond(
         request,
@@ -85,14 +97,13 @@ def _error(code: ErrorCode, name: str | None, tid: uuid.UUID | None = None) -> d
     }
 
 
-def topic_metadata(f: KafkaFrontend, tc: TopicConfig) -> dict[str, Any]:
-    name = tc.topic_name
+def topic_metadata(f: KafkaFrontend, name: str, where: TopicPartitions) -> dict[str, Any]:
     partitions = []
-    for p in range(topics.partition_count(tc)):
+    for p in range(where.total):
         leader = f.leader_of(name, p)
         partitions.append(
             {
-                "error_code": ErrorCode.none,
+                "error_code": ErrorCode.none if leader != NO_LEADER else ErrorCode.leader_not_available,
                 "partition_index": p,
                 "leader_id": leader,
                 "leader_epoch": 0,

@@ -2,7 +2,8 @@
 
 Records before the offset (-1: the high watermark) are gone for Kafka and RocketMQ readers
 alike; the new start is persisted (log_start.py) and re-applied after a restart. The bytes stay
-in the commit log until retention deletes its segment.
+in the commit log until retention deletes its segment. A partition owned by another broker
+group is NOT_LEADER_OR_FOLLOWER.
 """
 
 from __future__ import annotations
@@ -20,14 +21,21 @@ from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
 @api(21, 0, 2)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     f = ctx.frontend
+    placed = await f.placements(
+        {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
+    )
     out = []
     for t in request.topics:
         tc = f.broker.topics.get(t.name)
+        where = placed[t.name]
         parts = []
         for p in t.partitions:
-            index = p.partition_index
+            queue = where.queue_of(p.partition_index)
+            index = -1 if queue is None else queue
             error, low = ErrorCode.none, -1
-            if tc is None or not 0 <= index < topics.partition_count(tc):
+            if queue is None:
+                error = ErrorCode.not_leader_or_follower
+            elif tc is None or not 0 <= index < topics.partition_count(tc):
                 error = ErrorCode.unknown_topic_or_partition
             else:
                 start, end = f.log.offsets(t.name, index)
@@ -36,6 +44,6 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                     error = ErrorCode.offset_out_of_range
                 else:
                     low = f.delete_records(t.name, index, target) if target > start else start
-            parts.append({"partition_index": index, "low_watermark": low, "error_code": error})
+            parts.append({"partition_index": p.partition_index, "low_watermark": low, "error_code": error})
         out.append({"name": t.name, "partitions": parts})
     return respond(request, {"throttle_time": NO_THROTTLE, "topics": out})

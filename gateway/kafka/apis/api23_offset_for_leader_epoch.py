@@ -2,6 +2,7 @@
 
 Every partition has had one leader epoch, 0, so any epoch asked about ends at the high watermark
 (consumers validating their position after a metadata change never see a truncation).
+A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER.
 Leaves out: replica (follower) requests.
 """
 
@@ -20,22 +21,29 @@ from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
 @api(23, 2, 4)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.frontend.broker
+    placed = await ctx.frontend.placements(
+        {t.topic: max((p.partition for p in t.partitions), default=-1) for t in request.topics}
+    )
     out = []
     for t in request.topics:
         tc = broker.topics.get(t.topic)
+        where = placed[t.topic]
         parts = []
         for p in t.partitions:
-            if tc is None or not 0 <= p.partition < topics.partition_count(tc):
+            queue = where.queue_of(p.partition)
+            if queue is None or tc is None or not 0 <= queue < topics.partition_count(tc):
                 parts.append(
                     {
-                        "error_code": ErrorCode.unknown_topic_or_partition,
+                        "error_code": ErrorCode.not_leader_or_follower
+                        if queue is None
+                        else ErrorCode.unknown_topic_or_partition,
                         "partition": p.partition,
                         "leader_epoch": -1,
                         "end_offset": -1,
                     }
                 )
                 continue
-            _, end = ctx.frontend.log.offsets(t.topic, p.partition)
+            _, end = ctx.frontend.log.offsets(t.topic, queue)
             parts.append(
                 {"error_code": ErrorCode.none, "partition": p.partition, "leader_epoch": 0, "end_offset": end}
             )

@@ -1,0 +1,235 @@
+"""The Kafka frontend with two broker groups on one name server.
+
+``ferrymq serve`` gives the name server and broker-a; broker-b is a ``ferrymq broker`` process
+with its own Kafka listener. A topic with queues on both is one partition range to Kafka clients
+(broker-a's queues first), each partition led by the broker that owns its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from ferrymq.cli.testing import FerryServer
+from ferrymq.client._remote import request
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.route import TopicRouteData
+from ferrymq.core.remoting.transport import connect, split_addr
+from ferrymq.gateway.kafka.cluster import node_id_of
+
+pytestmark = pytest.mark.timeout(60)
+
+READY = re.compile(r"ferrymq ready: broker \S+ (?P<addr>\S+:\d+), kafka (?P<kafka>\S+:\d+)")
+QUEUES = 2  # on each broker group: partitions 0-1 are broker-a's, 2-3 broker-b's
+
+
+class KafkaBroker:
+    """A ``ferrymq broker`` process serving Kafka on a free port."""
+
+    def __init__(self, data_dir: Path, namesrv_addr: str, name: str) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conf = data_dir / "broker.conf"
+        conf.write_text(
+            f"brokerName={name}\nlistenPort=0\nbrokerIP1=127.0.0.1\nlistenHost=127.0.0.1\n"
+            f"storePathRootDir={data_dir / 'store'}\n"
+        )
+        self.log_path = data_dir / "broker.log"
+        cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf), "-n", namesrv_addr]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [*cmd, "--admin-port", "-1", "--kafka-port", "0"],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
+        self.addr, self.kafka = self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30.0) -> tuple[str, str]:
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        buf = b""
+        try:
+            while time.monotonic() < deadline:
+                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                m = READY.search(buf.decode(errors="replace"))
+                if m:
+                    return m["addr"], m["kafka"]
+        finally:
+            sel.close()
+        self.stop()
+        raise RuntimeError(f"broker did not start: {self.log_path.read_text(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
+    async def go() -> tuple[int, bytes, str | None]:
+        host, port = split_addr(addr)
+        conn = await connect(host, port)
+        try:
+            resp = await conn.invoke(request(code, ext))
+        finally:
+            conn.close()
+        return resp.code, bytes(resp.body), resp.remark
+
+    return asyncio.run(go())
+
+
+def create_topic(broker_addr: str, topic: str) -> None:
+    code, _, remark = invoke(
+        broker_addr,
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        {
+            "topic": topic,
+            "defaultTopic": "TBW102",
+            "readQueueNums": str(QUEUES),
+            "writeQueueNums": str(QUEUES),
+            "perm": "6",
+            "topicFilterType": "SINGLE_TAG",
+            "topicSysFlag": "0",
+            "order": "false",
+        },
+    )
+    assert code == ResponseCode.SUCCESS, remark
+
+
+def max_offset(broker_addr: str, topic: str, queue: int) -> int:
+    """GET_MAX_OFFSET over the RocketMQ protocol: how many messages the broker's queue holds."""
+
+    async def go() -> int:
+        host, port = split_addr(broker_addr)
+        conn = await connect(host, port)
+        try:
+            resp = await conn.invoke(
+                request(RequestCode.GET_MAX_OFFSET, {"topic": topic, "queueId": str(queue)})
+            )
+        finally:
+            conn.close()
+        assert resp.code == ResponseCode.SUCCESS, resp.remark
+        return int(resp.ext_fields["offset"])
+
+    return asyncio.run(go())
+
+
+def kafka_routed(namesrv_addr: str, topic: str) -> bool:
+    """Both groups carry the topic and their Kafka listener in the name server's route."""
+    code, body, _ = invoke(namesrv_addr, RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+    if code != ResponseCode.SUCCESS:
+        return False
+    route = TopicRouteData.from_json_bytes(body)
+    names = {qd.broker_name for qd in route.queue_datas}
+    with_kafka = {bd.broker_name for bd in route.broker_datas if bd.kafka_addrs.get(0)}
+    return names == with_kafka == {"broker-a", "broker-b"}
+
+
+def eventually(pred: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    """Bounded re-check of what no event announces (brokers registering with the name server)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def two_groups(ferrymq_server: FerryServer, tmp_path: Path) -> Iterator[tuple[FerryServer, KafkaBroker, str]]:
+    broker_b = KafkaBroker(tmp_path / "broker-b", ferrymq_server.namesrv_addr, "broker-b")
+    try:
+        topic = f"KafkaTwo-{uuid.uuid4().hex[:8]}"
+        create_topic(ferrymq_server.broker_addr, topic)
+        create_topic(broker_b.addr, topic)
+        eventually(lambda: kafka_routed(ferrymq_server.namesrv_addr, topic), what="both groups routed")
+        yield ferrymq_server, broker_b, topic
+    finally:
+        broker_b.stop()
+
+
+def test_partitions_span_both_groups_and_land_on_their_owner(
+    two_groups: tuple[FerryServer, KafkaBroker, str],
+) -> None:
+    server, broker_b, topic = two_groups
+    partitions = range(2 * QUEUES)
+    producer = KafkaProducer(bootstrap_servers=server.kafka_bootstrap, acks=1, linger_ms=0)
+    try:
+        assert producer.partitions_for(topic) == set(partitions)
+        cluster = producer._metadata  # what the client learned from Metadata
+        leaders = [cluster.leader_for_partition(TopicPartition(topic, p)) for p in partitions]
+        a, b = node_id_of("broker-a"), node_id_of("broker-b")
+        assert leaders == [a] * QUEUES + [b] * QUEUES
+        assert cluster.broker_metadata(b).port == int(broker_b.kafka.rsplit(":", 1)[1])
+        futures = [
+            producer.send(topic, f"p{p}-{i}".encode(), partition=p) for p in partitions for i in range(3)
+        ]
+        producer.flush(15)
+        sent = [f.get(timeout=15) for f in futures]
+    finally:
+        producer.close(5)
+    assert [(m.partition, m.offset) for m in sent] == [(p, i) for p in partitions for i in range(3)]
+    # each partition landed in its owner's queue, as RocketMQ clients see it
+    for q in range(QUEUES):
+        assert max_offset(server.broker_addr, topic, q) == 3
+        assert max_offset(broker_b.addr, topic, q) == 3
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker_b.kafka,  # either broker serves the whole cluster's metadata
+        group_id=None,
+        enable_auto_commit=False,
+        consumer_timeout_ms=15000,
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        consumer.seek_to_beginning()
+        got: dict[int, list[tuple[int, bytes]]] = {}
+        for record in consumer:
+            got.setdefault(record.partition, []).append((record.offset, record.value))
+            if sum(len(v) for v in got.values()) == 3 * len(partitions):
+                break
+    finally:
+        consumer.close()
+    assert got == {p: [(i, f"p{p}-{i}".encode()) for i in range(3)] for p in partitions}
+
+
+def test_numbering_is_by_broker_name_and_other_owners_are_not_local() -> None:
+    from ferrymq.gateway.kafka.cluster import NO_LEADER, place
+
+    on_b = place({"broker-b": 3, "broker-a": 2, "broker-c": 0}, "broker-b")
+    assert [(o.broker_name, o.first, o.count) for o in on_b.owners] == [
+        ("broker-a", 0, 2),
+        ("broker-b", 2, 3),
+    ]
+    assert [on_b.queue_of(p) for p in range(6)] == [None, None, 0, 1, 2, -1]
+    assert on_b.partition_of(1) == 3
+    assert on_b.leader(1, {"broker-a": True}) == node_id_of("broker-a")
+    assert on_b.leader(4, {"broker-a": True}) == NO_LEADER  # broker-b without a Kafka address
+    alone = place({"broker-a": 4}, "broker-a")
+    assert [alone.queue_of(p) for p in (0, 3, 4)] == [0, 3, 4]  # the caller's checks judge 4
+    elsewhere = place({"broker-a": 4}, "broker-b")
+    assert elsewhere.queue_of(0) is None
