@@ -36,48 +36,59 @@ class FrameTooLarge(FrameError):
 class FrameDecoder:
     """Feed bytes, get complete frames (without their size prefix) back.
 
-    A frame arriving in pieces is kept as a list of chunks and joined once, when complete, so
-    a big request costs one copy into its frame, not one per piece.
+    Every frame costs one copy: a frame inside one piece is sliced out of it; a frame arriving
+    in pieces is kept as views of them and joined once, when complete (never joined with its
+    size prefix and then sliced again).
     """
 
-    __slots__ = ("_chunks", "_have", "_need", "max_size")
+    __slots__ = ("_chunks", "_have", "_head", "_size", "max_size")
 
     def __init__(self, max_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
         self.max_size = max_size
-        self._chunks: list[bytes] = []
-        self._have = 0
-        self._need = 4  # bytes needed before anything can be done: a size prefix, or prefix + frame
+        self._head = b""  # the start of a size prefix split across pieces
+        self._size = -1  # the size of the frame being assembled, -1 while reading a prefix
+        self._chunks: list[bytes | memoryview] = []
+        self._have = 0  # bytes of that frame held in _chunks
 
     def feed(self, data: bytes) -> list[bytes]:
-        if self._chunks:
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have < self._need:
-                return []
-            data = b"".join(self._chunks)
-            self._chunks = []
-            self._have = 0
         frames: list[bytes] = []
         pos, n = 0, len(data)
-        self._need = 4
-        while n - pos >= 4:
-            (size,) = _SIZE.unpack_from(data, pos)
-            if size < 0 or size > self.max_size:
-                raise FrameTooLarge(f"request of {size} bytes (limit {self.max_size})")
-            if n - pos - 4 < size:
-                self._need = 4 + size
+        while pos < n:
+            if self._size < 0:
+                if not self._head and n - pos >= 4:
+                    (size,) = _SIZE.unpack_from(data, pos)
+                    pos += 4
+                else:
+                    take = min(4 - len(self._head), n - pos)
+                    self._head += bytes(data[pos : pos + take])
+                    pos += take
+                    if len(self._head) < 4:
+                        break
+                    (size,) = _SIZE.unpack(self._head)
+                    self._head = b""
+                if size < 0 or size > self.max_size:
+                    raise FrameTooLarge(f"request of {size} bytes (limit {self.max_size})")
+                if n - pos >= size:
+                    frames.append(data[pos : pos + size])
+                    pos += size
+                    continue
+                self._size = size
+            need = self._size - self._have
+            if n - pos < need:
+                self._chunks.append(memoryview(data)[pos:])
+                self._have += n - pos
                 break
-            frames.append(data[pos + 4 : pos + 4 + size])
-            pos += 4 + size
-        if pos < n:
-            rest = data[pos:] if pos else data
-            self._chunks = [rest]
-            self._have = len(rest)
+            self._chunks.append(memoryview(data)[pos : pos + need])
+            pos += need
+            frames.append(b"".join(self._chunks))
+            self._chunks = []
+            self._have = 0
+            self._size = -1
         return frames
 
     @property
     def buffered(self) -> int:
-        return self._have
+        return len(self._head) + self._have
 
 
 @dataclass(slots=True)
@@ -137,17 +148,39 @@ def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
 BIG_WRITE = 16 * 1024
 
 
+class Parts:
+    """A records value made of several byte strings (stored batches), written out without ever
+    being joined: kio writes a records field as its length then ``write(value)``, and the
+    response writer below takes the parts one by one."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: list[bytes | memoryview]) -> None:
+        self.parts = parts
+        self.size = sum(len(p) for p in parts)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
 class _Chunks:
     """A write target for kio: small writes coalesced, big ones (records) kept uncopied."""
 
     __slots__ = ("parts", "pending", "size")
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
         self.pending = bytearray()
         self.size = 0
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview | Parts) -> int:
+        if isinstance(data, Parts):
+            for part in data.parts:
+                self.write(part)
+            return data.size
         n = len(data)
         self.size += n
         if n >= BIG_WRITE:
@@ -160,7 +193,7 @@ class _Chunks:
         return n
 
 
-def encode_response(correlation_id: int, response: Any, header_v0: bool = False) -> list[bytes]:
+def encode_response(correlation_id: int, response: Any, header_v0: bool = False) -> list[bytes | memoryview]:
     """A whole response frame as parts to write in order: size prefix, header (v0, or v1 for
     flexible bodies), body. Record payloads stay separate parts, so they are never copied again."""
     out = _Chunks()

@@ -17,6 +17,7 @@ from ferrymq.core.store.commit_log import BATCH_FLAG_TAG_CODES, BATCH_FORMAT_KAF
 from ferrymq.core.store.consume_queue import ConsumeQueue
 from ferrymq.gateway.kafka import mapping
 from ferrymq.gateway.kafka import records as rb
+from ferrymq.gateway.kafka.framing import Parts
 
 _HEAD = struct.Struct(">ii")
 
@@ -40,7 +41,7 @@ class Entry:
 
 @dataclass(slots=True)
 class FetchResult:
-    records: bytes
+    records: bytes | memoryview | Parts  # stored batches as they lie in the commit log, not joined
     high_watermark: int
     log_start_offset: int
     out_of_range: bool = False
@@ -117,7 +118,8 @@ class PartitionLog:
             cursor = entry.base_offset + entry.count
         if natives:
             parts.append(mapping.native_batch(natives))
-        return FetchResult(b"".join(parts), hi, lo, count=count + natives_served)
+        records: bytes | memoryview | Parts = parts[0] if len(parts) == 1 else Parts(parts) if parts else b""
+        return FetchResult(records, hi, lo, count=count + natives_served)
 
     # ---- timestamps ----------------------------------------------------------------------------
 
