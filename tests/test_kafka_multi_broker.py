@@ -216,6 +216,35 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
         consumer.close()
     assert got == {p: [(i, f"p{p}-{i}".encode()) for i in range(3)] for p in partitions}
 
+    # a group: both brokers name the same coordinator, which keeps every partition's offset
+    group = f"kg-{uuid.uuid4().hex[:8]}"
+    tps = [TopicPartition(topic, p) for p in partitions]
+    member = KafkaConsumer(
+        topic,
+        bootstrap_servers=server.kafka_bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=15000,
+    )
+    try:
+        seen = 0
+        for _ in member:
+            seen += 1
+            if seen == 3 * len(partitions):
+                break
+        assert seen == 3 * len(partitions)
+        member.commit()
+        coordinator = member._coordinator.coordinator_id
+    finally:
+        member.close()
+    other = KafkaConsumer(bootstrap_servers=broker_b.kafka, group_id=group, enable_auto_commit=False)
+    try:
+        assert [other.committed(tp) for tp in tps] == [3] * len(partitions)
+        assert other._coordinator.coordinator_id == coordinator
+    finally:
+        other.close()
+
 
 def test_numbering_is_by_broker_name_and_other_owners_are_not_local() -> None:
     from ferrymq.gateway.kafka.cluster import NO_LEADER, place

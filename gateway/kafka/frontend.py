@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +108,14 @@ class KafkaFrontend:
         has_kafka = {name: True for name in self._peers}
         has_kafka[self.broker_name] = True
         return placed.leader(partition, has_kafka)
+
+    async def coordinator_of(self, key: str) -> Node:
+        """The broker coordinating a group: the same from every broker, by a hash of the key over
+        the sorted names of the broker groups with a Kafka listener (this one alone: itself)."""
+        await self.refresh_peers()
+        names = sorted({self.broker_name, *self._peers})
+        chosen = names[zlib.crc32(key.encode()) % len(names)]
+        return self._peers.get(chosen) or Node(self.node_id, self.advertised_host, self.port)
 
     # ---- partitions across broker groups -------------------------------------------------------
 

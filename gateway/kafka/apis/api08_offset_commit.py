@@ -1,9 +1,13 @@
 """OffsetCommit (key 8), versions 2-9: a group's committed offsets, into the broker's offset store.
 
 The offset of partition p of topic t is stored as the group's offset of queue p, where native
-RocketMQ groups keep theirs (see group/coordinator.py). Members are checked against the group
-(generation, member id, static instance id) as Kafka does; generation -1 commits are accepted for
-groups without members (admin clients, consumers that assign partitions themselves).
+RocketMQ groups keep theirs (see group/coordinator.py). With several broker groups the group's
+coordinator (api10_find_coordinator.py) keeps the offsets of every partition of the topic this
+way, partition number as queue id, so they are coherent for Kafka clients, while native views of
+the coordinator's offset store match only where partition = local queue (the first group).
+Members are checked against the group (generation, member id, static instance id) as Kafka
+does; generation -1 commits are accepted for groups without members (admin clients, consumers
+that assign partitions themselves).
 Leaves out: v0-v1 (gone from Kafka 4 and from kio), retention_time (offsets do not expire),
 the committed leader epoch (not stored; OffsetFetch answers -1), transactional commits.
 """
@@ -23,6 +27,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         (t.name, [(p.partition_index, p.committed_offset, p.committed_metadata) for p in t.partitions])
         for t in request.topics
     ]
+    # partitions of other broker groups are checked against the topic's route
+    await ctx.frontend.placements(
+        {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
+    )
     results = ctx.frontend.coordinator.commit_offsets(
         request.group_id,
         request.member_id,

@@ -1,9 +1,12 @@
 """FindCoordinator (key 10), versions 0-4: the coordinator of a group or transactional id.
 
-This broker's Kafka node coordinates every group (and transactional id) it is asked about, as a
-single Kafka broker does; v4 answers a batch of keys.
-Leaves out: v5-v6 (TRANSACTION_ABORTABLE, share groups), spreading groups over several broker
-groups (each broker coordinates what it is asked for; a client asks the bootstrap broker).
+With one broker group its Kafka node coordinates every group (and transactional id); with
+several, every broker names the same one for a key: a hash of the key over the sorted names of
+the groups with a Kafka listener (frontend.coordinator_of). The coordinator keeps the group's
+offsets in its own offset store keyed by partition (see api08_offset_commit.py). v4 answers a
+batch of keys.
+Leaves out: v5-v6 (TRANSACTION_ABORTABLE, share groups); a broker that is not a group's
+coordinator still serves it if asked (no NOT_COORDINATOR).
 """
 
 from __future__ import annotations
@@ -23,23 +26,26 @@ GROUP, TRANSACTION = 0, 1
 async def handle(ctx: RequestContext, request: Any) -> Any:
     f = ctx.frontend
     key_type = getattr(request, "key_type", GROUP)
-    if key_type in (GROUP, TRANSACTION):
-        found = {
-            "node_id": f.node_id,
-            "host": f.advertised_host,
-            "port": f.port,
+
+    async def find(key: str) -> dict[str, Any]:
+        if key_type not in (GROUP, TRANSACTION):
+            return {
+                "node_id": -1,
+                "host": "",
+                "port": -1,
+                "error_code": ErrorCode.invalid_request,
+                "error_message": f"unknown coordinator key type {key_type}",
+            }
+        node = await f.coordinator_of(key)
+        return {
+            "node_id": node.node_id,
+            "host": node.host,
+            "port": node.port,
             "error_code": ErrorCode.none,
+            "error_message": None,
         }
-        found["error_message"] = None
-    else:
-        found = {
-            "node_id": -1,
-            "host": "",
-            "port": -1,
-            "error_code": ErrorCode.invalid_request,
-            "error_message": f"unknown coordinator key type {key_type}",
-        }
+
     if ctx.api_version >= 4:
-        coordinators = [{"key": key, **found} for key in request.coordinator_keys]
+        coordinators = [{"key": key, **await find(key)} for key in request.coordinator_keys]
         return respond(request, {"throttle_time": NO_THROTTLE, "coordinators": coordinators})
-    return respond(request, {"throttle_time": NO_THROTTLE, **found})
+    return respond(request, {"throttle_time": NO_THROTTLE, **await find(request.key)})

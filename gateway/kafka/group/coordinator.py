@@ -249,9 +249,11 @@ class GroupCoordinator:
     # ---- offsets ------------------------------------------------------------------------
 
     def partition_count(self, topic: str) -> int:
-        """Partitions of a topic on this broker (its queues); 0 if it does not exist."""
+        """Partitions of a topic: its queues here, or across every broker group that has it
+        (the frontend's cached placement); 0 if it does not exist."""
         tc = self.broker.topics.get(topic)
-        return max(tc.read_queue_nums, tc.write_queue_nums) if tc is not None else 0
+        local = max(tc.read_queue_nums, tc.write_queue_nums) if tc is not None else 0
+        return max(local, self.frontend.placement(topic).total)
 
     def commit_offsets(
         self,
