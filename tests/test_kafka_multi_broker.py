@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kio.schema.errors import ErrorCode
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client._remote import request
@@ -27,6 +28,7 @@ from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.route import TopicRouteData
 from ferrymq.core.remoting.transport import connect, split_addr
 from ferrymq.gateway.kafka.cluster import node_id_of
+from tests.test_kafka_frontend import Wire, batch, fetch, produced
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -216,6 +218,24 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
         consumer.close()
     assert got == {p: [(i, f"p{p}-{i}".encode()) for i in range(3)] for p in partitions}
 
+    # a partition is served by its owner only: broker-b turns away broker-a's partition 0
+    async def not_owner() -> None:
+        wire = await Wire.open(int(broker_b.kafka.rsplit(":", 1)[1]))
+        try:
+            assert await produced(wire, batch(1), topic=topic, partition=0) == (
+                ErrorCode.not_leader_or_follower,
+                -1,
+            )
+            r = await wire.call(fetch(0, topic=topic, partition=0))
+            assert r.responses[0].partitions[0].error_code == ErrorCode.not_leader_or_follower
+            assert await produced(wire, batch(1), topic=topic, partition=QUEUES) == (ErrorCode.none, 3)
+        finally:
+            wire.close()
+
+    asyncio.run(not_owner())
+    assert max_offset(server.broker_addr, topic, 0) == 3
+    assert max_offset(broker_b.addr, topic, 0) == 4
+
     # a group: both brokers name the same coordinator, which keeps every partition's offset
     group = f"kg-{uuid.uuid4().hex[:8]}"
     tps = [TopicPartition(topic, p) for p in partitions]
@@ -231,16 +251,16 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
         seen = 0
         for _ in member:
             seen += 1
-            if seen == 3 * len(partitions):
+            if seen == 3 * len(partitions) + 1:
                 break
-        assert seen == 3 * len(partitions)
+        assert seen == 3 * len(partitions) + 1
         member.commit()
         coordinator = member._coordinator.coordinator_id
     finally:
         member.close()
     other = KafkaConsumer(bootstrap_servers=broker_b.kafka, group_id=group, enable_auto_commit=False)
     try:
-        assert [other.committed(tp) for tp in tps] == [3] * len(partitions)
+        assert [other.committed(tp) for tp in tps] == [3, 3, 4, 3]
         assert other._coordinator.coordinator_id == coordinator
     finally:
         other.close()

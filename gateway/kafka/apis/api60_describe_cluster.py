@@ -1,6 +1,7 @@
 """DescribeCluster (key 60), versions 0-1: the cluster id, controller and brokers.
 
-The controller is this broker's Kafka node. Leaves out: racks, authorized operations (not
+The controller is this broker's Kafka node; the brokers are this one and every other broker
+group whose Kafka listener the name servers know. Leaves out: racks, authorized operations (not
 computed); every endpoint type is answered with the brokers.
 """
 
@@ -20,6 +21,7 @@ NOT_COMPUTED = -2147483648
 @api(60, 0, 1)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     f = ctx.frontend
+    await f.refresh_peers()
     brokers = [{"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in f.nodes()]
     return respond(
         request,
