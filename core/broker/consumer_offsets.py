@@ -7,6 +7,7 @@ one. Format as RocketMQ's ConsumerOffsetManager: ``{"offsetTable": {"topic@group
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ class ConsumerOffsetManager:
         self.table: dict[str, dict[int, int]] = {}
         self._dirty = False
         self._write_lock: asyncio.Lock | None = None
+        # snapshots are numbered; a write never replaces a newer one (threads finish in any order)
+        self._io_lock = threading.Lock()
+        self._snapshots = 0
+        self._written = 0
         data = read_json(path)
         if isinstance(data, dict):
             for key, queues in (data.get("offsetTable") or {}).items():
@@ -68,14 +73,22 @@ class ConsumerOffsetManager:
         self._dirty = True
         return True
 
-    def _snapshot(self) -> dict[str, Any]:
-        return {"offsetTable": {k: {str(q): o for q, o in v.items()} for k, v in self.table.items()}}
+    def _snapshot(self) -> tuple[int, dict[str, Any]]:
+        self._snapshots += 1
+        table = {k: {str(q): o for q, o in v.items()} for k, v in self.table.items()}
+        return self._snapshots, {"offsetTable": table}
+
+    def _write(self, seq: int, data: dict[str, Any]) -> None:
+        with self._io_lock:
+            if seq > self._written:
+                write_json_atomic(self.path, data)
+                self._written = seq
 
     def persist(self, force: bool = False) -> None:
         if not (self._dirty or force):
             return
         self._dirty = False
-        write_json_atomic(self.path, self._snapshot())
+        self._write(*self._snapshot())
 
     async def persist_durable(self) -> None:
         """Write the table now, off the event loop; concurrent callers share one write.
@@ -89,5 +102,5 @@ class ConsumerOffsetManager:
             if not self._dirty:
                 return  # a write that started after our commit already covered it
             self._dirty = False
-            snapshot = self._snapshot()  # taken on the loop thread: the table is not shared
-            await asyncio.to_thread(write_json_atomic, self.path, snapshot)
+            seq, snapshot = self._snapshot()  # taken on the loop thread: the table is not shared
+            await asyncio.to_thread(self._write, seq, snapshot)

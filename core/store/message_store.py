@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,10 @@ class MessageStore:
         self._flush_wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock: asyncio.Lock | None = None
+        # Flushes run in worker threads that a cancelled task does not stop: every file write
+        # or fdatasync outside the loop, and close(), hold this lock, so close() waits for an
+        # in-flight flush instead of racing it on the checkpoint file and the fds.
+        self._io_lock = threading.RLock()
         self.recovered_crash = False
         self.writable = True
         self._load()
@@ -296,7 +301,7 @@ class MessageStore:
             if target == self.flushed_offset and target == self.dispatched_durable:
                 return
             queues = self._queue_snapshot()  # consistent with target: dispatch is synchronous
-            await asyncio.to_thread(self.commit_log.flush)
+            await asyncio.to_thread(self._flush_commit_log)
             self.flushed_offset = target
             waiters = self._flush_waiters
             self._flush_waiters = [w for w in waiters if w[0] > target]
@@ -307,13 +312,18 @@ class MessageStore:
             await asyncio.to_thread(self._flush_derived, cqs, target, queues)
             self.dispatched_durable = target
 
+    def _flush_commit_log(self) -> None:
+        with self._io_lock:
+            self.commit_log.flush()
+
     def _flush_derived(
         self, cqs: list[ConsumeQueue], target: int, queues: list[tuple[str, int, int]]
     ) -> None:
-        for cq in cqs:
-            cq.flush()
-        self.index.flush()
-        self._write_checkpoint(target, queues=queues)
+        with self._io_lock:
+            for cq in cqs:
+                cq.flush()
+            self.index.flush()
+            self._write_checkpoint(target, queues=queues)
 
     async def wait_durable(self, end_offset: int) -> bool:
         """SYNC_FLUSH: wait until the commit log is on disk up to ``end_offset`` (group commit)."""
@@ -383,14 +393,15 @@ class MessageStore:
     def close(self) -> None:
         end = self.commit_log.write_offset
         queues = self._queue_snapshot()
-        self.commit_log.flush()
-        self._flush_derived(list(self.consume_queues.values()), end, queues)
-        self._write_checkpoint(end, end, queues)
-        for cq in self.consume_queues.values():
-            cq.close()
-        self.index.close()
-        self.commit_log.close()
-        self._abort_file.unlink(missing_ok=True)
+        with self._io_lock:
+            self.commit_log.flush()
+            self._flush_derived(list(self.consume_queues.values()), end, queues)
+            self._write_checkpoint(end, end, queues)
+            for cq in self.consume_queues.values():
+                cq.close()
+            self.index.close()
+            self.commit_log.close()
+            self._abort_file.unlink(missing_ok=True)
 
     # ---- writes ------------------------------------------------------------------------------
 
