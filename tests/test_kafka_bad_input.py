@@ -76,7 +76,7 @@ def scenario(tmp_path: Path, attack: object) -> None:
         pytest.param(raw_request(0, 9, b"\x00"), id="truncated-body"),
         pytest.param(raw_request(999, 0), id="unknown-api-key"),
         pytest.param(raw_request(3, 99), id="unsupported-metadata-version"),
-        pytest.param(raw_request(0, 2, b"\x00" * 20), id="produce-v2-advertised-not-served"),
+        pytest.param(raw_request(0, 2, b"\x00\x01"), id="truncated-produce-v2"),
         pytest.param(struct.pack(">i", -1), id="negative-size"),
         pytest.param(struct.pack(">i", 200 * 1024 * 1024), id="oversized-request"),
     ],
@@ -143,5 +143,31 @@ def test_unknown_topics_partitions_and_illegal_names_get_kafka_error_codes(tmp_p
         r = await w.call(produce(batch(1), topic="has space"))
         assert r.responses[0].partition_responses[0].error_code == unknown
         assert f.broker.topics.get("has space") is None and f.broker.topics.get("missing") is None
+
+    scenario(tmp_path, attack)
+
+
+def test_produce_v0_to_v2_get_unsupported_version_per_partition(tmp_path: Path) -> None:
+    """Advertised from v0 (for librdkafka's feature gating) but not served: error 35, as Kafka 4.0."""
+
+    async def attack(f: KafkaFrontend) -> None:
+        w = await Wire.open(f.port)
+        for version in (0, 1, 2):
+            topic = TOPIC.encode()
+            body = struct.pack(">hii", 1, 1000, 1) + struct.pack(">h", len(topic)) + topic
+            body += struct.pack(">iii", 1, 2, 0)  # one partition, index 2, empty records
+            w.writer.write(raw_request(0, version, body, corr=40 + version))
+            (size,) = struct.unpack(">i", await w.reader.readexactly(4))
+            data = await w.reader.readexactly(size)
+            corr, n_topics, name_len = struct.unpack_from(">iih", data)
+            assert (corr, n_topics, data[10 : 10 + name_len]) == (40 + version, 1, topic)
+            pos = 10 + name_len
+            n_parts, index, error, base = struct.unpack_from(">iihq", data, pos)
+            assert (n_parts, index, error, base) == (1, 2, ErrorCode.unsupported_version, -1)
+            tail = 4 if version >= 1 else 0
+            assert len(data) == pos + 18 + (8 if version == 2 else 0) + tail
+        # the connection stays usable
+        ok = await w.call(ApiVersionsRequest(client_software_name="raw", client_software_version="1"))
+        assert ok.error_code == ErrorCode.none
 
     scenario(tmp_path, attack)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
@@ -19,6 +20,7 @@ from ferrymq.gateway.kafka import apis
 from ferrymq.gateway.kafka.apis import api18_api_versions
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.framing import FrameDecoder, FrameError, encode_response, parse_header, peek_header
+from ferrymq.gateway.kafka.legacy_produce import unsupported_response
 
 if TYPE_CHECKING:
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ferrymq.kafka")
 
 API_VERSIONS = 18
+PRODUCE = 0
 #: stop reading from a client with this many requests in progress (its TCP window fills up)
 MAX_IN_FLIGHT = 64
 
@@ -103,6 +106,9 @@ class KafkaConnection(asyncio.Protocol):
             if key == API_VERSIONS:  # header v0 body any client can read, with our key-18 range
                 self._respond_now(corr, api18_api_versions.unsupported_response())
                 return
+            if key == PRODUCE and version < spec.min_version:  # advertised from 0 for librdkafka
+                self._legacy_produce(frame, version)
+                return
             self.abort(
                 f"API key {key} version {version} is not served ({spec.min_version}-{spec.max_version})"
             )
@@ -144,6 +150,24 @@ class KafkaConnection(asyncio.Protocol):
             self.frontend.broker.stats.latency.observe("kafka", ctx.api_key, time.perf_counter() - started)
         slot.ready = True
         self._flush()
+
+    def _legacy_produce(self, frame: bytes, version: int) -> None:
+        """Produce v0-2: error 35 per partition, as Kafka 4.0 answers (legacy_produce.py)."""
+        try:
+            header = parse_header(frame, flexible=False)
+            data = unsupported_response(frame, version, header.body_offset)
+        except (FrameError, ValueError, struct.error) as exc:
+            self.abort(f"malformed API key 0 v{version} request: {exc!r}")
+            return
+        log.info(
+            "Produce v%d from %s (client %s) answered UNSUPPORTED_VERSION", version, self.peer, self.client_id
+        )
+        if data is not None:
+            slot = _Slot()
+            slot.data = [data]
+            slot.ready = True
+            self._slots.append(slot)
+            self._flush()
 
     def _respond_now(self, corr: int, response: Any) -> None:
         slot = _Slot()
