@@ -378,7 +378,7 @@ class ConsumerPerf:
 
 
 def _run_tool(main: str, args: Sequence[str], *, heap: str, timeout: float) -> str:
-    """Run a tool JVM to completion; its stdout (the figures). Warnings go to stderr."""
+    """Run a tool JVM to completion; its output (the figures on stdout, then its warnings)."""
     with tempfile.TemporaryDirectory(prefix="kafka-tool-") as tmp:
         log4j = Path(tmp) / "log4j2.properties"
         log4j.write_text(_LOG4J2.format(log="/dev/null", level="WARN", appender="err"))
@@ -394,7 +394,7 @@ def _run_tool(main: str, args: Sequence[str], *, heap: str, timeout: float) -> s
             f"{main.rsplit('.', 1)[-1]} exited with {proc.returncode}:\n"
             f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         )
-    return proc.stdout
+    return proc.stdout + proc.stderr
 
 
 def parse_producer_perf(text: str) -> ProducerPerf:
@@ -455,7 +455,11 @@ def run_consumer_perf(
     """ConsumerPerformance: a fresh group reads ``records`` from the start of ``topic``."""
     args = ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records)]
     args += ["--group", f"perf-consumer-{os.getpid()}-{time.monotonic_ns()}", "--timeout", "60000"]
-    return parse_consumer_perf(_run_tool(CONSUMER_PERF, args, heap=heap, timeout=timeout))
+    out = _run_tool(CONSUMER_PERF, args, heap=heap, timeout=timeout)
+    result = parse_consumer_perf(out)
+    if result.records < records:
+        raise KafkaRefError(f"ConsumerPerformance read {result.records} of {records} records:\n{out[-2000:]}")
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
