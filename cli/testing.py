@@ -27,6 +27,56 @@ READY = re.compile(
 #: the optional ", <frontend> host:port" parts of the ready line (admin, kafka), in any order
 READY_PART = re.compile(r", (?P<what>\w+) (?P<host>\S+):(?P<port>\d+)")
 
+#: the ready line of ``ferrymq broker`` (no name server part)
+BROKER_READY = re.compile(
+    r"ferrymq ready: broker (?P<name>\S+) (?P<bhost>\S+):(?P<bport>\d+)(?P<extra>(?:, \w+ \S+:\d+)*), data "
+)
+
+
+def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env)
+
+
+def _wait_ready(
+    proc: subprocess.Popen[bytes], pattern: re.Pattern[str], timeout: float
+) -> re.Match[str] | None:
+    """The ready line matching ``pattern`` once the process prints it; None on exit or timeout."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    buf = b""
+    try:
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            buf += chunk
+            for line in buf.decode(errors="replace").splitlines():
+                m = pattern.search(line)
+                if m:
+                    return m
+    finally:
+        sel.close()
+    return None
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return proc.returncode
+
 
 class ServerError(RuntimeError):
     """The server did not start; the message carries the tail of its log."""
@@ -102,37 +152,17 @@ class FerryServer:
         return cmd + self.extra_args
 
     def start(self) -> FerryServer:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env
-            )
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + self.start_timeout
-        buf = b""
-        try:
-            while time.monotonic() < deadline:
-                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buf += chunk
-                for line in buf.decode(errors="replace").splitlines():
-                    m = READY.search(line)
-                    if m:
-                        self.namesrv_port = int(m["nsport"])
-                        self.broker_port = int(m["bport"])
-                        self.ports = {p["what"]: int(p["port"]) for p in READY_PART.finditer(m["extra"])}
-                        self.admin_port = self.ports.get("admin", 0)
-                        self.kafka_port = self.ports.get("kafka", 0)
-                        return self
-        finally:
-            sel.close()
-        self.stop(signal.SIGKILL)
-        raise ServerError(f"ferrymq serve did not become ready; log tail:\n{self.log_tail()}")
+        self.proc = _spawn(self.command(), self.log_path)
+        m = _wait_ready(self.proc, READY, self.start_timeout)
+        if m is None:
+            self.stop(signal.SIGKILL)
+            raise ServerError(f"ferrymq serve did not become ready; log tail:\n{self.log_tail()}")
+        self.namesrv_port = int(m["nsport"])
+        self.broker_port = int(m["bport"])
+        self.ports = {p["what"]: int(p["port"]) for p in READY_PART.finditer(m["extra"])}
+        self.admin_port = self.ports.get("admin", 0)
+        self.kafka_port = self.ports.get("kafka", 0)
+        return self
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -143,18 +173,7 @@ class FerryServer:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
         """Stop the process (SIGTERM: clean shutdown); returns its exit code."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-        return proc.returncode
+        return None if proc is None else _stop(proc, sig, timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash, nothing flushed or unregistered."""
@@ -175,3 +194,48 @@ class FerryServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class FerryBroker:
+    """Another broker group: a ``ferrymq broker`` process registering with ``namesrv_addr``.
+
+    Its remoting port is free (read from its ready line), the admin API is off, and Kafka is
+    served on a free port only when ``kafka`` is true.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        namesrv_addr: str,
+        name: str,
+        *,
+        kafka: bool = False,
+        start_timeout: float = 30.0,
+    ) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        conf = data_dir / "broker.conf"
+        conf.write_text(
+            f"brokerName={name}\nlistenPort=0\nbrokerIP1=127.0.0.1\nlistenHost=127.0.0.1\n"
+            f"storePathRootDir={data_dir / 'store'}\n"
+        )
+        self.log_path = data_dir / "broker.log"
+        cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf), "-n", namesrv_addr]
+        cmd += ["--admin-port", "-1", "--kafka-port", "0" if kafka else "-1"]
+        self.proc: subprocess.Popen[bytes] | None = _spawn(cmd, self.log_path)
+        m = _wait_ready(self.proc, BROKER_READY, start_timeout)
+        if m is None:
+            self.kill()
+            raise ServerError(
+                f"ferrymq broker did not start: {self.log_path.read_text(errors='replace')[-2000:]}"
+            )
+        self.addr = f"{m['bhost']}:{m['bport']}"
+        parts = {p["what"]: f"{p['host']}:{p['port']}" for p in READY_PART.finditer(m["extra"])}
+        self.kafka_bootstrap: str | None = parts.get("kafka")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        proc, self.proc = self.proc, None
+        return None if proc is None else _stop(proc, sig, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        self.stop(signal.SIGKILL)

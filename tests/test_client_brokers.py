@@ -8,12 +8,6 @@ registering with the same name server (port 0, read from its ready line).
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import selectors
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,73 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from ferrymq.cli.testing import FerryServer
+from ferrymq.cli.testing import FerryBroker, FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageExt, MessageQueue, Producer, SendStatus
 from ferrymq.client._remote import request
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.route import TopicRouteData
 from ferrymq.core.remoting.transport import connect, split_addr
-
-READY = re.compile(r"ferrymq ready: broker (?P<name>\S+) (?P<addr>\S+:\d+)")
-
-
-class ExtraBroker:
-    """A ``ferrymq broker`` process; ``kill()`` is a crash (SIGKILL)."""
-
-    def __init__(self, data_dir: Path, namesrv_addr: str, name: str) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        conf = data_dir / "broker.conf"
-        conf.write_text(
-            f"brokerName={name}\nlistenPort=0\nbrokerIP1=127.0.0.1\nlistenHost=127.0.0.1\n"
-            f"storePathRootDir={data_dir / 'store'}\n"
-        )
-        self.log_path = data_dir / "broker.log"
-        cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf), "-n", namesrv_addr]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [*cmd, "--admin-port", "-1", "--kafka-port", "-1"],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            )
-        self.addr = self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30.0) -> str:
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        buf = b""
-        try:
-            while time.monotonic() < deadline:
-                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buf += chunk
-                m = READY.search(buf.decode(errors="replace"))
-                if m:
-                    return m["addr"]
-        finally:
-            sel.close()
-        self.kill()
-        raise RuntimeError(f"broker did not start: {self.log_path.read_text(errors='replace')[-2000:]}")
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
@@ -149,9 +82,9 @@ def drain(consumer: LitePullConsumer, want: int, timeout: float = 15.0) -> list[
 @pytest.fixture
 def two_brokers(
     ferrymq_server: FerryServer, tmp_path: Path
-) -> Iterator[tuple[FerryServer, ExtraBroker, str]]:
+) -> Iterator[tuple[FerryServer, FerryBroker, str]]:
     """broker-a (ferrymq serve) and broker-b, and a topic with 4 queues on each."""
-    broker_b = ExtraBroker(tmp_path / "broker-b", ferrymq_server.namesrv_addr, "broker-b")
+    broker_b = FerryBroker(tmp_path / "broker-b", ferrymq_server.namesrv_addr, "broker-b")
     try:
         topic = f"TwoBrokers-{uuid.uuid4().hex[:8]}"
         create_topic(ferrymq_server.broker_addr, topic)
@@ -166,7 +99,7 @@ def two_brokers(
 
 
 def test_sends_use_both_groups_and_retry_on_the_live_one(
-    two_brokers: tuple[FerryServer, ExtraBroker, str],
+    two_brokers: tuple[FerryServer, FerryBroker, str],
 ) -> None:
     server, broker_b, topic = two_brokers
     with Producer(server.namesrv_addr, group="pg-two", send_timeout=5.0) as producer:
@@ -181,7 +114,7 @@ def test_sends_use_both_groups_and_retry_on_the_live_one(
 
 
 def test_group_members_share_the_queues_of_both_groups(
-    two_brokers: tuple[FerryServer, ExtraBroker, str],
+    two_brokers: tuple[FerryServer, FerryBroker, str],
 ) -> None:
     server, _, topic = two_brokers
     ns = server.namesrv_addr

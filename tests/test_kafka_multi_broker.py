@@ -8,11 +8,6 @@ with its own Kafka listener. A topic with queues on both is one partition range 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import selectors
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +17,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kio.schema.errors import ErrorCode
 
-from ferrymq.cli.testing import FerryServer
+from ferrymq.cli.testing import FerryBroker, FerryServer
 from ferrymq.client._remote import request
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.route import TopicRouteData
@@ -32,64 +27,7 @@ from tests.test_kafka_frontend import Wire, batch, fetch, produced
 
 pytestmark = pytest.mark.timeout(60)
 
-READY = re.compile(r"ferrymq ready: broker \S+ (?P<addr>\S+:\d+), kafka (?P<kafka>\S+:\d+)")
 QUEUES = 2  # on each broker group: partitions 0-1 are broker-a's, 2-3 broker-b's
-
-
-class KafkaBroker:
-    """A ``ferrymq broker`` process serving Kafka on a free port."""
-
-    def __init__(self, data_dir: Path, namesrv_addr: str, name: str) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        conf = data_dir / "broker.conf"
-        conf.write_text(
-            f"brokerName={name}\nlistenPort=0\nbrokerIP1=127.0.0.1\nlistenHost=127.0.0.1\n"
-            f"storePathRootDir={data_dir / 'store'}\n"
-        )
-        self.log_path = data_dir / "broker.log"
-        cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf), "-n", namesrv_addr]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [*cmd, "--admin-port", "-1", "--kafka-port", "0"],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            )
-        self.addr, self.kafka = self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30.0) -> tuple[str, str]:
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        buf = b""
-        try:
-            while time.monotonic() < deadline:
-                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buf += chunk
-                m = READY.search(buf.decode(errors="replace"))
-                if m:
-                    return m["addr"], m["kafka"]
-        finally:
-            sel.close()
-        self.stop()
-        raise RuntimeError(f"broker did not start: {self.log_path.read_text(errors='replace')[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
@@ -162,8 +100,8 @@ def eventually(pred: Callable[[], bool], timeout: float = 15.0, what: str = "con
 
 
 @pytest.fixture
-def two_groups(ferrymq_server: FerryServer, tmp_path: Path) -> Iterator[tuple[FerryServer, KafkaBroker, str]]:
-    broker_b = KafkaBroker(tmp_path / "broker-b", ferrymq_server.namesrv_addr, "broker-b")
+def two_groups(ferrymq_server: FerryServer, tmp_path: Path) -> Iterator[tuple[FerryServer, FerryBroker, str]]:
+    broker_b = FerryBroker(tmp_path / "broker-b", ferrymq_server.namesrv_addr, "broker-b", kafka=True)
     try:
         topic = f"KafkaTwo-{uuid.uuid4().hex[:8]}"
         create_topic(ferrymq_server.broker_addr, topic)
@@ -175,7 +113,7 @@ def two_groups(ferrymq_server: FerryServer, tmp_path: Path) -> Iterator[tuple[Fe
 
 
 def test_partitions_span_both_groups_and_land_on_their_owner(
-    two_groups: tuple[FerryServer, KafkaBroker, str],
+    two_groups: tuple[FerryServer, FerryBroker, str],
 ) -> None:
     server, broker_b, topic = two_groups
     partitions = range(2 * QUEUES)
@@ -186,7 +124,7 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
         leaders = [cluster.leader_for_partition(TopicPartition(topic, p)) for p in partitions]
         a, b = node_id_of("broker-a"), node_id_of("broker-b")
         assert leaders == [a] * QUEUES + [b] * QUEUES
-        assert cluster.broker_metadata(b).port == int(broker_b.kafka.rsplit(":", 1)[1])
+        assert cluster.broker_metadata(b).port == int(broker_b.kafka_bootstrap.rsplit(":", 1)[1])
         futures = [
             producer.send(topic, f"p{p}-{i}".encode(), partition=p) for p in partitions for i in range(3)
         ]
@@ -201,7 +139,7 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
         assert max_offset(broker_b.addr, topic, q) == 3
 
     consumer = KafkaConsumer(
-        bootstrap_servers=broker_b.kafka,  # either broker serves the whole cluster's metadata
+        bootstrap_servers=broker_b.kafka_bootstrap,  # either broker serves the whole cluster's metadata
         group_id=None,
         enable_auto_commit=False,
         consumer_timeout_ms=15000,
@@ -220,7 +158,7 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
 
     # a partition is served by its owner only: broker-b turns away broker-a's partition 0
     async def not_owner() -> None:
-        wire = await Wire.open(int(broker_b.kafka.rsplit(":", 1)[1]))
+        wire = await Wire.open(int(broker_b.kafka_bootstrap.rsplit(":", 1)[1]))
         try:
             assert await produced(wire, batch(1), topic=topic, partition=0) == (
                 ErrorCode.not_leader_or_follower,
@@ -258,7 +196,9 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
         coordinator = member._coordinator.coordinator_id
     finally:
         member.close()
-    other = KafkaConsumer(bootstrap_servers=broker_b.kafka, group_id=group, enable_auto_commit=False)
+    other = KafkaConsumer(
+        bootstrap_servers=broker_b.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     try:
         assert [other.committed(tp) for tp in tps] == [3, 3, 4, 3]
         assert other._coordinator.coordinator_id == coordinator
