@@ -261,6 +261,38 @@ async def search_offset(
     return await _offset_query(remote, addr, RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, header, timeout)
 
 
+def heartbeat_data(
+    client_id: str,
+    *,
+    producer_group: str | None = None,
+    consumer_group: str | None = None,
+    consume_type: str = "CONSUME_PASSIVELY",
+    message_model: str = "CLUSTERING",
+    consume_from_where: str = "CONSUME_FROM_LAST_OFFSET",
+    subscriptions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A HEART_BEAT body (HeartbeatData, reference section 1.4) for one producer or consumer group."""
+    consumers = []
+    if consumer_group is not None:
+        consumers.append(
+            {
+                "consumeFromWhere": consume_from_where,
+                "consumeType": consume_type,
+                "groupName": consumer_group,
+                "messageModel": message_model,
+                "subscriptionDataSet": subscriptions or [],
+                "unitMode": False,
+            }
+        )
+    return {
+        "clientID": client_id,
+        "consumerDataSet": consumers,
+        "heartbeatFingerprint": 0,
+        "producerDataSet": [{"groupName": producer_group}] if producer_group is not None else [],
+        "withoutSub": False,
+    }
+
+
 async def heartbeat(remote: RemotingClient, addr: str, data: dict[str, Any], timeout: float) -> int:
     """HEART_BEAT (34) with a HeartbeatData body; returns the broker's version."""
     body = json.dumps(data, separators=(",", ":")).encode()

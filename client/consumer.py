@@ -588,22 +588,13 @@ class AsyncLitePullConsumer:
 
     def _heartbeat_data(self) -> dict[str, Any]:
         subs = [s.to_json() for s in self._subs.values()] if self._mode == "SUBSCRIBE" else []
-        return {
-            "clientID": self.client_id,
-            "consumerDataSet": [
-                {
-                    "consumeFromWhere": CONSUME_FROM_CHOICES[self.consume_from],
-                    "consumeType": "CONSUME_ACTIVELY",
-                    "groupName": self.group,
-                    "messageModel": "CLUSTERING",
-                    "subscriptionDataSet": subs,
-                    "unitMode": False,
-                }
-            ],
-            "heartbeatFingerprint": 0,
-            "producerDataSet": [],
-            "withoutSub": False,
-        }
+        return _api.heartbeat_data(
+            self.client_id,
+            consumer_group=self.group,
+            consume_type="CONSUME_ACTIVELY",
+            consume_from_where=CONSUME_FROM_CHOICES[self.consume_from],
+            subscriptions=subs,
+        )
 
     def _on_notify(self, cmd: RemotingCommand, conn: RemotingConnection) -> None:
         if cmd.ext_fields.get("consumerGroup") in (None, self.group):

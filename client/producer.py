@@ -216,13 +216,7 @@ class AsyncProducer:
             raise ClientError(f"The producer service state not OK: {self._state} (call start() first)")
 
     def _heartbeat_data(self) -> dict[str, Any]:
-        return {
-            "clientID": self.client_id,
-            "consumerDataSet": [],
-            "heartbeatFingerprint": 0,
-            "producerDataSet": [{"groupName": self.group}],
-            "withoutSub": False,
-        }
+        return _api.heartbeat_data(self.client_id, producer_group=self.group)
 
     # ---- public sends --------------------------------------------------------------------------
 

@@ -673,22 +673,13 @@ class AsyncPushConsumer:
         return list(self._subs)
 
     def _heartbeat_data(self) -> dict[str, Any]:
-        return {
-            "clientID": self.client_id,
-            "consumerDataSet": [
-                {
-                    "consumeFromWhere": CONSUME_FROM_CHOICES[self.consume_from],
-                    "consumeType": "CONSUME_PASSIVELY",
-                    "groupName": self.group,
-                    "messageModel": self.message_model,
-                    "subscriptionDataSet": [s.to_json() for s in self._subs.values()],
-                    "unitMode": False,
-                }
-            ],
-            "heartbeatFingerprint": 0,
-            "producerDataSet": [],
-            "withoutSub": False,
-        }
+        return _api.heartbeat_data(
+            self.client_id,
+            consumer_group=self.group,
+            message_model=self.message_model,
+            consume_from_where=CONSUME_FROM_CHOICES[self.consume_from],
+            subscriptions=[s.to_json() for s in self._subs.values()],
+        )
 
     def _on_notify(self, cmd: RemotingCommand, conn: RemotingConnection) -> None:
         if cmd.ext_fields.get("consumerGroup") in (None, self.group):
