@@ -60,6 +60,24 @@ def _check(group: str, current_cid: str, mq_all: Sequence[MessageQueue], cid_all
     return True
 
 
+class _CheckedStrategy:
+    """A strategy that first runs Java's ``check`` and allocates nothing to a non-member."""
+
+    name: str
+
+    def allocate(
+        self, group: str, current_cid: str, mq_all: Sequence[MessageQueue], cid_all: Sequence[str]
+    ) -> list[MessageQueue]:
+        if not _check(group, current_cid, mq_all, cid_all):
+            return []
+        return self._allocate(group, current_cid, mq_all, cid_all)
+
+    def _allocate(
+        self, group: str, current_cid: str, mq_all: Sequence[MessageQueue], cid_all: Sequence[str]
+    ) -> list[MessageQueue]:
+        raise NotImplementedError
+
+
 def allocate_averagely(
     current_cid: str, mq_all: Sequence[MessageQueue], cid_all: Sequence[str]
 ) -> list[MessageQueue]:
@@ -75,29 +93,25 @@ def allocate_averagely(
     return [mq_all[start + i] for i in range(max(0, count))]
 
 
-class AllocateMessageQueueAveragely:
+class AllocateMessageQueueAveragely(_CheckedStrategy):
     """Java's default strategy (``AllocateMessageQueueAveragely``, name "AVG")."""
 
     name = "AVG"
 
-    def allocate(
+    def _allocate(
         self, group: str, current_cid: str, mq_all: Sequence[MessageQueue], cid_all: Sequence[str]
     ) -> list[MessageQueue]:
-        if not _check(group, current_cid, mq_all, cid_all):
-            return []
         return allocate_averagely(current_cid, mq_all, cid_all)
 
 
-class AllocateMessageQueueAveragelyByCircle:
+class AllocateMessageQueueAveragelyByCircle(_CheckedStrategy):
     """``AllocateMessageQueueAveragelyByCircle`` ("AVG_BY_CIRCLE"): round robin."""
 
     name = "AVG_BY_CIRCLE"
 
-    def allocate(
+    def _allocate(
         self, group: str, current_cid: str, mq_all: Sequence[MessageQueue], cid_all: Sequence[str]
     ) -> list[MessageQueue]:
-        if not _check(group, current_cid, mq_all, cid_all):
-            return []
         index = list(cid_all).index(current_cid)
         return list(mq_all[index :: len(cid_all)])
 
@@ -112,7 +126,7 @@ def java_split(text: str, sep: str) -> list[str]:
     return parts
 
 
-class AllocateMessageQueueByMachineRoom:
+class AllocateMessageQueueByMachineRoom(_CheckedStrategy):
     """``AllocateMessageQueueByMachineRoom`` ("MACHINE_ROOM"): brokers named ``<room>@<name>``;
     only rooms in ``consumer_idcs`` are consumed."""
 
@@ -121,11 +135,9 @@ class AllocateMessageQueueByMachineRoom:
     def __init__(self, consumer_idcs: Iterable[str]) -> None:
         self.consumer_idcs = set(consumer_idcs)
 
-    def allocate(
+    def _allocate(
         self, group: str, current_cid: str, mq_all: Sequence[MessageQueue], cid_all: Sequence[str]
     ) -> list[MessageQueue]:
-        if not _check(group, current_cid, mq_all, cid_all):
-            return []
         index = list(cid_all).index(current_cid)
         pre = []
         for mq in mq_all:
@@ -144,7 +156,7 @@ def md5_hash(key: str) -> int:
     return int.from_bytes(hashlib.md5(key.encode()).digest()[:4], "big")
 
 
-class AllocateMessageQueueConsistentHash:
+class AllocateMessageQueueConsistentHash(_CheckedStrategy):
     """``AllocateMessageQueueConsistentHash`` ("CONSISTENT_HASH") with ``ConsistentHashRouter``."""
 
     name = "CONSISTENT_HASH"
@@ -155,11 +167,9 @@ class AllocateMessageQueueConsistentHash:
         self.virtual_nodes = virtual_nodes
         self.hash_function = hash_function or md5_hash
 
-    def allocate(
+    def _allocate(
         self, group: str, current_cid: str, mq_all: Sequence[MessageQueue], cid_all: Sequence[str]
     ) -> list[MessageQueue]:
-        if not _check(group, current_cid, mq_all, cid_all):
-            return []
         ring: dict[int, str] = {}  # a later node with the same hash replaces an earlier one
         for cid in cid_all:
             for i in range(self.virtual_nodes):
@@ -190,7 +200,7 @@ class AllocateMessageQueueByConfig:
         return list(self.queues)
 
 
-class AllocateMachineRoomNearby:
+class AllocateMachineRoomNearby(_CheckedStrategy):
     """``AllocateMachineRoomNearby``: ``delegate`` within each machine room.
 
     ``broker_room(mq)`` and ``consumer_room(client_id)`` name where a queue's broker and a member
@@ -208,11 +218,9 @@ class AllocateMachineRoomNearby:
         self.consumer_room = consumer_room
         self.name = f"MACHINE_ROOM_NEARBY-{delegate.name}"
 
-    def allocate(
+    def _allocate(
         self, group: str, current_cid: str, mq_all: Sequence[MessageQueue], cid_all: Sequence[str]
     ) -> list[MessageQueue]:
-        if not _check(group, current_cid, mq_all, cid_all):
-            return []
         room_queues: dict[str, list[MessageQueue]] = {}
         for mq in mq_all:
             room = self.broker_room(mq)
