@@ -24,11 +24,17 @@ in ``priority``)::
     consumer.register_listener(lambda msgs: ConsumeStatus.CONSUME_SUCCESS)
     consumer.start()
 
-Modules: ``producer`` (sending), ``consumer`` (lite pull, offsets, rebalancing), ``selectors``
-(queue selectors for ordered sends), ``allocate`` (queue allocation in a group), ``route``
-(name-server routes), ``validators``, ``errors``, ``message``; private ``_remote`` (connection
-pool), ``_api`` (broker requests), ``_instance`` (heartbeats, route refresh), ``_loop``
-(background loop), ``_ids`` (client id, message unique keys).
+Modules: ``producer`` (sending), ``consumer`` (lite pull), ``push_consumer`` (push consumer:
+configuration, lifecycle, pulling) and its parts along RocketMQ's seams: ``process_queue``
+(messages between pull and commit), ``offset_store`` (broker and local-file offset stores, the
+broker one shared with the lite-pull consumer), ``consume_service`` (concurrent and orderly
+consumption), ``send_back`` (failed messages back to the broker), ``queue_lock`` (orderly queue
+locks), ``rebalance`` (queue ownership, where a queue starts); ``selectors`` (queue selectors for
+ordered sends), ``allocate`` (queue allocation in a group), ``route`` (name-server routes),
+``validators``, ``errors``, ``message``; private ``_remote`` (connection pool), ``_api`` (broker
+requests), ``_pull`` (pull address and result handling of both consumers), ``_instance``
+(heartbeats, route refresh, the async clients' shared lifecycle), ``_loop`` (background loop and
+the one blocking facade), ``_ids`` (client id, message unique keys).
 
 Not covered: transactions, request/reply, SQL92 filters, message
 traces, ACL, TLS, namespaces, the gRPC protocol.

@@ -6,6 +6,12 @@ topics its owner uses every ``poll_namesrv_interval`` seconds, and sends the own
 HeartbeatData to every broker every ``heartbeat_interval`` seconds -- and right away to a broker
 it has not greeted yet, so a new consumer is a group member before it rebalances. At shutdown it
 unregisters from every broker (UNREGISTER_CLIENT) and closes its connections.
+
+:class:`AsyncClient` is what the async producer and consumers share around their instance: the
+client id, the CREATED/RUNNING/STOPPING/SHUTDOWN state and the async context manager;
+:class:`ConsumerClient` adds what both consumers share: an instance that heartbeats to every
+member of a broker group (slaves serve pulls too) and wakes the rebalance when a broker says the
+group changed (NOTIFY_CONSUMER_IDS_CHANGED).
 """
 
 from __future__ import annotations
@@ -13,14 +19,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from ferrymq.client import _api
 from ferrymq.client._ids import make_client_id
 from ferrymq.client._remote import RemotingClient, parse_namesrv_addrs
-from ferrymq.client.errors import MQError
+from ferrymq.client.errors import ClientError, MQError
+from ferrymq.client.message import MessageQueue
 from ferrymq.client.route import RouteManager
+from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicRouteData
+from ferrymq.core.remoting.transport import RemotingConnection
 
 log = logging.getLogger("ferrymq.client")
 
@@ -86,6 +97,13 @@ class ClientInstance:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    async def master_addr(self, mq: MessageQueue) -> str:
+        """The master of ``mq``'s broker group (refreshing the route once if unknown)."""
+        addr = await self.routes.master_addr_or_refresh(mq.broker_name, mq.topic)
+        if addr is None:
+            raise ClientError(f"The broker[{mq.broker_name}] not exist")
+        return addr
+
     async def send_heartbeat_to_all(self) -> None:
         await self.send_heartbeat(self.routes.broker_addrs(self.heartbeat_masters_only))
 
@@ -136,3 +154,94 @@ class ClientInstance:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.remote.close()
+
+
+class AsyncClient:
+    """The lifecycle every async client shares: ``_instance`` and ``_state`` set by the subclass.
+
+    ``_kind`` ("producer" or "consumer") only words the errors as Java's clients do.
+    """
+
+    _instance: ClientInstance
+    _state: str
+    _kind = "consumer"
+
+    @property
+    def client_id(self) -> str:
+        return self._instance.client_id
+
+    @property
+    def running(self) -> bool:
+        return self._state == "RUNNING"
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def shutdown(self) -> None:
+        raise NotImplementedError
+
+    def _must_start(self) -> bool:
+        """For ``start``: False if already running; raises if it ran and stopped."""
+        if self._state == "RUNNING":
+            return False
+        if self._state != "CREATED":
+            raise ClientError(f"the {self._kind} cannot be started in state {self._state}")
+        return True
+
+    def _check_running(self) -> None:
+        if self._state != "RUNNING":
+            raise ClientError(f"The {self._kind} service state not OK: {self._state} (call start() first)")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+
+class ConsumerClient(AsyncClient):
+    """The base of both consumers; subclasses provide the four hooks below."""
+
+    group: str
+
+    def _connect(
+        self,
+        namesrv_addr: str | Iterable[str],
+        instance_name: str | None,
+        request_timeout: float,
+        poll_namesrv_interval: float,
+        heartbeat_interval: float,
+    ) -> ClientInstance:
+        """The consumer's ClientInstance, wired to its hooks."""
+        instance = ClientInstance(
+            namesrv_addr,
+            instance_name=instance_name,
+            request_timeout=request_timeout,
+            poll_namesrv_interval=poll_namesrv_interval,
+            heartbeat_interval=heartbeat_interval,
+        )
+        instance.heartbeat_data = self._heartbeat_data
+        instance.topics_in_use = self._topics_in_use
+        instance.heartbeat_masters_only = False
+        instance.routes.listeners.append(self._on_route_change)
+        instance.remote.register_handler(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_notify)
+        return instance
+
+    def _on_notify(self, cmd: RemotingCommand, conn: RemotingConnection) -> None:
+        if cmd.ext_fields.get("consumerGroup") in (None, self.group):
+            self._wake_rebalance()
+
+    def _heartbeat_data(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _topics_in_use(self) -> list[str]:
+        raise NotImplementedError
+
+    def _on_route_change(self, topic: str, route: object) -> None:
+        raise NotImplementedError
+
+    def _wake_rebalance(self) -> None:
+        raise NotImplementedError

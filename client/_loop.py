@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from ferrymq.client.errors import ClientError
 
@@ -106,20 +106,49 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
-class _AsyncTwin(Protocol):
+class AsyncTwin(Protocol):
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
+
     async def start(self) -> Any: ...
 
     async def shutdown(self) -> None: ...
 
 
-class BlockingFacade:
+A = TypeVar("A", bound=AsyncTwin)
+
+
+class BlockingFacade(Generic[A]):
     """The blocking face of an asyncio client: its async twin runs on a background loop thread.
 
-    Subclasses set ``_loop`` and ``_async`` in ``__init__`` and add their own blocking methods.
+    Subclasses build the twin from their arguments, pass it here and add their own blocking
+    methods: coroutines through ``self._loop.run``, plain methods through :meth:`_call`.
     """
 
-    _loop: LoopThread
-    _async: _AsyncTwin
+    def __init__(self, twin: A, thread_name: str) -> None:
+        self._async = twin
+        self._loop = LoopThread(thread_name)
+
+    @property
+    def group(self) -> str:
+        return self._async.group
+
+    @property
+    def client_id(self) -> str:
+        return self._async.client_id
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a plain (non-coroutine) method on the loop thread, where the state lives."""
+        if not self._loop.running:
+            return fn(*args)
+
+        async def call() -> T:
+            return fn(*args)
+
+        return self._loop.run(call())
 
     def start(self) -> Self:
         self._loop.start()

@@ -33,45 +33,26 @@ import asyncio
 import collections
 import logging
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from ferrymq.client import _api
-from ferrymq.client._instance import ClientInstance
-from ferrymq.client._loop import BlockingFacade, LoopThread
+from ferrymq.client._instance import ConsumerClient
+from ferrymq.client._loop import BlockingFacade
+from ferrymq.client._pull import pull_addr, pulled_messages
 from ferrymq.client.allocate import AllocateMessageQueueAveragely, AllocateStrategy
 from ferrymq.client.errors import BrokerError, ClientError, MQError, ValidationError
 from ferrymq.client.message import MessageQueue
-from ferrymq.client.validators import RETRY_GROUP_TOPIC_PREFIX, check_group, check_topic
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
-from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.message import (
-    PROPERTY_MAX_OFFSET,
-    PROPERTY_MIN_OFFSET,
-    SYSFLAG_COMPRESSED,
-    MessageExt,
-    java_string_hash,
-)
-from ferrymq.core.remoting.transport import RemotingConnection
+from ferrymq.client.offset_store import RemoteBrokerOffsetStore
+from ferrymq.client.rebalance import CONSUME_FROM_CHOICES, compute_pull_from_where, consume_from_key
+from ferrymq.client.validators import check_group, check_topic
+from ferrymq.core.remoting.codes import ResponseCode
+from ferrymq.core.remoting.message import MessageExt, java_string_hash
 
 log = logging.getLogger("ferrymq.client")
 
 SUB_ALL = "*"
-CONSUME_FROM_CHOICES = {
-    "LAST_OFFSET": "CONSUME_FROM_LAST_OFFSET",
-    "FIRST_OFFSET": "CONSUME_FROM_FIRST_OFFSET",
-    "TIMESTAMP": "CONSUME_FROM_TIMESTAMP",
-}
-
-
-def _consume_from(value: str) -> str:
-    key = value.upper().removeprefix("CONSUME_FROM_")
-    if key not in CONSUME_FROM_CHOICES:
-        raise ValidationError(f"consume_from must be one of {', '.join(CONSUME_FROM_CHOICES)}, not {value!r}")
-    return key
 
 
 @dataclass(slots=True)
@@ -164,7 +145,7 @@ class _Batch:
     next_offset: int
 
 
-class AsyncLitePullConsumer:
+class AsyncLitePullConsumer(ConsumerClient):
     """A lite-pull consumer for asyncio code; see the module docstring.
 
     ``subscribe``/``assign``/``unsubscribe``/``pause``/``resume`` only record (and, when running,
@@ -214,7 +195,7 @@ class AsyncLitePullConsumer:
         instance_name: str | None = None,
     ) -> None:
         self.group = check_group(group)
-        self.consume_from = _consume_from(consume_from)
+        self.consume_from = consume_from_key(consume_from)
         #: epoch ms for consume_from=TIMESTAMP; Java's default is half an hour ago
         self.consume_timestamp = consume_timestamp
         if not 1 <= pull_batch_size <= 1024:
@@ -232,18 +213,10 @@ class AsyncLitePullConsumer:
         self.pull_delay_on_error = pull_delay_on_error
         self.rebalance_interval = rebalance_interval
         self.allocate_strategy: AllocateStrategy = allocate_strategy or AllocateMessageQueueAveragely()
-        self._instance = ClientInstance(
-            namesrv_addr,
-            instance_name=instance_name,
-            request_timeout=request_timeout,
-            poll_namesrv_interval=poll_namesrv_interval,
-            heartbeat_interval=heartbeat_interval,
+        self._instance = self._connect(
+            namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
         )
-        self._instance.heartbeat_data = self._heartbeat_data
-        self._instance.topics_in_use = self._topics_in_use
-        self._instance.heartbeat_masters_only = False
-        self._instance.routes.listeners.append(self._on_route_change)
-        self._instance.remote.register_handler(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, self._on_notify)
+        self._offsets = RemoteBrokerOffsetStore(self._instance, self.group, request_timeout)
         self._mode: str | None = None  # "SUBSCRIBE" | "ASSIGN"
         self._subs: dict[str, SubscriptionData] = {}
         self._assigned: list[MessageQueue] = []
@@ -260,14 +233,6 @@ class AsyncLitePullConsumer:
         self._state = "CREATED"
 
     # ---- configuration -------------------------------------------------------------------------
-
-    @property
-    def client_id(self) -> str:
-        return self._instance.client_id
-
-    @property
-    def running(self) -> bool:
-        return self._state == "RUNNING"
 
     def subscribe(self, topic: str, expression: str = SUB_ALL) -> None:
         """Consume ``topic``'s messages whose tag matches ``expression`` (``"*"`` or ``"A || B"``)."""
@@ -326,10 +291,8 @@ class AsyncLitePullConsumer:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._state == "RUNNING":
+        if not self._must_start():
             return
-        if self._state != "CREATED":
-            raise ClientError(f"the consumer cannot be started in state {self._state}")
         if self._mode is None:
             raise ClientError("call subscribe() or assign() before start()")
         self._arrived = asyncio.Event()
@@ -377,19 +340,6 @@ class AsyncLitePullConsumer:
         self._state = "SHUTDOWN"
         await self._instance.unregister(consumer_group=self.group)
         await self._instance.shutdown()
-
-    async def __aenter__(self) -> AsyncLitePullConsumer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.shutdown()
-
-    def _check_running(self) -> None:
-        if self._state != "RUNNING":
-            raise ClientError(f"The consumer service state not OK: {self._state} (call start() first)")
 
     # ---- polling -------------------------------------------------------------------------------
 
@@ -453,7 +403,9 @@ class AsyncLitePullConsumer:
         if offsets is None:
             await self._commit_states(list(self._states.values()), oneway=False, only_changed=False)
             return
-        await asyncio.gather(*(self._commit_one(mq, int(off), oneway=False) for mq, off in offsets.items()))
+        await asyncio.gather(
+            *(self._offsets.commit(mq, int(off), oneway=False) for mq, off in offsets.items())
+        )
         for mq, off in offsets.items():
             st = self._states.get(mq)
             if st is not None:
@@ -469,7 +421,7 @@ class AsyncLitePullConsumer:
             if off is None or off < 0 or (only_changed and off == st.committed):
                 continue
             todo.append((st, off))
-            jobs.append(self._commit_one(st.mq, off, oneway=oneway))
+            jobs.append(self._offsets.commit(st.mq, off, oneway=oneway))
         results = await asyncio.gather(*jobs, return_exceptions=True)
         errors = []
         for (st, off), res in zip(todo, results, strict=True):
@@ -481,12 +433,6 @@ class AsyncLitePullConsumer:
         if errors and not oneway:
             raise errors[0]
 
-    async def _commit_one(self, mq: MessageQueue, offset: int, *, oneway: bool) -> None:
-        addr = await self._master(mq)
-        await _api.update_consumer_offset(
-            self._instance.remote, addr, self.group, mq, offset, self.request_timeout, oneway=oneway
-        )
-
     async def committed(self, mq: MessageQueue) -> int | None:
         """The group's committed offset of ``mq`` (this consumer's last commit, else the broker's);
         None when the group has never committed one."""
@@ -494,10 +440,7 @@ class AsyncLitePullConsumer:
         st = self._states.get(mq)
         if st is not None and st.committed is not None:
             return st.committed
-        addr = await self._master(mq)
-        return await _api.query_consumer_offset(
-            self._instance.remote, addr, self.group, mq, self.request_timeout, set_zero_if_not_found=False
-        )
+        return await self._offsets.query(mq, set_zero_if_not_found=False)
 
     async def seek(self, mq: MessageQueue, offset: int) -> None:
         """Continue ``mq`` at ``offset`` (between its min and max offset); drops what is buffered."""
@@ -530,20 +473,24 @@ class AsyncLitePullConsumer:
     async def min_offset(self, mq: MessageQueue) -> int:
         self._check_running()
         return await _api.get_min_offset(
-            self._instance.remote, await self._master(mq), mq, self.request_timeout
+            self._instance.remote, await self._instance.master_addr(mq), mq, self.request_timeout
         )
 
     async def max_offset(self, mq: MessageQueue) -> int:
         self._check_running()
         return await _api.get_max_offset(
-            self._instance.remote, await self._master(mq), mq, self.request_timeout
+            self._instance.remote, await self._instance.master_addr(mq), mq, self.request_timeout
         )
 
     async def offset_for_timestamp(self, mq: MessageQueue, timestamp_ms: int) -> int:
         """The first offset stored at or after ``timestamp_ms`` (SEARCH_OFFSET_BY_TIMESTAMP)."""
         self._check_running()
         return await _api.search_offset(
-            self._instance.remote, await self._master(mq), mq, int(timestamp_ms), self.request_timeout
+            self._instance.remote,
+            await self._instance.master_addr(mq),
+            mq,
+            int(timestamp_ms),
+            self.request_timeout,
         )
 
     async def fetch_message_queues(self, topic: str) -> list[MessageQueue]:
@@ -555,30 +502,18 @@ class AsyncLitePullConsumer:
             raise ClientError(f"Can not find Message Queue for this topic, {topic}")
         return queues
 
-    async def _master(self, mq: MessageQueue) -> str:
-        addr = await self._instance.routes.master_addr_or_refresh(mq.broker_name, mq.topic)
-        if addr is None:
-            raise ClientError(f"The broker[{mq.broker_name}] not exist")
-        return addr
-
     async def _initial_offset(self, mq: MessageQueue) -> int:
         """``RebalanceLitePullImpl.computePullFromWhere``."""
-        remote, timeout = self._instance.remote, self.request_timeout
-        addr = await self._master(mq)
-        offset = await _api.query_consumer_offset(remote, addr, self.group, mq, timeout)
-        if offset is not None and offset >= 0:
-            return offset
-        retry_topic = mq.topic.startswith(RETRY_GROUP_TOPIC_PREFIX)
-        if self.consume_from == "FIRST_OFFSET":
-            return 0
-        if self.consume_from == "LAST_OFFSET" and retry_topic:
-            return 0
-        if self.consume_from == "TIMESTAMP" and not retry_topic:
-            ts = self.consume_timestamp
-            if ts is None:
-                ts = int(time.time() * 1000) - 30 * 60 * 1000
-            return await _api.search_offset(remote, addr, mq, ts, timeout)
-        return await _api.get_max_offset(remote, addr, mq, timeout)
+        addr = await self._instance.master_addr(mq)
+        return await compute_pull_from_where(
+            self._offsets.read,
+            self._instance.remote,
+            addr,
+            mq,
+            self.consume_from,
+            self.consume_timestamp,
+            self.request_timeout,
+        )
 
     # ---- assignment and rebalancing ----------------------------------------------------------------
 
@@ -595,10 +530,6 @@ class AsyncLitePullConsumer:
             consume_from_where=CONSUME_FROM_CHOICES[self.consume_from],
             subscriptions=subs,
         )
-
-    def _on_notify(self, cmd: RemotingCommand, conn: RemotingConnection) -> None:
-        if cmd.ext_fields.get("consumerGroup") in (None, self.group):
-            self._wake_rebalance()
 
     def _on_route_change(self, topic: str, route: object) -> None:
         if self.running and self._mode == "SUBSCRIBE" and topic in self._subs:
@@ -746,13 +677,7 @@ class AsyncLitePullConsumer:
             self._accept(st, result)
 
     async def _pull_once(self, st: _QueueState, offset: int) -> _api.PullResult:
-        routes = self._instance.routes
-        addr = routes.find_broker_addr(st.mq.broker_name, st.broker_id)
-        if addr is None:
-            await routes.refresh([st.mq.topic])
-            addr = routes.find_broker_addr(st.mq.broker_name, st.broker_id)
-            if addr is None:
-                raise ClientError(f"The broker[{st.mq.broker_name}] not exist")
+        addr = await pull_addr(self._instance.routes, st.mq, st.broker_id)
         sub = self._subs.get(st.mq.topic) if self._mode == "SUBSCRIBE" else None
         if sub is None:
             sub = SubscriptionData(st.mq.topic, SUB_ALL, sub_version=0)
@@ -786,15 +711,7 @@ class AsyncLitePullConsumer:
         msgs: list[MessageExt] = []
         if status is _api.PullStatus.FOUND:
             sub = self._subs.get(st.mq.topic) if self._mode == "SUBSCRIBE" else None
-            min_s, max_s = str(result.min_offset), str(result.max_offset)
-            for m in result.messages:
-                if sub is not None and not sub.matches(m.tags):
-                    continue
-                m.broker_name = st.mq.broker_name
-                m.properties[PROPERTY_MIN_OFFSET] = min_s
-                m.properties[PROPERTY_MAX_OFFSET] = max_s
-                _inflate(m)
-                msgs.append(m)
+            msgs = pulled_messages(result, st.mq, sub)
         elif status is _api.PullStatus.OFFSET_ILLEGAL:
             log.warning("offset %s of %s is illegal; moving to %d", st.pull_offset, st.mq, nxt)
         st.pull_offset = nxt
@@ -806,24 +723,7 @@ class AsyncLitePullConsumer:
                 self._arrived.set()
 
 
-def _inflate(m: MessageExt) -> None:
-    if not m.sys_flag & SYSFLAG_COMPRESSED:
-        return
-    kind = (m.sys_flag >> 8) & 0x7
-    if kind not in (0, 3):  # 1 LZ4, 2 ZSTD: no codec without extra dependencies
-        log.warning(
-            "message %s has a %s-compressed body; delivered compressed",
-            m.msg_id,
-            {1: "LZ4", 2: "ZSTD"}.get(kind, "?"),
-        )
-        return
-    try:
-        m.body = zlib.decompress(m.body)
-    except zlib.error as exc:
-        log.warning("message %s: body does not inflate (%s); delivered as stored", m.msg_id, exc)
-
-
-class LitePullConsumer(BlockingFacade):
+class LitePullConsumer(BlockingFacade[AsyncLitePullConsumer]):
     """Blocking lite-pull consumer: the API of :class:`AsyncLitePullConsumer` without ``await``.
 
     It runs an :class:`AsyncLitePullConsumer` on its own background event-loop thread.
@@ -838,71 +738,14 @@ class LitePullConsumer(BlockingFacade):
     """
 
     def __init__(
-        self,
-        namesrv_addr: str | Iterable[str] = "127.0.0.1:9876",
-        group: str = "DEFAULT_CONSUMER",
-        *,
-        consume_from: str = "LAST_OFFSET",
-        consume_timestamp: int | None = None,
-        pull_batch_size: int = 32,
-        auto_commit: bool = True,
-        auto_commit_interval: float = 5.0,
-        pull_threshold_for_queue: int = 1000,
-        pull_threshold_for_all: int = 10000,
-        broker_suspend_max: float = 20.0,
-        pull_timeout: float = 30.0,
-        request_timeout: float = 3.0,
-        pull_delay_on_error: float = 1.0,
-        rebalance_interval: float = 20.0,
-        poll_namesrv_interval: float = 30.0,
-        heartbeat_interval: float = 30.0,
-        allocate_strategy: AllocateStrategy | None = None,
-        instance_name: str | None = None,
+        self, namesrv_addr: str | Iterable[str] = "127.0.0.1:9876", group: str = "DEFAULT_CONSUMER", **kw: Any
     ) -> None:
         """Same arguments as :class:`AsyncLitePullConsumer`."""
-        self._async = AsyncLitePullConsumer(
-            namesrv_addr,
-            group,
-            consume_from=consume_from,
-            consume_timestamp=consume_timestamp,
-            pull_batch_size=pull_batch_size,
-            auto_commit=auto_commit,
-            auto_commit_interval=auto_commit_interval,
-            pull_threshold_for_queue=pull_threshold_for_queue,
-            pull_threshold_for_all=pull_threshold_for_all,
-            broker_suspend_max=broker_suspend_max,
-            pull_timeout=pull_timeout,
-            request_timeout=request_timeout,
-            pull_delay_on_error=pull_delay_on_error,
-            rebalance_interval=rebalance_interval,
-            poll_namesrv_interval=poll_namesrv_interval,
-            heartbeat_interval=heartbeat_interval,
-            allocate_strategy=allocate_strategy,
-            instance_name=instance_name,
-        )
-        self._loop = LoopThread(f"ferrymq-consumer-{group}")
-
-    @property
-    def group(self) -> str:
-        return self._async.group
-
-    @property
-    def client_id(self) -> str:
-        return self._async.client_id
+        super().__init__(AsyncLitePullConsumer(namesrv_addr, group, **kw), f"ferrymq-consumer-{group}")
 
     @property
     def async_consumer(self) -> AsyncLitePullConsumer:
         return self._async
-
-    def _call(self, fn: Any, *args: Any) -> Any:
-        """Run a plain (non-coroutine) method on the loop thread, where the state lives."""
-        if not self._loop.running:
-            return fn(*args)
-
-        async def call() -> Any:
-            return fn(*args)
-
-        return self._loop.run(call())
 
     def subscribe(self, topic: str, expression: str = SUB_ALL) -> None:
         self._call(self._async.subscribe, topic, expression)
@@ -914,8 +757,7 @@ class LitePullConsumer(BlockingFacade):
         self._call(self._async.assign, list(queues))
 
     def assignment(self) -> set[MessageQueue]:
-        result: set[MessageQueue] = self._call(self._async.assignment)
-        return result
+        return self._call(self._async.assignment)
 
     def pause(self, queues: Iterable[MessageQueue]) -> None:
         self._call(self._async.pause, list(queues))

@@ -19,13 +19,17 @@ The preference is per consumer instance (each member drains the high-priority qu
 before its normal ones) and per batch (a batch already handed to the listener finishes). Orderly
 listeners ignore it: order within a queue comes first. Retry-topic messages rank like the topics
 not named (lowest).
+
+:class:`PriorityGate` is how a concurrent consumer applies the ranking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import asyncio
+from collections.abc import Callable, Collection, Mapping
 
 from ferrymq.client.message import MessageQueue
+from ferrymq.client.process_queue import ProcessQueue
 
 Ranking = Callable[[MessageQueue], int]
 
@@ -49,3 +53,40 @@ def by_queue_set(topic: str, high_queue_ids: Collection[int]) -> Ranking:
         return 0 if mq.topic == topic and mq.queue_id in high else 1
 
     return rank
+
+
+class PriorityGate:
+    """Holds a concurrent batch back while a higher-ranked owned queue has messages waiting.
+
+    ``queues`` is the consumer's live table of owned queues; :meth:`notify` is called whenever
+    what waits may have changed (a pull, a consumed batch, a rebalance) and wakes the waiters to
+    look again. Without a ranking (``enabled`` False) nobody waits.
+    """
+
+    def __init__(self, queues: Mapping[MessageQueue, ProcessQueue], enabled: bool) -> None:
+        self.queues = queues
+        self.enabled = enabled
+        self._changed: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        """Called on the consumer's loop before anything waits."""
+        self._changed = asyncio.get_running_loop().create_future()
+
+    def _higher_ranked_pending(self, rank: int) -> bool:
+        return any(
+            pq.rank < rank and not pq.dropped and (pq.count or pq.backlog) for pq in self.queues.values()
+        )
+
+    def notify(self) -> None:
+        fut = self._changed
+        if not self.enabled or fut is None:
+            return
+        if not fut.done():
+            fut.set_result(None)
+        self._changed = asyncio.get_running_loop().create_future()
+
+    async def wait_turn(self, pq: ProcessQueue, running: Callable[[], bool]) -> None:
+        """Return once no higher-ranked queue has messages waiting (or ``pq`` or the consumer stops)."""
+        while running() and not pq.dropped and self._higher_ranked_pending(pq.rank):
+            assert self._changed is not None
+            await self._changed

@@ -29,13 +29,12 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from ferrymq.client import _api
 from ferrymq.client._ids import create_uniq_id
-from ferrymq.client._instance import ClientInstance
-from ferrymq.client._loop import BlockingFacade, LoopThread
+from ferrymq.client._instance import AsyncClient, ClientInstance
+from ferrymq.client._loop import BlockingFacade
 from ferrymq.client.errors import BrokerError, ClientError, NetworkError, ValidationError
 from ferrymq.client.message import MessageQueue, SendResult
 from ferrymq.client.route import DEFAULT_TOPIC, TopicPublishInfo
@@ -99,7 +98,7 @@ class _Prepared:
     batch: bool = False
 
 
-class AsyncProducer:
+class AsyncProducer(AsyncClient):
     """A producer for asyncio code; create, ``await start()``, send, ``await shutdown()``.
 
     Also an async context manager. All methods must be awaited on the loop that started it.
@@ -121,6 +120,8 @@ class AsyncProducer:
       heartbeatBrokerInterval]
     * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
     """
+
+    _kind = "producer"
 
     def __init__(
         self,
@@ -175,19 +176,9 @@ class AsyncProducer:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    @property
-    def client_id(self) -> str:
-        return self._instance.client_id
-
-    @property
-    def running(self) -> bool:
-        return self._state == "RUNNING"
-
     async def start(self) -> None:
-        if self._state == "RUNNING":
+        if not self._must_start():
             return
-        if self._state != "CREATED":
-            raise ClientError(f"the producer cannot be started in state {self._state}")
         await self._instance.start()
         self._state = "RUNNING"
 
@@ -201,19 +192,6 @@ class AsyncProducer:
             task.cancel()
         await self._instance.unregister(producer_group=self.group)
         await self._instance.shutdown()
-
-    async def __aenter__(self) -> AsyncProducer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.shutdown()
-
-    def _check_running(self) -> None:
-        if self._state != "RUNNING":
-            raise ClientError(f"The producer service state not OK: {self._state} (call start() first)")
 
     def _heartbeat_data(self) -> dict[str, Any]:
         return _api.heartbeat_data(self.client_id, producer_group=self.group)
@@ -384,7 +362,7 @@ class AsyncProducer:
         task.add_done_callback(self._background.discard)
 
 
-class Producer(BlockingFacade):
+class Producer(BlockingFacade[AsyncProducer]):
     """Blocking producer: the same API as :class:`AsyncProducer` without ``await``.
 
     It runs an :class:`AsyncProducer` on its own background event-loop thread. ``send_async``
@@ -399,47 +377,11 @@ class Producer(BlockingFacade):
         self,
         namesrv_addr: str | Iterable[str] = "127.0.0.1:9876",
         group: str = DEFAULT_PRODUCER_GROUP,
-        *,
-        send_timeout: float = 3.0,
-        retry_times: int = 2,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        compress_over: int = 4096,
-        compress_level: int = 5,
-        create_topic_key: str = DEFAULT_TOPIC,
-        default_topic_queue_nums: int = 4,
-        retry_response_codes: Iterable[int] | None = None,
-        fault_isolation: float = 30.0,
-        poll_namesrv_interval: float = 30.0,
-        heartbeat_interval: float = 30.0,
-        instance_name: str | None = None,
+        **kw: Any,
     ) -> None:
         """Same arguments as :class:`AsyncProducer`."""
-        self._async = AsyncProducer(
-            namesrv_addr,
-            group,
-            send_timeout=send_timeout,
-            retry_times=retry_times,
-            max_message_size=max_message_size,
-            compress_over=compress_over,
-            compress_level=compress_level,
-            create_topic_key=create_topic_key,
-            default_topic_queue_nums=default_topic_queue_nums,
-            retry_response_codes=retry_response_codes,
-            fault_isolation=fault_isolation,
-            poll_namesrv_interval=poll_namesrv_interval,
-            heartbeat_interval=heartbeat_interval,
-            instance_name=instance_name,
-        )
-        self._loop = LoopThread(f"ferrymq-producer-{group}")
+        super().__init__(AsyncProducer(namesrv_addr, group, **kw), f"ferrymq-producer-{group}")
         self._pending: set[concurrent.futures.Future[Any]] = set()
-
-    @property
-    def group(self) -> str:
-        return self._async.group
-
-    @property
-    def client_id(self) -> str:
-        return self._async.client_id
 
     @property
     def async_producer(self) -> AsyncProducer:

@@ -1,6 +1,5 @@
-"""Rebalancing of a push consumer (Java's ``RebalanceImpl`` / ``RebalancePushImpl``) and the
-broker requests it needs beyond ``_api``: LOCK_BATCH_MQ, UNLOCK_BATCH_MQ, and where a newly owned
-queue starts.
+"""Rebalancing of a push consumer (Java's ``RebalanceImpl`` / ``RebalancePushImpl``) and where a
+newly owned queue starts (shared with the lite-pull consumer).
 
 * :func:`allocate_topic` -- the queues of one topic this member should own: in CLUSTERING mode the
   strategy's share of the topic's queues (sorted) among the group's members (sorted, from
@@ -10,29 +9,53 @@ queue starts.
   offset, else per consume-from (``computePullFromWhereWithException``): LAST_OFFSET = the queue's
   end (retry topics from 0), FIRST_OFFSET = 0, TIMESTAMP = the first message stored at or after the
   timestamp (retry topics from the end).
-* :func:`lock_batch` / :func:`unlock_batch` -- queue locks for orderly consumption.
+* :func:`consume_from_key` -- checks a ``consume_from`` setting (``CONSUME_FROM_CHOICES``).
+* :class:`PushRebalance` -- the push consumer's rebalance loop: works out the owned queues and
+  applies the difference (a ProcessQueue and a pull task per queue taken; offsets committed and,
+  for orderly consumers, the broker lock released for a queue given up).
+
+Queue locks for orderly consumption are in :mod:`ferrymq.client.queue_lock`.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Mapping
 
 from ferrymq.client import _api
 from ferrymq.client._instance import ClientInstance
-from ferrymq.client._remote import RemotingClient, check_response, request
+from ferrymq.client._remote import RemotingClient
 from ferrymq.client.allocate import AllocateStrategy
-from ferrymq.client.errors import ClientError, MQError
+from ferrymq.client.consume_service import ConsumeRuntime
+from ferrymq.client.errors import MQError, ValidationError
 from ferrymq.client.message import MessageQueue
+from ferrymq.client.offset_store import OffsetStore
+from ferrymq.client.priority import PriorityGate
+from ferrymq.client.process_queue import ProcessQueue
+from ferrymq.client.queue_lock import QueueLocks
 from ferrymq.client.validators import RETRY_GROUP_TOPIC_PREFIX
-from ferrymq.core.remoting.codes import RequestCode
 
 log = logging.getLogger("ferrymq.client")
 
 CLUSTERING = "CLUSTERING"
 BROADCASTING = "BROADCASTING"
+#: ``consume_from`` settings and the ConsumeFromWhere names heartbeats carry
+CONSUME_FROM_CHOICES = {
+    "LAST_OFFSET": "CONSUME_FROM_LAST_OFFSET",
+    "FIRST_OFFSET": "CONSUME_FROM_FIRST_OFFSET",
+    "TIMESTAMP": "CONSUME_FROM_TIMESTAMP",
+}
+
+
+def consume_from_key(value: str) -> str:
+    """``"last_offset"`` or ``"CONSUME_FROM_LAST_OFFSET"`` to ``"LAST_OFFSET"``; raises ValidationError."""
+    key = value.upper().removeprefix("CONSUME_FROM_")
+    if key not in CONSUME_FROM_CHOICES:
+        raise ValidationError(f"consume_from must be one of {', '.join(CONSUME_FROM_CHOICES)}, not {value!r}")
+    return key
 
 
 async def allocate_topic(
@@ -97,49 +120,145 @@ async def compute_pull_from_where(
     return await _api.get_max_offset(remote, addr, mq, timeout)
 
 
-def _mq_json(mq: MessageQueue) -> dict[str, object]:
-    return {"brokerName": mq.broker_name, "queueId": mq.queue_id, "topic": mq.topic}
+class PushRebalance:
+    """``RebalancePushImpl`` for one push consumer; built at start, on the consumer's loop.
 
+    ``subs`` and ``pqs`` are the consumer's live tables (subscribed topics, owned queues);
+    ``start_pull`` starts the pull task of a queue just taken; ``locks`` is set for orderly
+    consumers in clustering mode, whose queues are taken only once locked and released only
+    after their last consumed offset is committed.
+    """
 
-def _lock_body(group: str, client_id: str, mqs: Iterable[MessageQueue]) -> bytes:
-    body = {
-        "consumerGroup": group,
-        "clientId": client_id,
-        "onlyThisBroker": False,
-        "mqSet": [_mq_json(mq) for mq in mqs],
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
+    def __init__(
+        self,
+        instance: ClientInstance,
+        runtime: ConsumeRuntime,
+        *,
+        message_model: str,
+        strategy: AllocateStrategy,
+        timeout: float,
+        interval: float,
+        subs: Mapping[str, object],
+        pqs: dict[MessageQueue, ProcessQueue],
+        offsets: OffsetStore,
+        locks: QueueLocks | None,
+        gate: PriorityGate,
+        ranking: Callable[[MessageQueue], int] | None,
+        start_pull: Callable[[ProcessQueue], None],
+    ) -> None:
+        self.instance = instance
+        self.runtime = runtime
+        self.group = runtime.group
+        self.message_model = message_model
+        self.strategy = strategy
+        self.timeout = timeout
+        self.interval = interval
+        self.subs = subs
+        self.pqs = pqs
+        self.offsets = offsets
+        self.locks = locks
+        self.gate = gate
+        self.ranking = ranking
+        self.start_pull = start_pull
+        #: orderly queues given up whose offset commit and unlock are under way
+        self.releasing: dict[MessageQueue, asyncio.Task[None]] = {}
+        self.wakeup = asyncio.Event()
+        self._lock = asyncio.Lock()
 
+    def wake(self) -> None:
+        """Rebalance now (group or route changed)."""
+        self.wakeup.set()
 
-async def lock_batch(
-    remote: RemotingClient,
-    addr: str,
-    group: str,
-    client_id: str,
-    mqs: Iterable[MessageQueue],
-    timeout: float,
-) -> set[MessageQueue]:
-    """LOCK_BATCH_MQ (41): lock or renew ``mqs``; returns the ones this client now holds."""
-    cmd = request(RequestCode.LOCK_BATCH_MQ, body=_lock_body(group, client_id, mqs))
-    resp = check_response(await remote.invoke(addr, cmd, timeout), addr=addr)
-    try:
-        data = json.loads(bytes(resp.body) or b"{}")
-        return {
-            MessageQueue(str(m["topic"]), str(m["brokerName"]), int(m["queueId"]))
-            for m in data.get("lockOKMQSet") or []
-        }
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ClientError(f"malformed lock response from {addr}") from None
+    async def loop(self) -> None:
+        """Every ``interval`` seconds (a heartbeat first), and whenever woken."""
+        wakeup = self.wakeup
+        while self.runtime.running():
+            woken = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), self.interval)
+                woken = True
+            wakeup.clear()
+            try:
+                if not woken:
+                    await self.instance.send_heartbeat_to_all()
+                await self.rebalance()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("rebalance of group %s failed", self.group)
 
+    async def rebalance(self) -> None:
+        """``RebalanceImpl.doRebalance``: work out the owned queues and apply the difference."""
+        async with self._lock:
+            if not self.runtime.running():
+                return
+            wanted: set[MessageQueue] = set()
+            for topic in list(self.subs):
+                mine = await allocate_topic(
+                    self.instance, self.group, topic, self.message_model, self.strategy, self.timeout
+                )
+                if mine is None:  # unknown now: keep what we have
+                    mine = {mq for mq in self.pqs if mq.topic == topic}
+                wanted |= mine
+            if self.runtime.running():
+                await self._apply(wanted)
 
-async def unlock_batch(
-    remote: RemotingClient,
-    addr: str,
-    group: str,
-    client_id: str,
-    mqs: Iterable[MessageQueue],
-    timeout: float,
-) -> None:
-    """UNLOCK_BATCH_MQ (42)."""
-    cmd = request(RequestCode.UNLOCK_BATCH_MQ, body=_lock_body(group, client_id, mqs))
-    check_response(await remote.invoke(addr, cmd, timeout), addr=addr)
+    async def _apply(self, wanted: set[MessageQueue]) -> None:
+        removed = [pq for mq, pq in self.pqs.items() if mq not in wanted]
+        for pq in removed:
+            del self.pqs[pq.mq]
+            self._drop(pq)
+        locks = self.locks
+        if removed and locks is None:
+            gone = [pq.mq for pq in removed]
+            await self.offsets.persist(gone, oneway=True)
+            for mq in gone:
+                self.offsets.remove(mq)
+        added = 0
+        retry_soon = False
+        for mq in sorted(wanted):
+            if mq in self.pqs:
+                continue
+            pq = ProcessQueue(mq, self.ranking(mq) if self.ranking else 0)
+            if locks is not None:
+                if mq in self.releasing or not await locks.lock(pq):
+                    retry_soon = True  # the previous owner still holds it: try again shortly
+                    continue
+                if not self.runtime.running() or mq in self.pqs:
+                    continue
+            self.offsets.remove(mq)
+            self.pqs[mq] = pq
+            self.start_pull(pq)
+            added += 1
+        if removed or added:
+            log.info(
+                "group %s client %s owns %d queue(s) (+%d -%d)",
+                self.group,
+                self.instance.client_id,
+                len(self.pqs),
+                added,
+                len(removed),
+            )
+            self.gate.notify()
+        if retry_soon:
+            asyncio.get_running_loop().call_later(0.5, self.wake)
+
+    def _drop(self, pq: ProcessQueue) -> None:
+        pq.dropped = True
+        pq.space.set()
+        if pq.pull_task is not None:
+            pq.pull_task.cancel()
+        if self.locks is not None:
+            task = asyncio.ensure_future(self._release(pq, self.locks))
+            self.releasing[pq.mq] = task
+            task.add_done_callback(lambda t: self.releasing.pop(pq.mq, None))
+
+    async def _release(self, pq: ProcessQueue, locks: QueueLocks) -> None:
+        """Orderly: give a queue up only after its listener is done and its offset committed."""
+        async with pq.consume_lock:
+            try:
+                await self.offsets.persist([pq.mq], oneway=False)
+            except MQError as exc:
+                log.warning("offset commit of %s before unlocking failed: %s", pq.mq, exc)
+            self.offsets.remove(pq.mq)
+            await locks.unlock([pq.mq])

@@ -29,8 +29,8 @@ from ferrymq.client import (
 from ferrymq.client._ids import UniqueIdGenerator, make_client_id, uniq_id_ip, uniq_id_time_ms
 from ferrymq.client._loop import LoopThread
 from ferrymq.client._remote import parse_namesrv_addrs
-from ferrymq.client.consumer import _consume_from
 from ferrymq.client.producer import message_properties
+from ferrymq.client.rebalance import consume_from_key
 from ferrymq.client.route import (
     TopicPublishInfo,
     default_route_for,
@@ -297,10 +297,10 @@ def test_subscription_expressions():
 
 
 def test_consume_from_names():
-    assert _consume_from("last_offset") == "LAST_OFFSET"
-    assert _consume_from("CONSUME_FROM_FIRST_OFFSET") == "FIRST_OFFSET"
+    assert consume_from_key("last_offset") == "LAST_OFFSET"
+    assert consume_from_key("CONSUME_FROM_FIRST_OFFSET") == "FIRST_OFFSET"
     with pytest.raises(ValidationError):
-        _consume_from("NEWEST")
+        consume_from_key("NEWEST")
 
 
 # ---- wire details ------------------------------------------------------------------------------------

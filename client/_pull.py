@@ -1,0 +1,77 @@
+"""What both consumers do around a pull (Java's ``PullAPIWrapper``).
+
+* :func:`pull_addr` -- the broker member to pull a queue from: the one the broker last suggested
+  (``suggestWhichBrokerId``), else any member of the group, refreshing the route once.
+* :func:`pulled_messages` -- ``processPullResult``: the messages of a FOUND result that match the
+  subscription's exact tags (the broker filtered by hash only), stamped with their broker name and
+  the queue's min/max offsets, zlib bodies inflated.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import Protocol
+
+from ferrymq.client import _api
+from ferrymq.client.errors import ClientError
+from ferrymq.client.message import MessageQueue
+from ferrymq.client.route import RouteManager
+from ferrymq.core.remoting.message import (
+    PROPERTY_MAX_OFFSET,
+    PROPERTY_MIN_OFFSET,
+    SYSFLAG_COMPRESSED,
+    MessageExt,
+)
+
+log = logging.getLogger("ferrymq.client")
+
+
+async def pull_addr(routes: RouteManager, mq: MessageQueue, broker_id: int) -> str:
+    """Where to pull ``mq`` from (``findBrokerAddressInSubscribe``); raises ClientError."""
+    addr = routes.find_broker_addr(mq.broker_name, broker_id)
+    if addr is None:
+        await routes.refresh([mq.topic])
+        addr = routes.find_broker_addr(mq.broker_name, broker_id)
+        if addr is None:
+            raise ClientError(f"The broker[{mq.broker_name}] not exist")
+    return addr
+
+
+class TagFilter(Protocol):
+    """What :func:`pulled_messages` needs of a subscription: the exact tag re-check."""
+
+    def matches(self, tags: str | None) -> bool: ...
+
+
+def pulled_messages(result: _api.PullResult, mq: MessageQueue, sub: TagFilter | None) -> list[MessageExt]:
+    """The deliverable messages of a FOUND ``result`` (see the module docstring)."""
+    min_s, max_s = str(result.min_offset), str(result.max_offset)
+    msgs = []
+    for m in result.messages:
+        if sub is not None and not sub.matches(m.tags):
+            continue
+        m.broker_name = mq.broker_name
+        m.properties[PROPERTY_MIN_OFFSET] = min_s
+        m.properties[PROPERTY_MAX_OFFSET] = max_s
+        inflate(m)
+        msgs.append(m)
+    return msgs
+
+
+def inflate(m: MessageExt) -> None:
+    """Inflate a zlib-compressed body in place; LZ4 and ZSTD bodies stay compressed."""
+    if not m.sys_flag & SYSFLAG_COMPRESSED:
+        return
+    kind = (m.sys_flag >> 8) & 0x7
+    if kind not in (0, 3):  # 1 LZ4, 2 ZSTD: no codec without extra dependencies
+        log.warning(
+            "message %s has a %s-compressed body; delivered compressed",
+            m.msg_id,
+            {1: "LZ4", 2: "ZSTD"}.get(kind, "?"),
+        )
+        return
+    try:
+        m.body = zlib.decompress(m.body)
+    except zlib.error as exc:
+        log.warning("message %s: body does not inflate (%s); delivered as stored", m.msg_id, exc)
