@@ -17,11 +17,11 @@ the reverse.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from kafka_support import PARTITIONS, commit_log_offset, create_topic, one_owner_each
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageQueue, Producer
@@ -33,7 +33,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
 TAGS_HEADER = "rocketmq.tags"
-PARTITIONS = 6
 #: rebalances in a fraction of a second (the broker's minimum session is 6 s)
 GROUP_CONFIG: dict[str, Any] = {
     "session_timeout_ms": 6_000,
@@ -47,26 +46,13 @@ GROUP_CONFIG: dict[str, Any] = {
 VALUE = b"ferrymq " * 125
 
 
+#: a new group forms at once instead of after Kafka's default 3 s (tests do this with Kafka too)
+FERRYMQ_CONF = "groupInitialRebalanceDelayMs=0\n"
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    # a new group forms at once instead of after Kafka's default 3 s (tests do this with Kafka too)
-    s = FerryServer(tmp_path_factory.mktemp("aiokafka"), "groupInitialRebalanceDelayMs=0\n")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-def create_topic(server: FerryServer, name: str, queues: int = PARTITIONS) -> None:
-    r = httpx.post(f"{server.admin_url}/api/topics", json={"name": name, "queues": queues}, timeout=10)
-    assert r.status_code == 201, r.text
-
-
-def commit_log_offset(server: FerryServer, topic: str, partition: int, offset: int) -> int:
-    """Where the record at ``offset`` is stored in the commit log (admin REST API)."""
-    url = f"{server.admin_url}/api/topics/{topic}/queues/{partition}/messages?offset={offset}"
-    return int(httpx.get(url, timeout=10).json()["messages"][0]["commit_log_offset"])
+def server(shared_server: FerryServer) -> FerryServer:
+    return shared_server
 
 
 async def read(server: FerryServer, topic: str, partition: int, offset: int, count: int) -> list[Any]:
@@ -187,13 +173,9 @@ class Member:
 async def wait_for(changed: asyncio.Condition, members: list[Member], what: str) -> None:
     """Until every partition has exactly one owner and every member owns some."""
 
-    def one_owner_each() -> bool:
-        owned = [p for m in members for p in m.assigned]
-        return sorted(owned) == list(range(PARTITIONS)) and all(m.assigned for m in members)
-
     try:
         async with asyncio.timeout(30), changed:
-            await changed.wait_for(one_owner_each)
+            await changed.wait_for(lambda: one_owner_each(members))
     except TimeoutError:
         pytest.fail(f"{what}: assignments {[sorted(m.assigned) for m in members]}")
 
