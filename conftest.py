@@ -18,7 +18,7 @@ from ferrymq.cli import testing as launchers
 from ferrymq.cli.testing import FerryServer
 
 #: fixtures that start a ferrymq process: a test using one (even indirectly) is a ``process`` test
-PROCESS_FIXTURES = frozenset({"ferrymq_server", "server_factory", "shared_server"})
+PROCESS_FIXTURES = frozenset({"ferrymq_server", "server_factory", "shared_server", "server"})
 #: the classes of ferrymq.cli.testing that spawn processes
 LAUNCHERS = frozenset(
     obj for obj in vars(launchers).values() if inspect.isclass(obj) and obj.__module__ == launchers.__name__
@@ -52,6 +52,12 @@ def shared_server(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(shared_server: FerryServer) -> FerryServer:
+    """``shared_server`` under the short name most modules use; a module may define its own."""
+    return shared_server
 
 
 @pytest.fixture

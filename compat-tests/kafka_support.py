@@ -15,6 +15,21 @@ from ferrymq.cli.testing import FerryServer
 
 #: partitions of the topics these tests make
 PARTITIONS = 6
+#: broker.conf (a module's FERRYMQ_CONF): a new group forms at once instead of after Kafka's
+#: default 3 s (tests do this with Kafka too)
+FAST_GROUPS_CONF = "groupInitialRebalanceDelayMs=0\n"
+#: kafka-python and aiokafka consumers: rebalances in a fraction of a second (the broker's minimum
+#: session is 6 s)
+GROUP_CONFIG: dict[str, Any] = {
+    "session_timeout_ms": 6_000,
+    "heartbeat_interval_ms": 200,
+    "max_poll_interval_ms": 10_000,
+    "request_timeout_ms": 15_000,
+    "auto_offset_reset": "earliest",
+    "enable_auto_commit": False,
+}
+#: highly compressible values: a compressed batch of 20 is a small fraction of 20 KB
+VALUE = b"ferrymq " * 125
 
 
 def create_topic(server: FerryServer, name: str, queues: int = PARTITIONS) -> None:

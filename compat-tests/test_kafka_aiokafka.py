@@ -21,7 +21,15 @@ from typing import Any
 
 import httpx
 import pytest
-from kafka_support import PARTITIONS, commit_log_offset, create_topic, one_owner_each
+from kafka_support import (
+    FAST_GROUPS_CONF,
+    GROUP_CONFIG,
+    PARTITIONS,
+    VALUE,
+    commit_log_offset,
+    create_topic,
+    one_owner_each,
+)
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageQueue, Producer
@@ -33,26 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
 TAGS_HEADER = "rocketmq.tags"
-#: rebalances in a fraction of a second (the broker's minimum session is 6 s)
-GROUP_CONFIG: dict[str, Any] = {
-    "session_timeout_ms": 6_000,
-    "heartbeat_interval_ms": 200,
-    "max_poll_interval_ms": 10_000,
-    "request_timeout_ms": 15_000,
-    "auto_offset_reset": "earliest",
-    "enable_auto_commit": False,
-}
-#: highly compressible values: a compressed batch of 20 is a small fraction of 20 KB
-VALUE = b"ferrymq " * 125
-
-
-#: a new group forms at once instead of after Kafka's default 3 s (tests do this with Kafka too)
-FERRYMQ_CONF = "groupInitialRebalanceDelayMs=0\n"
-
-
-@pytest.fixture(scope="module")
-def server(shared_server: FerryServer) -> FerryServer:
-    return shared_server
+FERRYMQ_CONF = FAST_GROUPS_CONF  # broker.conf of this module's shared server
 
 
 async def read(server: FerryServer, topic: str, partition: int, offset: int, count: int) -> list[Any]:

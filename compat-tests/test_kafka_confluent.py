@@ -30,7 +30,9 @@ from typing import Any
 import httpx
 import pytest
 from kafka_support import (
+    FAST_GROUPS_CONF,
     PARTITIONS,
+    VALUE,
     ThreadMember,
     commit_log_offset,
     create_topic,
@@ -57,17 +59,7 @@ GROUP_CONFIG: dict[str, Any] = {
     "auto.offset.reset": "earliest",
     "enable.auto.commit": False,
 }
-#: highly compressible values: a compressed batch of 20 is a small fraction of 20 KB
-VALUE = b"ferrymq " * 125
-
-
-#: a new group forms at once instead of after Kafka's default 3 s (tests do this with Kafka too)
-FERRYMQ_CONF = "groupInitialRebalanceDelayMs=0\n"
-
-
-@pytest.fixture(scope="module")
-def server(shared_server: FerryServer) -> FerryServer:
-    return shared_server
+FERRYMQ_CONF = FAST_GROUPS_CONF  # broker.conf of this module's shared server
 
 
 def read(server: FerryServer, topic: str, partition: int, offset: int, count: int) -> list[Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kafka_support import PARTITIONS, ThreadMember, create_topic, one_owner_each, wait_for
+from kafka_support import GROUP_CONFIG, PARTITIONS, ThreadMember, create_topic, one_owner_each, wait_for
 
 from ferrymq.cli.testing import FerryServer
 
@@ -26,21 +26,6 @@ from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, Ka
 from kafka.errors import InconsistentGroupProtocolError  # noqa: E402
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
-
-#: short enough that rebalances take a fraction of a second (the broker's minimum session is 6 s)
-GROUP_CONFIG: dict[str, Any] = {
-    "session_timeout_ms": 6_000,
-    "heartbeat_interval_ms": 200,
-    "max_poll_interval_ms": 10_000,
-    "request_timeout_ms": 15_000,
-    "auto_offset_reset": "earliest",
-    "enable_auto_commit": False,
-}
-
-
-@pytest.fixture(scope="module")
-def server(shared_server: FerryServer) -> FerryServer:
-    return shared_server
 
 
 class Member(ThreadMember):

@@ -17,7 +17,7 @@ import re
 import httpx
 import kafka_java_support as kj
 import pytest
-from kafka_support import create_topic
+from kafka_support import FAST_GROUPS_CONF, create_topic
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageQueue, Producer
@@ -30,15 +30,7 @@ pytestmark = [
 ]
 
 TAGS_HEADER = "rocketmq.tags"
-
-
-#: a new group forms at once instead of after Kafka's default 3 s (tests do this with Kafka too)
-FERRYMQ_CONF = "groupInitialRebalanceDelayMs=0\n"
-
-
-@pytest.fixture(scope="module")
-def server(shared_server: FerryServer) -> FerryServer:
-    return shared_server
+FERRYMQ_CONF = FAST_GROUPS_CONF  # broker.conf of this module's shared server
 
 
 @pytest.fixture(params=kj.LINES)

@@ -28,11 +28,6 @@ pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 TAGS_HEADER = "rocketmq.tags"
 
 
-@pytest.fixture(scope="module")
-def server(shared_server: FerryServer) -> FerryServer:
-    return shared_server
-
-
 def consume(server: FerryServer, topic: str, partition: int, offset: int, count: int) -> list[Any]:
     """``count`` records from ``offset`` with assign + seek (no group)."""
     consumer = KafkaConsumer(bootstrap_servers=server.kafka_bootstrap, consumer_timeout_ms=5000)

@@ -26,11 +26,6 @@ from tests.remoting_helpers import heartbeat, pull
 TOKEN = "s3cret-token"
 
 
-@pytest.fixture(scope="module")
-def server(shared_server: FerryServer) -> FerryServer:
-    return shared_server
-
-
 @pytest.fixture
 def http(server: FerryServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.admin_url, timeout=10) as client:
