@@ -29,12 +29,8 @@ ROOT = Path(__file__).parent
 @pytest.fixture
 def ferrymq_server(tmp_path: Path) -> Iterator[FerryServer]:
     """A real ``ferrymq serve`` process on free ports in a temporary directory."""
-    server = FerryServer(tmp_path / "ferrymq")
-    server.start()
-    try:
+    with FerryServer(tmp_path / "ferrymq") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +40,10 @@ def shared_server(
     """One ``ferrymq serve`` for every test of a module, for tests that each leave it in a state the
     others tolerate (fast). Its broker.conf text is the module's ``FERRYMQ_CONF`` (default none)."""
     name = request.module.__name__.rsplit(".", 1)[-1]
-    server = FerryServer(
+    with FerryServer(
         tmp_path_factory.mktemp(name) / "ferrymq", getattr(request.module, "FERRYMQ_CONF", "")
-    )
-    server.start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str |
     return asyncio.run(go())
 
 
-def create_topic(broker_addr: str, topic: str, queues: int = 4) -> None:
+def create_topic(broker_addr: str, topic: str, queues: int = 4, *, order: bool = False) -> None:
     """UPDATE_AND_CREATE_TOPIC on one broker, as mqadmin updateTopic does."""
     code, _, remark = invoke(
         broker_addr,
@@ -43,7 +43,7 @@ def create_topic(broker_addr: str, topic: str, queues: int = 4) -> None:
             "perm": "6",
             "topicFilterType": "SINGLE_TAG",
             "topicSysFlag": "0",
-            "order": "false",
+            "order": "true" if order else "false",
         },
     )
     assert code == ResponseCode.SUCCESS, remark
