@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUN_STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit compat bench clean java
+.PHONY: run test test-fast lint typecheck unit compat bench clean java
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(RUN_STAMP)
 ## make test: lint, type-check, unit and integration tests, then compat tests with real clients
 test: $(STAMP) lint typecheck java
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## make test-fast: only the tests that run in this interpreter (no server processes, no JVM), in seconds
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not process and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,24 +1,55 @@
-"""Fixtures shared by tests/ and compat-tests/."""
+"""Fixtures shared by tests/ and compat-tests/, and the ``process`` marker that splits them.
+
+A test is marked ``process`` when it starts other processes (a ``ferrymq`` server or broker, a
+JVM, a CLI run): everything in compat-tests/, every module that refers to ferrymq.cli.testing's
+launchers, and every test that uses one of the server fixtures below. The rest run in this
+interpreter and make up ``make test-fast`` (``-m "not process and not slow"``).
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ferrymq.cli import testing as launchers
 from ferrymq.cli.testing import FerryServer
+
+#: fixtures that start a ferrymq process: a test using one (even indirectly) is a ``process`` test
+PROCESS_FIXTURES = frozenset({"ferrymq_server", "server_factory", "shared_server", "server"})
+#: the classes of ferrymq.cli.testing that spawn processes
+LAUNCHERS = frozenset(
+    obj for obj in vars(launchers).values() if inspect.isclass(obj) and obj.__module__ == launchers.__name__
+)
+ROOT = Path(__file__).parent
 
 
 @pytest.fixture
 def ferrymq_server(tmp_path: Path) -> Iterator[FerryServer]:
     """A real ``ferrymq serve`` process on free ports in a temporary directory."""
-    server = FerryServer(tmp_path / "ferrymq")
-    server.start()
-    try:
+    with FerryServer(tmp_path / "ferrymq") as server:
         yield server
-    finally:
-        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FerryServer]:
+    """One ``ferrymq serve`` for every test of a module, for tests that each leave it in a state the
+    others tolerate (fast). Its broker.conf text is the module's ``FERRYMQ_CONF`` (default none)."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    with FerryServer(
+        tmp_path_factory.mktemp(name) / "ferrymq", getattr(request.module, "FERRYMQ_CONF", "")
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(shared_server: FerryServer) -> FerryServer:
+    """``shared_server`` under the short name most modules use; a module may define its own."""
+    return shared_server
 
 
 @pytest.fixture
@@ -36,3 +67,21 @@ def server_factory(tmp_path: Path) -> Iterator[type[FerryServer]]:
     finally:
         for s in started:
             s.stop()
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    path = Path(str(item.path))
+    if ROOT / "compat-tests" in path.parents:
+        return True
+    if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(
+        obj in LAUNCHERS for obj in vars(module).values() if inspect.isclass(obj)
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _starts_processes(item):
+            item.add_marker(pytest.mark.process)

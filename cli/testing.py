@@ -196,11 +196,52 @@ class FerryServer:
         self.stop()
 
 
-class FerryBroker:
+#: the ready line of ``ferrymq namesrv``
+NAMESRV_READY = re.compile(r"ferrymq ready: name server (?P<addr>\S+:\d+)\s*$")
+
+
+class _Spawned:
+    """A ferrymq process started by a test: spawned, waited for its ready line, stopped."""
+
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def _launch(self, cmd: list[str], pattern: re.Pattern[str], start_timeout: float) -> re.Match[str]:
+        self.proc = _spawn(cmd, self.log_path)
+        m = _wait_ready(self.proc, pattern, start_timeout)
+        if m is None:
+            self.kill()
+            raise ServerError(
+                f"ferrymq {cmd[3]} did not start: {self.log_path.read_text(errors='replace')[-2000:]}"
+            )
+        #: the whole ``ferrymq ready`` line, for tests that check what it says
+        self.ready_line = m.string
+        return m
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        proc, self.proc = self.proc, None
+        return None if proc is None else _stop(proc, sig, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash."""
+        self.stop(signal.SIGKILL)
+
+
+class FerryNameServer(_Spawned):
+    """A standalone ``ferrymq namesrv`` process on a free port (``addr`` read from its ready line)."""
+
+    def __init__(self, data_dir: Path, *, start_timeout: float = 30.0) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = data_dir / "namesrv.log"
+        cmd = [sys.executable, "-m", "ferrymq.cli.main", "namesrv", "--host", "127.0.0.1", "--port", "0"]
+        self.addr = self._launch(cmd, NAMESRV_READY, start_timeout)["addr"]
+
+
+class FerryBroker(_Spawned):
     """Another broker group: a ``ferrymq broker`` process registering with ``namesrv_addr``.
 
-    Its remoting port is free (read from its ready line), the admin API is off, and Kafka is
-    served on a free port only when ``kafka`` is true.
+    Its remoting port is free (read from its ready line); the admin API and Kafka are served on
+    free ports only when ``admin`` or ``kafka`` is true.
     """
 
     def __init__(
@@ -210,6 +251,7 @@ class FerryBroker:
         name: str,
         *,
         kafka: bool = False,
+        admin: bool = False,
         start_timeout: float = 30.0,
     ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -220,22 +262,10 @@ class FerryBroker:
         )
         self.log_path = data_dir / "broker.log"
         cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf), "-n", namesrv_addr]
-        cmd += ["--admin-port", "-1", "--kafka-port", "0" if kafka else "-1"]
-        self.proc: subprocess.Popen[bytes] | None = _spawn(cmd, self.log_path)
-        m = _wait_ready(self.proc, BROKER_READY, start_timeout)
-        if m is None:
-            self.kill()
-            raise ServerError(
-                f"ferrymq broker did not start: {self.log_path.read_text(errors='replace')[-2000:]}"
-            )
+        cmd += ["--admin-port", "0" if admin else "-1", "--kafka-port", "0" if kafka else "-1"]
+        m = self._launch(cmd, BROKER_READY, start_timeout)
         self.addr = f"{m['bhost']}:{m['bport']}"
         parts = {p["what"]: f"{p['host']}:{p['port']}" for p in READY_PART.finditer(m["extra"])}
         self.kafka_bootstrap: str | None = parts.get("kafka")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        proc, self.proc = self.proc, None
-        return None if proc is None else _stop(proc, sig, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash."""
-        self.stop(signal.SIGKILL)
+        #: ``host:port`` of the admin REST API when ``admin`` is true
+        self.admin_addr: str | None = parts.get("admin")

@@ -29,6 +29,7 @@ from ferrymq.client import (
     PushConsumer,
     SelectMessageQueueByHash,
 )
+from tests.test_consumer_push import FAST
 from tests.test_consumer_support import SMALL_LOG, broker_conn, create_topic, wait_messages, wait_until
 
 SKIP_REASON = js.skip_reason()
@@ -37,16 +38,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
 ]
-
-
-FAST = {
-    "rebalance_interval": 1.0,
-    "persist_consumer_offset_interval": 0.5,
-    "poll_namesrv_interval": 1.0,
-    "heartbeat_interval": 1.0,
-    "broker_suspend_max": 2.0,
-    "pull_timeout": 5.0,
-}
 
 
 class JavaPush:

@@ -17,11 +17,19 @@ the reverse.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from kafka_support import (
+    FAST_GROUPS_CONF,
+    GROUP_CONFIG,
+    PARTITIONS,
+    VALUE,
+    commit_log_offset,
+    create_topic,
+    one_owner_each,
+)
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageQueue, Producer
@@ -33,40 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
 TAGS_HEADER = "rocketmq.tags"
-PARTITIONS = 6
-#: rebalances in a fraction of a second (the broker's minimum session is 6 s)
-GROUP_CONFIG: dict[str, Any] = {
-    "session_timeout_ms": 6_000,
-    "heartbeat_interval_ms": 200,
-    "max_poll_interval_ms": 10_000,
-    "request_timeout_ms": 15_000,
-    "auto_offset_reset": "earliest",
-    "enable_auto_commit": False,
-}
-#: highly compressible values: a compressed batch of 20 is a small fraction of 20 KB
-VALUE = b"ferrymq " * 125
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    # a new group forms at once instead of after Kafka's default 3 s (tests do this with Kafka too)
-    s = FerryServer(tmp_path_factory.mktemp("aiokafka"), "groupInitialRebalanceDelayMs=0\n")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-def create_topic(server: FerryServer, name: str, queues: int = PARTITIONS) -> None:
-    r = httpx.post(f"{server.admin_url}/api/topics", json={"name": name, "queues": queues}, timeout=10)
-    assert r.status_code == 201, r.text
-
-
-def commit_log_offset(server: FerryServer, topic: str, partition: int, offset: int) -> int:
-    """Where the record at ``offset`` is stored in the commit log (admin REST API)."""
-    url = f"{server.admin_url}/api/topics/{topic}/queues/{partition}/messages?offset={offset}"
-    return int(httpx.get(url, timeout=10).json()["messages"][0]["commit_log_offset"])
+FERRYMQ_CONF = FAST_GROUPS_CONF  # broker.conf of this module's shared server
 
 
 async def read(server: FerryServer, topic: str, partition: int, offset: int, count: int) -> list[Any]:
@@ -187,13 +162,9 @@ class Member:
 async def wait_for(changed: asyncio.Condition, members: list[Member], what: str) -> None:
     """Until every partition has exactly one owner and every member owns some."""
 
-    def one_owner_each() -> bool:
-        owned = [p for m in members for p in m.assigned]
-        return sorted(owned) == list(range(PARTITIONS)) and all(m.assigned for m in members)
-
     try:
         async with asyncio.timeout(30), changed:
-            await changed.wait_for(one_owner_each)
+            await changed.wait_for(lambda: one_owner_each(members))
     except TimeoutError:
         pytest.fail(f"{what}: assignments {[sorted(m.assigned) for m in members]}")
 

@@ -25,11 +25,20 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from kafka_support import (
+    FAST_GROUPS_CONF,
+    PARTITIONS,
+    VALUE,
+    ThreadMember,
+    commit_log_offset,
+    create_topic,
+    one_owner_each,
+    wait_for,
+)
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageQueue, Producer
@@ -42,7 +51,6 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
 TAGS_HEADER = "rocketmq.tags"
-PARTITIONS = 6
 #: rebalances in a fraction of a second (the broker's minimum session is 6 s)
 GROUP_CONFIG: dict[str, Any] = {
     "session.timeout.ms": 6_000,
@@ -51,30 +59,7 @@ GROUP_CONFIG: dict[str, Any] = {
     "auto.offset.reset": "earliest",
     "enable.auto.commit": False,
 }
-#: highly compressible values: a compressed batch of 20 is a small fraction of 20 KB
-VALUE = b"ferrymq " * 125
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    # a new group forms at once instead of after Kafka's default 3 s (tests do this with Kafka too)
-    s = FerryServer(tmp_path_factory.mktemp("confluent"), "groupInitialRebalanceDelayMs=0\n")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-def create_topic(server: FerryServer, name: str, queues: int = PARTITIONS) -> None:
-    r = httpx.post(f"{server.admin_url}/api/topics", json={"name": name, "queues": queues}, timeout=10)
-    assert r.status_code == 201, r.text
-
-
-def commit_log_offset(server: FerryServer, topic: str, partition: int, offset: int) -> int:
-    """Where the record at ``offset`` is stored in the commit log (admin REST API)."""
-    url = f"{server.admin_url}/api/topics/{topic}/queues/{partition}/messages?offset={offset}"
-    return int(httpx.get(url, timeout=10).json()["messages"][0]["commit_log_offset"])
+FERRYMQ_CONF = FAST_GROUPS_CONF  # broker.conf of this module's shared server
 
 
 def read(server: FerryServer, topic: str, partition: int, offset: int, count: int) -> list[Any]:
@@ -224,20 +209,8 @@ def test_produce_with_each_acks_idempotence_and_codec_then_read_back(
         assert stored < 20 * len(VALUE) // 4, f"{codec}: the batch is stored compressed ({stored} bytes)"
 
 
-class Member(threading.Thread):
+class Member(ThreadMember):
     """One librdkafka consumer polling in its own thread; its rebalance callbacks record its share."""
-
-    def __init__(self, server: FerryServer, group: str, topic: str, name: str, changed: threading.Condition):
-        super().__init__(name=name, daemon=True)
-        self.server, self.group, self.topic, self.changed = server, group, topic, changed
-        self.assigned: frozenset[int] = frozenset()
-        self.error: BaseException | None = None
-        self._halt = threading.Event()
-
-    def _set(self, partitions: Any) -> None:
-        with self.changed:
-            self.assigned = frozenset(tp.partition for tp in partitions)
-            self.changed.notify_all()
 
     def run(self) -> None:
         try:
@@ -264,26 +237,6 @@ class Member(threading.Thread):
         except BaseException as exc:
             self.error = exc
         self._set(())
-
-    def leave(self) -> None:
-        self._halt.set()
-        self.join(30)
-        assert not self.is_alive()
-
-
-def wait_for(
-    changed: threading.Condition, members: list[Member], check: Callable[[], bool], what: str
-) -> None:
-    with changed:
-        ok = changed.wait_for(lambda: check() or any(m.error for m in members), timeout=30)
-    errors = [m.error for m in members if m.error]
-    assert not errors, f"{what}: consumer failed: {errors[0]!r}"
-    assert ok, f"{what}: assignments {[sorted(m.assigned) for m in members]}"
-
-
-def one_owner_each(members: list[Member]) -> bool:
-    owned = [p for m in members for p in m.assigned]
-    return sorted(owned) == list(range(PARTITIONS)) and all(m.assigned for m in members)
 
 
 def test_group_of_three_splits_partitions_and_rebalances_as_members_come_and_go(server: FerryServer) -> None:

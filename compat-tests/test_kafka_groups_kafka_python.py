@@ -9,14 +9,15 @@ group; and a group held by native RocketMQ consumers refuses Kafka members.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from kafka_support import GROUP_CONFIG, PARTITIONS, ThreadMember, create_topic, one_owner_each, wait_for
 
 from ferrymq.cli.testing import FerryServer
 
@@ -26,34 +27,8 @@ from kafka.errors import InconsistentGroupProtocolError  # noqa: E402
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 
-PARTITIONS = 6
-#: short enough that rebalances take a fraction of a second (the broker's minimum session is 6 s)
-GROUP_CONFIG: dict[str, Any] = {
-    "session_timeout_ms": 6_000,
-    "heartbeat_interval_ms": 200,
-    "max_poll_interval_ms": 10_000,
-    "request_timeout_ms": 15_000,
-    "auto_offset_reset": "earliest",
-    "enable_auto_commit": False,
-}
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    s = FerryServer(tmp_path_factory.mktemp("kafka-groups"))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-def create_topic(server: FerryServer, name: str, queues: int = PARTITIONS) -> None:
-    r = httpx.post(f"{server.admin_url}/api/topics", json={"name": name, "queues": queues}, timeout=10)
-    assert r.status_code == 201, r.text
-
-
-class Member(threading.Thread):
+class Member(ThreadMember):
     """One kafka-python consumer in its own thread (JoinGroup blocks until the others rejoin)."""
 
     def __init__(
@@ -65,19 +40,10 @@ class Member(threading.Thread):
         changed: threading.Condition,
         instance: str | None = None,
     ):
-        super().__init__(name=name, daemon=True)
-        self.server, self.group, self.topic, self.changed = server, group, topic, changed
+        super().__init__(server, group, topic, name, changed)
         self.instance = instance
-        self.assigned: frozenset[int] = frozenset()
         self.revocations = 0
         self.records = 0
-        self.error: BaseException | None = None
-        self._halt = threading.Event()
-
-    def _set(self, partitions: Iterator[Any] | Any) -> None:
-        with self.changed:
-            self.assigned = frozenset(tp.partition for tp in partitions)
-            self.changed.notify_all()
 
     def run(self) -> None:
         member = self
@@ -111,26 +77,9 @@ class Member(threading.Thread):
                 self.changed.notify_all()
         self._set(())
 
-    def leave(self) -> None:
-        self._halt.set()
-        self.join(30)
-        assert not self.is_alive()
 
-
-def wait_for(
-    changed: threading.Condition, members: list[Member], check: Callable[[], bool], what: str
-) -> None:
-    with changed:
-        ok = changed.wait_for(lambda: check() or any(m.error for m in members), timeout=45)
-    errors = [m.error for m in members if m.error]
-    assert not errors, f"{what}: consumer failed: {errors[0]!r}"
-    assert ok, f"{what}: assignments {[sorted(m.assigned) for m in members]}"
-
-
-def one_owner_each(members: list[Member]) -> bool:
-    """Every partition owned by exactly one member, and every member owns some."""
-    owned = [p for m in members for p in m.assigned]
-    return sorted(owned) == list(range(PARTITIONS)) and all(m.assigned for m in members)
+#: this module waits longer for assignments (its tests may take 120 s, the other clients' 60 s)
+wait_for = functools.partial(wait_for, timeout=45)
 
 
 def test_group_of_three_splits_partitions_and_rebalances_as_members_come_and_go(server: FerryServer) -> None:
@@ -278,32 +227,18 @@ def test_restarted_consumer_resumes_from_committed_offsets(server: FerryServer, 
 
 def test_kafka_member_cannot_join_a_group_native_consumers_hold(server: FerryServer) -> None:
     import asyncio
-    import json
 
-    from ferrymq.core.remoting.command import RemotingCommand
     from ferrymq.core.remoting.transport import connect
+    from tests.remoting_helpers import heartbeat
 
     topic, group = "kp-native", "kp-native-group"
     create_topic(server, topic)
-    heartbeat = {
-        "clientID": "native-client",
-        "producerDataSet": [],
-        "consumerDataSet": [
-            {
-                "groupName": group,
-                "consumeType": "CONSUME_PASSIVELY",
-                "messageModel": "CLUSTERING",
-                "consumeFromWhere": "CONSUME_FROM_LAST_OFFSET",
-                "subscriptionDataSet": [{"topic": topic, "subString": "*", "subVersion": 1}],
-            }
-        ],
-    }
 
     async def scenario() -> None:
         host, port = server.broker_addr.split(":")
         native = await connect(host, int(port))
         try:
-            ok = await native.invoke(RemotingCommand(code=34, body=json.dumps(heartbeat).encode()))
+            ok = await native.invoke(heartbeat("native-client", group, topic))
             assert ok.code == 0
             consumer = KafkaConsumer(
                 topic, bootstrap_servers=server.kafka_bootstrap, group_id=group, **GROUP_CONFIG

@@ -13,11 +13,11 @@ RocketMQ client. Without java or mvn every test is skipped, with the reason in t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import kafka_java_support as kj
 import pytest
+from kafka_support import FAST_GROUPS_CONF, create_topic
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageQueue, Producer
@@ -30,17 +30,7 @@ pytestmark = [
 ]
 
 TAGS_HEADER = "rocketmq.tags"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    # a new group forms at once instead of after Kafka's default 3 s (tests do this with Kafka too)
-    s = FerryServer(tmp_path_factory.mktemp("kafka-java"), "groupInitialRebalanceDelayMs=0\n")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
+FERRYMQ_CONF = FAST_GROUPS_CONF  # broker.conf of this module's shared server
 
 
 @pytest.fixture(params=kj.LINES)
@@ -53,11 +43,6 @@ def line(request: pytest.FixtureRequest) -> str:
 def name(line: str, what: str) -> str:
     """A topic or group name per client line (RocketMQ names allow no dots)."""
     return f"java-{line.replace('.', '')}-{what}"
-
-
-def create_topic(server: FerryServer, topic: str, queues: int) -> None:
-    r = httpx.post(f"{server.admin_url}/api/topics", json={"name": topic, "queues": queues}, timeout=10)
-    assert r.status_code == 201, r.text
 
 
 def test_default_producer_is_idempotent_and_a_group_resumes_from_its_commits(

@@ -11,7 +11,6 @@ consumer at the same offset.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -27,16 +26,6 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, Ne
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 
 TAGS_HEADER = "rocketmq.tags"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    s = FerryServer(tmp_path_factory.mktemp("kafka-python"))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def consume(server: FerryServer, topic: str, partition: int, offset: int, count: int) -> list[Any]:

@@ -8,13 +8,7 @@ message sent through the API must be pullable, a reset offset must be what a con
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
-import selectors
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,23 +17,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ferrymq.cli.testing import FerryServer
+from ferrymq.cli.testing import FerryBroker, FerryNameServer, FerryServer
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import decode_stored_messages
 from ferrymq.core.remoting.transport import RemotingConnection, connect
-from tests.remoting_helpers import pull
+from tests.remoting_helpers import heartbeat, pull
 
 TOKEN = "s3cret-token"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    srv = FerryServer(tmp_path_factory.mktemp("admin") / "srv")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
@@ -99,23 +83,6 @@ def namesrv_knows(addr: str, topic: str) -> bool:
             conn.close()
 
     return asyncio.run(ask())
-
-
-def heartbeat(client_id: str, group: str, topic: str) -> RemotingCommand:
-    body = {
-        "clientID": client_id,
-        "producerDataSet": [],
-        "consumerDataSet": [
-            {
-                "groupName": group,
-                "consumeType": "CONSUME_PASSIVELY",
-                "messageModel": "CLUSTERING",
-                "consumeFromWhere": "CONSUME_FROM_LAST_OFFSET",
-                "subscriptionDataSet": [{"topic": topic, "subString": "*", "subVersion": 1}],
-            }
-        ],
-    }
-    return RemotingCommand(code=34, body=json.dumps(body).encode())
 
 
 # ---- health, cluster, console --------------------------------------------------------------
@@ -482,59 +449,15 @@ def test_read_open_mode_needs_the_token_only_for_changes(tmp_path: Path) -> None
 
 # ---- a standalone broker: the cluster comes from name servers over remoting -----------------
 
-READY = re.compile(r"ferrymq ready: (.*)$")
-
-
-def _start(cmd: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with open(log, "ab") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    buf = b""
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline and sel.select(deadline - time.monotonic()):
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            buf += chunk
-            m = READY.search(buf.decode())
-            if m:
-                return proc, m.group(1)
-    finally:
-        sel.close()
-    proc.kill()
-    raise AssertionError(f"{cmd[3]} did not start: {log.read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
-
 
 def test_standalone_broker_asks_name_servers_over_remoting(tmp_path: Path) -> None:
-    base = [sys.executable, "-m", "ferrymq.cli.main"]
-    ns, ns_line = _start([*base, "namesrv", "--host", "127.0.0.1", "--port", "0"], tmp_path / "ns.log")
+    ns = FerryNameServer(tmp_path / "ns")
     try:
-        ns_addr = ns_line.split("name server ")[1].strip()
-        conf = tmp_path / "broker.conf"
-        conf.write_text(
-            f"brokerName=broker-x\nlistenPort=0\nlistenHost=127.0.0.1\nnamesrvAddr={ns_addr}\n"
-            f"storePathRootDir={tmp_path / 'store'}\n"
-        )
-        broker, line = _start(
-            [*base, "broker", "-c", str(conf), "--admin-port", "0", "--kafka-port", "-1"], tmp_path / "b.log"
-        )
+        ns_addr = ns.addr
+        broker = FerryBroker(tmp_path / "broker", ns_addr, "broker-x", admin=True)
         try:
-            m = re.search(r"broker broker-x (\S+), admin (\S+), data ", line)
-            assert m, line
+            m = re.search(r"broker broker-x (\S+), admin (\S+), data ", broker.ready_line)
+            assert m, broker.ready_line
             with httpx.Client(base_url=f"http://{m[2]}") as h:
                 cluster = h.get("/api/cluster").json()
                 assert cluster["name_servers"] == [{"addr": ns_addr, "reachable": True}]
@@ -548,9 +471,9 @@ def test_standalone_broker_asks_name_servers_over_remoting(tmp_path: Path) -> No
                 assert not namesrv_knows(ns_addr, "Remote")
                 assert h.get("/readyz").json()["ready"] is True
         finally:
-            _stop(broker)
+            broker.stop()
     finally:
-        _stop(ns)
+        ns.stop()
 
 
 def test_members_that_subscribe_differently_are_reported(server: FerryServer, http: httpx.Client) -> None:

@@ -9,10 +9,8 @@ import contextlib
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import pytest
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.core.remoting.codes import FLAG_ONEWAY, RequestCode, ResponseCode
@@ -24,17 +22,6 @@ from tests.remoting_helpers import pull, pull_all, send_v2
 
 TOPIC = "BadInputTopic"
 QUEUES = 4
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    """One server for the tests that each leave it in a state the others tolerate (fast)."""
-    server = FerryServer(tmp_path_factory.mktemp("bad-input") / "ferrymq")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _addr(server: FerryServer) -> tuple[str, int]:

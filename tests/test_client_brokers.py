@@ -7,68 +7,21 @@ registering with the same name server (port 0, read from its ready line).
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ferrymq.cli.testing import FerryBroker, FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageExt, MessageQueue, Producer, SendStatus
-from ferrymq.client._remote import request
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
-from ferrymq.core.remoting.route import TopicRouteData
-from ferrymq.core.remoting.transport import connect, split_addr
-
-
-def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
-    async def go() -> tuple[int, bytes, str | None]:
-        host, port = split_addr(addr)
-        conn = await connect(host, port)
-        try:
-            resp = await conn.invoke(request(code, ext))
-        finally:
-            conn.close()
-        return resp.code, bytes(resp.body), resp.remark
-
-    return asyncio.run(go())
-
-
-def create_topic(broker_addr: str, topic: str, queues: int = 4) -> None:
-    """UPDATE_AND_CREATE_TOPIC on one broker, as mqadmin updateTopic does."""
-    code, _, remark = invoke(
-        broker_addr,
-        RequestCode.UPDATE_AND_CREATE_TOPIC,
-        {
-            "topic": topic,
-            "defaultTopic": "TBW102",
-            "readQueueNums": str(queues),
-            "writeQueueNums": str(queues),
-            "perm": "6",
-            "topicFilterType": "SINGLE_TAG",
-            "topicSysFlag": "0",
-            "order": "false",
-        },
-    )
-    assert code == ResponseCode.SUCCESS, remark
+from tests.cluster_helpers import create_topic, eventually, routed
 
 
 def route_brokers(namesrv_addr: str, topic: str) -> set[str]:
-    code, body, _ = invoke(namesrv_addr, RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
-    if code != ResponseCode.SUCCESS:
-        return set()
-    return {qd.broker_name for qd in TopicRouteData.from_json_bytes(body).queue_datas}
-
-
-def eventually(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Bounded re-check of a condition no event announces (a broker registering its topics)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(0.05)
+    route = routed(namesrv_addr, topic)
+    return set() if route is None else {qd.broker_name for qd in route.queue_datas}
 
 
 def drain(consumer: LitePullConsumer, want: int, timeout: float = 15.0) -> list[MessageExt]:

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.message import decode_offset_msg_id
 from ferrymq.core.remoting.route import TopicRouteData
 from ferrymq.core.remoting.transport import connect, split_addr
+from tests.cluster_helpers import eventually
 
 TARGET = os.environ.get("FERRYMQ_COMPAT_TARGET", "ferrymq").strip().lower()
 
@@ -95,15 +96,6 @@ def drain(consumer: LitePullConsumer, want: int, timeout: float = 10.0) -> list[
     while len(got) < want and time.monotonic() < deadline:
         got += consumer.poll(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
     return got
-
-
-def eventually(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Bounded re-check of a condition no event announces (e.g. a broker registering a topic)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(0.05)
 
 
 def dead_addr() -> str:

@@ -162,6 +162,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.process  # runs the ferrymq command
 def test_cli_broker_with_bad_conf_exits_nonzero_with_one_line(tmp_path: Path) -> None:
     conf = tmp_path / "bad.conf"
     conf.write_text(f"storePathRootDir={tmp_path / 'store'}\nlistenPort=not-a-port\n")
@@ -175,6 +176,7 @@ def test_cli_broker_with_bad_conf_exits_nonzero_with_one_line(tmp_path: Path) ->
     assert not (tmp_path / "store").exists()  # nothing was started
 
 
+@pytest.mark.process  # runs the ferrymq command
 def test_cli_serve_with_bad_conf_exits_nonzero_naming_the_key(tmp_path: Path) -> None:
     conf = tmp_path / "bad.conf"
     conf.write_text("flushDiskType=SOMETIMES\n")
@@ -197,6 +199,7 @@ def test_cli_serve_with_bad_conf_exits_nonzero_naming_the_key(tmp_path: Path) ->
     assert "ferrymq ready" not in proc.stdout
 
 
+@pytest.mark.process  # runs the ferrymq command
 def test_cli_broker_with_missing_conf_exits_nonzero(tmp_path: Path) -> None:
     proc = _cli("broker", "-c", str(tmp_path / "missing.conf"), cwd=tmp_path)
     assert proc.returncode != 0

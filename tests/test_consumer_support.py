@@ -12,6 +12,7 @@ from ferrymq.cli.testing import FerryServer
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import MessageExt, decode_stored_messages
 from ferrymq.core.remoting.transport import RemotingConnection, connect, split_addr
+from tests import cluster_helpers
 from tests.remoting_helpers import pull, send_v2
 
 #: a small commit-log segment: crash recovery scans a segment, and 1 GiB ones take seconds
@@ -98,42 +99,15 @@ def read_json_file(path: Any) -> Any:
         return None
 
 
-async def _create_topic(server: FerryServer, topic: str, queues: int, order: bool) -> None:
-    conn = await broker_conn(server)
-    try:
-        resp = await conn.invoke(
-            RemotingCommand(
-                code=17,
-                ext_fields={
-                    "topic": topic,
-                    "defaultTopic": "TBW102",
-                    "readQueueNums": str(queues),
-                    "writeQueueNums": str(queues),
-                    "perm": "6",
-                    "topicFilterType": "SINGLE_TAG",
-                    "order": "true" if order else "false",
-                },
-            )
-        )
-        assert resp.code == 0, resp.remark
-    finally:
-        conn.close()
-    ns = await connect(*split_addr(server.namesrv_addr))
-    try:  # the broker re-registers in the background: wait until the name server routes it
-        deadline = time.monotonic() + 10
-        while True:
-            resp = await ns.invoke(RemotingCommand(code=105, ext_fields={"topic": topic}))
-            if resp.code == 0 and len(json.loads(resp.body)["queueDatas"]) > 0:
-                return
-            assert time.monotonic() < deadline, "the topic never reached the name server"
-            await asyncio.sleep(0.05)
-    finally:
-        ns.close()
-
-
 def create_topic(server: FerryServer, topic: str, queues: int = 8, order: bool = False) -> None:
     """UPDATE_AND_CREATE_TOPIC on the broker, then wait for the name server's route."""
-    asyncio.run(_create_topic(server, topic, queues, order))
+    cluster_helpers.create_topic(server.broker_addr, topic, queues, order=order)
+    # the broker re-registers in the background: wait until the name server routes it
+    cluster_helpers.eventually(
+        lambda: bool((route := cluster_helpers.routed(server.namesrv_addr, topic)) and route.queue_datas),
+        10.0,
+        "the topic reaching the name server",
+    )
 
 
 class Recorder:

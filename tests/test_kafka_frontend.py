@@ -14,7 +14,6 @@ import datetime
 import itertools
 import struct
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +46,12 @@ from kio.schema.produce.v3.request import TopicProduceData as TopicV3
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 
 from ferrymq.core.broker.broker import Broker
-from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.message import PROPERTY_KEYS, PROPERTY_TAGS, decode_stored_messages
 from ferrymq.core.remoting.transport import connect
 from ferrymq.gateway.kafka.framing import decode_response, encode_request
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
 from ferrymq.gateway.kafka.mapping import TAGS_HEADER
+from tests.inprocess import Body, run_kafka_broker
 from tests.remoting_helpers import pull, send_v2
 
 TOPIC = "kt"
@@ -92,26 +91,9 @@ class Wire:
         self.writer.close()
 
 
-Body = Callable[[Broker, KafkaFrontend], Awaitable[None]]
-
-
 def run(tmp_path: Path, body: Body, **config: Any) -> None:
     """A broker (no name server) and its Kafka frontend on free ports, with ``body`` against them."""
-
-    async def main() -> None:
-        values = {"listen_port": 0, "listen_host": "127.0.0.1", "store_path_root_dir": tmp_path / "store"}
-        broker = Broker(BrokerConfig(**{**values, **config}))
-        await broker.start()
-        broker.topics.create_if_absent(TOPIC, 2)
-        frontend = KafkaFrontend(broker, "127.0.0.1", 0, "127.0.0.1")
-        await frontend.start()
-        try:
-            await asyncio.wait_for(body(broker, frontend), 30)
-        finally:
-            await frontend.stop()
-            await broker.stop()
-
-    asyncio.run(main())
+    run_kafka_broker(tmp_path, body, TOPIC, 2, timeout=30, **config)
 
 
 def batch(

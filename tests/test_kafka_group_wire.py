@@ -50,12 +50,11 @@ from kio.schema.sync_group.v3.request import SyncGroupRequest, SyncGroupRequestA
 from kio.serial import entity_reader, entity_writer
 
 from ferrymq.core.broker.broker import Broker
-from ferrymq.core.config import BrokerConfig
-from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import connect
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
-from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.group.state import GroupConfig
+from tests.inprocess import run_kafka_broker
+from tests.remoting_helpers import heartbeat as native_heartbeat
 
 TOPIC = "orders"
 SESSION = 300  # ms: the coordinator here accepts short sessions so expiry is quick to see
@@ -103,37 +102,10 @@ class Wire:
         self.writer.close()
 
 
-Env = tuple[Broker, KafkaFrontend]
-
-
-async def _start(tmp: Path) -> Env:
-    config = BrokerConfig(listen_port=0, listen_host="127.0.0.1", store_path_root_dir=tmp / "store")
-    broker = Broker(config)
-    await broker.start()
-    broker.topics.create_if_absent(TOPIC, 4)
-    frontend = KafkaFrontend(broker, "127.0.0.1", 0, "127.0.0.1", node_id=7)
-    frontend.coordinator = GroupCoordinator(
-        frontend, GroupConfig(min_session_timeout_ms=100, initial_rebalance_delay_ms=0)
-    )
-    await frontend.start()
-    return broker, frontend
-
-
-async def _stop(env: Env) -> None:
-    broker, frontend = env
-    await frontend.stop()
-    await broker.stop()
-
-
 def run(tmp_path: Path, body: Callable[[Broker, KafkaFrontend], Awaitable[None]]) -> None:
-    async def main() -> None:
-        env = await _start(tmp_path)
-        try:
-            await asyncio.wait_for(body(*env), 20)
-        finally:
-            await _stop(env)
-
-    asyncio.run(main())
+    # node 7, and a coordinator that accepts short sessions and forms groups at once
+    group_config = GroupConfig(min_session_timeout_ms=100, initial_rebalance_delay_ms=0)
+    run_kafka_broker(tmp_path, body, TOPIC, 4, timeout=20, node_id=7, group_config=group_config)
 
 
 def join_v5(
@@ -447,23 +419,6 @@ def test_find_coordinator_names_this_node(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
-def native_heartbeat(group: str) -> RemotingCommand:
-    body = {
-        "clientID": "native-1",
-        "producerDataSet": [],
-        "consumerDataSet": [
-            {
-                "groupName": group,
-                "consumeType": "CONSUME_PASSIVELY",
-                "messageModel": "CLUSTERING",
-                "consumeFromWhere": "CONSUME_FROM_LAST_OFFSET",
-                "subscriptionDataSet": [{"topic": TOPIC, "subString": "*", "subVersion": 1}],
-            }
-        ],
-    }
-    return RemotingCommand(code=34, body=json.dumps(body).encode())
-
-
 def test_a_group_is_active_under_one_protocol_at_a_time(tmp_path: Path) -> None:
     async def body(broker: Broker, frontend: KafkaFrontend) -> None:
         w = await Wire.open(frontend.port)
@@ -472,13 +427,13 @@ def test_a_group_is_active_under_one_protocol_at_a_time(tmp_path: Path) -> None:
             # Kafka holds "kg": a native consumer's heartbeat into it is refused, naming the group
             mid = await join_member(w, "kg")
             await w.call(join_v5(mid, group="kg", session=10_000))
-            refused = await native.invoke(native_heartbeat("kg"))
+            refused = await native.invoke(native_heartbeat("native-1", "kg", TOPIC))
             assert refused.code == 1  # SYSTEM_ERROR
             assert "kg" in (refused.remark or "") and "Kafka" in (refused.remark or "")
             assert broker.clients.consumer_group("kg") is None
 
             # native consumers hold "ng": a Kafka member cannot join it, nor commit into it
-            ok = await native.invoke(native_heartbeat("ng"))
+            ok = await native.invoke(native_heartbeat("native-1", "ng", TOPIC))
             assert ok.code == 0
             r = await w.call(
                 JoinGroupV2(
@@ -503,7 +458,7 @@ def test_a_group_is_active_under_one_protocol_at_a_time(tmp_path: Path) -> None:
                     group_id="kg", members=(MemberIdentity(member_id=mid, group_instance_id=None),)
                 )
             )
-            assert (await native.invoke(native_heartbeat("kg"))).code == 0
+            assert (await native.invoke(native_heartbeat("native-1", "kg", TOPIC))).code == 0
         finally:
             native.close()
             w.close()

@@ -8,9 +8,8 @@ with its own Kafka listener. A topic with queues on both is one partition range 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,9 @@ from kio.schema.errors import ErrorCode
 from ferrymq.cli.testing import FerryBroker, FerryServer
 from ferrymq.client._remote import request
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
-from ferrymq.core.remoting.route import TopicRouteData
 from ferrymq.core.remoting.transport import connect, split_addr
 from ferrymq.gateway.kafka.cluster import node_id_of
+from tests import cluster_helpers
 from tests.test_kafka_frontend import Wire, batch, fetch, produced
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,35 +29,8 @@ pytestmark = pytest.mark.timeout(60)
 QUEUES = 2  # on each broker group: partitions 0-1 are broker-a's, 2-3 broker-b's
 
 
-def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
-    async def go() -> tuple[int, bytes, str | None]:
-        host, port = split_addr(addr)
-        conn = await connect(host, port)
-        try:
-            resp = await conn.invoke(request(code, ext))
-        finally:
-            conn.close()
-        return resp.code, bytes(resp.body), resp.remark
-
-    return asyncio.run(go())
-
-
 def create_topic(broker_addr: str, topic: str) -> None:
-    code, _, remark = invoke(
-        broker_addr,
-        RequestCode.UPDATE_AND_CREATE_TOPIC,
-        {
-            "topic": topic,
-            "defaultTopic": "TBW102",
-            "readQueueNums": str(QUEUES),
-            "writeQueueNums": str(QUEUES),
-            "perm": "6",
-            "topicFilterType": "SINGLE_TAG",
-            "topicSysFlag": "0",
-            "order": "false",
-        },
-    )
-    assert code == ResponseCode.SUCCESS, remark
+    cluster_helpers.create_topic(broker_addr, topic, QUEUES)
 
 
 def max_offset(broker_addr: str, topic: str, queue: int) -> int:
@@ -81,22 +53,12 @@ def max_offset(broker_addr: str, topic: str, queue: int) -> int:
 
 def kafka_routed(namesrv_addr: str, topic: str) -> bool:
     """Both groups carry the topic and their Kafka listener in the name server's route."""
-    code, body, _ = invoke(namesrv_addr, RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
-    if code != ResponseCode.SUCCESS:
+    route = cluster_helpers.routed(namesrv_addr, topic)
+    if route is None:
         return False
-    route = TopicRouteData.from_json_bytes(body)
     names = {qd.broker_name for qd in route.queue_datas}
     with_kafka = {bd.broker_name for bd in route.broker_datas if bd.kafka_addrs.get(0)}
     return names == with_kafka == {"broker-a", "broker-b"}
-
-
-def eventually(pred: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    """Bounded re-check of what no event announces (brokers registering with the name server)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -106,7 +68,9 @@ def two_groups(ferrymq_server: FerryServer, tmp_path: Path) -> Iterator[tuple[Fe
         topic = f"KafkaTwo-{uuid.uuid4().hex[:8]}"
         create_topic(ferrymq_server.broker_addr, topic)
         create_topic(broker_b.addr, topic)
-        eventually(lambda: kafka_routed(ferrymq_server.namesrv_addr, topic), what="both groups routed")
+        cluster_helpers.eventually(
+            lambda: kafka_routed(ferrymq_server.namesrv_addr, topic), 15.0, "both groups routed"
+        )
         yield ferrymq_server, broker_b, topic
     finally:
         broker_b.stop()

@@ -29,6 +29,7 @@ from tests.test_store_support import (
     abandon,
     checkpoint,
     open_store,
+    opened_store,
     put,
     read_all,
 )
@@ -108,8 +109,7 @@ def test_crash_without_checkpoint_recovers_everything(tmp_path: Path) -> None:
     end = s.commit_log.write_offset
     abandon(s)
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.recovered_crash
         assert s.commit_log.write_offset == end
         _check_queues(s, expected)
@@ -117,15 +117,10 @@ def test_crash_without_checkpoint_recovers_everything(tmp_path: Path) -> None:
         r = put(s, TOPIC, 0, b"after")
         assert r.queue_offset == len(expected[0])
         assert r.phys_offset == end or (r.phys_offset % SEGMENT == 0 and r.phys_offset > end)
-    finally:
-        s.close()
     assert not (root / "abort").exists()
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert not s.recovered_crash
         _check_queues(s, {**expected, 0: [*expected[0], b"after"]})
-    finally:
-        s.close()
 
 
 def test_crash_after_checkpoint_redispatches_the_rest_without_doubles(tmp_path: Path) -> None:
@@ -137,8 +132,7 @@ def test_crash_after_checkpoint_redispatches_the_rest_without_doubles(tmp_path: 
     assert len(list((root / "commitlog").iterdir())) >= 3
     abandon(s)
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.recovered_crash
         expected = _merge(first, second)
         _check_queues(s, expected)
@@ -149,8 +143,6 @@ def test_crash_after_checkpoint_redispatches_the_rest_without_doubles(tmp_path: 
             assert decode_stored_message(by_key[0]).body.startswith(f"msg-{i}-".encode())
         r = put(s, TOPIC, 1, b"after")
         assert r.queue_offset == len(expected[1])
-    finally:
-        s.close()
 
 
 def test_crash_twice_in_a_row(tmp_path: Path) -> None:
@@ -159,12 +151,9 @@ def test_crash_twice_in_a_row(tmp_path: Path) -> None:
     expected = _write_stream(s, 60)
     abandon(s)
     abandon(open_store(root))  # crash again right after recovery
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.recovered_crash
         _check_queues(s, expected)
-    finally:
-        s.close()
 
 
 def test_crash_right_after_a_segment_roll(tmp_path: Path) -> None:
@@ -181,14 +170,11 @@ def test_crash_right_after_a_segment_roll(tmp_path: Path) -> None:
     assert end % SEGMENT == stored_size(len(last), len(TOPIC), 0)
     abandon(s)
     _write_at(root, end - end % SEGMENT, bytes(SEGMENT))
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         _check_queues(s, expected)
         r = put(s, TOPIC, 0, b"x")
         assert r.queue_offset == len(expected[0])
         assert r.phys_offset == end - end % SEGMENT  # the filler stays: the next record starts the segment
-    finally:
-        s.close()
 
 
 # ---- torn tails ----------------------------------------------------------------------------------
@@ -203,16 +189,13 @@ def test_garbage_after_the_last_record_is_cut_off(tmp_path: Path) -> None:
     abandon(s)
     _write_at(root, end, b"\x00\x00\x01\x00" + os.urandom(500))
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.commit_log.write_offset == end
         _check_queues(s, expected)
         assert _read_at(root, end, 504) == bytes(504)  # the garbage is erased
         r = put(s, TOPIC, 2, b"after")
         assert r.phys_offset == end
         assert r.queue_offset == len(expected[2])
-    finally:
-        s.close()
 
 
 def test_half_record_after_the_last_good_record_is_cut_off(tmp_path: Path) -> None:
@@ -243,8 +226,7 @@ def test_half_record_after_the_last_good_record_is_cut_off(tmp_path: Path) -> No
     abandon(s)
     _write_at(root, end, record[: len(record) // 2])
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.commit_log.write_offset == end
         _check_queues(s, expected)
         assert s.get_messages(TOPIC, q, next_q_offset, 32).status == GetStatus.OFFSET_OVERFLOW_ONE
@@ -255,8 +237,6 @@ def test_half_record_after_the_last_good_record_is_cut_off(tmp_path: Path) -> No
         found = s.query_by_key(TOPIC, "new-key", 10, 0, FAR_FUTURE)
         assert [decode_stored_message(b).body for b in found] == [b"replacement"]
         assert s.query_by_key(TOPIC, "torn-key", 10, 0, FAR_FUTURE) == []
-    finally:
-        s.close()
 
 
 def test_last_record_with_a_bad_body_crc_is_cut_off(tmp_path: Path) -> None:
@@ -270,8 +250,7 @@ def test_last_record_with_a_bad_body_crc_is_cut_off(tmp_path: Path) -> None:
     body_pos = last.commit_log_offset + 88
     _write_at(root, body_pos, bytes([_read_at(root, body_pos, 1)[0] ^ 0x01]))
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.commit_log.write_offset == last.commit_log_offset
         assert s.commit_log.write_offset < end
         expected[last.queue_id].pop()
@@ -282,8 +261,6 @@ def test_last_record_with_a_bad_body_crc_is_cut_off(tmp_path: Path) -> None:
         r = put(s, TOPIC, last.queue_id, b"again", keys=[f"key-{i}"])
         assert (r.phys_offset, r.queue_offset) == (last.commit_log_offset, last.queue_offset)
         assert [decode_stored_message(b).body for b in _keys_found(s, i)[0]] == [b"again"]
-    finally:
-        s.close()
 
 
 def test_bad_crc_in_the_middle_truncates_exactly_there(tmp_path: Path) -> None:
@@ -301,8 +278,7 @@ def test_bad_crc_in_the_middle_truncates_exactly_there(tmp_path: Path) -> None:
     abandon(s)
     _write_at(root, bad_at + 90, b"\xde\xad")
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.commit_log.write_offset == bad_at
         # later segments are gone, the holder is zeroed from the bad record on
         assert max(int(p.name) for p in (root / "commitlog").iterdir()) <= bad_at
@@ -315,8 +291,6 @@ def test_bad_crc_in_the_middle_truncates_exactly_there(tmp_path: Path) -> None:
         q = all_msgs[victim][1]
         r = put(s, TOPIC, q, b"continues")
         assert r.phys_offset == bad_at and r.queue_offset == len(expected[q])
-    finally:
-        s.close()
 
 
 # ---- damaged consume queues are rebuilt from the commit log -----------------------------------
@@ -331,12 +305,9 @@ def test_deleted_consume_queue_dir_is_rebuilt_after_a_crash(tmp_path: Path) -> N
     abandon(s)
     shutil.rmtree(root / "consumequeue" / TOPIC / "1")
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         _check_queues(s, _merge(first, second))
         assert s.min_offset(TOPIC, 1) == 0
-    finally:
-        s.close()
 
 
 def test_zeroed_consume_queue_tail_is_rebuilt_after_a_crash(tmp_path: Path) -> None:
@@ -359,13 +330,10 @@ def test_zeroed_consume_queue_tail_is_rebuilt_after_a_crash(tmp_path: Path) -> N
                 fh.seek(pos)
                 fh.write(bytes(CQ_FILE - pos))
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         _check_queues(s, _merge(first, second))
         r = put(s, TOPIC, 2, b"next")
         assert r.queue_offset == total_units
-    finally:
-        s.close()
 
 
 def test_deleted_consumequeue_directory_is_rebuilt_at_a_clean_restart(tmp_path: Path) -> None:
@@ -377,14 +345,11 @@ def test_deleted_consumequeue_directory_is_rebuilt_at_a_clean_restart(tmp_path: 
     s.close()
     shutil.rmtree(root / "consumequeue")
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         _check_queues(s, expected)
         assert s.max_offset("Batch", 0) == 4
         r = put(s, TOPIC, 0, b"next")
         assert r.queue_offset == len(expected[0])
-    finally:
-        s.close()
 
 
 def test_batch_entries_are_redispatched_after_a_crash(tmp_path: Path) -> None:
@@ -395,8 +360,7 @@ def test_batch_entries_are_redispatched_after_a_crash(tmp_path: Path) -> None:
     s.put_batch_entry(TOPIC, 0, 3, BATCH_FORMAT_KAFKA_V2, b"b" * 100)
     put(s, TOPIC, 0, b"single")
     abandon(s)
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.max_offset(TOPIC, 0) == 9
         got = s.get_messages(TOPIC, 0, 5, 1)
         assert got.next_begin_offset == 8
@@ -404,8 +368,6 @@ def test_batch_entries_are_redispatched_after_a_crash(tmp_path: Path) -> None:
         got = s.get_messages(TOPIC, 0, 8, 1)
         assert decode_stored_message(b"".join(got.buffers)).body == b"single"
         assert s.put_batch_entry(TOPIC, 0, 2, BATCH_FORMAT_KAFKA_V2, b"c").queue_offset == 9
-    finally:
-        s.close()
 
 
 def test_checkpoint_file_garbage_falls_back_to_a_full_scan(tmp_path: Path) -> None:
@@ -414,11 +376,8 @@ def test_checkpoint_file_garbage_falls_back_to_a_full_scan(tmp_path: Path) -> No
     expected = _write_stream(s, 50)
     abandon(s)
     (root / "checkpoint").write_bytes(b"\x00garbage{")
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         _check_queues(s, expected)
-    finally:
-        s.close()
 
 
 def test_commit_log_records_carry_their_own_offsets(tmp_path: Path) -> None:
@@ -430,13 +389,10 @@ def test_commit_log_records_carry_their_own_offsets(tmp_path: Path) -> None:
     raw = bytes(s.commit_log.read(r.phys_offset, r.size))
     abandon(s)
     _write_at(root, end, raw)
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.commit_log.write_offset == end
         assert s.max_offset(TOPIC, 0) == 1
         assert struct.unpack(">i", _read_at(root, end, 4))[0] == 0
-    finally:
-        s.close()
 
 
 def test_deleted_topic_is_not_rebuilt_after_a_crash(tmp_path: Path) -> None:
@@ -448,10 +404,7 @@ def test_deleted_topic_is_not_rebuilt_after_a_crash(tmp_path: Path) -> None:
     s.delete_topic("Doomed")
     checkpoint(s)  # the flush loop's next round, with no new messages
     abandon(s)
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert "Doomed" not in s.topics_in_store()
         assert s.get_messages("Doomed", 0, 0, 32).status == GetStatus.NO_MATCHED_LOGIC_QUEUE
         _check_queues(s, expected)
-    finally:
-        s.close()

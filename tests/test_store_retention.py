@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ferrymq.core.remoting.message import decode_stored_message
 from ferrymq.core.store import GetStatus, MessageStore, PutResult
-from tests.test_store_support import CQ_FILE, SEGMENT, abandon, open_store, put, read_all
+from tests.test_store_support import CQ_FILE, SEGMENT, abandon, open_store, opened_store, put, read_all
 
 TOPIC = "RetainTopic"
 OLD = "OldTopic"  # written only into the first segment
@@ -44,8 +44,7 @@ def _fill(store: MessageStore, segments: int) -> dict[int, list[PutResult]]:
 
 def test_clean_expired_deletes_old_segments_but_never_the_active_one(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    s = open_store(root, maxIndexNum=40)
-    try:
+    with opened_store(root, maxIndexNum=40) as s:
         puts = _fill(s, 5)
         segs = _segments(root)
         assert len(segs) == 5
@@ -94,14 +93,11 @@ def test_clean_expired_deletes_old_segments_but_never_the_active_one(tmp_path: P
 
         # writes go on at the next queue offsets
         assert put(s, TOPIC, 1, b"new").queue_offset == len(puts[1])
-    finally:
-        s.close()
 
 
 def test_queue_emptied_by_retention_keeps_its_offsets(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         _fill(s, 3)
         _age(_segments(root), 100)
         assert s.clean_expired(force=True) == 2
@@ -118,14 +114,11 @@ def test_queue_emptied_by_retention_keeps_its_offsets(tmp_path: Path) -> None:
         assert put(s, OLD, 0, b"new").queue_offset == 20
         res = s.get_messages(OLD, 0, 20, 32)
         assert res.status == GetStatus.FOUND and res.next_begin_offset == 21
-    finally:
-        s.close()
 
 
 def test_only_segments_past_the_reserved_time_go(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    s = open_store(root, fileReservedTime=48)
-    try:
+    with opened_store(root, fileReservedTime=48) as s:
         _fill(s, 5)
         segs = _segments(root)
         _age(segs[:2], 49)
@@ -139,20 +132,15 @@ def test_only_segments_past_the_reserved_time_go(tmp_path: Path) -> None:
         # the time can be given explicitly too
         assert s.clean_expired(now=time.time() + 2 * HOURS, force=True) == 2
         assert _segments(root) == segs[4:]
-    finally:
-        s.close()
 
 
 def test_nothing_expired_nothing_deleted(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         puts = _fill(s, 3)
         assert s.clean_expired(force=True) == 0
         assert len(_segments(root)) == 3
         assert len(read_all(s, TOPIC, 0)) == len(puts[0])
-    finally:
-        s.close()
 
 
 def test_min_offsets_survive_restart_and_crash_after_retention(tmp_path: Path) -> None:
@@ -171,8 +159,7 @@ def test_min_offsets_survive_restart_and_crash_after_retention(tmp_path: Path) -
     put(s, TOPIC, 0, b"after")
     abandon(s)  # crash after retention
 
-    s = open_store(root)
-    try:
+    with opened_store(root) as s:
         assert s.recovered_crash
         assert {q: s.min_offset(TOPIC, q) for q in range(3)} == mins
         assert s.max_offset(TOPIC, 0) == len(puts[0]) + 1
@@ -182,5 +169,3 @@ def test_min_offsets_survive_restart_and_crash_after_retention(tmp_path: Path) -
             assert [m.queue_offset for m in msgs] == list(range(mins[q], s.max_offset(TOPIC, q)))
         res = s.get_messages(TOPIC, 1, 0, 32)
         assert (res.status, res.next_begin_offset) == (GetStatus.OFFSET_TOO_SMALL, mins[1])
-    finally:
-        s.close()

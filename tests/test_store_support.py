@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ferrymq.core.config import BrokerConfig
@@ -40,6 +42,16 @@ def make_config(root: Path, **overrides: object) -> BrokerConfig:
 
 def open_store(root: Path, **overrides: object) -> MessageStore:
     return MessageStore(make_config(root, **overrides))
+
+
+@contextmanager
+def opened_store(root: Path, **overrides: object) -> Iterator[MessageStore]:
+    """The store at ``root`` (re)opened for a block and closed cleanly after it, even on failure."""
+    store = open_store(root, **overrides)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def put(

@@ -1,0 +1,64 @@
+"""Blocking one-shot RocketMQ requests to running servers (make a topic on one broker, read a
+topic's route from a name server) and a bounded wait, for tests with several broker groups.
+Holds no tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from ferrymq.client._remote import request
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.route import TopicRouteData
+from ferrymq.core.remoting.transport import connect, split_addr
+
+
+def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
+    """One request on a fresh connection to ``addr``: the response's code, body and remark."""
+
+    async def go() -> tuple[int, bytes, str | None]:
+        host, port = split_addr(addr)
+        conn = await connect(host, port)
+        try:
+            resp = await conn.invoke(request(code, ext))
+        finally:
+            conn.close()
+        return resp.code, bytes(resp.body), resp.remark
+
+    return asyncio.run(go())
+
+
+def create_topic(broker_addr: str, topic: str, queues: int = 4, *, order: bool = False) -> None:
+    """UPDATE_AND_CREATE_TOPIC on one broker, as mqadmin updateTopic does."""
+    code, _, remark = invoke(
+        broker_addr,
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        {
+            "topic": topic,
+            "defaultTopic": "TBW102",
+            "readQueueNums": str(queues),
+            "writeQueueNums": str(queues),
+            "perm": "6",
+            "topicFilterType": "SINGLE_TAG",
+            "topicSysFlag": "0",
+            "order": "true" if order else "false",
+        },
+    )
+    assert code == ResponseCode.SUCCESS, remark
+
+
+def routed(namesrv_addr: str, topic: str) -> TopicRouteData | None:
+    """The name server's route of ``topic``; None while it has none (any answer but SUCCESS)."""
+    code, body, _ = invoke(namesrv_addr, RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic})
+    return TopicRouteData.from_json_bytes(body) if code == ResponseCode.SUCCESS else None
+
+
+def eventually(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Bounded re-check of a condition no event announces (a broker registering its topics)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(0.05)
