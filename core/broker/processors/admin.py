@@ -12,10 +12,10 @@ import time
 from typing import TYPE_CHECKING
 
 from ferrymq import __version__
-from ferrymq.core.broker.processors.headers import BadRequest, opt_bool, opt_int, req_int, req_str
 from ferrymq.core.broker.topic_config import AUTO_CREATE_TOPIC_KEY, validate_topic
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest, opt_bool, opt_int, req_int, req_str
 from ferrymq.core.remoting.route import TopicConfig
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
 

@@ -13,11 +13,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.client_manager import ClientChannel
-from ferrymq.core.broker.processors.headers import BadRequest
 from ferrymq.core.broker.subscription import SubscriptionData
 from ferrymq.core.broker.topic_config import RETRY_GROUP_TOPIC_PREFIX
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker.processors.headers import BadRequest, opt_bool, req_int, req_str
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest, opt_bool, req_int, req_str
 from ferrymq.core.remoting.transport import Handler, HandlerResult, RemotingConnection, RequestDispatcher
 
 if TYPE_CHECKING:

@@ -23,11 +23,11 @@ import logging
 import random
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker.processors.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.broker.schedule import load_message, reput
 from ferrymq.core.broker.topic_config import DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.remoting.message import (
     PROPERTY_DELAY_TIME_LEVEL,
     PROPERTY_ORIGIN_MESSAGE_ID,

@@ -17,7 +17,6 @@ import socket
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.processors.consumer_send_back import retry_or_dlq
-from ferrymq.core.broker.processors.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES
 from ferrymq.core.broker.topic_config import (
     NOT_ALLOWED_SEND,
@@ -26,6 +25,7 @@ from ferrymq.core.broker.topic_config import (
 )
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.remoting.message import (
     PROPERTY_CLUSTER,
     PROPERTY_KEYS,
