@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
 
 from ferrymq.client import _api
 from ferrymq.client._ids import make_client_id
 from ferrymq.client._remote import RemotingClient, parse_namesrv_addrs
 from ferrymq.client.errors import MQError
 from ferrymq.client.route import RouteManager
+from ferrymq.core.remoting.heartbeat import HeartbeatData
 from ferrymq.core.remoting.route import TopicRouteData
 
 log = logging.getLogger("ferrymq.client")
@@ -47,7 +47,7 @@ class ClientInstance:
         self.heartbeat_interval = heartbeat_interval
         #: set by the owner: the HeartbeatData body, the topics whose routes to keep fresh, and
         #: whether only masters get heartbeats (producers) or every member (consumers)
-        self.heartbeat_data: Callable[[], dict[str, Any]] = lambda: {"clientID": self.client_id}
+        self.heartbeat_data: Callable[[], HeartbeatData] = lambda: HeartbeatData(self.client_id)
         self.topics_in_use: Callable[[], Iterable[str]] = lambda: ()
         self.heartbeat_masters_only = True
         self.broker_versions: dict[str, int] = {}

@@ -35,7 +35,7 @@ import logging
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -48,18 +48,18 @@ from ferrymq.client.message import MessageQueue
 from ferrymq.client.validators import RETRY_GROUP_TOPIC_PREFIX, check_group, check_topic
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.heartbeat import HeartbeatData
 from ferrymq.core.remoting.message import (
     PROPERTY_MAX_OFFSET,
     PROPERTY_MIN_OFFSET,
     SYSFLAG_COMPRESSED,
     MessageExt,
-    java_string_hash,
 )
+from ferrymq.core.remoting.subscription import SUB_ALL, SubscriptionData
 from ferrymq.core.remoting.transport import RemotingConnection
 
 log = logging.getLogger("ferrymq.client")
 
-SUB_ALL = "*"
 CONSUME_FROM_CHOICES = {
     "LAST_OFFSET": "CONSUME_FROM_LAST_OFFSET",
     "FIRST_OFFSET": "CONSUME_FROM_FIRST_OFFSET",
@@ -72,52 +72,6 @@ def _consume_from(value: str) -> str:
     if key not in CONSUME_FROM_CHOICES:
         raise ValidationError(f"consume_from must be one of {', '.join(CONSUME_FROM_CHOICES)}, not {value!r}")
     return key
-
-
-@dataclass(slots=True)
-class SubscriptionData:
-    """A TAG subscription as ``FilterAPI.buildSubscriptionData`` builds it (heartbeat JSON too)."""
-
-    topic: str
-    sub_string: str = SUB_ALL
-    tags_set: list[str] = field(default_factory=list)
-    code_set: list[int] = field(default_factory=list)
-    sub_version: int = field(default_factory=lambda: int(time.time() * 1000))
-    expression_type: str = "TAG"
-
-    @classmethod
-    def build(cls, topic: str, expression: str | None) -> SubscriptionData:
-        expr = (expression or "").strip()
-        if not expr or expr == SUB_ALL:
-            return cls(topic, SUB_ALL)
-        sub = cls(topic, expr)
-        for tag in expr.split("||"):
-            tag = tag.strip()
-            if tag and tag not in sub.tags_set:
-                sub.tags_set.append(tag)
-                sub.code_set.append(java_string_hash(tag))
-        if not sub.tags_set:
-            return cls(topic, SUB_ALL)
-        return sub
-
-    @property
-    def matches_all(self) -> bool:
-        return not self.tags_set
-
-    def matches(self, tags: str | None) -> bool:
-        """The client's exact re-check (``PullAPIWrapper.processPullResult``)."""
-        return self.matches_all or (tags is not None and tags in self.tags_set)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "classFilterMode": False,
-            "codeSet": list(self.code_set),
-            "expressionType": self.expression_type,
-            "subString": self.sub_string,
-            "subVersion": self.sub_version,
-            "tagsSet": list(self.tags_set),
-            "topic": self.topic,
-        }
 
 
 def queue_of(msg: MessageExt) -> MessageQueue:
@@ -586,8 +540,8 @@ class AsyncLitePullConsumer:
         topics = list(self._subs) if self._mode == "SUBSCRIBE" else [mq.topic for mq in self._assigned]
         return list(dict.fromkeys(topics))
 
-    def _heartbeat_data(self) -> dict[str, Any]:
-        subs = [s.to_json() for s in self._subs.values()] if self._mode == "SUBSCRIBE" else []
+    def _heartbeat_data(self) -> HeartbeatData:
+        subs = list(self._subs.values()) if self._mode == "SUBSCRIBE" else []
         return _api.heartbeat_data(
             self.client_id,
             consumer_group=self.group,

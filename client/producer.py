@@ -47,6 +47,7 @@ from ferrymq.client.validators import (
     check_message,
 )
 from ferrymq.core.remoting.codes import ResponseCode
+from ferrymq.core.remoting.heartbeat import HeartbeatData
 from ferrymq.core.remoting.message import (
     KEY_SEPARATOR,
     PROPERTY_KEYS,
@@ -215,7 +216,7 @@ class AsyncProducer:
         if self._state != "RUNNING":
             raise ClientError(f"The producer service state not OK: {self._state} (call start() first)")
 
-    def _heartbeat_data(self) -> dict[str, Any]:
+    def _heartbeat_data(self) -> HeartbeatData:
         return _api.heartbeat_data(self.client_id, producer_group=self.group)
 
     # ---- public sends --------------------------------------------------------------------------

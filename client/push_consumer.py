@@ -84,7 +84,7 @@ from ferrymq.client._instance import ClientInstance
 from ferrymq.client._loop import BlockingFacade, LoopThread
 from ferrymq.client._remote import check_response, request
 from ferrymq.client.allocate import AllocateMessageQueueAveragely, AllocateStrategy
-from ferrymq.client.consumer import CONSUME_FROM_CHOICES, SubscriptionData, _consume_from, _inflate
+from ferrymq.client.consumer import CONSUME_FROM_CHOICES, _consume_from, _inflate
 from ferrymq.client.errors import ClientError, MQError, ValidationError
 from ferrymq.client.message import MessageQueue
 from ferrymq.client.rebalance import (
@@ -98,6 +98,7 @@ from ferrymq.client.rebalance import (
 from ferrymq.client.validators import RETRY_GROUP_TOPIC_PREFIX, check_group, check_topic
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.heartbeat import HeartbeatData
 from ferrymq.core.remoting.message import (
     PROPERTY_DELAY_TIME_LEVEL,
     PROPERTY_MAX_OFFSET,
@@ -110,6 +111,7 @@ from ferrymq.core.remoting.message import (
     MessageExt,
     properties_to_string,
 )
+from ferrymq.core.remoting.subscription import SubscriptionData
 from ferrymq.core.remoting.transport import RemotingConnection
 
 log = logging.getLogger("ferrymq.client")
@@ -672,13 +674,13 @@ class AsyncPushConsumer:
     def _topics_in_use(self) -> list[str]:
         return list(self._subs)
 
-    def _heartbeat_data(self) -> dict[str, Any]:
+    def _heartbeat_data(self) -> HeartbeatData:
         return _api.heartbeat_data(
             self.client_id,
             consumer_group=self.group,
             message_model=self.message_model,
             consume_from_where=CONSUME_FROM_CHOICES[self.consume_from],
-            subscriptions=[s.to_json() for s in self._subs.values()],
+            subscriptions=list(self._subs.values()),
         )
 
     def _on_notify(self, cmd: RemotingCommand, conn: RemotingConnection) -> None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker.subscription import SubscriptionData, SubscriptionError, build_subscription
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.remoting.route import PERM_READ
+from ferrymq.core.remoting.subscription import SubscriptionData, SubscriptionError
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
 from ferrymq.core.store import GetResult, GetStatus
 
@@ -115,7 +115,7 @@ class PullMessageProcessor:
     ) -> SubscriptionData:
         if sys_flag & FLAG_SUBSCRIPTION:
             try:
-                return build_subscription(
+                return SubscriptionData.parse(
                     topic, ext.get("subscription"), ext.get("expressionType"), sub_version
                 )
             except SubscriptionError as exc:
