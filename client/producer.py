@@ -62,8 +62,6 @@ from ferrymq.core.remoting.message import (
 
 log = logging.getLogger("ferrymq.client")
 
-NO_BUYER_ID = 204
-NOT_IN_CURRENT_UNIT = 205
 #: ``DefaultMQProducer.retryResponseCodes`` plus SYSTEM_BUSY (retried since apache/rocketmq#5845)
 DEFAULT_RETRY_RESPONSE_CODES = frozenset(
     {
@@ -72,8 +70,8 @@ DEFAULT_RETRY_RESPONSE_CODES = frozenset(
         ResponseCode.SYSTEM_ERROR,
         ResponseCode.SYSTEM_BUSY,
         ResponseCode.NO_PERMISSION,
-        NO_BUYER_ID,
-        NOT_IN_CURRENT_UNIT,
+        ResponseCode.NO_BUYER_ID,
+        ResponseCode.NOT_IN_CURRENT_UNIT,
     }
 )
 DEFAULT_PRODUCER_GROUP = "DEFAULT_PRODUCER"

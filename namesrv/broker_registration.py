@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 import zlib
 
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import guarded, opt_bool, opt_int, req_int, req_str
 from ferrymq.core.remoting.route import RegisterBrokerBody
-from ferrymq.core.remoting.transport import RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.transport import RemotingConnection
 from ferrymq.namesrv.route_info import RouteInfoManager
 
 log = logging.getLogger("ferrymq.namesrv")
@@ -43,10 +43,6 @@ class BrokerRegistrationProcessor:
 
     def __init__(self, routes: RouteInfoManager) -> None:
         self.routes = routes
-
-    def register(self, dispatcher: RequestDispatcher) -> None:
-        dispatcher.register(RequestCode.REGISTER_BROKER, self.register_broker)
-        dispatcher.register(RequestCode.UNREGISTER_BROKER, self.unregister_broker)
 
     @guarded
     def register_broker(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:

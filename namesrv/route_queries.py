@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import guarded, req_str
-from ferrymq.core.remoting.transport import RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.transport import RemotingConnection
 from ferrymq.namesrv.route_info import RouteInfoManager
 
 log = logging.getLogger("ferrymq.namesrv")
@@ -32,12 +32,6 @@ class RouteQueryProcessor:
 
     def __init__(self, routes: RouteInfoManager) -> None:
         self.routes = routes
-
-    def register(self, dispatcher: RequestDispatcher) -> None:
-        dispatcher.register(RequestCode.GET_ROUTEINFO_BY_TOPIC, self.get_route_info_by_topic)
-        dispatcher.register(RequestCode.GET_BROKER_CLUSTER_INFO, self.get_broker_cluster_info)
-        dispatcher.register(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER, self.get_all_topic_list)
-        dispatcher.register(RequestCode.DELETE_TOPIC_IN_NAMESRV, self.delete_topic_in_namesrv)
 
     @guarded
     def get_route_info_by_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.client_manager import ClientChannel
 from ferrymq.core.broker.topic_config import RETRY_GROUP_TOPIC_PREFIX
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.heartbeat import ConsumerData, HeartbeatData
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -27,11 +27,6 @@ log = logging.getLogger("ferrymq.clients")
 class ClientManageProcessor:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-
-    def register(self, d: RequestDispatcher) -> None:
-        d.register(RequestCode.HEART_BEAT, self.heartbeat)
-        d.register(RequestCode.UNREGISTER_CLIENT, self.unregister)
-        d.register(RequestCode.CHECK_CLIENT_CONFIG, lambda cmd, conn: cmd.response(ResponseCode.SUCCESS))
 
     def heartbeat(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         try:
@@ -68,6 +63,10 @@ class ClientManageProcessor:
             consumer.consume_from_where,
             consumer.subscriptions,
         )
+
+    def check_client_config(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        """Accepted as is: only TAG subscriptions exist here, so there is nothing to check."""
+        return cmd.response(ResponseCode.SUCCESS)
 
     def unregister(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         ext = cmd.ext_fields

@@ -40,7 +40,7 @@ from ferrymq.core.remoting.message import (
     tags_code,
 )
 from ferrymq.core.remoting.route import PERM_WRITE, TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 from ferrymq.core.store import PutResult, PutStatus
 from ferrymq.core.store.message_store import StoreError
 
@@ -85,11 +85,6 @@ class SendMessageProcessor:
         self.store = broker.store
         self.topics = broker.topics
         self.cluster_prop = f"{PROPERTY_CLUSTER}\x01{broker.config.broker_cluster_name}\x02"
-
-    def register(self, dispatcher: RequestDispatcher) -> None:
-        dispatcher.register(RequestCode.SEND_MESSAGE, self.send)
-        dispatcher.register(RequestCode.SEND_MESSAGE_V2, self.send)
-        dispatcher.register(RequestCode.SEND_BATCH_MESSAGE, self.send)
 
     def send(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         ext = cmd.ext_fields
