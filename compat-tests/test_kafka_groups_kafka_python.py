@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from ferrymq.cli.testing import FerryServer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 
 kafka = pytest.importorskip("kafka")
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
@@ -303,8 +304,10 @@ def test_kafka_member_cannot_join_a_group_native_consumers_hold(server: FerrySer
         host, port = server.broker_addr.split(":")
         native = await connect(host, int(port))
         try:
-            ok = await native.invoke(RemotingCommand(code=34, body=json.dumps(heartbeat).encode()))
-            assert ok.code == 0
+            ok = await native.invoke(
+                RemotingCommand(code=RequestCode.HEART_BEAT, body=json.dumps(heartbeat).encode())
+            )
+            assert ok.code == ResponseCode.SUCCESS
             consumer = KafkaConsumer(
                 topic, bootstrap_servers=server.kafka_bootstrap, group_id=group, **GROUP_CONFIG
             )
