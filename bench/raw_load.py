@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import time
 
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.frame import FrameDecoder, encode_frame_bytes
 from tests.remoting_helpers import send_v2
 
@@ -39,7 +40,7 @@ async def _conn(
             break
         for resp in decoder.feed(data):
             t = sent.pop(resp.opaque, None)
-            if t is not None and resp.code == 0:
+            if t is not None and resp.code == ResponseCode.SUCCESS:
                 done += 1
                 lat.append(time.perf_counter() - t)
             send_one()

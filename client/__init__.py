@@ -51,7 +51,7 @@ from ferrymq.client.allocate import (
     AllocateStrategy,
     allocate_averagely,
 )
-from ferrymq.client.consumer import AsyncLitePullConsumer, LitePullConsumer, SubscriptionData, queue_of
+from ferrymq.client.consumer import AsyncLitePullConsumer, LitePullConsumer, queue_of
 from ferrymq.client.errors import BrokerError, ClientError, MQError, NetworkError, ValidationError
 from ferrymq.client.message import Message, MessageExt, MessageQueue, SendResult, SendStatus
 from ferrymq.client.priority import by_queue_set, by_topic
@@ -63,6 +63,7 @@ from ferrymq.client.selectors import (
     SelectMessageQueueByMachineRoom,
     SelectMessageQueueByRandom,
 )
+from ferrymq.core.remoting.subscription import SubscriptionData
 
 __all__ = [
     "AllocateMachineRoomNearby",

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 from ferrymq.client._remote import RemotingClient, check_response, request
 from ferrymq.client.errors import BrokerError, ClientError
 from ferrymq.client.message import MessageQueue, SendResult, SendStatus
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.heartbeat import ConsumerData, HeartbeatData
 from ferrymq.core.remoting.message import MessageExt, decode_stored_messages
+from ferrymq.core.remoting.subscription import SubscriptionData
 
 # PullSysFlag bits
 PULL_FLAG_COMMIT_OFFSET = 1
@@ -269,35 +270,21 @@ def heartbeat_data(
     consume_type: str = "CONSUME_PASSIVELY",
     message_model: str = "CLUSTERING",
     consume_from_where: str = "CONSUME_FROM_LAST_OFFSET",
-    subscriptions: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+    subscriptions: list[SubscriptionData] | None = None,
+) -> HeartbeatData:
     """A HEART_BEAT body (HeartbeatData, reference section 1.4) for one producer or consumer group."""
     consumers = []
     if consumer_group is not None:
         consumers.append(
-            {
-                "consumeFromWhere": consume_from_where,
-                "consumeType": consume_type,
-                "groupName": consumer_group,
-                "messageModel": message_model,
-                "subscriptionDataSet": subscriptions or [],
-                "unitMode": False,
-            }
+            ConsumerData(consumer_group, consume_type, message_model, consume_from_where, subscriptions or [])
         )
-    return {
-        "clientID": client_id,
-        "consumerDataSet": consumers,
-        "heartbeatFingerprint": 0,
-        "producerDataSet": [{"groupName": producer_group}] if producer_group is not None else [],
-        "withoutSub": False,
-    }
+    return HeartbeatData(client_id, [producer_group] if producer_group is not None else [], consumers)
 
 
-async def heartbeat(remote: RemotingClient, addr: str, data: dict[str, Any], timeout: float) -> int:
+async def heartbeat(remote: RemotingClient, addr: str, data: HeartbeatData, timeout: float) -> int:
     """HEART_BEAT (34) with a HeartbeatData body; returns the broker's version."""
-    body = json.dumps(data, separators=(",", ":")).encode()
     resp = check_response(
-        await remote.invoke(addr, request(RequestCode.HEART_BEAT, body=body), timeout), addr=addr
+        await remote.invoke(addr, request(RequestCode.HEART_BEAT, body=data.encode()), timeout), addr=addr
     )
     return resp.version
 

@@ -30,6 +30,7 @@ from ferrymq.client.message import MessageQueue
 from ferrymq.client.route import RouteManager
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.heartbeat import HeartbeatData
 from ferrymq.core.remoting.route import TopicRouteData
 from ferrymq.core.remoting.transport import RemotingConnection
 
@@ -58,7 +59,7 @@ class ClientInstance:
         self.heartbeat_interval = heartbeat_interval
         #: set by the owner: the HeartbeatData body, the topics whose routes to keep fresh, and
         #: whether only masters get heartbeats (producers) or every member (consumers)
-        self.heartbeat_data: Callable[[], dict[str, Any]] = lambda: {"clientID": self.client_id}
+        self.heartbeat_data: Callable[[], HeartbeatData] = lambda: HeartbeatData(self.client_id)
         self.topics_in_use: Callable[[], Iterable[str]] = lambda: ()
         self.heartbeat_masters_only = True
         self.broker_versions: dict[str, int] = {}

@@ -34,7 +34,7 @@ import collections
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ferrymq.client import _api
@@ -48,57 +48,11 @@ from ferrymq.client.offset_store import RemoteBrokerOffsetStore
 from ferrymq.client.rebalance import CONSUME_FROM_CHOICES, compute_pull_from_where, consume_from_key
 from ferrymq.client.validators import check_group, check_topic
 from ferrymq.core.remoting.codes import ResponseCode
-from ferrymq.core.remoting.message import MessageExt, java_string_hash
+from ferrymq.core.remoting.heartbeat import HeartbeatData
+from ferrymq.core.remoting.message import MessageExt
+from ferrymq.core.remoting.subscription import SUB_ALL, SubscriptionData
 
 log = logging.getLogger("ferrymq.client")
-
-SUB_ALL = "*"
-
-
-@dataclass(slots=True)
-class SubscriptionData:
-    """A TAG subscription as ``FilterAPI.buildSubscriptionData`` builds it (heartbeat JSON too)."""
-
-    topic: str
-    sub_string: str = SUB_ALL
-    tags_set: list[str] = field(default_factory=list)
-    code_set: list[int] = field(default_factory=list)
-    sub_version: int = field(default_factory=lambda: int(time.time() * 1000))
-    expression_type: str = "TAG"
-
-    @classmethod
-    def build(cls, topic: str, expression: str | None) -> SubscriptionData:
-        expr = (expression or "").strip()
-        if not expr or expr == SUB_ALL:
-            return cls(topic, SUB_ALL)
-        sub = cls(topic, expr)
-        for tag in expr.split("||"):
-            tag = tag.strip()
-            if tag and tag not in sub.tags_set:
-                sub.tags_set.append(tag)
-                sub.code_set.append(java_string_hash(tag))
-        if not sub.tags_set:
-            return cls(topic, SUB_ALL)
-        return sub
-
-    @property
-    def matches_all(self) -> bool:
-        return not self.tags_set
-
-    def matches(self, tags: str | None) -> bool:
-        """The client's exact re-check (``PullAPIWrapper.processPullResult``)."""
-        return self.matches_all or (tags is not None and tags in self.tags_set)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "classFilterMode": False,
-            "codeSet": list(self.code_set),
-            "expressionType": self.expression_type,
-            "subString": self.sub_string,
-            "subVersion": self.sub_version,
-            "tagsSet": list(self.tags_set),
-            "topic": self.topic,
-        }
 
 
 def queue_of(msg: MessageExt) -> MessageQueue:
@@ -521,8 +475,8 @@ class AsyncLitePullConsumer(ConsumerClient):
         topics = list(self._subs) if self._mode == "SUBSCRIBE" else [mq.topic for mq in self._assigned]
         return list(dict.fromkeys(topics))
 
-    def _heartbeat_data(self) -> dict[str, Any]:
-        subs = [s.to_json() for s in self._subs.values()] if self._mode == "SUBSCRIBE" else []
+    def _heartbeat_data(self) -> HeartbeatData:
+        subs = list(self._subs.values()) if self._mode == "SUBSCRIBE" else []
         return _api.heartbeat_data(
             self.client_id,
             consumer_group=self.group,

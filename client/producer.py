@@ -46,6 +46,7 @@ from ferrymq.client.validators import (
     check_message,
 )
 from ferrymq.core.remoting.codes import ResponseCode
+from ferrymq.core.remoting.heartbeat import HeartbeatData
 from ferrymq.core.remoting.message import (
     KEY_SEPARATOR,
     PROPERTY_KEYS,
@@ -60,8 +61,6 @@ from ferrymq.core.remoting.message import (
 
 log = logging.getLogger("ferrymq.client")
 
-NO_BUYER_ID = 204
-NOT_IN_CURRENT_UNIT = 205
 #: ``DefaultMQProducer.retryResponseCodes`` plus SYSTEM_BUSY (retried since apache/rocketmq#5845)
 DEFAULT_RETRY_RESPONSE_CODES = frozenset(
     {
@@ -70,8 +69,8 @@ DEFAULT_RETRY_RESPONSE_CODES = frozenset(
         ResponseCode.SYSTEM_ERROR,
         ResponseCode.SYSTEM_BUSY,
         ResponseCode.NO_PERMISSION,
-        NO_BUYER_ID,
-        NOT_IN_CURRENT_UNIT,
+        ResponseCode.NO_BUYER_ID,
+        ResponseCode.NOT_IN_CURRENT_UNIT,
     }
 )
 DEFAULT_PRODUCER_GROUP = "DEFAULT_PRODUCER"
@@ -193,7 +192,7 @@ class AsyncProducer(AsyncClient):
         await self._instance.unregister(producer_group=self.group)
         await self._instance.shutdown()
 
-    def _heartbeat_data(self) -> dict[str, Any]:
+    def _heartbeat_data(self) -> HeartbeatData:
         return _api.heartbeat_data(self.client_id, producer_group=self.group)
 
     # ---- public sends --------------------------------------------------------------------------

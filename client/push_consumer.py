@@ -84,7 +84,6 @@ from ferrymq.client.consume_service import (
     Listener,
     OrderlyConsumeService,
 )
-from ferrymq.client.consumer import SubscriptionData
 from ferrymq.client.errors import ClientError, MQError, ValidationError
 from ferrymq.client.message import MessageQueue
 from ferrymq.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteBrokerOffsetStore
@@ -101,6 +100,8 @@ from ferrymq.client.rebalance import (
 )
 from ferrymq.client.send_back import SendBack
 from ferrymq.client.validators import RETRY_GROUP_TOPIC_PREFIX, check_group, check_topic
+from ferrymq.core.remoting.heartbeat import HeartbeatData
+from ferrymq.core.remoting.subscription import SubscriptionData
 
 __all__ = ["AsyncPushConsumer", "ConsumeOrderlyStatus", "ConsumeStatus", "Listener", "PushConsumer"]
 
@@ -365,13 +366,13 @@ class AsyncPushConsumer(ConsumerClient):
     def _topics_in_use(self) -> list[str]:
         return list(self._subs)
 
-    def _heartbeat_data(self) -> dict[str, Any]:
+    def _heartbeat_data(self) -> HeartbeatData:
         return _api.heartbeat_data(
             self.client_id,
             consumer_group=self.group,
             message_model=self.message_model,
             consume_from_where=CONSUME_FROM_CHOICES[self.consume_from],
-            subscriptions=[s.to_json() for s in self._subs.values()],
+            subscriptions=list(self._subs.values()),
         )
 
     def _on_route_change(self, topic: str, route: object) -> None:

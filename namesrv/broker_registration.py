@@ -18,18 +18,11 @@ from __future__ import annotations
 import logging
 import zlib
 
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import guarded, opt_bool, opt_int, req_int, req_str
 from ferrymq.core.remoting.route import RegisterBrokerBody
-from ferrymq.core.remoting.transport import RemotingConnection, RequestDispatcher
-from ferrymq.namesrv.headers import (
-    guarded,
-    optional_bool,
-    optional_int,
-    optional_str,
-    require_int,
-    require_str,
-)
+from ferrymq.core.remoting.transport import RemotingConnection
 from ferrymq.namesrv.route_info import RouteInfoManager
 
 log = logging.getLogger("ferrymq.namesrv")
@@ -51,21 +44,18 @@ class BrokerRegistrationProcessor:
     def __init__(self, routes: RouteInfoManager) -> None:
         self.routes = routes
 
-    def register(self, dispatcher: RequestDispatcher) -> None:
-        dispatcher.register(RequestCode.REGISTER_BROKER, self.register_broker)
-        dispatcher.register(RequestCode.UNREGISTER_BROKER, self.unregister_broker)
-
     @guarded
     def register_broker(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
-        broker_name = require_str(cmd, "brokerName")
-        broker_addr = require_str(cmd, "brokerAddr")
-        cluster_name = require_str(cmd, "clusterName")
-        ha_server_addr = require_str(cmd, "haServerAddr")
-        broker_id = require_int(cmd, "brokerId")
-        timeout_ms = optional_int(cmd, "heartbeatTimeoutMillis")
-        enable_acting_master = optional_bool(cmd, "enableActingMaster")
-        compressed = bool(optional_bool(cmd, "compressed"))
-        crc = optional_int(cmd, "bodyCrc32") or 0
+        ext = cmd.ext_fields
+        broker_name = req_str(ext, "brokerName", ResponseCode.INVALID_PARAMETER)
+        broker_addr = req_str(ext, "brokerAddr", ResponseCode.INVALID_PARAMETER)
+        cluster_name = req_str(ext, "clusterName", ResponseCode.INVALID_PARAMETER)
+        ha_server_addr = req_str(ext, "haServerAddr", ResponseCode.INVALID_PARAMETER)
+        broker_id = req_int(ext, "brokerId", ResponseCode.INVALID_PARAMETER)
+        timeout_ms = opt_int(ext, "heartbeatTimeoutMillis", 0, ResponseCode.INVALID_PARAMETER)
+        enable_acting_master = opt_bool(ext, "enableActingMaster", None)
+        compressed = opt_bool(ext, "compressed", False)
+        crc = opt_int(ext, "bodyCrc32", 0, ResponseCode.INVALID_PARAMETER)
 
         body_bytes = bytes(cmd.body)
         if crc != 0 and crc not in (body_crc32(body_bytes), zlib.crc32(body_bytes)):
@@ -81,11 +71,11 @@ class BrokerRegistrationProcessor:
             broker_id,
             ha_server_addr,
             body,
-            heartbeat_timeout_s=timeout_ms / 1000.0 if timeout_ms is not None and timeout_ms > 0 else None,
+            heartbeat_timeout_s=timeout_ms / 1000.0 if timeout_ms > 0 else None,
             enable_acting_master=enable_acting_master,
-            zone_name=optional_str(cmd, ZONE_NAME_FIELD),
+            zone_name=ext.get(ZONE_NAME_FIELD),
             connection=conn,
-            kafka_addr=optional_str(cmd, KAFKA_ADDR_FIELD),
+            kafka_addr=ext.get(KAFKA_ADDR_FIELD),
         )
         log.log(
             logging.DEBUG if known else logging.INFO,
@@ -98,19 +88,20 @@ class BrokerRegistrationProcessor:
             len(body.topic_configs),
             compressed,
         )
-        ext: dict[str, str] = {}
+        reply: dict[str, str] = {}
         if result.ha_server_addr is not None:
-            ext["haServerAddr"] = result.ha_server_addr
+            reply["haServerAddr"] = result.ha_server_addr
         if result.master_addr is not None:
-            ext["masterAddr"] = result.master_addr
-        return cmd.response(ResponseCode.SUCCESS, ext_fields=ext)
+            reply["masterAddr"] = result.master_addr
+        return cmd.response(ResponseCode.SUCCESS, ext_fields=reply)
 
     @guarded
     def unregister_broker(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
-        broker_name = require_str(cmd, "brokerName")
-        broker_addr = require_str(cmd, "brokerAddr")
-        cluster_name = require_str(cmd, "clusterName")
-        broker_id = require_int(cmd, "brokerId")
+        ext = cmd.ext_fields
+        broker_name = req_str(ext, "brokerName", ResponseCode.INVALID_PARAMETER)
+        broker_addr = req_str(ext, "brokerAddr", ResponseCode.INVALID_PARAMETER)
+        cluster_name = req_str(ext, "clusterName", ResponseCode.INVALID_PARAMETER)
+        broker_id = req_int(ext, "brokerId", ResponseCode.INVALID_PARAMETER)
         known = self.routes.unregister_broker(cluster_name, broker_addr, broker_name, broker_id)
         log.info(
             "broker unregistered by %s: cluster=%s name=%s id=%s addr=%s%s",

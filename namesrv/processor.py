@@ -1,24 +1,31 @@
-"""Wires the name server's request families onto one RequestDispatcher.
+"""The name server's routing table: request code to handler, in one place.
 
-Served: REGISTER_BROKER (103) and UNREGISTER_BROKER (104) in ``broker_registration``;
-GET_ROUTEINFO_BY_TOPIC (105), GET_BROKER_CLUSTER_INFO (106), GET_ALL_TOPIC_LIST_FROM_NAMESERVER
-(206) and DELETE_TOPIC_IN_NAMESRV (216) in ``route_queries``. Any other code is answered
-REQUEST_CODE_NOT_SUPPORTED by the dispatcher, as a Java name server answers it; that includes
-the KV-config, write-permission, per-cluster topic-list and config requests a Java name server
-also serves.
+Handlers live in ``broker_registration`` (what brokers send) and ``route_queries`` (what clients
+and admin tools ask). Any other code is answered REQUEST_CODE_NOT_SUPPORTED by the dispatcher,
+as a Java name server answers it; that includes the KV-config, write-permission, per-cluster
+topic-list and config requests a Java name server also serves. A missing or malformed header
+field is answered INVALID_PARAMETER with a remark naming the field.
 """
 
 from __future__ import annotations
 
-from ferrymq.core.remoting.transport import RequestDispatcher
+from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.core.remoting.transport import Handler, RequestDispatcher
 from ferrymq.namesrv.broker_registration import BrokerRegistrationProcessor
 from ferrymq.namesrv.route_info import RouteInfoManager
 from ferrymq.namesrv.route_queries import RouteQueryProcessor
 
 
 def build_dispatcher(routes: RouteInfoManager) -> RequestDispatcher:
-    """A dispatcher answering every request family the name server serves."""
-    dispatcher = RequestDispatcher()
-    BrokerRegistrationProcessor(routes).register(dispatcher)
-    RouteQueryProcessor(routes).register(dispatcher)
-    return dispatcher
+    """A dispatcher answering every request the name server serves."""
+    brokers = BrokerRegistrationProcessor(routes)
+    queries = RouteQueryProcessor(routes)
+    table: dict[RequestCode, Handler] = {
+        RequestCode.REGISTER_BROKER: brokers.register_broker,
+        RequestCode.UNREGISTER_BROKER: brokers.unregister_broker,
+        RequestCode.GET_ROUTEINFO_BY_TOPIC: queries.get_route_info_by_topic,
+        RequestCode.GET_BROKER_CLUSTER_INFO: queries.get_broker_cluster_info,
+        RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER: queries.get_all_topic_list,
+        RequestCode.DELETE_TOPIC_IN_NAMESRV: queries.delete_topic_in_namesrv,
+    }
+    return RequestDispatcher(table)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import RemotingConnection, RequestDispatcher
-from ferrymq.namesrv.headers import guarded, optional_str, require_str
+from ferrymq.core.remoting.headers import guarded, req_str
+from ferrymq.core.remoting.transport import RemotingConnection
 from ferrymq.namesrv.route_info import RouteInfoManager
 
 log = logging.getLogger("ferrymq.namesrv")
@@ -33,15 +33,9 @@ class RouteQueryProcessor:
     def __init__(self, routes: RouteInfoManager) -> None:
         self.routes = routes
 
-    def register(self, dispatcher: RequestDispatcher) -> None:
-        dispatcher.register(RequestCode.GET_ROUTEINFO_BY_TOPIC, self.get_route_info_by_topic)
-        dispatcher.register(RequestCode.GET_BROKER_CLUSTER_INFO, self.get_broker_cluster_info)
-        dispatcher.register(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER, self.get_all_topic_list)
-        dispatcher.register(RequestCode.DELETE_TOPIC_IN_NAMESRV, self.delete_topic_in_namesrv)
-
     @guarded
     def get_route_info_by_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
-        topic = require_str(cmd, "topic")
+        topic = req_str(cmd.ext_fields, "topic", ResponseCode.INVALID_PARAMETER)
         route = self.routes.pick_topic_route(topic)
         if route is None:
             return cmd.response(ResponseCode.TOPIC_NOT_EXIST, topic_not_exist_remark(topic))
@@ -57,8 +51,8 @@ class RouteQueryProcessor:
 
     @guarded
     def delete_topic_in_namesrv(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
-        topic = require_str(cmd, "topic")
-        cluster_name = optional_str(cmd, "clusterName")
+        topic = req_str(cmd.ext_fields, "topic", ResponseCode.INVALID_PARAMETER)
+        cluster_name = cmd.ext_fields.get("clusterName")
         removed = self.routes.delete_topic(topic, cluster_name or None)
         log.info(
             "topic %s deleted%s by %s%s",

@@ -6,6 +6,7 @@ import time
 
 import orjson
 
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import MessageExt, decode_stored_messages, properties_to_string
 from ferrymq.core.remoting.transport import RemotingConnection
@@ -15,7 +16,7 @@ def send_v2(
     topic: str, body: bytes, queue_id: int, properties: dict[str, str] | None = None, queue_nums: int = 4
 ) -> RemotingCommand:
     return RemotingCommand(
-        code=310,
+        code=RequestCode.SEND_MESSAGE_V2,
         ext_fields={
             "a": "test-producer",
             "b": topic,
@@ -35,7 +36,7 @@ def pull(
     topic: str, queue_id: int, offset: int, max_nums: int = 32, expression: str = "*", suspend_ms: int = 0
 ) -> RemotingCommand:
     return RemotingCommand(
-        code=11,
+        code=RequestCode.PULL_MESSAGE,
         ext_fields={
             "consumerGroup": "test-group",
             "topic": topic,
@@ -59,7 +60,7 @@ async def pull_all(conn: RemotingConnection, topic: str, queue_ids: range) -> li
         offset = 0
         while True:
             resp = await conn.invoke(pull(topic, qid, offset), timeout=10)
-            if resp.code != 0:
+            if resp.code != ResponseCode.SUCCESS:
                 break
             out.extend(decode_stored_messages(resp.body))
             offset = int(resp.ext_fields["nextBeginOffset"])
@@ -81,4 +82,4 @@ def heartbeat(client_id: str, group: str, topic: str, expression: str = "*") -> 
             }
         ],
     }
-    return RemotingCommand(code=34, body=orjson.dumps(body))
+    return RemotingCommand(code=RequestCode.HEART_BEAT, body=orjson.dumps(body))

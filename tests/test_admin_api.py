@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ferrymq.cli.testing import FerryBroker, FerryNameServer, FerryServer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import decode_stored_messages
 from ferrymq.core.remoting.transport import RemotingConnection, connect
@@ -50,7 +51,7 @@ async def remoting(server: FerryServer) -> RemotingConnection:
 async def commit_offset(conn: RemotingConnection, group: str, topic: str, queue: int, offset: int) -> None:
     resp = await conn.invoke(
         RemotingCommand(
-            code=15,
+            code=RequestCode.UPDATE_CONSUMER_OFFSET,
             ext_fields={
                 "consumerGroup": group,
                 "topic": topic,
@@ -59,14 +60,17 @@ async def commit_offset(conn: RemotingConnection, group: str, topic: str, queue:
             },
         )
     )
-    assert resp.code == 0, resp.remark
+    assert resp.code == ResponseCode.SUCCESS, resp.remark
 
 
 async def query_offset(conn: RemotingConnection, group: str, topic: str, queue: int) -> int:
     resp = await conn.invoke(
-        RemotingCommand(code=14, ext_fields={"consumerGroup": group, "topic": topic, "queueId": str(queue)})
+        RemotingCommand(
+            code=RequestCode.QUERY_CONSUMER_OFFSET,
+            ext_fields={"consumerGroup": group, "topic": topic, "queueId": str(queue)},
+        )
     )
-    assert resp.code == 0, resp.remark
+    assert resp.code == ResponseCode.SUCCESS, resp.remark
     return int(resp.ext_fields["offset"])
 
 
@@ -77,8 +81,10 @@ def namesrv_knows(addr: str, topic: str) -> bool:
         host, port = addr.split(":")
         conn = await connect(host, int(port))
         try:
-            resp = await conn.invoke(RemotingCommand(code=105, ext_fields={"topic": topic}))
-            return resp.code == 0
+            resp = await conn.invoke(
+                RemotingCommand(code=RequestCode.GET_ROUTEINFO_BY_TOPIC, ext_fields={"topic": topic})
+            )
+            return resp.code == ResponseCode.SUCCESS
         finally:
             conn.close()
 
@@ -256,7 +262,7 @@ def test_send_then_find_by_id_key_and_queue(server: FerryServer, http: httpx.Cli
         conn = await remoting(server)
         try:
             resp = await conn.invoke(pull("Msgs", 1, 0))
-            assert resp.code == 0
+            assert resp.code == ResponseCode.SUCCESS
             return [m.body for m in decode_stored_messages(resp.body)]
         finally:
             conn.close()
@@ -333,7 +339,9 @@ def test_group_lag_members_and_reset(server: FerryServer, http: httpx.Client) ->
                 assert (await h.get("/api/groups/no-such-group")).status_code == 404
 
                 # a live member: the reset is refused unless forced
-                assert (await conn.invoke(heartbeat("cid-1", "billing-g", "Billing"))).code == 0
+                assert (
+                    await conn.invoke(heartbeat("cid-1", "billing-g", "Billing"))
+                ).code == ResponseCode.SUCCESS
                 live = (await h.get("/api/groups/billing-g")).json()
                 assert live["state"] == "Online" and live["member_count"] == 1
                 assert live["members"][0]["client_id"] == "cid-1"
@@ -353,9 +361,10 @@ def test_group_lag_members_and_reset(server: FerryServer, http: httpx.Client) ->
                 assert (await h.get("/api/groups/billing-g")).json()["total_lag"] == 0
 
                 unregister = RemotingCommand(
-                    code=35, ext_fields={"clientID": "cid-1", "consumerGroup": "billing-g"}
+                    code=RequestCode.UNREGISTER_CLIENT,
+                    ext_fields={"clientID": "cid-1", "consumerGroup": "billing-g"},
                 )
-                assert (await conn.invoke(unregister)).code == 0
+                assert (await conn.invoke(unregister)).code == ResponseCode.SUCCESS
                 earliest = await h.post(
                     "/api/groups/billing-g/reset-offset", json={"to": "earliest", "topic": "Billing"}
                 )
@@ -392,7 +401,7 @@ def test_metrics(server: FerryServer, http: httpx.Client) -> None:
     async def consume() -> None:
         conn = await remoting(server)
         try:
-            assert (await conn.invoke(pull("Metered", 0, 0))).code == 0
+            assert (await conn.invoke(pull("Metered", 0, 0))).code == ResponseCode.SUCCESS
             await commit_offset(conn, "metered-g", "Metered", 0, 1)
         finally:
             conn.close()
@@ -483,13 +492,13 @@ def test_members_that_subscribe_differently_are_reported(server: FerryServer, ht
     async def scenario() -> None:
         a, b = await remoting(server), await remoting(server)
         try:
-            assert (await a.invoke(heartbeat("cid-a", "mixed-g", "Mixed1"))).code == 0
+            assert (await a.invoke(heartbeat("cid-a", "mixed-g", "Mixed1"))).code == ResponseCode.SUCCESS
             async with httpx.AsyncClient(base_url=server.admin_url) as h:
                 one = (await h.get("/api/groups/mixed-g")).json()
                 assert one["consistent_subscriptions"] is True
                 assert one["members"][0]["subscriptions"] == {"Mixed1": "*"}
                 # a second member of the same group subscribes to another topic
-                assert (await b.invoke(heartbeat("cid-b", "mixed-g", "Mixed2"))).code == 0
+                assert (await b.invoke(heartbeat("cid-b", "mixed-g", "Mixed2"))).code == ResponseCode.SUCCESS
                 two = (await h.get("/api/groups/mixed-g")).json()
                 assert two["consistent_subscriptions"] is False
                 assert {m["client_id"]: m["subscriptions"] for m in two["members"]} == {

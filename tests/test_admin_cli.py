@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ferrymq.cli.testing import FerryServer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import connect
 
@@ -106,7 +107,7 @@ def test_clusters_and_groups(server: FerryServer) -> None:
         conn = await connect(host, int(port))
         try:
             cmd = RemotingCommand(
-                code=15,
+                code=RequestCode.UPDATE_CONSUMER_OFFSET,
                 ext_fields={
                     "consumerGroup": "cli-g",
                     "topic": "CliGroupTopic",
@@ -114,7 +115,7 @@ def test_clusters_and_groups(server: FerryServer) -> None:
                     "commitOffset": "1",
                 },
             )
-            assert (await conn.invoke(cmd)).code == 0
+            assert (await conn.invoke(cmd)).code == ResponseCode.SUCCESS
         finally:
             conn.close()
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ferrymq.cli.testing import FerryServer
-from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import RemotingConnection, connect
 from tests.remoting_helpers import heartbeat
@@ -30,9 +30,17 @@ def test_silent_consumer_expires_and_the_group_is_notified(tmp_path: Path) -> No
         silent = await connect(host, int(port))
         alive = await connect(host, int(port), on_request)
         try:
-            assert (await silent.invoke(heartbeat("silent-1", "eg", "ExpiryTopic"))).code == 0
-            assert (await alive.invoke(heartbeat("alive-1", "eg", "ExpiryTopic"))).code == 0
-            listed = await alive.invoke(RemotingCommand(code=38, ext_fields={"consumerGroup": "eg"}))
+            assert (
+                await silent.invoke(heartbeat("silent-1", "eg", "ExpiryTopic"))
+            ).code == ResponseCode.SUCCESS
+            assert (
+                await alive.invoke(heartbeat("alive-1", "eg", "ExpiryTopic"))
+            ).code == ResponseCode.SUCCESS
+            listed = await alive.invoke(
+                RemotingCommand(
+                    code=RequestCode.GET_CONSUMER_LIST_BY_GROUP, ext_fields={"consumerGroup": "eg"}
+                )
+            )
             assert json.loads(listed.body)["consumerIdList"] == ["alive-1", "silent-1"]
             notified.clear()
 
@@ -46,7 +54,11 @@ def test_silent_consumer_expires_and_the_group_is_notified(tmp_path: Path) -> No
                 # the silent member's connection is closed by the broker when it expires
                 await asyncio.wait_for(silent.closed.wait(), 10)
                 await asyncio.wait_for(notified.wait(), 10)
-                listed = await alive.invoke(RemotingCommand(code=38, ext_fields={"consumerGroup": "eg"}))
+                listed = await alive.invoke(
+                    RemotingCommand(
+                        code=RequestCode.GET_CONSUMER_LIST_BY_GROUP, ext_fields={"consumerGroup": "eg"}
+                    )
+                )
                 assert json.loads(listed.body)["consumerIdList"] == ["alive-1"]
             finally:
                 beating.cancel()

@@ -39,6 +39,7 @@ from ferrymq.client.route import (
 )
 from ferrymq.client.selectors import hash_index, java_hash_code, run_selector
 from ferrymq.client.validators import check_batch, check_group, check_message, check_topic
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.message import PROPERTY_KEYS, PROPERTY_TAGS, java_string_hash
 from ferrymq.core.remoting.route import PERM_READ, PERM_WRITE, BrokerData, QueueData, TopicRouteData
 
@@ -351,7 +352,7 @@ def test_send_status_and_broker_error():
     assert SendStatus.from_response_code(11) is SendStatus.SLAVE_NOT_AVAILABLE
     assert SendStatus.from_response_code(13) is None
     err = BrokerError(13, "the message body size over max value", addr="1.2.3.4:10911")
-    assert err.code == 13 and err.remark.startswith("the message")
+    assert err.code == ResponseCode.MESSAGE_ILLEGAL and err.remark.startswith("the message")
     assert "CODE: 13 (MESSAGE_ILLEGAL)" in str(err) and "1.2.3.4:10911" in str(err)
 
 

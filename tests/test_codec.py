@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from ferrymq.core.remoting.codes import FLAG_ONEWAY, FLAG_RESPONSE, SERVER_VERSION
+from ferrymq.core.remoting.codes import FLAG_ONEWAY, FLAG_RESPONSE, SERVER_VERSION, RequestCode, ResponseCode
 from ferrymq.core.remoting.command import HeaderError, RemotingCommand, SerializeType, decode_header
 from ferrymq.core.remoting.frame import (
     DEFAULT_MAX_FRAME,
@@ -35,7 +35,7 @@ GOLDEN_BINARY_FRAME = bytes.fromhex(
 
 def _golden_command(serialize_type: SerializeType) -> RemotingCommand:
     return RemotingCommand(
-        code=105,
+        code=RequestCode.GET_ROUTEINFO_BY_TOPIC,
         opaque=1,
         flag=0,
         ext_fields={"topic": "TopicTest"},
@@ -80,7 +80,7 @@ def test_golden_binary_frame_byte_for_byte() -> None:
 @pytest.mark.parametrize("frame", [GOLDEN_JSON_FRAME, GOLDEN_BINARY_FRAME], ids=["json", "binary"])
 def test_golden_frames_decode(frame: bytes) -> None:
     (cmd,) = FrameDecoder().feed(frame)
-    assert cmd.code == 105
+    assert cmd.code == RequestCode.GET_ROUTEINFO_BY_TOPIC
     assert cmd.opaque == 1
     assert cmd.flag == 0
     assert cmd.language == "PYTHON"
@@ -109,7 +109,7 @@ def test_header_roundtrip(ser: SerializeType, remark: str | None) -> None:
     }
     body = bytes(range(256)) * 3
     cmd = RemotingCommand(
-        code=310,
+        code=RequestCode.SEND_MESSAGE_V2,
         opaque=0x7FFFFFFF,
         flag=FLAG_ONEWAY,
         remark=remark,
@@ -120,7 +120,7 @@ def test_header_roundtrip(ser: SerializeType, remark: str | None) -> None:
         serialize_type=ser,
     )
     got = _roundtrip(cmd)
-    assert got.code == 310
+    assert got.code == RequestCode.SEND_MESSAGE_V2
     assert got.opaque == 0x7FFFFFFF
     assert got.flag == FLAG_ONEWAY and got.is_oneway and not got.is_response
     assert got.remark == remark
@@ -137,12 +137,14 @@ def test_header_roundtrip(ser: SerializeType, remark: str | None) -> None:
 
 @pytest.mark.parametrize("ser", [SerializeType.JSON, SerializeType.ROCKETMQ])
 def test_response_roundtrip_echoes_opaque(ser: SerializeType) -> None:
-    req = RemotingCommand(code=11, opaque=4242, ext_fields={"topic": "T"}, serialize_type=ser)
-    resp = req.response(19, "no new message", {"nextBeginOffset": "7"}, b"x")
+    req = RemotingCommand(
+        code=RequestCode.PULL_MESSAGE, opaque=4242, ext_fields={"topic": "T"}, serialize_type=ser
+    )
+    resp = req.response(ResponseCode.PULL_NOT_FOUND, "no new message", {"nextBeginOffset": "7"}, b"x")
     got = _roundtrip(resp)
     assert got.is_response and got.flag == FLAG_RESPONSE
     assert got.opaque == 4242
-    assert got.code == 19
+    assert got.code == ResponseCode.PULL_NOT_FOUND
     assert got.remark == "no new message"
     assert got.ext_fields == {"nextBeginOffset": "7"}
     assert got.body == b"x"
@@ -158,7 +160,7 @@ def test_negative_code_and_opaque_roundtrip_binary() -> None:
 
 
 def test_body_is_not_part_of_header_length() -> None:
-    cmd = RemotingCommand(code=10, ext_fields={"a": "b"}, body=b"B" * 1000)
+    cmd = RemotingCommand(code=RequestCode.SEND_MESSAGE, ext_fields={"a": "b"}, body=b"B" * 1000)
     parts = encode_frame(cmd)
     frame = b"".join(parts)
     length, ser_hdr = struct.unpack_from(">ii", frame)
@@ -209,7 +211,7 @@ def test_json_header_null_extfield_value_is_absent_not_the_string_none() -> None
 
 def test_json_header_minimal_and_missing_extfields() -> None:
     (cmd,) = FrameDecoder().feed(_frame(0, b'{"code":34}'))
-    assert cmd.code == 34
+    assert cmd.code == RequestCode.HEART_BEAT
     assert cmd.ext_fields == {}
     assert cmd.opaque == 0 and cmd.flag == 0
 
@@ -219,17 +221,24 @@ def test_json_header_minimal_and_missing_extfields() -> None:
 
 def _sample_commands() -> list[RemotingCommand]:
     return [
-        RemotingCommand(code=105, opaque=1, ext_fields={"topic": "TopicTest"}),
+        RemotingCommand(code=RequestCode.GET_ROUTEINFO_BY_TOPIC, opaque=1, ext_fields={"topic": "TopicTest"}),
         RemotingCommand(
-            code=310,
+            code=RequestCode.SEND_MESSAGE_V2,
             opaque=2,
             ext_fields={"b": "T", "e": "0"},
             body=b"hello" * 50,
             serialize_type=SerializeType.ROCKETMQ,
         ),
-        RemotingCommand(code=34, opaque=3, remark="日本語", body=b"{}"),
-        RemotingCommand(code=11, opaque=4, flag=FLAG_RESPONSE, body=bytes(range(256))),
-        RemotingCommand(code=15, opaque=5, flag=FLAG_ONEWAY, serialize_type=SerializeType.ROCKETMQ),
+        RemotingCommand(code=RequestCode.HEART_BEAT, opaque=3, remark="日本語", body=b"{}"),
+        RemotingCommand(
+            code=ResponseCode.SLAVE_NOT_AVAILABLE, opaque=4, flag=FLAG_RESPONSE, body=bytes(range(256))
+        ),
+        RemotingCommand(
+            code=RequestCode.UPDATE_CONSUMER_OFFSET,
+            opaque=5,
+            flag=FLAG_ONEWAY,
+            serialize_type=SerializeType.ROCKETMQ,
+        ),
     ]
 
 
@@ -261,7 +270,7 @@ def test_decoder_fed_byte_by_byte() -> None:
 
 
 def test_decoder_returns_frame_only_on_its_last_byte() -> None:
-    frame = encode_frame_bytes(RemotingCommand(code=10, body=b"xyz"))
+    frame = encode_frame_bytes(RemotingCommand(code=RequestCode.SEND_MESSAGE, body=b"xyz"))
     decoder = FrameDecoder()
     for i in range(len(frame) - 1):
         assert decoder.feed(frame[i : i + 1]) == []
@@ -321,7 +330,7 @@ def test_frame_longer_than_max_raises() -> None:
 
 def test_max_frame_counts_the_length_field_as_java_does() -> None:
     # Netty's LengthFieldBasedFrameDecoder(max, 0, 4, 0, 4): length + 4 must not exceed max
-    cmd = RemotingCommand(code=10, body=b"x" * 100)
+    cmd = RemotingCommand(code=RequestCode.SEND_MESSAGE, body=b"x" * 100)
     wire = encode_frame_bytes(cmd)
     assert len(FrameDecoder(max_frame=len(wire)).feed(wire)) == 1
     with pytest.raises(FrameError):
@@ -329,7 +338,7 @@ def test_max_frame_counts_the_length_field_as_java_does() -> None:
 
 
 def test_frames_before_garbage_travel_with_the_error() -> None:
-    good = encode_frame_bytes(RemotingCommand(code=105, opaque=5))
+    good = encode_frame_bytes(RemotingCommand(code=RequestCode.GET_ROUTEINFO_BY_TOPIC, opaque=5))
     with pytest.raises(FrameError) as err:
         FrameDecoder().feed(good + good + struct.pack(">ii", 20, 16) + b"{not json}......")
     assert [c.opaque for c in err.value.commands] == [5, 5]
@@ -342,7 +351,7 @@ def test_frame_length_2_31_minus_1_raises_at_once() -> None:
 
 def test_default_max_frame_is_16_mib() -> None:
     assert DEFAULT_MAX_FRAME == 16 * 1024 * 1024
-    big = RemotingCommand(code=10, body=b"\0" * (DEFAULT_MAX_FRAME - 1000))
+    big = RemotingCommand(code=RequestCode.SEND_MESSAGE, body=b"\0" * (DEFAULT_MAX_FRAME - 1000))
     (cmd,) = FrameDecoder().feed(encode_frame_bytes(big))
     assert len(cmd.body) == DEFAULT_MAX_FRAME - 1000
     with pytest.raises(FrameError):

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from ferrymq.cli.testing import FerryServer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import connect
 
@@ -50,7 +51,7 @@ def commit_offset(server: FerryServer, group: str, topic: str, queue: int, offse
         conn = await connect(host, int(port))
         try:
             cmd = RemotingCommand(
-                code=15,
+                code=RequestCode.UPDATE_CONSUMER_OFFSET,
                 ext_fields={
                     "consumerGroup": group,
                     "topic": topic,
@@ -59,7 +60,7 @@ def commit_offset(server: FerryServer, group: str, topic: str, queue: int, offse
                 },
             )
             resp = await conn.invoke(cmd)
-            assert resp.code == 0, resp.remark
+            assert resp.code == ResponseCode.SUCCESS, resp.remark
         finally:
             conn.close()
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferrymq.cli.testing import FerryServer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import MessageExt, decode_stored_messages
 from ferrymq.core.remoting.transport import RemotingConnection, connect, split_addr
@@ -53,7 +54,7 @@ async def wait_messages(
     deadline = time.monotonic() + timeout
     while len(out) < count and time.monotonic() < deadline:
         resp = await conn.invoke(pull(topic, queue_id, offset, suspend_ms=1000), timeout=10)
-        if resp.code == 0:
+        if resp.code == ResponseCode.SUCCESS:
             out.extend(decode_stored_messages(resp.body))
         if "nextBeginOffset" in resp.ext_fields:
             offset = int(resp.ext_fields["nextBeginOffset"])
@@ -74,12 +75,16 @@ async def send_back(
         "unitMode": "false",
     }
     fields.update(ext)
-    return await conn.invoke(RemotingCommand(code=36, ext_fields=fields), timeout=10)
+    return await conn.invoke(
+        RemotingCommand(code=RequestCode.CONSUMER_SEND_MSG_BACK, ext_fields=fields), timeout=10
+    )
 
 
 async def update_group(conn: RemotingConnection, group: str, **fields: Any) -> RemotingCommand:
     body = json.dumps({"groupName": group, **fields}).encode()
-    return await conn.invoke(RemotingCommand(code=200, body=body), timeout=10)
+    return await conn.invoke(
+        RemotingCommand(code=RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body), timeout=10
+    )
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:

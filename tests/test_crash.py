@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ferrymq.cli.testing import FerryServer
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.message import PROPERTY_UNIQ_KEY, MessageExt
 from ferrymq.core.remoting.transport import RemotingError, connect
 from tests.remoting_helpers import pull_all, send_v2
@@ -35,7 +36,7 @@ async def _send_until_killed(server: FerryServer, topic: str, senders: int, kill
                 )
             except RemotingError:
                 return  # the broker is gone: this send was never acknowledged
-            if resp.code == 0:
+            if resp.code == ResponseCode.SUCCESS:
                 acked.add(key)
                 if len(acked) >= kill_after and not killed.is_set():
                     killed.set()
@@ -78,7 +79,7 @@ def test_kill9_mid_stream_loses_and_doubles_nothing(tmp_path: Path, flush: str) 
                 resp = await conn.invoke(
                     send_v2("CrashTopic", b"after", 0, {PROPERTY_UNIQ_KEY: "after"}, QUEUES)
                 )
-                assert resp.code == 0
+                assert resp.code == ResponseCode.SUCCESS
                 return int(resp.ext_fields["queueOffset"])
 
         in_queue0 = [m.queue_offset for m in messages if m.queue_id == 0]

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 from ferrymq.cli.testing import FerryServer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.message import encode_batch_body, properties_to_string
 from tests.remoting_helpers import send_v2
 from tests.test_consumer_support import (
@@ -40,21 +41,21 @@ def test_levels_and_timers_arrive_when_due_not_before(tmp_path: Path) -> None:
             for body, props, delay in cases:
                 sent = now_ms()
                 resp = await send(conn, "DelayT", body, {**props, "KEYS": body.decode()})
-                assert resp.code == 0, resp.remark
+                assert resp.code == ResponseCode.SUCCESS, resp.remark
                 due[body] = sent + delay
             sent = now_ms()
             resp = await send(conn, "DelayT", b"timer-deliver-ms", {"TIMER_DELIVER_MS": str(sent + 2500)})
-            assert resp.code == 0
+            assert resp.code == ResponseCode.SUCCESS
             due[b"timer-deliver-ms"] = sent + 2500
 
             # refused: a timer beyond timerMaxDelaySec, a timer that is not a number, a delayed batch
             resp = await send(conn, "DelayT", b"x", {"TIMER_DELAY_SEC": "120"})
-            assert resp.code == 13 and "max delay" in (resp.remark or "")
+            assert resp.code == ResponseCode.MESSAGE_ILLEGAL and "max delay" in (resp.remark or "")
             resp = await send(conn, "DelayT", b"x", {"TIMER_DELIVER_MS": "soon"})
-            assert resp.code == 13
+            assert resp.code == ResponseCode.MESSAGE_ILLEGAL
             batch = send_v2("DelayT", encode_batch_body([(b"b", 0, properties_to_string({"DELAY": "1"}))]), 0)
-            batch.code = 320
-            assert (await conn.invoke(batch)).code == 13
+            batch.code = RequestCode.SEND_BATCH_MESSAGE
+            assert (await conn.invoke(batch)).code == ResponseCode.MESSAGE_ILLEGAL
 
             got = await wait_messages(conn, "DelayT", len(due), timeout=10)
             assert sorted(m.body for m in got) == sorted(due)
@@ -86,7 +87,7 @@ def test_delayed_and_timer_messages_survive_a_crash(tmp_path: Path) -> None:
                 (b"late-timer", {"TIMER_DELAY_MS": "4000"}, 4000),
             ]:
                 sent = now_ms()
-                assert (await send(conn, "CrashDelay", body, props)).code == 0
+                assert (await send(conn, "CrashDelay", body, props)).code == ResponseCode.SUCCESS
                 due[body] = sent + delay
             early = await wait_messages(conn, "CrashDelay", 2, timeout=5)
             assert sorted(m.body for m in early) == [b"early-level", b"early-timer"]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ferrymq.cli.testing import FerryServer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import RemotingConnection
 from tests.test_consumer_support import broker_conn
@@ -18,11 +19,13 @@ def _mqs(*ids: int) -> list[dict[str, object]]:
     return [{"topic": "OrderT", "brokerName": "broker-a", "queueId": i} for i in ids]
 
 
-async def _lock(conn: RemotingConnection, client: str, *ids: int, code: int = 41) -> set[int]:
+async def _lock(
+    conn: RemotingConnection, client: str, *ids: int, code: int = RequestCode.LOCK_BATCH_MQ
+) -> set[int]:
     body = {"consumerGroup": "og", "clientId": client, "onlyThisBroker": False, "mqSet": _mqs(*ids)}
     resp = await conn.invoke(RemotingCommand(code=code, body=json.dumps(body).encode()))
-    assert resp.code == 0, resp.remark
-    if code != 41:
+    assert resp.code == ResponseCode.SUCCESS, resp.remark
+    if code != RequestCode.LOCK_BATCH_MQ:
         return set()
     return {mq["queueId"] for mq in json.loads(resp.body)["lockOKMQSet"]}
 
@@ -36,15 +39,17 @@ def test_queue_locks_have_one_holder_and_expire(tmp_path: Path) -> None:
             assert await _lock(a, "client-a", 0, 1, 2) == {0, 1, 2}
             assert await _lock(b, "client-b", 1, 2, 3) == {3}  # 1 and 2 are a's
             assert await _lock(a, "client-a", 0, 1, 2) == {0, 1, 2}  # renewal
-            await _lock(a, "client-a", 1, code=42)  # a releases queue 1
-            await _lock(b, "client-b", 2, code=42)  # not b's to release: ignored
+            await _lock(a, "client-a", 1, code=RequestCode.UNLOCK_BATCH_MQ)  # a releases queue 1
+            await _lock(b, "client-b", 2, code=RequestCode.UNLOCK_BATCH_MQ)  # not b's to release: ignored
             assert await _lock(b, "client-b", 1, 2) == {1}
 
             # garbage is refused with an error; the connection and the locks stay
-            bad = await b.invoke(RemotingCommand(code=41, body=b"{not json"))
-            assert bad.code == 1
-            bad = await b.invoke(RemotingCommand(code=41, body=b'{"consumerGroup":"og"}'))
-            assert bad.code == 1
+            bad = await b.invoke(RemotingCommand(code=RequestCode.LOCK_BATCH_MQ, body=b"{not json"))
+            assert bad.code == ResponseCode.SYSTEM_ERROR
+            bad = await b.invoke(
+                RemotingCommand(code=RequestCode.LOCK_BATCH_MQ, body=b'{"consumerGroup":"og"}')
+            )
+            assert bad.code == ResponseCode.SYSTEM_ERROR
             assert await _lock(b, "client-b", 1, 3) == {1, 3}
 
             # a's locks expire when not renewed; b takes them over

@@ -15,25 +15,18 @@ from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
 from ferrymq.core.broker.long_polling import PullRequestHoldService
 from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
-from ferrymq.core.broker.processors.admin import AdminProcessor
-from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
-from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
-from ferrymq.core.broker.processors.consumer_send_back import ConsumerSendBackProcessor
-from ferrymq.core.broker.processors.lock import LockProcessor
-from ferrymq.core.broker.processors.pull_message import PullMessageProcessor
-from ferrymq.core.broker.processors.query_message import QueryMessageProcessor
-from ferrymq.core.broker.processors.send_message import SendMessageProcessor
+from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
 from ferrymq.core.broker.schedule import ScheduleMessageService
 from ferrymq.core.broker.stats import BrokerStats
-from ferrymq.core.broker.subscription_group import SubscriptionGroupManager, SubscriptionGroupProcessor
+from ferrymq.core.broker.subscription_group import SubscriptionGroupManager
 from ferrymq.core.broker.timer import TimerMessageService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher, serve
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, serve
 from ferrymq.core.store import MessageStore
 
 log = logging.getLogger("ferrymq.broker")
@@ -57,19 +50,7 @@ class Broker:
         self.schedule = ScheduleMessageService(self)
         self.timer = TimerMessageService(self)
         self.store.arrival_listeners.append(self.hold.notify)
-        self.dispatcher = RequestDispatcher()
-        for processor in (
-            SendMessageProcessor(self),
-            PullMessageProcessor(self),
-            ConsumerManageProcessor(self),
-            ClientManageProcessor(self),
-            AdminProcessor(self),
-            QueryMessageProcessor(self),
-            ConsumerSendBackProcessor(self),
-            LockProcessor(self),
-            SubscriptionGroupProcessor(self),
-        ):
-            processor.register(self.dispatcher)
+        self.dispatcher = build_dispatcher(self)
         self.server: asyncio.Server | None = None
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []

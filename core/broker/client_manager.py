@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ferrymq.core.broker.subscription import SubscriptionData
+from ferrymq.core.remoting.subscription import SubscriptionData
 from ferrymq.core.remoting.transport import RemotingConnection
 
 log = logging.getLogger("ferrymq.clients")

@@ -1,40 +1,27 @@
 """Per-group consumer settings (RocketMQ's ``SubscriptionGroupManager``), persisted to
-``config/subscriptionGroup.json``, and the admin codes that manage them.
+``config/subscriptionGroup.json``; the admin requests over them are served by
+``processors/subscription_group.py``.
 
 A group's config says how many retry queues it has (``retryQueueNums``) and how often a message
 is re-delivered before it goes to the dead-letter topic (``retryMaxTimes``, 16 by default).
 Groups are created on first use when ``autoCreateSubscriptionGroup`` is on (the default), as
-the Java broker does. Codes served: UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200),
-GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201), DELETE_SUBSCRIPTIONGROUP (207),
-GET_SUBSCRIPTIONGROUP_CONFIG (352). Left out: the 5.x list variant (225), forbidden tables,
-retry policies beyond storing them, and enforcing ``consumeEnable`` on pulls.
+the Java broker does. Left out: forbidden tables, retry policies beyond storing them, and
+enforcing ``consumeEnable`` on pulls.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ferrymq.core.persist import read_json, write_json_atomic
-from ferrymq.core.remoting.codes import ResponseCode
-from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.route import DataVersion, loads_fastjson
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
-
-if TYPE_CHECKING:
-    from ferrymq.core.broker.broker import Broker
+from ferrymq.core.remoting.route import DataVersion
 
 log = logging.getLogger("ferrymq.groups")
-
-UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200
-GET_ALL_SUBSCRIPTIONGROUP_CONFIG = 201
-DELETE_SUBSCRIPTIONGROUP = 207
-GET_SUBSCRIPTIONGROUP_CONFIG = 352
 
 GROUP_MAX_LENGTH = 255
 _VALID_GROUP = re.compile(r"^[%|a-zA-Z0-9_-]+$")
@@ -122,52 +109,3 @@ class SubscriptionGroupManager:
 
     def persist(self) -> None:
         write_json_atomic(self.path, self.to_json())
-
-
-class SubscriptionGroupProcessor:
-    """The admin codes over :class:`SubscriptionGroupManager` (``AdminBrokerProcessor``'s)."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-        self.groups = broker.subscription_groups
-
-    def register(self, d: RequestDispatcher) -> None:
-        d.register(UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, self.update)
-        d.register(GET_ALL_SUBSCRIPTIONGROUP_CONFIG, self.get_all)
-        d.register(DELETE_SUBSCRIPTIONGROUP, self.delete)
-        d.register(GET_SUBSCRIPTIONGROUP_CONFIG, self.get_one)
-
-    def update(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
-        try:
-            obj = loads_fastjson(bytes(cmd.body))
-            if not isinstance(obj, dict):
-                raise ValueError("the body is not a JSON object")
-            cfg = SubscriptionGroupConfig.model_validate(obj)
-        except (ValueError, ValidationError) as exc:
-            log.warning("bad subscription group config from %s: %s", conn.peer, exc)
-            return cmd.response(ResponseCode.INVALID_PARAMETER, f"bad subscription group config: {exc}")
-        reason = validate_group(cfg.group_name)
-        if reason:
-            return cmd.response(ResponseCode.INVALID_PARAMETER, reason)
-        log.info("subscription group %s updated by %s", cfg.group_name, conn.peer)
-        self.groups.update(cfg)
-        return cmd.response(ResponseCode.SUCCESS)
-
-    def get_all(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
-        return cmd.response(body=json.dumps(self.groups.to_json()).encode())
-
-    def get_one(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
-        cfg = self.groups.find(cmd.ext_fields.get("group") or "")
-        if cfg is None:
-            return cmd.response(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, "No group in this broker")
-        return cmd.response(body=json.dumps(cfg.to_json()).encode())
-
-    def delete(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
-        group = cmd.ext_fields.get("groupName")
-        if not group:
-            return cmd.response(ResponseCode.SYSTEM_ERROR, "the custom field <groupName> is null")
-        log.info("subscription group %s deleted by %s", group, conn.peer)
-        self.groups.delete(group)
-        if (cmd.ext_fields.get("cleanOffset") or "").lower() == "true":
-            self.broker.offsets.delete_group(group)
-        return cmd.response(ResponseCode.SUCCESS)

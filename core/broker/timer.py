@@ -26,10 +26,10 @@ import time
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.due_delivery import DueDeliveryLoop, now_ms
-from ferrymq.core.broker.processors.headers import BadRequest
 from ferrymq.core.broker.schedule import load_message, reput
 from ferrymq.core.persist import read_json, write_json_atomic
 from ferrymq.core.remoting.codes import ResponseCode
+from ferrymq.core.remoting.headers import BadRequest
 from ferrymq.core.remoting.message import (
     PROPERTY_REAL_QUEUE_ID,
     PROPERTY_REAL_TOPIC,

@@ -14,10 +14,10 @@ import inspect
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeAlias, cast
 
-from ferrymq.core.remoting.codes import FLAG_ONEWAY, ResponseCode
+from ferrymq.core.remoting.codes import FLAG_ONEWAY, RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode_frame
 
@@ -187,12 +187,14 @@ RequestObserver = Callable[[int, float], None]  # request code, seconds until th
 class RequestDispatcher:
     """Routes requests by code; unknown codes get REQUEST_CODE_NOT_SUPPORTED as Java answers.
 
+    ``handlers`` is the server's table from request code to handler, given whole so that it
+    can be read in one place; ``register`` adds one (clients use it for server-sent requests).
     ``observer``, when set, is told how long each handled request took (metrics); unset, the
     dispatch costs nothing extra.
     """
 
-    def __init__(self) -> None:
-        self.handlers: dict[int, Handler] = {}
+    def __init__(self, handlers: Mapping[RequestCode, Handler] | None = None) -> None:
+        self.handlers: dict[int, Handler] = {int(code): h for code, h in (handlers or {}).items()}
         self.observer: RequestObserver | None = None
 
     def register(self, code: int, handler: Handler) -> None:

@@ -12,12 +12,12 @@ import time
 from typing import TYPE_CHECKING
 
 from ferrymq import __version__
-from ferrymq.core.broker.processors.headers import BadRequest, opt_bool, opt_int, req_int, req_str
 from ferrymq.core.broker.topic_config import AUTO_CREATE_TOPIC_KEY, validate_topic
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest, opt_bool, opt_int, req_int, req_str
 from ferrymq.core.remoting.route import TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -26,12 +26,6 @@ if TYPE_CHECKING:
 class AdminProcessor:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-
-    def register(self, d: RequestDispatcher) -> None:
-        d.register(RequestCode.UPDATE_AND_CREATE_TOPIC, self.create_topic)
-        d.register(RequestCode.GET_ALL_TOPIC_CONFIG, self.all_topics)
-        d.register(RequestCode.GET_BROKER_RUNTIME_INFO, self.runtime_info)
-        d.register(RequestCode.DELETE_TOPIC_IN_BROKER, self.delete_topic)
 
     def create_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         ext = cmd.ext_fields

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker.processors.headers import BadRequest, opt_bool, req_int, req_str
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import Handler, HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.headers import BadRequest, guarded, opt_bool, req_int, req_str
+from ferrymq.core.remoting.transport import RemotingConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -39,27 +38,6 @@ class ConsumerManageProcessor:
         self.broker = broker
         self.store = broker.store
 
-    def register(self, d: RequestDispatcher) -> None:
-        d.register(RequestCode.QUERY_CONSUMER_OFFSET, self._guard(self.query_offset))
-        d.register(RequestCode.UPDATE_CONSUMER_OFFSET, self._guard(self.update_offset))
-        d.register(RequestCode.GET_CONSUMER_LIST_BY_GROUP, self._guard(self.consumer_list))
-        d.register(RequestCode.GET_MAX_OFFSET, self._guard(self.max_offset))
-        d.register(RequestCode.GET_MIN_OFFSET, self._guard(self.min_offset))
-        d.register(RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, self._guard(self.search_offset))
-        d.register(RequestCode.GET_EARLIEST_MSG_STORETIME, self._guard(self.earliest_time))
-
-    @staticmethod
-    def _guard(fn: Callable[[RemotingCommand], RemotingCommand]) -> Handler:
-        """Adapt a connection-less processor and turn BadRequest into its response."""
-
-        def handler(cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
-            try:
-                return fn(cmd)
-            except BadRequest as exc:
-                return exc.response(cmd)
-
-        return handler
-
     def _queue(self, ext: dict[str, str]) -> tuple[str, int]:
         topic = req_str(ext, "topic")
         queue_id = req_int(ext, "queueId")
@@ -67,7 +45,8 @@ class ConsumerManageProcessor:
             raise BadRequest(f"queueId[{queue_id}] is illegal, topic:[{topic}]")
         return topic, queue_id
 
-    def query_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+    @guarded
+    def query_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
         ext = cmd.ext_fields
         group = req_str(ext, "consumerGroup")
         topic, queue_id = self._queue(ext)
@@ -83,7 +62,8 @@ class ConsumerManageProcessor:
             ResponseCode.QUERY_NOT_FOUND, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first"
         )
 
-    def update_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+    @guarded
+    def update_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
         ext = cmd.ext_fields
         group = req_str(ext, "consumerGroup")
         topic, queue_id = self._queue(ext)
@@ -93,7 +73,8 @@ class ConsumerManageProcessor:
         self.broker.offsets.commit(group, topic, queue_id, offset)
         return cmd.response(ResponseCode.SUCCESS)
 
-    def consumer_list(self, cmd: RemotingCommand) -> RemotingCommand:
+    @guarded
+    def consumer_list(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
         group = req_str(cmd.ext_fields, "consumerGroup")
         info = self.broker.clients.consumer_group(group)
         if info is None or not info.channels:
@@ -101,20 +82,24 @@ class ConsumerManageProcessor:
         body = json.dumps({"consumerIdList": info.client_ids()}).encode()
         return cmd.response(ResponseCode.SUCCESS, body=body)
 
-    def max_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+    @guarded
+    def max_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
         topic, queue_id = self._queue(cmd.ext_fields)
         return cmd.response(ext_fields={"offset": str(self.store.max_offset(topic, queue_id))})
 
-    def min_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+    @guarded
+    def min_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
         topic, queue_id = self._queue(cmd.ext_fields)
         return cmd.response(ext_fields={"offset": str(self.store.min_offset(topic, queue_id))})
 
-    def search_offset(self, cmd: RemotingCommand) -> RemotingCommand:
+    @guarded
+    def search_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
         topic, queue_id = self._queue(cmd.ext_fields)
         ts = req_int(cmd.ext_fields, "timestamp")
         return cmd.response(ext_fields={"offset": str(self.store.offset_by_time(topic, queue_id, ts))})
 
-    def earliest_time(self, cmd: RemotingCommand) -> RemotingCommand:
+    @guarded
+    def earliest_time(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
         topic, queue_id = self._queue(cmd.ext_fields)
         ts = self.store.queue_store_timestamp(topic, queue_id, self.store.min_offset(topic, queue_id))
         return cmd.response(ext_fields={"timestamp": str(ts if ts is not None else -1)})

@@ -23,11 +23,11 @@ import logging
 import random
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker.processors.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.broker.schedule import load_message, reput
 from ferrymq.core.broker.topic_config import DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.remoting.message import (
     PROPERTY_DELAY_TIME_LEVEL,
     PROPERTY_ORIGIN_MESSAGE_ID,
@@ -36,7 +36,7 @@ from ferrymq.core.remoting.message import (
     PROPERTY_WAIT_STORE_MSG_OK,
 )
 from ferrymq.core.remoting.route import PERM_READ, PERM_WRITE, TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 from ferrymq.core.store import PutStatus
 from ferrymq.core.store.message_store import StoreError
 
@@ -103,9 +103,6 @@ def retry_or_dlq(
 class ConsumerSendBackProcessor:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-
-    def register(self, d: RequestDispatcher) -> None:
-        d.register(RequestCode.CONSUMER_SEND_MSG_BACK, self.send_back)
 
     def send_back(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         try:

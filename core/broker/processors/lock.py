@@ -14,10 +14,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.rebalance_lock import QueueKey
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import loads_fastjson
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -48,10 +48,6 @@ def _mq_json(mq: QueueKey) -> dict[str, Any]:
 class LockProcessor:
     def __init__(self, broker: Broker) -> None:
         self.locks = broker.locks
-
-    def register(self, d: RequestDispatcher) -> None:
-        d.register(RequestCode.LOCK_BATCH_MQ, self.lock)
-        d.register(RequestCode.UNLOCK_BATCH_MQ, self.unlock)
 
     def lock(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         try:

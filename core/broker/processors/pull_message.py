@@ -15,12 +15,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker.processors.headers import BadRequest, opt_int, req_int, req_str
-from ferrymq.core.broker.subscription import SubscriptionData, SubscriptionError, build_subscription
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.remoting.route import PERM_READ
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.subscription import SubscriptionData, SubscriptionError
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 from ferrymq.core.store import GetResult, GetStatus
 
 if TYPE_CHECKING:
@@ -36,10 +36,6 @@ class PullMessageProcessor:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.store = broker.store
-
-    def register(self, dispatcher: RequestDispatcher) -> None:
-        dispatcher.register(RequestCode.PULL_MESSAGE, self.pull)
-        dispatcher.register(RequestCode.LITE_PULL_MESSAGE, self.pull)
 
     def pull(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         ext = cmd.ext_fields
@@ -115,7 +111,7 @@ class PullMessageProcessor:
     ) -> SubscriptionData:
         if sys_flag & FLAG_SUBSCRIPTION:
             try:
-                return build_subscription(
+                return SubscriptionData.parse(
                     topic, ext.get("subscription"), ext.get("expressionType"), sub_version
                 )
             except SubscriptionError as exc:

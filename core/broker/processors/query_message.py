@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker.processors.headers import BadRequest, opt_int, req_int, req_str
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -19,10 +19,6 @@ if TYPE_CHECKING:
 class QueryMessageProcessor:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-
-    def register(self, d: RequestDispatcher) -> None:
-        d.register(RequestCode.VIEW_MESSAGE_BY_ID, self.view_by_id)
-        d.register(RequestCode.QUERY_MESSAGE, self.query)
 
     def view_by_id(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         try:

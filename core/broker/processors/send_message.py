@@ -17,7 +17,6 @@ import socket
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.processors.consumer_send_back import retry_or_dlq
-from ferrymq.core.broker.processors.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES
 from ferrymq.core.broker.topic_config import (
     NOT_ALLOWED_SEND,
@@ -26,6 +25,7 @@ from ferrymq.core.broker.topic_config import (
 )
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.remoting.message import (
     PROPERTY_CLUSTER,
     PROPERTY_KEYS,
@@ -40,7 +40,7 @@ from ferrymq.core.remoting.message import (
     tags_code,
 )
 from ferrymq.core.remoting.route import PERM_WRITE, TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RequestDispatcher
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 from ferrymq.core.store import PutResult, PutStatus
 from ferrymq.core.store.message_store import StoreError
 
@@ -85,11 +85,6 @@ class SendMessageProcessor:
         self.store = broker.store
         self.topics = broker.topics
         self.cluster_prop = f"{PROPERTY_CLUSTER}\x01{broker.config.broker_cluster_name}\x02"
-
-    def register(self, dispatcher: RequestDispatcher) -> None:
-        dispatcher.register(RequestCode.SEND_MESSAGE, self.send)
-        dispatcher.register(RequestCode.SEND_MESSAGE_V2, self.send)
-        dispatcher.register(RequestCode.SEND_BATCH_MESSAGE, self.send)
 
     def send(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         ext = cmd.ext_fields

@@ -1,0 +1,77 @@
+"""The broker's routing table: every request code it serves and the handler that serves it.
+
+One processor per request family (as RocketMQ's broker has); each module says at its top what
+it leaves out. A code missing here is answered REQUEST_CODE_NOT_SUPPORTED by the dispatcher.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ferrymq.core.broker.processors.admin import AdminProcessor
+from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
+from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
+from ferrymq.core.broker.processors.consumer_send_back import ConsumerSendBackProcessor
+from ferrymq.core.broker.processors.lock import LockProcessor
+from ferrymq.core.broker.processors.pull_message import PullMessageProcessor
+from ferrymq.core.broker.processors.query_message import QueryMessageProcessor
+from ferrymq.core.broker.processors.send_message import SendMessageProcessor
+from ferrymq.core.broker.processors.subscription_group import SubscriptionGroupProcessor
+from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.core.remoting.transport import Handler, RequestDispatcher
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+
+
+def build_dispatcher(broker: Broker) -> RequestDispatcher:
+    """A dispatcher answering every request the broker serves."""
+    send = SendMessageProcessor(broker)
+    pull = PullMessageProcessor(broker)
+    manage = ConsumerManageProcessor(broker)
+    clients = ClientManageProcessor(broker)
+    admin = AdminProcessor(broker)
+    query = QueryMessageProcessor(broker)
+    send_back = ConsumerSendBackProcessor(broker)
+    locks = LockProcessor(broker)
+    groups = SubscriptionGroupProcessor(broker)
+    table: dict[RequestCode, Handler] = {
+        # send_message.py
+        RequestCode.SEND_MESSAGE: send.send,
+        RequestCode.SEND_MESSAGE_V2: send.send,
+        RequestCode.SEND_BATCH_MESSAGE: send.send,
+        # pull_message.py
+        RequestCode.PULL_MESSAGE: pull.pull,
+        RequestCode.LITE_PULL_MESSAGE: pull.pull,
+        # consumer_manage.py
+        RequestCode.QUERY_CONSUMER_OFFSET: manage.query_offset,
+        RequestCode.UPDATE_CONSUMER_OFFSET: manage.update_offset,
+        RequestCode.GET_CONSUMER_LIST_BY_GROUP: manage.consumer_list,
+        RequestCode.GET_MAX_OFFSET: manage.max_offset,
+        RequestCode.GET_MIN_OFFSET: manage.min_offset,
+        RequestCode.SEARCH_OFFSET_BY_TIMESTAMP: manage.search_offset,
+        RequestCode.GET_EARLIEST_MSG_STORETIME: manage.earliest_time,
+        # client_manage.py
+        RequestCode.HEART_BEAT: clients.heartbeat,
+        RequestCode.UNREGISTER_CLIENT: clients.unregister,
+        RequestCode.CHECK_CLIENT_CONFIG: clients.check_client_config,
+        # admin.py
+        RequestCode.UPDATE_AND_CREATE_TOPIC: admin.create_topic,
+        RequestCode.GET_ALL_TOPIC_CONFIG: admin.all_topics,
+        RequestCode.GET_BROKER_RUNTIME_INFO: admin.runtime_info,
+        RequestCode.DELETE_TOPIC_IN_BROKER: admin.delete_topic,
+        # query_message.py
+        RequestCode.VIEW_MESSAGE_BY_ID: query.view_by_id,
+        RequestCode.QUERY_MESSAGE: query.query,
+        # consumer_send_back.py
+        RequestCode.CONSUMER_SEND_MSG_BACK: send_back.send_back,
+        # lock.py
+        RequestCode.LOCK_BATCH_MQ: locks.lock,
+        RequestCode.UNLOCK_BATCH_MQ: locks.unlock,
+        # subscription_group.py
+        RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: groups.update,
+        RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: groups.get_all,
+        RequestCode.DELETE_SUBSCRIPTIONGROUP: groups.delete,
+        RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: groups.get_one,
+    }
+    return RequestDispatcher(table)
