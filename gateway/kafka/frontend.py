@@ -8,7 +8,9 @@ the others can name it as leader.
 The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
 producer state, fetches parked until data arrives (woken by the store's arrival listeners, not by
 polling), per-topic retention.ms, and the converter through which RocketMQ consumers read Kafka
-batches (registered with the store at start).
+batches (registered with the store at start). It is also the admin API's view of Kafka
+(``core.broker.frontend_view.FrontendView``: its groups and its record batches, record by
+record), handed to the admin server by the ``ferrymq`` command.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ferrymq.core.broker.frontend_view import RecordView
 from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
-from ferrymq.gateway.kafka import apis, mapping, topics
+from ferrymq.gateway.kafka import apis, mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.cluster import Owner, TopicPartitions, node_id_of, place
 from ferrymq.gateway.kafka.connection import KafkaConnection
@@ -35,7 +38,7 @@ from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
-    from ferrymq.gateway.admin.routes_source import ClusterSource
+    from ferrymq.core.broker.routes_source import ClusterSource
 
 log = logging.getLogger("ferrymq.kafka")
 
@@ -55,6 +58,9 @@ class Node:
 
 
 class KafkaFrontend:
+    #: the batch-entry formats it stores, which the admin API shows record by record
+    batch_formats = record_views.FORMATS
+
     def __init__(
         self,
         broker: Broker,
@@ -90,6 +96,15 @@ class KafkaFrontend:
         self._peers_at = 0.0
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self.coordinator = GroupCoordinator(self)
+
+    @property
+    def groups(self) -> GroupCoordinator:
+        """Its consumer groups, as the admin API lists them (a ``GroupProvider``)."""
+        return self.coordinator
+
+    def batch_records(self, fmt: int, payload: bytes, count: int) -> list[RecordView]:
+        """A stored batch entry's records for the admin's message view."""
+        return record_views.batch_records(fmt, payload, count)
 
     @property
     def port(self) -> int:

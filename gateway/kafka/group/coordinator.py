@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.broker.group_views import GroupView, MemberView
 from ferrymq.core.persist import read_json, write_json_atomic
-from ferrymq.gateway.admin.groups import GroupState as AdminGroupState
-from ferrymq.gateway.admin.groups import Member as AdminMember
 from ferrymq.gateway.kafka.group.state import (
     DescribedMember,
     GroupConfig,
@@ -81,7 +80,8 @@ def _now_ms() -> int:
 
 
 class GroupCoordinator:
-    """This broker's classic Kafka groups; also an admin ``GroupProvider`` (protocol "kafka")."""
+    """This broker's classic Kafka groups; also a ``core.broker.group_views.GroupProvider``
+    (protocol "kafka"): the admin API lists Kafka groups through it."""
 
     protocol = "kafka"
 
@@ -448,21 +448,21 @@ class GroupCoordinator:
             self._schedule_metadata_save()
         return ErrorCode.none, out
 
-    # ---- admin GroupProvider ------------------------------------------------------------
+    # ---- GroupProvider (the admin API's view) ------------------------------------------
 
     def group_names(self) -> list[str]:
         return [g for g, group in self.groups.groups.items() if group.state != GroupState.DEAD]
 
-    def group_state(self, group_id: str) -> AdminGroupState | None:
+    def group_state(self, group_id: str) -> GroupView | None:
         group = self.groups.get(group_id)
         if group is None or not group.members:
             return None
         members = [
-            AdminMember(m.member_id, m.client_host.lstrip("/"), f"kafka ({m.client_id})", "")
+            MemberView(m.member_id, m.client_host.lstrip("/"), f"kafka ({m.client_id})", "")
             for m in group.members.values()
         ]
         subscriptions = {t: "*" for t in sorted(group.subscribed_topics or ())}
-        return AdminGroupState(group_id, "kafka", group.state.value, members, subscriptions)
+        return GroupView(group_id, "kafka", group.state.value, members, subscriptions)
 
 
 def _config_from(broker: Broker) -> GroupConfig:
