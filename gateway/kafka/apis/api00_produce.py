@@ -27,8 +27,8 @@ from ferrymq.gateway.kafka import mapping, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
 from ferrymq.gateway.kafka.producer_state import Check
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 log = logging.getLogger("ferrymq.kafka")
 

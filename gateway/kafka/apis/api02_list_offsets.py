@@ -17,7 +17,7 @@ from kio.schema.errors import ErrorCode
 from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 

@@ -23,7 +23,7 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import NO_LEADER, TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 if TYPE_CHECKING:
     from ferrymq.gateway.kafka.frontend import KafkaFrontend

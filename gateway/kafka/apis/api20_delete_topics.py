@@ -16,7 +16,7 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 @api(20, 1, 6)

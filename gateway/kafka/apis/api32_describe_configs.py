@@ -18,7 +18,7 @@ from kio.schema.errors import ErrorCode
 from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 TOPIC, BROKER = 2, 4
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5

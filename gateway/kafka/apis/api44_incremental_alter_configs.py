@@ -15,7 +15,7 @@ from kio.schema.errors import ErrorCode
 from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 TOPIC, BROKER = 2, 4
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
