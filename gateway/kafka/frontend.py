@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
 from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
-from ferrymq.gateway.kafka import apis, mapping, record_views, topics
+from ferrymq.gateway.kafka import mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.cluster import Owner, TopicPartitions, node_id_of, place
 from ferrymq.gateway.kafka.connection import KafkaConnection
-from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
@@ -255,9 +254,6 @@ class KafkaFrontend:
             self.port,
             self.node_id,
         )
-
-    async def dispatch(self, ctx: RequestContext, request: Any) -> Any:
-        return await apis.API_HANDLERS[ctx.api_key].handler(ctx, request)
 
     async def stop(self) -> None:
         if self.server is not None:
