@@ -113,7 +113,7 @@ async def _start(tmp: Path) -> Env:
     broker.topics.create_if_absent(TOPIC, 4)
     frontend = KafkaFrontend(broker, "127.0.0.1", 0, "127.0.0.1", node_id=7)
     frontend.coordinator = GroupCoordinator(
-        frontend, GroupConfig(min_session_timeout_ms=100, initial_rebalance_delay_ms=0)
+        broker, frontend.cluster, GroupConfig(min_session_timeout_ms=100, initial_rebalance_delay_ms=0)
     )
     await frontend.start()
     return broker, frontend

@@ -43,7 +43,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
     end_offset = 0
     responses = []
-    placed = await ctx.frontend.placements(
+    placed = await ctx.frontend.cluster.placements(
         {t.name: max((pd.index for pd in t.partition_data), default=-1) for t in request.topic_data}
     )
     for topic_data in request.topic_data:

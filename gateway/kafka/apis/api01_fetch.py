@@ -43,7 +43,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         )
     max_wait = millis(request.max_wait) / 1000
     deadline = time.monotonic() + max_wait
-    placed = await ctx.frontend.placements(
+    placed = await ctx.frontend.cluster.placements(
         {ft.topic: max((fp.partition for fp in ft.partitions), default=-1) for ft in request.topics}
     )
     responses, total, waitable = _read(ctx, request, placed)

@@ -36,7 +36,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     for t in request.topics:
         result: dict[str, Any] = {
             "name": t.name,
-            "topic_id": topic_id(f.cluster_id, t.name),
+            "topic_id": topic_id(f.cluster.cluster_id, t.name),
             "error_code": ErrorCode.none,
             "error_message": None,
             "topic_config_error_code": 0,

@@ -101,7 +101,7 @@ def _values(ctx: RequestContext, res: Any, result: dict[str, Any]) -> dict[str, 
             "default.replication.factor": "1",
             "offsets.topic.replication.factor": "1",
             "min.insync.replicas": "1",
-            "broker.id": str(ctx.frontend.node_id),
+            "broker.id": str(ctx.frontend.cluster.node_id),
         }
         return {k: (v, STATIC_BROKER_CONFIG, True) for k, v in settings.items()}
     result["error_code"] = ErrorCode.invalid_request

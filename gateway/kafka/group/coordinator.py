@@ -44,7 +44,7 @@ from ferrymq.gateway.kafka.group.state import (
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
-    from ferrymq.gateway.kafka.frontend import KafkaFrontend
+    from ferrymq.gateway.kafka.cluster import ClusterView
 
 log = logging.getLogger("ferrymq.kafka.group")
 
@@ -85,10 +85,10 @@ class GroupCoordinator:
 
     protocol = "kafka"
 
-    def __init__(self, frontend: KafkaFrontend, config: GroupConfig | None = None) -> None:
-        self.frontend = frontend
-        self.broker: Broker = frontend.broker
-        self.groups = GroupManager(config or _config_from(self.broker))
+    def __init__(self, broker: Broker, cluster: ClusterView, config: GroupConfig | None = None) -> None:
+        self.broker = broker
+        self.cluster = cluster  # partitions of topics across broker groups, for offset commits
+        self.groups = GroupManager(config or _config_from(broker))
         self._tokens = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[Result]] = {}
         self._wakeup = asyncio.Event()
@@ -248,13 +248,6 @@ class GroupCoordinator:
 
     # ---- offsets ------------------------------------------------------------------------
 
-    def partition_count(self, topic: str) -> int:
-        """Partitions of a topic: its queues here, or across every broker group that has it
-        (the frontend's cached placement); 0 if it does not exist."""
-        tc = self.broker.topics.get(topic)
-        local = max(tc.read_queue_nums, tc.write_queue_nums) if tc is not None else 0
-        return max(local, self.frontend.placement(topic).total)
-
     def commit_offsets(
         self,
         group_id: str,
@@ -281,7 +274,7 @@ class GroupCoordinator:
         out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
         metadata_changed = False
         for topic, partitions in topics:
-            n = self.partition_count(topic)
+            n = self.cluster.partition_count(topic)
             results: list[tuple[int, ErrorCode]] = []
             for partition, offset, metadata in partitions:
                 if error is not None:
