@@ -291,8 +291,4 @@ class ClusterView:
         tasks = list(self._refreshing.values())
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await asyncio.gather(*tasks, return_exceptions=True)

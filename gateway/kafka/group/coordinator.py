@@ -39,6 +39,7 @@ from ferrymq.gateway.kafka.group.state import (
     JoinRequest,
     JoinResult,
     Result,
+    SyncRequest,
     SyncResult,
 )
 
@@ -205,28 +206,9 @@ class GroupCoordinator:
         assert isinstance(result, JoinResult)
         return result
 
-    async def sync(
-        self,
-        group_id: str,
-        member_id: str,
-        group_instance_id: str | None,
-        generation_id: int,
-        protocol_type: str | None,
-        protocol_name: str | None,
-        assignments: dict[str, bytes],
-    ) -> SyncResult:
+    async def sync(self, group_id: str, req: SyncRequest) -> SyncResult:
         token, fut = self._park()
-        self.groups.sync(
-            group_id,
-            member_id,
-            group_instance_id,
-            generation_id,
-            protocol_type,
-            protocol_name,
-            assignments,
-            token,
-            _now_ms(),
-        )
+        self.groups.sync(group_id, req, token, _now_ms())
         self._after(group_id)
         result = await self._wait(token, fut)
         assert isinstance(result, SyncResult)
