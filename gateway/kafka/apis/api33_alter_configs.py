@@ -8,25 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from ferrymq.gateway.kafka.apis import api
-from ferrymq.gateway.kafka.apis.api44_incremental_alter_configs import SET, apply
+from ferrymq.gateway.kafka.apis.api44_incremental_alter_configs import SET, alter
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 @api(33, 0, 2)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    out = []
-    for res in request.resources:
-        ops = [(c.name, SET, c.value) for c in res.configs]
-        error, message = apply(
-            ctx, res.resource_type, res.resource_name, ops, request.validate_only, replace=True
-        )
-        out.append(
-            {
-                "error_code": error,
-                "error_message": message,
-                "resource_type": res.resource_type,
-                "resource_name": res.resource_name,
-            }
-        )
-    return respond(request, {"throttle_time": NO_THROTTLE, "responses": out})
+    return alter(ctx, request, lambda configs: [(c.name, SET, c.value) for c in configs], replace=True)
