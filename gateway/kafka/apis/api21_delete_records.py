@@ -4,6 +4,7 @@ Records before the offset (-1: the high watermark) are gone for Kafka and Rocket
 alike; the new start is persisted (log_start.py) and re-applied after a restart. The bytes stay
 in the commit log until retention deletes its segment. A partition owned by another broker
 group is NOT_LEADER_OR_FOLLOWER.
+Leaves out: the request's timeout (there are no followers to wait for).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """AlterConfigs (key 33), versions 0-2: replace a topic's configs (the pre-KIP-339 API that
 kafka-python's admin ``alter_configs`` uses). Same checks as IncrementalAlterConfigs; configs
-not named go back to their defaults. Broker configs are read-only here.
+not named go back to their defaults.
+Leaves out: changing broker configs, and resource types other than topics and brokers
+(INVALID_REQUEST).
 """
 
 from __future__ import annotations

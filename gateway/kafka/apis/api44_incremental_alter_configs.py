@@ -3,6 +3,8 @@
 SET and DELETE of the topic configs topics.py knows (retention.ms and max.message.bytes are
 enforced; the rest stored); APPEND/SUBTRACT on list configs (cleanup.policy). validate_only
 checks without changing. Broker configs come from broker.conf and are read-only here.
+Leaves out: changing broker configs, and resource types other than topics and brokers
+(INVALID_REQUEST).
 """
 
 from __future__ import annotations
