@@ -28,8 +28,8 @@ from ferrymq.core.config import DEFAULT_DATA_DIR, BrokerConfig, ConfigError
 from ferrymq.namesrv import NameServer
 
 if TYPE_CHECKING:  # imported when a server starts, so `ferrymq admin` starts quickly
+    from ferrymq.core.broker.routes_source import ClusterSource
     from ferrymq.gateway.admin import AdminServer
-    from ferrymq.gateway.admin.routes_source import ClusterSource
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
 log = logging.getLogger("ferrymq")
@@ -126,24 +126,18 @@ async def _start_admin(broker: Broker, routes: ClusterSource, host: str) -> Admi
 
 
 async def _start_kafka(
-    broker: Broker, advertised_host: str | None, routes: ClusterSource, admin: AdminServer | None
+    broker: Broker, advertised_host: str | None, routes: ClusterSource
 ) -> KafkaFrontend | None:
-    """The Kafka frontend of a master broker, unless kafkaListenPort is -1; the admin console
-    then shows Kafka record batches record by record."""
+    """The Kafka frontend of a master broker, unless kafkaListenPort is -1."""
     c = broker.config
     if c.kafka_listen_port < 0 or c.broker_id != 0:
         return None
-    from ferrymq.core.store.commit_log import BATCH_FLAG_TAG_CODES, BATCH_FORMAT_KAFKA_V2
-    from ferrymq.gateway.kafka.admin_view import kafka_batch_views, kafka_tagged_batch_views
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
     kafka = KafkaFrontend(
         broker, c.listen_host, c.kafka_listen_port, advertised_host or c.broker_ip1, routes=routes
     )
     await kafka.start()
-    if admin is not None:
-        admin.add_batch_decoder(BATCH_FORMAT_KAFKA_V2, kafka_batch_views)
-        admin.add_batch_decoder(BATCH_FORMAT_KAFKA_V2 | BATCH_FLAG_TAG_CODES, kafka_tagged_batch_views)
     return kafka
 
 
@@ -187,11 +181,11 @@ class BrokerProcess:
             parts += f", admin {_advertised(c.listen_host)}:{self.admin.port}"
         else:
             self._routes = routes
-        self.kafka = await _start_kafka(self.broker, self.kafka_advertised_host, routes, self.admin)
+        self.kafka = await _start_kafka(self.broker, self.kafka_advertised_host, routes)
         if self.kafka is not None:
             parts += f", kafka {self.kafka.advertised_host}:{self.kafka.port}"
-            if self.admin is not None:  # the admin API lists Kafka groups as "kafka"
-                self.admin.add_group_provider(self.kafka.coordinator)
+            if self.admin is not None:  # Kafka groups as "kafka", Kafka batches record by record
+                self.admin.add_frontend(self.kafka)
         return parts
 
     async def stop(self) -> None:
@@ -218,7 +212,7 @@ async def _serve(args: argparse.Namespace) -> None:
     started: list[BrokerProcess] = []
 
     async def start() -> None:
-        from ferrymq.gateway.admin import LocalRoutes
+        from ferrymq.core.broker.routes_source import LocalRoutes
 
         await namesrv.start()
         overrides["namesrvAddr"] = f"{_advertised(args.host)}:{namesrv.port}"
@@ -261,7 +255,7 @@ async def _broker(args: argparse.Namespace) -> None:
     process = BrokerProcess(config, args.kafka_advertised_host)
 
     async def start() -> None:
-        from ferrymq.gateway.admin import RemoteRoutes
+        from ferrymq.core.broker.routes_source import RemoteRoutes
 
         frontends = await process.start(RemoteRoutes(config.namesrv_addrs))
         print(

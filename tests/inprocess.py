@@ -40,7 +40,7 @@ async def kafka_broker(
         extra = {} if node_id is None else {"node_id": node_id}
         frontend = KafkaFrontend(broker, "127.0.0.1", 0, "127.0.0.1", **extra)
         if group_config is not None:
-            frontend.coordinator = GroupCoordinator(frontend, group_config)
+            frontend.coordinator = GroupCoordinator(broker, frontend.cluster, group_config)
         await frontend.start()
         try:
             yield broker, frontend

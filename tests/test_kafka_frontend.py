@@ -331,7 +331,7 @@ def test_metadata_auto_creates_valid_names_only_when_allowed(tmp_path: Path) -> 
         r = await w.call(metadata("new.topic-1"))
         t = r.topics[0]
         assert t.error_code == ErrorCode.none and len(t.partitions) == broker.config.default_topic_queue_nums
-        assert [p.leader_id for p in t.partitions] == [f.node_id] * len(t.partitions)
+        assert [p.leader_id for p in t.partitions] == [f.cluster.node_id] * len(t.partitions)
         assert broker.topics.get("new.topic-1") is not None
         r = await w.call(metadata("not there"))
         assert r.topics[0].error_code == ErrorCode.invalid_topic_exception

@@ -14,6 +14,7 @@ from ferrymq.gateway.kafka.group.state import (
     GroupState,
     JoinRequest,
     JoinResult,
+    SyncRequest,
     SyncResult,
 )
 
@@ -67,9 +68,8 @@ class Harness:
 
     def sync(self, member_id: str, generation: int, assignments: dict[str, bytes] | None = None, **kw) -> int:
         token = next(self.tokens)
-        self.gm.sync(
-            "g", member_id, kw.get("instance"), generation, None, None, assignments or {}, token, self.now
-        )
+        req = SyncRequest(member_id, kw.get("instance"), generation, None, None, assignments or {})
+        self.gm.sync("g", req, token, self.now)
         self._collect()
         return token
 
@@ -331,7 +331,7 @@ def test_sync_and_heartbeat_errors() -> None:
     assert h.gm.heartbeat("g", a, None, 7, h.now) == ErrorCode.illegal_generation
     assert h.sync_result(h.sync("ghost", 1)).error == ErrorCode.unknown_member_id
     token = next(h.tokens)
-    h.gm.sync("g", a, None, 1, "consumer", "roundrobin", {}, token, h.now)
+    h.gm.sync("g", SyncRequest(a, None, 1, "consumer", "roundrobin", {}), token, h.now)
     assert h.gm.drain() == [(token, SyncResult(ErrorCode.inconsistent_group_protocol))]
 
 

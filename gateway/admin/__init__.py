@@ -1,9 +1,8 @@
 """Admin REST API (FastAPI), Prometheus metrics and the web console, served from the broker's
-process. ``AdminServer`` runs it; the Kafka frontend plugs its groups in through
-``AdminServer.add_group_provider`` (see ``groups.GroupProvider``)."""
+process. ``AdminServer`` runs it; the ``ferrymq`` command hands it the Kafka frontend through
+``AdminServer.add_frontend`` (a ``core.broker.frontend_view.FrontendView``), so this package
+never imports gateway/kafka."""
 
-from ferrymq.gateway.admin.groups import GroupProvider, GroupState, Member
-from ferrymq.gateway.admin.routes_source import LocalRoutes, RemoteRoutes
 from ferrymq.gateway.admin.server import AdminServer
 
-__all__ = ["AdminServer", "GroupProvider", "GroupState", "LocalRoutes", "Member", "RemoteRoutes"]
+__all__ = ["AdminServer"]

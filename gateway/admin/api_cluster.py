@@ -4,6 +4,7 @@ uptime and disk use (this broker from its own objects, the others over remoting)
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from typing import Any
@@ -11,10 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from ferrymq import __version__
+from ferrymq.core.broker.routes_source import TIMEOUT_S
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import MASTER_ID, BrokerData
+from ferrymq.core.remoting.transport import RemotingError, connect, split_addr
 from ferrymq.gateway.admin.context import AdminContext, get_ctx
 from ferrymq.gateway.admin.models import BrokerOut, ClusterOut, NameServerOut
-from ferrymq.gateway.admin.routes_source import broker_runtime_info
 
 router = APIRouter(tags=["cluster"])
 
@@ -51,6 +55,25 @@ def _int(table: dict[str, Any], key: str) -> int | None:
         return int(table[key])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+async def broker_runtime_info(addr: str) -> dict[str, Any] | None:
+    """Another broker's GET_BROKER_RUNTIME_INFO table, or None if it does not answer."""
+    try:
+        host, port = split_addr(addr)
+        conn = await connect(host, port, timeout=TIMEOUT_S)
+    except (RemotingError, ValueError):
+        return None
+    try:
+        resp = await conn.invoke(RemotingCommand(code=RequestCode.GET_BROKER_RUNTIME_INFO), TIMEOUT_S)
+        if resp.code != ResponseCode.SUCCESS:
+            return None
+        table = json.loads(bytes(resp.body)).get("table")
+        return table if isinstance(table, dict) else None
+    except (RemotingError, ValueError, AttributeError):
+        return None
+    finally:
+        conn.close()
 
 
 async def remote_broker(bd: BrokerData, broker_id: int, addr: str) -> BrokerOut:

@@ -12,8 +12,8 @@ import logging
 
 from fastapi import APIRouter, Depends, Request
 
+from ferrymq.core.broker.group_views import GroupView
 from ferrymq.gateway.admin.context import ERRORS, AdminContext, conflict, get_ctx, not_found, peer_of
-from ferrymq.gateway.admin.groups import GroupState
 from ferrymq.gateway.admin.models import (
     GroupDetailOut,
     GroupOut,
@@ -29,7 +29,7 @@ router = APIRouter(tags=["groups"])
 log = logging.getLogger("ferrymq.admin")
 
 
-def _summary(ctx: AdminContext, name: str, state: GroupState | None) -> GroupOut:
+def _summary(ctx: AdminContext, name: str, state: GroupView | None) -> GroupOut:
     topics = ctx.groups.topics(name, state)
     return GroupOut(
         name=name,
@@ -41,7 +41,7 @@ def _summary(ctx: AdminContext, name: str, state: GroupState | None) -> GroupOut
     )
 
 
-def _state_or_404(ctx: AdminContext, group: str) -> GroupState | None:
+def _state_or_404(ctx: AdminContext, group: str) -> GroupView | None:
     state = ctx.groups.state(group)
     if state is None and group not in ctx.broker.offsets.groups():
         raise not_found(f"group {group!r} not found")

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 
+from ferrymq.core.broker.group_views import GroupRegistry
+from ferrymq.core.broker.routes_source import ClusterSource
 from ferrymq.core.broker.topic_config import (
     AUTO_CREATE_TOPIC_KEY,
     DLQ_GROUP_TOPIC_PREFIX,
@@ -20,10 +22,8 @@ from ferrymq.core.broker.topic_config import (
     TRACE_TOPIC,
 )
 from ferrymq.core.remoting.route import TopicConfig
-from ferrymq.gateway.admin.groups import GroupRegistry
 from ferrymq.gateway.admin.message_view import BatchDecoder
 from ferrymq.gateway.admin.models import TopicKind
-from ferrymq.gateway.admin.routes_source import ClusterSource
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker

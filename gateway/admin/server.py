@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from ferrymq.core.broker.frontend_view import FrontendView
+from ferrymq.core.broker.group_views import GroupProvider
+from ferrymq.core.broker.routes_source import ClusterSource
 from ferrymq.gateway.admin.app import create_app
 from ferrymq.gateway.admin.context import AdminContext
-from ferrymq.gateway.admin.groups import GroupProvider
+from ferrymq.gateway.admin.frontends import batch_decoder
 from ferrymq.gateway.admin.message_view import BatchDecoder
-from ferrymq.gateway.admin.routes_source import ClusterSource
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -67,8 +69,15 @@ class AdminServer:
         self._task: asyncio.Task[None] | None = None
         broker.stats.latency.attach(broker.dispatcher)
 
+    def add_frontend(self, frontend: FrontendView) -> None:
+        """Show a protocol frontend's groups under /api/groups and its batch entries (Kafka
+        record batches) record by record."""
+        self.add_group_provider(frontend.groups)
+        for fmt in frontend.batch_formats:
+            self.add_batch_decoder(fmt, batch_decoder(frontend, fmt))
+
     def add_group_provider(self, provider: GroupProvider) -> None:
-        """Show another protocol's groups (the Kafka coordinator) under /api/groups."""
+        """Show another protocol's groups under /api/groups."""
         self.ctx.groups.add(provider)
 
     def add_batch_decoder(self, fmt: int, decoder: BatchDecoder) -> None:

@@ -1,6 +1,8 @@
-"""Partitions across broker groups (sans-IO): which broker owns which Kafka partition of a topic.
+"""Partitions across broker groups: which broker owns which Kafka partition of a topic.
 
-A topic's queues live on one or more broker groups. Kafka sees them as one partition range: the
+The numbering (``place``, ``TopicPartitions``) is sans-IO; :class:`ClusterView` keeps it, with
+the routes it comes from and the Kafka nodes, for the frontend, the group coordinator and the
+APIs. A topic's queues live on one or more broker groups. Kafka sees them as one partition range: the
 groups sorted by broker name, partitions numbered cumulatively (broker-a's queues 0..n-1 are
 partitions 0..n-1, broker-b's are n..n+m-1), so every broker computes the same numbering from
 the same route. A group's Kafka node id is derived from its broker name alone (CRC-32), so it is
@@ -9,10 +11,29 @@ stable and independent of which other groups exist.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
+import logging
+import time
 import zlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka import topics
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+    from ferrymq.core.broker.routes_source import ClusterSource
+
+log = logging.getLogger("ferrymq.kafka")
+
+#: a cached topic route older than this is refreshed in the background
+ROUTE_TTL_S = 10.0
+#: a route is fetched again, awaited, for a partition it does not know, at most this often
+ROUTE_MISS_S = 1.0
 
 #: leader id of a partition whose broker has no Kafka listener (Metadata: LEADER_NOT_AVAILABLE)
 NO_LEADER = -1
@@ -82,3 +103,192 @@ def place(queue_counts: Mapping[str, int], local_name: str) -> TopicPartitions:
             local = owner
         first += count
     return TopicPartitions(tuple(owners), local, first)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Node:
+    node_id: int
+    host: str
+    port: int
+
+
+class ClusterView:
+    """The one view of the cluster the frontend, the group coordinator and the APIs share.
+
+    Placement of partitions (from each topic's route, cached: fetched on a miss, refreshed in the
+    background after ROUTE_TTL_S), the Kafka nodes (this broker and the other groups whose
+    "kafkaAddr" the name servers know) and which node coordinates a group. It reads the broker's
+    topic config and the cluster source it is given, and calls back into nothing.
+    """
+
+    def __init__(
+        self, broker: Broker, routes: ClusterSource | None, node_id: int | None, advertised_host: str
+    ) -> None:
+        self.broker = broker
+        self.routes = routes
+        self.broker_name = broker.config.broker_name
+        self.cluster_id = broker.config.broker_cluster_name
+        self.node_id = node_id_of(self.broker_name) if node_id is None else node_id
+        self.advertised_host = advertised_host
+        self.port = 0  # this broker's Kafka port, set once its listener is bound
+        # other broker groups: topic -> (fetched at, broker name -> queues); their Kafka nodes
+        self._remote: dict[str, tuple[float, dict[str, int]]] = {}
+        self._placed: dict[str, tuple[int, TopicPartitions]] = {}  # by the local queue count
+        self._peers: dict[str, Node] = {}
+        self._peers_at = 0.0
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+
+    def me(self) -> Node:
+        return Node(self.node_id, self.advertised_host, self.port)
+
+    def nodes(self) -> list[Node]:
+        """The Kafka brokers of the cluster: this one and every other group with a Kafka address."""
+        return [self.me(), *(n for name, n in sorted(self._peers.items()) if name != self.broker_name)]
+
+    def leader_of(self, topic: str, partition: int) -> int:
+        placed = self.placement(topic)
+        if len(placed.owners) <= 1 and (placed.local is not None or not placed.owners):
+            return self.node_id
+        has_kafka = {name: True for name in self._peers}
+        has_kafka[self.broker_name] = True
+        return placed.leader(partition, has_kafka)
+
+    async def coordinator_of(self, key: str) -> Node:
+        """The broker coordinating a group: the same from every broker, by a hash of the key over
+        the sorted names of the broker groups with a Kafka listener (this one alone: itself)."""
+        await self.refresh_peers()
+        names = sorted({self.broker_name, *self._peers})
+        chosen = names[zlib.crc32(key.encode()) % len(names)]
+        return self._peers.get(chosen) or self.me()
+
+    # ---- partitions across broker groups -------------------------------------------------------
+
+    def placement(self, topic: str) -> TopicPartitions:
+        """The topic's partitions from the cached route and this broker's live topic config."""
+        tc = self.broker.topics.get(topic)
+        local_count = topics.partition_count(tc) if tc is not None else 0
+        cached = self._placed.get(topic)
+        if cached is not None and cached[0] == local_count:
+            return cached[1]
+        remote = self._remote.get(topic)
+        if remote is None or not remote[1]:
+            own = Owner(self.broker_name, self.node_id, 0, local_count) if local_count else None
+            placed = TopicPartitions((own,) if own else (), own, local_count)
+        else:
+            counts = dict(remote[1])
+            counts[self.broker_name] = local_count
+            placed = place(counts, self.broker_name)
+        self._placed[topic] = (local_count, placed)
+        return placed
+
+    def partition_count(self, topic: str) -> int:
+        """Partitions of a topic: its queues here, or across every broker group that has it; 0 if
+        it does not exist."""
+        tc = self.broker.topics.get(topic)
+        local = max(tc.read_queue_nums, tc.write_queue_nums) if tc is not None else 0
+        return max(local, self.placement(topic).total)
+
+    def local_queue(self, topic: str, where: TopicPartitions, partition: int) -> tuple[int, ErrorCode]:
+        """This broker's queue for ``partition`` of ``topic`` (placed as ``where``), or -1 and why
+        it cannot serve it: another group owns it, or no such partition here."""
+        queue = where.queue_of(partition)
+        if queue is None:
+            return -1, ErrorCode.not_leader_or_follower
+        tc = self.broker.topics.get(topic)
+        if tc is None or not 0 <= queue < topics.partition_count(tc):
+            return -1, ErrorCode.unknown_topic_or_partition
+        return queue, ErrorCode.none
+
+    async def placements(
+        self, wanted: Mapping[str, int], max_age: float = ROUTE_TTL_S
+    ) -> dict[str, TopicPartitions]:
+        """Placements of topics (name -> highest partition asked for, -1 for none).
+
+        A topic never looked up, or asked for a partition beyond what it knows (at most every
+        ROUTE_MISS_S), waits for its route; one older than ``max_age`` is refreshed in the
+        background, so the hot paths do no name-server round trip.
+        """
+        now = time.monotonic()
+        waits = []
+        for name, highest in wanted.items():
+            entry = self._remote.get(name)
+            missed = entry is not None and highest >= self.placement(name).total
+            if entry is None or (missed and now - entry[0] >= ROUTE_MISS_S):
+                waits.append(name)
+            elif now - entry[0] >= max_age:
+                if max_age < ROUTE_TTL_S:
+                    waits.append(name)
+                elif name not in self._refreshing:
+                    task = asyncio.create_task(self._refresh_route(name), name=f"kafka-route-{name}")
+                    self._refreshing[name] = task
+                    task.add_done_callback(self._refreshed)
+        if waits:
+            await asyncio.gather(*(self._refresh_route(n) for n in waits))
+        return {name: self.placement(name) for name in wanted}
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        for name, t in list(self._refreshing.items()):
+            if t is task:
+                del self._refreshing[name]
+
+    async def _refresh_route(self, topic: str) -> None:
+        remote: dict[str, int] = {}
+        if self.routes is not None:
+            try:
+                route = await self.routes.topic_route(topic)
+            except Exception as exc:  # keep what we had; the next miss or refresh retries
+                log.warning("route of %s unavailable: %s", topic, exc)
+                old = self._remote.get(topic)
+                route, remote = None, (dict(old[1]) if old else {})
+            if route is not None:
+                for qd in route.queue_datas:
+                    if qd.broker_name != self.broker_name:
+                        remote[qd.broker_name] = qd.read_queue_nums
+                for bd in route.broker_datas:
+                    self._learn_peer(bd.broker_name, bd.kafka_addrs.get(0))
+        self._remote[topic] = (time.monotonic(), remote)
+        self._placed.pop(topic, None)
+
+    def _learn_peer(self, broker_name: str, kafka_addr: str | None) -> None:
+        if broker_name == self.broker_name:
+            return
+        if not kafka_addr:
+            self._peers.pop(broker_name, None)
+            return
+        host, _, port = kafka_addr.rpartition(":")
+        self._peers[broker_name] = Node(node_id_of(broker_name), host, int(port))
+
+    async def refresh_peers(self, max_age: float = ROUTE_MISS_S) -> None:
+        """Learn the other broker groups' Kafka listeners from the name servers' cluster info."""
+        now = time.monotonic()
+        if self.routes is None or now - self._peers_at < max_age:
+            return
+        self._peers_at = now
+        try:
+            info, _ = await self.routes.cluster_info()
+        except Exception as exc:
+            log.warning("cluster info unavailable: %s", exc)
+            return
+        if info is None:
+            return
+        seen = set()
+        for name, bd in info.broker_addr_table.items():
+            self._learn_peer(name, bd.kafka_addrs.get(0))
+            seen.add(name)
+        for gone in [n for n in self._peers if n not in seen]:
+            del self._peers[gone]
+
+    async def delete_topic(self, name: str) -> None:
+        """Remove a deleted topic's route from the name servers (best effort)."""
+        if self.routes is not None:
+            try:
+                await self.routes.delete_topic(name, self.cluster_id)
+            except Exception as exc:  # the name servers drop it with the next full registration
+                log.warning("could not delete topic %s from the name servers: %s", name, exc)
+
+    async def stop(self) -> None:
+        """Cancel route refreshes still running."""
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,10 +1,11 @@
 """One Kafka client connection: the thin asyncio layer over framing.py and the API registry.
 
-Requests are decoded as they arrive and their handlers run concurrently (a long Fetch does not
-hold up the next request's work), but responses go out strictly in request order, as the
-protocol requires. A handler starts in arrival order and Produce stores before its first await,
-so pipelined produces land in order. Garbage (a bad size, a header or body that does not decode,
-a version we cannot serve) is logged with the peer and closes only this connection.
+Each request's API is looked up once, here, in ``apis.API_HANDLERS``, and the handler found is
+called directly. Requests are decoded as they arrive and their handlers run concurrently (a long
+Fetch does not hold up the next request's work), but responses go out strictly in request order,
+as the protocol requires. A handler starts in arrival order and Produce stores before its first
+await, so pipelined produces land in order. Garbage (a bad size, a header or body that does not
+decode, a version we cannot serve) is logged with the peer and closes only this connection.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ferrymq.gateway.kafka import apis
 from ferrymq.gateway.kafka.apis import api18_api_versions
-from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.context import Handler, RequestContext
 from ferrymq.gateway.kafka.framing import FrameDecoder, FrameError, encode_response, parse_header, peek_header
 from ferrymq.gateway.kafka.legacy_produce import unsupported_response
 
@@ -124,14 +125,18 @@ class KafkaConnection(asyncio.Protocol):
         ctx = RequestContext(self.frontend, self, key, version, corr)
         slot = _Slot()
         self._slots.append(slot)
-        task = asyncio.get_running_loop().create_task(self._run(ctx, request, slot, time.perf_counter()))
+        run = self._run(spec.handler, ctx, request, slot, time.perf_counter())
+        task = asyncio.get_running_loop().create_task(run)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self._update_reading()
 
-    async def _run(self, ctx: RequestContext, request: Any, slot: _Slot, started: float) -> None:
+    async def _run(
+        self, handler: Handler, ctx: RequestContext, request: Any, slot: _Slot, started: float
+    ) -> None:
+        """Run the handler found for the request; its response takes the request's slot."""
         try:
-            response = await self.frontend.dispatch(ctx, request)
+            response = await handler(ctx, request)
             if response is not None:
                 slot.data = encode_response(ctx.correlation_id, response, ctx.api_key == API_VERSIONS)
         except asyncio.CancelledError:

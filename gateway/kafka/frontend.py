@@ -1,32 +1,31 @@
 """The Kafka protocol frontend of one master broker: a listener on its own port, over core's API.
 
 A Kafka topic is a RocketMQ topic, a Kafka offset is the queue offset. With one broker group
-partition p is queue p; with several, a topic's queues are numbered across the groups
-(cluster.py) from its route, cached here (fetched on a miss, refreshed in the background after
-ROUTE_TTL_S), and the broker advertises its Kafka listener to the name servers ("kafkaAddr") so
-the others can name it as leader.
-The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
+partition p is queue p; with several, a topic's queues are numbered across the groups from its
+route (``cluster.ClusterView``, which the group coordinator and the APIs share), and the broker
+advertises its Kafka listener to the name servers ("kafkaAddr") so the others can name it as
+leader. The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
 producer state, fetches parked until data arrives (woken by the store's arrival listeners, not by
 polling), per-topic retention.ms, and the converter through which RocketMQ consumers read Kafka
-batches (registered with the store at start).
+batches (registered with the store at start). It is also the admin API's view of Kafka
+(``core.broker.frontend_view.FrontendView``: its groups and its record batches, record by
+record), handed to the admin server by the ``ferrymq`` command.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ferrymq.core.broker.frontend_view import RecordView
 from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
-from ferrymq.gateway.kafka import apis, mapping, topics
+from ferrymq.gateway.kafka import mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
-from ferrymq.gateway.kafka.cluster import Owner, TopicPartitions, node_id_of, place
+from ferrymq.gateway.kafka.cluster import ClusterView
 from ferrymq.gateway.kafka.connection import KafkaConnection
-from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
@@ -35,26 +34,18 @@ from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
-    from ferrymq.gateway.admin.routes_source import ClusterSource
+    from ferrymq.core.broker.routes_source import ClusterSource
 
 log = logging.getLogger("ferrymq.kafka")
 
 #: how often topics with their own retention.ms are trimmed
 RETENTION_CHECK_S = 5.0
-#: a cached topic route older than this is refreshed in the background
-ROUTE_TTL_S = 10.0
-#: a route is fetched again, awaited, for a partition it does not know, at most this often
-ROUTE_MISS_S = 1.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Node:
-    node_id: int
-    host: str
-    port: int
 
 
 class KafkaFrontend:
+    #: the batch-entry formats it stores, which the admin API shows record by record
+    batch_formats = record_views.FORMATS
+
     def __init__(
         self,
         broker: Broker,
@@ -70,11 +61,8 @@ class KafkaFrontend:
         self.host = host
         self.requested_port = port
         self.advertised_host = advertised_host
-        self.broker_name = broker.config.broker_name
-        self.node_id = node_id_of(self.broker_name) if node_id is None else node_id
         self.max_request_size = max_request_size
-        self.routes = routes
-        self.cluster_id = broker.config.broker_cluster_name
+        self.cluster = ClusterView(broker, routes, node_id, advertised_host)
         self.connections: set[KafkaConnection] = set()
         self.server: asyncio.Server | None = None
         config_dir = broker.config.store_path_root_dir / "config"
@@ -83,138 +71,21 @@ class KafkaFrontend:
         self.log_starts = LogStartOffsets(config_dir / "kafkaLogStartOffsets.json")
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # other broker groups: topic -> (fetched at, broker name -> queues); their Kafka nodes
-        self._remote: dict[str, tuple[float, dict[str, int]]] = {}
-        self._placed: dict[str, tuple[int, TopicPartitions]] = {}  # by the local queue count
-        self._peers: dict[str, Node] = {}
-        self._peers_at = 0.0
-        self._refreshing: dict[str, asyncio.Task[None]] = {}
-        self.coordinator = GroupCoordinator(self)
+        self.coordinator = GroupCoordinator(broker, self.cluster)
+
+    @property
+    def groups(self) -> GroupCoordinator:
+        """Its consumer groups, as the admin API lists them (a ``GroupProvider``)."""
+        return self.coordinator
+
+    def batch_records(self, fmt: int, payload: bytes, count: int) -> list[RecordView]:
+        """A stored batch entry's records for the admin's message view."""
+        return record_views.batch_records(fmt, payload, count)
 
     @property
     def port(self) -> int:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
-
-    def nodes(self) -> list[Node]:
-        """The Kafka brokers of the cluster: this one and every other group with a Kafka address."""
-        me = Node(self.node_id, self.advertised_host, self.port)
-        return [me, *(n for name, n in sorted(self._peers.items()) if name != self.broker_name)]
-
-    def leader_of(self, topic: str, partition: int) -> int:
-        placed = self.placement(topic)
-        if len(placed.owners) <= 1 and (placed.local is not None or not placed.owners):
-            return self.node_id
-        has_kafka = {name: True for name in self._peers}
-        has_kafka[self.broker_name] = True
-        return placed.leader(partition, has_kafka)
-
-    async def coordinator_of(self, key: str) -> Node:
-        """The broker coordinating a group: the same from every broker, by a hash of the key over
-        the sorted names of the broker groups with a Kafka listener (this one alone: itself)."""
-        await self.refresh_peers()
-        names = sorted({self.broker_name, *self._peers})
-        chosen = names[zlib.crc32(key.encode()) % len(names)]
-        return self._peers.get(chosen) or Node(self.node_id, self.advertised_host, self.port)
-
-    # ---- partitions across broker groups -------------------------------------------------------
-
-    def placement(self, topic: str) -> TopicPartitions:
-        """The topic's partitions from the cached route and this broker's live topic config."""
-        tc = self.broker.topics.get(topic)
-        local_count = topics.partition_count(tc) if tc is not None else 0
-        cached = self._placed.get(topic)
-        if cached is not None and cached[0] == local_count:
-            return cached[1]
-        remote = self._remote.get(topic)
-        if remote is None or not remote[1]:
-            own = Owner(self.broker_name, self.node_id, 0, local_count) if local_count else None
-            placed = TopicPartitions((own,) if own else (), own, local_count)
-        else:
-            counts = dict(remote[1])
-            counts[self.broker_name] = local_count
-            placed = place(counts, self.broker_name)
-        self._placed[topic] = (local_count, placed)
-        return placed
-
-    async def placements(
-        self, wanted: Mapping[str, int], max_age: float = ROUTE_TTL_S
-    ) -> dict[str, TopicPartitions]:
-        """Placements of topics (name -> highest partition asked for, -1 for none).
-
-        A topic never looked up, or asked for a partition beyond what it knows (at most every
-        ROUTE_MISS_S), waits for its route; one older than ``max_age`` is refreshed in the
-        background, so the hot paths do no name-server round trip.
-        """
-        now = time.monotonic()
-        waits = []
-        for name, highest in wanted.items():
-            entry = self._remote.get(name)
-            missed = entry is not None and highest >= self.placement(name).total
-            if entry is None or (missed and now - entry[0] >= ROUTE_MISS_S):
-                waits.append(name)
-            elif now - entry[0] >= max_age:
-                if max_age < ROUTE_TTL_S:
-                    waits.append(name)
-                elif name not in self._refreshing:
-                    task = asyncio.create_task(self._refresh_route(name), name=f"kafka-route-{name}")
-                    self._refreshing[name] = task
-                    task.add_done_callback(self._refreshed)
-        if waits:
-            await asyncio.gather(*(self._refresh_route(n) for n in waits))
-        return {name: self.placement(name) for name in wanted}
-
-    def _refreshed(self, task: asyncio.Task[None]) -> None:
-        for name, t in list(self._refreshing.items()):
-            if t is task:
-                del self._refreshing[name]
-
-    async def _refresh_route(self, topic: str) -> None:
-        remote: dict[str, int] = {}
-        if self.routes is not None:
-            try:
-                route = await self.routes.topic_route(topic)
-            except Exception as exc:  # keep what we had; the next miss or refresh retries
-                log.warning("route of %s unavailable: %s", topic, exc)
-                old = self._remote.get(topic)
-                route, remote = None, (dict(old[1]) if old else {})
-            if route is not None:
-                for qd in route.queue_datas:
-                    if qd.broker_name != self.broker_name:
-                        remote[qd.broker_name] = qd.read_queue_nums
-                for bd in route.broker_datas:
-                    self._learn_peer(bd.broker_name, bd.kafka_addrs.get(0))
-        self._remote[topic] = (time.monotonic(), remote)
-        self._placed.pop(topic, None)
-
-    def _learn_peer(self, broker_name: str, kafka_addr: str | None) -> None:
-        if broker_name == self.broker_name:
-            return
-        if not kafka_addr:
-            self._peers.pop(broker_name, None)
-            return
-        host, _, port = kafka_addr.rpartition(":")
-        self._peers[broker_name] = Node(node_id_of(broker_name), host, int(port))
-
-    async def refresh_peers(self, max_age: float = ROUTE_MISS_S) -> None:
-        """Learn the other broker groups' Kafka listeners from the name servers' cluster info."""
-        now = time.monotonic()
-        if self.routes is None or now - self._peers_at < max_age:
-            return
-        self._peers_at = now
-        try:
-            info, _ = await self.routes.cluster_info()
-        except Exception as exc:
-            log.warning("cluster info unavailable: %s", exc)
-            return
-        if info is None:
-            return
-        seen = set()
-        for name, bd in info.broker_addr_table.items():
-            self._learn_peer(name, bd.kafka_addrs.get(0))
-            seen.add(name)
-        for gone in [n for n in self._peers if n not in seen]:
-            del self._peers[gone]
 
     async def start(self) -> None:
         store = self.broker.store
@@ -225,6 +96,7 @@ class KafkaFrontend:
         self.server = await loop.create_server(
             lambda: KafkaConnection(self), self.host, self.requested_port, reuse_address=True
         )
+        self.cluster.port = self.port
         await self.coordinator.start()
         registrar = self.broker.registrar
         if registrar is not None:  # the other brokers learn our Kafka listener from the name servers
@@ -238,11 +110,8 @@ class KafkaFrontend:
             self.port,
             self.advertised_host,
             self.port,
-            self.node_id,
+            self.cluster.node_id,
         )
-
-    async def dispatch(self, ctx: RequestContext, request: Any) -> Any:
-        return await apis.API_HANDLERS[ctx.api_key].handler(ctx, request)
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -251,7 +120,7 @@ class KafkaFrontend:
             conn.close()
         if self.broker.registrar is not None:
             self.broker.registrar.extra_fields.pop("kafkaAddr", None)
-        tasks = [*self._tasks, *self._refreshing.values()]
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -259,6 +128,7 @@ class KafkaFrontend:
                 await task
             except asyncio.CancelledError:
                 pass
+        await self.cluster.stop()
         await self.coordinator.stop()
         store = self.broker.store
         if self._on_arrival in store.arrival_listeners:
@@ -337,11 +207,7 @@ class KafkaFrontend:
         self.broker.topic_deleted(name)
         self.producers.forget_topic(name)
         self.log_starts.forget_topic(name)
-        if self.routes is not None:
-            try:
-                await self.routes.delete_topic(name, self.broker.config.broker_cluster_name)
-            except Exception as exc:  # the name servers drop it with the next full registration
-                log.warning("could not delete topic %s from the name servers: %s", name, exc)
+        await self.cluster.delete_topic(name)
 
     def delete_records(self, topic: str, partition: int, before: int) -> int:
         """Move the log start offset up to ``before``; returns the new log start offset."""

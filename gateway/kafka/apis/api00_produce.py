@@ -27,8 +27,8 @@ from ferrymq.gateway.kafka import mapping, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
 from ferrymq.gateway.kafka.producer_state import Check
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 log = logging.getLogger("ferrymq.kafka")
 
@@ -43,7 +43,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
     end_offset = 0
     responses = []
-    placed = await ctx.frontend.placements(
+    placed = await ctx.frontend.cluster.placements(
         {t.name: max((pd.index for pd in t.partition_data), default=-1) for t in request.topic_data}
     )
     for topic_data in request.topic_data:

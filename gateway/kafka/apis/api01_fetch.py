@@ -23,7 +23,7 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, millis, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 
 READ_COMMITTED = 1
 
@@ -43,7 +43,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         )
     max_wait = millis(request.max_wait) / 1000
     deadline = time.monotonic() + max_wait
-    placed = await ctx.frontend.placements(
+    placed = await ctx.frontend.cluster.placements(
         {ft.topic: max((fp.partition for fp in ft.partitions), default=-1) for ft in request.topics}
     )
     responses, total, waitable = _read(ctx, request, placed)

@@ -14,42 +14,34 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
 
 
 @api(2, 1, 7)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    broker = ctx.frontend.broker
     plog = ctx.frontend.log
-    placed = await ctx.frontend.placements(
+    cluster = ctx.frontend.cluster
+    placed = await cluster.placements(
         {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
     )
     out = []
     for t in request.topics:
-        tc = broker.topics.get(t.name)
-        where = placed[t.name]
         parts = []
         for p in t.partitions:
-            queue = where.queue_of(p.partition_index)
+            index, error = cluster.local_queue(t.name, placed[t.name], p.partition_index)
             entry: dict[str, Any] = {
                 "partition_index": p.partition_index,
-                "error_code": ErrorCode.none,
+                "error_code": error,
                 "timestamp": -1,
                 "offset": -1,
                 "leader_epoch": 0,
             }
             parts.append(entry)
-            if queue is None:
-                entry["error_code"] = ErrorCode.not_leader_or_follower
-                continue
-            index = queue
-            if tc is None or not 0 <= index < topics.partition_count(tc):
-                entry["error_code"] = ErrorCode.unknown_topic_or_partition
+            if error:
                 continue
             start, end = plog.offsets(t.name, index)
             if p.timestamp == LATEST:

@@ -23,10 +23,10 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import NO_LEADER, TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 if TYPE_CHECKING:
-    from ferrymq.gateway.kafka.frontend import KafkaFrontend
+    from ferrymq.gateway.kafka.cluster import ClusterView
 
 _NAMESPACE = uuid.UUID("6f1b0c8e-5d2a-4e0b-9a53-6b8f2d1c7e40")
 NOT_COMPUTED = -2147483648
@@ -40,21 +40,21 @@ def topic_id(cluster: str, topic: str) -> uuid.UUID:
 
 @api(3, 0, 12)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    f = ctx.frontend
-    broker = f.broker
+    cluster = ctx.frontend.cluster
+    broker = ctx.frontend.broker
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
         wanted = [(tc.topic_name, None) for tc in topics.listed_topics(broker)]
     else:
         wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
     auto = getattr(request, "allow_auto_topic_creation", True) and broker.config.auto_create_topic_enable
-    await f.refresh_peers()
+    await cluster.refresh_peers()
     named = {name: -1 for name, _ in wanted if name is not None}
-    placed = await f.placements(named, max_age=ROUTE_FRESH_S)
+    placed = await cluster.placements(named, max_age=ROUTE_FRESH_S)
     out = []
     for name, tid in wanted:
         if name is None and tid is not None:
-            name = next((n for n in broker.topics.topics if topic_id(f.cluster_id, n) == tid), None)
+            name = next((n for n in broker.topics.topics if topic_id(cluster.cluster_id, n) == tid), None)
             if name is None:
                 out.append(_error(ErrorCode.unknown_topic_id, None, tid))
                 continue
@@ -62,7 +62,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         tc = broker.topics.get(name)
         where = placed.get(name)
         if tc is None and where is not None and where.owners:  # on other broker groups only
-            out.append(topic_metadata(f, name, where))
+            out.append(topic_metadata(cluster, name, where))
             continue
         if tc is None:
             if topics.invalid_name(name):
@@ -72,15 +72,15 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 out.append(_error(ErrorCode.unknown_topic_or_partition, name))
                 continue
             tc = topics.create(broker, name, broker.config.default_topic_queue_nums)
-        out.append(topic_metadata(f, tc.topic_name, f.placement(tc.topic_name)))
-    brokers = [{"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in f.nodes()]
+        out.append(topic_metadata(cluster, tc.topic_name, cluster.placement(tc.topic_name)))
+    brokers = [{"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in cluster.nodes()]
     return respond(
         request,
         {
             "throttle_time": NO_THROTTLE,
             "brokers": brokers,
-            "cluster_id": f.cluster_id,
-            "controller_id": f.node_id,
+            "cluster_id": cluster.cluster_id,
+            "controller_id": cluster.node_id,
             "topics": out,
         },
     )
@@ -97,10 +97,10 @@ def _error(code: ErrorCode, name: str | None, tid: uuid.UUID | None = None) -> d
     }
 
 
-def topic_metadata(f: KafkaFrontend, name: str, where: TopicPartitions) -> dict[str, Any]:
+def topic_metadata(cluster: ClusterView, name: str, where: TopicPartitions) -> dict[str, Any]:
     partitions = []
     for p in range(where.total):
-        leader = f.leader_of(name, p)
+        leader = cluster.leader_of(name, p)
         partitions.append(
             {
                 "error_code": ErrorCode.none if leader != NO_LEADER else ErrorCode.leader_not_available,
@@ -115,8 +115,8 @@ def topic_metadata(f: KafkaFrontend, name: str, where: TopicPartitions) -> dict[
     return {
         "error_code": ErrorCode.none,
         "name": name,
-        "topic_id": topic_id(f.cluster_id, name),
-        "is_internal": topics.is_internal(f.broker, name),
+        "topic_id": topic_id(cluster.cluster_id, name),
+        "is_internal": topics.is_internal(cluster.broker, name),
         "partitions": partitions,
         "topic_authorized_operations": NOT_COMPUTED,
     }

@@ -18,7 +18,7 @@ from typing import Any
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 @api(8, 2, 9)
@@ -28,7 +28,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         for t in request.topics
     ]
     # partitions of other broker groups are checked against the topic's route
-    await ctx.frontend.placements(
+    await ctx.frontend.cluster.placements(
         {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
     )
     results = ctx.frontend.coordinator.commit_offsets(

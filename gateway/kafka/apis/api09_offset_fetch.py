@@ -15,8 +15,8 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
 from ferrymq.gateway.kafka.group.coordinator import PartitionOffset
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 def _group(ctx: RequestContext, group_id: str, topics: Any, has_group_error: bool) -> dict[str, Any]:

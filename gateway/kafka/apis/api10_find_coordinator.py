@@ -2,7 +2,7 @@
 
 With one broker group its Kafka node coordinates every group (and transactional id); with
 several, every broker names the same one for a key: a hash of the key over the sorted names of
-the groups with a Kafka listener (frontend.coordinator_of). The coordinator keeps the group's
+the groups with a Kafka listener (cluster.ClusterView.coordinator_of). The coordinator keeps the group's
 offsets in its own offset store keyed by partition (see api08_offset_commit.py). v4 answers a
 batch of keys.
 Leaves out: v5-v6 (TRANSACTION_ABORTABLE, share groups); a broker that is not a group's
@@ -17,14 +17,14 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 GROUP, TRANSACTION = 0, 1
 
 
 @api(10, 0, 4)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    f = ctx.frontend
+    cluster = ctx.frontend.cluster
     key_type = getattr(request, "key_type", GROUP)
 
     async def find(key: str) -> dict[str, Any]:
@@ -36,7 +36,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 "error_code": ErrorCode.invalid_request,
                 "error_message": f"unknown coordinator key type {key_type}",
             }
-        node = await f.coordinator_of(key)
+        node = await cluster.coordinator_of(key)
         return {
             "node_id": node.node_id,
             "host": node.host,

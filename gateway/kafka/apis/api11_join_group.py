@@ -14,8 +14,8 @@ from typing import Any
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, millis, respond
 from ferrymq.gateway.kafka.group.state import JoinRequest
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 
 
 def client_host(ctx: RequestContext) -> str:

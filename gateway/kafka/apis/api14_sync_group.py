@@ -11,13 +11,13 @@ from typing import Any
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.group.state import SyncRequest
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 @api(14, 0, 5)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    r = await ctx.frontend.coordinator.sync(
-        request.group_id,
+    req = SyncRequest(
         request.member_id,
         getattr(request, "group_instance_id", None),
         request.generation_id,
@@ -25,6 +25,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         getattr(request, "protocol_name", None),
         {a.member_id: a.assignment for a in request.assignments},
     )
+    r = await ctx.frontend.coordinator.sync(request.group_id, req)
     return respond(
         request,
         {

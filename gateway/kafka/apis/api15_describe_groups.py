@@ -16,7 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 #: READ (3), DELETE (6) and DESCRIBE (8), as Kafka without an authorizer reports for a group
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)

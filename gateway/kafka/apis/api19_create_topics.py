@@ -19,7 +19,7 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG = 5, 1
 
@@ -36,7 +36,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     for t in request.topics:
         result: dict[str, Any] = {
             "name": t.name,
-            "topic_id": topic_id(f.cluster_id, t.name),
+            "topic_id": topic_id(f.cluster.cluster_id, t.name),
             "error_code": ErrorCode.none,
             "error_message": None,
             "topic_config_error_code": 0,

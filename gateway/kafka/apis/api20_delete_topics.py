@@ -16,7 +16,7 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 @api(20, 1, 6)
@@ -30,7 +30,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     out = []
     for name, tid in wanted:
         if not name and tid is not None and tid != uuid.UUID(int=0):
-            name = next((n for n in broker.topics.topics if topic_id(f.cluster_id, n) == tid), None)
+            name = next((n for n in broker.topics.topics if topic_id(f.cluster.cluster_id, n) == tid), None)
             if name is None:
                 out.append(
                     _result(None, tid, ErrorCode.unknown_topic_id, "This server does not host this topic ID.")
@@ -49,7 +49,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             )
             continue
         await f.delete_topic(name)
-        out.append(_result(name, topic_id(f.cluster_id, name), ErrorCode.none, None))
+        out.append(_result(name, topic_id(f.cluster.cluster_id, name), ErrorCode.none, None))
     return respond(request, {"throttle_time": NO_THROTTLE, "responses": out})
 
 

@@ -14,8 +14,8 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
 from ferrymq.gateway.kafka.producer_state import MAX_EPOCH
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 @api(22, 0, 5)

@@ -18,7 +18,7 @@ from kio.schema.errors import ErrorCode
 from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 TOPIC, BROKER = 2, 4
 DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG = 1, 4, 5
@@ -101,7 +101,7 @@ def _values(ctx: RequestContext, res: Any, result: dict[str, Any]) -> dict[str, 
             "default.replication.factor": "1",
             "offsets.topic.replication.factor": "1",
             "min.insync.replicas": "1",
-            "broker.id": str(ctx.frontend.node_id),
+            "broker.id": str(ctx.frontend.cluster.node_id),
         }
         return {k: (v, STATIC_BROKER_CONFIG, True) for k, v in settings.items()}
     result["error_code"] = ErrorCode.invalid_request

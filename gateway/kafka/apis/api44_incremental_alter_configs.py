@@ -3,11 +3,14 @@
 SET and DELETE of the topic configs topics.py knows (retention.ms and max.message.bytes are
 enforced; the rest stored); APPEND/SUBTRACT on list configs (cleanup.policy). validate_only
 checks without changing. Broker configs come from broker.conf and are read-only here.
+Leaves out: changing broker configs, and resource types other than topics and brokers
+(INVALID_REQUEST).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -15,7 +18,7 @@ from kio.schema.errors import ErrorCode
 from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 TOPIC, BROKER = 2, 4
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -23,11 +26,24 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 @api(44, 0, 1)
 async def handle(ctx: RequestContext, request: Any) -> Any:
+    return alter(ctx, request, _ops)
+
+
+def _ops(configs: Any) -> list[tuple[str, int, str | None]]:
+    return [(c.name, c.config_operation, c.value) for c in configs]
+
+
+def alter(
+    ctx: RequestContext,
+    request: Any,
+    ops_of: Callable[[Any], list[tuple[str, int, str | None]]],
+    replace: bool = False,
+) -> Any:
+    """The response to an (Incremental)AlterConfigs request: ``apply`` for each resource."""
     out = []
     for res in request.resources:
-        error, message = apply(
-            ctx, res.resource_type, res.resource_name, _ops(res.configs), request.validate_only
-        )
+        ops = ops_of(res.configs)
+        error, message = apply(ctx, res.resource_type, res.resource_name, ops, request.validate_only, replace)
         out.append(
             {
                 "error_code": error,
@@ -37,10 +53,6 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             }
         )
     return respond(request, {"throttle_time": NO_THROTTLE, "responses": out})
-
-
-def _ops(configs: Any) -> list[tuple[str, int, str | None]]:
-    return [(c.name, c.config_operation, c.value) for c in configs]
 
 
 def apply(

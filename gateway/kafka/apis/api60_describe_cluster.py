@@ -13,16 +13,18 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.build import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 NOT_COMPUTED = -2147483648
 
 
 @api(60, 0, 1)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    f = ctx.frontend
-    await f.refresh_peers()
-    brokers = [{"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in f.nodes()]
+    cluster = ctx.frontend.cluster
+    await cluster.refresh_peers()
+    brokers = [
+        {"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in cluster.nodes()
+    ]
     return respond(
         request,
         {
@@ -30,8 +32,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             "error_code": ErrorCode.none,
             "error_message": None,
             "endpoint_type": 1,
-            "cluster_id": f.cluster_id,
-            "controller_id": f.node_id,
+            "cluster_id": cluster.cluster_id,
+            "controller_id": cluster.node_id,
             "brokers": brokers,
             "cluster_authorized_operations": NOT_COMPUTED,
         },

@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.broker.group_views import GroupView, MemberView
 from ferrymq.core.persist import read_json, write_json_atomic
-from ferrymq.gateway.admin.groups import GroupState as AdminGroupState
-from ferrymq.gateway.admin.groups import Member as AdminMember
 from ferrymq.gateway.kafka.group.state import (
     DescribedMember,
     GroupConfig,
@@ -40,12 +39,13 @@ from ferrymq.gateway.kafka.group.state import (
     JoinRequest,
     JoinResult,
     Result,
+    SyncRequest,
     SyncResult,
 )
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
-    from ferrymq.gateway.kafka.frontend import KafkaFrontend
+    from ferrymq.gateway.kafka.cluster import ClusterView
 
 log = logging.getLogger("ferrymq.kafka.group")
 
@@ -81,14 +81,15 @@ def _now_ms() -> int:
 
 
 class GroupCoordinator:
-    """This broker's classic Kafka groups; also an admin ``GroupProvider`` (protocol "kafka")."""
+    """This broker's classic Kafka groups; also a ``core.broker.group_views.GroupProvider``
+    (protocol "kafka"): the admin API lists Kafka groups through it."""
 
     protocol = "kafka"
 
-    def __init__(self, frontend: KafkaFrontend, config: GroupConfig | None = None) -> None:
-        self.frontend = frontend
-        self.broker: Broker = frontend.broker
-        self.groups = GroupManager(config or _config_from(self.broker))
+    def __init__(self, broker: Broker, cluster: ClusterView, config: GroupConfig | None = None) -> None:
+        self.broker = broker
+        self.cluster = cluster  # partitions of topics across broker groups, for offset commits
+        self.groups = GroupManager(config or _config_from(broker))
         self._tokens = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[Result]] = {}
         self._wakeup = asyncio.Event()
@@ -205,28 +206,9 @@ class GroupCoordinator:
         assert isinstance(result, JoinResult)
         return result
 
-    async def sync(
-        self,
-        group_id: str,
-        member_id: str,
-        group_instance_id: str | None,
-        generation_id: int,
-        protocol_type: str | None,
-        protocol_name: str | None,
-        assignments: dict[str, bytes],
-    ) -> SyncResult:
+    async def sync(self, group_id: str, req: SyncRequest) -> SyncResult:
         token, fut = self._park()
-        self.groups.sync(
-            group_id,
-            member_id,
-            group_instance_id,
-            generation_id,
-            protocol_type,
-            protocol_name,
-            assignments,
-            token,
-            _now_ms(),
-        )
+        self.groups.sync(group_id, req, token, _now_ms())
         self._after(group_id)
         result = await self._wait(token, fut)
         assert isinstance(result, SyncResult)
@@ -247,13 +229,6 @@ class GroupCoordinator:
         return result
 
     # ---- offsets ------------------------------------------------------------------------
-
-    def partition_count(self, topic: str) -> int:
-        """Partitions of a topic: its queues here, or across every broker group that has it
-        (the frontend's cached placement); 0 if it does not exist."""
-        tc = self.broker.topics.get(topic)
-        local = max(tc.read_queue_nums, tc.write_queue_nums) if tc is not None else 0
-        return max(local, self.frontend.placement(topic).total)
 
     def commit_offsets(
         self,
@@ -281,7 +256,7 @@ class GroupCoordinator:
         out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
         metadata_changed = False
         for topic, partitions in topics:
-            n = self.partition_count(topic)
+            n = self.cluster.partition_count(topic)
             results: list[tuple[int, ErrorCode]] = []
             for partition, offset, metadata in partitions:
                 if error is not None:
@@ -448,21 +423,21 @@ class GroupCoordinator:
             self._schedule_metadata_save()
         return ErrorCode.none, out
 
-    # ---- admin GroupProvider ------------------------------------------------------------
+    # ---- GroupProvider (the admin API's view) ------------------------------------------
 
     def group_names(self) -> list[str]:
         return [g for g, group in self.groups.groups.items() if group.state != GroupState.DEAD]
 
-    def group_state(self, group_id: str) -> AdminGroupState | None:
+    def group_state(self, group_id: str) -> GroupView | None:
         group = self.groups.get(group_id)
         if group is None or not group.members:
             return None
         members = [
-            AdminMember(m.member_id, m.client_host.lstrip("/"), f"kafka ({m.client_id})", "")
+            MemberView(m.member_id, m.client_host.lstrip("/"), f"kafka ({m.client_id})", "")
             for m in group.members.values()
         ]
         subscriptions = {t: "*" for t in sorted(group.subscribed_topics or ())}
-        return AdminGroupState(group_id, "kafka", group.state.value, members, subscriptions)
+        return GroupView(group_id, "kafka", group.state.value, members, subscriptions)
 
 
 def _config_from(broker: Broker) -> GroupConfig:

@@ -89,6 +89,19 @@ class JoinRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """A SyncGroup request, version-independent (types and name are None before v5)."""
+
+    member_id: str
+    group_instance_id: str | None
+    generation_id: int
+    protocol_type: str | None
+    protocol_name: str | None
+    #: from the leader only: member id -> its assignment
+    assignments: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class JoinMember:
     member_id: str
     group_instance_id: str | None
@@ -647,22 +660,14 @@ class Group:
 
     # ---- SyncGroup ----------------------------------------------------------------------
 
-    def sync(
-        self,
-        member_id: str,
-        group_instance_id: str | None,
-        generation_id: int,
-        protocol_type: str | None,
-        protocol_name: str | None,
-        assignments: dict[str, bytes],
-        token: int,
-        now: int,
-    ) -> None:
+    def sync(self, req: SyncRequest, token: int, now: int) -> None:
+        member_id, generation_id = req.member_id, req.generation_id
+        protocol_type, protocol_name = req.protocol_type, req.protocol_name
         error: ErrorCode | None
         if self.state == GroupState.DEAD:
             error = ErrorCode.coordinator_not_available
         else:
-            error = self.validate_member(member_id, group_instance_id)
+            error = self.validate_member(member_id, req.group_instance_id)
             if error is None and generation_id != self.generation_id:
                 error = ErrorCode.illegal_generation
             if error is None and (
@@ -688,7 +693,7 @@ class Group:
                     self.generation_id,
                 )
                 for m in self.members.values():
-                    m.assignment = assignments.get(m.member_id, b"")
+                    m.assignment = req.assignments.get(m.member_id, b"")
                 self._propagate_assignment(ErrorCode.none, now)
                 self._transition(GroupState.STABLE)
         elif self.state == GroupState.STABLE:
@@ -909,18 +914,7 @@ class GroupManager:
             group = self.groups[group_id] = Group(group_id, self.config, self._outbox, self.new_id)
         group.join(req, token, now)
 
-    def sync(
-        self,
-        group_id: str,
-        member_id: str,
-        group_instance_id: str | None,
-        generation_id: int,
-        protocol_type: str | None,
-        protocol_name: str | None,
-        assignments: dict[str, bytes],
-        token: int,
-        now: int,
-    ) -> None:
+    def sync(self, group_id: str, req: SyncRequest, token: int, now: int) -> None:
         if not group_id:
             self._outbox.append((token, SyncResult(ErrorCode.invalid_group_id)))
             return
@@ -928,9 +922,7 @@ class GroupManager:
         if group is None or group.state == GroupState.EMPTY:
             self._outbox.append((token, SyncResult(ErrorCode.unknown_member_id)))
             return
-        group.sync(
-            member_id, group_instance_id, generation_id, protocol_type, protocol_name, assignments, token, now
-        )
+        group.sync(req, token, now)
 
     def heartbeat(
         self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int, now: int

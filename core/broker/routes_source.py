@@ -1,30 +1,31 @@
-"""Where the admin API learns the cluster: name servers, broker groups and topic routes.
+"""Where a broker's frontends learn the cluster: name servers, broker groups and topic routes.
 
+The admin API (cluster page, topic deletion) and the Kafka frontend (partitions across broker
+groups, peers' Kafka listeners) read the same source, which the ``ferrymq`` command creates and
+hands to both; it lives in core so that neither frontend imports the other for it.
 In ``ferrymq serve`` the name server runs in the same process, so its tables are read directly
 (:class:`LocalRoutes`). A standalone broker asks its name servers over remoting
-(:class:`RemoteRoutes`: GET_BROKER_CLUSTER_INFO, GET_ROUTEINFO_BY_TOPIC, DELETE_TOPIC_IN_NAMESRV),
-and asks other brokers for their runtime info (GET_BROKER_RUNTIME_INFO) the same way.
+(:class:`RemoteRoutes`: GET_BROKER_CLUSTER_INFO, GET_ROUTEINFO_BY_TOPIC, DELETE_TOPIC_IN_NAMESRV).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import ClusterInfo, RouteCodecError, TopicRouteData
 from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
 
-log = logging.getLogger("ferrymq.admin")
+log = logging.getLogger("ferrymq.routes")
 
 TIMEOUT_S = 2.0
 
 
 class RouteTables(Protocol):
-    """What the admin reads of an in-process name server (``RouteInfoManager`` fits)."""
+    """What is read of an in-process name server (``RouteInfoManager`` fits)."""
 
     def cluster_info(self) -> ClusterInfo: ...
 
@@ -136,22 +137,3 @@ class RemoteRoutes:
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
-
-
-async def broker_runtime_info(addr: str) -> dict[str, Any] | None:
-    """Another broker's GET_BROKER_RUNTIME_INFO table, or None if it does not answer."""
-    try:
-        host, port = split_addr(addr)
-        conn = await connect(host, port, timeout=TIMEOUT_S)
-    except (RemotingError, ValueError):
-        return None
-    try:
-        resp = await conn.invoke(RemotingCommand(code=RequestCode.GET_BROKER_RUNTIME_INFO), TIMEOUT_S)
-        if resp.code != ResponseCode.SUCCESS:
-            return None
-        table = json.loads(bytes(resp.body)).get("table")
-        return table if isinstance(table, dict) else None
-    except (RemotingError, ValueError, AttributeError):
-        return None
-    finally:
-        conn.close()

@@ -1,6 +1,7 @@
-"""Build a kio entity of any version from one set of field values.
+"""Kafka responses of any version, built by the frontend for every API module from one set of
+field values (``respond``), with the helpers handlers share (NO_THROTTLE, ``millis``).
 
-The group APIs change little between versions (a field added here, a list became a batch there),
+The APIs change little between versions (a field added here, a list became a batch there),
 so a handler describes its response once, with every field any version has, and ``build`` keeps
 the fields the requested version's dataclass declares, turning nested lists of dicts into that
 version's nested dataclasses. No per-version response code, and nothing hand-encoded.

@@ -2,10 +2,12 @@
 membership) and how far it is behind (committed offsets from the broker's one offset table,
 which native RocketMQ groups and Kafka groups share).
 
-Membership comes from :class:`GroupProvider` objects. The native provider reads the broker's
-heartbeat table; the Kafka frontend plugs in its group coordinator through the same interface
-(``AdminServer.add_group_provider``). A group that only has committed offsets and no provider
-claiming it is shown as native with no members.
+Plain data beside core's group hooks (``ClientManager.group_guards``), so that every frontend
+can show a group without importing another: membership comes from :class:`GroupProvider`
+objects. The native provider reads the broker's heartbeat table; a protocol frontend (the Kafka
+group coordinator) implements the same interface and is handed to the admin API by the
+``ferrymq`` command (see ``frontend_view.FrontendView``). A group that only has committed
+offsets and no provider claiming it is shown as native with no members.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class Member:
+class MemberView:
     client_id: str
     address: str
     client: str  # language or client software
@@ -30,13 +32,13 @@ class Member:
 
 
 @dataclass(slots=True)
-class GroupState:
+class GroupView:
     """A group as its protocol knows it; ``members`` empty means nobody is consuming now."""
 
     name: str
     protocol: str  # "native" or "kafka"
     state: str
-    members: list[Member] = field(default_factory=list)
+    members: list[MemberView] = field(default_factory=list)
     subscriptions: dict[str, str] = field(default_factory=dict)  # topic -> expression
     consume_type: str | None = None
     message_model: str | None = None
@@ -49,7 +51,7 @@ class GroupProvider(Protocol):
 
     def group_names(self) -> Iterable[str]: ...
 
-    def group_state(self, group: str) -> GroupState | None: ...
+    def group_state(self, group: str) -> GroupView | None: ...
 
 
 class NativeGroups:
@@ -63,13 +65,13 @@ class NativeGroups:
     def group_names(self) -> Iterable[str]:
         return list(self.broker.clients.consumers)
 
-    def group_state(self, group: str) -> GroupState | None:
+    def group_state(self, group: str) -> GroupView | None:
         info = self.broker.clients.consumer_group(group)
         if info is None or not info.channels:
             return None
         now = time.monotonic()
         members = [
-            Member(
+            MemberView(
                 ch.client_id,
                 ch.conn.peer,
                 ch.language,
@@ -79,7 +81,7 @@ class NativeGroups:
             )
             for ch in sorted(info.channels.values(), key=lambda c: c.client_id)
         ]
-        return GroupState(
+        return GroupView(
             group,
             "native",
             "Online",
@@ -117,7 +119,7 @@ class GroupRegistry:
             names.update(p.group_names())
         return sorted(names)
 
-    def state(self, group: str) -> GroupState | None:
+    def state(self, group: str) -> GroupView | None:
         """The group's membership; None when no protocol knows it (it may still have offsets)."""
         for p in self.providers:
             st = p.group_state(group)
@@ -128,13 +130,13 @@ class GroupRegistry:
             return st
         for p in self.providers:
             if group in set(p.group_names()):
-                return GroupState(group, p.protocol, "Empty")
+                return GroupView(group, p.protocol, "Empty")
         return None
 
     def exists(self, group: str) -> bool:
         return group in self.broker.offsets.groups() or self.state(group) is not None
 
-    def topics(self, group: str, state: GroupState | None) -> list[str]:
+    def topics(self, group: str, state: GroupView | None) -> list[str]:
         topics = set(self.broker.offsets.topics_of_group(group))
         if state is not None:
             topics.update(state.subscriptions)
