@@ -133,8 +133,8 @@ async def _start_kafka(
     c = broker.config
     if c.kafka_listen_port < 0 or c.broker_id != 0:
         return None
-    from ferrymq.core.store.commit_log import BATCH_FLAG_TAG_CODES, BATCH_FORMAT_KAFKA_V2
-    from ferrymq.gateway.kafka.admin_view import kafka_batch_views, kafka_tagged_batch_views
+    from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2
+    from ferrymq.gateway.kafka.admin_view import kafka_batch_views
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
     kafka = KafkaFrontend(
@@ -143,7 +143,6 @@ async def _start_kafka(
     await kafka.start()
     if admin is not None:
         admin.add_batch_decoder(BATCH_FORMAT_KAFKA_V2, kafka_batch_views)
-        admin.add_batch_decoder(BATCH_FORMAT_KAFKA_V2 | BATCH_FLAG_TAG_CODES, kafka_tagged_batch_views)
     return kafka
 
 
