@@ -14,7 +14,7 @@ from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopi
 
 from ferrymq.core.remoting.message import decode_stored_messages, tags_code
 from ferrymq.core.store import read_entry
-from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2, encode_batch_entry
+from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2, encode_batch_entry
 from ferrymq.gateway.kafka import mapping
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.apis.api18_api_versions import build_response

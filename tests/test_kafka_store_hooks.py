@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ferrymq.core.remoting.message import decode_stored_messages, tags_code
 from ferrymq.core.store import GetStatus, StoredEntry
-from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
+from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2
 from tests.test_store_support import abandon, open_store, put
 
 TOPIC = "Hooks"

@@ -27,32 +27,8 @@ from ferrymq.core.remoting.message import (
     string_to_properties,
     tags_code,
 )
-from ferrymq.core.store.entry import (
-    BATCH_FLAG_TAG_CODES,
-    BATCH_FORMAT_KAFKA_V2,
-    BATCH_HEAD,
-    BATCH_MAGIC,
-    CorruptRecord,
-    EntryKind,
-    StoredEntry,
-    encode_batch_entry,
-    entry_of,
-)
+from ferrymq.core.store.entry import CorruptRecord, EntryKind, StoredEntry, entry_of
 from ferrymq.core.store.mapped_file import MappedFile, MappedFileQueue
-
-# the batch-entry layout lives in entry.py; these names stay importable from here
-__all__ = [
-    "BATCH_FLAG_TAG_CODES",
-    "BATCH_FORMAT_KAFKA_V2",
-    "BATCH_HEAD",
-    "BATCH_MAGIC",
-    "END_FILE_MIN_BLANK_LENGTH",
-    "CommitLog",
-    "CorruptRecord",
-    "DispatchRequest",
-    "describe_entry",
-    "encode_batch_entry",
-]
 
 _HEAD = struct.Struct(">ii")
 _SIZE = struct.Struct(">i")
