@@ -308,14 +308,12 @@ def encode_stored_message(
     return b"".join((head, _I32.pack(len(body)), body, topic_field, _H16.pack(len(properties)), properties))
 
 
-def _host(buf: bytes | memoryview, pos: int, v6: bool) -> tuple[str, int]:
-    if v6:
-        ip = socket.inet_ntop(socket.AF_INET6, bytes(buf[pos : pos + 16]))
-        (port,) = _I32.unpack_from(buf, pos + 16)
-        return f"{ip}:{port}", pos + 20
-    ip = socket.inet_ntop(socket.AF_INET, bytes(buf[pos : pos + 4]))
-    (port,) = _I32.unpack_from(buf, pos + 4)
-    return f"{ip}:{port}", pos + 8
+def _host(buf: bytes | memoryview, pos: int, v6: bool) -> tuple[str, bytes, int]:
+    """A stored host field: ("ip:port", the raw address, port)."""
+    n = 16 if v6 else 4
+    raw = bytes(buf[pos : pos + n])
+    (port,) = _I32.unpack_from(buf, pos + n)
+    return f"{socket.inet_ntop(socket.AF_INET6 if v6 else socket.AF_INET, raw)}:{port}", raw, port
 
 
 class StoredFields(NamedTuple):
@@ -349,6 +347,7 @@ class StoredFields(NamedTuple):
 _LEAD = struct.Struct(">iiiiiqqiq")  # TOTALSIZE .. BORNTIMESTAMP
 _I64 = struct.Struct(">q")
 _TAIL = struct.Struct(">iqi")  # RECONSUMETIMES, PREPARED_TRANSACTION_OFFSET, BODYLEN
+_new_tuple = tuple.__new__
 
 
 def read_stored_fields(buf: bytes | memoryview, pos: int = 0) -> StoredFields:
@@ -357,6 +356,12 @@ def read_stored_fields(buf: bytes | memoryview, pos: int = 0) -> StoredFields:
     ValueError (or ``struct.error``) when the magic is not a message's or the body does not fit
     the record's TOTALSIZE.
     """
+    # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs once per message read
+    return _new_tuple(StoredFields, _walk(buf, pos))
+
+
+def _walk(buf: bytes | memoryview, pos: int) -> tuple[int, ...]:
+    """The walk itself, as a plain tuple in StoredFields' order (decoding skips the NamedTuple)."""
     total, magic, crc, queue_id, flag, queue_offset, phys, sys_flag, born_ts = _LEAD.unpack_from(buf, pos)
     if magic != MAGIC_V1 and magic != MAGIC_V2:
         raise ValueError(f"bad magic code {magic:#x} at {pos}")
@@ -378,7 +383,7 @@ def read_stored_fields(buf: bytes | memoryview, pos: int = 0) -> StoredFields:
         p += 1
     topic_at = p
     (prop_len,) = _H16.unpack_from(buf, p + topic_len)
-    return StoredFields(
+    return (
         total,
         magic,
         crc,
@@ -403,21 +408,18 @@ def read_stored_fields(buf: bytes | memoryview, pos: int = 0) -> StoredFields:
 
 def decode_stored_message(buf: bytes | memoryview, pos: int = 0) -> MessageExt:
     """Decode the stored record at ``pos`` (``MessageDecoder.decode``)."""
-    return decode_stored_fields(buf, read_stored_fields(buf, pos))
+    return decode_stored_fields(buf, _walk(buf, pos))
 
 
-def decode_stored_fields(buf: bytes | memoryview, f: StoredFields) -> MessageExt:
+def decode_stored_fields(buf: bytes | memoryview, f: StoredFields | tuple[int, ...]) -> MessageExt:
     """The message whose fields ``read_stored_fields`` read from ``buf``."""
     (total, _, crc, queue_id, flag, queue_offset, phys, sys_flag, born_ts, born_at, store_ts, store_at,
      reconsume, body_at, body_len, topic_at, topic_len, props_at, props_len) = f  # fmt: skip
-    store_v6 = bool(sys_flag & SYSFLAG_STOREHOST_V6)
-    born_host, _ = _host(buf, born_at, bool(sys_flag & SYSFLAG_BORNHOST_V6))
-    store_host, _ = _host(buf, store_at, store_v6)
+    born_host, _, _ = _host(buf, born_at, bool(sys_flag & SYSFLAG_BORNHOST_V6))
+    store_host, store_ip, store_port = _host(buf, store_at, bool(sys_flag & SYSFLAG_STOREHOST_V6))
     props = (
         string_to_properties(bytes(buf[props_at : props_at + props_len]).decode()) if props_len > 0 else {}
     )
-    store_ip, _, store_port = store_host.rpartition(":")
-    ip_raw = socket.inet_pton(socket.AF_INET6, store_ip) if store_v6 else socket.inet_aton(store_ip)
     return MessageExt(
         topic=bytes(buf[topic_at : topic_at + topic_len]).decode(),
         body=bytes(buf[body_at : body_at + body_len]),
@@ -433,7 +435,7 @@ def decode_stored_fields(buf: bytes | memoryview, f: StoredFields) -> MessageExt
         reconsume_times=reconsume,
         flag=flag,
         body_crc=crc,
-        offset_msg_id=create_offset_msg_id(ip_raw, int(store_port), phys),
+        offset_msg_id=create_offset_msg_id(store_ip, store_port, phys),
         store_size=total,
     )
 

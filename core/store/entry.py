@@ -36,6 +36,8 @@ BATCH_FORMAT_KAFKA_V2 = 1
 #: apply to the messages of a batch entry and recovery can rebuild their consume-queue units
 BATCH_FLAG_TAG_CODES = 0x100
 _SIZE = struct.Struct(">i")  # TOTALSIZE
+#: builds a StoredEntry without the NamedTuple's Python-level __new__ (once per entry served)
+_new_tuple = tuple.__new__
 
 
 class CorruptRecord(ValueError):
@@ -133,36 +135,28 @@ def entry_of(view: memoryview) -> StoredEntry:
             payload_at = BATCH_HEAD.size + topic_len + (8 * count if tagged else 0)
             if count <= 0 or topic_len < 0 or payload_at > size:
                 raise CorruptRecord(f"bad batch entry at {phys}")
-            return StoredEntry(
-                EntryKind.BATCH,
-                phys,
-                queue_id,
-                base,
-                count,
-                store_ts,
-                fmt & ~BATCH_FLAG_TAG_CODES,
-                tagged,
-                view,
-                view[payload_at:],
-                None,
+            return _new_tuple(
+                StoredEntry,
+                (
+                    EntryKind.BATCH,
+                    phys,
+                    queue_id,
+                    base,
+                    count,
+                    store_ts,
+                    fmt & ~BATCH_FLAG_TAG_CODES,
+                    tagged,
+                    view,
+                    view[payload_at:],
+                    None,
+                ),
             )
         if magic in (MAGIC_V1, MAGIC_V2):
             f = read_stored_fields(view)
             if f.props_at + f.props_len != size:
                 raise CorruptRecord(f"record length mismatch at {f.phys}")
-            return StoredEntry(
-                EntryKind.MESSAGE,
-                f.phys,
-                f.queue_id,
-                f.queue_offset,
-                1,
-                f.store_timestamp,
-                0,
-                0,
-                view,
-                view,
-                f,
-            )
+            head = (EntryKind.MESSAGE, f.phys, f.queue_id, f.queue_offset, 1, f.store_timestamp)
+            return _new_tuple(StoredEntry, (*head, 0, 0, view, view, f))
     except CorruptRecord:
         raise
     except (struct.error, ValueError) as exc:
