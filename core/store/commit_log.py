@@ -27,7 +27,7 @@ from ferrymq.core.remoting.message import (
     string_to_properties,
     tags_code,
 )
-from ferrymq.core.store.entry import CorruptRecord, EntryKind, StoredEntry, entry_of
+from ferrymq.core.store.entry import CorruptRecord, StoredEntry, entry_of
 from ferrymq.core.store.mapped_file import MappedFile, MappedFileQueue
 
 _HEAD = struct.Struct(">ii")
@@ -145,7 +145,8 @@ class CommitLog:
 
 
 def describe_entry(buf: memoryview, pos: int, offset: int, room: int) -> DispatchRequest:
-    """Check the entry at ``pos`` (CRC included) and return its dispatch information."""
+    """Check the entry at ``pos`` (a message's body CRC included) and return its dispatch
+    information."""
     try:
         (size,) = _SIZE.unpack_from(buf, pos)
         if size <= 8 or size > room:
@@ -153,49 +154,32 @@ def describe_entry(buf: memoryview, pos: int, offset: int, room: int) -> Dispatc
         entry = entry_of(buf[pos : pos + size])
         if entry.offset != offset:
             raise CorruptRecord(f"physical offset {entry.offset} stored at {offset}")
-        if entry.kind is EntryKind.MESSAGE:
-            return _describe_message(entry)
-        return _describe_batch(entry)
+        props = _checked_properties(entry) if entry.fields is not None else {}
+        keys = props.get(PROPERTY_KEYS)
+        return DispatchRequest(
+            offset=offset,
+            size=size,
+            topic=entry.topic,
+            queue_id=entry.queue_id,
+            queue_offset=entry.queue_offset,
+            count=entry.message_count,
+            tags_code=tags_code(props.get(PROPERTY_TAGS)),
+            store_timestamp=entry.store_timestamp,
+            keys=keys.split() if keys else [],
+            uniq_key=props.get(PROPERTY_UNIQ_KEY),
+            tags_codes=entry.tag_codes,
+        )
     except CorruptRecord:
         raise
     except (struct.error, ValueError) as exc:
         raise CorruptRecord(f"entry at {offset}: {exc}") from None
 
 
-def _describe_message(entry: StoredEntry) -> DispatchRequest:
+def _checked_properties(entry: StoredEntry) -> dict[str, str]:
+    """A message entry's properties, once its body CRC matched."""
     f = entry.fields
     assert f is not None
     view = entry.view
     if zlib.crc32(view[f.body_at : f.body_at + f.body_len]) & 0x7FFFFFFF != f.crc:
         raise CorruptRecord(f"body CRC mismatch at {entry.offset}")
-    props_raw = bytes(view[f.props_at : f.props_at + f.props_len])
-    props = string_to_properties(props_raw.decode()) if f.props_len > 0 else {}
-    keys = props.get(PROPERTY_KEYS)
-    return DispatchRequest(
-        offset=entry.offset,
-        size=entry.size,
-        topic=entry.topic,
-        queue_id=entry.queue_id,
-        queue_offset=entry.queue_offset,
-        count=1,
-        tags_code=tags_code(props.get(PROPERTY_TAGS)),
-        store_timestamp=entry.store_timestamp,
-        keys=keys.split() if keys else [],
-        uniq_key=props.get(PROPERTY_UNIQ_KEY),
-    )
-
-
-def _describe_batch(entry: StoredEntry) -> DispatchRequest:
-    return DispatchRequest(
-        offset=entry.offset,
-        size=entry.size,
-        topic=entry.topic,
-        queue_id=entry.queue_id,
-        queue_offset=entry.queue_offset,
-        count=entry.message_count,
-        tags_code=0,
-        store_timestamp=entry.store_timestamp,
-        keys=[],
-        uniq_key=None,
-        tags_codes=entry.tag_codes,
-    )
+    return string_to_properties(bytes(view[f.props_at : f.props_at + f.props_len]).decode())
