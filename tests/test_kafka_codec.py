@@ -13,7 +13,8 @@ from kio.index import load_response_schema
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 
 from ferrymq.core.remoting.message import decode_stored_messages, tags_code
-from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2, encode_batch_entry
+from ferrymq.core.store import read_entry
+from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2, encode_batch_entry
 from ferrymq.gateway.kafka import mapping
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.apis.api18_api_versions import build_response
@@ -177,7 +178,7 @@ def test_a_kafka_batch_reads_as_stored_messages_from_the_offset_and_matching_tag
         payload=bytes(payload),
     )
     host = b"\x7f\x00\x00\x01"
-    msgs = decode_stored_messages(mapping.to_stored_messages(memoryview(entry), 101, None, host, 10911))
+    msgs = decode_stored_messages(mapping.to_stored_messages(read_entry(entry), 101, None, host, 10911))
     assert [(m.queue_offset, m.queue_id, m.topic) for m in msgs] == [
         (101, 3, "t"),
         (102, 3, "t"),
@@ -187,7 +188,7 @@ def test_a_kafka_batch_reads_as_stored_messages_from_the_offset_and_matching_tag
     assert (m.keys, m.tags, m.properties["user"], m.body) == ("k1", "A", "u1", b"value-1" * 20)
     assert len({x.msg_id for x in msgs}) == 3  # unique ids per record
     only_b = decode_stored_messages(
-        mapping.to_stored_messages(memoryview(entry), 0, {tags_code("B")}, host, 1)
+        mapping.to_stored_messages(read_entry(entry), 0, {tags_code("B")}, host, 1)
     )
     assert [x.queue_offset for x in only_b] == [102, 103]
 

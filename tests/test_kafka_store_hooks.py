@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from ferrymq.core.remoting.message import decode_stored_messages, tags_code
-from ferrymq.core.store import GetStatus
-from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2, BATCH_HEAD
+from ferrymq.core.store import GetStatus, StoredEntry
+from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2
 from tests.test_store_support import abandon, open_store, put
 
 TOPIC = "Hooks"
@@ -45,9 +45,8 @@ def test_pulls_read_batch_entries_through_the_registered_converter(tmp_path: Pat
     put(store, TOPIC, 1, b"native-3")
     calls = []
 
-    def convert(entry: memoryview, from_offset: int, codes: object) -> bytes:
-        _, _, _, base, *_ = BATCH_HEAD.unpack_from(entry, 0)
-        calls.append((base, from_offset, codes))
+    def convert(entry: StoredEntry, from_offset: int, codes: object) -> bytes:
+        calls.append((entry.queue_offset, from_offset, codes))
         # one native-looking message standing for the batch
         return bytes(store.get_messages(TOPIC, 1, 0, 1).buffers[0])
 

@@ -24,7 +24,7 @@ from ferrymq.core.remoting.message import (
     java_string_hash,
 )
 from ferrymq.core.store import GetStatus, MessageStore, PutStatus
-from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
+from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2
 from ferrymq.core.store.message_store import StoreError
 from tests.test_store_support import SEGMENT, STORE_IP, STORE_PORT, abandon, open_store, put, read_all
 

@@ -21,7 +21,7 @@ from ferrymq.core.remoting.message import (
     stored_size,
 )
 from ferrymq.core.store import GetStatus, MessageStore
-from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
+from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2
 from tests.test_store_support import (
     CQ_FILE,
     SEGMENT,

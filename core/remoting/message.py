@@ -20,6 +20,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAGIC_V1 = -626843481  # 0xDAA320A7: 1-byte topic length
 MAGIC_V2 = -626843477  # 0xDAA320AB: 2-byte topic length
@@ -307,51 +308,121 @@ def encode_stored_message(
     return b"".join((head, _I32.pack(len(body)), body, topic_field, _H16.pack(len(properties)), properties))
 
 
-def _host(buf: bytes | memoryview, pos: int, v6: bool) -> tuple[str, int]:
-    if v6:
-        ip = socket.inet_ntop(socket.AF_INET6, bytes(buf[pos : pos + 16]))
-        (port,) = _I32.unpack_from(buf, pos + 16)
-        return f"{ip}:{port}", pos + 20
-    ip = socket.inet_ntop(socket.AF_INET, bytes(buf[pos : pos + 4]))
-    (port,) = _I32.unpack_from(buf, pos + 4)
-    return f"{ip}:{port}", pos + 8
+def _host(buf: bytes | memoryview, pos: int, v6: bool) -> tuple[str, bytes, int]:
+    """A stored host field: ("ip:port", the raw address, port)."""
+    n = 16 if v6 else 4
+    raw = bytes(buf[pos : pos + n])
+    (port,) = _I32.unpack_from(buf, pos + n)
+    return f"{socket.inet_ntop(socket.AF_INET6 if v6 else socket.AF_INET, raw)}:{port}", raw, port
 
 
-def decode_stored_message(buf: bytes | memoryview, pos: int = 0) -> MessageExt:
-    """Decode the stored record at ``pos`` (``MessageDecoder.decode``)."""
-    (total, magic, crc, queue_id, flag, queue_offset, phys, sys_flag, born_ts) = struct.unpack_from(
-        ">iiiiiqqiq", buf, pos
-    )
-    if magic not in (MAGIC_V1, MAGIC_V2):
+class StoredFields(NamedTuple):
+    """The fixed fields of one stored record and where its variable parts lie.
+
+    The one reader of the stored-message layout: decoding (``decode_stored_message``) and the
+    store's validation of commit-log entries both start here. Positions are in the buffer given.
+    """
+
+    total: int
+    magic: int
+    crc: int
+    queue_id: int
+    flag: int
+    queue_offset: int
+    phys: int
+    sys_flag: int
+    born_timestamp: int
+    born_host_at: int
+    store_timestamp: int
+    store_host_at: int
+    reconsume_times: int
+    body_at: int
+    body_len: int
+    topic_at: int
+    topic_len: int
+    props_at: int
+    props_len: int
+
+
+_LEAD = struct.Struct(">iiiiiqqiq")  # TOTALSIZE .. BORNTIMESTAMP
+_I64 = struct.Struct(">q")
+_TAIL = struct.Struct(">iqi")  # RECONSUMETIMES, PREPARED_TRANSACTION_OFFSET, BODYLEN
+_new_tuple = tuple.__new__
+
+
+def read_stored_fields(buf: bytes | memoryview, pos: int = 0) -> StoredFields:
+    """Read the stored record at ``pos`` (``MessageDecoder.decode``'s walk, nothing copied).
+
+    ValueError (or ``struct.error``) when the magic is not a message's or the body does not fit
+    the record's TOTALSIZE.
+    """
+    # tuple.__new__ skips the NamedTuple's Python-level __new__: this runs once per message read
+    return _new_tuple(StoredFields, _walk(buf, pos))
+
+
+def _walk(buf: bytes | memoryview, pos: int) -> tuple[int, ...]:
+    """The walk itself, as a plain tuple in StoredFields' order (decoding skips the NamedTuple)."""
+    total, magic, crc, queue_id, flag, queue_offset, phys, sys_flag, born_ts = _LEAD.unpack_from(buf, pos)
+    if magic != MAGIC_V1 and magic != MAGIC_V2:
         raise ValueError(f"bad magic code {magic:#x} at {pos}")
-    p = pos + 48
-    born_host, p = _host(buf, p, bool(sys_flag & SYSFLAG_BORNHOST_V6))
-    (store_ts,) = struct.unpack_from(">q", buf, p)
-    p += 8
-    store_host, p = _host(buf, p, bool(sys_flag & SYSFLAG_STOREHOST_V6))
-    reconsume, _prepared, body_len = struct.unpack_from(">iqi", buf, p)
-    p += 16
-    body = bytes(buf[p : p + body_len])
-    p += body_len
+    born_at = pos + 48
+    p = born_at + (20 if sys_flag & SYSFLAG_BORNHOST_V6 else 8)
+    (store_ts,) = _I64.unpack_from(buf, p)
+    store_at = p + 8
+    p = store_at + (20 if sys_flag & SYSFLAG_STOREHOST_V6 else 8)
+    reconsume, _prepared, body_len = _TAIL.unpack_from(buf, p)
+    body_at = p + 16
+    if body_len < 0 or body_at + body_len > pos + total:
+        raise ValueError(f"body length {body_len} at {pos}")
+    p = body_at + body_len
     if magic == MAGIC_V2:
         (topic_len,) = _H16.unpack_from(buf, p)
         p += 2
     else:
         topic_len = buf[p]
         p += 1
-    topic = bytes(buf[p : p + topic_len]).decode()
-    p += topic_len
-    (prop_len,) = _H16.unpack_from(buf, p)
-    p += 2
-    props = string_to_properties(bytes(buf[p : p + prop_len]).decode()) if prop_len > 0 else {}
-    store_ip, _, store_port = store_host.rpartition(":")
-    if sys_flag & SYSFLAG_STOREHOST_V6:
-        ip_raw = socket.inet_pton(socket.AF_INET6, store_ip)
-    else:
-        ip_raw = socket.inet_aton(store_ip)
+    topic_at = p
+    (prop_len,) = _H16.unpack_from(buf, p + topic_len)
+    return (
+        total,
+        magic,
+        crc,
+        queue_id,
+        flag,
+        queue_offset,
+        phys,
+        sys_flag,
+        born_ts,
+        born_at,
+        store_ts,
+        store_at,
+        reconsume,
+        body_at,
+        body_len,
+        topic_at,
+        topic_len,
+        topic_at + topic_len + 2,
+        prop_len,
+    )
+
+
+def decode_stored_message(buf: bytes | memoryview, pos: int = 0) -> MessageExt:
+    """Decode the stored record at ``pos`` (``MessageDecoder.decode``)."""
+    return decode_stored_fields(buf, _walk(buf, pos))
+
+
+def decode_stored_fields(buf: bytes | memoryview, f: StoredFields | tuple[int, ...]) -> MessageExt:
+    """The message whose fields ``read_stored_fields`` read from ``buf``."""
+    (total, _, crc, queue_id, flag, queue_offset, phys, sys_flag, born_ts, born_at, store_ts, store_at,
+     reconsume, body_at, body_len, topic_at, topic_len, props_at, props_len) = f  # fmt: skip
+    born_host, _, _ = _host(buf, born_at, bool(sys_flag & SYSFLAG_BORNHOST_V6))
+    store_host, store_ip, store_port = _host(buf, store_at, bool(sys_flag & SYSFLAG_STOREHOST_V6))
+    props = (
+        string_to_properties(bytes(buf[props_at : props_at + props_len]).decode()) if props_len > 0 else {}
+    )
     return MessageExt(
-        topic=topic,
-        body=body,
+        topic=bytes(buf[topic_at : topic_at + topic_len]).decode(),
+        body=bytes(buf[body_at : body_at + body_len]),
         properties=props,
         queue_id=queue_id,
         queue_offset=queue_offset,
@@ -364,7 +435,7 @@ def decode_stored_message(buf: bytes | memoryview, pos: int = 0) -> MessageExt:
         reconsume_times=reconsume,
         flag=flag,
         body_crc=crc,
-        offset_msg_id=create_offset_msg_id(ip_raw, int(store_port), phys),
+        offset_msg_id=create_offset_msg_id(store_ip, store_port, phys),
         store_size=total,
     )
 

@@ -6,8 +6,9 @@ segment gets a BLANK filler (TOTALSIZE, BLANK magic) and the record starts the n
 RocketMQ's ``CommitLog`` does. Offsets are global and contiguous across segments.
 
 Entry types are told apart by their magic code. Besides RocketMQ messages (v1 and v2 magic), the
-log is designed to carry *batch entries* (``BATCH_MAGIC``): one entry holding several messages
-with consecutive queue offsets, read back verbatim — how the Kafka frontend stores a record batch.
+log carries *batch entries* (``BATCH_MAGIC``): one entry holding several messages with consecutive
+queue offsets, read back verbatim — how the Kafka frontend stores a record batch. Both layouts
+are read through entry.py (``entry_of``); this module adds the checks recovery needs (CRC).
 """
 
 from __future__ import annotations
@@ -20,31 +21,19 @@ from pathlib import Path
 
 from ferrymq.core.remoting.message import (
     BLANK_MAGIC,
-    MAGIC_V1,
-    MAGIC_V2,
     PROPERTY_KEYS,
     PROPERTY_TAGS,
     PROPERTY_UNIQ_KEY,
-    SYSFLAG_BORNHOST_V6,
-    SYSFLAG_STOREHOST_V6,
     string_to_properties,
     tags_code,
 )
+from ferrymq.core.store.entry import CorruptRecord, StoredEntry, entry_of
 from ferrymq.core.store.mapped_file import MappedFile, MappedFileQueue
 
 _HEAD = struct.Struct(">ii")
+_SIZE = struct.Struct(">i")
 #: minimum room a segment keeps for the BLANK filler (RocketMQ END_FILE_MIN_BLANK_LENGTH)
 END_FILE_MIN_BLANK_LENGTH = 8
-
-#: A batch entry (ferrymq): several messages with consecutive queue offsets in one record.
-#: TOTALSIZE i | MAGIC i | QUEUEID i | BASE_QUEUEOFFSET q | PHYSICALOFFSET q | STORETIMESTAMP q |
-#: COUNT i | FORMAT h | TOPICLEN h | TOPIC | PAYLOAD (the rest; FORMAT says how to read it)
-BATCH_MAGIC = -626843456  # 0xDAA320C0
-BATCH_HEAD = struct.Struct(">iiiqqqihh")
-BATCH_FORMAT_KAFKA_V2 = 1
-#: FORMAT flag: the payload begins with COUNT 8-byte tag codes, one per message, so tag filters
-#: apply to the messages of a batch entry and recovery can rebuild their consume-queue units
-BATCH_FLAG_TAG_CODES = 0x100
 
 
 @dataclass(slots=True)
@@ -63,10 +52,6 @@ class DispatchRequest:
     uniq_key: str | None
     #: a batch entry's tag code per message (BATCH_FLAG_TAG_CODES), else None
     tags_codes: list[int] | None = None
-
-
-class CorruptRecord(ValueError):
-    """The bytes at an offset are not a complete, valid entry (a torn tail)."""
 
 
 class CommitLog:
@@ -160,115 +145,41 @@ class CommitLog:
 
 
 def describe_entry(buf: memoryview, pos: int, offset: int, room: int) -> DispatchRequest:
-    """Check the entry at ``pos`` (CRC included) and return its dispatch information."""
+    """Check the entry at ``pos`` (a message's body CRC included) and return its dispatch
+    information."""
     try:
-        size, magic = _HEAD.unpack_from(buf, pos)
+        (size,) = _SIZE.unpack_from(buf, pos)
         if size <= 8 or size > room:
             raise CorruptRecord(f"size {size} at {offset}")
-        if magic in (MAGIC_V1, MAGIC_V2):
-            return _describe_message(buf, pos, offset, size, magic)
-        if magic == BATCH_MAGIC:
-            return _describe_batch(buf, pos, offset, size)
-    except (struct.error, UnicodeDecodeError, ValueError) as exc:
+        entry = entry_of(buf[pos : pos + size])
+        if entry.offset != offset:
+            raise CorruptRecord(f"physical offset {entry.offset} stored at {offset}")
+        props = _checked_properties(entry) if entry.fields is not None else {}
+        keys = props.get(PROPERTY_KEYS)
+        return DispatchRequest(
+            offset=offset,
+            size=size,
+            topic=entry.topic,
+            queue_id=entry.queue_id,
+            queue_offset=entry.queue_offset,
+            count=entry.message_count,
+            tags_code=tags_code(props.get(PROPERTY_TAGS)),
+            store_timestamp=entry.store_timestamp,
+            keys=keys.split() if keys else [],
+            uniq_key=props.get(PROPERTY_UNIQ_KEY),
+            tags_codes=entry.tag_codes,
+        )
+    except CorruptRecord:
+        raise
+    except (struct.error, ValueError) as exc:
         raise CorruptRecord(f"entry at {offset}: {exc}") from None
-    raise CorruptRecord(f"magic {magic:#x} at {offset}")
 
 
-def _describe_message(buf: memoryview, pos: int, offset: int, size: int, magic: int) -> DispatchRequest:
-    crc, queue_id, _flag, queue_offset, phys, sys_flag = struct.unpack_from(">iiiqqi", buf, pos + 8)
-    if phys != offset:
-        raise CorruptRecord(f"physical offset {phys} stored at {offset}")
-    p = pos + 48 + (20 if sys_flag & SYSFLAG_BORNHOST_V6 else 8)
-    (store_ts,) = struct.unpack_from(">q", buf, p)
-    p += 8 + (20 if sys_flag & SYSFLAG_STOREHOST_V6 else 8) + 12
-    (body_len,) = struct.unpack_from(">i", buf, p)
-    p += 4
-    if body_len < 0 or p + body_len > pos + size:
-        raise CorruptRecord(f"body length {body_len} at {offset}")
-    if zlib.crc32(buf[p : p + body_len]) & 0x7FFFFFFF != crc:
-        raise CorruptRecord(f"body CRC mismatch at {offset}")
-    p += body_len
-    if magic == MAGIC_V2:
-        (topic_len,) = struct.unpack_from(">h", buf, p)
-        p += 2
-    else:
-        topic_len = buf[p]
-        p += 1
-    topic = bytes(buf[p : p + topic_len]).decode()
-    p += topic_len
-    (prop_len,) = struct.unpack_from(">h", buf, p)
-    p += 2
-    if p + prop_len != pos + size:
-        raise CorruptRecord(f"record length mismatch at {offset}")
-    props = string_to_properties(bytes(buf[p : p + prop_len]).decode()) if prop_len > 0 else {}
-    keys = props.get(PROPERTY_KEYS)
-    return DispatchRequest(
-        offset=offset,
-        size=size,
-        topic=topic,
-        queue_id=queue_id,
-        queue_offset=queue_offset,
-        count=1,
-        tags_code=tags_code(props.get(PROPERTY_TAGS)),
-        store_timestamp=store_ts,
-        keys=keys.split() if keys else [],
-        uniq_key=props.get(PROPERTY_UNIQ_KEY),
-    )
-
-
-def _describe_batch(buf: memoryview, pos: int, offset: int, size: int) -> DispatchRequest:
-    _, _, queue_id, base, phys, store_ts, count, fmt, topic_len = BATCH_HEAD.unpack_from(buf, pos)
-    if phys != offset or count <= 0:
-        raise CorruptRecord(f"bad batch entry at {offset}")
-    start = pos + BATCH_HEAD.size
-    topic = bytes(buf[start : start + topic_len]).decode()
-    codes = None
-    if fmt & BATCH_FLAG_TAG_CODES:
-        if BATCH_HEAD.size + topic_len + 8 * count > size:
-            raise CorruptRecord(f"batch entry at {offset} is shorter than its tag codes")
-        codes = list(struct.unpack_from(f">{count}q", buf, start + topic_len))
-    return DispatchRequest(
-        offset=offset,
-        size=size,
-        topic=topic,
-        queue_id=queue_id,
-        queue_offset=base,
-        count=count,
-        tags_code=0,
-        store_timestamp=store_ts,
-        keys=[],
-        uniq_key=None,
-        tags_codes=codes,
-    )
-
-
-def batch_payload_offset(fmt: int, topic_len: int, count: int) -> int:
-    """Where a batch entry's payload starts, from the entry's first byte."""
-    return BATCH_HEAD.size + topic_len + (8 * count if fmt & BATCH_FLAG_TAG_CODES else 0)
-
-
-def encode_batch_entry(
-    *,
-    topic: bytes,
-    queue_id: int,
-    base_queue_offset: int,
-    physical_offset: int,
-    store_timestamp: int,
-    count: int,
-    fmt: int,
-    payload: bytes | bytearray | memoryview,
-) -> bytes:
-    """A batch entry around ``payload``, which is stored verbatim."""
-    size = BATCH_HEAD.size + len(topic) + len(payload)
-    head = BATCH_HEAD.pack(
-        size,
-        BATCH_MAGIC,
-        queue_id,
-        base_queue_offset,
-        physical_offset,
-        store_timestamp,
-        count,
-        fmt,
-        len(topic),
-    )
-    return b"".join((head, topic, payload))
+def _checked_properties(entry: StoredEntry) -> dict[str, str]:
+    """A message entry's properties, once its body CRC matched."""
+    f = entry.fields
+    assert f is not None
+    view = entry.view
+    if zlib.crc32(view[f.body_at : f.body_at + f.body_len]) & 0x7FFFFFFF != f.crc:
+        raise CorruptRecord(f"body CRC mismatch at {entry.offset}")
+    return string_to_properties(bytes(view[f.props_at : f.props_at + f.props_len]).decode())

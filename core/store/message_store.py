@@ -25,41 +25,42 @@ import shutil
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from ferrymq.core.config import BrokerConfig
-from ferrymq.core.remoting.message import (
-    MAGIC_V1,
-    MAGIC_V2,
-    SYSFLAG_BORNHOST_V6,
-    encode_stored_message,
-    ip_bytes,
-    stored_size,
-)
+from ferrymq.core.remoting.message import encode_stored_message, ip_bytes, stored_size
 from ferrymq.core.store.commit_log import (
+    END_FILE_MIN_BLANK_LENGTH,
+    CommitLog,
+    DispatchRequest,
+    describe_entry,
+)
+from ferrymq.core.store.consume_queue import UNIT, UNIT_SIZE, ConsumeQueue
+from ferrymq.core.store.entry import (
     BATCH_FLAG_TAG_CODES,
     BATCH_HEAD,
     BATCH_MAGIC,
-    END_FILE_MIN_BLANK_LENGTH,
-    CommitLog,
     CorruptRecord,
-    DispatchRequest,
-    describe_entry,
+    EntryKind,
+    StoredEntry,
     encode_batch_entry,
+    entry_of,
+    read_entry,
 )
-from ferrymq.core.store.consume_queue import UNIT, UNIT_SIZE, ConsumeQueue
 from ferrymq.core.store.index_file import IndexService
 
 log = logging.getLogger("ferrymq.store")
 
 ArrivalListener = Callable[[str, int, int, int], None]  # topic, queue id, last queue offset, tag code
-#: (whole batch entry, first queue offset wanted, tag codes wanted or None) -> stored RocketMQ
+#: (batch entry, first queue offset wanted, tag codes wanted or None) -> stored RocketMQ
 #: messages, back to back, for the messages of the entry at or after that offset which match
-BatchConverter = Callable[[memoryview, int, "frozenset[int] | set[int] | None"], bytes]
+BatchConverter = Callable[[StoredEntry, int, "frozenset[int] | set[int] | None"], bytes]
+#: consume-queue units read at a time when walking entries
+_UNITS_PER_READ = 64
 #: finds the batch magic in a buffer without copying it (re reads any buffer)
 _BATCH_MAGIC_SEARCH = re.compile(re.escape(struct.pack(">i", BATCH_MAGIC))).search
 
@@ -621,12 +622,14 @@ class MessageStore:
                 if magic == BATCH_MAGIC:
                     if plain < pos:
                         out.append(buf[plain:pos])
-                    fmt = BATCH_HEAD.unpack_from(buf, pos)[7] & ~BATCH_FLAG_TAG_CODES
-                    convert = self.batch_converters.get(fmt)
+                    entry = read_entry(buf, pos)
+                    convert = self.batch_converters.get(entry.format)
                     if convert is None:
-                        log.warning("no converter for batch entries of format %d: skipped in a pull", fmt)
+                        log.warning(
+                            "no converter for batch entries of format %d: skipped in a pull", entry.format
+                        )
                     else:
-                        out.append(convert(buf[pos : pos + size], from_offset, tag_codes))
+                        out.append(convert(entry, from_offset, tag_codes))
                     plain = pos + size
                 pos += size
             if plain < n:
@@ -651,23 +654,111 @@ class MessageStore:
         cq = self.consume_queues.get((topic, queue_id))
         return cq.min_offset if cq else 0
 
-    def entry_store_timestamp(self, phys: int) -> int:
-        head = self.commit_log.read(phys, 64)
-        _, magic = struct.unpack_from(">ii", head, 0)
-        if magic == BATCH_MAGIC:
-            return struct.unpack_from(">q", head, 28)[0]
-        if magic in (MAGIC_V1, MAGIC_V2):
-            (sys_flag,) = struct.unpack_from(">i", head, 36)
-            pos = 48 + (20 if sys_flag & SYSFLAG_BORNHOST_V6 else 8)
-            return struct.unpack_from(">q", head, pos)[0]
-        raise CorruptRecord(f"no entry at {phys}")
+    def queue_bounds(self, topic: str, queue_id: int) -> tuple[int, int]:
+        """(min offset, max offset) of a queue; (0, 0) for a queue never written."""
+        cq = self.consume_queues.get((topic, queue_id))
+        return (cq.min_offset, cq.max_offset) if cq else (0, 0)
 
-    def queue_store_timestamp(self, topic: str, queue_id: int, queue_offset: int) -> int | None:
+    # ---- typed entry reads (no copies: views of the mapped commit log) ----------------------
+
+    def entry_at(self, phys: int) -> StoredEntry:
+        """The entry starting at commit-log offset ``phys`` (headers checked, not the CRC);
+        KeyError if ``phys`` is outside the log, CorruptRecord if no entry starts there."""
+        if phys < self.commit_log.min_offset:
+            raise KeyError(phys)
+        return entry_of(self.commit_log.read_entry(phys))
+
+    def _unit_entry(self, phys: int, size: int) -> StoredEntry | None:
+        """The entry a consume-queue unit points at; None for a unit never written, one whose
+        segment retention deleted, or bytes that are no entry."""
+        if size <= 0 or phys < self.commit_log.min_offset:
+            return None
+        try:
+            return entry_of(self.commit_log.read(phys, size))
+        except CorruptRecord:
+            return None
+
+    def entry_for(self, topic: str, queue_id: int, queue_offset: int) -> StoredEntry | None:
+        """The entry holding ``queue_offset`` (a batch entry may start before it), if readable."""
         cq = self.consume_queues.get((topic, queue_id))
         unit = cq.unit(queue_offset) if cq else None
-        if unit is None or unit[0] < self.commit_log.min_offset:
-            return None
-        return self.entry_store_timestamp(unit[0])
+        return None if unit is None else self._unit_entry(unit[0], unit[1])
+
+    def entries(self, topic: str, queue_id: int, from_offset: int) -> Iterator[StoredEntry]:
+        """The entries holding queue offsets from ``from_offset`` (or the queue's min offset) on,
+        in queue order, each once: a batch entry holding ``from_offset`` comes whole, then the
+        walk goes on after its last message. Unreadable units are skipped. Lazy: a reader stops
+        iterating once it has enough, and only what it took was read."""
+        cq = self.consume_queues.get((topic, queue_id))
+        if cq is None:
+            return
+        clog = self.commit_log
+        cursor = max(from_offset, cq.min_offset)
+        while cursor < cq.max_offset:
+            units = cq.read_units(cursor, _UNITS_PER_READ)
+            if not units:
+                return
+            for phys, size, _tag in UNIT.iter_unpack(units):
+                if size <= 0 or phys < clog.min_offset:  # never written; its segment deleted
+                    cursor += 1
+                    continue
+                try:
+                    entry = entry_of(clog.read(phys, size))
+                except CorruptRecord:
+                    cursor += 1
+                    continue
+                yield entry
+                if entry.kind is EntryKind.BATCH:  # its other units point at it too: jump past them
+                    after = entry.queue_offset + entry.message_count
+                    cursor = after if after > cursor else cursor + 1
+                    break
+                cursor += 1
+
+    def entries_before(
+        self, topic: str, queue_id: int, end_offset: int, stop_offset: int = 0
+    ) -> Iterator[StoredEntry]:
+        """The entries holding queue offsets below ``end_offset`` down to ``stop_offset`` (and
+        the queue's min offset), newest first, each once. Lazy, as ``entries``."""
+        cq = self.consume_queues.get((topic, queue_id))
+        if cq is None:
+            return
+        stop = max(stop_offset, cq.min_offset)
+        cursor = min(end_offset, cq.max_offset) - 1
+        while cursor >= stop:
+            unit = cq.unit(cursor)
+            entry = None if unit is None else self._unit_entry(unit[0], unit[1])
+            if entry is None:
+                cursor -= 1
+                continue
+            yield entry
+            cursor = min(cursor, entry.queue_offset) - 1
+
+    @property
+    def commit_log_min_offset(self) -> int:
+        return self.commit_log.min_offset
+
+    @property
+    def commit_log_max_offset(self) -> int:
+        """Where the next entry goes."""
+        return self.commit_log.write_offset
+
+    @property
+    def commit_log_bytes(self) -> int:
+        """Bytes of the commit log retained (what retention has not deleted yet)."""
+        return self.commit_log.write_offset - self.commit_log.min_offset
+
+    @property
+    def max_batch_payload(self) -> int:
+        """The largest payload ``put_batch_entry`` takes: one commit-log segment less the entry
+        header and 1 KiB for the topic and tag codes."""
+        return self.commit_log.file_size - BATCH_HEAD.size - 1024
+
+    def entry_store_timestamp(self, phys: int) -> int:
+        return self.entry_at(phys).store_timestamp
+
+    def queue_store_timestamp(self, topic: str, queue_id: int, queue_offset: int) -> int | None:
+        entry = self.entry_for(topic, queue_id, queue_offset)
+        return None if entry is None else entry.store_timestamp
 
     def offset_by_time(self, topic: str, queue_id: int, timestamp: int) -> int:
         """The first queue offset stored at or after ``timestamp``; the max offset if none."""

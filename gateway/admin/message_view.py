@@ -1,33 +1,29 @@
 """Stored entries to the API's message view: bodies as UTF-8 text when they decode, else base64.
 
-A RocketMQ entry is decoded field by field. A batch entry (several messages stored verbatim,
-e.g. a Kafka record batch) is shown as one item with its payload in base64, unless a decoder
-for its format was registered (``AdminContext.batch_decoders``), which expands it to records.
+Entries are read through the store (``iter_entries``). A RocketMQ entry is decoded field by
+field. A batch entry (several messages stored verbatim, e.g. a Kafka record batch) is shown as
+one item with its stored bytes in base64, unless a decoder for its format was registered
+(``AdminContext.batch_decoders``), which expands it to records.
 """
 
 from __future__ import annotations
 
 import base64
-import struct
 from collections.abc import Callable
 from typing import Literal
 
 from ferrymq.core.remoting.message import (
-    MAGIC_V1,
-    MAGIC_V2,
     PROPERTY_KEYS,
     PROPERTY_TAGS,
     PROPERTY_UNIQ_KEY,
+    MessageExt,
     create_offset_msg_id,
-    decode_stored_message,
 )
-from ferrymq.core.store.commit_log import BATCH_HEAD, BATCH_MAGIC
+from ferrymq.core.store import EntryKind, StoredEntry, iter_entries
 from ferrymq.gateway.admin.models import MessageOut
 
-#: (payload, first queue offset, base view) -> one view per record of the batch
+#: (payload of the format's own, first queue offset, base view) -> one view per record of the batch
 BatchDecoder = Callable[[bytes, int, MessageOut], list[MessageOut]]
-
-_HEAD = struct.Struct(">ii")
 
 
 def body_fields(body: bytes) -> tuple[str, Literal["text", "base64"]]:
@@ -45,21 +41,15 @@ def decode_entries(
 ) -> list[MessageOut]:
     """Every entry in ``buf`` (back-to-back commit-log entries) as message views."""
     out: list[MessageOut] = []
-    pos, n = 0, len(buf)
-    while pos + 8 <= n:
-        size, magic = _HEAD.unpack_from(buf, pos)
-        if size <= 0 or pos + size > n:
-            break
-        if magic in (MAGIC_V1, MAGIC_V2):
-            out.append(_message(buf, pos))
-        elif magic == BATCH_MAGIC:
-            out.extend(_batch(bytes(buf[pos : pos + size]), store_ip, store_port, decoders or {}))
-        pos += size
+    for entry in iter_entries(buf):
+        if entry.kind is EntryKind.MESSAGE:
+            out.append(_message(entry.message()))
+        else:
+            out.extend(_batch(entry, store_ip, store_port, decoders or {}))
     return out
 
 
-def _message(buf: bytes | memoryview, pos: int) -> MessageOut:
-    m = decode_stored_message(buf, pos)
+def _message(m: MessageExt) -> MessageOut:
     text, encoding = body_fields(m.body)
     keys = m.properties.get(PROPERTY_KEYS)
     return MessageOut(
@@ -84,37 +74,34 @@ def _message(buf: bytes | memoryview, pos: int) -> MessageOut:
 
 
 def _batch(
-    entry: bytes, store_ip: bytes, store_port: int, decoders: dict[int, BatchDecoder]
+    entry: StoredEntry, store_ip: bytes, store_port: int, decoders: dict[int, BatchDecoder]
 ) -> list[MessageOut]:
-    _, _, queue_id, base, phys, store_ts, count, fmt, topic_len = BATCH_HEAD.unpack_from(entry, 0)
-    start = BATCH_HEAD.size
-    topic = entry[start : start + topic_len].decode(errors="replace")
-    payload = entry[start + topic_len :]
+    stored = bytes(entry.tag_table) + bytes(entry.payload)  # all after the topic, as stored
     host = ".".join(str(b) for b in store_ip)
     view = MessageOut(
-        msg_id=create_offset_msg_id(store_ip, store_port, phys),
+        msg_id=create_offset_msg_id(store_ip, store_port, entry.offset),
         unique_key=None,
-        topic=topic,
-        queue_id=queue_id,
-        queue_offset=base,
-        commit_log_offset=phys,
+        topic=entry.topic,
+        queue_id=entry.queue_id,
+        queue_offset=entry.queue_offset,
+        commit_log_offset=entry.offset,
         tags=None,
         keys=[],
-        body=base64.b64encode(payload).decode(),
+        body=base64.b64encode(stored).decode(),
         body_encoding="base64",
-        body_size=len(payload),
-        properties={"BATCH_FORMAT": str(fmt), "BATCH_COUNT": str(count)},
-        born_timestamp=store_ts,
+        body_size=len(stored),
+        properties={"BATCH_FORMAT": str(entry.format | entry.flags), "BATCH_COUNT": str(entry.message_count)},
+        born_timestamp=entry.store_timestamp,
         born_host="",
-        store_timestamp=store_ts,
+        store_timestamp=entry.store_timestamp,
         store_host=f"{host}:{store_port}",
         reconsume_times=0,
         format="batch",
     )
-    decoder = decoders.get(fmt)
+    decoder = decoders.get(entry.format)
     if decoder is not None:
         try:
-            return decoder(payload, base, view)
+            return decoder(bytes(entry.payload), entry.queue_offset, view)
         except ValueError:
             pass
     return [view]

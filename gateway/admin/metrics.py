@@ -110,7 +110,7 @@ class BrokerCollector(Collector):
         yield GaugeMetricFamily(
             "ferrymq_commitlog_bytes",
             "bytes of the commit log retained",
-            value=store.commit_log.write_offset - store.commit_log.min_offset,
+            value=store.commit_log_bytes,
         )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
-from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2
+from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, EntryKind, StoredEntry
 from ferrymq.gateway.kafka import mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.cluster import ClusterView
@@ -167,25 +167,20 @@ class KafkaFrontend:
 
     # ---- cross protocol and idempotence --------------------------------------------------------
 
-    def _to_stored_messages(self, entry: memoryview, from_offset: int, codes: Any) -> bytes:
+    def _to_stored_messages(self, entry: StoredEntry, from_offset: int, codes: Any) -> bytes:
         store = self.broker.store
         return mapping.to_stored_messages(entry, from_offset, codes, store.store_host, store.store_port)
 
     def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int]]:
         """The last entries' idempotent batches, oldest first, to rebuild producer state."""
-        cq = self.log.queue(topic, partition)
-        if cq is None:
-            return
+        store = self.broker.store
         found = []
-        cursor, seen = cq.max_offset - 1, 0
-        while cursor >= cq.min_offset and seen < REBUILD_ENTRIES:
-            entry = self.log.entry(cq, cursor)
-            seen += 1
-            if entry is None:
-                cursor -= 1
-                continue
-            if entry.kafka is not None:
-                info = rb.read_header(entry.kafka)
+        newest = store.entries_before(topic, partition, store.max_offset(topic, partition))
+        for seen, entry in enumerate(newest):
+            if seen >= REBUILD_ENTRIES:
+                break
+            if entry.kind is EntryKind.BATCH and entry.format == BATCH_FORMAT_KAFKA_V2:
+                info = rb.read_header(entry.payload)
                 if info.producer_id >= 0 and info.base_sequence >= 0:
                     found.append(
                         (
@@ -193,10 +188,9 @@ class KafkaFrontend:
                             info.producer_epoch,
                             info.base_sequence,
                             info.last_sequence,
-                            entry.base_offset,
+                            entry.queue_offset,
                         )
                     )
-            cursor = entry.base_offset - 1
         yield from reversed(found)
 
     # ---- topics --------------------------------------------------------------------------------
@@ -231,17 +225,7 @@ class KafkaFrontend:
             if retention is None or retention < 0:
                 continue
             for q in range(topics.partition_count(tc)):
-                cq = self.log.queue(tc.topic_name, q)
-                if cq is None or cq.min_offset >= cq.max_offset:
-                    continue
-                cutoff = now_ms - retention
-                lo, hi = cq.min_offset, cq.max_offset
-                while lo < hi:  # first offset whose entry was stored at or after the cutoff
-                    mid = (lo + hi) // 2
-                    ts = self.broker.store.queue_store_timestamp(tc.topic_name, q, mid)
-                    if ts is not None and ts >= cutoff:
-                        hi = mid
-                    else:
-                        lo = mid + 1
-                if lo > cq.min_offset:
-                    self.broker.store.advance_min_offset(tc.topic_name, q, lo)
+                # the first offset whose entry was stored at or after the cutoff
+                first_kept = self.broker.store.offset_by_time(tc.topic_name, q, now_ms - retention)
+                if first_kept > self.broker.store.min_offset(tc.topic_name, q):
+                    self.broker.store.advance_min_offset(tc.topic_name, q, first_kept)

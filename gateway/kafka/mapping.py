@@ -35,7 +35,7 @@ from ferrymq.core.remoting.message import (
     properties_to_string,
     tags_code,
 )
-from ferrymq.core.store.commit_log import BATCH_HEAD, batch_payload_offset
+from ferrymq.core.store import StoredEntry
 from ferrymq.gateway.kafka import records as rb
 
 log = logging.getLogger("ferrymq.kafka")
@@ -99,16 +99,16 @@ def batch_tag_codes(batch: bytes, info: rb.BatchInfo) -> list[int] | None:
 
 
 def to_stored_messages(
-    entry: memoryview,
+    entry: StoredEntry,
     from_offset: int,
     tag_codes: frozenset[int] | set[int] | None,
     store_host: bytes,
     store_port: int,
 ) -> bytes:
     """A Kafka batch entry as RocketMQ stored messages (a pull body), one per record."""
-    _, _, queue_id, base, phys, store_ts, count, fmt, topic_len = BATCH_HEAD.unpack_from(entry, 0)
-    topic = bytes(entry[BATCH_HEAD.size : BATCH_HEAD.size + topic_len])
-    payload = entry[batch_payload_offset(fmt, topic_len, count) :]
+    queue_id, base, phys, store_ts = entry.queue_id, entry.queue_offset, entry.offset, entry.store_timestamp
+    topic = entry.topic.encode()
+    payload = entry.payload
     out: list[bytes] = []
     pos = 0
     while pos + rb.HEADER_SIZE <= len(payload):

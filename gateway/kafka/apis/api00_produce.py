@@ -21,8 +21,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.remoting.route import PERM_WRITE
-from ferrymq.core.store import PutStatus
-from ferrymq.core.store.commit_log import BATCH_FORMAT_KAFKA_V2, BATCH_HEAD
+from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, PutStatus
 from ferrymq.gateway.kafka import mapping, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.apis import api
@@ -111,7 +110,7 @@ def _produce(
     except (rb.InvalidBatch, ValueError) as exc:
         log.warning("produce to %s-%d from %s: invalid batch: %s", topic, partition, ctx.conn.peer, exc)
         return ErrorCode.invalid_record, -1, -1, 0
-    limit = min(topics.max_message_bytes(tc), store.commit_log.file_size - BATCH_HEAD.size - 1024)
+    limit = min(topics.max_message_bytes(tc), store.max_batch_payload)
     for info in batches:
         if info.size > limit:
             return ErrorCode.message_too_large, -1, -1, 0
