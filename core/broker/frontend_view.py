@@ -35,7 +35,7 @@ class FrontendView(Protocol):
 
     @property
     def batch_formats(self) -> Collection[int]:
-        """Batch-entry formats (``commit_log.BATCH_FORMAT_*``, with flags) it can expand."""
+        """Batch-entry formats (``core.store.BATCH_FORMAT_*``, without flags) it can expand."""
         ...
 
     def batch_records(self, fmt: int, payload: bytes, count: int) -> list[RecordView]:
