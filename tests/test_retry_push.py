@@ -17,6 +17,19 @@ from tests.test_consumer_push import FAST
 from tests.test_consumer_support import SMALL_LOG, broker_conn, create_topic, wait_messages, wait_until
 
 
+def dead_letters(server: FerryServer, group: str) -> list[MessageExt]:
+    """The one message expected in ``%DLQ%<group>``, read over a fresh connection."""
+
+    async def read() -> list[MessageExt]:
+        conn = await broker_conn(server)
+        try:
+            return await wait_messages(conn, f"%DLQ%{group}", 1, timeout=5)
+        finally:
+            conn.close()
+
+    return asyncio.run(read())
+
+
 def test_retries_back_off_then_dead_letter_across_a_broker_crash(tmp_path: Path) -> None:
     server = FerryServer(tmp_path, "messageDelayLevel=1s 1s 2s\n" + SMALL_LOG).start()
     lock = threading.Lock()
@@ -50,15 +63,8 @@ def test_retries_back_off_then_dead_letter_across_a_broker_crash(tmp_path: Path)
         server.kill()
         server.start()
         assert wait_until(lambda: len(attempts) == 3, 20), attempts
-
-        async def dead() -> list[MessageExt]:
-            conn = await broker_conn(server)
-            try:
-                return await wait_messages(conn, "%DLQ%retry-group", 1, timeout=5)
-            finally:
-                conn.close()
-
-        [dlq] = asyncio.run(dead())  # the third failure went to the DLQ, not to a fourth attempt
+        # the third failure went to the DLQ, not to a fourth attempt
+        [dlq] = dead_letters(server, "retry-group")
         assert dlq.body == b"bad" and dlq.reconsume_times == 3
         assert dlq.properties["RETRY_TOPIC"] == "RetryPushT"
         with lock:
@@ -113,15 +119,7 @@ def test_a_send_back_lost_to_a_crash_is_consumed_again_then_counted_by_the_broke
         server.start()
         restarted.set()
         assert wait_until(lambda: len(attempts) == 4, 20), attempts
-
-        async def dead() -> list[MessageExt]:
-            conn = await broker_conn(server)
-            try:
-                return await wait_messages(conn, "%DLQ%lost-back-group", 1, timeout=5)
-            finally:
-                conn.close()
-
-        [dlq] = asyncio.run(dead())
+        [dlq] = dead_letters(server, "lost-back-group")
         assert dlq.body == b"bad" and dlq.reconsume_times == 3
         assert attempts == [0, 1, 1, 2]
     finally:
