@@ -95,7 +95,8 @@ class ConsumeRuntime:
         """Wait ``seconds``; False if the consumer stops meanwhile."""
         assert self.stop is not None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
         return self.state == "RUNNING"
 
 

@@ -175,7 +175,8 @@ class PushRebalance:
         while self.runtime.running():
             woken = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await wakeup.wait()
                 woken = True
             wakeup.clear()
             try:

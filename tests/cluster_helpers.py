@@ -1,6 +1,6 @@
-"""Blocking one-shot RocketMQ requests to running servers (make a topic on one broker, read a
-topic's route from a name server) and a bounded wait, for tests with several broker groups.
-Holds no tests.
+"""Blocking one-shot RocketMQ requests to running servers (make a topic on one broker, count a
+queue's messages, read a topic's route from a name server) and a bounded wait, for tests with
+several broker groups or a crash. Holds no tests.
 """
 
 from __future__ import annotations
@@ -11,23 +11,29 @@ from collections.abc import Callable
 
 from ferrymq.client._remote import request
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicRouteData
 from ferrymq.core.remoting.transport import connect, split_addr
 
 
-def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
-    """One request on a fresh connection to ``addr``: the response's code, body and remark."""
+def call(addr: str, code: int, ext: dict[str, str]) -> RemotingCommand:
+    """One request on a fresh connection to ``addr``: the response."""
 
-    async def go() -> tuple[int, bytes, str | None]:
+    async def go() -> RemotingCommand:
         host, port = split_addr(addr)
         conn = await connect(host, port)
         try:
-            resp = await conn.invoke(request(code, ext))
+            return await conn.invoke(request(code, ext))
         finally:
             conn.close()
-        return resp.code, bytes(resp.body), resp.remark
 
     return asyncio.run(go())
+
+
+def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str | None]:
+    """One request on a fresh connection to ``addr``: the response's code, body and remark."""
+    resp = call(addr, code, ext)
+    return resp.code, bytes(resp.body), resp.remark
 
 
 def create_topic(broker_addr: str, topic: str, queues: int = 4, *, order: bool = False) -> None:
@@ -47,6 +53,13 @@ def create_topic(broker_addr: str, topic: str, queues: int = 4, *, order: bool =
         },
     )
     assert code == ResponseCode.SUCCESS, remark
+
+
+def max_offset(broker_addr: str, topic: str, queue: int) -> int:
+    """GET_MAX_OFFSET: how many messages the broker's queue holds."""
+    resp = call(broker_addr, RequestCode.GET_MAX_OFFSET, {"topic": topic, "queueId": str(queue)})
+    assert resp.code == ResponseCode.SUCCESS, resp.remark
+    return int(resp.ext_fields["offset"])
 
 
 def routed(namesrv_addr: str, topic: str) -> TopicRouteData | None:

@@ -17,9 +17,6 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kio.schema.errors import ErrorCode
 
 from ferrymq.cli.testing import FerryBroker, FerryServer
-from ferrymq.client._remote import request
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
-from ferrymq.core.remoting.transport import connect, split_addr
 from ferrymq.gateway.kafka.cluster import node_id_of
 from tests import cluster_helpers
 from tests.test_kafka_frontend import Wire, batch, fetch, produced
@@ -31,24 +28,6 @@ QUEUES = 2  # on each broker group: partitions 0-1 are broker-a's, 2-3 broker-b'
 
 def create_topic(broker_addr: str, topic: str) -> None:
     cluster_helpers.create_topic(broker_addr, topic, QUEUES)
-
-
-def max_offset(broker_addr: str, topic: str, queue: int) -> int:
-    """GET_MAX_OFFSET over the RocketMQ protocol: how many messages the broker's queue holds."""
-
-    async def go() -> int:
-        host, port = split_addr(broker_addr)
-        conn = await connect(host, port)
-        try:
-            resp = await conn.invoke(
-                request(RequestCode.GET_MAX_OFFSET, {"topic": topic, "queueId": str(queue)})
-            )
-        finally:
-            conn.close()
-        assert resp.code == ResponseCode.SUCCESS, resp.remark
-        return int(resp.ext_fields["offset"])
-
-    return asyncio.run(go())
 
 
 def kafka_routed(namesrv_addr: str, topic: str) -> bool:
@@ -99,8 +78,8 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
     assert [(m.partition, m.offset) for m in sent] == [(p, i) for p in partitions for i in range(3)]
     # each partition landed in its owner's queue, as RocketMQ clients see it
     for q in range(QUEUES):
-        assert max_offset(server.broker_addr, topic, q) == 3
-        assert max_offset(broker_b.addr, topic, q) == 3
+        assert cluster_helpers.max_offset(server.broker_addr, topic, q) == 3
+        assert cluster_helpers.max_offset(broker_b.addr, topic, q) == 3
 
     consumer = KafkaConsumer(
         bootstrap_servers=broker_b.kafka_bootstrap,  # either broker serves the whole cluster's metadata
@@ -135,8 +114,8 @@ def test_partitions_span_both_groups_and_land_on_their_owner(
             wire.close()
 
     asyncio.run(not_owner())
-    assert max_offset(server.broker_addr, topic, 0) == 3
-    assert max_offset(broker_b.addr, topic, 0) == 4
+    assert cluster_helpers.max_offset(server.broker_addr, topic, 0) == 3
+    assert cluster_helpers.max_offset(broker_b.addr, topic, 0) == 4
 
     # a group: both brokers name the same coordinator, which keeps every partition's offset
     group = f"kg-{uuid.uuid4().hex[:8]}"

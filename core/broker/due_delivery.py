@@ -8,6 +8,7 @@ changes, and at stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -73,8 +74,7 @@ class DueDeliveryLoop:
                 timeout = min(timeout, max(0.001, (next_due - now_ms()) / 1000))
             if self._dirty:
                 timeout = min(timeout, 1.0)
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
             self._wakeup.clear()

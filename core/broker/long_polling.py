@@ -42,7 +42,8 @@ class PullRequestHoldService:
         entry = (fut, tag_codes)
         self._waiters[key].append(entry)
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
             return True
         except TimeoutError:
             return False

@@ -9,6 +9,7 @@ the full registration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from typing import TYPE_CHECKING
@@ -51,10 +52,9 @@ class NamesrvRegistrar:
         while True:
             self._kick.clear()
             await self.register_all()
-            try:
-                await asyncio.wait_for(self._kick.wait(), period)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(period):
+                    await self._kick.wait()
 
     async def _conn(self, addr: str) -> RemotingConnection:
         conn = self.conns.get(addr)

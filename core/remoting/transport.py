@@ -159,7 +159,8 @@ class RemotingConnection(asyncio.Protocol):
         self._pending[cmd.opaque] = fut
         self.send(cmd)
         try:
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                return await fut
         except TimeoutError:
             raise RemotingError(
                 f"request code {cmd.code} to {self.peer} timed out after {timeout}s"
@@ -238,10 +239,10 @@ async def connect(
     """Open a client connection."""
     loop = asyncio.get_running_loop()
     try:
-        _, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: RemotingConnection(handler, on_close=on_close), host, port),
-            timeout,
-        )
+        async with asyncio.timeout(timeout):
+            _, proto = await loop.create_connection(
+                lambda: RemotingConnection(handler, on_close=on_close), host, port
+            )
     except (OSError, TimeoutError) as exc:
         raise RemotingError(f"cannot connect to {host}:{port}: {exc}") from None
     return proto

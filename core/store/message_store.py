@@ -17,6 +17,7 @@ is its queue offset) and the index; a torn tail is cut off, so no message is los
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -284,10 +285,9 @@ class MessageStore:
         assert self._flush_wakeup is not None
         interval = self.config.flush_interval_commit_log / 1000
         while True:
-            try:
-                await asyncio.wait_for(self._flush_wakeup.wait(), interval)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._flush_wakeup.wait()
             self._flush_wakeup.clear()
             try:
                 await self.flush()
@@ -335,7 +335,8 @@ class MessageStore:
         if self._flush_wakeup is not None:
             self._flush_wakeup.set()
         try:
-            await asyncio.wait_for(asyncio.shield(fut), self.config.sync_flush_timeout / 1000)
+            async with asyncio.timeout(self.config.sync_flush_timeout / 1000):
+                await asyncio.shield(fut)
             return True
         except TimeoutError:
             return False

@@ -153,7 +153,8 @@ class KafkaFrontend:
         for key in keys:
             self._waiters.setdefault(key, []).append(fut)
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
             return True
         except TimeoutError:
             return False

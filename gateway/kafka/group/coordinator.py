@@ -18,6 +18,7 @@ native consumers (INCONSISTENT_GROUP_PROTOCOL), and a guard registered with the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -132,10 +133,9 @@ class GroupCoordinator:
             self._wakeup.clear()
             self._scheduled = deadline = self.groups.next_deadline()
             timeout = None if deadline is None else max(0.0, (deadline - now) / 1000)
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
 
     def _after(self, group_id: str) -> None:
         """After a request: run timers already due, hand out results, re-arm the timer task."""
