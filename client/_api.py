@@ -18,6 +18,7 @@ from ferrymq.client._remote import RemotingClient, check_response, request
 from ferrymq.client.errors import BrokerError, ClientError
 from ferrymq.client.message import MessageQueue, SendResult, SendStatus
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME
 from ferrymq.core.remoting.heartbeat import ConsumerData, HeartbeatData
 from ferrymq.core.remoting.message import MessageExt, decode_stored_messages
 from ferrymq.core.remoting.subscription import SubscriptionData
@@ -28,6 +29,9 @@ PULL_FLAG_SUSPEND = 2
 PULL_FLAG_SUBSCRIPTION = 4
 PULL_FLAG_CLASS_FILTER = 8
 PULL_FLAG_LITE = 16
+#: maxMsgBytes of every pull: a response must fit in the frame this client accepts (a broker
+#: that is told nothing may answer up to 64 MiB, and the connection would be dropped on it)
+PULL_MAX_BYTES = DEFAULT_MAX_FRAME // 2
 
 
 def send_header_v2(
@@ -156,6 +160,7 @@ async def pull_message(
         "queueId": str(mq.queue_id),
         "queueOffset": str(offset),
         "maxMsgNums": str(max_nums),
+        "maxMsgBytes": str(PULL_MAX_BYTES),
         "sysFlag": str(sys_flag),
         "commitOffset": str(commit_offset),
         "suspendTimeoutMillis": str(suspend_timeout_ms),

@@ -62,7 +62,22 @@ class BrokerConfig(BaseModel):
     short_polling_time_mills: int = Field(1000, alias="shortPollingTimeMills", ge=0)
     max_frame_size: int = Field(16 * 1024 * 1024, alias="serverMaxFrameSize", ge=1024)
     channel_expired_timeout: int = Field(120_000, alias="channelExpiredTimeout", ge=100)  # ms
+    #: consume-queue units one pull may scan for matching tags, however many messages it asks for
     max_filter_message_count: int = Field(16_000, alias="maxFilterMessageCount", ge=1)
+    # what one pull returns at most (at least one message always, so no queue can stall); the
+    # byte cap stays below the 16 MiB frame RocketMQ clients accept
+    max_transfer_bytes_on_message_in_memory: int = Field(
+        256 * 1024, alias="maxTransferBytesOnMessageInMemory", ge=1, le=15 * 1024 * 1024
+    )
+    max_transfer_count_on_message_in_memory: int = Field(
+        32, alias="maxTransferCountOnMessageInMemory", ge=1, le=65_536
+    )
+    #: long polls one connection may have parked; more are answered SYSTEM_BUSY at once
+    max_suspended_pulls_per_connection: int = Field(512, alias="maxSuspendedPullsPerConnection", ge=1)
+    # what one client may cost the remoting server (core/remoting/transport.py ServerLimits)
+    server_max_connections: int = Field(10_000, alias="serverMaxConnections", ge=1)
+    server_channel_max_idle_time_seconds: int = Field(120, alias="serverChannelMaxIdleTimeSeconds", ge=0)
+    server_max_in_flight_requests: int = Field(1024, alias="serverMaxInFlightRequests", ge=1)
     # consumers: delay levels, timer messages, retry groups, orderly locks
     message_delay_level: str = Field(
         "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h", alias="messageDelayLevel"

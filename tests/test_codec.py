@@ -385,6 +385,12 @@ def test_header_length_greater_than_frame_raises() -> None:
         b'{"code":1,"extFields":[1,2]}',
         b'{"code":1,"opaque":"x"}',
         b"\xff\xfe\xfd",
+        # integers Java's int fields cannot hold (orjson reads those past 64 bits as floats)
+        b'{"code":9999,"opaque":1180591620717411303424,"flag":0,"version":1}',
+        b'{"code":9999,"opaque":7,"flag":0,"version":1180591620717411303424}',
+        b'{"code":1180591620717411303424,"opaque":7}',
+        b'{"code":9999,"opaque":2147483648}',
+        b'{"code":9999,"opaque":7,"flag":1e400}',
     ],
 )
 def test_garbage_json_header_raises(header: bytes) -> None:

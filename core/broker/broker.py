@@ -26,7 +26,7 @@ from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, serve
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, ServerLimits, serve
 from ferrymq.core.store import MessageStore
 
 log = logging.getLogger("ferrymq.broker")
@@ -71,6 +71,11 @@ class Broker:
             self.config.listen_port,
             max_frame=self.config.max_frame_size,
             on_close=self._on_close,
+            limits=ServerLimits(
+                max_connections=self.config.server_max_connections,
+                idle_timeout=self.config.server_channel_max_idle_time_seconds,
+                max_in_flight=self.config.server_max_in_flight_requests,
+            ),
         )
         if self.config.listen_port == 0:
             self.config.listen_port = self.port

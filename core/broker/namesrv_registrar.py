@@ -51,7 +51,10 @@ class NamesrvRegistrar:
         period = self.broker.config.register_name_server_period / 1000
         while True:
             self._kick.clear()
-            await self.register_all()
+            try:
+                await self.register_all()
+            except Exception:  # a bug must not end registration: the name servers would drop us
+                log.exception("registration with the name servers failed; retrying in %.1fs", period)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(period):
                     await self._kick.wait()

@@ -135,7 +135,7 @@ def _decode_json_header(header: bytes | memoryview) -> RemotingCommand:
     if not isinstance(obj, dict):
         raise HeaderError("header JSON is not an object")
     try:
-        code = int(obj["code"])
+        code = _int32(obj["code"], "code")
         ext = obj.get("extFields") or {}
         if not isinstance(ext, dict):
             raise HeaderError("extFields is not an object")
@@ -145,18 +145,28 @@ def _decode_json_header(header: bytes | memoryview) -> RemotingCommand:
         remark = obj.get("remark")
         return RemotingCommand(
             code=code,
-            opaque=int(obj.get("opaque", 0)),
-            flag=int(obj.get("flag", 0)),
+            opaque=_int32(obj.get("opaque", 0), "opaque"),
+            flag=_int32(obj.get("flag", 0), "flag"),
             remark=remark if remark is None else str(remark),
             ext_fields={
                 str(k): v if isinstance(v, str) else _jsonish(v) for k, v in ext.items() if v is not None
             },
             language=str(language),
-            version=int(obj.get("version", 0)),
+            version=_int32(obj.get("version", 0), "version"),
             serialize_type=SerializeType.JSON,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise HeaderError(f"bad header field: {exc}") from None
+
+
+def _int32(value: object, name: str) -> int:
+    """A header field Java declares ``int``: one that does not fit is garbage, as in Java (and a
+    reply could not carry it back: orjson parses integers past 64 bits as floats and cannot
+    encode them)."""
+    number = int(value)  # type: ignore[call-overload]
+    if not -(2**31) <= number < 2**31:
+        raise HeaderError(f"header field {name}={value!r} is outside the int32 range")
+    return number
 
 
 def _jsonish(value: object) -> str:

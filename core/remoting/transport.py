@@ -5,6 +5,16 @@ go to a handler, responses that arrive resolve the future of the request with th
 Handlers return a response, ``None`` (no response), or an awaitable of either, so that a long
 poll can park without blocking the connection. Garbage (a FrameError) closes the connection and
 is logged with the peer; it never reaches the handler or other connections.
+
+A server's connections are bounded by its :class:`ServerLimits` (as the Kafka frontend's
+connection.py bounds its own): requests wait in a per-connection backlog and reading pauses while
+the connection's write buffer is above its high-water mark (a client that does not read its
+responses stops being served, instead of having them piled up in memory), while it has
+``max_in_flight`` requests awaiting their response, or while the backlog is not empty. At most
+``TURN_BUDGET`` requests of one connection are handled per event-loop turn, so a flood on one
+connection does not starve the others. Connections past ``max_connections`` are closed at once,
+and connections with no traffic for ``idle_timeout`` seconds are closed, both logged with the peer.
+Client connections (``limits`` None) keep reading always: responses never wait.
 """
 
 from __future__ import annotations
@@ -14,7 +24,9 @@ import inspect
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 from ferrymq.core.remoting.codes import FLAG_ONEWAY, RequestCode, ResponseCode
@@ -27,6 +39,61 @@ HandlerResult: TypeAlias = RemotingCommand | Awaitable[RemotingCommand | None] |
 Handler = Callable[[RemotingCommand, "RemotingConnection"], HandlerResult]
 
 _opaques = itertools.count(1)
+
+#: requests of one connection handled per event-loop turn before the others get theirs
+TURN_BUDGET = 64
+#: replies collected in one turn are written once they reach this size (or at the turn's end)
+CORK_LIMIT = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What the clients of one server may cost it (broker.conf keys in brackets).
+
+    ``max_in_flight`` is generous because one client multiplexes everything over one connection
+    per server, a long poll per queue included; parked long polls have their own, lower cap in
+    the pull processor.
+    """
+
+    max_connections: int = 10_000  # [serverMaxConnections]
+    idle_timeout: float = 120.0  # seconds without a request; 0 = never [serverChannelMaxIdleTimeSeconds]
+    max_in_flight: int = 1024  # requests awaiting their response [serverMaxInFlightRequests]
+
+
+class ConnectionGate:
+    """Counts a server's open connections and refuses those past ``limit``.
+
+    Refusals are logged with the peer at most once a second, with the count since the last line,
+    so a connection flood cannot flood the log too.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self._refused = 0
+        self._logged_at = -1.0
+
+    def admit(self, peer: str) -> bool:
+        if self.open < self.limit:
+            self.open += 1
+            return True
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._logged_at >= 1.0:
+            log.warning(
+                "refused connection from %s: %d connections open (serverMaxConnections=%d); "
+                "%d refused since the last report",
+                peer,
+                self.open,
+                self.limit,
+                self._refused,
+            )
+            self._logged_at = now
+            self._refused = 0
+        return False
+
+    def release(self) -> None:
+        self.open -= 1
 
 
 def next_opaque() -> int:
@@ -51,6 +118,8 @@ class RemotingConnection(asyncio.Protocol):
         *,
         max_frame: int = DEFAULT_MAX_FRAME,
         on_close: Callable[[RemotingConnection], None] | None = None,
+        limits: ServerLimits | None = None,
+        gate: ConnectionGate | None = None,
     ) -> None:
         self.handler = handler
         self.decoder = FrameDecoder(max_frame)
@@ -61,9 +130,22 @@ class RemotingConnection(asyncio.Protocol):
         self._pending: dict[int, asyncio.Future[RemotingCommand]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.attrs: dict[str, Any] = {}  # per-connection state a handler may keep
-        # While handling the frames of one read, replies are collected and written once: one
-        # send() per read instead of one per reply (the largest cost under pipelined load).
+        # While handling the requests of one turn, replies are collected and written together:
+        # one send() per turn instead of one per reply (the largest cost under pipelined load).
         self._corked: list[bytes | bytearray | memoryview] | None = None
+        self._corked_bytes = 0
+        self._limits = limits
+        self._gate = gate
+        self._admitted = False
+        self._backlog: deque[RemotingCommand] = deque()
+        self._draining = False
+        self._drain_soon: asyncio.Handle | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._garbage = False  # a FrameError came: close once the requests before it are answered
+        self._last_read = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_timer_clock: Callable[[], float] = time.monotonic
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -72,6 +154,17 @@ class RemotingConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if self._gate is not None:
+            if not self._gate.admit(self.peer):
+                self.transport.abort()
+                return
+            self._admitted = True
+        limits = self._limits
+        if limits is not None and limits.idle_timeout > 0:
+            loop = asyncio.get_running_loop()
+            self._idle_timer_clock = loop.time
+            self._last_read = loop.time()
+            self._idle_timer = loop.call_later(limits.idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
         garbage: FrameError | None = None
@@ -79,24 +172,29 @@ class RemotingConnection(asyncio.Protocol):
             commands = self.decoder.feed(data)
         except FrameError as exc:
             garbage, commands = exc, exc.commands
-        corked: list[bytes | bytearray | memoryview] = []
-        self._corked = corked
-        try:
-            for cmd in commands:
-                if cmd.is_response:
-                    fut = self._pending.pop(cmd.opaque, None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(cmd)
-                else:
-                    self._handle_request(cmd)
-        finally:
-            self._corked = None
-            if corked and self.transport is not None and not self.transport.is_closing():
-                self.transport.write(b"".join(corked))
+        if self._idle_timer is not None:
+            self._last_read = self._idle_timer_clock()
+        backlog = self._backlog
+        for cmd in commands:
+            if cmd.is_response:
+                fut = self._pending.pop(cmd.opaque, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(cmd)
+            else:
+                backlog.append(cmd)
         if garbage is not None:
             # answer the good frames that came first, then close (close() flushes, abort() would not)
             log.warning("closing connection from %s: %s", self.peer, garbage)
-            self.close()
+            self._garbage = True
+        self._drain()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._schedule_drain()
 
     def connection_lost(self, exc: Exception | None) -> None:
         err = RemotingError(f"connection to {self.peer} closed")
@@ -104,13 +202,99 @@ class RemotingConnection(asyncio.Protocol):
             if not fut.done():
                 fut.set_exception(err)
         self._pending.clear()
+        self._backlog.clear()
         for task in self._tasks:
             task.cancel()
+        for handle in (self._idle_timer, self._drain_soon):
+            if handle is not None:
+                handle.cancel()
+        if self._admitted and self._gate is not None:
+            self._gate.release()
+            self._admitted = False
         self.closed.set()
         if self.on_close is not None:
             self.on_close(self)
 
     # ---- requests arriving -------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Handle waiting requests while the limits allow, their replies corked; see the module doc."""
+        self._drain_soon = None
+        transport = self.transport
+        if self._draining or transport is None or transport.is_closing():
+            return
+        limits = self._limits
+        backlog = self._backlog
+        self._draining = True
+        corked: list[bytes | bytearray | memoryview] = []
+        self._corked, self._corked_bytes = corked, 0
+        try:
+            if limits is None:  # a client: server-sent requests are few, handle them all now
+                while backlog:
+                    self._handle_request(backlog.popleft())
+            else:
+                budget = TURN_BUDGET
+                while backlog and not self._writing_paused and len(self._tasks) < limits.max_in_flight:
+                    if budget == 0:
+                        self._schedule_drain()
+                        break
+                    budget -= 1
+                    self._handle_request(backlog.popleft())
+                    if self._corked_bytes >= CORK_LIMIT:  # may pause writing: the loop then stops
+                        self._write_corked(corked)
+        finally:
+            self._corked = None
+            self._draining = False
+            self._write_corked(corked)
+        if self._garbage and not backlog:
+            self.close()
+        self._update_reading()
+
+    def _write_corked(self, corked: list[bytes | bytearray | memoryview]) -> None:
+        if corked and self.transport is not None and not self.transport.is_closing():
+            # one copy, so no memoryview of a store segment outlives this call in the transport
+            self.transport.write(b"".join(corked))
+        corked.clear()
+        self._corked_bytes = 0
+
+    def _schedule_drain(self) -> None:
+        if self._drain_soon is None and self._backlog:
+            self._drain_soon = asyncio.get_running_loop().call_soon(self._drain)
+        else:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        limits = self._limits
+        if limits is None or transport is None or transport.is_closing():
+            return
+        pause = (
+            bool(self._backlog)
+            or self._garbage
+            or self._writing_paused
+            or len(self._tasks) >= limits.max_in_flight
+        )
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _check_idle(self) -> None:
+        limits = self._limits
+        assert limits is not None
+        loop = asyncio.get_running_loop()
+        due = self._last_read + limits.idle_timeout
+        if due > loop.time() or self._tasks:  # traffic since, or a request still being served
+            self._idle_timer = loop.call_at(max(due, loop.time() + 1.0), self._check_idle)
+            return
+        log.info(
+            "closing connection from %s: idle for %.0fs (serverChannelMaxIdleTimeSeconds)",
+            self.peer,
+            limits.idle_timeout,
+        )
+        self.abort()  # its unread replies go too: a peer that reads nothing is idle as well
 
     def _handle_request(self, cmd: RemotingCommand) -> None:
         if self.handler is None:
@@ -123,9 +307,14 @@ class RemotingConnection(asyncio.Protocol):
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(self._finish(cmd, result))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._task_done)
         elif result is not None and not cmd.is_oneway:
             self.send(result)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if self._reading_paused or self._backlog:
+            self._schedule_drain()
 
     async def _finish(self, cmd: RemotingCommand, pending: Awaitable[RemotingCommand | None]) -> None:
         try:
@@ -145,10 +334,12 @@ class RemotingConnection(asyncio.Protocol):
         return self.transport is not None and not self.transport.is_closing()
 
     def send(self, cmd: RemotingCommand) -> None:
+        frame = encode_frame(cmd)
         if self._corked is not None:
-            self._corked.extend(encode_frame(cmd))
+            self._corked.extend(frame)
+            self._corked_bytes += sum(map(len, frame))
         elif self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(encode_frame(cmd)))
+            self.transport.write(b"".join(frame))
 
     async def invoke(self, cmd: RemotingCommand, timeout: float = 3.0) -> RemotingCommand:
         """Send a request and wait for its response."""
@@ -255,11 +446,15 @@ async def serve(
     *,
     max_frame: int = DEFAULT_MAX_FRAME,
     on_close: Callable[[RemotingConnection], None] | None = None,
+    limits: ServerLimits | None = None,
 ) -> asyncio.Server:
-    """Start a remoting server; every connection gets its own RemotingConnection."""
+    """Start a remoting server; every connection gets its own RemotingConnection, all of them
+    bounded by ``limits`` (the defaults unless given)."""
     loop = asyncio.get_running_loop()
+    limits = limits or ServerLimits()
+    gate = ConnectionGate(limits.max_connections)
     return await loop.create_server(
-        lambda: RemotingConnection(handler, max_frame=max_frame, on_close=on_close),
+        lambda: RemotingConnection(handler, max_frame=max_frame, on_close=on_close, limits=limits, gate=gate),
         host,
         port,
         reuse_address=True,

@@ -534,10 +534,13 @@ class MessageStore:
         max_bytes: int = 64 * 1024 * 1024,
         tag_codes: frozenset[int] | set[int] | None = None,
     ) -> GetResult:
-        """Stored entries from ``offset``: up to ``max_nums`` messages matching ``tag_codes``.
+        """Stored entries from ``offset``: up to ``max_nums`` messages matching ``tag_codes``,
+        as many as fit in ``max_bytes`` (the first always, so a queue cannot stall).
 
         Adjacent entries are served as one buffer, so an unfiltered pull of a busy queue costs
-        a few slices, not one per message.
+        a few slices, not one per message. At most maxFilterMessageCount units are scanned,
+        whatever ``max_nums`` asks for: a filter matching nothing costs one bounded step, and
+        the caller goes on from ``next_begin_offset``.
         """
         cq = self.consume_queues.get((topic, queue_id))
         if cq is None:
@@ -555,7 +558,7 @@ class MessageStore:
         buffers = result.buffers
         clog = self.commit_log
         min_phys = clog.min_offset
-        budget = max(self.config.max_filter_message_count, max_nums)
+        budget = self.config.max_filter_message_count
         cursor = offset
         span_start = span_end = -1
         found = total = 0
@@ -572,6 +575,10 @@ class MessageStore:
                     continue
                 if phys < min_phys or (tag_codes is not None and tag not in tag_codes):
                     continue
+                if found and total + size > max_bytes:  # the next one would not fit
+                    cursor -= 1
+                    done = True
+                    break
                 last_phys = phys
                 if span_end == phys:
                     span_end += size
@@ -581,7 +588,7 @@ class MessageStore:
                     span_start, span_end = phys, phys + size
                 found += 1
                 total += size
-                if found >= max_nums or total >= max_bytes:
+                if found >= max_nums:
                     done = True
                     break
         if span_start >= 0:

@@ -4,8 +4,12 @@ As the Java broker's ``PullMessageProcessor``: the subscription comes with the p
 bit 4, as lite-pull consumers send it) or from the group's heartbeat (push consumers), whose
 subVersion must not be older than the pull's (SUBSCRIPTION_NOT_EXIST / SUBSCRIPTION_NOT_LATEST).
 A piggy-backed offset commit (bit 1) is stored. A pull that finds nothing and may suspend (bit 2)
-waits up to suspendTimeoutMillis for a matching arrival. The body is the stored records as they
-are in the commit log. Leaves out: SQL92 and class filters (answered with an error), slave reads.
+waits up to suspendTimeoutMillis for a matching arrival; past maxSuspendedPullsPerConnection
+parked on one connection, it is answered SYSTEM_BUSY at once (Java clients retry after a pause).
+A pull returns at most maxTransferCountOnMessageInMemory messages and
+maxTransferBytesOnMessageInMemory bytes (at least one message), so a response always fits in
+the client's 16 MiB frame. The body is the stored records as they are in the commit log.
+Leaves out: SQL92 and class filters (answered with an error), slave reads.
 Batch entries (Kafka record batches) reach RocketMQ clients as one stored message per record,
 through the store's converter for their format, with queue offsets = Kafka offsets.
 """
@@ -30,6 +34,10 @@ FLAG_COMMIT_OFFSET = 1
 FLAG_SUSPEND = 2
 FLAG_SUBSCRIPTION = 4
 FAQ = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
+#: conn.attrs key: long polls of the connection parked now
+PARKED_PULLS = "parkedPulls"
+#: the remark of Java's flow control (NettyRemotingAbstract, a processor rejecting a request)
+BUSY = "[REJECTREQUEST]system busy, start flow control for a while"
 
 
 class PullMessageProcessor:
@@ -49,7 +57,7 @@ class PullMessageProcessor:
             commit_offset = req_int(ext, "commitOffset")
             suspend_ms = req_int(ext, "suspendTimeoutMillis")
             sub_version = opt_int(ext, "subVersion", 0)
-            max_bytes = opt_int(ext, "maxMsgBytes", 0) or 64 * 1024 * 1024
+            max_bytes = opt_int(ext, "maxMsgBytes", 0)
             tc = self.broker.topics.get(topic)
             if tc is None:
                 raise BadRequest(
@@ -71,19 +79,30 @@ class PullMessageProcessor:
             return exc.response(cmd)
         if sys_flag & FLAG_COMMIT_OFFSET and commit_offset >= 0:
             self.broker.offsets.commit(group, topic, queue_id, commit_offset)
+        cfg = self.broker.config
+        # a pull returns what fits in a frame whatever it asks for (Java's maxTransfer*InMemory)
+        max_nums = min(max_nums, cfg.max_transfer_count_on_message_in_memory)
+        limit = cfg.max_transfer_bytes_on_message_in_memory
+        max_bytes = min(max_bytes, limit) if max_bytes > 0 else limit
         codes = sub.tag_codes()
         result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
         code = _response_code(result, offset)
         if code == ResponseCode.PULL_NOT_FOUND and sys_flag & FLAG_SUSPEND:
-            cfg = self.broker.config
             timeout_ms = suspend_ms if cfg.long_polling_enable else cfg.short_polling_time_mills
             if timeout_ms > 0:
-                return self._long_poll(cmd, topic, queue_id, offset, max_nums, max_bytes, codes, timeout_ms)
+                parked = conn.attrs.get(PARKED_PULLS, 0)
+                if parked >= cfg.max_suspended_pulls_per_connection:
+                    return cmd.response(ResponseCode.SYSTEM_BUSY, BUSY)
+                conn.attrs[PARKED_PULLS] = parked + 1
+                return self._long_poll(
+                    cmd, conn, topic, queue_id, offset, max_nums, max_bytes, codes, timeout_ms
+                )
         return self._response(cmd, result, code, topic, offset, codes)
 
     async def _long_poll(
         self,
         cmd: RemotingCommand,
+        conn: RemotingConnection,
         topic: str,
         queue_id: int,
         offset: int,
@@ -93,16 +112,19 @@ class PullMessageProcessor:
         timeout_ms: int,
     ) -> RemotingCommand:
         deadline = time.monotonic() + timeout_ms / 1000
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if not await self.broker.hold.hold(topic, queue_id, codes, remaining):
-                break
-            result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
-            code = _response_code(result, offset)
-            if code != ResponseCode.PULL_NOT_FOUND:
-                return self._response(cmd, result, code, topic, offset, codes)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if not await self.broker.hold.hold(topic, queue_id, codes, remaining):
+                    break
+                result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
+                code = _response_code(result, offset)
+                if code != ResponseCode.PULL_NOT_FOUND:
+                    return self._response(cmd, result, code, topic, offset, codes)
+        finally:
+            conn.attrs[PARKED_PULLS] -= 1
         result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
         return self._response(cmd, result, _response_code(result, offset), topic, offset, codes)
 
