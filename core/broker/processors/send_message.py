@@ -17,7 +17,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.processors.consumer_send_back import retry_or_dlq
-from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES
+from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES, stored_tags_code
 from ferrymq.core.broker.topic_config import (
     NOT_ALLOWED_SEND,
     RETRY_GROUP_TOPIC_PREFIX,
@@ -207,11 +207,13 @@ class SendMessageProcessor:
     ) -> tuple[PutResult, bool]:
         props_str = ext.get("properties", "")
         props = string_to_properties(props_str)
+        code = tags_code(props.get(PROPERTY_TAGS))
         if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) or not SCHEDULE_PROPERTIES.isdisjoint(props):
             if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
                 topic, queue_id = retry_or_dlq(self.broker, topic, queue_id, ext, props, cmd.version)
             topic, queue_id = self.broker.schedule.transform(topic, queue_id, props, sys_flag)
             props_str = properties_to_string(props)
+            code = stored_tags_code(topic, props)
         if props_str and not props_str.endswith("\x02"):
             props_str += "\x02"
         keys = props.get(PROPERTY_KEYS)
@@ -220,7 +222,7 @@ class SendMessageProcessor:
             queue_id,
             bytes(cmd.body),
             props_str + self.cluster_prop,
-            tags_code=tags_code(props.get(PROPERTY_TAGS)),
+            tags_code=code,
             keys=keys.split() if keys else None,
             uniq_key=props.get(PROPERTY_UNIQ_KEY),
             flag=flag,
