@@ -12,7 +12,7 @@ from pathlib import Path
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.broker.schedule import load_message, stored_tags_code
 from ferrymq.core.config import BrokerConfig
-from ferrymq.core.remoting.message import properties_to_string
+from ferrymq.core.remoting.message import MessageExt, properties_to_string
 
 FAR = 100_000
 SOON = 20
@@ -38,6 +38,27 @@ def _put_timer(broker: Broker, body: bytes, due: int) -> None:
     )
 
 
+def _arrival_of(broker: Broker, n: int) -> asyncio.Event:
+    """Set once ``n`` messages reached TimerT queue 0."""
+    arrived = asyncio.Event()
+    broker.store.arrival_listeners.append(
+        lambda topic, *_: arrived.set() if broker.store.max_offset("TimerT", 0) >= n else None
+    )
+    return arrived
+
+
+def _delivered(broker: Broker, n: int) -> list[MessageExt]:
+    cq = broker.store.consume_queues[("TimerT", 0)]
+    out = []
+    for q in range(n):
+        unit = cq.unit(q)
+        assert unit is not None
+        m = load_message(broker.store, unit[0])
+        assert m is not None
+        out.append(m)
+    return out
+
+
 def _held(broker: Broker) -> int:
     return max(len(broker.timer.pending), len(broker.timer.heap))
 
@@ -48,10 +69,7 @@ def test_100000_far_timers_stay_on_disk_and_the_soon_ones_fire_on_time(tmp_path:
     async def first() -> None:
         broker = Broker(_config(tmp_path))
         await broker.start()
-        arrived = asyncio.Event()
-        broker.store.arrival_listeners.append(
-            lambda topic, *_: arrived.set() if broker.store.max_offset("TimerT", 0) >= SOON else None
-        )
+        arrived = _arrival_of(broker, SOON)
         try:
             now = int(time.time() * 1000)
             soon_at = set(random.Random(7).sample(range(FAR), SOON - 1)) | {FAR - 1}
@@ -66,12 +84,7 @@ def test_100000_far_timers_stay_on_disk_and_the_soon_ones_fire_on_time(tmp_path:
                 await arrived.wait()
             print(f"held in memory: {_held(broker)}, sweeps {broker.timer.sweeps}")
             assert _held(broker) <= BOUND
-            cq = broker.store.consume_queues[("TimerT", 0)]
-            for i in range(SOON):
-                unit = cq.unit(i)
-                assert unit is not None
-                m = load_message(broker.store, unit[0])
-                assert m is not None
+            for m in _delivered(broker, SOON):
                 assert due[m.body] <= m.store_timestamp <= due[m.body] + 2000, m.body
             assert broker.store.max_offset("TimerT", 0) == SOON
         finally:
@@ -98,10 +111,7 @@ def test_more_timers_due_within_the_window_than_memory_holds_all_arrive_never_ea
     async def main() -> None:
         broker = Broker(_config(tmp_path))
         await broker.start()
-        done = asyncio.Event()
-        broker.store.arrival_listeners.append(
-            lambda topic, *_: done.set() if broker.store.max_offset("TimerT", 0) >= n else None
-        )
+        done = _arrival_of(broker, n)
         try:
             start = int(time.time() * 1000) + 1000
             dues = [start + random.Random(i).randrange(2000) for i in range(n)]
@@ -111,12 +121,8 @@ def test_more_timers_due_within_the_window_than_memory_holds_all_arrive_never_ea
             assert _held(broker) <= BOUND
             async with asyncio.timeout(30):
                 await done.wait()
-            cq = broker.store.consume_queues[("TimerT", 0)]
-            for q in range(n):
-                unit = cq.unit(q)
-                assert unit is not None
-                m = load_message(broker.store, unit[0])
-                assert m is not None and m.store_timestamp >= dues[int(m.body)]
+            for m in _delivered(broker, n):
+                assert m.store_timestamp >= dues[int(m.body)]
             print(f"sweeps: {broker.timer.sweeps}")
         finally:
             await broker.stop()
