@@ -85,6 +85,9 @@ class BrokerConfig(BaseModel):
     flush_delay_offset_interval: int = Field(10_000, alias="flushDelayOffsetInterval", ge=100)  # ms
     timer_wheel_enable: bool = Field(True, alias="timerWheelEnable")
     timer_max_delay_sec: int = Field(3 * 24 * 3600, alias="timerMaxDelaySec", ge=1)
+    #: timer messages held in memory: those due within this window, at most timerMaxInMemory of them
+    timer_memory_window_ms: int = Field(60_000, alias="timerMemoryWindowMs", ge=1000)
+    timer_max_in_memory: int = Field(20_000, alias="timerMaxInMemory", ge=16)
     auto_create_subscription_group: bool = Field(True, alias="autoCreateSubscriptionGroup")
     #: a queue lock not renewed for this long is free (Java: -Drocketmq.broker.rebalance.lockMaxLiveTime)
     rebalance_lock_max_live_time: int = Field(60_000, alias="rebalanceLockMaxLiveTime", ge=100)  # ms

@@ -150,6 +150,7 @@ class Broker:
             except asyncio.CancelledError:
                 pass
         self.offsets.persist(force=True)
+        self.topics.persist()
         await self.schedule.stop()
         await self.timer.stop()
         await self.store.shutdown()

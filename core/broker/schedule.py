@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.due_delivery import DueDeliveryLoop
-from ferrymq.core.broker.topic_config import SCHEDULE_TOPIC
+from ferrymq.core.broker.topic_config import SCHEDULE_TOPIC, TIMER_TOPIC
 from ferrymq.core.persist import write_json_atomic
 from ferrymq.core.remoting.message import (
     PROPERTY_DELAY_TIME_LEVEL,
@@ -36,6 +36,7 @@ from ferrymq.core.remoting.message import (
     PROPERTY_TIMER_DELAY_MS,
     PROPERTY_TIMER_DELAY_SEC,
     PROPERTY_TIMER_DELIVER_MS,
+    PROPERTY_TIMER_OUT_MS,
     PROPERTY_UNIQ_KEY,
     MessageExt,
     decode_stored_message,
@@ -79,6 +80,17 @@ def _host_bytes(host: str) -> tuple[bytes, int]:
     return raw, int(port) if port.isdigit() else 0
 
 
+def stored_tags_code(topic: str, props: dict[str, str]) -> int:
+    """The consume-queue tags code of a record: a timer-topic record's delivery time (TIMER_OUT_MS,
+    as RocketMQ keeps a delayed message's due time there), so the timer service can scan its queue
+    without reading the commit log; otherwise the tag's hash."""
+    if topic == TIMER_TOPIC:
+        due = props.get(PROPERTY_TIMER_OUT_MS, "")
+        if due.isdigit():
+            return int(due)
+    return tags_code(props.get(PROPERTY_TAGS))
+
+
 def reput(
     store: MessageStore,
     msg: MessageExt,
@@ -96,7 +108,7 @@ def reput(
         queue_id,
         msg.body,
         properties_to_string(props),
-        tags_code=tags_code(props.get(PROPERTY_TAGS)),
+        tags_code=stored_tags_code(topic, props),
         keys=keys.split() if keys else None,
         uniq_key=props.get(PROPERTY_UNIQ_KEY),
         flag=msg.flag,

@@ -58,6 +58,8 @@ PROPERTY_ORIGIN_MESSAGE_ID = "ORIGIN_MESSAGE_ID"
 PROPERTY_TIMER_DELIVER_MS = "TIMER_DELIVER_MS"
 PROPERTY_TIMER_DELAY_MS = "TIMER_DELAY_MS"
 PROPERTY_TIMER_DELAY_SEC = "TIMER_DELAY_SEC"
+#: a stored timer message's delivery time (epoch ms), set by the broker
+PROPERTY_TIMER_OUT_MS = "TIMER_OUT_MS"
 KEY_SEPARATOR = " "
 
 #: Fixed part before BODYLEN for IPv4 born and store hosts.

@@ -55,16 +55,14 @@ class AdminProcessor:
             )
         except BadRequest as exc:
             return exc.response(cmd)
-        self.broker.topics.update(tc)
+        topics = self.broker.topics
+        topics.update(tc)
         self.broker.topic_created(tc)
-        return cmd.response(ResponseCode.SUCCESS)
+        return topics.reply_when_persisted(cmd, cmd.response(ResponseCode.SUCCESS))
 
     def all_topics(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         topics = self.broker.topics
-        body = {
-            "dataVersion": topics.data_version.to_json(),
-            "topicConfigTable": {n: tc.to_json() for n, tc in topics.topics.items()},
-        }
+        body = topics.table_json()
         return cmd.response(body=json.dumps(body).encode())
 
     def runtime_info(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
@@ -87,7 +85,8 @@ class AdminProcessor:
         topic = cmd.ext_fields.get("topic")
         if not topic:
             return cmd.response(ResponseCode.SYSTEM_ERROR, "the custom field <topic> is null")
-        self.broker.topics.delete(topic)
+        topics = self.broker.topics
+        topics.delete(topic)
         self.broker.store.delete_topic(topic)
         self.broker.topic_deleted(topic)
-        return cmd.response(ResponseCode.SUCCESS)
+        return topics.reply_when_persisted(cmd, cmd.response(ResponseCode.SUCCESS))

@@ -46,7 +46,10 @@ class ClientManageProcessor:
             self._consumer(consumer, data.client_id, cmd, conn)
         if refused:
             return cmd.response(ResponseCode.SYSTEM_ERROR, "; ".join(refused))
-        return cmd.response(ResponseCode.SUCCESS)
+        response = cmd.response(ResponseCode.SUCCESS)
+        if self.broker.topics.unwritten:  # retry topics created: reply once they are on disk
+            return self.broker.topics.reply_when_persisted(cmd, response)
+        return response
 
     def _consumer(
         self, consumer: ConsumerData, client_id: str, cmd: RemotingCommand, conn: RemotingConnection

@@ -106,7 +106,10 @@ class ConsumerSendBackProcessor:
 
     def send_back(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         try:
-            return self._send_back(cmd)
+            response = self._send_back(cmd)
+            if self.broker.topics.unwritten:  # a retry or DLQ topic was made: its reply follows the write
+                return self.broker.topics.reply_when_persisted(cmd, response)
+            return response
         except BadRequest as exc:
             log.info("send-back from %s refused: %s", conn.peer, exc.remark)
             return exc.response(cmd)

@@ -17,7 +17,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.processors.consumer_send_back import retry_or_dlq
-from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES
+from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES, stored_tags_code
 from ferrymq.core.broker.topic_config import (
     NOT_ALLOWED_SEND,
     RETRY_GROUP_TOPIC_PREFIX,
@@ -97,7 +97,7 @@ class SendMessageProcessor:
             sys_flag = req_int(ext, "sysFlag")
             born_ts = req_int(ext, "bornTimestamp")
             flag = req_int(ext, "flag")
-            tc = self._check_topic(topic, ext, sys_flag, conn)
+            tc, created = self._check_topic(topic, ext, sys_flag, conn)
             queue_id = self._check_queue(tc, queue_id, ext)
             batch = cmd.code == RequestCode.SEND_BATCH_MESSAGE or ext.get("batch") == "true"
             if len(cmd.body) > self.config.max_message_size:
@@ -132,8 +132,20 @@ class SendMessageProcessor:
             },
         )
         self.broker.stats.on_put(topic, result.count, result.size)
+        # the first send to a new topic (or a retry that made a DLQ): as in RocketMQ, the reply
+        # follows the topic's write
+        if created or (topic.startswith(RETRY_GROUP_TOPIC_PREFIX) and self.topics.unwritten):
+            return self._after_topic_write(cmd, response, result, wait)
         if wait and self.config.sync_flush:
             return self._after_flush(response, result)
+        return response
+
+    async def _after_topic_write(
+        self, cmd: RemotingCommand, response: RemotingCommand, result: PutResult, wait: bool
+    ) -> RemotingCommand:
+        response = await self.topics.reply_when_persisted(cmd, response)
+        if wait and self.config.sync_flush and response.code == ResponseCode.SUCCESS:
+            return await self._after_flush(response, result)
         return response
 
     async def _after_flush(self, response: RemotingCommand, result: PutResult) -> RemotingCommand:
@@ -143,13 +155,15 @@ class SendMessageProcessor:
 
     def _check_topic(
         self, topic: str, ext: dict[str, str], sys_flag: int, conn: RemotingConnection
-    ) -> TopicConfig:
+    ) -> tuple[TopicConfig, bool]:
+        """The topic's config, auto-created if allowed, and whether this request created it."""
         reason = validate_topic(topic)
         if reason:
             raise BadRequest(reason)
         if topic in NOT_ALLOWED_SEND:
             raise BadRequest(f"Sending message to topic[{topic}] is forbidden.", ResponseCode.NO_PERMISSION)
         tc = self.topics.get(topic)
+        created = tc is None
         if tc is None:
             if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
                 tc = self.topics.create_if_absent(topic, 1)
@@ -164,7 +178,7 @@ class SendMessageProcessor:
             self.broker.topic_created(tc)
         if not tc.perm & PERM_WRITE:
             raise BadRequest(f"the topic[{topic}] sending message is forbidden", ResponseCode.NO_PERMISSION)
-        return tc
+        return tc, created
 
     @staticmethod
     def _check_queue(tc: TopicConfig, queue_id: int, ext: dict[str, str]) -> int:
@@ -193,11 +207,13 @@ class SendMessageProcessor:
     ) -> tuple[PutResult, bool]:
         props_str = ext.get("properties", "")
         props = string_to_properties(props_str)
+        code = tags_code(props.get(PROPERTY_TAGS))
         if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) or not SCHEDULE_PROPERTIES.isdisjoint(props):
             if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
                 topic, queue_id = retry_or_dlq(self.broker, topic, queue_id, ext, props, cmd.version)
             topic, queue_id = self.broker.schedule.transform(topic, queue_id, props, sys_flag)
             props_str = properties_to_string(props)
+            code = stored_tags_code(topic, props)
         if props_str and not props_str.endswith("\x02"):
             props_str += "\x02"
         keys = props.get(PROPERTY_KEYS)
@@ -206,7 +222,7 @@ class SendMessageProcessor:
             queue_id,
             bytes(cmd.body),
             props_str + self.cluster_prop,
-            tags_code=tags_code(props.get(PROPERTY_TAGS)),
+            tags_code=code,
             keys=keys.split() if keys else None,
             uniq_key=props.get(PROPERTY_UNIQ_KEY),
             flag=flag,

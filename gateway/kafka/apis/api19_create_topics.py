@@ -4,11 +4,14 @@ A topic becomes a RocketMQ topic with one read and one write queue per partition
 the name servers at once. num_partitions -1 takes defaultTopicQueueNums; replication factor -1 or
 1 (one replica per broker group); explicit assignments give the partition count. Configs are
 checked (topics.py) and kept as topic attributes; validate_only checks without creating.
-Leaves out: replica placement (assignments' broker ids are not checked), v5+ topic config errors.
+The reply waits until the topics file holds the new topics (written off the event loop; a write
+that fails gives KAFKA_STORAGE_ERROR). Leaves out: replica placement (assignments' broker ids are
+not checked), v5+ topic config errors.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -20,6 +23,8 @@ from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+
+log = logging.getLogger("ferrymq.kafka.topics")
 
 DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG = 5, 1
 
@@ -66,6 +71,15 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 )
                 for k, v in sorted(merged.items())
             )
+    if broker.topics.unwritten:  # the reply promises the topics: they are on disk first
+        try:
+            await broker.topics.wait_persisted()
+        except OSError as exc:
+            log.error("topics of a CreateTopics from %s not persisted: %s", ctx.conn.peer, exc)
+            for result in out:
+                if result["error_code"] == ErrorCode.none:
+                    result["error_code"] = ErrorCode.kafka_storage_error
+                    result["error_message"] = f"cannot persist the topic config: {exc}"
     return respond(request, {"throttle_time": NO_THROTTLE, "topics": out})
 
 
