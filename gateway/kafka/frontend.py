@@ -169,7 +169,10 @@ class KafkaFrontend:
 
     def _to_stored_messages(self, entry: StoredEntry, from_offset: int, codes: Any) -> bytes:
         store = self.broker.store
-        return mapping.to_stored_messages(entry, from_offset, codes, store.store_host, store.store_port)
+        limit = self.broker.config.kafka_max_inflated_batch_bytes
+        return mapping.to_stored_messages(
+            entry, from_offset, codes, store.store_host, store.store_port, limit
+        )
 
     def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int]]:
         """The last entries' idempotent batches, oldest first, to rebuild producer state."""

@@ -103,7 +103,11 @@ def _produce(
         return ErrorCode.corrupt_message, -1, -1, 0
     try:
         batches = rb.split_batches(data)
-        tag_codes = [mapping.batch_tag_codes(data, info) for info in batches]
+        inflated = broker.config.kafka_max_inflated_batch_bytes
+        tag_codes = [mapping.batch_tag_codes(data, info, inflated) for info in batches]
+    except rb.InflateLimit as exc:
+        log.warning("produce to %s-%d from %s: refused: %s", topic, partition, ctx.conn.peer, exc)
+        return ErrorCode.message_too_large, -1, -1, 0
     except rb.CorruptBatch as exc:
         log.warning("produce to %s-%d from %s: corrupt batch: %s", topic, partition, ctx.conn.peer, exc)
         return ErrorCode.corrupt_message, -1, -1, 0
