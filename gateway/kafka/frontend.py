@@ -31,6 +31,7 @@ from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
+from ferrymq.gateway.kafka.retention_bytes import RetentionBytes
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -67,6 +68,7 @@ class KafkaFrontend:
         self.server: asyncio.Server | None = None
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
+        self.retention_bytes = RetentionBytes(broker.store)
         self.producers = ProducerStates(config_dir / "kafkaProducerIds.json", self._producer_batches)
         self.log_starts = LogStartOffsets(config_dir / "kafkaLogStartOffsets.json")
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
@@ -204,6 +206,7 @@ class KafkaFrontend:
         self.broker.topic_deleted(name)
         self.producers.forget_topic(name)
         self.log_starts.forget_topic(name)
+        self.retention_bytes.forget_topic(name)
         await self.cluster.delete_topic(name)
 
     def delete_records(self, topic: str, partition: int, before: int) -> int:
@@ -218,17 +221,21 @@ class KafkaFrontend:
             try:
                 self.apply_retention()
             except Exception:
-                log.exception("kafka retention.ms check failed")
+                log.exception("kafka retention.ms/retention.bytes check failed")
 
     def apply_retention(self, now_ms: int | None = None) -> None:
-        """Topics with their own retention.ms lose what is older (log start offset moves)."""
+        """Topics with their own retention.ms lose what is older, and those with retention.bytes
+        their oldest entries beyond it (the log start offset moves)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        store = self.broker.store
         for tc in list(self.broker.topics.topics.values()):
             retention = topics.retention_ms(tc)
-            if retention is None or retention < 0:
-                continue
+            budget = topics.retention_bytes(tc)
             for q in range(topics.partition_count(tc)):
-                # the first offset whose entry was stored at or after the cutoff
-                first_kept = self.broker.store.offset_by_time(tc.topic_name, q, now_ms - retention)
-                if first_kept > self.broker.store.min_offset(tc.topic_name, q):
-                    self.broker.store.advance_min_offset(tc.topic_name, q, first_kept)
+                if retention is not None and retention >= 0:
+                    # the first offset whose entry was stored at or after the cutoff
+                    first_kept = store.offset_by_time(tc.topic_name, q, now_ms - retention)
+                    if first_kept > store.min_offset(tc.topic_name, q):
+                        store.advance_min_offset(tc.topic_name, q, first_kept)
+                if budget is not None and budget >= 0:
+                    self.retention_bytes.trim(tc.topic_name, q, budget)
