@@ -231,8 +231,14 @@ def test_producer_ids_never_repeat_across_restarts(tmp_path: Path) -> None:
 
 
 def test_producer_state_is_rebuilt_from_stored_batches(tmp_path: Path) -> None:
-    stored = [(7, 0, 0, 4, 0), (7, 0, 5, 9, 5)]  # (pid, epoch, first seq, last seq, base offset)
-    states = ProducerStates(tmp_path / "ids.json", lambda t, p: iter(stored))
-    assert states.check("t", 0, _info(7, 0, 5, 5)) == (Check.DUPLICATE, 5)
+    now = 1_700_000_000_000
+    # (pid, epoch, first seq, last seq, base offset, stored at); producer 8 wrote too long ago
+    stored = [(8, 0, 0, 0, 0, now - 100_000), (7, 0, 0, 4, 1, now), (7, 0, 5, 9, 6, now)]
+    states = ProducerStates(
+        tmp_path / "ids.json", lambda t, p: iter(stored), expiration_ms=60_000, clock=lambda: now
+    )
+    assert states.producer_count() == 0  # rebuilt on first use
+    assert states.check("t", 0, _info(7, 0, 5, 5)) == (Check.DUPLICATE, 6)
+    assert states.producer_count() == 1 and states.check("t", 0, _info(8, 0, 9, 1))[0] == Check.OK
     assert states.check("t", 0, _info(7, 0, 10, 1))[0] == Check.OK
     assert states.check("t", 0, _info(7, 0, 11, 1))[0] == Check.OUT_OF_ORDER

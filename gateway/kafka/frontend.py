@@ -41,6 +41,8 @@ log = logging.getLogger("ferrymq.kafka")
 
 #: how often topics with their own retention.ms are trimmed
 RETENTION_CHECK_S = 5.0
+#: how often idempotent producers idle past kafkaProducerIdExpirationMs are dropped
+PRODUCER_SWEEP_S = 60.0
 
 
 class KafkaFrontend:
@@ -69,7 +71,12 @@ class KafkaFrontend:
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
         self.retention_bytes = RetentionBytes(broker.store)
-        self.producers = ProducerStates(config_dir / "kafkaProducerIds.json", self._producer_batches)
+        self.producers = ProducerStates(
+            config_dir / "kafkaProducerIds.json",
+            self._producer_batches,
+            expiration_ms=broker.config.kafka_producer_id_expiration_ms,
+        )
+        self._producers_swept = time.monotonic()
         self.log_starts = LogStartOffsets(config_dir / "kafkaLogStartOffsets.json")
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -176,7 +183,7 @@ class KafkaFrontend:
             entry, from_offset, codes, store.store_host, store.store_port, limit
         )
 
-    def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int]]:
+    def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int, int]]:
         """The last entries' idempotent batches, oldest first, to rebuild producer state."""
         store = self.broker.store
         found = []
@@ -194,6 +201,7 @@ class KafkaFrontend:
                             info.base_sequence,
                             info.last_sequence,
                             entry.queue_offset,
+                            entry.store_timestamp,
                         )
                     )
         yield from reversed(found)
@@ -220,6 +228,9 @@ class KafkaFrontend:
             await asyncio.sleep(RETENTION_CHECK_S)
             try:
                 self.apply_retention()
+                if time.monotonic() - self._producers_swept >= PRODUCER_SWEEP_S:
+                    self._producers_swept = time.monotonic()
+                    self.producers.expire()
             except Exception:
                 log.exception("kafka retention.ms/retention.bytes check failed")
 
