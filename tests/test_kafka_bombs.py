@@ -27,11 +27,10 @@ from kio.schema.errors import ErrorCode
 from ferrymq.cli.testing import FerryServer
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.remoting.message import decode_stored_messages
-from ferrymq.core.store import read_entry
-from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2, encode_batch_entry
 from ferrymq.gateway.kafka import mapping
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
+from tests.test_kafka_codec import stored_batch
 from tests.test_kafka_frontend import TOPIC, Wire, batch, create_topic, fetch, produced, records_of, run
 
 MIB = 1 << 20
@@ -154,18 +153,9 @@ def test_a_rocketmq_pull_skips_an_over_cap_batch_and_logs_it(caplog: pytest.LogC
     big = bomb_batch(rb.ZSTD, zstd_bomb(64 * MIB))
     payload = bytearray(big + small)
     rb.patch_base(memoryview(payload)[len(big) :], 1)  # type: ignore[arg-type]
-    entry = encode_batch_entry(
-        topic=b"t",
-        queue_id=0,
-        base_queue_offset=0,
-        physical_offset=0,
-        store_timestamp=1,
-        count=2,
-        fmt=BATCH_FORMAT_KAFKA_V2,
-        payload=bytes(payload),
-    )
+    entry = stored_batch(bytes(payload), queue_id=0, base=0, count=2)
     with caplog.at_level(logging.WARNING, "ferrymq.kafka"):
-        body = mapping.to_stored_messages(read_entry(entry), 0, None, b"\x7f\0\0\1", 1, 4 * MIB)
+        body = mapping.to_stored_messages(entry, 0, None, b"\x7f\0\0\1", 1, 4 * MIB)
     assert [(m.queue_offset, m.body) for m in decode_stored_messages(body)] == [(1, b"hello")]
     assert "skipped" in caplog.text
 
