@@ -26,12 +26,23 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.core.broker.broker import Broker
-from ferrymq.core.remoting.message import decode_stored_messages
+from ferrymq.core.remoting.message import decode_stored_messages, tags_code
 from ferrymq.gateway.kafka import mapping
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
 from tests.test_kafka_codec import stored_batch
-from tests.test_kafka_frontend import TOPIC, Wire, batch, create_topic, fetch, produced, records_of, run
+from tests.test_kafka_frontend import (
+    TOPIC,
+    ProduceRequest,
+    Wire,
+    batch,
+    create_topic,
+    fetch,
+    produce,
+    produced,
+    records_of,
+    run,
+)
 
 MIB = 1 << 20
 CHUNK = b"\0" * MIB
@@ -194,6 +205,19 @@ def _status_kib(pid: int, field: str) -> int:
 HWM_GROWTH_LIMIT_KIB = 128 * 1024
 
 
+#: the slowest bystander produce while bombs are refused (inflating is off the event loop; one
+#: bomb inflated on it takes about 0.1 s, a volley of twelve over a second)
+BYSTANDER_LIMIT_S = 0.5
+
+
+async def _answers(wire: Wire, n: int) -> list[ErrorCode]:
+    out = []
+    for _ in range(n):
+        _, response = await wire.receive(ProduceRequest)
+        out.append(ErrorCode(response.responses[0].partition_responses[0].error_code))
+    return out
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/<pid>/status")
 def test_bombs_against_a_live_broker_are_refused_within_a_memory_bound(ferrymq_server: FerryServer) -> None:
     bombs = {name: bomb_batch(codec, make()) for name, (codec, make) in BOMBS.items()}
@@ -212,13 +236,46 @@ def test_bombs_against_a_live_broker_are_refused_within_a_memory_bound(ferrymq_s
             assert error == ErrorCode.message_too_large, name
             # the bystander's produce and fetch work between the bombs
             assert (await produced(bystander, batch(1)))[0] == ErrorCode.none
-        part = (await bystander.call(fetch(0))).responses[0].partitions[0]
-        assert len(records_of(part.records)) == 1 + len(bombs)
         growth = _status_kib(pid, "VmHWM") - hwm_before
         assert growth < HWM_GROWTH_LIMIT_KIB, f"VmHWM grew {growth} KiB"
+        # a volley of pipelined bombs: the bystander's round trips meanwhile stay short
+        volley = [attacker.send(produce(records)) for records in list(bombs.values()) * 3]
+        answers = asyncio.ensure_future(_answers(attacker, len(volley)))
+        slowest = 0.0
+        while not answers.done():
+            started = time.perf_counter()
+            assert (await produced(bystander, batch(1)))[0] == ErrorCode.none
+            slowest = max(slowest, time.perf_counter() - started)
+        assert await answers == [ErrorCode.message_too_large] * len(volley)
+        assert slowest < BYSTANDER_LIMIT_S, f"a bystander produce took {slowest:.3f} s"
+        part = (await bystander.call(fetch(0, min_bytes=1))).responses[0].partitions[0]
+        assert len(records_of(part.records)) >= 1 + len(bombs)
         attacker.close()
         bystander.close()
 
     asyncio.run(main())
     log_text = ferrymq_server.log_path.read_text()
     assert "inflate" in log_text
+
+
+def test_a_large_inflate_off_the_event_loop_keeps_pipelined_produces_in_order(tmp_path: Path) -> None:
+    """A legitimate batch that inflates far beyond its size (inflated in a thread) is stored, tag
+    indexed, before the small batches pipelined after it on the same connection."""
+    big_value = b"\0" * (4 * MIB)
+    tagged = [(0, 1_700_000_000_000, b"k", big_value, [(mapping.TAGS_HEADER, b"TagA")])]
+    big = rb.build_batch(0, tagged, codec=rb.ZSTD)
+    assert len(big) * rb.FIRST_RATIO < len(big_value)  # too much for the first, inline attempt
+
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        wire = await Wire.open(f.port)
+        sent = [wire.send(produce(big))] + [wire.send(produce(batch(1, first=i))) for i in range(5)]
+        answers = []
+        for _ in sent:
+            _, response = await wire.receive(ProduceRequest)
+            p = response.responses[0].partition_responses[0]
+            answers.append((ErrorCode(p.error_code), p.base_offset))
+        assert answers == [(ErrorCode.none, i) for i in range(6)]
+        unit = broker.store.consume_queue(TOPIC, 0).unit(0)
+        assert unit is not None and unit[2] == tags_code("TagA")
+
+    run(tmp_path, body)

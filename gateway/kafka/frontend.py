@@ -6,7 +6,8 @@ route (``cluster.ClusterView``, which the group coordinator and the APIs share),
 advertises its Kafka listener to the name servers ("kafkaAddr") so the others can name it as
 leader. The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
 producer state, fetches parked until data arrives (woken by the store's arrival listeners, not by
-polling), per-topic retention.ms, and the converter through which RocketMQ consumers read Kafka
+polling), per-topic retention.ms and retention.bytes, the threads that inflate large compressed
+batches off the event loop, and the converter through which RocketMQ consumers read Kafka
 batches (registered with the store at start). It is also the admin API's view of Kafka
 (``core.broker.frontend_view.FrontendView``: its groups and its record batches, record by
 record), handed to the admin server by the ``ferrymq`` command.
@@ -18,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
@@ -43,6 +45,9 @@ log = logging.getLogger("ferrymq.kafka")
 RETENTION_CHECK_S = 5.0
 #: how often idempotent producers idle past kafkaProducerIdExpirationMs are dropped
 PRODUCER_SWEEP_S = 60.0
+#: threads that inflate large compressed batches off the event loop: at most this many
+#: kafkaMaxInflatedBatchBytes buffers at once, however many clients send them
+INFLATE_THREADS = 2
 
 
 class KafkaFrontend:
@@ -71,6 +76,7 @@ class KafkaFrontend:
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
         self.retention_bytes = RetentionBytes(broker.store)
+        self.inflater = ThreadPoolExecutor(INFLATE_THREADS, thread_name_prefix="kafka-inflate")
         self.producers = ProducerStates(
             config_dir / "kafkaProducerIds.json",
             self._producer_batches,
@@ -138,6 +144,7 @@ class KafkaFrontend:
             except asyncio.CancelledError:
                 pass
         await self.cluster.stop()
+        self.inflater.shutdown(wait=False, cancel_futures=True)
         await self.coordinator.stop()
         store = self.broker.store
         if self._on_arrival in store.arrival_listeners:
