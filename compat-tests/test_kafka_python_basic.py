@@ -22,6 +22,7 @@ from ferrymq.client import LitePullConsumer, Message, MessageQueue, Producer
 kafka = pytest.importorskip("kafka")
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic  # noqa: E402
+from kafka.errors import InvalidConfigurationError  # noqa: E402
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(120)]
 
@@ -129,6 +130,36 @@ def test_admin_creates_describes_alters_and_deletes_topics(server: FerryServer) 
         admin.delete_topics(["admin-t"])
         assert "admin-t" not in admin.list_topics()
         assert httpx.get(f"{server.admin_url}/api/topics/admin-t", timeout=10).status_code == 404
+    finally:
+        admin.close()
+
+
+def test_admin_topic_configs_that_are_not_served_are_refused(server: FerryServer) -> None:
+    """cleanup.policy=compact, compression.type=zstd, LogAppendTime, min.insync.replicas=2: refused
+    with INVALID_CONFIG by CreateTopics and AlterConfigs, not accepted and ignored."""
+    admin = KafkaAdminClient(bootstrap_servers=server.kafka_bootstrap)
+    refused = {
+        "cleanup.policy": "compact",
+        "compression.type": "zstd",
+        "message.timestamp.type": "LogAppendTime",
+        "min.insync.replicas": "2",
+    }
+    try:
+        for name, value in refused.items():
+            with pytest.raises(InvalidConfigurationError, match=name):
+                admin.create_topics([NewTopic("cfg-t", 1, 1, topic_configs={name: value})])
+        assert "cfg-t" not in admin.list_topics()
+        admin.create_topics([NewTopic("cfg-t", 1, 1, topic_configs={"min.insync.replicas": "1"})])
+        for name, value in refused.items():
+            resource = ConfigResource(ConfigResourceType.TOPIC, "cfg-t", configs={name: value})
+            result = admin.alter_configs([resource])["topic"]["cfg-t"]
+            assert "InvalidConfigurationError" in result and name in result, result
+        admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, "cfg-t", configs={"retention.bytes": "1048576"})]
+        )
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "cfg-t")])
+        assert configs["topic"]["cfg-t"]["retention.bytes"]["value"] == "1048576"
+        admin.delete_topics(["cfg-t"])
     finally:
         admin.close()
 

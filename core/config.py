@@ -93,6 +93,13 @@ class BrokerConfig(BaseModel):
     rebalance_lock_max_live_time: int = Field(60_000, alias="rebalanceLockMaxLiveTime", ge=100)  # ms
     # the Kafka frontend of a master broker: 0 = a free port, -1 = off
     kafka_listen_port: int = Field(9092, alias="kafkaListenPort", ge=-1, le=65535)
+    #: how far a compressed Kafka batch may inflate (produce refuses beyond: MESSAGE_TOO_LARGE)
+    kafka_max_inflated_batch_bytes: int = Field(
+        32 * 1024 * 1024, alias="kafkaMaxInflatedBatchBytes", ge=64 * 1024, le=1024 * 1024 * 1024
+    )
+    #: an idempotent producer's state is dropped this long after its last write (Kafka's
+    #: producer.id.expiration.ms)
+    kafka_producer_id_expiration_ms: int = Field(86_400_000, alias="kafkaProducerIdExpirationMs", ge=1)
     # admin REST API and web console: 0 = a free port, -1 = off
     admin_port: int = Field(8080, alias="adminPort", ge=-1, le=65535)
     #: with a token, every /api call needs ``Authorization: Bearer <token>``

@@ -13,7 +13,7 @@ from kio.index import load_response_schema
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 
 from ferrymq.core.remoting.message import decode_stored_messages, tags_code
-from ferrymq.core.store import read_entry
+from ferrymq.core.store import StoredEntry, read_entry
 from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2, encode_batch_entry
 from ferrymq.gateway.kafka import mapping
 from ferrymq.gateway.kafka import records as rb
@@ -161,24 +161,30 @@ def test_tag_codes_only_for_batches_carrying_the_tag_header() -> None:
         assert mapping.batch_tag_codes(tagged, rb.split_batches(tagged)[0]) == [tags_code("TagA")] * 2
 
 
+def stored_batch(payload: bytes, *, queue_id: int, base: int, count: int, phys: int = 0) -> StoredEntry:
+    """Kafka batches as the store hands a batch entry of topic "t" to its converter."""
+    entry = encode_batch_entry(
+        topic=b"t",
+        queue_id=queue_id,
+        base_queue_offset=base,
+        physical_offset=phys,
+        store_timestamp=1,
+        count=count,
+        fmt=BATCH_FORMAT_KAFKA_V2,
+        payload=payload,
+    )
+    return read_entry(entry)
+
+
 def test_a_kafka_batch_reads_as_stored_messages_from_the_offset_and_matching_tags() -> None:
     b1 = client_batch(n=2, headers=[(mapping.TAGS_HEADER, b"A"), ("user", b"u1")])
     b2 = client_batch(n=2, headers=[(mapping.TAGS_HEADER, b"B")])
     payload = bytearray(b1 + b2)
     rb.patch_base(payload, 100)
     rb.patch_base(memoryview(payload)[len(b1) :], 102)  # type: ignore[arg-type]
-    entry = encode_batch_entry(
-        topic=b"t",
-        queue_id=3,
-        base_queue_offset=100,
-        physical_offset=4096,
-        store_timestamp=1,
-        count=4,
-        fmt=BATCH_FORMAT_KAFKA_V2,
-        payload=bytes(payload),
-    )
+    entry = stored_batch(bytes(payload), queue_id=3, base=100, count=4, phys=4096)
     host = b"\x7f\x00\x00\x01"
-    msgs = decode_stored_messages(mapping.to_stored_messages(read_entry(entry), 101, None, host, 10911))
+    msgs = decode_stored_messages(mapping.to_stored_messages(entry, 101, None, host, 10911))
     assert [(m.queue_offset, m.queue_id, m.topic) for m in msgs] == [
         (101, 3, "t"),
         (102, 3, "t"),
@@ -187,9 +193,7 @@ def test_a_kafka_batch_reads_as_stored_messages_from_the_offset_and_matching_tag
     m = msgs[0]
     assert (m.keys, m.tags, m.properties["user"], m.body) == ("k1", "A", "u1", b"value-1" * 20)
     assert len({x.msg_id for x in msgs}) == 3  # unique ids per record
-    only_b = decode_stored_messages(
-        mapping.to_stored_messages(read_entry(entry), 0, {tags_code("B")}, host, 1)
-    )
+    only_b = decode_stored_messages(mapping.to_stored_messages(entry, 0, {tags_code("B")}, host, 1))
     assert [x.queue_offset for x in only_b] == [102, 103]
 
 
@@ -231,8 +235,14 @@ def test_producer_ids_never_repeat_across_restarts(tmp_path: Path) -> None:
 
 
 def test_producer_state_is_rebuilt_from_stored_batches(tmp_path: Path) -> None:
-    stored = [(7, 0, 0, 4, 0), (7, 0, 5, 9, 5)]  # (pid, epoch, first seq, last seq, base offset)
-    states = ProducerStates(tmp_path / "ids.json", lambda t, p: iter(stored))
-    assert states.check("t", 0, _info(7, 0, 5, 5)) == (Check.DUPLICATE, 5)
+    now = 1_700_000_000_000
+    # (pid, epoch, first seq, last seq, base offset, stored at); producer 8 wrote too long ago
+    stored = [(8, 0, 0, 0, 0, now - 100_000), (7, 0, 0, 4, 1, now), (7, 0, 5, 9, 6, now)]
+    states = ProducerStates(
+        tmp_path / "ids.json", lambda t, p: iter(stored), expiration_ms=60_000, clock=lambda: now
+    )
+    assert states.producer_count() == 0  # rebuilt on first use
+    assert states.check("t", 0, _info(7, 0, 5, 5)) == (Check.DUPLICATE, 6)
+    assert states.producer_count() == 1 and states.check("t", 0, _info(8, 0, 9, 1))[0] == Check.OK
     assert states.check("t", 0, _info(7, 0, 10, 1))[0] == Check.OK
     assert states.check("t", 0, _info(7, 0, 11, 1))[0] == Check.OUT_OF_ORDER

@@ -34,6 +34,9 @@ log = logging.getLogger("ferrymq.kafka")
 ROUTE_TTL_S = 10.0
 #: a route is fetched again, awaited, for a partition it does not know, at most this often
 ROUTE_MISS_S = 1.0
+#: topic routes kept at most (oldest looked-up dropped first): clients may name any number of
+#: topics that do not exist, and a dropped route is only fetched again
+MAX_ROUTES = 10_000
 
 #: leader id of a partition whose broker has no Kafka listener (Metadata: LEADER_NOT_AVAILABLE)
 NO_LEADER = -1
@@ -105,6 +108,10 @@ def place(queue_counts: Mapping[str, int], local_name: str) -> TopicPartitions:
     return TopicPartitions(tuple(owners), local, first)
 
 
+#: the placement of a topic no broker group has
+_NOWHERE = TopicPartitions((), None, 0)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Node:
     node_id: int
@@ -172,8 +179,10 @@ class ClusterView:
             return cached[1]
         remote = self._remote.get(topic)
         if remote is None or not remote[1]:
-            own = Owner(self.broker_name, self.node_id, 0, local_count) if local_count else None
-            placed = TopicPartitions((own,) if own else (), own, local_count)
+            if not local_count:  # a topic nobody has: nothing worth caching
+                return _NOWHERE
+            own = Owner(self.broker_name, self.node_id, 0, local_count)
+            placed = TopicPartitions((own,), own, local_count)
         else:
             counts = dict(remote[1])
             counts[self.broker_name] = local_count
@@ -211,6 +220,8 @@ class ClusterView:
         now = time.monotonic()
         waits = []
         for name, highest in wanted.items():
+            if topics.invalid_name(name) and self.broker.topics.get(name) is None:
+                continue  # no Kafka topic can have this name: nothing to look up
             entry = self._remote.get(name)
             missed = entry is not None and highest >= self.placement(name).total
             if entry is None or (missed and now - entry[0] >= ROUTE_MISS_S):
@@ -246,8 +257,13 @@ class ClusterView:
                         remote[qd.broker_name] = qd.read_queue_nums
                 for bd in route.broker_datas:
                     self._learn_peer(bd.broker_name, bd.kafka_addrs.get(0))
+        self._remote.pop(topic, None)  # re-inserted last: the dict's order is lookup order
         self._remote[topic] = (time.monotonic(), remote)
         self._placed.pop(topic, None)
+        while len(self._remote) > MAX_ROUTES:
+            oldest = next(iter(self._remote))
+            del self._remote[oldest]
+            self._placed.pop(oldest, None)
 
     def _learn_peer(self, broker_name: str, kafka_addr: str | None) -> None:
         if broker_name == self.broker_name:
@@ -280,6 +296,8 @@ class ClusterView:
 
     async def delete_topic(self, name: str) -> None:
         """Remove a deleted topic's route from the name servers (best effort)."""
+        self._remote.pop(name, None)
+        self._placed.pop(name, None)
         if self.routes is not None:
             try:
                 await self.routes.delete_topic(name, self.cluster_id)

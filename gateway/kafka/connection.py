@@ -56,6 +56,9 @@ class KafkaConnection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self.closed = False
+        #: Produce requests store one at a time, in arrival order, even when one awaits (a large
+        #: inflate off the event loop): a pipelining producer's batches land in order
+        self.produce_order = asyncio.Lock()
 
     # ---- asyncio.Protocol --------------------------------------------------------------------
 

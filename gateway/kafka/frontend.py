@@ -6,7 +6,8 @@ route (``cluster.ClusterView``, which the group coordinator and the APIs share),
 advertises its Kafka listener to the name servers ("kafkaAddr") so the others can name it as
 leader. The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
 producer state, fetches parked until data arrives (woken by the store's arrival listeners, not by
-polling), per-topic retention.ms, and the converter through which RocketMQ consumers read Kafka
+polling), per-topic retention.ms and retention.bytes, the threads that inflate large compressed
+batches off the event loop, and the converter through which RocketMQ consumers read Kafka
 batches (registered with the store at start). It is also the admin API's view of Kafka
 (``core.broker.frontend_view.FrontendView``: its groups and its record batches, record by
 record), handed to the admin server by the ``ferrymq`` command.
@@ -18,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
@@ -31,6 +33,7 @@ from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
+from ferrymq.gateway.kafka.retention_bytes import RetentionBytes
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -40,6 +43,11 @@ log = logging.getLogger("ferrymq.kafka")
 
 #: how often topics with their own retention.ms are trimmed
 RETENTION_CHECK_S = 5.0
+#: how often idempotent producers idle past kafkaProducerIdExpirationMs are dropped
+PRODUCER_SWEEP_S = 60.0
+#: threads that inflate large compressed batches off the event loop: at most this many
+#: kafkaMaxInflatedBatchBytes buffers at once, however many clients send them
+INFLATE_THREADS = 2
 
 
 class KafkaFrontend:
@@ -67,7 +75,14 @@ class KafkaFrontend:
         self.server: asyncio.Server | None = None
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
-        self.producers = ProducerStates(config_dir / "kafkaProducerIds.json", self._producer_batches)
+        self.retention_bytes = RetentionBytes(broker.store)
+        self.inflater = ThreadPoolExecutor(INFLATE_THREADS, thread_name_prefix="kafka-inflate")
+        self.producers = ProducerStates(
+            config_dir / "kafkaProducerIds.json",
+            self._producer_batches,
+            expiration_ms=broker.config.kafka_producer_id_expiration_ms,
+        )
+        self._producers_swept = time.monotonic()
         self.log_starts = LogStartOffsets(config_dir / "kafkaLogStartOffsets.json")
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -129,6 +144,7 @@ class KafkaFrontend:
             except asyncio.CancelledError:
                 pass
         await self.cluster.stop()
+        self.inflater.shutdown(wait=False, cancel_futures=True)
         await self.coordinator.stop()
         store = self.broker.store
         if self._on_arrival in store.arrival_listeners:
@@ -170,9 +186,12 @@ class KafkaFrontend:
 
     def _to_stored_messages(self, entry: StoredEntry, from_offset: int, codes: Any) -> bytes:
         store = self.broker.store
-        return mapping.to_stored_messages(entry, from_offset, codes, store.store_host, store.store_port)
+        limit = self.broker.config.kafka_max_inflated_batch_bytes
+        return mapping.to_stored_messages(
+            entry, from_offset, codes, store.store_host, store.store_port, limit
+        )
 
-    def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int]]:
+    def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int, int]]:
         """The last entries' idempotent batches, oldest first, to rebuild producer state."""
         store = self.broker.store
         found = []
@@ -190,6 +209,7 @@ class KafkaFrontend:
                             info.base_sequence,
                             info.last_sequence,
                             entry.queue_offset,
+                            entry.store_timestamp,
                         )
                     )
         yield from reversed(found)
@@ -202,6 +222,7 @@ class KafkaFrontend:
         self.broker.topic_deleted(name)
         self.producers.forget_topic(name)
         self.log_starts.forget_topic(name)
+        self.retention_bytes.forget_topic(name)
         await self.cluster.delete_topic(name)
 
     def delete_records(self, topic: str, partition: int, before: int) -> int:
@@ -215,18 +236,25 @@ class KafkaFrontend:
             await asyncio.sleep(RETENTION_CHECK_S)
             try:
                 self.apply_retention()
+                if time.monotonic() - self._producers_swept >= PRODUCER_SWEEP_S:
+                    self._producers_swept = time.monotonic()
+                    self.producers.expire()
             except Exception:
-                log.exception("kafka retention.ms check failed")
+                log.exception("kafka retention.ms/retention.bytes check failed")
 
     def apply_retention(self, now_ms: int | None = None) -> None:
-        """Topics with their own retention.ms lose what is older (log start offset moves)."""
+        """Topics with their own retention.ms lose what is older, and those with retention.bytes
+        their oldest entries beyond it (the log start offset moves)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        store = self.broker.store
         for tc in list(self.broker.topics.topics.values()):
             retention = topics.retention_ms(tc)
-            if retention is None or retention < 0:
-                continue
+            budget = topics.retention_bytes(tc)
             for q in range(topics.partition_count(tc)):
-                # the first offset whose entry was stored at or after the cutoff
-                first_kept = self.broker.store.offset_by_time(tc.topic_name, q, now_ms - retention)
-                if first_kept > self.broker.store.min_offset(tc.topic_name, q):
-                    self.broker.store.advance_min_offset(tc.topic_name, q, first_kept)
+                if retention is not None and retention >= 0:
+                    # the first offset whose entry was stored at or after the cutoff
+                    first_kept = store.offset_by_time(tc.topic_name, q, now_ms - retention)
+                    if first_kept > store.min_offset(tc.topic_name, q):
+                        store.advance_min_offset(tc.topic_name, q, first_kept)
+                if budget is not None and budget >= 0:
+                    self.retention_bytes.trim(tc.topic_name, q, budget)

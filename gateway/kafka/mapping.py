@@ -73,11 +73,13 @@ def record_properties(record: rb.Record) -> dict[str, str]:
     return props
 
 
-def batch_tag_codes(batch: bytes, info: rb.BatchInfo) -> list[int] | None:
+def batch_tag_codes(
+    batch: bytes, info: rb.BatchInfo, limit: int = rb.DEFAULT_MAX_INFLATED
+) -> list[int] | None:
     """Per-record tag codes of a batch whose records carry the tags header; None if none do.
 
     Only batches containing the header name (looked for at memchr speed, after decompressing a
-    compressed batch) are parsed record by record.
+    compressed batch, to at most ``limit`` bytes: InflateLimit beyond) are parsed record by record.
     """
     start, end = info.start + rb.HEADER_SIZE, info.start + info.size
     if info.compression == rb.NONE:
@@ -85,7 +87,7 @@ def batch_tag_codes(batch: bytes, info: rb.BatchInfo) -> list[int] | None:
             return None
         data = batch[start:end]
     else:
-        data = rb.records_bytes(batch, info)
+        data = rb.records_bytes(batch, info, limit)
         if TAGS_HEADER_BYTES not in data:
             return None
     codes = []
@@ -104,8 +106,12 @@ def to_stored_messages(
     tag_codes: frozenset[int] | set[int] | None,
     store_host: bytes,
     store_port: int,
+    limit: int = rb.DEFAULT_MAX_INFLATED,
 ) -> bytes:
-    """A Kafka batch entry as RocketMQ stored messages (a pull body), one per record."""
+    """A Kafka batch entry as RocketMQ stored messages (a pull body), one per record.
+
+    A batch that does not inflate within ``limit`` bytes (or at all) is skipped, and logged.
+    """
     queue_id, base, phys, store_ts = entry.queue_id, entry.queue_offset, entry.offset, entry.store_timestamp
     topic = entry.topic.encode()
     payload = entry.payload
@@ -117,7 +123,18 @@ def to_stored_messages(
         if batch_base + info.count <= from_offset:
             pos += info.size
             continue
-        data = rb.records_bytes(payload, info)
+        try:
+            data = rb.records_bytes(payload, info, limit)
+        except ValueError as exc:
+            log.warning(
+                "%s-%d: the batch at offset %d skipped in a RocketMQ pull: %s",
+                entry.topic,
+                queue_id,
+                batch_base,
+                exc,
+            )
+            pos += info.size
+            continue
         for record in rb.iter_records(data, info.count, info.base_timestamp):
             offset = batch_base + record.offset_delta
             if offset < from_offset:

@@ -12,10 +12,17 @@ partition's state is rebuilt the first time an idempotent producer writes to it 
 from its last ``REBUILD_ENTRIES`` entries (so a retry of a batch written just before a crash is
 still a duplicate). Producer ids are allocated in blocks, the next block persisted first, so an
 id is never handed out twice across restarts.
+
+A producer's state expires ``expiration_ms`` after its last write (Kafka's
+producer.id.expiration.ms, BrokerConfig kafkaProducerIdExpirationMs): ``expire`` drops it, and
+an expired producer is unknown again (any sequence accepted), so idle producer ids cost nothing.
+State rebuilt from the log carries the stored batches' times. Transactions are not served, so
+there is no transactional-id state to expire.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +36,12 @@ BATCHES_KEPT = 5
 ID_BLOCK = 1000
 REBUILD_ENTRIES = 256
 MAX_EPOCH = 32767
+#: Kafka's default producer.id.expiration.ms (one day)
+DEFAULT_EXPIRATION_MS = 86_400_000
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class Check(Enum):
@@ -48,17 +61,27 @@ class _Batch:
 @dataclass(slots=True)
 class _Producer:
     epoch: int
+    last_ms: int  # when it last wrote (wall clock ms)
     batches: deque[_Batch] = field(default_factory=lambda: deque(maxlen=BATCHES_KEPT))
 
 
-#: yields (producer id, epoch, first sequence, last sequence, base offset), oldest first
-BatchSource = Callable[[str, int], Iterator[tuple[int, int, int, int, int]]]
+#: yields (producer id, epoch, first sequence, last sequence, base offset, stored at ms), oldest first
+BatchSource = Callable[[str, int], Iterator[tuple[int, int, int, int, int, int]]]
 
 
 class ProducerStates:
-    def __init__(self, id_file: Path, rebuild_source: BatchSource) -> None:
+    def __init__(
+        self,
+        id_file: Path,
+        rebuild_source: BatchSource,
+        *,
+        expiration_ms: int = DEFAULT_EXPIRATION_MS,
+        clock: Callable[[], int] = _wall_ms,
+    ) -> None:
         self.id_file = id_file
         self._rebuild_source = rebuild_source
+        self.expiration_ms = expiration_ms
+        self._clock = clock
         self._partitions: dict[tuple[str, int], dict[int, _Producer]] = {}
         data = read_json(id_file)
         self._next_id = int(data.get("nextProducerId", 0)) if isinstance(data, dict) else 0
@@ -84,21 +107,26 @@ class ProducerStates:
         state = self._partitions.get(key)
         if state is None:
             state = self._partitions[key] = {}
-            for pid, epoch, first, last, base in self._rebuild_source(topic, partition):
-                self._record(state, pid, epoch, first, last, base)
+            cutoff = self._clock() - self.expiration_ms
+            for pid, epoch, first, last, base, at in self._rebuild_source(topic, partition):
+                if at > cutoff:
+                    self._record(state, pid, epoch, first, last, base, at)
         return state
 
     @staticmethod
-    def _record(state: dict[int, _Producer], pid: int, epoch: int, first: int, last: int, base: int) -> None:
+    def _record(
+        state: dict[int, _Producer], pid: int, epoch: int, first: int, last: int, base: int, at: int
+    ) -> None:
         p = state.get(pid)
         if p is None or p.epoch != epoch:
-            p = state[pid] = _Producer(epoch)
+            p = state[pid] = _Producer(epoch, at)
+        p.last_ms = at
         p.batches.append(_Batch(first, last, base))
 
     def check(self, topic: str, partition: int, info: rb.BatchInfo) -> tuple[Check, int]:
         """How a batch of an idempotent producer fits; with DUPLICATE, its original base offset."""
         p = self._partition(topic, partition).get(info.producer_id)
-        if p is None:
+        if p is None or p.last_ms <= self._clock() - self.expiration_ms:
             return Check.OK, -1
         if info.producer_epoch < p.epoch:
             return Check.INVALID_EPOCH, -1
@@ -120,7 +148,24 @@ class ProducerStates:
             info.base_sequence,
             info.last_sequence,
             base_offset,
+            self._clock(),
         )
+
+    def expire(self) -> int:
+        """Drop the producers that have not written for ``expiration_ms``; how many went.
+
+        A partition's (empty) map stays: dropping it would rebuild the state from the log."""
+        cutoff = self._clock() - self.expiration_ms
+        gone = 0
+        for state in self._partitions.values():
+            for pid in [pid for pid, p in state.items() if p.last_ms <= cutoff]:
+                del state[pid]
+                gone += 1
+        return gone
+
+    def producer_count(self) -> int:
+        """(partition, producer) states held."""
+        return sum(len(state) for state in self._partitions.values())
 
     def forget_partition(self, topic: str, partition: int) -> None:
         self._partitions.pop((topic, partition), None)

@@ -16,7 +16,6 @@ key (varint length, -1 = null) | value (same) | header count varint | headers (k
 
 from __future__ import annotations
 
-import gzip
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +41,10 @@ XERIAL_MAGIC = b"\x82SNAPPY\x00"
 
 class CorruptBatch(ValueError):
     """Bytes that are not a valid record batch (size, CRC): CORRUPT_MESSAGE."""
+
+
+class InflateLimit(ValueError):
+    """Compressed records that inflate beyond the broker's cap: MESSAGE_TOO_LARGE."""
 
 
 class InvalidBatch(ValueError):
@@ -144,33 +147,73 @@ def timestamps_of(buf: bytes | memoryview, pos: int = 0) -> tuple[int, int]:
 # ---- compression ---------------------------------------------------------------------------
 
 
-def decompress(codec: int, data: bytes | memoryview) -> bytes:
-    """The records of a compressed batch; snappy may be raw (librdkafka) or xerial-framed (Java)."""
+#: how far a compressed batch may inflate by default (BrokerConfig kafkaMaxInflatedBatchBytes)
+DEFAULT_MAX_INFLATED = 32 * 1024 * 1024
+#: the first output buffer is this many times the compressed size (at least FIRST_BUFFER), and
+#: grows eightfold up to the cap: a bomb costs at most about 1.15 times the cap in work
+FIRST_RATIO = 8
+FIRST_BUFFER = 64 * 1024
+_BUFFER_FULL = "failed to write whole buffer"  # cramjam's words for output beyond the buffer
+_STREAMS = {GZIP: cramjam.gzip, LZ4: cramjam.lz4, ZSTD: cramjam.zstd}
+
+
+def decompress(codec: int, data: bytes | memoryview, limit: int = DEFAULT_MAX_INFLATED) -> bytes:
+    """The records of a compressed batch, inflated to at most ``limit`` bytes (InflateLimit
+    beyond: 8 KiB of zstd can inflate to 256 MiB); snappy may be raw (librdkafka) or
+    xerial-framed (Java). Data that does not inflate is a CorruptBatch."""
     if codec == NONE:
         return bytes(data)
-    if codec == GZIP:
-        return gzip.decompress(data)
     if codec == SNAPPY:
         if bytes(data[:8]) == XERIAL_MAGIC:
-            return _xerial_decompress(data)
+            return _xerial_decompress(data, limit)
+        return _snappy_block(data, limit)
+    stream = _STREAMS.get(codec)
+    if stream is None:
+        raise InvalidBatch(f"unknown compression codec {codec}")
+    size = min(limit, first_buffer(data))
+    while True:
+        out = bytearray(size)
+        try:
+            n = stream.decompress_into(data, out)
+        except cramjam.DecompressionError as exc:
+            if str(exc) != _BUFFER_FULL:
+                raise CorruptBatch(f"records do not inflate: {exc}") from None
+            if size >= limit:
+                raise InflateLimit(f"records inflate to more than {limit} bytes") from None
+            del out  # before the next, larger buffer
+            size = min(limit, size * 8)
+            continue
+        return bytes(memoryview(out)[:n])
+
+
+def first_buffer(data: bytes | memoryview) -> int:
+    """How far compressed ``data`` is inflated at first: cheap, and enough for most batches."""
+    return max(FIRST_BUFFER, FIRST_RATIO * len(data))
+
+
+def _snappy_block(data: bytes | memoryview, limit: int) -> bytes:
+    """A raw snappy block, its length (the preamble) checked against ``limit`` first."""
+    try:
+        size = cramjam.snappy.decompress_raw_len(data)
+        if size > limit:
+            raise InflateLimit(f"snappy records claim {size} bytes, more than {limit}")
         return bytes(cramjam.snappy.decompress_raw(data))
-    if codec == LZ4:
-        return bytes(cramjam.lz4.decompress(data))
-    if codec == ZSTD:
-        return bytes(cramjam.zstd.decompress(data))
-    raise InvalidBatch(f"unknown compression codec {codec}")
+    except cramjam.DecompressionError as exc:
+        raise CorruptBatch(f"records do not inflate: {exc}") from None
 
 
-def _xerial_decompress(data: bytes | memoryview) -> bytes:
+def _xerial_decompress(data: bytes | memoryview, limit: int) -> bytes:
     """Xerial snappy-java framing: 16-byte header, then (int32 length, raw snappy block)*."""
     out = []
-    pos, n = 16, len(data)
+    pos, n, total = 16, len(data), 0
     while pos + 4 <= n:
         (size,) = struct.unpack_from(">i", data, pos)
         pos += 4
         if size < 0 or pos + size > n:
             raise CorruptBatch("truncated xerial snappy block")
-        out.append(bytes(cramjam.snappy.decompress_raw(data[pos : pos + size])))
+        block = _snappy_block(data[pos : pos + size], limit - total)
+        total += len(block)
+        out.append(block)
         pos += size
     return b"".join(out)
 
@@ -179,7 +222,7 @@ def compress(codec: int, data: bytes) -> bytes:
     if codec == NONE:
         return data
     if codec == GZIP:
-        return gzip.compress(data)
+        return bytes(cramjam.gzip.compress(data))
     if codec == SNAPPY:
         return bytes(cramjam.snappy.compress_raw(data))
     if codec == LZ4:
@@ -189,10 +232,10 @@ def compress(codec: int, data: bytes) -> bytes:
     raise ValueError(f"unknown compression codec {codec}")
 
 
-def records_bytes(batch: bytes | memoryview, info: BatchInfo) -> bytes:
-    """The records section of the batch at ``info.start``, decompressed."""
+def records_bytes(batch: bytes | memoryview, info: BatchInfo, limit: int = DEFAULT_MAX_INFLATED) -> bytes:
+    """The records section of the batch at ``info.start``, decompressed (at most ``limit`` bytes)."""
     body = memoryview(batch)[info.start + HEADER_SIZE : info.start + info.size]
-    return decompress(info.compression, body)
+    return decompress(info.compression, body, limit)
 
 
 # ---- records -------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 A Kafka topic is a RocketMQ topic and partition p is queue p (partitions = read queues). Names
 follow Kafka's rules ([a-zA-Z0-9._-], at most 249, not "." or ".."). RocketMQ's own system topics
 (TBW102, SCHEDULE_TOPIC_XXXX, the cluster and broker-name topics, %RETRY%/%DLQ% ...) are not
-listed to Kafka clients. Topic configs are kept as topic attributes; retention.ms and
-max.message.bytes are enforced, the other known Kafka names are stored and described only.
+listed to Kafka clients. Topic configs are kept as topic attributes; retention.ms,
+retention.bytes and max.message.bytes are enforced; cleanup.policy=compact, compression.type other
+than "producer", message.timestamp.type=LogAppendTime and min.insync.replicas above 1 are refused
+(INVALID_CONFIG); the other known Kafka names are stored and described only.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ MAX_PARTITIONS = 1024
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 RETENTION_MS = "retention.ms"
+RETENTION_BYTES = "retention.bytes"
 MAX_MESSAGE_BYTES = "max.message.bytes"
 #: Kafka's default max.message.bytes (message.max.bytes)
 DEFAULT_MAX_MESSAGE_BYTES = 1048588
@@ -39,7 +42,7 @@ TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
     MAX_MESSAGE_BYTES: str(DEFAULT_MAX_MESSAGE_BYTES),
     "cleanup.policy": "delete",
     "compression.type": "producer",
-    "retention.bytes": "-1",
+    RETENTION_BYTES: "-1",
     "segment.bytes": "1073741824",
     "segment.ms": "604800000",
     "min.insync.replicas": "1",
@@ -59,7 +62,7 @@ TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
     "message.timestamp.before.max.ms": "9223372036854775807",
     "message.timestamp.after.max.ms": "9223372036854775807",
 }
-_LONG_CONFIGS = {RETENTION_MS, "retention.bytes", "segment.ms", "delete.retention.ms"}
+_LONG_CONFIGS = {RETENTION_MS, RETENTION_BYTES, "segment.ms", "delete.retention.ms"}
 
 
 def invalid_name(name: str | None) -> str | None:
@@ -129,11 +132,53 @@ def config_value_error(name: str, value: str | None) -> str | None:
             return f"Invalid value {value} for configuration {name}: Not a number of type LONG"
         if name == MAX_MESSAGE_BYTES and number < 0:
             return f"Invalid value {value} for configuration {name}: Value must be at least 0"
-        if name == RETENTION_MS and number < -1:
+        if name in (RETENTION_MS, RETENTION_BYTES) and number < -1:
             return f"Invalid value {value} for configuration {name}: Value must be at least -1"
-    if name == "cleanup.policy" and any(p not in ("delete", "compact") for p in value.split(",")):
-        return f"Invalid value {value} for configuration cleanup.policy"
-    return None
+    return _unserved(name, value)
+
+
+#: config -> (the values a broker may be asked for, the ones ferrymq serves, why not the others)
+_SERVED: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
+    "cleanup.policy": (
+        frozenset({"delete", "compact"}),
+        frozenset({"delete"}),
+        "log compaction is not implemented",
+    ),
+    "compression.type": (
+        frozenset({"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"}),
+        frozenset({"producer"}),
+        "batches are stored as the producer compressed them",
+    ),
+    "message.timestamp.type": (
+        frozenset({"CreateTime", "LogAppendTime"}),
+        frozenset({"CreateTime"}),
+        "records keep the producer's timestamps",
+    ),
+}
+
+
+def _unserved(name: str, value: str) -> str | None:
+    """Why a valid Kafka value is refused here (rather than accepted and ignored), or None."""
+    if name == "min.insync.replicas":
+        try:
+            number = int(value)
+        except ValueError:
+            return f"Invalid value {value} for configuration {name}: Not a number of type INT"
+        if number < 1:
+            return f"Invalid value {value} for configuration {name}: Value must be at least 1"
+        if number > 1:
+            return f"min.insync.replicas={value} is not supported: a partition has one replica"
+        return None
+    rule = _SERVED.get(name)
+    if rule is None:
+        return None
+    known, served, why = rule
+    values = set(value.split(",")) if name == "cleanup.policy" else {value}
+    if not values <= known:
+        return f"Invalid value {value} for configuration {name}"
+    if values <= served:
+        return None
+    return f"{name}={value} is not supported: {why}"
 
 
 def max_message_bytes(tc: TopicConfig) -> int:
@@ -145,7 +190,16 @@ def max_message_bytes(tc: TopicConfig) -> int:
 
 def retention_ms(tc: TopicConfig) -> int | None:
     """The topic's own retention.ms, if it has one (-1: keep forever)."""
-    value = tc.attributes.get(RETENTION_MS)
+    return _long_attribute(tc, RETENTION_MS)
+
+
+def retention_bytes(tc: TopicConfig) -> int | None:
+    """The topic's own retention.bytes per partition, if it has one (-1: no limit)."""
+    return _long_attribute(tc, RETENTION_BYTES)
+
+
+def _long_attribute(tc: TopicConfig, name: str) -> int | None:
+    value = tc.attributes.get(name)
     try:
         return int(value) if value is not None else None
     except ValueError:

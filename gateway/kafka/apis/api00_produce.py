@@ -6,7 +6,10 @@ offset and leader epoch patched, and stored verbatim as one batch entry; compres
 a response once stored, acks=-1 (all) once durable under SYNC_FLUSH (one replica: the ISR is
 the leader). Idempotent producers: duplicates get the original offset and are not written twice;
 out-of-order sequences and stale epochs are rejected (producer_state.py). Records carrying the
-``rocketmq.tags`` header get their tag hash in the consume queue (mapping.py).
+``rocketmq.tags`` header get their tag hash in the consume queue (mapping.py): compressed batches
+are inflated to look, up to kafkaMaxInflatedBatchBytes (MESSAGE_TOO_LARGE beyond), and one that
+inflates beyond a few times its size is inflated in a thread, off the event loop; a connection's
+produces store one at a time in arrival order all the same (``conn.produce_order``).
 A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER; an owned one is stored in
 its local queue.
 Leaves out: transactions (transactional batches are rejected), LogAppendTime topics, per-record
@@ -15,6 +18,7 @@ errors (v8 record_errors stay empty).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -40,37 +44,8 @@ _CHECK_ERRORS = {
 @api(0, 3, 11)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
-    end_offset = 0
-    responses = []
-    placed = await ctx.frontend.cluster.placements(
-        {t.name: max((pd.index for pd in t.partition_data), default=-1) for t in request.topic_data}
-    )
-    for topic_data in request.topic_data:
-        parts = []
-        where = placed[topic_data.name]
-        for pd in topic_data.partition_data:
-            queue = where.queue_of(pd.index)
-            if acks not in (0, 1, -1):
-                error, base, start = ErrorCode.invalid_required_acks, -1, -1
-            elif request.transactional_id is not None:
-                error, base, start = ErrorCode.transactional_id_authorization_failed, -1, -1
-            elif queue is None:
-                error, base, start = ErrorCode.not_leader_or_follower, -1, -1
-            else:
-                error, base, start, end = _produce(ctx, topic_data.name, queue, pd.records)
-                end_offset = max(end_offset, end)
-            parts.append(
-                {
-                    "index": pd.index,
-                    "error_code": error,
-                    "base_offset": base,
-                    "log_append_time": None,
-                    "log_start_offset": start,
-                    "record_errors": (),
-                    "error_message": None,
-                }
-            )
-        responses.append({"name": topic_data.name, "partition_responses": parts})
+    async with ctx.conn.produce_order:
+        responses, end_offset = await _store(ctx, request)
     broker = ctx.frontend.broker
     if (
         acks == -1
@@ -87,7 +62,64 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     return respond(request, {"responses": responses, "throttle_time": NO_THROTTLE})
 
 
-def _produce(
+async def _store(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int]:
+    """Store every partition's batches: the responses, and the commit-log end reached."""
+    acks = request.acks
+    end_offset = 0
+    responses: list[dict[str, Any]] = []
+    placed = await ctx.frontend.cluster.placements(
+        {t.name: max((pd.index for pd in t.partition_data), default=-1) for t in request.topic_data}
+    )
+    for topic_data in request.topic_data:
+        parts = []
+        where = placed[topic_data.name]
+        for pd in topic_data.partition_data:
+            queue = where.queue_of(pd.index)
+            if acks not in (0, 1, -1):
+                error, base, start = ErrorCode.invalid_required_acks, -1, -1
+            elif request.transactional_id is not None:
+                error, base, start = ErrorCode.transactional_id_authorization_failed, -1, -1
+            elif queue is None:
+                error, base, start = ErrorCode.not_leader_or_follower, -1, -1
+            else:
+                error, base, start, end = await _produce(ctx, topic_data.name, queue, pd.records)
+                end_offset = max(end_offset, end)
+            parts.append(
+                {
+                    "index": pd.index,
+                    "error_code": error,
+                    "base_offset": base,
+                    "log_append_time": None,
+                    "log_start_offset": start,
+                    "record_errors": (),
+                    "error_message": None,
+                }
+            )
+        responses.append({"name": topic_data.name, "partition_responses": parts})
+    return responses, end_offset
+
+
+def _tag_codes(data: bytes, batches: list[rb.BatchInfo], limit: int) -> list[list[int] | None]:
+    return [mapping.batch_tag_codes(data, info, limit) for info in batches]
+
+
+async def _inflated_tag_codes(
+    ctx: RequestContext, data: bytes, batches: list[rb.BatchInfo], cap: int
+) -> list[list[int] | None]:
+    """Tag codes of the batches: inflated here up to a few times their size, and in one of the
+    frontend's inflate threads (cramjam lets the event loop run meanwhile) up to ``cap`` if that
+    is not enough."""
+    quick = min(cap, rb.first_buffer(data))
+    try:
+        return _tag_codes(data, batches, quick)
+    except rb.InflateLimit:
+        if quick >= cap:
+            raise
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(ctx.frontend.inflater, _tag_codes, data, batches, cap)
+
+
+async def _produce(
     ctx: RequestContext, topic: str, partition: int, data: bytes | None
 ) -> tuple[ErrorCode, int, int, int]:
     """Store one partition's batches: (error, base offset, log start offset, commit-log end)."""
@@ -101,19 +133,25 @@ def _produce(
     store = broker.store
     if not data:
         return ErrorCode.corrupt_message, -1, -1, 0
+    limit = min(topics.max_message_bytes(tc), store.max_batch_payload)
     try:
         batches = rb.split_batches(data)
-        tag_codes = [mapping.batch_tag_codes(data, info) for info in batches]
+        if any(info.size > limit for info in batches):
+            return ErrorCode.message_too_large, -1, -1, 0
+        tag_codes = await _inflated_tag_codes(
+            ctx, data, batches, broker.config.kafka_max_inflated_batch_bytes
+        )
+    except rb.InflateLimit as exc:
+        log.warning("produce to %s-%d from %s: refused: %s", topic, partition, ctx.conn.peer, exc)
+        return ErrorCode.message_too_large, -1, -1, 0
     except rb.CorruptBatch as exc:
         log.warning("produce to %s-%d from %s: corrupt batch: %s", topic, partition, ctx.conn.peer, exc)
         return ErrorCode.corrupt_message, -1, -1, 0
     except (rb.InvalidBatch, ValueError) as exc:
         log.warning("produce to %s-%d from %s: invalid batch: %s", topic, partition, ctx.conn.peer, exc)
         return ErrorCode.invalid_record, -1, -1, 0
-    limit = min(topics.max_message_bytes(tc), store.max_batch_payload)
-    for info in batches:
-        if info.size > limit:
-            return ErrorCode.message_too_large, -1, -1, 0
+    if broker.topics.get(topic) is None:  # deleted while the batches were inflated
+        return ErrorCode.unknown_topic_or_partition, -1, -1, 0
     first_base = -1
     end = 0
     for info, codes in zip(batches, tag_codes, strict=True):

@@ -3,10 +3,10 @@
 A topic becomes a RocketMQ topic with one read and one write queue per partition, registered with
 the name servers at once. num_partitions -1 takes defaultTopicQueueNums; replication factor -1 or
 1 (one replica per broker group); explicit assignments give the partition count. Configs are
-checked (topics.py) and kept as topic attributes; validate_only checks without creating.
-The reply waits until the topics file holds the new topics (written off the event loop; a write
-that fails gives KAFKA_STORAGE_ERROR). Leaves out: replica placement (assignments' broker ids are
-not checked), v5+ topic config errors.
+checked (topics.py: values not served are INVALID_CONFIG) and kept as topic attributes;
+validate_only checks without creating. The reply waits until the topics file holds the new topics
+(written off the event loop; a write that fails gives KAFKA_STORAGE_ERROR).
+Leaves out: replica placement (assignments' broker ids are not checked), v5+ topic config errors.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """IncrementalAlterConfigs (key 44), versions 0-1: set or delete topic configs one by one.
 
-SET and DELETE of the topic configs topics.py knows (retention.ms and max.message.bytes are
-enforced; the rest stored); APPEND/SUBTRACT on list configs (cleanup.policy). validate_only
+SET and DELETE of the topic configs topics.py knows (retention.ms, retention.bytes and
+max.message.bytes are enforced; values not served, such as cleanup.policy=compact, are
+INVALID_CONFIG; the rest stored); APPEND/SUBTRACT on list configs (cleanup.policy). validate_only
 checks without changing. Broker configs come from broker.conf and are read-only here.
 Leaves out: changing broker configs, and resource types other than topics and brokers
 (INVALID_REQUEST).

@@ -95,6 +95,9 @@ class GroupCoordinator:
         self._waiters: dict[int, asyncio.Future[Result]] = {}
         self._wakeup = asyncio.Event()
         self._scheduled: int | None = None
+        #: empty groups are swept this often (a tenth of their retention, within 1 s - 1 min)
+        self._sweep_ms = min(max(self.groups.config.empty_group_retention_ms // 10, 1000), 60_000)
+        self._next_sweep = 0
         self._task: asyncio.Task[None] | None = None
         self._metadata_path = self.broker.config.store_path_root_dir / "config" / "kafkaOffsetMetadata.json"
         self._metadata: dict[str, dict[str, dict[int, str]]] = _load_metadata(self._metadata_path)
@@ -130,9 +133,13 @@ class GroupCoordinator:
             now = _now_ms()
             self.groups.tick(now)
             self._deliver()
+            if now >= self._next_sweep:
+                self.groups.forget_empty(now)
+                self._next_sweep = now + self._sweep_ms
             self._wakeup.clear()
             self._scheduled = deadline = self.groups.next_deadline()
-            timeout = None if deadline is None else max(0.0, (deadline - now) / 1000)
+            wake = self._next_sweep if deadline is None else min(deadline, self._next_sweep)
+            timeout = max(0.0, (wake - now) / 1000)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wakeup.wait()

@@ -68,6 +68,9 @@ class GroupConfig:
     max_session_timeout_ms: int = 1_800_000
     initial_rebalance_delay_ms: int = 3_000
     new_member_join_timeout_ms: int = 300_000
+    #: an empty group's state is dropped after this long (Kafka's
+    #: offsets.retention.check.interval.ms: how long an empty group without offsets lingers)
+    empty_group_retention_ms: int = 600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,8 @@ class Group:
         self._initial_join: tuple[int, int] | None = None
         self.sync_deadline: int | None = None
         self._sync_generation = -1
+        #: when a sweep first found it without members (GroupManager.forget_empty)
+        self.empty_since: int | None = None
 
     # ---- small queries ------------------------------------------------------------------
 
@@ -946,6 +951,27 @@ class GroupManager:
         if group.state == GroupState.DEAD:
             return ErrorCode.coordinator_not_available, []
         return ErrorCode.none, group.leave(members, now)
+
+    def forget_empty(self, now: int) -> int:
+        """Drop the groups that have had no members (pending or static) for
+        ``config.empty_group_retention_ms``; how many went. Such a group holds nothing a later
+        member needs (its committed offsets live in the offset store), and a client could
+        otherwise leave any number of them behind; as Kafka, an empty group without offsets is
+        then Dead, one with offsets still Empty."""
+        gone = 0
+        for group_id, group in list(self.groups.items()):
+            idle = group.state in (GroupState.EMPTY, GroupState.DEAD) and not (
+                group.has_members or group.static_members
+            )
+            if not idle:
+                group.empty_since = None
+                continue
+            if group.empty_since is None:
+                group.empty_since = now
+            if now - group.empty_since >= self.config.empty_group_retention_ms:
+                del self.groups[group_id]
+                gone += 1
+        return gone
 
     def delete(self, group_id: str) -> None:
         group = self.groups.pop(group_id, None)
