@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kio.serial import entity_reader, entity_writer
+from kio.serial.errors import BufferUnderflow
 from kio.serial.readers import read_unsigned_varint
 
 _SIZE = struct.Struct(">i")
@@ -132,7 +133,7 @@ def parse_header(frame: bytes, flexible: bool) -> RequestHeader:
                 _tag, pos = _uvarint(frame, pos)
                 size, pos = _uvarint(frame, pos)
                 pos += size
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, BufferUnderflow) as exc:
             raise FrameError(f"bad tagged fields in request header: {exc}") from None
         if pos > len(frame):
             raise FrameError("tagged fields run past the request")

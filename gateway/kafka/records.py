@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -145,7 +146,18 @@ def timestamps_of(buf: bytes | memoryview, pos: int = 0) -> tuple[int, int]:
 
 
 def decompress(codec: int, data: bytes | memoryview) -> bytes:
-    """The records of a compressed batch; snappy may be raw (librdkafka) or xerial-framed (Java)."""
+    """The records of a compressed batch; snappy may be raw (librdkafka) or xerial-framed (Java).
+
+    CorruptBatch when they do not decompress (each codec raises errors of its own kind)."""
+    if codec != NONE and not data:  # Python's gzip reads nothing as nothing; Java's does not
+        raise CorruptBatch(f"no compressed records (codec {codec})")
+    try:
+        return _decompress(codec, data)
+    except (OSError, EOFError, zlib.error, cramjam.DecompressionError) as exc:
+        raise CorruptBatch(f"records do not decompress (codec {codec}): {exc}") from None
+
+
+def _decompress(codec: int, data: bytes | memoryview) -> bytes:
     if codec == NONE:
         return bytes(data)
     if codec == GZIP:
