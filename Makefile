@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUN_STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck unit compat bench clean java
+.PHONY: run test test-fast lint typecheck unit compat bench clean java fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP) lint typecheck java
 ## make test-fast: only the tests that run in this interpreter (no server processes, no JVM), in seconds
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not process and not slow" $(PYTEST_ARGS)
+
+## make fuzz: coverage-guided fuzzing (atheris) of every decoder of untrusted bytes, FUZZ_SECONDS
+## each (FUZZ_TARGETS="a b" for some); findings land in .fuzz/crashes/ and fail the run
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m fuzz.run $(FUZZ_TARGETS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

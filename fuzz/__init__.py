@@ -1,0 +1,1 @@
+"""Fuzz targets for ferrymq's decoders of untrusted bytes (see fuzz/README.md)."""
