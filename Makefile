@@ -44,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy core namesrv gateway client cli
 
-## the Java compat module (skipped, loudly, where Java or Maven is missing)
+## the Java compat modules (skipped, loudly, where Java or Maven is missing; an error under CI=true)
 java:
 	@if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then \
 		if [ -f compat-tests/java/pom.xml ]; then \
@@ -58,6 +58,9 @@ java:
 					|| exit 1; \
 			done; \
 		fi; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "!!! Java or Maven not found: under CI=true the Java compat tests may not be skipped !!!"; \
+		exit 1; \
 	else \
 		echo "!!! Java or Maven not found: the Java compat tests will be SKIPPED !!!"; \
 	fi
