@@ -8,6 +8,8 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import tracemalloc
+import zlib
 
 import crc32c
 import pytest
@@ -127,3 +129,52 @@ except FrameError as exc:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "refused: array states_filter of 4294967294 elements" in proc.stdout
+
+
+_BOMB = 150 * 1024 * 1024  # zeros: past the 128 MiB limit (MAX_RECORDS_BYTES)
+
+
+@pytest.mark.parametrize(
+    "codec, records, peak_limit",
+    [
+        # gzip states no size: inflated in steps up to the limit, never past it
+        pytest.param(rb.GZIP, lambda: zlib_gzip(b"\0" * _BOMB), rb.MAX_RECORDS_BYTES + (8 << 20), id="gzip"),
+        pytest.param(rb.ZSTD, lambda: rb.compress(rb.ZSTD, b"\0" * _BOMB), 8 << 20, id="zstd"),
+        pytest.param(rb.LZ4, lambda: rb.compress(rb.LZ4, b"\0" * _BOMB), 8 << 20, id="lz4"),
+        pytest.param(rb.SNAPPY, lambda: b"\xff\xff\xff\xff\x0f\x00\x00", 8 << 20, id="snappy-states-4GiB"),
+    ],
+)
+def test_a_compression_bomb_is_refused_before_it_is_inflated(
+    codec: int, records: object, peak_limit: int
+) -> None:
+    """Records that decompress past 128 MiB are INVALID_RECORD (InvalidBatch), refused from the codec's
+    own framing before the output is allocated (zstd, lz4, snappy) or once the limit is reached
+    (gzip): the produce path used to inflate all 150 MiB (and a snappy header's 4 GiB)."""
+    data = _recompressed(codec, records())  # type: ignore[operator]
+    tracemalloc.start()
+    try:
+        with pytest.raises(rb.InvalidBatch, match=r"limit|past"):
+            for info in rb.split_batches(data):
+                mapping.batch_tag_codes(data, info)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < peak_limit + 2 * len(data), f"peak {peak >> 20} MiB while refusing"
+
+
+def test_gzip_inflates_at_most_its_limit() -> None:
+    bomb = zlib_gzip(b"\0" * (16 << 20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(rb.InvalidBatch):
+            rb.decompress(rb.GZIP, bomb, limit=1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"peak {peak >> 20} MiB for a 1 MiB limit"
+
+
+def zlib_gzip(raw: bytes) -> bytes:
+    """gzip at level 1 (fast to build in a test)."""
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)
+    return c.compress(raw) + c.flush()

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import cramjam
 import crc32c
 
+from ferrymq.gateway.kafka import inflate
+
 HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = HEADER.size  # 61
 CRC_START = 21  # attributes: what the CRC covers starts here
@@ -145,44 +147,54 @@ def timestamps_of(buf: bytes | memoryview, pos: int = 0) -> tuple[int, int]:
 # ---- compression ---------------------------------------------------------------------------
 
 
-def decompress(codec: int, data: bytes | memoryview) -> bytes:
+#: the most a batch's records may decompress to: a compression bomb is refused (INVALID_RECORD),
+#: never inflated (a batch is at most max.message.bytes compressed; 128 MiB is a ratio of 128 to 1
+#: at Kafka's default of 1 MiB)
+MAX_RECORDS_BYTES = 128 * 1024 * 1024
+
+
+def decompress(codec: int, data: bytes | memoryview, limit: int = MAX_RECORDS_BYTES) -> bytes:
     """The records of a compressed batch; snappy may be raw (librdkafka) or xerial-framed (Java).
 
+    InvalidBatch when they would inflate past ``limit`` (checked before the output is allocated),
     CorruptBatch when they do not decompress (each codec raises errors of its own kind)."""
     if codec != NONE and not data:  # Python's gzip reads nothing as nothing; Java's does not
         raise CorruptBatch(f"no compressed records (codec {codec})")
     try:
-        return _decompress(codec, data)
-    except (OSError, EOFError, zlib.error, cramjam.DecompressionError) as exc:
+        return _decompress(codec, data, limit)
+    except inflate.TooLarge as exc:
+        raise InvalidBatch(str(exc)) from None
+    except (ValueError, OSError, EOFError, zlib.error, cramjam.DecompressionError) as exc:
         raise CorruptBatch(f"records do not decompress (codec {codec}): {exc}") from None
 
 
-def _decompress(codec: int, data: bytes | memoryview) -> bytes:
+def _decompress(codec: int, data: bytes | memoryview, limit: int) -> bytes:
     if codec == NONE:
         return bytes(data)
     if codec == GZIP:
-        return gzip.decompress(data)
+        return inflate.gunzip(data, limit)
     if codec == SNAPPY:
         if bytes(data[:8]) == XERIAL_MAGIC:
-            return _xerial_decompress(data)
-        return bytes(cramjam.snappy.decompress_raw(data))
+            return _xerial_decompress(data, limit)
+        return inflate.snappy_raw(data, limit)
     if codec == LZ4:
-        return bytes(cramjam.lz4.decompress(data))
+        return inflate.lz4_frames(data, limit)
     if codec == ZSTD:
-        return bytes(cramjam.zstd.decompress(data))
+        return inflate.zstd_frames(data, limit)
     raise InvalidBatch(f"unknown compression codec {codec}")
 
 
-def _xerial_decompress(data: bytes | memoryview) -> bytes:
+def _xerial_decompress(data: bytes | memoryview, limit: int) -> bytes:
     """Xerial snappy-java framing: 16-byte header, then (int32 length, raw snappy block)*."""
     out = []
-    pos, n = 16, len(data)
+    pos, n, total = 16, len(data), 0
     while pos + 4 <= n:
         (size,) = struct.unpack_from(">i", data, pos)
         pos += 4
         if size < 0 or pos + size > n:
             raise CorruptBatch("truncated xerial snappy block")
-        out.append(bytes(cramjam.snappy.decompress_raw(data[pos : pos + size])))
+        out.append(inflate.snappy_raw(data[pos : pos + size], limit - total))
+        total += len(out[-1])
         pos += size
     return b"".join(out)
 

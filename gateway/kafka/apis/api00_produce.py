@@ -101,8 +101,11 @@ def _produce(
     store = broker.store
     if not data:
         return ErrorCode.corrupt_message, -1, -1, 0
+    limit = min(topics.max_message_bytes(tc), store.max_batch_payload)
     try:
         batches = rb.split_batches(data)
+        if any(info.size > limit for info in batches):  # before the tag scan decompresses them
+            return ErrorCode.message_too_large, -1, -1, 0
         tag_codes = [mapping.batch_tag_codes(data, info) for info in batches]
     except rb.CorruptBatch as exc:
         log.warning("produce to %s-%d from %s: corrupt batch: %s", topic, partition, ctx.conn.peer, exc)
@@ -110,10 +113,6 @@ def _produce(
     except (rb.InvalidBatch, ValueError) as exc:
         log.warning("produce to %s-%d from %s: invalid batch: %s", topic, partition, ctx.conn.peer, exc)
         return ErrorCode.invalid_record, -1, -1, 0
-    limit = min(topics.max_message_bytes(tc), store.max_batch_payload)
-    for info in batches:
-        if info.size > limit:
-            return ErrorCode.message_too_large, -1, -1, 0
     first_base = -1
     end = 0
     for info, codes in zip(batches, tag_codes, strict=True):
