@@ -128,10 +128,10 @@ def parse_header(frame: bytes, flexible: bool) -> RequestHeader:
         raise FrameError(f"client id length {id_len}")
     if flexible:
         try:
-            count, pos = _uvarint(frame, pos)
+            count, pos = read_uvarint(frame, pos)
             for _ in range(count):
-                _tag, pos = _uvarint(frame, pos)
-                size, pos = _uvarint(frame, pos)
+                _tag, pos = read_uvarint(frame, pos)
+                size, pos = read_uvarint(frame, pos)
                 pos += size
         except (ValueError, IndexError, BufferUnderflow) as exc:
             raise FrameError(f"bad tagged fields in request header: {exc}") from None
@@ -140,7 +140,8 @@ def parse_header(frame: bytes, flexible: bool) -> RequestHeader:
     return RequestHeader(key, version, corr, client_id, pos)
 
 
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it); kio's BufferUnderflow past the end, ValueError when too long."""
     value, size = read_unsigned_varint(buf, pos)
     return int(value), pos + size
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 
 import cramjam
 
@@ -81,63 +82,75 @@ def _u32(buf: bytes, pos: int) -> int:
     return int(_LE32.unpack_from(buf, pos)[0])
 
 
-def _lz4_bound(buf: bytes) -> int:
-    """The most the lz4 frames in ``buf`` can decompress to: blocks x the frames' block size."""
+def _frames_bound(buf: bytes, magic: int, frame: Callable[[bytes, int], tuple[int, int]]) -> int:
+    """Sum the bounds of the frames back to back in ``buf`` (skippable frames skipped);
+    ``frame(buf, pos)`` reads the frame whose magic is at ``pos``: (its end, its bound)."""
     bound, pos, n = 0, 0, len(buf)
     while pos < n:
-        magic = _u32(buf, pos)
-        if 0x184D2A50 <= magic <= 0x184D2A5F:  # skippable frame
+        found = _u32(buf, pos)
+        if 0x184D2A50 <= found <= 0x184D2A5F:  # skippable frame
             pos += 8 + _u32(buf, pos + 4)
             continue
-        if magic != LZ4_MAGIC or pos + 7 > n:
-            raise ValueError("not an lz4 frame")
-        flg, bd = buf[pos + 4], buf[pos + 5]
-        block_max = _LZ4_BLOCK_MAX.get((bd >> 4) & 7)
-        if block_max is None:
-            raise ValueError("bad lz4 block size")
-        pos += 7 + (8 if flg & 0x08 else 0) + (4 if flg & 0x01 else 0)  # content size, dict id, HC
-        block_checksum = 4 if flg & 0x10 else 0
-        while True:
-            size = _u32(buf, pos)
-            pos += 4
-            if size == 0:  # end mark
-                break
-            pos += (size & 0x7FFFFFFF) + block_checksum
-            bound += block_max
-        pos += 4 if flg & 0x04 else 0  # content checksum
+        if found != magic:
+            raise ValueError(f"magic {found:#x} is not {magic:#x}")
+        pos, frame_bound = frame(buf, pos)
+        bound += frame_bound
     return bound
+
+
+def _lz4_bound(buf: bytes) -> int:
+    """The most the lz4 frames in ``buf`` can decompress to: blocks x the frames' block size."""
+    return _frames_bound(buf, LZ4_MAGIC, _lz4_frame)
+
+
+def _lz4_frame(buf: bytes, pos: int) -> tuple[int, int]:
+    if pos + 7 > len(buf):
+        raise ValueError("lz4 frame header ends early")
+    flg, bd = buf[pos + 4], buf[pos + 5]
+    block_max = _LZ4_BLOCK_MAX.get((bd >> 4) & 7)
+    if block_max is None:
+        raise ValueError("bad lz4 block size")
+    pos += 7 + (8 if flg & 0x08 else 0) + (4 if flg & 0x01 else 0)  # content size, dict id, HC
+    block_checksum = 4 if flg & 0x10 else 0
+    bound = 0
+    while True:
+        size = _u32(buf, pos)
+        pos += 4
+        if size == 0:  # end mark
+            break
+        pos += (size & 0x7FFFFFFF) + block_checksum
+        bound += block_max
+    return pos + (4 if flg & 0x04 else 0), bound  # content checksum
 
 
 def _zstd_bound(buf: bytes) -> int:
     """The most the zstd frames in ``buf`` can decompress to: blocks x 128 KiB (an RLE block
     states its own size)."""
-    bound, pos, n = 0, 0, len(buf)
-    while pos < n:
-        magic = _u32(buf, pos)
-        if 0x184D2A50 <= magic <= 0x184D2A5F:  # skippable frame
-            pos += 8 + _u32(buf, pos + 4)
-            continue
-        if magic != ZSTD_MAGIC or pos + 5 > n:
-            raise ValueError("not a zstd frame")
-        fhd = buf[pos + 4]
-        fcs_code, single, checksum, dict_code = fhd >> 6, fhd & 0x20, fhd & 0x04, fhd & 0x03
-        fcs = (1 if single else 0, 2, 4, 8)[fcs_code]
-        pos += 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_code] + fcs
-        while True:
-            if pos + 3 > n:
-                raise ValueError("zstd block header ends early")
-            header = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-            last, kind, size = header & 1, (header >> 1) & 3, header >> 3
-            pos += 3
-            if kind == 1:  # RLE: one byte, repeated ``size`` times
-                bound += size
-                pos += 1
-            elif kind == 3:
-                raise ValueError("reserved zstd block type")
-            else:
-                bound += size if kind == 0 else _ZSTD_BLOCK_MAX
-                pos += size
-            if last:
-                break
-        pos += 4 if checksum else 0
-    return bound
+    return _frames_bound(buf, ZSTD_MAGIC, _zstd_frame)
+
+
+def _zstd_frame(buf: bytes, pos: int) -> tuple[int, int]:
+    n = len(buf)
+    if pos + 5 > n:
+        raise ValueError("zstd frame header ends early")
+    fhd = buf[pos + 4]
+    fcs_code, single, checksum, dict_code = fhd >> 6, fhd & 0x20, fhd & 0x04, fhd & 0x03
+    fcs = (1 if single else 0, 2, 4, 8)[fcs_code]
+    pos += 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_code] + fcs
+    bound = 0
+    while True:
+        if pos + 3 > n:
+            raise ValueError("zstd block header ends early")
+        header = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        last, kind, size = header & 1, (header >> 1) & 3, header >> 3
+        pos += 3
+        if kind == 1:  # RLE: one byte, repeated ``size`` times
+            bound += size
+            pos += 1
+        elif kind == 3:
+            raise ValueError("reserved zstd block type")
+        else:
+            bound += size if kind == 0 else _ZSTD_BLOCK_MAX
+            pos += size
+        if last:
+            return pos + (4 if checksum else 0), bound

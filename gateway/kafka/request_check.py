@@ -16,7 +16,9 @@ from collections.abc import Callable
 from types import NoneType, UnionType
 from typing import Any
 
-from ferrymq.gateway.kafka.framing import FrameError
+from kio.serial.errors import BufferUnderflow
+
+from ferrymq.gateway.kafka.framing import FrameError, read_uvarint
 
 _FIXED = {
     "bool": 1,
@@ -41,21 +43,10 @@ def check_request(entity_type: type[Any], frame: bytes, offset: int) -> None:
     """FrameError unless every length in the body at ``offset`` fits the frame."""
     try:
         _entity_step(entity_type)(frame, offset, len(frame))
-    except IndexError:
-        raise FrameError("request body ends early") from None
-
-
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 28:
-            raise FrameError("varint longer than 5 bytes")
+    except FrameError:
+        raise
+    except (IndexError, ValueError, BufferUnderflow) as exc:
+        raise FrameError(f"request body ends early or is garbled: {exc}") from None
 
 
 def _signed(buf: bytes, pos: int, size: int) -> int:
@@ -67,7 +58,7 @@ def _signed(buf: bytes, pos: int, size: int) -> int:
 def _length(buf: bytes, pos: int, compact: bool, legacy_size: int) -> tuple[int, int]:
     """(length, position after it); -1 for null."""
     if compact:
-        n, pos = _uvarint(buf, pos)
+        n, pos = read_uvarint(buf, pos)
         return n - 1, pos
     return _signed(buf, pos, legacy_size), pos + legacy_size
 
@@ -101,12 +92,12 @@ def _compile_entity(entity_type: type[Any]) -> Step:
         for s in steps:
             pos = s(buf, pos, end)
         if flexible:  # tagged fields: each is length-delimited
-            count, pos = _uvarint(buf, pos)
+            count, pos = read_uvarint(buf, pos)
             if count > end - pos:
                 raise FrameError(f"{count} tagged fields in fewer bytes")
             for _ in range(count):
-                _tag, pos = _uvarint(buf, pos)
-                size, pos = _uvarint(buf, pos)
+                _tag, pos = read_uvarint(buf, pos)
+                size, pos = read_uvarint(buf, pos)
                 pos = _skip(size, pos, end, "tagged field")
         return pos
 
