@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUN_STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck unit compat bench clean java
+.PHONY: run test test-fast lint typecheck unit compat bench clean java fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: $(STAMP) lint typecheck java
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not process and not slow" $(PYTEST_ARGS)
 
+## make fuzz: coverage-guided fuzzing (atheris) of every decoder of untrusted bytes, FUZZ_SECONDS
+## each (FUZZ_TARGETS="a b" for some); findings land in .fuzz/crashes/ and fail the run
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m fuzz.run $(FUZZ_TARGETS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy core namesrv gateway client cli
 
-## the Java compat module (skipped, loudly, where Java or Maven is missing)
+## the Java compat modules (skipped, loudly, where Java or Maven is missing; an error under CI=true)
 java:
 	@if command -v mvn >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then \
 		if [ -f compat-tests/java/pom.xml ]; then \
@@ -52,6 +58,9 @@ java:
 					|| exit 1; \
 			done; \
 		fi; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "!!! Java or Maven not found: under CI=true the Java compat tests may not be skipped !!!"; \
+		exit 1; \
 	else \
 		echo "!!! Java or Maven not found: the Java compat tests will be SKIPPED !!!"; \
 	fi

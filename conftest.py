@@ -9,6 +9,7 @@ interpreter and make up ``make test-fast`` (``-m "not process and not slow"``).
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,6 +80,47 @@ def _starts_processes(item: pytest.Item) -> bool:
     return module is not None and any(
         obj in LAUNCHERS for obj in vars(module).values() if inspect.isclass(obj)
     )
+
+
+#: tests that skip only when a tool is missing (a JDK, Maven, the built jars, Chromium, a client
+#: library): under CI=true such a skip is a failure, so a CI machine without the tool cannot pass
+MUST_RUN_IN_CI = (ROOT / "compat-tests", ROOT / "tests" / "test_console_e2e.py")
+
+
+def _must_run(path: Path) -> bool:
+    return os.environ.get("CI") == "true" and any(p == path or p in path.parents for p in MUST_RUN_IN_CI)
+
+
+def _skip_reason(longrepr: object) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (file, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _fail_skip(report: pytest.CollectReport | pytest.TestReport, what: str) -> None:
+    reason = _skip_reason(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"CI=true: {what} may not be skipped in CI (the compat and browser tests must run there; "
+        f".ci/run installs what they need). It was skipped because: {reason}"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and not hasattr(report, "wasxfail") and _must_run(Path(str(item.path))):
+        _fail_skip(report, item.nodeid)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A module skipped whole at import (pytest.importorskip of a client library)."""
+    outcome = yield
+    report: pytest.CollectReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and _must_run(Path(str(collector.path))):
+        _fail_skip(report, collector.nodeid)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

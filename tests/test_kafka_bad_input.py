@@ -13,6 +13,7 @@ import logging
 import struct
 from pathlib import Path
 
+import crc32c
 import pytest
 from kio.schema.api_versions.v0.response import ApiVersionsResponse as ApiVersionsV0Response
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
@@ -78,6 +79,8 @@ def scenario(tmp_path: Path, attack: object) -> None:
         pytest.param(raw_request(3, 99), id="unsupported-metadata-version"),
         pytest.param(raw_request(0, 2, b"\x00\x01"), id="truncated-produce-v2"),
         pytest.param(struct.pack(">i", -1), id="negative-size"),
+        # ListGroups v5, states_filter claiming 2^32-2 elements: kio would reserve 32 GiB (abort)
+        pytest.param(raw_request(16, 5, b"\x00\xff\xff\xff\xff\x0f\x01\x00"), id="forged-array-length"),
         pytest.param(struct.pack(">i", 200 * 1024 * 1024), id="oversized-request"),
     ],
 )
@@ -117,6 +120,10 @@ def test_corrupt_and_invalid_batches_are_refused_and_nothing_is_stored(tmp_path:
         assert (await produced(w, bytes(flipped)))[0] == ErrorCode.corrupt_message
         assert (await produced(w, batch(2)[:-5]))[0] == ErrorCode.corrupt_message  # batch length too long
         assert (await produced(w, b""))[0] == ErrorCode.corrupt_message
+        gzip_garbage = bytearray(batch(2))  # attributes say gzip, the records are not: CRC made valid
+        gzip_garbage[22] |= 1
+        struct.pack_into(">I", gzip_garbage, 17, crc32c.crc32c(bytes(gzip_garbage[21:])))
+        assert (await produced(w, bytes(gzip_garbage)))[0] == ErrorCode.corrupt_message
         old_magic = bytearray(batch(1))
         old_magic[16] = 1
         assert (await produced(w, bytes(old_magic)))[0] == ErrorCode.invalid_record

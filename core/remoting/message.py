@@ -348,6 +348,7 @@ class StoredFields(NamedTuple):
 
 _LEAD = struct.Struct(">iiiiiqqiq")  # TOTALSIZE .. BORNTIMESTAMP
 _I64 = struct.Struct(">q")
+_U8 = struct.Struct(">B")
 _TAIL = struct.Struct(">iqi")  # RECONSUMETIMES, PREPARED_TRANSACTION_OFFSET, BODYLEN
 _new_tuple = tuple.__new__
 
@@ -374,14 +375,15 @@ def _walk(buf: bytes | memoryview, pos: int) -> tuple[int, ...]:
     p = store_at + (20 if sys_flag & SYSFLAG_STOREHOST_V6 else 8)
     reconsume, _prepared, body_len = _TAIL.unpack_from(buf, p)
     body_at = p + 16
-    if body_len < 0 or body_at + body_len > pos + total:
+    # TOPICLEN (1 byte at least) and PROPLEN (2) follow the body inside the record
+    if body_len < 0 or body_at + body_len + 3 > pos + total:
         raise ValueError(f"body length {body_len} at {pos}")
     p = body_at + body_len
     if magic == MAGIC_V2:
         (topic_len,) = _H16.unpack_from(buf, p)
         p += 2
     else:
-        topic_len = buf[p]
+        (topic_len,) = _U8.unpack_from(buf, p)  # struct.error, not IndexError, past the buffer
         p += 1
     topic_at = p
     (prop_len,) = _H16.unpack_from(buf, p + topic_len)

@@ -102,13 +102,19 @@ class StoredEntry(NamedTuple):
             at, n = self.fields.topic_at, self.fields.topic_len
         else:
             at, n = BATCH_HEAD.size, self._payload_at - BATCH_HEAD.size - len(self.tag_table)
-        return bytes(self.view[at : at + n]).decode()
+        try:
+            return bytes(self.view[at : at + n]).decode()
+        except UnicodeDecodeError:
+            raise CorruptRecord(f"the topic of the entry at {self.offset} is not UTF-8") from None
 
     def message(self) -> MessageExt:
         """A message entry decoded (the body copied out of the commit log)."""
         if self.fields is None:
             raise ValueError(f"the entry at {self.offset} is a batch entry, not a message")
-        return decode_stored_fields(self.view, self.fields)
+        try:
+            return decode_stored_fields(self.view, self.fields)
+        except (struct.error, ValueError) as exc:  # bad UTF-8, a bad IPv6 host
+            raise CorruptRecord(f"the message at {self.offset}: {exc}") from None
 
 
 def read_entry(buf: bytes | memoryview, pos: int = 0) -> StoredEntry:

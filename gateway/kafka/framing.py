@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kio.serial import entity_reader, entity_writer
+from kio.serial.errors import BufferUnderflow
 from kio.serial.readers import read_unsigned_varint
 
 _SIZE = struct.Struct(">i")
@@ -127,19 +128,20 @@ def parse_header(frame: bytes, flexible: bool) -> RequestHeader:
         raise FrameError(f"client id length {id_len}")
     if flexible:
         try:
-            count, pos = _uvarint(frame, pos)
+            count, pos = read_uvarint(frame, pos)
             for _ in range(count):
-                _tag, pos = _uvarint(frame, pos)
-                size, pos = _uvarint(frame, pos)
+                _tag, pos = read_uvarint(frame, pos)
+                size, pos = read_uvarint(frame, pos)
                 pos += size
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, BufferUnderflow) as exc:
             raise FrameError(f"bad tagged fields in request header: {exc}") from None
         if pos > len(frame):
             raise FrameError("tagged fields run past the request")
     return RequestHeader(key, version, corr, client_id, pos)
 
 
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    """(value, position after it); kio's BufferUnderflow past the end, ValueError when too long."""
     value, size = read_unsigned_varint(buf, pos)
     return int(value), pos + size
 

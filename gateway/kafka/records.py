@@ -163,6 +163,8 @@ def decompress(codec: int, data: bytes | memoryview, limit: int = DEFAULT_MAX_IN
     xerial-framed (Java). Data that does not inflate is a CorruptBatch."""
     if codec == NONE:
         return bytes(data)
+    if not data:  # Python's gzip reads nothing as nothing; Java's does not
+        raise CorruptBatch(f"no compressed records (codec {codec})")
     if codec == SNAPPY:
         if bytes(data[:8]) == XERIAL_MAGIC:
             return _xerial_decompress(data, limit)

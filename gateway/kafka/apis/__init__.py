@@ -20,6 +20,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_reader
 
 from ferrymq.gateway.kafka.context import Handler
+from ferrymq.gateway.kafka.request_check import check_request
 
 
 @dataclass(slots=True)
@@ -45,11 +46,22 @@ class ApiSpec:
         return bool(self.request_type(version).__flexible__)
 
     def reader(self, version: int) -> Callable[[bytes, int], tuple[Any, int]]:
-        """kio's (native) reader of the request body at ``version``, cached."""
+        """kio's (native) reader of the request body at ``version``, cached, behind the length check
+        that keeps a forged array length from aborting the process (request_check.py)."""
         r = self._readers.get(version)
         if r is None:
-            r = self._readers[version] = entity_reader(self.request_type(version))
+            r = self._readers[version] = _checked_reader(self.request_type(version))
         return r
+
+
+def _checked_reader(request_type: type[Any]) -> Callable[[bytes, int], tuple[Any, int]]:
+    read = entity_reader(request_type)
+
+    def checked(frame: bytes, offset: int) -> tuple[Any, int]:
+        check_request(request_type, frame, offset)
+        return read(frame, offset)
+
+    return checked
 
 
 API_HANDLERS: dict[int, ApiSpec] = {}

@@ -1,0 +1,172 @@
+"""One fuzz target per decoder of untrusted bytes, shared by atheris (``make fuzz``) and the short
+hypothesis runs in tests/fuzz/.
+
+A target takes any bytes and returns normally when the decoder either decoded them or raised the
+error its module documents (the one its caller maps to the protocol's answer: a closed connection,
+CORRUPT_MESSAGE, CorruptRecord...). Anything else escapes the target, and is a finding. Hangs and
+memory blow-ups are caught by the runners (libFuzzer's -timeout/-rss_limit_mb, hypothesis' run).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from ferrymq.core.remoting import frame as remoting_frame
+from ferrymq.core.remoting.command import HeaderError, decode_header
+from ferrymq.core.remoting.message import decode_stored_messages, read_stored_fields
+from ferrymq.core.store import entry as store_entry
+from ferrymq.gateway.kafka import apis, framing, legacy_produce, mapping
+from ferrymq.gateway.kafka import records as rb
+
+Target = Callable[[bytes], None]
+
+#: what a stored-message read may raise (read_stored_fields documents ValueError or struct.error)
+_STORED_ERRORS = (ValueError, struct.error)
+#: a small frame limit, so that "frame too large" is reachable with short inputs
+_SMALL_FRAME = 4096
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    """Split ``data`` into feeds at cut points its first byte chooses (exercises partial frames)."""
+    if not data:
+        return [data]
+    step = data[0] % 13 + 1
+    body = data[1:]
+    return [body[i : i + step] for i in range(0, len(body), step)] or [body]
+
+
+def remoting_frames(data: bytes) -> None:
+    """core/remoting/frame.py FrameDecoder, fed in pieces: commands or FrameError."""
+    decoder = remoting_frame.FrameDecoder(max_frame=_SMALL_FRAME)
+    try:
+        for piece in _pieces(data):
+            for cmd in decoder.feed(piece):
+                assert isinstance(cmd.ext_fields, dict)
+    except remoting_frame.FrameError:
+        return
+    assert decoder.buffered < _SMALL_FRAME
+
+
+def remoting_header(data: bytes) -> None:
+    """core/remoting/command.py decode_header, JSON or ROCKETMQ by the first byte: HeaderError."""
+    if not data:
+        return
+    try:
+        cmd = decode_header(data[0] & 1, data[1:])
+    except HeaderError:
+        return
+    # the decoded command must encode again (a server answers it)
+    cmd.response(ext_fields=cmd.ext_fields, remark=cmd.remark).encode_header()
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in cmd.ext_fields.items())
+
+
+def stored_messages(data: bytes) -> None:
+    """core/remoting/message.py: a pull body of stored records (decode_stored_messages) and the
+    one-record walk (read_stored_fields)."""
+    try:
+        read_stored_fields(data)
+    except _STORED_ERRORS:
+        pass
+    try:
+        decode_stored_messages(data)
+    except _STORED_ERRORS:
+        pass
+
+
+def store_entries(data: bytes) -> None:
+    """core/store/entry.py read_entry and iter_entries: StoredEntry or CorruptRecord, and what a
+    reader then asks of an entry (topic, tag codes, the message)."""
+    try:
+        store_entry.read_entry(data)
+    except store_entry.CorruptRecord:
+        pass
+    for e in store_entry.iter_entries(data):
+        _use_entry(e)
+
+
+def _use_entry(e: store_entry.StoredEntry) -> None:
+    try:
+        _ = e.topic, e.tag_codes, e.next_queue_offset
+        if e.kind is store_entry.EntryKind.MESSAGE:
+            e.message()
+    except store_entry.CorruptRecord:
+        pass
+
+
+def kafka_frames(data: bytes) -> None:
+    """gateway/kafka/framing.py FrameDecoder fed in pieces, then each frame's header parsed."""
+    decoder = framing.FrameDecoder(max_size=_SMALL_FRAME)
+    frames: list[bytes] = []
+    try:
+        for piece in _pieces(data):
+            frames += decoder.feed(piece)
+    except framing.FrameError:
+        pass
+    assert decoder.buffered <= _SMALL_FRAME + 4
+    for frame in frames:
+        try:
+            framing.peek_header(frame)
+            framing.parse_header(frame, flexible=bool(len(frame) & 1))
+        except framing.FrameError:
+            pass
+
+
+def kafka_produce_batches(data: bytes) -> None:
+    """What Produce does with a partition's records: split_batches, then the tag scan (which
+    decompresses). CorruptBatch answers CORRUPT_MESSAGE, InvalidBatch/ValueError INVALID_RECORD."""
+    try:
+        for info in rb.split_batches(data):
+            mapping.batch_tag_codes(data, info)
+    except (rb.CorruptBatch, rb.InvalidBatch, ValueError):
+        pass
+
+
+def kafka_stored_batch(data: bytes) -> None:
+    """Reading a stored batch (read_header, records_bytes, iter_records), as the cross-protocol
+    views do; the CRC is not checked there, so any header must still end in CorruptBatch."""
+    try:
+        info = rb.read_header(data)
+        for _ in rb.iter_records(rb.records_bytes(data, info), info.count, info.base_timestamp):
+            pass
+    except (rb.CorruptBatch, rb.InvalidBatch, rb.InflateLimit, struct.error):
+        pass
+
+
+def kafka_request(data: bytes) -> None:
+    """The body of a served Kafka request decoded as the connection does. kio raises assorted
+    errors on garbage (the connection closes on any Exception); not MemoryError, and no hang."""
+    try:
+        key, version, _corr = framing.peek_header(data)
+    except framing.FrameError:
+        return
+    spec = apis.API_HANDLERS.get(key)
+    if spec is None or not 0 <= version <= spec.max_version:
+        return
+    if version < spec.min_version:
+        if key == 0:
+            try:
+                header = framing.parse_header(data, flexible=False)
+                legacy_produce.unsupported_response(data, version, header.body_offset)
+            except (framing.FrameError, ValueError, struct.error):
+                pass
+        return
+    try:
+        header = framing.parse_header(data, spec.flexible(version))
+        spec.reader(version)(data, header.body_offset)
+    except MemoryError:
+        raise
+    except Exception:
+        return
+
+
+TARGETS: dict[str, Target] = {
+    "remoting_frames": remoting_frames,
+    "remoting_header": remoting_header,
+    "stored_messages": stored_messages,
+    "store_entries": store_entries,
+    "kafka_frames": kafka_frames,
+    "kafka_produce_batches": kafka_produce_batches,
+    "kafka_stored_batch": kafka_stored_batch,
+    "kafka_request": kafka_request,
+}
