@@ -9,6 +9,11 @@ interpreter and make up ``make test-fast`` (``-m "not process and not slow"``).
 from __future__ import annotations
 
 import inspect
+import os
+
+# hundreds of test stores with 1 GiB segments: preallocated, they would fill the disk (the tests
+# of preallocation and full disks turn it back on: fault_fs.FaultyDisk, test_disk_full.py)
+os.environ.setdefault("FERRYMQ_SPARSE_SEGMENTS", "1")
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -40,6 +40,7 @@ class FaultyDisk:
         self._real: dict[str, Any] = {}
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> FaultyDisk:
+        monkeypatch.setattr(fileio, "SPARSE", False)  # conftest.py turns preallocation off
         for name in ("fdatasync", "fsync", "fsync_dir", "fallocate", "write", "disk_usage"):
             self._real[name] = getattr(fileio, name)
             monkeypatch.setattr(fileio, name, getattr(self, name))

@@ -114,8 +114,9 @@ async def _read_keys(server: FerryServer) -> list[str]:
 
 
 def test_a_full_disk_refuses_writes_keeps_the_broker_and_loses_nothing(
-    tmp_path: Path, small_disk: Path
+    tmp_path: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("FERRYMQ_SPARSE_SEGMENTS", raising=False)  # the server preallocates
     ballast = small_disk / "ballast"
     ballast.write_bytes(b"\1" * BALLAST)
     conf = (

@@ -23,7 +23,7 @@ from ferrymq.core.remoting.message import (
     decode_stored_messages,
     java_string_hash,
 )
-from ferrymq.core.store import GetStatus, MessageStore, PutStatus
+from ferrymq.core.store import GetStatus, MessageStore, PutStatus, fileio
 from ferrymq.core.store.entry import BATCH_FORMAT_KAFKA_V2
 from ferrymq.core.store.message_store import StoreError
 from tests.test_store_support import SEGMENT, STORE_IP, STORE_PORT, abandon, open_store, put, read_all
@@ -492,7 +492,10 @@ def test_stored_records_are_v1_magic_with_the_store_host(store: MessageStore) ->
 # ---- sparse segments -------------------------------------------------------------------------
 
 
-def test_restart_does_not_write_the_rest_of_the_active_segment(tmp_path: Path) -> None:
+def test_restart_does_not_write_the_rest_of_the_active_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fileio, "SPARSE", False)  # conftest.py turns preallocation off
     # segments are preallocated, not written; recovery must not fill the unwritten tail with
     # zeros (with 1 GiB segments that was a 1 GiB write and a 1 GiB buffer at every start)
     seg = 8 * 1024 * 1024

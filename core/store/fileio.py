@@ -31,10 +31,19 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+#: FERRYMQ_SPARSE_SEGMENTS=1 leaves segments sparse (no full-disk protection): for test suites
+#: that open hundreds of stores with 1 GiB segments, which would otherwise each take their size
+SPARSE = os.environ.get("FERRYMQ_SPARSE_SEGMENTS") == "1"
+
+
 def fallocate(fd: int, offset: int, length: int) -> None:
     """Reserve disk blocks for a range, so writing through a mapping can never hit a full disk
     (a page fault with no block to back it is SIGBUS). ENOSPC if there is no room; a
     filesystem without fallocate falls back to ftruncate (sparse: no protection)."""
+    if SPARSE:
+        if os.fstat(fd).st_size < offset + length:
+            os.ftruncate(fd, offset + length)
+        return
     try:
         os.posix_fallocate(fd, offset, length)
     except OSError as exc:
