@@ -18,6 +18,10 @@ import pytest
 from ferrymq.cli import testing as launchers
 from ferrymq.cli.testing import FerryServer
 
+# hundreds of test stores with 1 GiB segments: preallocated, they would fill the disk (the tests
+# of preallocation and full disks turn it back on: fault_fs.FaultyDisk, test_disk_full.py)
+os.environ.setdefault("FERRYMQ_SPARSE_SEGMENTS", "1")
+
 #: fixtures that start a ferrymq process: a test using one (even indirectly) is a ``process`` test
 PROCESS_FIXTURES = frozenset({"ferrymq_server", "server_factory", "shared_server", "server"})
 #: the classes of ferrymq.cli.testing that spawn processes

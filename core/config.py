@@ -54,6 +54,11 @@ class BrokerConfig(BaseModel):
     sync_flush_timeout: int = Field(5000, alias="syncFlushTimeout", ge=1)  # ms
     clean_resource_interval: int = Field(10_000, alias="cleanResourceInterval", ge=100)  # ms
     disk_max_used_space_ratio: int = Field(75, alias="diskMaxUsedSpaceRatio", ge=10, le=95)
+    # past this the oldest commit-log segments are deleted whatever their age (cleanImmediately)
+    disk_space_clean_forcibly_ratio: int = Field(85, alias="diskSpaceCleanForciblyRatio", ge=10, le=100)
+    clean_file_forcibly_enable: bool = Field(True, alias="cleanFileForciblyEnable")
+    # past this the store refuses writes until the disk is below it again
+    disk_space_warning_level_ratio: int = Field(90, alias="diskSpaceWarningLevelRatio", ge=10, le=100)
     flush_consumer_offset_interval: int = Field(5000, alias="flushConsumerOffsetInterval", ge=100)
     # broker behaviour
     register_name_server_period: int = Field(30_000, alias="registerNameServerPeriod", ge=100)  # ms

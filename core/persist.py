@@ -1,4 +1,7 @@
-"""Small JSON config files written atomically (temp file, fsync, rename)."""
+"""Small JSON config files written atomically (temp file, fsync, rename, directory fsync).
+
+A failed write or sync raises and leaves the previous file in place; each attempt writes a
+whole new file, so retrying after a failure is safe (unlike syncing the same pages again)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ferrymq.core.store import fileio
+
 log = logging.getLogger("ferrymq.persist")
 
 
@@ -21,8 +26,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
     with open(tmp, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
         fh.flush()
-        os.fsync(fh.fileno())
+        fileio.fsync(fh.fileno())
     os.replace(tmp, path)
+    fileio.fsync_dir(path.parent)  # the rename itself must survive a power loss
 
 
 def read_json(path: Path) -> Any:

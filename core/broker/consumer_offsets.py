@@ -85,16 +85,23 @@ class ConsumerOffsetManager:
                 self._written = seq
 
     def persist(self, force: bool = False) -> None:
+        """Write the table if it changed; OSError if that failed (the table stays dirty, so the
+        next call writes it again: a failed write is never taken for a written one)."""
         if not (self._dirty or force):
             return
         self._dirty = False
-        self._write(*self._snapshot())
+        try:
+            self._write(*self._snapshot())
+        except OSError:
+            self._dirty = True
+            raise
 
     async def persist_durable(self) -> None:
         """Write the table now, off the event loop; concurrent callers share one write.
 
         For protocols whose commit reply promises durability (Kafka's OffsetCommit); native
-        RocketMQ commits keep RocketMQ's periodic flush.
+        RocketMQ commits keep RocketMQ's periodic flush. OSError if the write failed: the reply
+        must then be an error.
         """
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
@@ -103,4 +110,8 @@ class ConsumerOffsetManager:
                 return  # a write that started after our commit already covered it
             self._dirty = False
             seq, snapshot = self._snapshot()  # taken on the loop thread: the table is not shared
-            await asyncio.to_thread(self._write, seq, snapshot)
+            try:
+                await asyncio.to_thread(self._write, seq, snapshot)
+            except OSError:
+                self._dirty = True
+                raise

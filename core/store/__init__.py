@@ -20,6 +20,7 @@ from ferrymq.core.store.message_store import (
     MessageStore,
     PutResult,
     PutStatus,
+    StoreUnavailable,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "MessageStore",
     "PutResult",
     "PutStatus",
+    "StoreUnavailable",
     "StoredEntry",
     "iter_entries",
     "read_entry",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +61,18 @@ class CommitLog:
         self.files = MappedFileQueue(directory, file_size)
         self.file_size = file_size
         self.write_offset = self.files.min_offset
+        #: called (on the writer's thread) after a roll to a new segment: the store then
+        #: prepares the following one in a worker thread
+        self.on_roll: Callable[[], None] | None = None
 
     @property
     def min_offset(self) -> int:
         return self.files.min_offset
+
+    def prepare_next(self) -> None:
+        """Create and allocate the segment after the one being written (thread-safe: a worker
+        thread calls it). OSError (ENOSPC) if the disk has no room for it."""
+        self.files.prepare(self.write_offset - self.write_offset % self.file_size + self.file_size)
 
     def reserve(self, size: int) -> tuple[MappedFile, int]:
         """Where an entry of ``size`` bytes goes: (file, global offset), rolling if needed."""
@@ -78,7 +86,9 @@ class CommitLog:
             f.touch()
             offset = f.end
             self.write_offset = offset
-            f = self.files.file_for_write(offset)
+            f = self.files.file_for_write(offset)  # OSError (ENOSPC): the filler stays, valid
+            if self.on_roll is not None:
+                self.on_roll()
         return f, offset
 
     def append(self, f: MappedFile, offset: int, data: bytes | bytearray | memoryview) -> None:

@@ -55,6 +55,9 @@ class ConsumeQueue:
     def put_units(self, queue_offset: int, units: bytes) -> None:
         """Write consecutive units (a batch entry); they never span a file boundary unsplit."""
         pos = queue_offset * UNIT_SIZE
+        f = self.files.file_for_write(pos)
+        if pos + len(units) > f.end:  # every file first: a full disk must not leave half the units
+            self.files.file_for_write(f.end)
         view = memoryview(units)
         while view:
             f = self.files.file_for_write(pos)

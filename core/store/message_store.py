@@ -8,10 +8,21 @@ Layout under the store root (RocketMQ's)::
     checkpoint                             commit-log offset whose dispatch is durable
     abort                                  present while running: its presence at start = crash
 
-Everything runs on the event-loop thread except fdatasync, which runs in a worker thread. The
-commit log is the source of truth: at start after a crash, entries from the checkpoint on are
-validated (CRC included) and re-dispatched into consume queues (idempotently: a unit's position
-is its queue offset) and the index; a torn tail is cut off, so no message is lost or doubled.
+Everything runs on the event-loop thread except fdatasync and the allocation of the next
+commit-log segment, which run in worker threads. The commit log is the source of truth: at start
+after a crash, entries from the checkpoint on are validated (CRC included) and re-dispatched into
+consume queues (idempotently: a unit's position is its queue offset) and the index; a torn tail
+is cut off, so no message is lost or doubled.
+
+When the store cannot keep its promise it refuses writes (``writable`` False, the reason in
+``unwritable_reason``; puts return SERVICE_NOT_AVAILABLE) and keeps serving reads:
+
+* a failed sync poisons the store until a restart (PostgreSQL's and Kafka's answer to fsyncgate):
+  the pages that failed may be gone, and a later sync would report success over them. Waiting
+  SYNC_FLUSH puts get ``StoreUnavailable``, never success.
+* a full disk (ENOSPC when a segment is allocated, or the disk fuller than
+  diskSpaceWarningLevelRatio) refuses writes until space is free again; retention deletes the
+  oldest segments early once the disk is fuller than diskSpaceCleanForciblyRatio.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from typing import Any
 
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.message import encode_stored_message, ip_bytes, stored_size
+from ferrymq.core.store import fileio
 from ferrymq.core.store.commit_log import (
     END_FILE_MIN_BLANK_LENGTH,
     CommitLog,
@@ -111,6 +123,15 @@ class StoreError(Exception):
     """A put that cannot be stored (illegal message, store not writable)."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot make a write durable (a failed sync): the put must not be acknowledged."""
+
+
+#: commit-log segments retention deletes early in one run when the disk is too full (RocketMQ's
+#: deleteFileBatchMax)
+_FORCED_DELETES_PER_RUN = 10
+
+
 class MessageStore:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
@@ -135,7 +156,13 @@ class MessageStore:
         # in-flight flush instead of racing it on the checkpoint file and the fds.
         self._io_lock = threading.RLock()
         self.recovered_crash = False
+        #: False while writes are refused; ``unwritable_reason`` says why
         self.writable = True
+        self.unwritable_reason: str | None = None
+        self._sync_failure: str | None = None  # set once, never cleared: see the module docstring
+        self._disk_full: str | None = None
+        self._preparing = False
+        self.commit_log.on_roll = self._prepare_next_segment
         self._load()
 
     # ---- start-up and recovery ---------------------------------------------------------------
@@ -197,7 +224,13 @@ class MessageStore:
             log.warning("recovered %d commit-log entries up to offset %d", len(redispatch), end)
         self.flushed_offset = end
         self.dispatched_durable = end
-        self._abort_file.write_text(str(os.getpid()))
+        fd = os.open(self._abort_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            fileio.write(fd, str(os.getpid()).encode())
+            fileio.fsync(fd)
+        finally:
+            os.close(fd)
+        fileio.fsync_dir(self.root)
 
     def _damaged_queues(self, recorded: object) -> set[tuple[str, int]]:
         """Queues shorter than the checkpoint recorded them, or missing their last durable unit."""
@@ -245,7 +278,7 @@ class MessageStore:
         with open(tmp, "w") as fh:
             json.dump(data, fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            fileio.fsync(fh.fileno())
         os.replace(tmp, self._checkpoint_file)
 
     def _open_cq(self, topic: str, queue_id: int) -> ConsumeQueue:
@@ -280,6 +313,85 @@ class MessageStore:
         self._flush_lock = asyncio.Lock()
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="store-flush"))
         self._tasks.append(asyncio.create_task(self._clean_loop(), name="store-clean"))
+        self._prepare_next_segment()
+
+    # ---- refusing writes ---------------------------------------------------------------------
+
+    def _refuse(self) -> None:
+        self.unwritable_reason = self._sync_failure or self._disk_full
+        self.writable = self.unwritable_reason is None
+
+    def _poison(self, what: str, exc: OSError) -> None:
+        """A sync failed: refuse every write until a restart and fail every waiting SYNC_FLUSH put."""
+        if self._sync_failure is None:
+            self._sync_failure = f"{what} failed ({exc}): writes refused until the broker restarts"
+            log.critical("STORE POISONED: %s", self._sync_failure)
+            self._refuse()
+        self._fail_waiters()
+
+    def _fail_waiters(self) -> None:
+        assert self._sync_failure is not None
+        err = StoreUnavailable(self._sync_failure)
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for _off, fut in waiters:
+            if not fut.done():
+                fut.set_exception(err)
+                fut.exception()  # retrieved: a waiter that timed out already must not warn
+
+    def _out_of_space(self, exc: OSError) -> None:
+        if self._disk_full is None:
+            log.error("store out of disk space (%s): writes refused until space is freed", exc)
+        self._disk_full = f"disk full: {exc}"
+        self._refuse()
+
+    def _prepare_next_segment(self) -> None:
+        """Allocate the next commit-log segment in a worker thread (after a roll and at start),
+        so the roll itself finds it ready and produce never waits for an allocation."""
+        if self._preparing or self._flush_lock is None:
+            return  # one at a time; none before start_services (recovery, tests without a loop)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # services stopped: the roll allocates inline
+        self._preparing = True
+        task = loop.create_task(self._prepare_in_thread())
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def _prepare_in_thread(self) -> None:
+        try:
+            await asyncio.to_thread(self.commit_log.prepare_next)
+        except OSError as exc:
+            log.warning("could not allocate the next commit-log segment ahead of time: %s", exc)
+        finally:
+            self._preparing = False
+
+    async def check_space(self) -> None:
+        """Refuse writes while the disk is fuller than diskSpaceWarningLevelRatio; take them
+        again once it is not and the next segment could be allocated."""
+        ratio = self.disk_used_ratio()
+        limit = self.config.disk_space_warning_level_ratio
+        if ratio > limit:
+            if self._disk_full is None:
+                log.error("disk %.1f%% used, over diskSpaceWarningLevelRatio=%d: no writes", ratio, limit)
+            self._disk_full = f"disk {ratio:.1f}% used, over diskSpaceWarningLevelRatio={limit}"
+            self._refuse()
+            return
+        if self._disk_full is None:
+            return
+        try:
+            await asyncio.to_thread(self.commit_log.prepare_next)
+        except OSError as exc:
+            self._disk_full = f"disk full: {exc}"
+            self._refuse()
+            return
+        log.warning("disk space available again (%.1f%% used): the store takes writes", ratio)
+        self._disk_full = None
+        self._refuse()
+
+    def disk_used_ratio(self) -> float:
+        total, used = fileio.disk_usage(self.root)
+        return used * 100 / max(total, 1)
 
     async def _flush_loop(self) -> None:
         assert self._flush_wakeup is not None
@@ -295,14 +407,23 @@ class MessageStore:
                 log.exception("flush failed")
 
     async def flush(self) -> None:
-        """Flush the commit log, then consume queues and index, then record the checkpoint."""
+        """Flush the commit log, then consume queues and index, then record the checkpoint.
+
+        A failed sync poisons the store (``_poison``); a poisoned store flushes no more."""
         assert self._flush_lock is not None
         async with self._flush_lock:
+            if self._sync_failure is not None:
+                self._fail_waiters()  # one that came in since fails too
+                return
             target = self.commit_log.write_offset
             if target == self.flushed_offset and target == self.dispatched_durable:
                 return
             queues = self._queue_snapshot()  # consistent with target: dispatch is synchronous
-            await asyncio.to_thread(self._flush_commit_log)
+            try:
+                await asyncio.to_thread(self._flush_commit_log)
+            except OSError as exc:
+                self._poison("syncing the commit log", exc)
+                return
             self.flushed_offset = target
             waiters = self._flush_waiters
             self._flush_waiters = [w for w in waiters if w[0] > target]
@@ -310,7 +431,11 @@ class MessageStore:
                 if off <= target and not fut.done():
                     fut.set_result(None)
             cqs = list(self.consume_queues.values())
-            await asyncio.to_thread(self._flush_derived, cqs, target, queues)
+            try:
+                await asyncio.to_thread(self._flush_derived, cqs, target, queues)
+            except OSError as exc:
+                self._poison("syncing consume queues, index or checkpoint", exc)
+                return
             self.dispatched_durable = target
 
     def _flush_commit_log(self) -> None:
@@ -327,9 +452,13 @@ class MessageStore:
             self._write_checkpoint(target, queues=queues)
 
     async def wait_durable(self, end_offset: int) -> bool:
-        """SYNC_FLUSH: wait until the commit log is on disk up to ``end_offset`` (group commit)."""
+        """SYNC_FLUSH: wait until the commit log is on disk up to ``end_offset`` (group commit).
+
+        False after syncFlushTimeout; StoreUnavailable if a sync failed (never success then)."""
         if self.flushed_offset >= end_offset:
             return True
+        if self._sync_failure is not None:
+            raise StoreUnavailable(self._sync_failure)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flush_waiters.append((end_offset, fut))
         if self._flush_wakeup is not None:
@@ -346,6 +475,7 @@ class MessageStore:
             await asyncio.sleep(self.config.clean_resource_interval / 1000)
             try:
                 self.clean_expired()
+                await self.check_space()
             except Exception:
                 log.exception("retention clean-up failed")
 
@@ -353,26 +483,40 @@ class MessageStore:
         """Delete commit-log segments older than fileReservedTime; returns how many went.
 
         Runs at the deleteWhen hours, when the disk is fuller than diskMaxUsedSpaceRatio, or when
-        forced. The segment being written is never deleted.
+        forced. When the disk is fuller than diskSpaceCleanForciblyRatio (and
+        cleanFileForciblyEnable), the oldest segments go whatever their age, up to 10 a run,
+        until it is not (RocketMQ's cleanImmediately). The segment being written never goes.
         """
         now = time.time() if now is None else now
+        cfg = self.config
+        ratio = self.disk_used_ratio()
         if not force:
             hour = time.localtime(now).tm_hour
-            hours = {int(h) for h in self.config.delete_when.split(";")}
-            usage = shutil.disk_usage(self.root)
-            disk_full = usage.used * 100 / max(usage.total, 1) > self.config.disk_max_used_space_ratio
-            if hour not in hours and not disk_full:
+            hours = {int(h) for h in cfg.delete_when.split(";")}
+            if hour not in hours and ratio <= cfg.disk_max_used_space_ratio:
                 return 0
-        reserved = self.config.file_reserved_time * 3600
+        forcibly = cfg.clean_file_forcibly_enable and ratio > cfg.disk_space_clean_forcibly_ratio
+        reserved = cfg.file_reserved_time * 3600
         deleted = 0
         files = self.commit_log.files
         while len(files.files) > 1:
             first = files.files[0]
             if now - os.stat(first.path).st_mtime < reserved:
-                break
-            log.info("retention: deleting commit-log segment %s", first.path.name)
+                if not forcibly or deleted >= _FORCED_DELETES_PER_RUN:
+                    break
+                log.warning(
+                    "retention: disk %.1f%% used, over diskSpaceCleanForciblyRatio=%d: deleting "
+                    "commit-log segment %s before its time",
+                    ratio,
+                    cfg.disk_space_clean_forcibly_ratio,
+                    first.path.name,
+                )
+            else:
+                log.info("retention: deleting commit-log segment %s", first.path.name)
             files.delete_first()
             deleted += 1
+            if forcibly:
+                forcibly = self.disk_used_ratio() > cfg.disk_space_clean_forcibly_ratio
         if deleted:
             min_phys = self.commit_log.min_offset
             for cq in self.consume_queues.values():
@@ -393,6 +537,15 @@ class MessageStore:
         self.close()
 
     def close(self) -> None:
+        if self._sync_failure is not None:
+            # no clean-shutdown mark: the next start validates everything from the checkpoint on
+            log.critical("store closed after a failed sync: the next start recovers as after a crash")
+            with self._io_lock:
+                for cq in self.consume_queues.values():
+                    cq.close()
+                self.index.close()
+                self.commit_log.close()
+            return
         end = self.commit_log.write_offset
         queues = self._queue_snapshot()
         with self._io_lock:
@@ -445,9 +598,14 @@ class MessageStore:
         props = properties.encode()
         tb = topic.encode()
         size = self.check_message(tb, len(body), props)
-        cq = self.consume_queue(topic, queue_id)
-        f, phys = self.commit_log.reserve(size)
-        queue_offset = cq.max_offset
+        try:
+            cq = self.consume_queue(topic, queue_id)
+            f, phys = self.commit_log.reserve(size)
+            queue_offset = cq.max_offset
+            cq.put(queue_offset, phys, size, tags_code)  # before the entry: it may need a new file
+        except OSError as exc:  # a segment could not be allocated (ENOSPC): nothing was stored
+            self._out_of_space(exc)
+            return PutResult(PutStatus.SERVICE_NOT_AVAILABLE)
         now = int(time.time() * 1000)
         record = encode_stored_message(
             topic=tb,
@@ -467,9 +625,8 @@ class MessageStore:
             reconsume_times=reconsume_times,
         )
         self.commit_log.append(f, phys, record)
-        cq.put(queue_offset, phys, size, tags_code)
         if keys or uniq_key:
-            self.index.put(topic, keys or [], uniq_key, phys, now)
+            self._index(topic, keys or [], uniq_key, phys, now)
         for listener in self.arrival_listeners:
             listener(topic, queue_id, queue_offset, tags_code)
         return PutResult(PutStatus.OK, phys, queue_offset, now, size, 1, [phys], phys + size)
@@ -495,11 +652,20 @@ class MessageStore:
                 raise StoreError(f"{len(tags_codes)} tag codes for {count} messages")
             fmt |= BATCH_FLAG_TAG_CODES
             payload = b"".join((struct.pack(f">{count}q", *tags_codes), payload))
-        cq = self.consume_queue(topic, queue_id)
         tb = topic.encode()
         size = BATCH_HEAD.size + len(tb) + len(payload)
-        f, phys = self.commit_log.reserve(size)
-        base = cq.max_offset
+        try:
+            cq = self.consume_queue(topic, queue_id)
+            f, phys = self.commit_log.reserve(size)
+            base = cq.max_offset
+            # the units before the entry: they may need a new file (ENOSPC stores nothing)
+            if tags_codes is None:
+                cq.put_units(base, UNIT.pack(phys, size, 0) * count)
+            else:
+                cq.put_units(base, b"".join([UNIT.pack(phys, size, code) for code in tags_codes]))
+        except OSError as exc:
+            self._out_of_space(exc)
+            return PutResult(PutStatus.SERVICE_NOT_AVAILABLE)
         now = int(time.time() * 1000)
         entry = encode_batch_entry(
             topic=tb,
@@ -513,15 +679,21 @@ class MessageStore:
         )
         self.commit_log.append(f, phys, entry)
         if tags_codes is None:
-            cq.put_units(base, UNIT.pack(phys, size, 0) * count)
             for listener in self.arrival_listeners:
                 listener(topic, queue_id, base + count - 1, 0)
         else:
-            cq.put_units(base, b"".join([UNIT.pack(phys, size, code) for code in tags_codes]))
             for code in set(tags_codes):  # wake waiters filtering on any of the batch's tags
                 for listener in self.arrival_listeners:
                     listener(topic, queue_id, base + count - 1, code)
         return PutResult(PutStatus.OK, phys, base, now, size, count, [phys], phys + size)
+
+    def _index(self, topic: str, keys: list[str], uniq_key: str | None, phys: int, now: int) -> None:
+        """Index a stored message's keys; a full disk leaves it unindexed (the message is stored:
+        the put still succeeds) and refuses the next writes."""
+        try:
+            self.index.put(topic, keys, uniq_key, phys, now)
+        except OSError as exc:
+            self._out_of_space(exc)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -855,4 +1027,5 @@ __all__ = [
     "PutResult",
     "PutStatus",
     "StoreError",
+    "StoreUnavailable",
 ]

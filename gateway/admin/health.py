@@ -1,5 +1,6 @@
 """GET /healthz (the process answers) and GET /readyz (registered with a name server and the
-store takes writes): what a load balancer or an orchestrator probes."""
+store takes writes; when it does not — a failed sync, a full disk — ``reason`` says why): what a
+load balancer or an orchestrator probes."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ async def healthz() -> Health:
 )
 async def readyz(ctx: AdminContext = Depends(get_ctx)) -> JSONResponse:
     registered = ctx.broker.registered
-    writable = ctx.broker.store.writable
-    body = Readiness(ready=registered and writable, registered=registered, store_writable=writable)
-    return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+    store = ctx.broker.store
+    writable = store.writable
+    body = Readiness(
+        ready=registered and writable,
+        registered=registered,
+        store_writable=writable,
+        reason=None if writable else store.unwritable_reason,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if body.ready else 503)

@@ -35,6 +35,7 @@ class Readiness(BaseModel):
     ready: bool
     registered: bool = Field(description="registered with at least one name server")
     store_writable: bool
+    reason: str | None = Field(None, description="why the store refuses writes (absent when writable)")
 
 
 # ---- cluster --------------------------------------------------------------------------------

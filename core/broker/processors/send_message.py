@@ -42,7 +42,7 @@ from ferrymq.core.remoting.message import (
 from ferrymq.core.remoting.route import PERM_WRITE, TopicConfig
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 from ferrymq.core.store import PutResult, PutStatus
-from ferrymq.core.store.message_store import StoreError
+from ferrymq.core.store.message_store import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -118,7 +118,8 @@ class SendMessageProcessor:
         except StoreError as exc:
             return cmd.response(ResponseCode.MESSAGE_ILLEGAL, str(exc))
         if result.status != PutStatus.OK:
-            return cmd.response(ResponseCode.SERVICE_NOT_AVAILABLE, "the store is not writable now")
+            reason = f"the store is not writable now: {self.store.unwritable_reason or 'unknown'}"
+            return cmd.response(ResponseCode.SERVICE_NOT_AVAILABLE, reason)
         ip, port = self.store.store_host, self.store.store_port
         msg_ids = ",".join(create_offset_msg_id(ip, port, off) for off in result.offsets)
         response = cmd.response(
@@ -149,8 +150,13 @@ class SendMessageProcessor:
         return response
 
     async def _after_flush(self, response: RemotingCommand, result: PutResult) -> RemotingCommand:
-        if not await self.store.wait_durable(result.end_offset):
-            response.code = ResponseCode.FLUSH_DISK_TIMEOUT
+        try:
+            if not await self.store.wait_durable(result.end_offset):
+                response.code = ResponseCode.FLUSH_DISK_TIMEOUT
+        except StoreUnavailable as exc:  # stored but never made durable: not a success
+            response.code = ResponseCode.SERVICE_NOT_AVAILABLE
+            response.remark = f"the store is not writable now: {exc}"
+            response.ext_fields = {}
         return response
 
     def _check_topic(

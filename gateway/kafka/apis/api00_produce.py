@@ -25,7 +25,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.remoting.route import PERM_WRITE
-from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, PutStatus
+from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, PutStatus, StoreUnavailable
 from ferrymq.gateway.kafka import mapping, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.apis import api
@@ -47,16 +47,19 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     async with ctx.conn.produce_order:
         responses, end_offset = await _store(ctx, request)
     broker = ctx.frontend.broker
-    if (
-        acks == -1
-        and broker.config.sync_flush
-        and end_offset
-        and not await broker.store.wait_durable(end_offset)
-    ):
-        for t in responses:
-            for p in t["partition_responses"]:
-                if p["error_code"] == ErrorCode.none:
-                    p["error_code"] = ErrorCode.request_timed_out
+    if acks == -1 and broker.config.sync_flush and end_offset:
+        error = ErrorCode.none
+        try:
+            if not await broker.store.wait_durable(end_offset):
+                error = ErrorCode.request_timed_out
+        except StoreUnavailable as exc:  # stored, never made durable: not a success
+            log.error("produce from %s not acknowledged: %s", ctx.conn.peer, exc)
+            error = ErrorCode.kafka_storage_error
+        if error != ErrorCode.none:
+            for t in responses:
+                for p in t["partition_responses"]:
+                    if p["error_code"] == ErrorCode.none:
+                        p["error_code"] = error
     if acks == 0:
         return None
     return respond(request, {"responses": responses, "throttle_time": NO_THROTTLE})

@@ -14,11 +14,16 @@ the committed leader epoch (not stored; OffsetFetch answers -1), transactional c
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+
+log = logging.getLogger("ferrymq.kafka")
 
 
 @api(8, 2, 9)
@@ -41,7 +46,14 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         ctx.conn.peer,
     )
     # Kafka acknowledges a commit once it is durable: write the offset table before replying
-    await ctx.frontend.broker.offsets.persist_durable()
+    try:
+        await ctx.frontend.broker.offsets.persist_durable()
+    except OSError as exc:  # not durable: Kafka answers a failed offsets append this way (retriable)
+        log.error("offset commit of group %s from %s not written: %s", request.group_id, ctx.conn.peer, exc)
+        results = [
+            (name, [(p, ErrorCode.coordinator_not_available if e == ErrorCode.none else e) for p, e in parts])
+            for name, parts in results
+        ]
     return respond(
         request,
         {
