@@ -41,4 +41,6 @@ def test_a_failed_sync_fails_waiting_sends_and_refuses_later_ones(
         assert not broker.store.writable
         conn.close()
 
-    run(tmp_path, body, flush_disk_type="SYNC_FLUSH", flush_interval_commit_log=10)
+    # small files: the fault layer copies a file's bytes at every sync (for power-loss tests)
+    small = {"mapped_file_size_commit_log": 1 << 20, "max_index_num": 1000, "max_hash_slot_num": 100}
+    run(tmp_path, body, flush_disk_type="SYNC_FLUSH", flush_interval_commit_log=10, **small)
