@@ -4,8 +4,10 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.apache.rocketmq.client.consumer.DefaultLitePullConsumer;
 import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
@@ -25,6 +27,12 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * auto commit. assign: fetchMessageQueues + assign of every queue of TOPIC (setSubExpressionForAssign
  * with the filter), then a seek per --seek (default begin). COUNT &lt;= 0 reads until the timeout.
  * After COUNT messages, polling goes on for --linger-ms (default 0) so that extra messages show.
+ *
+ * <p>In assign mode a seek races the pull task it replaces (DefaultLitePullConsumerImpl checks
+ * isCancelled() outside the queue lock, so a pull already in flight can land its batch after the new
+ * task consumed the seek offset): the client then hands out the same queue offsets twice, or offsets
+ * before the seek target. Those client-side replays are dropped here and counted in the summary
+ * ("seekReplays"); any repeat in subscribe mode, or without a seek, still shows.
  *
  * Lines: {@code RESULT {"type":"queue","topic","brokerName","queueId"}} per assigned queue (assign mode),
  * {@code {"type":"msg","topic","brokerName","queueId","queueOffset","commitLogOffset","msgId","offsetMsgId",
@@ -84,6 +92,7 @@ public final class LitePullRead {
         long start = System.nanoTime();
         long firstMessageMs = -1;
         int received = 0;
+        SeekGuard guard = new SeekGuard();
         try {
             switch (mode) {
                 case "subscribe" -> {
@@ -102,7 +111,8 @@ public final class LitePullRead {
                         Out.result(Common.fields("type", "queue", "topic", mq.getTopic(), "brokerName", mq.getBrokerName(),
                             "queueId", mq.getQueueId()));
                     }
-                    seek(consumer, mqs, cli.opt("seek", "begin"), cli);
+                    guard.active = !"none".equals(cli.opt("seek", "begin"));
+                    seek(consumer, mqs, cli.opt("seek", "begin"), cli, guard);
                 }
                 default -> throw cli.fail("unknown --mode " + mode);
             }
@@ -111,6 +121,9 @@ public final class LitePullRead {
             while ((count <= 0 || received < count) && System.nanoTime() < deadline) {
                 List<MessageExt> batch = consumer.poll(pollMs);
                 for (MessageExt msg : batch) {
+                    if (guard.replay(msg)) {
+                        continue;
+                    }
                     if (firstMessageMs < 0) {
                         firstMessageMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
                     }
@@ -121,6 +134,9 @@ public final class LitePullRead {
             long lingerEnd = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(lingerMs);
             while (lingerMs > 0 && System.nanoTime() < lingerEnd) {
                 for (MessageExt msg : consumer.poll(Math.min(pollMs, lingerMs))) {
+                    if (guard.replay(msg)) {
+                        continue;
+                    }
                     Out.result(Common.describeReceived(msg));
                     received++;
                 }
@@ -135,7 +151,8 @@ public final class LitePullRead {
         }
         boolean complete = count <= 0 || received >= count;
         Out.result(Common.fields("type", "summary", "mode", mode, "received", received, "complete", complete,
-            "elapsedMs", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start), "firstMessageMs", firstMessageMs));
+            "elapsedMs", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start), "firstMessageMs", firstMessageMs,
+            "seekReplays", guard.dropped));
         if (!complete) {
             System.err.println("LitePullRead: only " + received + " of " + count + " messages within " + timeoutMs + " ms");
         }
@@ -143,8 +160,8 @@ public final class LitePullRead {
     }
 
     /** begin | end | none | OFFSET (every queue) | QID:OFFSET,... (listed queues; the others from the beginning). */
-    private static void seek(DefaultLitePullConsumer consumer, Collection<MessageQueue> mqs, String spec, Cli cli)
-        throws Exception {
+    private static void seek(DefaultLitePullConsumer consumer, Collection<MessageQueue> mqs, String spec, Cli cli,
+        SeekGuard guard) throws Exception {
         if ("none".equals(spec)) {
             return;
         }
@@ -167,11 +184,39 @@ public final class LitePullRead {
                 consumer.seekToEnd(mq);
             } else if (all != null) {
                 consumer.seek(mq, all);
+                guard.floor.put(SeekGuard.key(mq.getBrokerName(), mq.getQueueId()), all);
             } else if (perQueue.containsKey(mq.getQueueId())) {
                 consumer.seek(mq, perQueue.get(mq.getQueueId()));
+                guard.floor.put(SeekGuard.key(mq.getBrokerName(), mq.getQueueId()), perQueue.get(mq.getQueueId()));
             } else {
                 consumer.seekToBegin(mq);
             }
+        }
+    }
+
+    /** Drops what the client replays after a seek in assign mode (see the class comment). */
+    private static final class SeekGuard {
+        boolean active;
+        int dropped;
+        final Map<String, Long> floor = new HashMap<>();
+        private final Set<String> seen = new HashSet<>();
+
+        static String key(String brokerName, int queueId) {
+            return brokerName + "/" + queueId;
+        }
+
+        boolean replay(MessageExt msg) {
+            if (!active) {
+                return false;
+            }
+            String queue = key(msg.getBrokerName(), msg.getQueueId());
+            Long min = floor.get(queue);
+            if ((min != null && msg.getQueueOffset() < min) || !seen.add(queue + "@" + msg.getQueueOffset())) {
+                dropped++;
+                System.err.println("LitePullRead: dropped a seek replay of " + queue + "@" + msg.getQueueOffset());
+                return true;
+            }
+            return false;
         }
     }
 }
