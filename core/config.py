@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 log = logging.getLogger("ferrymq.config")
 
@@ -35,6 +35,8 @@ class BrokerConfig(BaseModel):
     namesrv_addr: str | None = Field(None, alias="namesrvAddr")
     listen_port: int = Field(10911, alias="listenPort", ge=0, le=65535)
     broker_ip1: str = Field("127.0.0.1", alias="brokerIP1")
+    #: the address slaves reach the HA port on (RocketMQ's brokerIP2); brokerIP1 when unset
+    broker_ip2: str | None = Field(None, alias="brokerIP2")
     listen_host: str = Field("0.0.0.0", alias="listenHost")
     store_path_root_dir: Path = Field(DEFAULT_DATA_DIR, alias="storePathRootDir")
     flush_disk_type: Literal["ASYNC_FLUSH", "SYNC_FLUSH"] = Field("ASYNC_FLUSH", alias="flushDiskType")
@@ -60,6 +62,21 @@ class BrokerConfig(BaseModel):
     # past this the store refuses writes until the disk is below it again
     disk_space_warning_level_ratio: int = Field(90, alias="diskSpaceWarningLevelRatio", ge=10, le=100)
     flush_consumer_offset_interval: int = Field(5000, alias="flushConsumerOffsetInterval", ge=100)
+    # broker groups: master/slave replication (RocketMQ's classic HA; README "Broker groups")
+    broker_role: Literal["ASYNC_MASTER", "SYNC_MASTER", "SLAVE"] = Field("ASYNC_MASTER", alias="brokerRole")
+    #: the HA port; unset = listenPort+1 (a free port when listenPort is 0)
+    ha_listen_port: int | None = Field(None, alias="haListenPort", ge=0, le=65535)
+    #: a slave's fixed master HA address (host:port); unset = learnt from REGISTER_BROKER results
+    ha_master_address: str | None = Field(None, alias="haMasterAddress")
+    #: serve pulls on a slave while the master is alive (a slave always serves them when it is gone)
+    slave_read_enable: bool = Field(False, alias="slaveReadEnable")
+    ha_send_heartbeat_interval: int = Field(5000, alias="haSendHeartbeatInterval", ge=10)  # ms
+    ha_housekeeping_interval: int = Field(20_000, alias="haHousekeepingInterval", ge=100)  # ms
+    ha_transfer_batch_size: int = Field(32 * 1024, alias="haTransferBatchSize", ge=1024, le=4 * 1024 * 1024)
+    #: a slave further behind than this (bytes) is not in sync
+    ha_max_gap_not_in_sync: int = Field(256 * 1024 * 1024, alias="haMaxGapNotInSync", ge=1)
+    #: how long a SYNC_MASTER send waits for a slave's ack (then FLUSH_SLAVE_TIMEOUT)
+    slave_timeout: int = Field(3000, alias="slaveTimeout", ge=1)  # ms
     # broker behaviour
     register_name_server_period: int = Field(30_000, alias="registerNameServerPeriod", ge=100)  # ms
     broker_not_active_timeout_millis: int = Field(120_000, alias="brokerNotActiveTimeoutMillis", ge=100)
@@ -117,6 +134,17 @@ class BrokerConfig(BaseModel):
     group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)
     group_max_session_timeout_ms: int = Field(1_800_000, alias="groupMaxSessionTimeoutMs", ge=1)
 
+    @model_validator(mode="after")
+    def _role_matches_id(self) -> BrokerConfig:
+        if self.broker_role == "SLAVE" and self.broker_id == 0:
+            raise ValueError("brokerRole=SLAVE needs brokerId > 0 (brokerId=0 is the master of the group)")
+        if self.broker_role != "SLAVE" and self.broker_id != 0:
+            raise ValueError(
+                f"brokerId={self.broker_id} with brokerRole={self.broker_role}: a master has brokerId=0,"
+                " a slave brokerRole=SLAVE"
+            )
+        return self
+
     @field_validator("delete_when")
     @classmethod
     def _hours(cls, value: str) -> str:
@@ -139,6 +167,22 @@ class BrokerConfig(BaseModel):
     @property
     def broker_addr(self) -> str:
         return f"{self.broker_ip1}:{self.listen_port}"
+
+    @property
+    def is_slave(self) -> bool:
+        return self.broker_role == "SLAVE"
+
+    @property
+    def ha_port(self) -> int:
+        """The HA port to listen on (0: a free one)."""
+        if self.ha_listen_port is not None:
+            return self.ha_listen_port
+        return self.listen_port + 1 if self.listen_port else 0
+
+    @property
+    def ha_server_addr(self) -> str:
+        """What REGISTER_BROKER advertises as haServerAddr: brokerIP2:haPort."""
+        return f"{self.broker_ip2 or self.broker_ip1}:{self.ha_port}"
 
     @property
     def sync_flush(self) -> bool:
@@ -181,6 +225,9 @@ class BrokerConfig(BaseModel):
             problems = []
             for err in exc.errors():
                 key = ".".join(str(p) for p in err["loc"])
+                if not key:  # a rule over several keys names them itself
+                    problems.append(str(err["msg"]).removeprefix("Value error, "))
+                    continue
                 problems.append(f"{key}={values.get(key, err.get('input'))!r}: {err['msg']}")
             raise ConfigError("invalid broker configuration: " + "; ".join(problems)) from None
 

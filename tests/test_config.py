@@ -96,10 +96,10 @@ def test_overrides_win_over_the_file() -> None:
 
 def test_unknown_key_warns_naming_it(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="ferrymq.config"):
-        cfg = BrokerConfig.from_properties("brokerRole=ASYNC_MASTER\nbrokerName=b1\nnoSuchKnob = 5\n")
+        cfg = BrokerConfig.from_properties("someRocketMqOnlyKey=1\nbrokerName=b1\nnoSuchKnob = 5\n")
     assert cfg.broker_name == "b1"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("brokerRole" in m for m in warnings), warnings
+    assert any("someRocketMqOnlyKey" in m for m in warnings), warnings
     assert any("noSuchKnob" in m for m in warnings), warnings
     assert not any("brokerName" in m for m in warnings)
 
@@ -205,3 +205,26 @@ def test_cli_broker_with_missing_conf_exits_nonzero(tmp_path: Path) -> None:
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "missing.conf" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "brokerId=1\n",
+        "brokerRole=SYNC_MASTER\nbrokerId=2\n",
+        "brokerRole=SLAVE\n",
+        "brokerRole=SLAVE\nbrokerId=0\n",
+    ],
+)
+def test_role_and_id_must_agree(text: str) -> None:
+    """A slave id with a master role, or a slave with the master's id, stops start-up naming both."""
+    with pytest.raises(ConfigError) as exc:
+        BrokerConfig.from_properties(text)
+    assert "brokerId" in str(exc.value) and "brokerRole" in str(exc.value)
+
+
+def test_slave_config_and_ha_addresses() -> None:
+    cfg = BrokerConfig.from_properties("brokerRole=SLAVE\nbrokerId=1\nlistenPort=10921\nbrokerIP2=10.0.0.2\n")
+    assert cfg.is_slave and cfg.ha_port == 10922 and cfg.ha_server_addr == "10.0.0.2:10922"
+    assert BrokerConfig.from_properties("listenPort=0").ha_port == 0
+    assert BrokerConfig.from_properties("haListenPort=7000").ha_port == 7000

@@ -23,6 +23,7 @@ from ferrymq.core.broker.subscription_group import SubscriptionGroupManager
 from ferrymq.core.broker.timer import TimerMessageService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.config import BrokerConfig
+from ferrymq.core.ha import ReplicationState
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicConfig
@@ -37,6 +38,8 @@ class Broker:
         self.config = config
         self.boot_timestamp = int(time.time() * 1000)
         self.store = MessageStore(config)
+        #: role, slaves and master link of this broker's group (core/ha)
+        self.ha = ReplicationState(config)
         config_dir = config.store_path_root_dir / "config"
         self.topics = TopicConfigManager(config_dir / "topics.json", config)
         self.offsets = ConsumerOffsetManager(config_dir / "consumerOffset.json")

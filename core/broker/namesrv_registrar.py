@@ -91,7 +91,7 @@ class NamesrvRegistrar:
         cmd = self._request(RequestCode.REGISTER_BROKER)
         cmd.ext_fields.update(
             {
-                "haServerAddr": f"{c.broker_ip1}:{c.listen_port + 1}",
+                "haServerAddr": c.ha_server_addr,
                 "compressed": "false",
                 "bodyCrc32": str(zlib.crc32(body) & 0x7FFFFFFF),
                 "heartbeatTimeoutMillis": str(c.broker_not_active_timeout_millis),

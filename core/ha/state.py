@@ -1,0 +1,107 @@
+"""What the broker knows of its group's replication, and the SYNC_MASTER wait (sans-IO but for
+the asyncio futures it resolves)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from ferrymq.core.config import BrokerConfig
+
+
+class SlaveWait(Enum):
+    """How a wait for the slaves ended (RocketMQ's PutMessageStatus names)."""
+
+    OK = "PUT_OK"
+    SLAVE_NOT_AVAILABLE = "SLAVE_NOT_AVAILABLE"
+    FLUSH_SLAVE_TIMEOUT = "FLUSH_SLAVE_TIMEOUT"
+
+
+@dataclass(slots=True)
+class ReplicaInfo:
+    """One slave as its master sees it."""
+
+    addr: str  # the slave's HA connection peer, host:port
+    ack_offset: int  # the last commit-log offset it reported
+    lag_bytes: int  # master max offset - ack_offset
+    in_sync: bool  # connected and lag < haMaxGapNotInSync
+    last_ack_ms: int  # wall clock of its last report
+
+
+class ReplicationState:
+    """Role, slaves (on a master) and master link (on a slave) of one broker.
+
+    The HA services write it (``slave_acked``, ``slave_gone``, ``master_link``); everything else
+    reads it. ``wait_for_slaves`` is the SYNC_MASTER and Kafka acks=all wait: resolved when any
+    in-sync slave has acknowledged ``end_offset``.
+    """
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.slaves: dict[str, ReplicaInfo] = {}
+        #: on a slave: the master's HA and remoting addresses, and whether the HA link is up
+        self.master_ha_addr: str | None = config.ha_master_address
+        self.master_addr: str | None = None
+        self.master_connected = False
+        self._waiters: list[tuple[int, asyncio.Future[SlaveWait]]] = []
+
+    @property
+    def role(self) -> str:
+        return self.config.broker_role
+
+    @property
+    def is_slave(self) -> bool:
+        return self.config.is_slave
+
+    def max_ack_offset(self) -> int:
+        """The furthest offset any connected slave acknowledged (RocketMQ's push2SlaveMaxOffset)."""
+        return max((s.ack_offset for s in self.slaves.values()), default=0)
+
+    def in_sync_count(self) -> int:
+        return sum(1 for s in self.slaves.values() if s.in_sync)
+
+    def replicas(self) -> list[ReplicaInfo]:
+        return sorted(self.slaves.values(), key=lambda s: s.addr)
+
+    # ---- written by the HA master service ----------------------------------------------------
+
+    def slave_acked(self, addr: str, offset: int, master_max: int) -> None:
+        lag = max(0, master_max - offset)
+        self.slaves[addr] = ReplicaInfo(
+            addr, offset, lag, lag < self.config.ha_max_gap_not_in_sync, int(time.time() * 1000)
+        )
+        still = []
+        for end, fut in self._waiters:
+            if fut.done():
+                continue
+            if offset >= end:
+                fut.set_result(SlaveWait.OK)
+            else:
+                still.append((end, fut))
+        self._waiters = still
+
+    def slave_gone(self, addr: str) -> None:
+        self.slaves.pop(addr, None)
+
+    # ---- the SYNC_MASTER wait ----------------------------------------------------------------
+
+    async def wait_for_slaves(self, end_offset: int, timeout_ms: int | None = None) -> SlaveWait:
+        """Wait until a slave has acknowledged ``end_offset`` (the end of a stored entry).
+
+        SLAVE_NOT_AVAILABLE at once when no slave is in sync; FLUSH_SLAVE_TIMEOUT after
+        ``timeout_ms`` (slaveTimeout). Either way the entry stays stored, as in RocketMQ.
+        """
+        if self.max_ack_offset() >= end_offset and self.in_sync_count():
+            return SlaveWait.OK
+        if not self.in_sync_count():
+            return SlaveWait.SLAVE_NOT_AVAILABLE
+        fut: asyncio.Future[SlaveWait] = asyncio.get_running_loop().create_future()
+        self._waiters.append((end_offset, fut))
+        timeout = (timeout_ms if timeout_ms is not None else self.config.slave_timeout) / 1000
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                return await fut
+        return SlaveWait.FLUSH_SLAVE_TIMEOUT
