@@ -253,15 +253,18 @@ class FerryBroker(_Spawned):
         kafka: bool = False,
         admin: bool = False,
         start_timeout: float = 30.0,
+        conf: dict[str, str] | None = None,
     ) -> None:
+        """``conf``: more broker.conf keys (e.g. brokerRole, brokerId for a slave of ``name``)."""
         data_dir.mkdir(parents=True, exist_ok=True)
-        conf = data_dir / "broker.conf"
-        conf.write_text(
+        conf_path = data_dir / "broker.conf"
+        conf_path.write_text(
             f"brokerName={name}\nlistenPort=0\nbrokerIP1=127.0.0.1\nlistenHost=127.0.0.1\n"
             f"storePathRootDir={data_dir / 'store'}\n"
+            + "".join(f"{k}={v}\n" for k, v in (conf or {}).items())
         )
         self.log_path = data_dir / "broker.log"
-        cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf), "-n", namesrv_addr]
+        cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf_path), "-n", namesrv_addr]
         cmd += ["--admin-port", "0" if admin else "-1", "--kafka-port", "0" if kafka else "-1"]
         m = self._launch(cmd, BROKER_READY, start_timeout)
         self.addr = f"{m['bhost']}:{m['bport']}"
