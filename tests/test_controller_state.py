@@ -44,7 +44,8 @@ def test_no_alive_in_sync_replica_means_no_master_unless_unclean() -> None:
     st = group_of_three()
     st.elect("b", alive(Candidate(1, 0, 0)))
     r = st.elect("b", alive(Candidate(3, 0, 10)))
-    assert r.code == ControllerCode.MASTER_NOT_AVAILABLE and r.group is not None and r.group.master_id is None
+    assert r.code == ControllerCode.MASTER_NOT_AVAILABLE and r.group is not None
+    assert (r.group.master_id, r.group.master_epoch) == (1, 1)  # no churn: 1 is still the one in sync
     r = st.elect("b", alive(Candidate(3, 0, 10)), allow_unclean=True)
     assert r.ok and r.group is not None and r.group.master_id == 3 and r.group.master_epoch == 2
 

@@ -12,8 +12,9 @@ Rules, as RocketMQ's controller has them (../shared/reference/rocketmq-ha.md §3
   still alive, else the one with the highest epoch, then the highest max offset, then the
   lowest election priority, then the lowest broker id; a new master gets epoch + 1 and an
   in-sync set of itself alone;
-* no alive in-sync member: no master (``MASTER_NOT_AVAILABLE``) unless unclean election is
-  allowed, which ferrymq never turns on by default (it can lose acknowledged messages);
+* no alive in-sync member: no election (``MASTER_NOT_AVAILABLE``; the group keeps its old master,
+  which is still the one to come back to) unless unclean election is allowed, which ferrymq never
+  turns on by default (it can lose acknowledged messages);
 * only the current master, at the current master epoch and in-sync-set epoch, may change the
   in-sync set, which must contain it and only registered, alive brokers.
 """
@@ -139,14 +140,8 @@ class ControllerState:
             pool = [c for c in pool if c.broker_id == designated]
         if not pool and allow_unclean and designated is None:
             pool = [c for bid, c in alive.items() if bid in g.replicas]
-        if not pool:
-            old = g.master_id
-            g.master_id = None
-            return Result(
-                ControllerCode.MASTER_NOT_AVAILABLE,
-                g,
-                "no alive in-sync replica" + ("" if old is None else f" (master {old} is gone)"),
-            )
+        if not pool:  # nothing changes: the old master, if it returns, is still the one in sync
+            return Result(ControllerCode.MASTER_NOT_AVAILABLE, g, "no alive in-sync replica")
         best = min(pool, key=lambda c: (-c.epoch, -c.max_offset, c.priority, c.broker_id))
         g.master_id = best.broker_id
         g.master_epoch += 1
