@@ -217,6 +217,26 @@ async def test_slave_sync_skips_without_master_or_to_itself(tmp_path: Path) -> N
         assert not await s.slave_sync.sync_all()
 
 
+@in_loop
+async def test_slave_takes_the_first_master_named_and_forgets_it_when_none_is(tmp_path: Path) -> None:
+    async with broker(tmp_path, **slave_conf()) as s:
+        registrar = s.registrar
+        assert registrar is not None
+        none = {"masterAddr": "", "haServerAddr": ""}
+        named = {"masterAddr": "10.0.0.1:10911", "haServerAddr": "10.0.0.2:10912"}
+        registrar._learn_master([none, named, {"masterAddr": "10.9.9.9:1", "haServerAddr": "10.9.9.9:2"}])
+        assert (s.ha.master_addr, s.ha.master_ha_addr) == ("10.0.0.1:10911", "10.0.0.2:10912")
+        registrar._learn_master([])  # no name server answered: nothing learnt either way
+        assert s.ha.master_addr == "10.0.0.1:10911"
+        registrar._learn_master([none, {}])  # every answer says no master: it is gone
+        assert s.ha.master_addr is None
+        assert s.ha.master_ha_addr == "10.0.0.2:10912"  # kept: the HA client keeps retrying it
+    async with broker(tmp_path / "fixed", ha_master_address="10.7.7.7:10912", **slave_conf()) as s:
+        assert s.registrar is not None
+        s.registrar._learn_master([named])
+        assert (s.ha.master_addr, s.ha.master_ha_addr) == ("10.0.0.1:10911", "10.7.7.7:10912")
+
+
 # ---- processes and a name server: what a user sees -------------------------------------------
 
 
@@ -240,13 +260,9 @@ def test_slave_learns_its_master_from_the_name_server(tmp_path: Path) -> None:
     ns = FerryNameServer(tmp_path / "ns")
     slave = master = None
     try:
-        conf = {
-            "brokerRole": "SLAVE",
-            "brokerId": "1",
-            "registerNameServerPeriod": "1000",
-            "slaveSyncInterval": "300",
-        }
-        # the slave first: no master yet, so it re-registers often until one shows up
+        conf = {"brokerRole": "SLAVE", "brokerId": "1", "slaveSyncInterval": "300"}
+        # the slave first: no master yet, so it re-registers every few seconds (not every 30 s,
+        # registerNameServerPeriod) until one shows up
         slave = FerryBroker(tmp_path / "s", ns.addr, "broker-a", conf=conf)
         assert runtime_info(slave.addr).get("masterAddr") == ""
         master = FerryBroker(tmp_path / "m", ns.addr, "broker-a")
@@ -273,10 +289,6 @@ def test_slave_learns_its_master_from_the_name_server(tmp_path: Path) -> None:
 
         resp = call(slave.addr, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_ext("NOPE"))
         assert resp.code == ResponseCode.SYSTEM_ERROR and SLAVE_REMARK in (resp.remark or "")
-
-        master.stop()  # unregisters: the name servers now say no master
-        master = None
-        eventually(lambda: runtime_info(slave.addr).get("masterAddr") == "", 10, "slave sees master gone")
     finally:
         for p in (slave, master, ns):
             if p is not None:
