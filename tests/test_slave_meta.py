@@ -22,7 +22,7 @@ from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import RemotingConnection, connect
-from tests.cluster_helpers import call, create_topic, eventually
+from tests.cluster_helpers import call, create_topic, eventually, topic_fields
 
 GET_ALL_CONSUMER_OFFSET = 43
 GET_ALL_DELAY_OFFSET = 45
@@ -67,19 +67,6 @@ async def ask(conn: RemotingConnection, code: int, ext: dict[str, str] | None = 
     return await conn.invoke(RemotingCommand(code=code, ext_fields=ext or {}), timeout=5.0)
 
 
-def topic_ext(topic: str, queues: int = 4) -> dict[str, str]:
-    return {
-        "topic": topic,
-        "defaultTopic": "TBW102",
-        "readQueueNums": str(queues),
-        "writeQueueNums": str(queues),
-        "perm": "6",
-        "topicFilterType": "SINGLE_TAG",
-        "topicSysFlag": "0",
-        "order": "false",
-    }
-
-
 def commit_ext(group: str, topic: str, queue: int, offset: int) -> dict[str, str]:
     return {"consumerGroup": group, "topic": topic, "queueId": str(queue), "commitOffset": str(offset)}
 
@@ -97,7 +84,7 @@ def is_data_version(obj: Any) -> bool:
 @in_loop
 async def test_master_metadata_bodies_parse_as_rocketmq_wrappers(tmp_path: Path) -> None:
     async with broker(tmp_path) as m, client(m.port) as conn:
-        assert (await ask(conn, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_ext("T1"))).code == 0
+        assert (await ask(conn, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_fields("T1"))).code == 0
         assert (await ask(conn, RequestCode.UPDATE_CONSUMER_OFFSET, commit_ext("g1", "T1", 2, 7))).code == 0
 
         # 21: TopicConfigAndMappingSerializeWrapper. BrokerOuterAPI putAll()s topicConfigTable and
@@ -158,7 +145,7 @@ async def test_slave_refuses_metadata_writes_but_takes_offset_commits(tmp_path: 
     async with broker(tmp_path, **slave_conf()) as s, client(s.port) as conn:
         s.topics.create_if_absent("T1", 2)  # as the sync would have copied it
         for code, ext in (
-            (RequestCode.UPDATE_AND_CREATE_TOPIC, topic_ext("T2")),
+            (RequestCode.UPDATE_AND_CREATE_TOPIC, topic_fields("T2")),
             (RequestCode.DELETE_TOPIC_IN_BROKER, {"topic": "T1"}),
             (RequestCode.DELETE_SUBSCRIPTIONGROUP, {"groupName": "g1", "cleanOffset": "true"}),
         ):
@@ -179,7 +166,7 @@ async def test_slave_refuses_metadata_writes_but_takes_offset_commits(tmp_path: 
 async def test_slave_sync_copies_metadata_and_never_lowers_offsets(tmp_path: Path) -> None:
     m_ctx, s_ctx = broker(tmp_path / "m"), broker(tmp_path / "s", **slave_conf())
     async with m_ctx as m, s_ctx as s, client(m.port) as mc, client(s.port) as sc:
-        assert (await ask(mc, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_ext("T1"))).code == 0
+        assert (await ask(mc, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_fields("T1"))).code == 0
         await ask(mc, RequestCode.UPDATE_CONSUMER_OFFSET, commit_ext("g1", "T1", 0, 5))
         await ask(mc, RequestCode.UPDATE_CONSUMER_OFFSET, commit_ext("g1", "T1", 1, 3))
         m.schedule.offsets[3] = 11
@@ -287,7 +274,7 @@ def test_slave_learns_its_master_from_the_name_server(tmp_path: Path) -> None:
         )
         eventually(lambda: query_offset(slave.addr, "g", "SYNCED", 1) == 42, 10, "offset on slave")
 
-        resp = call(slave.addr, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_ext("NOPE"))
+        resp = call(slave.addr, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_fields("NOPE"))
         assert resp.code == ResponseCode.SYSTEM_ERROR and SLAVE_REMARK in (resp.remark or "")
     finally:
         for p in (slave, master, ns):
