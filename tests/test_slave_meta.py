@@ -21,7 +21,7 @@ from ferrymq.core.broker.broker import Broker
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import RemotingConnection, connect
+from ferrymq.core.remoting.transport import RemotingConnection, connect, serve
 from tests.cluster_helpers import call, create_topic, eventually, topic_fields
 
 GET_ALL_CONSUMER_OFFSET = 43
@@ -140,6 +140,14 @@ def slave_conf() -> dict[str, Any]:
     return {"broker_role": "SLAVE", "broker_id": 1}
 
 
+@asynccontextmanager
+async def manual_slave(tmp: Path, **config: Any) -> AsyncIterator[Broker]:
+    """A slave whose sync rounds the test runs itself (its own loop stopped)."""
+    async with broker(tmp, **slave_conf(), **config) as s:
+        await s.slave_sync.stop()
+        yield s
+
+
 @in_loop
 async def test_slave_refuses_metadata_writes_but_takes_offset_commits(tmp_path: Path) -> None:
     async with broker(tmp_path, **slave_conf()) as s, client(s.port) as conn:
@@ -164,7 +172,7 @@ async def test_slave_refuses_metadata_writes_but_takes_offset_commits(tmp_path: 
 
 @in_loop
 async def test_slave_sync_copies_metadata_and_never_lowers_offsets(tmp_path: Path) -> None:
-    m_ctx, s_ctx = broker(tmp_path / "m"), broker(tmp_path / "s", **slave_conf())
+    m_ctx, s_ctx = broker(tmp_path / "m"), manual_slave(tmp_path / "s")
     async with m_ctx as m, s_ctx as s, client(m.port) as mc, client(s.port) as sc:
         assert (await ask(mc, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_fields("T1"))).code == 0
         await ask(mc, RequestCode.UPDATE_CONSUMER_OFFSET, commit_ext("g1", "T1", 0, 5))
@@ -195,7 +203,7 @@ async def test_slave_sync_copies_metadata_and_never_lowers_offsets(tmp_path: Pat
 
 @in_loop
 async def test_slave_sync_skips_without_master_or_to_itself(tmp_path: Path) -> None:
-    async with broker(tmp_path, **slave_conf()) as s:
+    async with manual_slave(tmp_path) as s:
         s.ha.master_addr = None
         assert not await s.slave_sync.sync_all()
         s.ha.master_addr = s.config.broker_addr
@@ -222,6 +230,26 @@ async def test_slave_takes_the_first_master_named_and_forgets_it_when_none_is(tm
         assert s.registrar is not None
         s.registrar._learn_master([named])
         assert (s.ha.master_addr, s.ha.master_ha_addr) == ("10.0.0.1:10911", "10.7.7.7:10912")
+
+
+@in_loop
+async def test_slave_sync_survives_a_master_answering_garbage(tmp_path: Path, caplog: Any) -> None:
+    bodies = [b"[1]", b'{"offsetTable": 5}', b'{"offsetTable": {"t@g": {"x": 1}}}', b"\xff"]
+
+    def answer(cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        return cmd.response(body=bodies[cmd.code % len(bodies)])
+
+    fake = await serve(answer, "127.0.0.1", 0)
+    try:
+        async with manual_slave(tmp_path) as s:
+            before = dict(s.topics.topics)
+            s.ha.master_addr = f"127.0.0.1:{fake.sockets[0].getsockname()[1]}"
+            assert not await s.slave_sync.sync_all()
+            assert s.topics.topics == before and s.slave_sync._conn is not None
+            warned = [r.getMessage() for r in caplog.records if r.name == "ferrymq.slave_sync"]
+            assert len(warned) == 4, warned
+    finally:
+        fake.close()
 
 
 # ---- processes and a name server: what a user sees -------------------------------------------

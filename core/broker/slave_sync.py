@@ -113,7 +113,15 @@ class SlaveSyncService:
         ):
             try:
                 apply(await self._pull(master, code))
-            except (RemotingError, SyncError, RouteCodecError, OSError, ValueError) as exc:
+            except (
+                RemotingError,
+                SyncError,
+                RouteCodecError,
+                OSError,
+                ValueError,
+                TypeError,
+                KeyError,
+            ) as exc:
                 log.warning("cannot copy the %s of master %s: %s; retrying next round", what, master, exc)
                 ok = False
         return ok
@@ -174,9 +182,9 @@ class SlaveSyncService:
 
 
 def _mapping(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """``body[key]``, a JSON object; SyncError when missing (an empty table must be said so, not
+    implied: taking a body without its table for "none" would delete every topic)."""
     value = body.get(key)
-    if value is None:
-        return {}
     if not isinstance(value, dict):
-        raise SyncError(f"{key} is not a JSON object")
+        raise SyncError(f"{key} is {'missing' if value is None else 'not a JSON object'}")
     return value
