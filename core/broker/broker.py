@@ -24,6 +24,8 @@ from ferrymq.core.broker.timer import TimerMessageService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha import ReplicationState
+from ferrymq.core.ha.master import HaMaster
+from ferrymq.core.ha.slave import HaSlave
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicConfig
@@ -40,6 +42,9 @@ class Broker:
         self.store = MessageStore(config)
         #: role, slaves and master link of this broker's group (core/ha)
         self.ha = ReplicationState(config)
+        #: the HA service: a master's server (every master runs one), a slave's client
+        self.ha_master: HaMaster | None = None
+        self.ha_slave: HaSlave | None = None
         config_dir = config.store_path_root_dir / "config"
         self.topics = TopicConfigManager(config_dir / "topics.json", config)
         self.offsets = ConsumerOffsetManager(config_dir / "consumerOffset.json")
@@ -64,10 +69,17 @@ class Broker:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
+    @property
+    def ha_addr(self) -> str | None:
+        """host:port of a master's HA server (None on a slave)."""
+        return self.config.ha_server_addr if self.ha_master is not None else None
+
     async def start(self) -> None:
+        ha_port = self.config.ha_port  # listenPort+1 unless set: before listenPort 0 becomes real
         self.store.start_services()
-        self.schedule.start()
-        self.timer.start()
+        if not self.config.is_slave:  # master-only services: a slave's store is replication's
+            self.schedule.start()
+            self.timer.start()
         self.server = await serve(
             self._handle,
             self.config.listen_host,
@@ -83,6 +95,12 @@ class Broker:
         if self.config.listen_port == 0:
             self.config.listen_port = self.port
             self.store.store_port = self.port
+        if self.config.is_slave:
+            self.ha_slave = HaSlave(self.config, self.store, self.ha)
+            self.ha_slave.start()
+        else:  # before registering: REGISTER_BROKER advertises the real HA port
+            self.ha_master = HaMaster(self.config, self.store, self.ha)
+            await self.ha_master.start(ha_port)
         self.registrar = NamesrvRegistrar(self)
         await self.registrar.register_all()
         self.registrar.start()
@@ -152,9 +170,14 @@ class Broker:
                 await task
             except asyncio.CancelledError:
                 pass
+        if self.ha_master is not None:
+            await self.ha_master.stop()
+        if self.ha_slave is not None:
+            await self.ha_slave.stop()
         self.offsets.persist(force=True)
         self.topics.persist()
-        await self.schedule.stop()
-        await self.timer.stop()
+        if not self.config.is_slave:
+            await self.schedule.stop()
+            await self.timer.stop()
         await self.store.shutdown()
         log.info("broker %s stopped; data flushed", self.config.broker_name)
