@@ -141,6 +141,9 @@ def test_reads_for_replication_stay_in_one_segment(tmp_path: Path) -> None:
         assert len(master.read_for_replication(first_end, 100)) == 100
         with pytest.raises(ReplicationMismatch):
             master.read_for_replication(master.commit_log_max_offset + 1, 100)
+        master.commit_log.files.delete_first()  # retention: a slave at offset 0 is now refused
+        with pytest.raises(ReplicationMismatch):
+            master.read_for_replication(0, 100)
 
 
 def test_a_slave_store_refuses_puts(tmp_path: Path) -> None:
