@@ -10,10 +10,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from ferrymq.core.broker.broker import Broker
+from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha import ReplicationState, SlaveWait
 from ferrymq.core.ha.master import HaMaster
 from ferrymq.core.ha.slave import HaSlave
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.transport import connect
 from ferrymq.core.store import MessageStore
+from tests.remoting_helpers import send_v2
 from tests.test_store_support import make_config, put
 
 TOPIC = "LinkTopic"
@@ -115,5 +121,42 @@ def test_a_slave_whose_offset_the_master_lacks_is_refused_loudly(tmp_path: Path,
                     sstate.master_ha_addr = f"127.0.0.1:{ha2.port}"  # the address changes
                     await until(lambda: any("REFUSED" in r.getMessage() for r in caplog.records))
                     assert sstore.replication_offset == mstore.commit_log_max_offset  # untouched
+
+    asyncio.run(main())
+
+
+def test_brokers_of_a_group_replicate_and_a_slave_takes_no_writes(tmp_path: Path) -> None:
+    def config(name: str, **conf: object) -> BrokerConfig:
+        base = {"listen_port": 0, "listen_host": "127.0.0.1", "store_path_root_dir": tmp_path / name}
+        return BrokerConfig(**{**base, "mapped_file_size_commit_log": 65536, **conf})
+
+    async def main() -> None:
+        master = Broker(config("m"))
+        await master.start()
+        assert master.ha_master is not None and master.ha_addr == f"127.0.0.1:{master.ha_master.port}"
+        assert master.config.ha_server_addr == master.ha_addr  # what REGISTER_BROKER advertises
+        slave = Broker(config("s", broker_role="SLAVE", broker_id=1, ha_master_address=master.ha_addr))
+        await slave.start()
+        try:
+            assert slave.ha_addr is None and slave.ha_slave is not None
+            assert slave.schedule._task is None and slave.timer._task is None  # master-only services
+            conn = await connect("127.0.0.1", master.port)
+            r = await conn.invoke(send_v2(TOPIC, b"to the master", 0), timeout=5)
+            assert r.code == ResponseCode.SUCCESS
+            conn.close()
+            await until(lambda: slave.store.max_offset(TOPIC, 0) == 1)
+            conn = await connect("127.0.0.1", slave.port)
+            for cmd in (
+                send_v2(TOPIC, b"to a slave", 0),
+                RemotingCommand(code=RequestCode.SEND_MESSAGE, ext_fields={}),
+                RemotingCommand(code=RequestCode.SEND_BATCH_MESSAGE, ext_fields={}),
+                RemotingCommand(code=RequestCode.CONSUMER_SEND_MSG_BACK, ext_fields={"group": "g"}),
+            ):
+                assert (await conn.invoke(cmd, timeout=5)).code == ResponseCode.SERVICE_NOT_AVAILABLE
+            conn.close()
+            assert slave.store.max_offset(TOPIC, 0) == 1
+        finally:
+            await slave.stop()
+            await master.stop()
 
     asyncio.run(main())

@@ -17,6 +17,7 @@ from ferrymq.cli.testing import FerryBroker, FerryNameServer
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.message import decode_stored_messages
 from ferrymq.core.remoting.transport import connect, split_addr
 from ferrymq.core.store import MessageStore
 from tests.cluster_helpers import eventually, max_offset
@@ -188,8 +189,6 @@ def test_every_acknowledged_send_survives_a_sync_master_kill_9(tmp_path: Path) -
     s = open_copy(tmp_path / "slave")
     try:
         held = {q: queue_entries(s, q) for q in range(QUEUES)}
-        from ferrymq.core.remoting.message import decode_stored_messages
-
         missing = [
             (q, off)
             for q, off, body in acked
