@@ -197,3 +197,20 @@ def test_every_acknowledged_send_survives_a_sync_master_kill_9(tmp_path: Path) -
         assert not missing, f"{len(missing)} of {len(acked)} acknowledged sends are not on the slave"
     finally:
         s.close()
+
+
+def test_a_slave_finds_its_master_through_the_name_server(tmp_path: Path) -> None:
+    """No haMasterAddress: the slave takes the master's HA address from its REGISTER_BROKER
+    answer, replicates, and copies the master's topics."""
+    ns = FerryNameServer(tmp_path / "ns")
+    master = start_master(tmp_path, ns)
+    slave_conf = {**COMMON, "brokerRole": "SLAVE", "brokerId": "1", "slaveSyncInterval": "300"}
+    slave = FerryBroker(tmp_path / "slave", ns.addr, GROUP, conf=slave_conf)
+    try:
+        bodies = [os.urandom(100) for _ in range(40)]
+        assert {r.code for r in send_all(master.addr, bodies, concurrency=4)} == {ResponseCode.SUCCESS}
+        eventually(lambda: caught_up(master, slave), 20, "the slave replicated without haMasterAddress")
+    finally:
+        slave.stop()
+        master.stop()
+        ns.stop()
