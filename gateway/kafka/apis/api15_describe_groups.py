@@ -16,6 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.state import GroupState, GroupSummary
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 #: READ (3), DELETE (6) and DESCRIBE (8), as Kafka without an authorizer reports for a group
@@ -28,10 +29,17 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     ops = GROUP_OPERATIONS if getattr(request, "include_authorized_operations", False) else NOT_REQUESTED
     groups = []
     for group_id in request.groups:
-        s = ctx.frontend.coordinator.describe(group_id)
+        error = (
+            ErrorCode.none if await ctx.frontend.coordinator.serves(group_id) else ErrorCode.not_coordinator
+        )
+        s = (
+            ctx.frontend.coordinator.describe(group_id)
+            if error == ErrorCode.none
+            else GroupSummary(group_id, GroupState.DEAD, "", "", ())
+        )
         groups.append(
             {
-                "error_code": ErrorCode.none,
+                "error_code": error,
                 "group_id": group_id,
                 "group_state": s.state.value,
                 "protocol_type": s.protocol_type,

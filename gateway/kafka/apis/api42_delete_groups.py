@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -18,5 +20,13 @@ from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 @api(42, 0, 2)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     coordinator = ctx.frontend.coordinator
-    results = [{"group_id": g, "error_code": coordinator.delete_group(g)} for g in request.groups_names]
+    results = [
+        {
+            "group_id": g,
+            "error_code": coordinator.delete_group(g)
+            if await coordinator.serves(g)
+            else ErrorCode.not_coordinator,
+        }
+        for g in request.groups_names
+    ]
     return respond(request, {"throttle_time": NO_THROTTLE, "results": results})
