@@ -188,6 +188,10 @@ class ClusterView:
         """The remoting address of a broker group's master, from the routes and cluster info seen."""
         return self._broker_addrs.get(broker_name)
 
+    def other_broker_addrs(self) -> list[str]:
+        """The masters of the other broker groups seen (with a Kafka listener or not)."""
+        return [a for name, a in sorted(self._broker_addrs.items()) if name != self.broker_name]
+
     # ---- partitions across broker groups -------------------------------------------------------
 
     def placement(self, topic: str) -> TopicPartitions:

@@ -4,8 +4,8 @@ Offsets come from the offset store of each partition's owner (group/owner_offset
 one native RocketMQ groups use, so a Kafka client also sees a native group's progress. Only the
 group's coordinator answers (NOT_COORDINATOR from the others); when an owner cannot be reached the
 group gets COORDINATOR_NOT_AVAILABLE (v1: its partitions), which clients retry. Null topics (v2+)
-mean every partition the group has an offset for (of topics with an offset on the coordinator or
-that the group consumes). A partition without an offset answers -1.
+mean every partition the group has an offset for, on any broker group. A partition without an
+offset answers -1.
 Leaves out: v0 (gone from Kafka 4 and from kio), committed leader epochs (always -1),
 require_stable (no transactional offsets are ever pending), v9's member epoch check (KIP-848).
 """

@@ -334,13 +334,11 @@ class GroupCoordinator:
         their owners; one whose owner cannot be reached carries COORDINATOR_NOT_AVAILABLE."""
         if not group_id:
             return ErrorCode.invalid_group_id, []
-        offsets = self.broker.offsets
         listed = topics is None
-        if topics is None:  # topics with offsets here, and those the group consumes
-            group = self.groups.get(group_id)
-            names = set(offsets.topics_of_group(group_id))
-            if group is not None and group.subscribed_topics:
-                names |= group.subscribed_topics
+        if topics is None:  # topics with offsets on any broker group
+            names = await self.owners.topics(group_id)
+            if names is None:
+                return ErrorCode.coordinator_not_available, []
             await self.cluster.placements(dict.fromkeys(names, -1))
             topics = [(t, self._partitions_of(group_id, t)) for t in sorted(names)]
         else:

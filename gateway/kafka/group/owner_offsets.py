@@ -9,7 +9,9 @@ The coordinator writes its own queues' offsets directly; the others go to their 
 over remoting (UPDATE_CONSUMER_OFFSET / QUERY_CONSUMER_OFFSET, the requests RocketMQ consumers
 send), concurrently, at most MAX_IN_FLIGHT at a time, each within TIMEOUT_S. An owner that cannot
 be reached yields None for that partition (the APIs answer COORDINATOR_NOT_AVAILABLE, which
-clients retry), never a guessed offset. With one broker group nothing leaves the process.
+clients retry), never a guessed offset. The topics a group has offsets of anywhere (OffsetFetch
+of all topics) are asked of every broker group (QUERY_TOPICS_BY_CONSUMER). With one broker group
+nothing leaves the process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.route import RouteCodecError, TopicList
 from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
 
 if TYPE_CHECKING:
@@ -98,6 +101,28 @@ class OwnerOffsets:
             for (i, _), offset in zip(remote, done, strict=True):
                 out[i] = offset
         return out
+
+    async def topics(self, group: str) -> set[str] | None:
+        """Topics the group has offsets of on any broker group (None: one could not be asked)."""
+        found = set(self.broker.offsets.topics_of_group(group))
+        asked = await asyncio.gather(*(self._topics_at(a, group) for a in self.cluster.other_broker_addrs()))
+        for topics in asked:
+            if topics is None:
+                return None
+            found |= topics
+        return found
+
+    async def _topics_at(self, addr: str, group: str) -> set[str] | None:
+        resp = await self._call(addr, RequestCode.QUERY_TOPICS_BY_CONSUMER, {"consumerGroup": group})
+        if resp is None:
+            return None
+        try:
+            if resp.code == ResponseCode.SUCCESS:
+                return TopicList.from_json_bytes(resp.body).topic_list
+        except (RouteCodecError, ValueError):
+            pass
+        log.warning("topics of group %s unreadable at %s: %s", group, addr, resp.remark)
+        return None
 
     async def _update(self, addr: str, group: str, topic: str, queue: int, offset: int) -> ErrorCode:
         fields = {"consumerGroup": group, "topic": topic, "queueId": str(queue), "commitOffset": str(offset)}
