@@ -12,6 +12,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -223,24 +224,23 @@ def test_only_the_coordinator_serves_a_group(two_groups: tuple[FerryServer, Ferr
     server, broker_b, topic = two_groups
     group = group_coordinated_by(["broker-a", "broker-b"], "broker-b")
 
+    commit = CommitV8(
+        group_id=group,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        group_instance_id=None,
+        topics=(
+            CommitTopicV8(
+                name=topic,
+                partitions=(CommitPartV8(partition_index=0, committed_offset=1, committed_metadata=None),),
+            ),
+        ),
+    )
+    fetch_v8 = FetchV8(groups=(FetchGroupV8(group_id=group, topics=None),), require_stable=False)
+
     async def body() -> None:
         a, b = port_of(server.kafka_bootstrap), port_of(broker_b.kafka_bootstrap)
         assert await coordinator_named(a, group) == node_id_of("broker-b")
-        commit = CommitV8(
-            group_id=group,
-            generation_id_or_member_epoch=-1,
-            member_id="",
-            group_instance_id=None,
-            topics=(
-                CommitTopicV8(
-                    name=topic,
-                    partitions=(
-                        CommitPartV8(partition_index=0, committed_offset=1, committed_metadata=None),
-                    ),
-                ),
-            ),
-        )
-        fetch_v8 = FetchV8(groups=(FetchGroupV8(group_id=group, topics=None),), require_stable=False)
         wire = await GroupWire.open(a)
         try:
             not_coordinator = ErrorCode.not_coordinator
@@ -286,6 +286,42 @@ def test_only_the_coordinator_serves_a_group(two_groups: tuple[FerryServer, Ferr
     asyncio.run(body())
     # partition 0 is broker-a's queue 0: its offset is kept there, where RocketMQ consumers read it
     assert query_offset(server.broker_addr, group, topic, 0) == 1
+
+    def at_coordinator(request: Any) -> Any:
+        async def call() -> Any:
+            wire = await GroupWire.open(port_of(broker_b.kafka_bootstrap))
+            try:
+                return await wire.call(request)
+            finally:
+                wire.close()
+
+        return asyncio.run(call())
+
+    # deleting the offset, or the group, deletes it at the owner
+    od = OffsetDeleteRequest(
+        group_id=group,
+        topics=(
+            OffsetDeleteRequestTopic(
+                name=topic, partitions=(OffsetDeleteRequestPartition(partition_index=0),)
+            ),
+        ),
+    )
+    deleted = at_coordinator(od)
+    assert (deleted.error_code, deleted.topics[0].partitions[0].error_code) == (
+        ErrorCode.none,
+        ErrorCode.none,
+    )
+    assert query_offset(server.broker_addr, group, topic, 0) is None
+    assert at_coordinator(DeleteGroupsRequest(groups_names=(group,))).results[0].error_code == (
+        ErrorCode.group_id_not_found  # no offset left anywhere
+    )
+    assert at_coordinator(commit).topics[0].partitions[0].error_code == ErrorCode.none
+    assert query_offset(server.broker_addr, group, topic, 0) == 1
+    assert at_coordinator(DeleteGroupsRequest(groups_names=(group,))).results[0].error_code == ErrorCode.none
+    assert query_offset(server.broker_addr, group, topic, 0) is None
+    assert at_coordinator(DeleteGroupsRequest(groups_names=(group,))).results[0].error_code == (
+        ErrorCode.group_id_not_found
+    )
 
 
 def query_offset(broker_addr: str, group: str, topic: str, queue: int) -> int | None:

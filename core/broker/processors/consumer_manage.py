@@ -72,7 +72,10 @@ class ConsumerManageProcessor:
         offset = req_int(ext, "commitOffset")
         if self.broker.topics.get(topic) is None:
             raise BadRequest(f"Topic {topic} not exist!", ResponseCode.TOPIC_NOT_EXIST)
-        self.broker.offsets.commit(group, topic, queue_id, offset)
+        if offset < 0:  # no offset (QUERY_CONSUMER_OFFSET answers a negative one as none): forget it
+            self.broker.offsets.delete(group, topic, queue_id)
+        else:
+            self.broker.offsets.commit(group, topic, queue_id, offset)
         return cmd.response(ResponseCode.SUCCESS)
 
     @guarded

@@ -435,8 +435,9 @@ class GroupCoordinator:
             and (not want_types or g.group_type in want_types)
         ]
 
-    def delete_group(self, group_id: str) -> ErrorCode:
-        """DeleteGroups for one group: its membership and every committed offset."""
+    async def delete_group(self, group_id: str) -> ErrorCode:
+        """DeleteGroups for one group: its membership and every committed offset, on every broker
+        group (there with its subscription config, as mqadmin deleteSubGroup does)."""
         if not group_id:
             return ErrorCode.invalid_group_id
         if self.native_consumers(group_id):
@@ -444,8 +445,10 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is not None and group.state in _ACTIVE:
             return ErrorCode.non_empty_group
-        if group is None and group_id not in self.broker.offsets.groups():
-            return ErrorCode.group_id_not_found
+        if group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
+            return error
+        if not await self.owners.delete_group(group_id):
+            return ErrorCode.coordinator_not_available
         self.groups.delete(group_id)
         self.broker.offsets.delete_group(group_id)
         self.broker.offsets.persist()
@@ -465,8 +468,8 @@ class GroupCoordinator:
         if self.native_consumers(group_id):
             return ErrorCode.non_empty_group, []
         group = self.groups.get(group_id)
-        if group is None and group_id not in self.broker.offsets.groups():
-            return ErrorCode.group_id_not_found, []
+        if group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
+            return error, []
         active = group is not None and group.state in _ACTIVE
         if group is not None and active and group.protocol_type != "consumer":
             return ErrorCode.non_empty_group, []
@@ -491,6 +494,16 @@ class GroupCoordinator:
         if metadata_changed:
             self._schedule_metadata_save()
         return ErrorCode.none, out
+
+    async def _offsets_exist(self, group_id: str) -> ErrorCode:
+        """NONE if the group has an offset on some broker group, else GROUP_ID_NOT_FOUND
+        (COORDINATOR_NOT_AVAILABLE when a broker group cannot be asked)."""
+        if group_id in self.broker.offsets.groups():
+            return ErrorCode.none
+        topics = await self.owners.topics(group_id)
+        if topics is None:
+            return ErrorCode.coordinator_not_available
+        return ErrorCode.none if topics else ErrorCode.group_id_not_found
 
     # ---- GroupProvider (the admin API's view) ------------------------------------------
 

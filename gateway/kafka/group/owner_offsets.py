@@ -112,6 +112,21 @@ class OwnerOffsets:
             found |= topics
         return found
 
+    async def delete_group(self, group: str) -> bool:
+        """Delete the group at the other broker groups as mqadmin deleteSubGroup does (its
+        subscription config and, with cleanOffset, its offsets); False if one could not be."""
+        fields = {"groupName": group, "cleanOffset": "true"}
+        addrs = self.cluster.other_broker_addrs()
+        answers = await asyncio.gather(
+            *(self._call(a, RequestCode.DELETE_SUBSCRIPTIONGROUP, fields) for a in addrs)
+        )
+        failed = [
+            a for a, r in zip(addrs, answers, strict=True) if r is None or r.code != ResponseCode.SUCCESS
+        ]
+        if failed:
+            log.warning("group %s not deleted at %s", group, ", ".join(failed))
+        return not failed
+
     async def _topics_at(self, addr: str, group: str) -> set[str] | None:
         resp = await self._call(addr, RequestCode.QUERY_TOPICS_BY_CONSUMER, {"consumerGroup": group})
         if resp is None:
