@@ -280,6 +280,8 @@ def test_only_the_coordinator_serves_a_group(two_groups: tuple[FerryServer, Ferr
             fetched = (await wire.call(fetch_v8)).groups[0]
             assert fetched.error_code == ErrorCode.none
             assert [(p.partition_index, p.committed_offset) for p in fetched.topics[0].partitions] == [(0, 1)]
+            desc = DescribeGroupsRequest(groups=(group,), include_authorized_operations=False)
+            assert (await wire.call(desc)).groups[0].group_state == "Empty"  # its offset is on broker-a
         finally:
             wire.close()
 

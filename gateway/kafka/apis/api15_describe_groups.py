@@ -3,7 +3,7 @@
 A Kafka group as Kafka describes it (member metadata and assignments only once Stable); a group
 held by native RocketMQ consumers as "Stable" with protocol type "" (as Kafka's simple groups, so
 Kafka admin tools accept it) and its consumers without assignments;
-a group with only committed offsets as "Empty"; an unknown group as "Dead".
+a group with only committed offsets (on any broker group) as "Empty"; an unknown group as "Dead".
 Leaves out: v6 (GROUP_ID_NOT_FOUND with messages); authorized operations are all group operations
 (there are no ACLs).
 """
@@ -28,15 +28,12 @@ NOT_REQUESTED = -(2**31)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     ops = GROUP_OPERATIONS if getattr(request, "include_authorized_operations", False) else NOT_REQUESTED
     groups = []
+    coordinator = ctx.frontend.coordinator
     for group_id in request.groups:
-        error = (
-            ErrorCode.none if await ctx.frontend.coordinator.serves(group_id) else ErrorCode.not_coordinator
-        )
-        s = (
-            ctx.frontend.coordinator.describe(group_id)
-            if error == ErrorCode.none
-            else GroupSummary(group_id, GroupState.DEAD, "", "", ())
-        )
+        if await coordinator.serves(group_id):
+            error, s = ErrorCode.none, await coordinator.describe(group_id)
+        else:
+            error, s = ErrorCode.not_coordinator, GroupSummary(group_id, GroupState.DEAD, "", "", ())
         groups.append(
             {
                 "error_code": error,

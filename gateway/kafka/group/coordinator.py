@@ -393,8 +393,9 @@ class GroupCoordinator:
 
     # ---- describing, listing, deleting --------------------------------------------------
 
-    def describe(self, group_id: str) -> GroupSummary:
-        """A group as DescribeGroups shows it: Kafka's, a live native group's, or Dead if unknown."""
+    async def describe(self, group_id: str) -> GroupSummary:
+        """A group as DescribeGroups shows it: Kafka's, a live native group's, Empty with offsets
+        on some broker group, or Dead if unknown."""
         group = self.groups.get(group_id)
         if group is not None and (group.has_members or not self.native_consumers(group_id)):
             return group.summary()
@@ -407,7 +408,7 @@ class GroupCoordinator:
                 for ch in sorted(info.channels.values(), key=lambda c: c.client_id)
             )
             return GroupSummary(group_id, GroupState.STABLE, NATIVE_PROTOCOL_TYPE, "", members)
-        if group_id in self.broker.offsets.groups():
+        if group_id and await self._offsets_exist(group_id) != ErrorCode.group_id_not_found:
             return GroupSummary(group_id, GroupState.EMPTY, "", "", ())
         return GroupSummary(group_id, GroupState.DEAD, "", "", ())
 
