@@ -49,6 +49,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.QUERY_CONSUMER_OFFSET: manage.query_offset,
         RequestCode.UPDATE_CONSUMER_OFFSET: manage.update_offset,
         RequestCode.GET_CONSUMER_LIST_BY_GROUP: manage.consumer_list,
+        RequestCode.QUERY_TOPICS_BY_CONSUMER: manage.topics_of_group,
         RequestCode.GET_MAX_OFFSET: manage.max_offset,
         RequestCode.GET_MIN_OFFSET: manage.min_offset,
         RequestCode.SEARCH_OFFSET_BY_TIMESTAMP: manage.search_offset,
