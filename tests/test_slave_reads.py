@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from ferrymq.client._instance import ClientInstance
+from ferrymq.client.message import MessageQueue
+from ferrymq.client.offset_store import RemoteBrokerOffsetStore
 from ferrymq.client.route import RouteManager
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.broker.subscription_group import SubscriptionGroupConfig
@@ -190,3 +193,30 @@ def test_subscribe_address_choice(
     routes = RouteManager(remote=None)  # type: ignore[arg-type]
     routes.brokers["b"] = BrokerData("c", "b", addrs)
     assert routes.find_subscribe_addr("b", wanted) == expected
+
+
+def test_offsets_go_to_the_slave_while_the_master_is_gone_and_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with (
+            broker(tmp_path / "m") as (master, to_master),
+            broker(tmp_path / "s", **SLAVE) as (slave, to_slave),
+        ):
+            instance = ClientInstance("127.0.0.1:1")  # no name server: the route is set below
+            offsets = RemoteBrokerOffsetStore(instance, GROUP, 3.0)
+            mq = MessageQueue(TOPIC, "b", 0)
+            routes = instance.routes
+            try:
+                routes.brokers["b"] = BrokerData("c", "b", {1: f"127.0.0.1:{slave.port}"})  # master gone
+                await offsets.commit(mq, 5, oneway=False)
+                assert await committed(to_slave) == 5
+                assert await offsets.query(mq) == 5
+                assert not offsets.moved(mq)
+                routes.brokers["b"].broker_addrs[0] = f"127.0.0.1:{master.port}"  # it is back
+                assert offsets.moved(mq)  # the same offset must be committed again, to the master
+                await offsets.commit(mq, 5, oneway=False)
+                assert await committed(to_master) == 5
+                assert not offsets.moved(mq)
+            finally:
+                await instance.remote.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
