@@ -24,12 +24,12 @@ from ferrymq.client.offset_store import RemoteBrokerOffsetStore
 from ferrymq.client.route import RouteManager
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.broker.subscription_group import SubscriptionGroupConfig
-from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import BrokerData
-from ferrymq.core.remoting.transport import RemotingConnection, connect
+from ferrymq.core.remoting.transport import RemotingConnection
 from tests.remoting_helpers import pull, send_v2
+from tests.test_pull_limits import broker as plain_broker
 
 TOPIC = "SlaveReadTopic"
 GROUP = "test-group"  # the group tests.remoting_helpers.pull uses
@@ -38,16 +38,10 @@ SLAVE = {"broker_role": "SLAVE", "broker_id": 1}
 
 @contextlib.asynccontextmanager
 async def broker(tmp_path: Path, **config: Any) -> AsyncIterator[tuple[Broker, RemotingConnection]]:
-    values = {"listen_port": 0, "listen_host": "127.0.0.1", "store_path_root_dir": tmp_path / "store"}
-    b = Broker(BrokerConfig(**{**values, **config}))
-    await b.start()
-    try:
+    """A started broker holding TOPIC (one queue), and a connection to it."""
+    async with plain_broker(tmp_path, **config) as (b, conn):
         b.topics.create_if_absent(TOPIC, 1)
-        conn = await connect("127.0.0.1", b.port)
-        with contextlib.closing(conn):
-            yield b, conn
-    finally:
-        await b.stop()
+        yield b, conn
 
 
 def inloop(test: Callable[[Path], Awaitable[None]]) -> Callable[[Path], None]:
