@@ -5,18 +5,20 @@ on from the slave (committing there), and return to the master when it restarts.
 offset ever goes backwards, nothing is lost, nothing is read twice (the consumers keep running, so
 their in-memory offsets carry them across both switches).
 
-These need the slave to hold the master's messages, which is s9-ha's commit-log replication:
-``REPLICATION`` says whether this branch has it.
+The reads need the slave to hold the master's messages, which is s9-ha's commit-log
+replication: ``REPLICATION`` says whether this branch has it. Where offsets are committed does
+not, and runs everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from tests.cluster_helpers import call, create_topic, eventually, max_offset, ro
 
 #: whether the slave replicates the master's commit log on this branch (s9-ha)
 REPLICATION = False
-pytestmark = pytest.mark.skipif(
+needs_replication = pytest.mark.skipif(
     not REPLICATION, reason="needs s9-ha's commit-log replication, not merged into this branch yet"
 )
 
@@ -65,6 +67,11 @@ def members(ns: str, topic: str) -> dict[int, str]:
     if route is None:
         return {}
     return next((dict(bd.broker_addrs) for bd in route.broker_datas if bd.broker_name == NAME), {})
+
+
+def knows_topic(addr: str, topic: str) -> bool:
+    resp = call(addr, RequestCode.GET_ALL_TOPIC_CONFIG, {})
+    return resp.code == ResponseCode.SUCCESS and topic in json.loads(bytes(resp.body))["topicConfigTable"]
 
 
 def committed(addr: str, group: str, topic: str) -> list[int]:
@@ -103,6 +110,7 @@ def group(tmp_path: Path) -> Iterator[Group]:
         with contextlib.suppress(AssertionError):
             create_topic(slave.addr, topic, QUEUES)
         eventually(lambda: set(members(ns.addr, topic)) == {0, 1}, 15, "master and slave routed")
+        eventually(lambda: knows_topic(slave.addr, topic), 30, "the slave has the topic")
         g = Group(ns, master, slave, topic, tmp_path)
         yield g
     finally:
@@ -144,6 +152,17 @@ def drain_until(consumer: LitePullConsumer, seen: Seen, wanted: set[bytes], time
         seen.add(consumer.poll(timeout=0.5))
 
 
+def polling(consumer: LitePullConsumer, seen: Seen, pred: Callable[[], bool]) -> Callable[[], bool]:
+    """``pred`` after a short poll (polling is what drives the lite consumer's auto-commit)."""
+
+    def check() -> bool:
+        seen.add(consumer.poll(timeout=0.2))
+        return pred()
+
+    return check
+
+
+@needs_replication
 def test_python_consumers_read_from_the_slave_while_the_master_is_gone(group: Group) -> None:
     ns, topic = group.ns.addr, group.topic
     first = [b"a%03d" % i for i in range(40)]
@@ -199,3 +218,30 @@ def test_python_consumers_read_from_the_slave_while_the_master_is_gone(group: Gr
     for seen in (push_seen, lite_seen):
         assert set(seen.bodies) == set(first + second)
         assert max(seen.bodies.values()) == 1, [b for b, n in seen.bodies.items() if n > 1]
+
+
+def test_offsets_are_committed_to_the_slave_while_the_master_is_gone(group: Group) -> None:
+    """The lite-pull consumer's offsets follow the route: to the slave when the master leaves it,
+    back to the master when it returns; the same offsets, never lower."""
+    ns, topic = group.ns.addr, group.topic
+    bodies = [b"c%03d" % i for i in range(10)]
+    send(ns, topic, bodies)
+    seen = Seen()
+    lite = LitePullConsumer(ns, "g-commit", consume_from="FIRST_OFFSET", auto_commit_interval=0.2, **FAST)
+    lite.subscribe(topic, "*")
+    lite.start()
+    try:
+        drain_until(lite, seen, set(bodies), 20)
+        end = ends(group.master.addr, topic)
+        eventually(polling(lite, seen, lambda: committed(group.master.addr, "g-commit", topic) == end), 10)
+        group.master.kill()
+        eventually(lambda: 0 not in members(ns, topic), 15, "the master left the route")
+        on_slave = polling(lite, seen, lambda: committed(group.slave.addr, "g-commit", topic) == end)
+        eventually(on_slave, 15, "the same offsets committed to the slave")
+        group.restart_master()
+        eventually(lambda: members(ns, topic).get(0) == group.master.addr, 15, "the master is back")
+        on_master = polling(lite, seen, lambda: committed(group.master.addr, "g-commit", topic) == end)
+        eventually(on_master, 15, "committed to the master again")
+    finally:
+        lite.shutdown()
+    assert max(seen.bodies.values()) == 1
