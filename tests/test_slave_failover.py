@@ -37,6 +37,7 @@ needs_replication = pytest.mark.skipif(
 
 NAME = "broker-g"
 QUEUES = 2
+GROUPS = ("g-push", "g-lite")
 MASTER_CONF = {"registerNameServerPeriod": "1000"}
 SLAVE_CONF = {"brokerRole": "SLAVE", "brokerId": "1", "registerNameServerPeriod": "1000"}
 #: client timers short enough that route changes are seen within a second or two
@@ -152,6 +153,11 @@ def drain_until(consumer: LitePullConsumer, seen: Seen, wanted: set[bytes], time
         seen.add(consumer.poll(timeout=0.5))
 
 
+def settled(addr: str, topic: str, end: list[int]) -> Callable[[], bool]:
+    """Whether both groups committed ``end`` on ``addr``."""
+    return lambda: all(committed(addr, g, topic) == end for g in GROUPS)
+
+
 def polling(consumer: LitePullConsumer, seen: Seen, pred: Callable[[], bool]) -> Callable[[], bool]:
     """``pred`` after a short poll (polling is what drives the lite consumer's auto-commit)."""
 
@@ -184,7 +190,7 @@ def test_python_consumers_read_from_the_slave_while_the_master_is_gone(group: Gr
         while sum(lite_seen.bodies.values()) < 6:
             lite_seen.add(lite.poll(timeout=0.5))
         lite.commit()
-        before = {g: committed(group.master.addr, g, topic) for g in ("g-push", "g-lite")}
+        before = {g: committed(group.master.addr, g, topic) for g in GROUPS}
         eventually(lambda: sum(committed(group.master.addr, "g-push", topic)) > 0, 10, "push commits")
         before["g-push"] = committed(group.master.addr, "g-push", topic)
         assert sum(before["g-lite"]) >= 6
@@ -195,9 +201,9 @@ def test_python_consumers_read_from_the_slave_while_the_master_is_gone(group: Gr
         drain_until(lite, lite_seen, set(first), 30)
         eventually(lambda: push_seen.has(set(first)), 30, "push consumer read the backlog")
         slave_end = ends(group.slave.addr, topic)
-        for g in ("g-push", "g-lite"):  # committed to the slave, up to what it holds
-            eventually(lambda g=g: committed(group.slave.addr, g, topic) == slave_end, 10, f"{g} on slave")
-        during = {g: committed(group.slave.addr, g, topic) for g in ("g-push", "g-lite")}
+        # committed to the slave, up to what it holds
+        eventually(polling(lite, lite_seen, settled(group.slave.addr, topic, slave_end)), 10, "on slave")
+        during = {g: committed(group.slave.addr, g, topic) for g in GROUPS}
 
         group.restart_master()
         eventually(lambda: members(ns, topic).get(0) == group.master.addr, 15, "the master is back")
@@ -206,13 +212,13 @@ def test_python_consumers_read_from_the_slave_while_the_master_is_gone(group: Gr
         drain_until(lite, lite_seen, set(first + second), 30)
         eventually(lambda: push_seen.has(set(first + second)), 30, "push consumer read from the master")
         master_end = ends(group.master.addr, topic)
-        for g in ("g-push", "g-lite"):  # back on the master: committed there
-            eventually(lambda g=g: committed(group.master.addr, g, topic) == master_end, 10, f"{g} on master")
-        after = {g: committed(group.master.addr, g, topic) for g in ("g-push", "g-lite")}
+        # back on the master: committed there
+        eventually(polling(lite, lite_seen, settled(group.master.addr, topic, master_end)), 10, "on master")
+        after = {g: committed(group.master.addr, g, topic) for g in GROUPS}
     finally:
         push.shutdown()
         lite.shutdown()
-    for g in ("g-push", "g-lite"):
+    for g in GROUPS:
         for q in range(QUEUES):  # never backwards, across both switches
             assert before[g][q] <= during[g][q] <= after[g][q], (g, q, before[g], during[g], after[g])
     for seen in (push_seen, lite_seen):
