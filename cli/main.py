@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--broker-expiry", type=float, default=120.0, help="seconds of silence before a broker is dropped"
     )
+    n.add_argument(
+        "--controller-peers",
+        help="run a failover controller node: every node as 'host:port@raftPort;...' (this name server's"
+        " --host:--port among them; one entry for a single controller)",
+    )
+    n.add_argument("--controller-dir", type=Path, help="where the controller keeps its Raft log")
 
     b = sub.add_parser("broker", help="a broker configured by a RocketMQ broker.conf")
     b.add_argument("-c", "--config", type=Path, help="broker.conf (RocketMQ keys)")
@@ -172,10 +178,13 @@ class BrokerProcess:
         self._routes: ClusterSource | None = None  # closed here when no admin server owns it
 
     async def start(self, routes: ClusterSource) -> str:
-        """Start everything; returns the ready line's frontend part (", admin H:P, kafka H:P")."""
+        """Start everything; returns the ready line's frontend part (", ha H:P, admin H:P, kafka
+        H:P"; ha on a master only)."""
         c = self.config
         await self.broker.start()
         parts = ""
+        if self.broker.ha_addr is not None:
+            parts += f", ha {self.broker.ha_addr}"
         self.admin = await _start_admin(self.broker, routes, c.listen_host)
         if self.admin is not None:
             parts += f", admin {_advertised(c.listen_host)}:{self.admin.port}"
@@ -235,7 +244,20 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 async def _namesrv(args: argparse.Namespace) -> None:
-    namesrv = NameServer(host=args.host, port=args.port, broker_expiry_s=args.broker_expiry)
+    controller = None
+    if args.controller_peers:
+        from ferrymq.namesrv.controller.raft import ControllerNode, parse_peers
+        from ferrymq.namesrv.controller.service import ControllerService
+
+        data = (
+            args.controller_dir
+            or Path(os.environ.get("FERRYMQ_HOME", Path.home() / ".ferrymq")) / "controller"
+        )
+        node = ControllerNode(parse_peers(args.controller_peers), f"{args.host}:{args.port}", data)
+        controller = ControllerService(node)
+    namesrv = NameServer(
+        host=args.host, port=args.port, broker_expiry_s=args.broker_expiry, controller=controller
+    )
 
     async def start() -> None:
         await namesrv.start()

@@ -18,12 +18,15 @@ from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
 from ferrymq.core.broker.schedule import ScheduleMessageService
+from ferrymq.core.broker.slave_sync import SlaveSyncService
 from ferrymq.core.broker.stats import BrokerStats
 from ferrymq.core.broker.subscription_group import SubscriptionGroupManager
 from ferrymq.core.broker.timer import TimerMessageService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha import ReplicationState
+from ferrymq.core.ha.master import HaMaster
+from ferrymq.core.ha.slave import HaSlave
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicConfig
@@ -40,6 +43,9 @@ class Broker:
         self.store = MessageStore(config)
         #: role, slaves and master link of this broker's group (core/ha)
         self.ha = ReplicationState(config)
+        #: the HA service: a master's server (every master runs one), a slave's client
+        self.ha_master: HaMaster | None = None
+        self.ha_slave: HaSlave | None = None
         config_dir = config.store_path_root_dir / "config"
         self.topics = TopicConfigManager(config_dir / "topics.json", config)
         self.offsets = ConsumerOffsetManager(config_dir / "consumerOffset.json")
@@ -55,6 +61,9 @@ class Broker:
         self.store.arrival_listeners.append(self.hold.notify)
         self.dispatcher = build_dispatcher(self)
         self.server: asyncio.Server | None = None
+        #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
+        self.vip_server: asyncio.Server | None = None
+        self.slave_sync = SlaveSyncService(self)
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
@@ -64,14 +73,22 @@ class Broker:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self) -> None:
-        self.store.start_services()
-        self.schedule.start()
-        self.timer.start()
-        self.server = await serve(
+    @property
+    def ha_addr(self) -> str | None:
+        """host:port of a master's HA server (None on a slave)."""
+        return self.config.ha_server_addr if self.ha_master is not None else None
+
+    @property
+    def vip_port(self) -> int | None:
+        if self.vip_server is None:
+            return None
+        return int(self.vip_server.sockets[0].getsockname()[1])
+
+    async def _serve(self, port: int) -> asyncio.Server:
+        return await serve(
             self._handle,
             self.config.listen_host,
-            self.config.listen_port,
+            port,
             max_frame=self.config.max_frame_size,
             on_close=self._on_close,
             limits=ServerLimits(
@@ -80,9 +97,40 @@ class Broker:
                 max_in_flight=self.config.server_max_in_flight_requests,
             ),
         )
+
+    async def _serve_vip(self, port: int) -> None:
+        """Listen on the VIP port too; a busy default port (listenPort-2) only costs Java slaves
+        their topic sync, so it is a warning, a configured fastListenPort an error."""
+        try:
+            self.vip_server = await self._serve(port)
+        except OSError as exc:
+            if self.config.fast_listen_port is not None:
+                raise
+            log.warning("VIP port %d not served (%s): Java slaves cannot pull topic configs", port, exc)
+            return
+        log.info("VIP port %s:%d serves the remoting protocol too", self.config.listen_host, self.vip_port)
+
+    async def start(self) -> None:
+        # before listenPort 0 becomes the port taken: HA listenPort+1, VIP listenPort-2 unless set
+        ha_port = self.config.ha_port
+        vip_port = self.config.vip_port
+        self.store.start_services()
+        if not self.config.is_slave:  # master-only services: a slave's store is replication's
+            self.schedule.start()
+            self.timer.start()
+        self.server = await self._serve(self.config.listen_port)
         if self.config.listen_port == 0:
             self.config.listen_port = self.port
             self.store.store_port = self.port
+        if vip_port is not None:
+            await self._serve_vip(vip_port)
+        if self.config.is_slave:
+            self.ha_slave = HaSlave(self.config, self.store, self.ha)
+            self.ha_slave.start()
+            self.slave_sync.start()
+        else:  # before registering: REGISTER_BROKER advertises the real HA port
+            self.ha_master = HaMaster(self.config, self.store, self.ha)
+            await self.ha_master.start(ha_port)
         self.registrar = NamesrvRegistrar(self)
         await self.registrar.register_all()
         self.registrar.start()
@@ -139,12 +187,14 @@ class Broker:
 
     async def stop(self) -> None:
         log.info("broker %s shutting down", self.config.broker_name)
-        if self.server is not None:
-            self.server.close()
+        for server in (self.server, self.vip_server):
+            if server is not None:
+                server.close()
         for conn in list(self.connections):
             conn.close()
         if self.registrar is not None:
             await self.registrar.stop()
+        await self.slave_sync.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -152,9 +202,14 @@ class Broker:
                 await task
             except asyncio.CancelledError:
                 pass
+        if self.ha_master is not None:
+            await self.ha_master.stop()
+        if self.ha_slave is not None:
+            await self.ha_slave.stop()
         self.offsets.persist(force=True)
         self.topics.persist()
-        await self.schedule.stop()
-        await self.timer.stop()
+        if not self.config.is_slave:
+            await self.schedule.stop()
+            await self.timer.stop()
         await self.store.shutdown()
         log.info("broker %s stopped; data flushed", self.config.broker_name)

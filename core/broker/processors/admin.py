@@ -1,5 +1,6 @@
-"""UPDATE_AND_CREATE_TOPIC (17), GET_ALL_TOPIC_CONFIG (21), GET_BROKER_RUNTIME_INFO (28) and
-DELETE_TOPIC_IN_BROKER (215): what mqadmin's topic commands need.
+"""UPDATE_AND_CREATE_TOPIC (17), GET_BROKER_RUNTIME_INFO (28) and DELETE_TOPIC_IN_BROKER (215):
+what mqadmin's topic commands need (GET_ALL_TOPIC_CONFIG is in ``metadata.py``). A slave refuses
+topic changes (SYSTEM_ERROR, ``slave_sync.refuse_on_slave``): its master owns its topics.
 
 Leaves out static topics, topic attributes beyond storing them, and the stats codes
 (GET_TOPIC_STATS_INFO, GET_CONSUME_STATS) that a later admin issue adds.
@@ -12,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ferrymq import __version__
+from ferrymq.core.broker.slave_sync import refuse_on_slave, replication_runtime_info
 from ferrymq.core.broker.topic_config import AUTO_CREATE_TOPIC_KEY, validate_topic
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -28,6 +30,9 @@ class AdminProcessor:
         self.broker = broker
 
     def create_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        refused = refuse_on_slave(self.broker, cmd)
+        if refused is not None:
+            return refused
         ext = cmd.ext_fields
         try:
             topic = req_str(ext, "topic")
@@ -60,11 +65,6 @@ class AdminProcessor:
         self.broker.topic_created(tc)
         return topics.reply_when_persisted(cmd, cmd.response(ResponseCode.SUCCESS))
 
-    def all_topics(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
-        topics = self.broker.topics
-        body = topics.table_json()
-        return cmd.response(body=json.dumps(body).encode())
-
     def runtime_info(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         b = self.broker
         table = {
@@ -78,10 +78,14 @@ class AdminProcessor:
             "getTransferedTps": "0",
             "msgPutTotalTodayNow": str(b.stats.put_messages),
             "msgGetTotalTodayNow": str(b.stats.get_messages),
+            **replication_runtime_info(b),
         }
         return cmd.response(body=json.dumps({"table": table}).encode())
 
     def delete_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        refused = refuse_on_slave(self.broker, cmd)
+        if refused is not None:
+            return refused
         topic = cmd.ext_fields.get("topic")
         if not topic:
             return cmd.response(ResponseCode.SYSTEM_ERROR, "the custom field <topic> is null")
