@@ -2,8 +2,7 @@
 while the master of its broker group is gone, and goes back to the master when it returns; its
 committed offsets never go backwards (issue 9, section 1). One JVM (compat-tests/java PushConsume).
 
-The group (name server, master, slave) is tests/test_slave_failover.py's, which needs s9-ha's
-commit-log replication on the branch (``REPLICATION`` there).
+The group (name server, master, slave) is tests/test_slave_failover.py's.
 """
 
 from __future__ import annotations
@@ -17,14 +16,13 @@ from test_java_push import JavaPush
 
 from tests.cluster_helpers import eventually
 from tests.test_consumer_support import wait_until
-from tests.test_slave_failover import REPLICATION, Group, committed, ends, group, members, send
+from tests.test_slave_failover import Group, committed, ends, group, members, send
 
 SKIP_REASON = js.skip_reason()
 pytestmark = [
     pytest.mark.compat,
     pytest.mark.slow,
     pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
-    pytest.mark.skipif(not REPLICATION, reason="needs s9-ha's commit-log replication, not merged yet"),
 ]
 __all__ = ["group"]  # the fixture
 
