@@ -8,6 +8,7 @@ their in-memory offsets carry them across both switches).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -53,9 +54,10 @@ class Group:
     slave: FerryBroker
     topic: str
     data: Path
+    master_conf: dict[str, str]
 
     def restart_master(self) -> None:
-        self.master = FerryBroker(self.data / "master", self.ns.addr, NAME, conf=MASTER_CONF)
+        self.master = FerryBroker(self.data / "master", self.ns.addr, NAME, conf=self.master_conf)
 
 
 def members(ns: str, topic: str) -> dict[int, str]:
@@ -90,21 +92,24 @@ def send(ns: str, topic: str, bodies: list[bytes]) -> None:
             assert producer.send(Message(topic, body)).ok
 
 
-@pytest.fixture
-def group(tmp_path: Path) -> Iterator[Group]:
+@contextlib.contextmanager
+def broker_group(tmp_path: Path, conf: dict[str, str] | None = None) -> Iterator[Group]:
+    """A name server, a master and its slave (both with ``conf`` too), and a topic routed to both
+    and copied to the slave."""
     ns = FerryNameServer(tmp_path / "ns")
     started: list[FerryBroker] = []
     g: Group | None = None
+    master_conf = {**MASTER_CONF, **(conf or {})}
     try:
-        master = FerryBroker(tmp_path / "master", ns.addr, NAME, conf=MASTER_CONF)
+        master = FerryBroker(tmp_path / "master", ns.addr, NAME, conf=master_conf)
         started.append(master)
-        slave = FerryBroker(tmp_path / "slave", ns.addr, NAME, conf=SLAVE_CONF)
+        slave = FerryBroker(tmp_path / "slave", ns.addr, NAME, conf={**SLAVE_CONF, **(conf or {})})
         started.append(slave)
         topic = f"SlaveRead-{uuid.uuid4().hex[:8]}"
         create_topic(master.addr, topic, QUEUES)
         eventually(lambda: set(members(ns.addr, topic)) == {0, 1}, 15, "master and slave routed")
         eventually(lambda: knows_topic(slave.addr, topic), 15, "the slave copied the topic")
-        g = Group(ns, master, slave, topic, tmp_path)
+        g = Group(ns, master, slave, topic, tmp_path, master_conf)
         yield g
     finally:
         if g is not None:
@@ -112,6 +117,12 @@ def group(tmp_path: Path) -> Iterator[Group]:
         for b in started:
             b.stop()
         ns.stop()
+
+
+@pytest.fixture
+def group(tmp_path: Path) -> Iterator[Group]:
+    with broker_group(tmp_path) as g:
+        yield g
 
 
 class Seen:
@@ -242,3 +253,40 @@ def test_offsets_are_committed_to_the_slave_while_the_master_is_gone(group: Grou
     finally:
         lite.shutdown()
     assert max(seen.bodies.values()) == 1
+
+
+def gets(addr: str) -> int:
+    """Messages the broker has served to pulls (GET_BROKER_RUNTIME_INFO msgGetTotalTodayNow)."""
+    resp = call(addr, RequestCode.GET_BROKER_RUNTIME_INFO, {})
+    return int(json.loads(bytes(resp.body))["table"]["msgGetTotalTodayNow"])
+
+
+def test_a_consumer_reading_cold_data_is_sent_to_the_slave(tmp_path: Path) -> None:
+    """slaveReadEnable: the master suggests the slave (whichBrokerWhenConsumeSlowly) to a consumer
+    far behind (accessMessageInMemoryMaxRatio=0: anything behind the end); the client follows,
+    and still commits to the master, which is alive."""
+    cold = {"slaveReadEnable": "true", "accessMessageInMemoryMaxRatio": "0"}
+    with broker_group(tmp_path, cold) as g:
+        bodies = [b"d%03d" % i for i in range(30)]
+        send(g.ns.addr, g.topic, bodies)
+        eventually(lambda: sum(ends(g.slave.addr, g.topic)) == len(bodies), 15, "the slave replicated")
+        seen = Seen()
+        lite = LitePullConsumer(
+            g.ns.addr,
+            "g-cold",
+            consume_from="FIRST_OFFSET",
+            pull_batch_size=1,
+            auto_commit_interval=0.2,
+            **FAST,
+        )
+        lite.subscribe(g.topic, "*")
+        lite.start()
+        try:
+            drain_until(lite, seen, set(bodies), 20)
+            end = ends(g.master.addr, g.topic)
+            eventually(polling(lite, seen, lambda: committed(g.master.addr, "g-cold", g.topic) == end), 10)
+        finally:
+            lite.shutdown()
+        assert max(seen.bodies.values()) == 1
+        from_master, from_slave = gets(g.master.addr), gets(g.slave.addr)
+        assert from_master >= 1 and from_slave >= len(bodies) // 2, (from_master, from_slave)
