@@ -105,6 +105,14 @@ class ClientInstance:
             raise ClientError(f"The broker[{mq.broker_name}] not exist")
         return addr
 
+    async def member_addr(self, mq: MessageQueue) -> str:
+        """The master of ``mq``'s group, else a slave: where offsets are read and committed
+        (Java's RemoteBrokerOffsetStore), so a consumer keeps committing while the master is gone."""
+        addr = await self.routes.member_addr_or_refresh(mq.broker_name, mq.topic)
+        if addr is None:
+            raise ClientError(f"The broker[{mq.broker_name}] not exist")
+        return addr
+
     async def send_heartbeat_to_all(self) -> None:
         await self.send_heartbeat(self.routes.broker_addrs(self.heartbeat_masters_only))
 

@@ -1,7 +1,8 @@
 """What both consumers do around a pull (Java's ``PullAPIWrapper``).
 
 * :func:`pull_addr` -- the broker member to pull a queue from: the one the broker last suggested
-  (``suggestWhichBrokerId``), else any member of the group, refreshing the route once.
+  (``suggestWhichBrokerId``), else any member of the group (a slave while the master is gone),
+  refreshing the route once. Offsets are never committed through a pull to a slave.
 * :func:`pulled_messages` -- ``processPullResult``: the messages of a FOUND result that match the
   subscription's exact tags (the broker filtered by hash only), stamped with their broker name and
   the queue's min/max offsets, zlib bodies inflated.
@@ -27,15 +28,16 @@ from ferrymq.core.remoting.message import (
 log = logging.getLogger("ferrymq.client")
 
 
-async def pull_addr(routes: RouteManager, mq: MessageQueue, broker_id: int) -> str:
-    """Where to pull ``mq`` from (``findBrokerAddressInSubscribe``); raises ClientError."""
-    addr = routes.find_broker_addr(mq.broker_name, broker_id)
-    if addr is None:
+async def pull_addr(routes: RouteManager, mq: MessageQueue, broker_id: int) -> tuple[str, bool]:
+    """Where to pull ``mq`` from and whether that is a slave (``findBrokerAddressInSubscribe``:
+    with the master gone from the route, a slave); raises ClientError."""
+    found = routes.find_subscribe_addr(mq.broker_name, broker_id)
+    if found is None:
         await routes.refresh([mq.topic])
-        addr = routes.find_broker_addr(mq.broker_name, broker_id)
-        if addr is None:
+        found = routes.find_subscribe_addr(mq.broker_name, broker_id)
+        if found is None:
             raise ClientError(f"The broker[{mq.broker_name}] not exist")
-    return addr
+    return found
 
 
 class TagFilter(Protocol):

@@ -372,7 +372,9 @@ class AsyncLitePullConsumer(ConsumerClient):
         todo = []
         for st in states:
             off = st.consumed
-            if off is None or off < 0 or (only_changed and off == st.committed):
+            if off is None or off < 0:
+                continue
+            if only_changed and off == st.committed and not self._offsets.moved(st.mq):
                 continue
             todo.append((st, off))
             jobs.append(self._offsets.commit(st.mq, off, oneway=oneway))
@@ -458,7 +460,7 @@ class AsyncLitePullConsumer(ConsumerClient):
 
     async def _initial_offset(self, mq: MessageQueue) -> int:
         """``RebalanceLitePullImpl.computePullFromWhere``."""
-        addr = await self._instance.master_addr(mq)
+        addr = await self._instance.member_addr(mq)
         return await compute_pull_from_where(
             self._offsets.read,
             self._instance.remote,
@@ -631,7 +633,7 @@ class AsyncLitePullConsumer(ConsumerClient):
             self._accept(st, result)
 
     async def _pull_once(self, st: _QueueState, offset: int) -> _api.PullResult:
-        addr = await pull_addr(self._instance.routes, st.mq, st.broker_id)
+        addr, _ = await pull_addr(self._instance.routes, st.mq, st.broker_id)
         sub = self._subs.get(st.mq.topic) if self._mode == "SUBSCRIBE" else None
         if sub is None:
             sub = SubscriptionData(st.mq.topic, SUB_ALL, sub_version=0)

@@ -1,8 +1,10 @@
 """Consumer offsets: where each queue's consumed offset is kept and committed (Java's ``OffsetStore``).
 
 * :class:`RemoteBrokerOffsetStore` -- clustering: the group's offsets live on the broker of each
-  queue (QUERY_CONSUMER_OFFSET, UPDATE_CONSUMER_OFFSET). The push consumer keeps them in memory
-  and persists them periodically; the lite-pull consumer commits through :meth:`commit` directly.
+  queue (QUERY_CONSUMER_OFFSET, UPDATE_CONSUMER_OFFSET): its master, or a slave while the master
+  is gone. The push consumer keeps them in memory and persists them periodically; the lite-pull
+  consumer commits through :meth:`commit` directly. The in-memory offsets, not the broker's, are
+  what a consumer goes on from, so switching between master and slave never moves them back.
 * :class:`LocalFileOffsetStore` -- broadcasting: every member keeps its own offsets in
   ``<dir>/<client id>/<group>/offsets.json`` (the layout of Java's ``offsets.json``).
 """
@@ -55,13 +57,20 @@ class RemoteBrokerOffsetStore(OffsetStore):
         self.instance = instance
         self.group = group
         self.timeout = timeout
+        #: the member each queue's offset was last committed to
+        self.committed_at: dict[MessageQueue, str] = {}
+
+    def remove(self, mq: MessageQueue) -> None:
+        super().remove(mq)
+        self.committed_at.pop(mq, None)
 
     async def read(self, mq: MessageQueue) -> int | None:
         return await self.query(mq)
 
     async def query(self, mq: MessageQueue, *, set_zero_if_not_found: bool | None = None) -> int | None:
-        """QUERY_CONSUMER_OFFSET on ``mq``'s master; None when the group has none."""
-        addr = await self.instance.master_addr(mq)
+        """QUERY_CONSUMER_OFFSET on ``mq``'s master (a slave while it is gone); None when the
+        group has none."""
+        addr = await self.instance.member_addr(mq)
         return await _api.query_consumer_offset(
             self.instance.remote,
             addr,
@@ -72,11 +81,20 @@ class RemoteBrokerOffsetStore(OffsetStore):
         )
 
     async def commit(self, mq: MessageQueue, offset: int, *, oneway: bool) -> None:
-        """UPDATE_CONSUMER_OFFSET of ``offset`` on ``mq``'s master; raises on failure."""
-        addr = await self.instance.master_addr(mq)
+        """UPDATE_CONSUMER_OFFSET of ``offset`` on ``mq``'s master (a slave while it is gone);
+        raises on failure."""
+        addr = await self.instance.member_addr(mq)
         await _api.update_consumer_offset(
             self.instance.remote, addr, self.group, mq, offset, self.timeout, oneway=oneway
         )
+        self.committed_at[mq] = addr
+
+    def moved(self, mq: MessageQueue) -> bool:
+        """Whether ``mq``'s offset now goes to another member than its last commit did (the
+        master is back, or gone): an unchanged offset must then be committed again."""
+        last = self.committed_at.get(mq)
+        found = self.instance.routes.find_subscribe_addr(mq.broker_name)
+        return last is not None and found is not None and found[0] != last
 
     async def persist(self, mqs: Iterable[MessageQueue], *, oneway: bool) -> None:
         """Commit every known offset of ``mqs`` concurrently; failures are logged."""

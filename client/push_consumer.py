@@ -409,7 +409,7 @@ class AsyncPushConsumer(ConsumerClient):
                     pq.next_offset = await compute_pull_from_where(
                         self._offsets.read,
                         self._instance.remote,
-                        await self._instance.master_addr(pq.mq),
+                        await self._instance.member_addr(pq.mq),
                         pq.mq,
                         self.consume_from,
                         self.consume_timestamp,
@@ -432,11 +432,11 @@ class AsyncPushConsumer(ConsumerClient):
 
     async def _pull_once(self, pq: ProcessQueue, offset: int) -> _api.PullResult:
         mq = pq.mq
-        addr = await pull_addr(self._instance.routes, mq, pq.broker_id)
+        addr, slave = await pull_addr(self._instance.routes, mq, pq.broker_id)
         sub = self._subs.get(mq.topic) or SubscriptionData(mq.topic)
         flags = _api.PULL_FLAG_SUSPEND | _api.PULL_FLAG_SUBSCRIPTION
         commit = 0
-        if self.message_model == CLUSTERING:
+        if self.message_model == CLUSTERING and not slave:  # never commit through a slave's pull
             commit = self._offsets.offsets.get(mq, 0)
             if commit > 0:
                 flags |= _api.PULL_FLAG_COMMIT_OFFSET

@@ -289,15 +289,20 @@ class RouteManager:
         bd = self.brokers.get(broker_name)
         return None if bd is None else bd.broker_addrs.get(MASTER_ID)
 
-    def find_broker_addr(self, broker_name: str, broker_id: int = MASTER_ID) -> str | None:
-        """``findBrokerAddressInSubscribe``: the wanted member, else any member (master first)."""
+    def find_subscribe_addr(self, broker_name: str, broker_id: int = MASTER_ID) -> tuple[str, bool] | None:
+        """``findBrokerAddressInSubscribe``: (address, is a slave) of the wanted member; for a
+        slave id missing, the next slave id; else any member, lowest id first (the master when
+        listed). None when the group has no member."""
         bd = self.brokers.get(broker_name)
         if bd is None or not bd.broker_addrs:
             return None
-        addr = bd.broker_addrs.get(broker_id)
-        if addr is not None:
-            return addr
-        return bd.broker_addrs.get(MASTER_ID) or bd.broker_addrs[min(bd.broker_addrs)]
+        addrs = bd.broker_addrs
+        for bid in (broker_id, broker_id + 1) if broker_id != MASTER_ID else (broker_id,):
+            addr = addrs.get(bid)
+            if addr is not None:
+                return addr, bid != MASTER_ID
+        bid = min(addrs)
+        return addrs[bid], bid != MASTER_ID
 
     async def master_addr_or_refresh(self, broker_name: str, topic: str) -> str | None:
         addr = self.master_addr(broker_name)
@@ -305,6 +310,15 @@ class RouteManager:
             await self.refresh([topic])
             addr = self.master_addr(broker_name)
         return addr
+
+    async def member_addr_or_refresh(self, broker_name: str, topic: str) -> str | None:
+        """The group's master, else any member (a slave while the master is gone), refreshing
+        the route once when it has neither (``findBrokerAddressInSubscribe(name, 0, false)``)."""
+        found = self.find_subscribe_addr(broker_name)
+        if found is None:
+            await self.refresh([topic])
+            found = self.find_subscribe_addr(broker_name)
+        return None if found is None else found[0]
 
     def broker_addrs(self, masters_only: bool = False) -> list[str]:
         """Every known broker address (or only the masters), deduplicated, sorted."""

@@ -70,6 +70,11 @@ class BrokerConfig(BaseModel):
     ha_master_address: str | None = Field(None, alias="haMasterAddress")
     #: serve pulls on a slave while the master is alive (a slave always serves them when it is gone)
     slave_read_enable: bool = Field(False, alias="slaveReadEnable")
+    #: a consumer further behind the commit-log end than this share of RAM (percent) reads cold
+    #: data: with slaveReadEnable its pulls suggest the group's whichBrokerWhenConsumeSlowly
+    access_message_in_memory_max_ratio: int = Field(40, alias="accessMessageInMemoryMaxRatio", ge=0, le=100)
+    #: a slave corrects a pull's offset as a master does (off: it keeps the consumer's offset)
+    offset_check_in_slave: bool = Field(False, alias="offsetCheckInSlave")
     ha_send_heartbeat_interval: int = Field(5000, alias="haSendHeartbeatInterval", ge=10)  # ms
     ha_housekeeping_interval: int = Field(20_000, alias="haHousekeepingInterval", ge=100)  # ms
     ha_transfer_batch_size: int = Field(32 * 1024, alias="haTransferBatchSize", ge=1024, le=4 * 1024 * 1024)

@@ -4,17 +4,18 @@ GET_MAX_OFFSET (30), GET_MIN_OFFSET (31), SEARCH_OFFSET_BY_TIMESTAMP (29),
 GET_EARLIEST_MSG_STORETIME (32).
 
 QUERY_CONSUMER_OFFSET without a stored offset answers as the Java broker does: 0 while the
-queue still starts at 0 and its first message is recent enough to be "in memory" (within 40% of
-RAM of the commit-log end), else QUERY_NOT_FOUND (the client then starts per consumeFromWhere);
+queue still starts at 0 and its first message is recent enough to be "in memory" (within
+accessMessageInMemoryMaxRatio, 40% of RAM, of the commit-log end), else QUERY_NOT_FOUND (the
+client then starts per consumeFromWhere);
 ``setZeroIfNotFound=false`` always gets QUERY_NOT_FOUND.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from typing import TYPE_CHECKING
 
+from ferrymq.core.broker.slave_reads import in_memory_bytes
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, guarded, opt_bool, req_int, req_str
@@ -23,16 +24,6 @@ from ferrymq.core.remoting.transport import RemotingConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
-
-
-def _memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 8 << 30
-
-
-IN_MEMORY_BYTES = int(_memory_bytes() * 0.4)
 
 
 class ConsumerManageProcessor:
@@ -58,7 +49,8 @@ class ConsumerManageProcessor:
         if opt_bool(ext, "setZeroIfNotFound", True) and self.store.min_offset(topic, queue_id) <= 0:
             cq = self.store.consume_queues.get((topic, queue_id))
             first = cq.unit(0) if cq else None
-            if first is None or self.store.commit_log.write_offset - first[0] < IN_MEMORY_BYTES:
+            limit = in_memory_bytes(self.broker.config)
+            if first is None or self.store.commit_log.write_offset - first[0] < limit:
                 return cmd.response(ResponseCode.SUCCESS, ext_fields={"offset": "0"})
         return cmd.response(
             ResponseCode.QUERY_NOT_FOUND, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first"

@@ -3,13 +3,16 @@
 As the Java broker's ``PullMessageProcessor``: the subscription comes with the pull (sysFlag
 bit 4, as lite-pull consumers send it) or from the group's heartbeat (push consumers), whose
 subVersion must not be older than the pull's (SUBSCRIPTION_NOT_EXIST / SUBSCRIPTION_NOT_LATEST).
-A piggy-backed offset commit (bit 1) is stored. A pull that finds nothing and may suspend (bit 2)
-waits up to suspendTimeoutMillis for a matching arrival; past maxSuspendedPullsPerConnection
-parked on one connection, it is answered SYSTEM_BUSY at once (Java clients retry after a pause).
+A piggy-backed offset commit (bit 1) only moves an offset forward (a stale pull cannot undo a newer
+commit; UPDATE_CONSUMER_OFFSET still can), and a slave ignores it (Java clients clear the bit for
+slaves). Slaves: see core/broker/slave_reads.py (who serves, suggestWhichBrokerId). A pull that
+finds nothing and may suspend (bit 2) waits up to suspendTimeoutMillis for a matching arrival;
+past maxSuspendedPullsPerConnection parked on one connection, it is answered SYSTEM_BUSY at once
+(Java clients retry after a pause).
 A pull returns at most maxTransferCountOnMessageInMemory messages and
 maxTransferBytesOnMessageInMemory bytes (at least one message), so a response always fits in
 the client's 16 MiB frame. The body is the stored records as they are in the commit log.
-Leaves out: SQL92 and class filters (answered with an error), slave reads.
+Leaves out: SQL92 and class filters (answered with an error).
 Batch entries (Kafka record batches) reach RocketMQ clients as one stored message per record,
 through the store's converter for their format, with queue offsets = Kafka offsets.
 """
@@ -17,8 +20,10 @@ through the store's converter for their format, with queue offsets = Kafka offse
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ferrymq.core.broker import slave_reads
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
@@ -40,12 +45,26 @@ PARKED_PULLS = "parkedPulls"
 BUSY = "[REJECTREQUEST]system busy, start flow control for a while"
 
 
+@dataclass(slots=True, frozen=True)
+class _Queue:
+    """What a pull asks for, carried through a long poll to its response."""
+
+    group: str
+    topic: str
+    queue_id: int
+    offset: int
+    codes: frozenset[int] | None
+
+
 class PullMessageProcessor:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.store = broker.store
 
     def pull(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        cfg = self.broker.config
+        if slave_reads.rejects_pulls(cfg, self.broker.ha):
+            return cmd.response(ResponseCode.SYSTEM_BUSY, BUSY)
         ext = cmd.ext_fields
         try:
             group = req_str(ext, "consumerGroup")
@@ -77,16 +96,21 @@ class PullMessageProcessor:
             sub = self._subscription(group, topic, sys_flag, ext, sub_version)
         except BadRequest as exc:
             return exc.response(cmd)
-        if sys_flag & FLAG_COMMIT_OFFSET and commit_offset >= 0:
-            self.broker.offsets.commit(group, topic, queue_id, commit_offset)
-        cfg = self.broker.config
+        if sys_flag & FLAG_COMMIT_OFFSET and commit_offset >= 0 and not cfg.is_slave:
+            offsets = self.broker.offsets
+            current = offsets.query(group, topic, queue_id)
+            if current is None or commit_offset > current:
+                offsets.commit(group, topic, queue_id, commit_offset)
         # a pull returns what fits in a frame whatever it asks for (Java's maxTransfer*InMemory)
         max_nums = min(max_nums, cfg.max_transfer_count_on_message_in_memory)
         limit = cfg.max_transfer_bytes_on_message_in_memory
         max_bytes = min(max_bytes, limit) if max_bytes > 0 else limit
         codes = sub.tag_codes()
         result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
-        code = _response_code(result, offset)
+        code = self._code(result, offset)
+        q = _Queue(group, topic, queue_id, offset, codes)
+        if code == ResponseCode.PULL_NOT_FOUND and not sys_flag & FLAG_SUSPEND and self._redirects():
+            code = ResponseCode.PULL_RETRY_IMMEDIATELY  # a slave sends a caught-up consumer home
         if code == ResponseCode.PULL_NOT_FOUND and sys_flag & FLAG_SUSPEND:
             timeout_ms = suspend_ms if cfg.long_polling_enable else cfg.short_polling_time_mills
             if timeout_ms > 0:
@@ -94,23 +118,19 @@ class PullMessageProcessor:
                 if parked >= cfg.max_suspended_pulls_per_connection:
                     return cmd.response(ResponseCode.SYSTEM_BUSY, BUSY)
                 conn.attrs[PARKED_PULLS] = parked + 1
-                return self._long_poll(
-                    cmd, conn, topic, queue_id, offset, max_nums, max_bytes, codes, timeout_ms
-                )
-        return self._response(cmd, result, code, topic, offset, codes)
+                return self._long_poll(cmd, conn, q, max_nums, max_bytes, timeout_ms)
+        return self._response(cmd, result, code, q)
 
     async def _long_poll(
         self,
         cmd: RemotingCommand,
         conn: RemotingConnection,
-        topic: str,
-        queue_id: int,
-        offset: int,
+        q: _Queue,
         max_nums: int,
         max_bytes: int,
-        codes: frozenset[int] | None,
         timeout_ms: int,
     ) -> RemotingCommand:
+        topic, queue_id, offset, codes = q.topic, q.queue_id, q.offset, q.codes
         deadline = time.monotonic() + timeout_ms / 1000
         try:
             while True:
@@ -120,13 +140,46 @@ class PullMessageProcessor:
                 if not await self.broker.hold.hold(topic, queue_id, codes, remaining):
                     break
                 result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
-                code = _response_code(result, offset)
+                code = self._code(result, offset)
                 if code != ResponseCode.PULL_NOT_FOUND:
-                    return self._response(cmd, result, code, topic, offset, codes)
+                    return self._response(cmd, result, code, q)
         finally:
             conn.attrs[PARKED_PULLS] -= 1
         result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
-        return self._response(cmd, result, _response_code(result, offset), topic, offset, codes)
+        return self._response(cmd, result, self._code(result, offset), q)
+
+    def _code(self, result: GetResult, offset: int) -> int:
+        """The response code; a slave keeps the consumer's offset where a master would move it
+        (nextOffsetCorrection without offsetCheckInSlave): nothing there yet, wait for it."""
+        code = _response_code(result, offset)
+        if code == ResponseCode.PULL_OFFSET_MOVED:
+            cfg = self.broker.config
+            if cfg.is_slave and not cfg.offset_check_in_slave:
+                result.next_begin_offset = offset
+                return ResponseCode.PULL_NOT_FOUND
+        return code
+
+    def _redirects(self) -> bool:
+        """A slave with a live master (it serves only with slaveReadEnable)."""
+        return self.broker.config.is_slave and slave_reads.master_alive(self.broker.ha)
+
+    def _suggestion(self, q: _Queue, result: GetResult, code: int) -> int:
+        """suggestWhichBrokerId (core/broker/slave_reads.py)."""
+        cfg = self.broker.config
+        if not cfg.slave_read_enable and not cfg.is_slave:
+            return slave_reads.MASTER_ID
+        cold = False
+        if code == ResponseCode.SUCCESS:  # how far the last pulled message is from the log's end
+            cq = self.store.consume_queues.get((q.topic, q.queue_id))
+            last = cq.unit(result.next_begin_offset - 1) if cq is not None else None
+            if last is not None:
+                lag = self.store.commit_log.write_offset - last[0] - last[1]
+                cold = lag > slave_reads.in_memory_bytes(cfg)
+        group_id, slowly_id = slave_reads.MASTER_ID, 1
+        sg = self.broker.subscription_groups.find(q.group) if cfg.slave_read_enable else None
+        if sg is not None:
+            group_id, slowly_id = sg.broker_id, sg.which_broker_when_consume_slowly
+        return slave_reads.suggested_broker(cfg, self.broker.ha, cold, group_id, slowly_id)
 
     def _subscription(
         self, group: str, topic: str, sys_flag: int, ext: dict[str, str], sub_version: int
@@ -155,12 +208,10 @@ class PullMessageProcessor:
         cmd: RemotingCommand,
         result: GetResult,
         code: int,
-        topic: str,
-        offset: int,
-        codes: frozenset[int] | None,
+        q: _Queue,
     ) -> RemotingCommand:
         ext = {
-            "suggestWhichBrokerId": "0",
+            "suggestWhichBrokerId": str(self._suggestion(q, result, code)),
             "nextBeginOffset": str(result.next_begin_offset),
             "minOffset": str(result.min_offset),
             "maxOffset": str(result.max_offset),
@@ -168,9 +219,9 @@ class PullMessageProcessor:
         body: bytes | memoryview = b""
         if code == ResponseCode.SUCCESS:
             # batch entries (Kafka record batches) become one stored message per record
-            bufs = self.store.as_stored_messages(result.buffers, offset, codes)
+            bufs = self.store.as_stored_messages(result.buffers, q.offset, q.codes)
             body = bufs[0] if len(bufs) == 1 else b"".join(bufs)
-            self.broker.stats.on_get(topic, result.message_count, result.byte_count)
+            self.broker.stats.on_get(q.topic, result.message_count, result.byte_count)
         return cmd.response(code, None if code == ResponseCode.SUCCESS else result.status.value, ext, body)
 
 
