@@ -26,7 +26,7 @@ from ferrymq.core.remoting.codes import RequestCode
 from tests.cluster_helpers import create_topic, eventually, invoke, max_offset
 
 sys.path.insert(0, str(js.REPO_ROOT / "bench"))
-import rocketmq_ref as ref  # noqa: E402
+import rocketmq_ref as ref
 
 SKIP_REASON = js.skip_reason()
 pytestmark = [
@@ -130,6 +130,7 @@ def test_a_ferrymq_slave_follows_an_apache_master(tmp_path: Path) -> None:
             "brokerId": "1",
             "mappedFileSizeCommitLog": str(SEGMENT),
             "slaveReadEnable": "true",
+            "slaveSyncInterval": "1000",
         },
     )
     try:
@@ -139,6 +140,7 @@ def test_a_ferrymq_slave_follows_an_apache_master(tmp_path: Path) -> None:
         js.check_sent(sent, 32, mode="sync")
         want = offsets(rq.broker_addr, topic)
         eventually(lambda: offsets(slave.addr, topic) == want, 60, "the ferrymq slave replicated")
+        eventually(lambda: knows_topic(slave.addr, topic), 30, "the ferrymq slave copied the topic")
         assert rq.broker is not None
         ref._stop_process(rq.broker, 10)  # the Apache master is gone
         rq.broker = None
