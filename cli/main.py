@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--broker-expiry", type=float, default=120.0, help="seconds of silence before a broker is dropped"
     )
+    n.add_argument(
+        "--controller-peers",
+        help="run a failover controller node: every node as 'host:port@raftPort;...' (this name server's"
+        " --host:--port among them; one entry for a single controller)",
+    )
+    n.add_argument("--controller-dir", type=Path, help="where the controller keeps its Raft log")
 
     b = sub.add_parser("broker", help="a broker configured by a RocketMQ broker.conf")
     b.add_argument("-c", "--config", type=Path, help="broker.conf (RocketMQ keys)")
@@ -235,7 +241,20 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 async def _namesrv(args: argparse.Namespace) -> None:
-    namesrv = NameServer(host=args.host, port=args.port, broker_expiry_s=args.broker_expiry)
+    controller = None
+    if args.controller_peers:
+        from ferrymq.namesrv.controller.raft import ControllerNode, parse_peers
+        from ferrymq.namesrv.controller.service import ControllerService
+
+        data = (
+            args.controller_dir
+            or Path(os.environ.get("FERRYMQ_HOME", Path.home() / ".ferrymq")) / "controller"
+        )
+        node = ControllerNode(parse_peers(args.controller_peers), f"{args.host}:{args.port}", data)
+        controller = ControllerService(node)
+    namesrv = NameServer(
+        host=args.host, port=args.port, broker_expiry_s=args.broker_expiry, controller=controller
+    )
 
     async def start() -> None:
         await namesrv.start()

@@ -16,12 +16,16 @@ import asyncio
 import contextlib
 import logging
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, serve
 from ferrymq.namesrv.processor import build_dispatcher
 from ferrymq.namesrv.route_info import DEFAULT_BROKER_EXPIRY_S, RemovedBroker, RouteInfoManager
+
+if TYPE_CHECKING:  # the controller (and its Raft library) loads only when asked for
+    from ferrymq.namesrv.controller.service import ControllerService
 
 log = logging.getLogger("ferrymq.namesrv")
 
@@ -43,6 +47,7 @@ class NameServer:
         scan_interval_s: float = 5.0,
         *,
         max_frame: int = DEFAULT_MAX_FRAME,
+        controller: ControllerService | None = None,
     ) -> None:
         if broker_expiry_s <= 0 or scan_interval_s <= 0:
             raise ValueError("broker_expiry_s and scan_interval_s must be positive")
@@ -52,6 +57,11 @@ class NameServer:
         self.max_frame = max_frame
         self.routes = RouteInfoManager(default_timeout_s=broker_expiry_s)
         self._dispatcher = build_dispatcher(self.routes)
+        #: the failover controller node this name server runs, if any (namesrv/controller)
+        self.controller = controller
+        if controller is not None:
+            for code, handler in controller.handlers().items():
+                self._dispatcher.register(code, handler)
         self._server: asyncio.Server | None = None
         self._scan_task: asyncio.Task[None] | None = None
         # Connections that have sent a request, so stop() can close them (Python 3.11's
@@ -76,6 +86,8 @@ class NameServer:
             self._handle, self.host, self._port, max_frame=self.max_frame, on_close=self._on_close
         )
         self._scan_task = asyncio.get_running_loop().create_task(self._scan_loop(), name="namesrv-scan")
+        if self.controller is not None:
+            self.controller.start()
         log.info(
             "name server listening on %s:%d (broker expiry %.1fs, scan every %.1fs)",
             self.host,
@@ -94,6 +106,8 @@ class NameServer:
                 await task
         if server is None:
             return
+        if self.controller is not None:
+            await self.controller.stop()
         server.close()
         conns = list(self._connections)
         for conn in conns:
