@@ -3,7 +3,8 @@
 cleanup.policy=compact, compression.type other than "producer", LogAppendTime and
 min.insync.replicas below 1 are refused with INVALID_CONFIG naming the config, by CreateTopics,
 AlterConfigs and IncrementalAlterConfigs alike; their defaults and min.insync.replicas of 1 and
-more (enforced by acks=all, test_kafka_acks_all.py) are accepted. retention.bytes is enforced: a partition keeps its newest entries within it.
+more (enforced by acks=all, test_kafka_acks_all.py) are accepted. retention.bytes is enforced:
+a partition keeps its newest entries within it.
 """
 
 from __future__ import annotations

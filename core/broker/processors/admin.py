@@ -1,5 +1,7 @@
-"""UPDATE_AND_CREATE_TOPIC (17), GET_ALL_TOPIC_CONFIG (21), GET_BROKER_RUNTIME_INFO (28) and
-DELETE_TOPIC_IN_BROKER (215): what mqadmin's topic commands need.
+"""UPDATE_AND_CREATE_TOPIC (17), GET_ALL_TOPIC_CONFIG (21), GET_BROKER_RUNTIME_INFO (28),
+DELETE_TOPIC_IN_BROKER (215) and GET_BROKER_HA_STATUS (907): what mqadmin's topic commands and
+``haStatus`` need. RocketMQ's runtime info has no HA keys (its HA state is 907's alone, from
+replication_view.py), and neither has ferrymq's.
 
 Leaves out static topics, topic attributes beyond storing them, and the stats codes
 (GET_TOPIC_STATS_INFO, GET_CONSUME_STATS) that a later admin issue adds.
@@ -12,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ferrymq import __version__
+from ferrymq.core.broker.replication_view import ha_runtime_info
 from ferrymq.core.broker.topic_config import AUTO_CREATE_TOPIC_KEY, validate_topic
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -80,6 +83,9 @@ class AdminProcessor:
             "msgGetTotalTodayNow": str(b.stats.get_messages),
         }
         return cmd.response(body=json.dumps({"table": table}).encode())
+
+    def ha_status(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        return cmd.response(body=json.dumps(ha_runtime_info(self.broker)).encode())
 
     def delete_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         topic = cmd.ext_fields.get("topic")

@@ -60,6 +60,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.GET_ALL_TOPIC_CONFIG: admin.all_topics,
         RequestCode.GET_BROKER_RUNTIME_INFO: admin.runtime_info,
         RequestCode.DELETE_TOPIC_IN_BROKER: admin.delete_topic,
+        RequestCode.GET_BROKER_HA_STATUS: admin.ha_status,
         # query_message.py
         RequestCode.VIEW_MESSAGE_BY_ID: query.view_by_id,
         RequestCode.QUERY_MESSAGE: query.query,

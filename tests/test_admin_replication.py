@@ -1,0 +1,141 @@
+"""What operators see of a broker group's replication: GET_BROKER_HA_STATUS (RocketMQ's
+HARuntimeInfo), the admin API's /api/cluster (this broker from its own state, the others over
+remoting), the CLI's cluster table and the Prometheus metrics.
+
+In-process: a master and a slave Broker, their HA links played into ``Broker.ha`` as the HA
+services report them (core/ha is tested on its own), the admin app driven through ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ferrymq.cli.admin import replication_text
+from ferrymq.core.broker.broker import Broker
+from ferrymq.core.config import BrokerConfig
+from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.route import BrokerData, ClusterInfo, TopicRouteData
+from ferrymq.core.remoting.transport import connect
+from ferrymq.gateway.admin.app import create_app
+from ferrymq.gateway.admin.context import AdminContext
+from ferrymq.gateway.admin.metrics import registry_for
+
+
+class FixedRoutes:
+    """A ClusterSource that knows one broker group."""
+
+    def __init__(self, bd: BrokerData) -> None:
+        self.bd = bd
+        self.namesrv_addrs: list[str] = []
+
+    async def cluster_info(self) -> tuple[ClusterInfo | None, dict[str, bool]]:
+        info = ClusterInfo({self.bd.broker_name: self.bd}, {self.bd.cluster: {self.bd.broker_name}})
+        return info, {}
+
+    async def topic_route(self, topic: str) -> TopicRouteData | None:
+        return None
+
+    async def delete_topic(self, topic: str, cluster: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def broker(tmp_path: Path, name: str, **config: Any) -> Broker:
+    values = {"listen_port": 0, "listen_host": "127.0.0.1", "store_path_root_dir": tmp_path / name}
+    return Broker(BrokerConfig(**{**values, **config}))
+
+
+async def ha_status(b: Broker) -> dict[str, Any]:
+    host, port = b.config.broker_addr.split(":")
+    conn = await connect(host, int(port))
+    try:
+        resp = await conn.invoke(RemotingCommand(code=RequestCode.GET_BROKER_HA_STATUS), 5)
+        return json.loads(bytes(resp.body))
+    finally:
+        conn.close()
+
+
+def test_master_and_slave_replication_in_ha_status_api_cli_and_metrics(tmp_path: Path) -> None:
+    async def main() -> None:
+        master = broker(tmp_path, "m", broker_role="SYNC_MASTER")
+        slave = broker(tmp_path, "s", broker_role="SLAVE", broker_id=1)
+        await master.start()
+        await slave.start()
+        try:
+            master.topics.create_if_absent("t", 1)
+            end = master.store.commit_log.write_offset
+            master.ha.slave_acked("127.0.0.1:40001", end, end)
+            master.ha.slave_acked("127.0.0.1:40002", 0, end)  # behind by all of it (within haMaxGapNotInSync)
+            slave.ha.master_ha_addr = "127.0.0.1:10912"
+            slave.ha.master_addr = master.config.broker_addr
+            slave.ha.master_connected = True
+
+            st = await ha_status(master)
+            assert st["master"] is True and st["brokerRole"] == "SYNC_MASTER"
+            assert st["masterCommitLogMaxOffset"] == end
+            assert [(c["addr"], c["slaveAckOffset"], c["diff"]) for c in st["haConnectionInfo"]] == [
+                ("127.0.0.1:40001", end, 0),
+                ("127.0.0.1:40002", 0, end),
+            ]
+            st = await ha_status(slave)
+            assert st["master"] is False
+            assert st["haClientRuntimeInfo"]["masterAddr"] == "127.0.0.1:10912"
+
+            bd = BrokerData(
+                "DefaultCluster",
+                master.config.broker_name,
+                {0: master.config.broker_addr, 1: slave.config.broker_addr},
+            )
+            ctx = AdminContext(master, FixedRoutes(bd), read_open=True)  # type: ignore[arg-type]
+            app = create_app(ctx)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as h:
+                cluster = (await h.get("/api/cluster")).json()
+            m, s = cluster["brokers"]
+            rm, rs = m["replication"], s["replication"]
+            assert rm["broker_role"] == "SYNC_MASTER" and rm["commit_log_max_offset"] == end
+            assert [(r["addr"], r["lag_bytes"]) for r in rm["slaves"]] == [
+                ("127.0.0.1:40001", 0),
+                ("127.0.0.1:40002", end),
+            ]
+            in_sync = [r["addr"] for r in rm["slaves"] if r["in_sync"]]
+            assert rm["in_sync_set"] == [master.config.broker_addr, *in_sync]
+            assert rm["in_sync_slaves"] == len(in_sync)
+            assert rs == {
+                "broker_role": "SLAVE",
+                "commit_log_max_offset": slave.store.commit_log.write_offset,
+                "in_sync_slaves": 0,
+                "in_sync_set": [],
+                "slaves": [],
+                "master_ha_addr": "127.0.0.1:10912",
+                "master_addr": master.config.broker_addr,
+                "master_connected": True,
+            }
+            assert replication_text(rs) == "master 127.0.0.1:10912 up"
+            assert replication_text(rm).startswith(f"in sync {len(in_sync)}/2, lag ")
+
+            text = generate_latest(registry_for(ctx)).decode()
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(text)
+                for s in fam.samples
+            }
+            assert samples[("ferrymq_replication_lag_bytes", (("slave", "127.0.0.1:40002"),))] == end
+            assert samples[("ferrymq_replication_lag_bytes", (("slave", "127.0.0.1:40001"),))] == 0
+            assert samples[("ferrymq_replication_in_sync_replicas", ())] == 1 + len(in_sync)
+            slave_text = generate_latest(registry_for(AdminContext(slave, FixedRoutes(bd)))).decode()  # type: ignore[arg-type]
+            assert "ferrymq_replication_master_connected 1.0" in slave_text
+        finally:
+            await slave.stop()
+            await master.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
