@@ -360,6 +360,60 @@ def start_rocketmq(
     return ref
 
 
+@dataclass
+class ApacheBroker:
+    """One Apache RocketMQ broker process (e.g. a slave of a ferrymq master); ``stop()`` ends it."""
+
+    home: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def addr(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "broker.out"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            _stop_process(proc, timeout)
+
+    def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_apache_broker(
+    home: Path,
+    namesrv_addr: str,
+    conf: Mapping[str, object],
+    *,
+    heap: str = "512m",
+    timeout: float = 120.0,
+) -> ApacheBroker:
+    """Start an Apache RocketMQ broker registering with ``namesrv_addr`` (any name server, ferrymq's
+    included), with ``conf`` over broker_conf's defaults (say brokerRole=SLAVE, brokerId=1), on a
+    free port unless ``conf`` names listenPort; waits until it serves."""
+    server_cp, _ = build_classpaths()
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "userhome").mkdir(exist_ok=True)
+    port = int(str(conf.get("listenPort", 0))) or free_broker_port()
+    text = broker_conf(home, 0, port, {**conf, "listenPort": port, "namesrvAddr": namesrv_addr})
+    (home / "broker.conf").write_text(text)
+    broker = ApacheBroker(home, port, None)
+    cmd = [*_jvm_base(home, heap), "-cp", server_cp, BROKER_MAIN, "-c", str(home / "broker.conf")]
+    broker.proc = _spawn([*cmd, "-n", namesrv_addr], broker.log, home)
+    if not _wait_ready(broker.proc, broker.log, BROKER_READY, port, timeout):
+        broker.kill()
+        raise RocketMQRefError(f"Apache broker did not start; output:\n{_tail(broker.log)}")
+    return broker
+
+
 @contextlib.contextmanager
 def rocketmq(**kwargs: Any) -> Iterator[RocketMQRef]:
     ref = start_rocketmq(**kwargs)

@@ -99,3 +99,10 @@ def test_decisions_survive_the_leader_and_a_full_restart(tmp_path: Path) -> None
     finally:
         for n in again:
             n.close()
+
+
+def test_loading_the_controller_leaves_socket_inet_ntop_alone() -> None:
+    """pysyncobj replaces socket.inet_ntop on import; the store and the admin views need it."""
+    import ferrymq.namesrv.controller.raft  # noqa: F401
+
+    assert socket.inet_ntop(socket.AF_INET, b"\x7f\x00\x00\x01") == "127.0.0.1"

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
-
+from ferrymq.namesrv.controller._pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from ferrymq.namesrv.controller.state import Candidate, ControllerState, Result
 
 log = logging.getLogger("ferrymq.controller")
