@@ -76,11 +76,21 @@ async def error_of(task: asyncio.Future[Any]) -> ErrorCode:
     return ErrorCode((await task).responses[0].partition_responses[0].error_code)
 
 
-async def stored(broker: Broker, end: int) -> int:
-    """Wait until the commit log passed ``end`` (the produce was appended); the new end."""
-    while broker.store.commit_log.write_offset <= end:
+def caught_up(broker: Broker, *slaves: str) -> None:
+    """``slaves`` report the master's end: in sync, nothing left to acknowledge."""
+    end = broker.store.commit_log.write_offset
+    for addr in slaves:
+        broker.ha.slave_acked(addr, end, end)
+
+
+async def pending_produce(broker: Broker, w: Wire, n: int = 1) -> tuple[asyncio.Future[Any], int]:
+    """An acks=-1 produce of ``n`` records sent and appended (its answer still to come), and the
+    commit-log end it reached."""
+    start = broker.store.commit_log.write_offset
+    task = asyncio.ensure_future(w.call(produce(batch(n), acks=-1)))
+    while broker.store.commit_log.write_offset <= start:
         await asyncio.sleep(0.002)
-    return broker.store.commit_log.write_offset
+    return task, broker.store.commit_log.write_offset
 
 
 async def min_insync(wire: Wire, n: int) -> None:
@@ -92,11 +102,8 @@ def test_acks_all_is_answered_after_every_in_sync_slave_acked(tmp_path: Path) ->
     async def body(broker: Broker, f: KafkaFrontend) -> None:
         ha = broker.ha
         w = await Wire.open(f.port)
-        start = broker.store.commit_log.write_offset
-        ha.slave_acked("10.0.0.1:1", start, start)
-        ha.slave_acked("10.0.0.2:1", start, start)
-        task = asyncio.ensure_future(w.call(produce(batch(2), acks=-1)))
-        end = await stored(broker, start)
+        caught_up(broker, "10.0.0.1:1", "10.0.0.2:1")
+        task, end = await pending_produce(broker, w, 2)
         ha.slave_acked("10.0.0.1:1", end, end)
         await asyncio.sleep(0.2)  # one slave of two: no answer however long it waits
         assert not task.done()
@@ -113,10 +120,8 @@ def test_acks_all_below_min_insync_is_refused_before_the_append(tmp_path: Path) 
         assert await produced(w, batch(1), acks=-1) == (ErrorCode.not_enough_replicas, -1)
         assert broker.store.max_offset(TOPIC, 0) == 0  # nothing stored
         assert (await produced(w, batch(1), acks=1))[0] == ErrorCode.none  # acks=1 never checks
-        start = broker.store.commit_log.write_offset
-        broker.ha.slave_acked("10.0.0.1:1", start, start)  # a slave joins: two in sync
-        task = asyncio.ensure_future(w.call(produce(batch(1), acks=-1)))
-        end = await stored(broker, start)
+        caught_up(broker, "10.0.0.1:1")  # a slave joins: two in sync
+        task, end = await pending_produce(broker, w)
         broker.ha.slave_acked("10.0.0.1:1", end, end)
         assert await error_of(task) == ErrorCode.none
 
@@ -127,10 +132,8 @@ def test_the_set_shrinking_below_min_insync_during_the_wait(tmp_path: Path) -> N
     async def body(broker: Broker, f: KafkaFrontend) -> None:
         w = await Wire.open(f.port)
         await min_insync(w, 2)
-        start = broker.store.commit_log.write_offset
-        broker.ha.slave_acked("10.0.0.1:1", start, start)
-        task = asyncio.ensure_future(w.call(produce(batch(1), acks=-1)))
-        await stored(broker, start)
+        caught_up(broker, "10.0.0.1:1")
+        task, _ = await pending_produce(broker, w)
         broker.ha.slave_gone("10.0.0.1:1")
         assert await error_of(task) == ErrorCode.not_enough_replicas_after_append
         assert broker.store.max_offset(TOPIC, 0) == 1  # stored on the master all the same
@@ -141,8 +144,7 @@ def test_the_set_shrinking_below_min_insync_during_the_wait(tmp_path: Path) -> N
 def test_acks_all_times_out_within_the_request_timeout(tmp_path: Path) -> None:
     async def body(broker: Broker, f: KafkaFrontend) -> None:
         w = await Wire.open(f.port)
-        start = broker.store.commit_log.write_offset
-        broker.ha.slave_acked("10.0.0.1:1", start, start)
+        caught_up(broker, "10.0.0.1:1")
         loop = asyncio.get_running_loop()
         began = loop.time()
         r = await w.call(produce(batch(1), acks=-1, timeout_ms=300))
