@@ -79,6 +79,11 @@ class BrokerConfig(BaseModel):
     slave_timeout: int = Field(3000, alias="slaveTimeout", ge=1)  # ms
     # broker behaviour
     register_name_server_period: int = Field(30_000, alias="registerNameServerPeriod", ge=100)  # ms
+    #: the VIP ("fast") remoting port Java slaves pull topic configs from: unset = listenPort-2
+    #: (a free port when listenPort is 0), 0 = a free port, -1 = off
+    fast_listen_port: int | None = Field(None, alias="fastListenPort", ge=-1, le=65535)
+    #: how often a slave copies its master's topics, groups and offsets (ms; RocketMQ 4.x: 10 s)
+    slave_sync_interval: int = Field(10_000, alias="slaveSyncInterval", ge=100)
     broker_not_active_timeout_millis: int = Field(120_000, alias="brokerNotActiveTimeoutMillis", ge=100)
     long_polling_enable: bool = Field(True, alias="longPollingEnable")
     short_polling_time_mills: int = Field(1000, alias="shortPollingTimeMills", ge=0)
@@ -183,6 +188,13 @@ class BrokerConfig(BaseModel):
     def ha_server_addr(self) -> str:
         """What REGISTER_BROKER advertises as haServerAddr: brokerIP2:haPort."""
         return f"{self.broker_ip2 or self.broker_ip1}:{self.ha_port}"
+
+    @property
+    def vip_port(self) -> int | None:
+        """The VIP port to listen on (0: a free one), None when off."""
+        if self.fast_listen_port is not None:
+            return None if self.fast_listen_port < 0 else self.fast_listen_port
+        return max(self.listen_port - 2, 0) if self.listen_port else 0
 
     @property
     def sync_flush(self) -> bool:

@@ -36,21 +36,24 @@ def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str |
     return resp.code, bytes(resp.body), resp.remark
 
 
+def topic_fields(topic: str, queues: int = 4, *, order: bool = False) -> dict[str, str]:
+    """The UPDATE_AND_CREATE_TOPIC header mqadmin updateTopic sends."""
+    return {
+        "topic": topic,
+        "defaultTopic": "TBW102",
+        "readQueueNums": str(queues),
+        "writeQueueNums": str(queues),
+        "perm": "6",
+        "topicFilterType": "SINGLE_TAG",
+        "topicSysFlag": "0",
+        "order": "true" if order else "false",
+    }
+
+
 def create_topic(broker_addr: str, topic: str, queues: int = 4, *, order: bool = False) -> None:
     """UPDATE_AND_CREATE_TOPIC on one broker, as mqadmin updateTopic does."""
     code, _, remark = invoke(
-        broker_addr,
-        RequestCode.UPDATE_AND_CREATE_TOPIC,
-        {
-            "topic": topic,
-            "defaultTopic": "TBW102",
-            "readQueueNums": str(queues),
-            "writeQueueNums": str(queues),
-            "perm": "6",
-            "topicFilterType": "SINGLE_TAG",
-            "topicSysFlag": "0",
-            "order": "true" if order else "false",
-        },
+        broker_addr, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_fields(topic, queues, order=order)
     )
     assert code == ResponseCode.SUCCESS, remark
 

@@ -18,6 +18,7 @@ from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
 from ferrymq.core.broker.schedule import ScheduleMessageService
+from ferrymq.core.broker.slave_sync import SlaveSyncService
 from ferrymq.core.broker.stats import BrokerStats
 from ferrymq.core.broker.subscription_group import SubscriptionGroupManager
 from ferrymq.core.broker.timer import TimerMessageService
@@ -55,6 +56,9 @@ class Broker:
         self.store.arrival_listeners.append(self.hold.notify)
         self.dispatcher = build_dispatcher(self)
         self.server: asyncio.Server | None = None
+        #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
+        self.vip_server: asyncio.Server | None = None
+        self.slave_sync = SlaveSyncService(self)
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
@@ -64,14 +68,17 @@ class Broker:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def start(self) -> None:
-        self.store.start_services()
-        self.schedule.start()
-        self.timer.start()
-        self.server = await serve(
+    @property
+    def vip_port(self) -> int | None:
+        if self.vip_server is None:
+            return None
+        return int(self.vip_server.sockets[0].getsockname()[1])
+
+    async def _serve(self, port: int) -> asyncio.Server:
+        return await serve(
             self._handle,
             self.config.listen_host,
-            self.config.listen_port,
+            port,
             max_frame=self.config.max_frame_size,
             on_close=self._on_close,
             limits=ServerLimits(
@@ -80,9 +87,32 @@ class Broker:
                 max_in_flight=self.config.server_max_in_flight_requests,
             ),
         )
+
+    async def _serve_vip(self, port: int) -> None:
+        """Listen on the VIP port too; a busy default port (listenPort-2) only costs Java slaves
+        their topic sync, so it is a warning, a configured fastListenPort an error."""
+        try:
+            self.vip_server = await self._serve(port)
+        except OSError as exc:
+            if self.config.fast_listen_port is not None:
+                raise
+            log.warning("VIP port %d not served (%s): Java slaves cannot pull topic configs", port, exc)
+            return
+        log.info("VIP port %s:%d serves the remoting protocol too", self.config.listen_host, self.vip_port)
+
+    async def start(self) -> None:
+        self.store.start_services()
+        self.schedule.start()
+        self.timer.start()
+        vip_port = self.config.vip_port  # before listenPort=0 becomes the port taken
+        self.server = await self._serve(self.config.listen_port)
         if self.config.listen_port == 0:
             self.config.listen_port = self.port
             self.store.store_port = self.port
+        if vip_port is not None:
+            await self._serve_vip(vip_port)
+        if self.config.is_slave:
+            self.slave_sync.start()
         self.registrar = NamesrvRegistrar(self)
         await self.registrar.register_all()
         self.registrar.start()
@@ -139,12 +169,14 @@ class Broker:
 
     async def stop(self) -> None:
         log.info("broker %s shutting down", self.config.broker_name)
-        if self.server is not None:
-            self.server.close()
+        for server in (self.server, self.vip_server):
+            if server is not None:
+                server.close()
         for conn in list(self.connections):
             conn.close()
         if self.registrar is not None:
             await self.registrar.stop()
+        await self.slave_sync.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -39,6 +39,23 @@ class ConsumerOffsetManager:
         self.table.setdefault(self.key(group, topic), {})[queue_id] = offset
         self._dirty = True
 
+    def merge_max(self, table: dict[str, dict[int, int]]) -> int:
+        """Take each offset of ``table`` (``topic@group`` -> queue -> offset) that is ahead of ours;
+        returns how many moved. Never lowers one: a slave copying a master that came back with
+        older offsets keeps what consumers committed to it meanwhile."""
+        raised = 0
+        for key, queues in table.items():
+            ours = self.table.setdefault(key, {})
+            for queue_id, offset in queues.items():
+                if offset > ours.get(queue_id, -1):
+                    ours[queue_id] = offset
+                    raised += 1
+            if not ours:
+                del self.table[key]
+        if raised:
+            self._dirty = True
+        return raised
+
     def query(self, group: str, topic: str, queue_id: int) -> int | None:
         return self.table.get(self.key(group, topic), {}).get(queue_id)
 

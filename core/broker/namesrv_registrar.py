@@ -4,6 +4,12 @@ change, and UNREGISTER_BROKER at shutdown (RocketMQ's ``BrokerOuterAPI``).
 One connection per name server is kept open, so a broker killed with -9 is dropped by the name
 server as soon as the connection closes. Name servers never talk to each other, so each gets
 the full registration.
+
+A slave learns its master from the results (``handleRegisterBrokerResult``): the first answer
+naming a ``masterAddr`` sets ``broker.ha.master_addr`` and, unless haMasterAddress is configured,
+``broker.ha.master_ha_addr``; when every name server that answered says no master is registered,
+``master_addr`` becomes None (the master is gone). While it has no master a slave registers
+every 1, 2, 4, then 5 s (at most registerNameServerPeriod), so it finds a returning master soon.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
 
 log = logging.getLogger("ferrymq.broker.register")
+
+#: a masterless slave's registration backoff (seconds): doubling from the first to the cap
+ORPHAN_FIRST_RETRY = 1.0
+ORPHAN_MAX_RETRY = 5.0
 
 
 class NamesrvRegistrar:
@@ -48,13 +58,20 @@ class NamesrvRegistrar:
         self._kick.set()
 
     async def _loop(self) -> None:
-        period = self.broker.config.register_name_server_period / 1000
+        full = self.broker.config.register_name_server_period / 1000
+        orphan = ORPHAN_FIRST_RETRY
         while True:
             self._kick.clear()
             try:
                 await self.register_all()
             except Exception:  # a bug must not end registration: the name servers would drop us
-                log.exception("registration with the name servers failed; retrying in %.1fs", period)
+                log.exception("registration with the name servers failed; retrying")
+            period = full
+            if self.broker.config.is_slave and self.broker.ha.master_addr is None:
+                period = min(full, orphan)
+                orphan = min(orphan * 2, ORPHAN_MAX_RETRY)
+            else:
+                orphan = ORPHAN_FIRST_RETRY
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(period):
                     await self._kick.wait()
@@ -84,9 +101,34 @@ class NamesrvRegistrar:
             return
         topics = self.broker.topics
         body = RegisterBrokerBody(dict(topics.topics), topics.data_version).encode(False)
-        await asyncio.gather(*(self._register(addr, body) for addr in self.addrs))
+        results = await asyncio.gather(*(self._register(addr, body) for addr in self.addrs))
+        if self.broker.config.is_slave:
+            self._learn_master([r for r in results if r is not None])
 
-    async def _register(self, addr: str, body: bytes) -> None:
+    def _learn_master(self, results: list[dict[str, str]]) -> None:
+        """Take the master's addresses from the name servers' answers (none answered: unchanged)."""
+        if not results:
+            return
+        ha = self.broker.ha
+        named = next((r for r in results if r.get("masterAddr")), None)
+        master = named["masterAddr"] if named else None
+        if named and named.get("haServerAddr") and not self.broker.config.ha_master_address:
+            if ha.master_ha_addr != named["haServerAddr"]:
+                log.info("master HA address: %s", named["haServerAddr"])
+            ha.master_ha_addr = named["haServerAddr"]
+        if master != ha.master_addr:
+            if master:
+                log.info("master of %s is %s", self.broker.config.broker_name, master)
+            else:
+                log.warning(
+                    "no master of %s is registered with any name server", self.broker.config.broker_name
+                )
+            ha.master_addr = master
+            if master:
+                self.broker.slave_sync.kick()
+
+    async def _register(self, addr: str, body: bytes) -> dict[str, str] | None:
+        """REGISTER_BROKER with one name server; its answer's header fields, None if it failed."""
         c = self.broker.config
         cmd = self._request(RequestCode.REGISTER_BROKER)
         cmd.ext_fields.update(
@@ -108,15 +150,16 @@ class NamesrvRegistrar:
                 log.warning("cannot register with name server %s: %s", addr, exc)
                 self._warned.add(addr)
             self.registered.discard(addr)
-            return
+            return None
         if resp.code != ResponseCode.SUCCESS:
             log.warning("name server %s refused registration: %s %s", addr, resp.code, resp.remark)
             self.registered.discard(addr)
-            return
+            return None
         if addr not in self.registered:
             log.info("registered with name server %s", addr)
         self._warned.discard(addr)
         self.registered.add(addr)
+        return resp.ext_fields
 
     async def unregister_all(self) -> None:
         async def one(addr: str) -> None:

@@ -100,6 +100,15 @@ class SubscriptionGroupManager:
         self.persist()
         return True
 
+    def assign(self, groups: dict[str, SubscriptionGroupConfig], data_version: DataVersion) -> None:
+        """Replace every group by ``groups`` at ``data_version`` (a slave copying its master's)."""
+        self.groups = dict(groups)
+        self.data_version = DataVersion(
+            data_version.timestamp, data_version.counter, data_version.state_version
+        )
+        log.info("subscription groups copied from the master: %d groups", len(groups))
+        self.persist()
+
     def to_json(self) -> dict[str, Any]:
         return {
             "dataVersion": self.data_version.to_json(),

@@ -141,6 +141,20 @@ class TopicConfigManager:
         self._changed()
         return True
 
+    def assign(self, table: dict[str, TopicConfig], data_version: DataVersion) -> bool:
+        """Make the table ``table`` at ``data_version`` (a slave copying its master's); True if a
+        topic changed. Topics the master does not have are deleted, as ``SlaveSynchronize`` does."""
+        changed = False
+        for name in [n for n in self.topics if n not in table]:
+            changed |= self.delete(name)
+        for tc in table.values():
+            changed |= self.update(tc)
+        self.data_version = DataVersion(
+            data_version.timestamp, data_version.counter, data_version.state_version
+        )
+        self._writer.changed()
+        return changed
+
     def _changed(self) -> None:
         self.data_version.next_version()
         self._writer.changed()

@@ -1,7 +1,8 @@
-"""UPDATE_AND_CREATE_TOPIC (17), GET_ALL_TOPIC_CONFIG (21), GET_BROKER_RUNTIME_INFO (28),
-DELETE_TOPIC_IN_BROKER (215) and GET_BROKER_HA_STATUS (907): what mqadmin's topic commands and
-``haStatus`` need. RocketMQ's runtime info has no HA keys (its HA state is 907's alone, from
-replication_view.py), and neither has ferrymq's.
+"""UPDATE_AND_CREATE_TOPIC (17), GET_BROKER_RUNTIME_INFO (28), DELETE_TOPIC_IN_BROKER (215) and
+GET_BROKER_HA_STATUS (907): what mqadmin's topic commands and ``haStatus`` need
+(GET_ALL_TOPIC_CONFIG is in ``metadata.py``). A slave refuses topic changes (SYSTEM_ERROR,
+``slave_sync.refuse_on_slave``): its master owns its topics. The replication state is 907's
+(RocketMQ's HARuntimeInfo, replication_view.py); runtime info names the role and master only.
 
 Leaves out static topics, topic attributes beyond storing them, and the stats codes
 (GET_TOPIC_STATS_INFO, GET_CONSUME_STATS) that a later admin issue adds.
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ferrymq import __version__
 from ferrymq.core.broker.replication_view import ha_runtime_info
+from ferrymq.core.broker.slave_sync import refuse_on_slave, replication_runtime_info
 from ferrymq.core.broker.topic_config import AUTO_CREATE_TOPIC_KEY, validate_topic
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -31,6 +33,9 @@ class AdminProcessor:
         self.broker = broker
 
     def create_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        refused = refuse_on_slave(self.broker, cmd)
+        if refused is not None:
+            return refused
         ext = cmd.ext_fields
         try:
             topic = req_str(ext, "topic")
@@ -63,11 +68,6 @@ class AdminProcessor:
         self.broker.topic_created(tc)
         return topics.reply_when_persisted(cmd, cmd.response(ResponseCode.SUCCESS))
 
-    def all_topics(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
-        topics = self.broker.topics
-        body = topics.table_json()
-        return cmd.response(body=json.dumps(body).encode())
-
     def runtime_info(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         b = self.broker
         table = {
@@ -81,6 +81,7 @@ class AdminProcessor:
             "getTransferedTps": "0",
             "msgPutTotalTodayNow": str(b.stats.put_messages),
             "msgGetTotalTodayNow": str(b.stats.get_messages),
+            **replication_runtime_info(b),
         }
         return cmd.response(body=json.dumps({"table": table}).encode())
 
@@ -88,6 +89,9 @@ class AdminProcessor:
         return cmd.response(body=json.dumps(ha_runtime_info(self.broker)).encode())
 
     def delete_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        refused = refuse_on_slave(self.broker, cmd)
+        if refused is not None:
+            return refused
         topic = cmd.ext_fields.get("topic")
         if not topic:
             return cmd.response(ResponseCode.SYSTEM_ERROR, "the custom field <topic> is null")

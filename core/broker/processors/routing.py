@@ -13,6 +13,7 @@ from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
 from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
 from ferrymq.core.broker.processors.consumer_send_back import ConsumerSendBackProcessor
 from ferrymq.core.broker.processors.lock import LockProcessor
+from ferrymq.core.broker.processors.metadata import MetadataProcessor
 from ferrymq.core.broker.processors.pull_message import PullMessageProcessor
 from ferrymq.core.broker.processors.query_message import QueryMessageProcessor
 from ferrymq.core.broker.processors.send_message import SendMessageProcessor
@@ -35,6 +36,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
     send_back = ConsumerSendBackProcessor(broker)
     locks = LockProcessor(broker)
     groups = SubscriptionGroupProcessor(broker)
+    metadata = MetadataProcessor(broker)
     table: dict[RequestCode, Handler] = {
         # send_message.py
         RequestCode.SEND_MESSAGE: send.send,
@@ -57,10 +59,13 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.CHECK_CLIENT_CONFIG: clients.check_client_config,
         # admin.py
         RequestCode.UPDATE_AND_CREATE_TOPIC: admin.create_topic,
-        RequestCode.GET_ALL_TOPIC_CONFIG: admin.all_topics,
         RequestCode.GET_BROKER_RUNTIME_INFO: admin.runtime_info,
         RequestCode.DELETE_TOPIC_IN_BROKER: admin.delete_topic,
         RequestCode.GET_BROKER_HA_STATUS: admin.ha_status,
+        # metadata.py
+        RequestCode.GET_ALL_TOPIC_CONFIG: metadata.all_topics,
+        RequestCode.GET_ALL_CONSUMER_OFFSET: metadata.all_consumer_offsets,
+        RequestCode.GET_ALL_DELAY_OFFSET: metadata.all_delay_offsets,
         # query_message.py
         RequestCode.VIEW_MESSAGE_BY_ID: query.view_by_id,
         RequestCode.QUERY_MESSAGE: query.query,

@@ -4,7 +4,8 @@ the per-group settings kept by ``core/broker/subscription_group.py``.
 
 As ``AdminBrokerProcessor``'s: a config body that does not validate is INVALID_PARAMETER, a
 deleted group may take its committed offsets with it (``cleanOffset``). Left out: the 5.x list
-variant (225).
+variant (225). A slave refuses group changes (SYSTEM_ERROR, ``slave_sync.refuse_on_slave``);
+groups it creates on first use are fine.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from ferrymq.core.broker.slave_sync import refuse_on_slave
 from ferrymq.core.broker.subscription_group import SubscriptionGroupConfig, validate_group
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -35,6 +37,9 @@ class SubscriptionGroupProcessor:
         self.groups = broker.subscription_groups
 
     def update(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        refused = refuse_on_slave(self.broker, cmd)
+        if refused is not None:
+            return refused
         try:
             obj = loads_fastjson(bytes(cmd.body))
             if not isinstance(obj, dict):
@@ -60,6 +65,9 @@ class SubscriptionGroupProcessor:
         return cmd.response(body=json.dumps(cfg.to_json()).encode())
 
     def delete(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        refused = refuse_on_slave(self.broker, cmd)
+        if refused is not None:
+            return refused
         group = cmd.ext_fields.get("groupName")
         if not group:
             return cmd.response(ResponseCode.SYSTEM_ERROR, "the custom field <groupName> is null")
