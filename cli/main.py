@@ -188,10 +188,13 @@ class BrokerProcess:
         self._routes: ClusterSource | None = None  # closed here when no admin server owns it
 
     async def start(self, routes: ClusterSource) -> str:
-        """Start everything; returns the ready line's frontend part (", admin H:P, kafka H:P")."""
+        """Start everything; returns the ready line's frontend part (", ha H:P, admin H:P, kafka
+        H:P"; ha on a master only)."""
         c = self.config
         await self.broker.start()
         parts = ""
+        if self.broker.ha_addr is not None:
+            parts += f", ha {self.broker.ha_addr}"
         self.admin = await _start_admin(self.broker, routes, c.listen_host)
         if self.admin is not None:
             parts += f", admin {_advertised(c.listen_host)}:{self.admin.port}"

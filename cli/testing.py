@@ -104,6 +104,7 @@ class FerryServer:
         self.kafka_port = 0  # always passed: no test ever binds Kafka's default 9092
         #: every "<frontend> host:port" part of the ready line, e.g. {"admin": 8080}
         self.ports: dict[str, int] = {}
+        self.ha_addr: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "server.log"
         self.store_dir = self.data_dir / "store"
@@ -145,9 +146,12 @@ class FerryServer:
             "--kafka-port",
             str(self.kafka_port),
         ]
-        if self.broker_conf:
+        conf_text = self.broker_conf
+        if "ha" in self.ports and "haListenPort" not in conf_text:  # a restart: the same HA port
+            conf_text += f"\nhaListenPort={self.ports['ha']}\n"
+        if conf_text:
             conf = self.data_dir / "broker.conf"
-            conf.write_text(self.broker_conf)
+            conf.write_text(conf_text)
             cmd += ["-c", str(conf)]
         return cmd + self.extra_args
 
@@ -162,6 +166,8 @@ class FerryServer:
         self.ports = {p["what"]: int(p["port"]) for p in READY_PART.finditer(m["extra"])}
         self.admin_port = self.ports.get("admin", 0)
         self.kafka_port = self.ports.get("kafka", 0)
+        #: ``host:port`` of the broker's HA server (a master's; what a slave's haMasterAddress names)
+        self.ha_addr = f"{self.host}:{self.ports['ha']}" if "ha" in self.ports else None
         return self
 
     def log_tail(self, lines: int = 40) -> str:
@@ -272,3 +278,5 @@ class FerryBroker(_Spawned):
         self.kafka_bootstrap: str | None = parts.get("kafka")
         #: ``host:port`` of the admin REST API when ``admin`` is true
         self.admin_addr: str | None = parts.get("admin")
+        #: ``host:port`` of a master's HA server (what a slave's haMasterAddress names)
+        self.ha_addr: str | None = parts.get("ha")

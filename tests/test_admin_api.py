@@ -465,7 +465,7 @@ def test_standalone_broker_asks_name_servers_over_remoting(tmp_path: Path) -> No
         ns_addr = ns.addr
         broker = FerryBroker(tmp_path / "broker", ns_addr, "broker-x", admin=True)
         try:
-            m = re.search(r"broker broker-x (\S+), admin (\S+), data ", broker.ready_line)
+            m = re.search(r"broker broker-x (\S+),(?: ha \S+,)? admin (\S+), data ", broker.ready_line)
             assert m, broker.ready_line
             with httpx.Client(base_url=f"http://{m[2]}") as h:
                 cluster = h.get("/api/cluster").json()

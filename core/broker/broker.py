@@ -25,6 +25,8 @@ from ferrymq.core.broker.timer import TimerMessageService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha import ReplicationState
+from ferrymq.core.ha.master import HaMaster
+from ferrymq.core.ha.slave import HaSlave
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicConfig
@@ -41,6 +43,9 @@ class Broker:
         self.store = MessageStore(config)
         #: role, slaves and master link of this broker's group (core/ha)
         self.ha = ReplicationState(config)
+        #: the HA service: a master's server (every master runs one), a slave's client
+        self.ha_master: HaMaster | None = None
+        self.ha_slave: HaSlave | None = None
         config_dir = config.store_path_root_dir / "config"
         self.topics = TopicConfigManager(config_dir / "topics.json", config)
         self.offsets = ConsumerOffsetManager(config_dir / "consumerOffset.json")
@@ -67,6 +72,11 @@ class Broker:
     def port(self) -> int:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
+
+    @property
+    def ha_addr(self) -> str | None:
+        """host:port of a master's HA server (None on a slave)."""
+        return self.config.ha_server_addr if self.ha_master is not None else None
 
     @property
     def vip_port(self) -> int | None:
@@ -101,10 +111,13 @@ class Broker:
         log.info("VIP port %s:%d serves the remoting protocol too", self.config.listen_host, self.vip_port)
 
     async def start(self) -> None:
+        # before listenPort 0 becomes the port taken: HA listenPort+1, VIP listenPort-2 unless set
+        ha_port = self.config.ha_port
+        vip_port = self.config.vip_port
         self.store.start_services()
-        self.schedule.start()
-        self.timer.start()
-        vip_port = self.config.vip_port  # before listenPort=0 becomes the port taken
+        if not self.config.is_slave:  # master-only services: a slave's store is replication's
+            self.schedule.start()
+            self.timer.start()
         self.server = await self._serve(self.config.listen_port)
         if self.config.listen_port == 0:
             self.config.listen_port = self.port
@@ -112,7 +125,12 @@ class Broker:
         if vip_port is not None:
             await self._serve_vip(vip_port)
         if self.config.is_slave:
+            self.ha_slave = HaSlave(self.config, self.store, self.ha)
+            self.ha_slave.start()
             self.slave_sync.start()
+        else:  # before registering: REGISTER_BROKER advertises the real HA port
+            self.ha_master = HaMaster(self.config, self.store, self.ha)
+            await self.ha_master.start(ha_port)
         self.registrar = NamesrvRegistrar(self)
         await self.registrar.register_all()
         self.registrar.start()
@@ -184,9 +202,14 @@ class Broker:
                 await task
             except asyncio.CancelledError:
                 pass
+        if self.ha_master is not None:
+            await self.ha_master.stop()
+        if self.ha_slave is not None:
+            await self.ha_slave.stop()
         self.offsets.persist(force=True)
         self.topics.persist()
-        await self.schedule.stop()
-        await self.timer.stop()
+        if not self.config.is_slave:
+            await self.schedule.stop()
+            await self.timer.stop()
         await self.store.shutdown()
         log.info("broker %s stopped; data flushed", self.config.broker_name)

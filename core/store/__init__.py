@@ -20,6 +20,7 @@ from ferrymq.core.store.message_store import (
     MessageStore,
     PutResult,
     PutStatus,
+    ReplicationMismatch,
     StoreUnavailable,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "MessageStore",
     "PutResult",
     "PutStatus",
+    "ReplicationMismatch",
     "StoreUnavailable",
     "StoredEntry",
     "iter_entries",

@@ -149,6 +149,65 @@ class CommitLog:
             self.write_offset = offset
             yield req
 
+    # ---- replication (core/ha): the same bytes at the same offsets on master and slave --------
+
+    def read_for_replication(self, offset: int, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` written bytes from ``offset``, never past the end of its segment
+        (a BLANK filler is sent as it is); empty at the write offset. KeyError if ``offset`` is
+        not in the log (before the first segment, past the end)."""
+        end = self.write_offset
+        if offset == end:
+            return b""
+        f = self.files.file_for(offset)
+        if f is None or offset > end:
+            raise KeyError(offset)
+        stop = min(end, f.end, offset + max_bytes)
+        return bytes(f.view[offset - f.start : stop - f.start])
+
+    def write_replicated(self, offset: int, data: bytes) -> None:
+        """Write bytes a master sent at their own offset (the caller checked it is the next one).
+
+        ``write_offset`` does not move: ``scan_replicated`` advances it over complete entries.
+        ValueError if they would cross a segment end (the master's segment size differs)."""
+        rolled = self.files.file_for(offset) is None
+        f = self.files.file_for_write(offset)
+        if offset + len(data) > f.end:
+            raise ValueError(
+                f"{len(data)} bytes at {offset} cross the end of segment {f.path.name}: is the master's "
+                f"mappedFileSizeCommitLog {self.file_size} too?"
+            )
+        f.write(offset - f.start, data)
+        if rolled and self.on_roll is not None:
+            self.on_roll()
+
+    def scan_replicated(self, end: int) -> Iterator[DispatchRequest]:
+        """The complete entries between ``write_offset`` and ``end`` (what arrived), validated
+        as recovery does; ``write_offset`` moves past each one and past complete BLANK fillers.
+        A partial entry at the end waits for the rest. CorruptRecord for bytes that are no
+        entry."""
+        offset = self.write_offset
+        while offset < end:
+            f = self.files.file_for(offset)
+            if f is None:
+                return
+            pos = offset - f.start
+            avail = min(end, f.end) - offset
+            if avail < 8:
+                return
+            size, magic = _HEAD.unpack_from(f.view, pos)
+            if magic == BLANK_MAGIC and size == f.end - offset:
+                if avail < size:
+                    return
+                offset = self.write_offset = f.end
+                continue
+            if size <= 8 or size > f.end - offset:
+                raise CorruptRecord(f"entry size {size} at {offset}")
+            if size > avail:
+                return
+            req = describe_entry(f.view, pos, offset, avail)
+            offset = self.write_offset = offset + size
+            yield req
+
     def truncate_tail(self) -> None:
         """Erase everything after ``write_offset`` (a torn tail); later segments are deleted."""
         self.files.truncate_from(self.write_offset)

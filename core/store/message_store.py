@@ -69,6 +69,8 @@ from ferrymq.core.store.index_file import IndexService
 log = logging.getLogger("ferrymq.store")
 
 ArrivalListener = Callable[[str, int, int, int], None]  # topic, queue id, last queue offset, tag code
+#: told of every entry a slave's store dispatched from replicated bytes
+DispatchListener = Callable[[DispatchRequest], None]
 #: (batch entry, first queue offset wanted, tag codes wanted or None) -> stored RocketMQ
 #: messages, back to back, for the messages of the entry at or after that offset which match
 BatchConverter = Callable[[StoredEntry, int, "frozenset[int] | set[int] | None"], bytes]
@@ -123,6 +125,12 @@ class StoreError(Exception):
     """A put that cannot be stored (illegal message, store not writable)."""
 
 
+class ReplicationMismatch(Exception):
+    """Replicated bytes that cannot go where they are meant to (not the slave's end offset, an
+    empty slave not at a segment start, another segment size, no entry) or an offset a master's
+    log does not hold: the HA link is closed, loudly."""
+
+
 class StoreUnavailable(Exception):
     """The store cannot make a write durable (a failed sync): the put must not be acknowledged."""
 
@@ -163,7 +171,13 @@ class MessageStore:
         self._disk_full: str | None = None
         self._preparing = False
         self.commit_log.on_roll = self._prepare_next_segment
+        #: a slave's store is written by replication only (``append_replicated``)
+        self.replica_only = config.is_slave
+        #: on a slave: told of every entry dispatched from replicated bytes (Kafka's state)
+        self.dispatch_listeners: list[DispatchListener] = []
         self._load()
+        #: on a slave: where the replicated bytes received so far end (a partial entry included)
+        self._replicated_end = self.commit_log.write_offset
 
     # ---- start-up and recovery ---------------------------------------------------------------
 
@@ -593,7 +607,7 @@ class MessageStore:
         reconsume_times: int = 0,
     ) -> PutResult:
         """Append one message; its queue offset is the queue's next one."""
-        if not self.writable:
+        if not self.writable or self.replica_only:
             return PutResult(PutStatus.SERVICE_NOT_AVAILABLE)
         props = properties.encode()
         tb = topic.encode()
@@ -645,7 +659,7 @@ class MessageStore:
         With ``tags_codes`` (one per message) the entry carries them (BATCH_FLAG_TAG_CODES) and
         each consume-queue unit gets its message's tag code, so native tag filters apply.
         """
-        if not self.writable:
+        if not self.writable or self.replica_only:
             return PutResult(PutStatus.SERVICE_NOT_AVAILABLE)
         if tags_codes is not None:
             if len(tags_codes) != count:
@@ -694,6 +708,83 @@ class MessageStore:
             self.index.put(topic, keys, uniq_key, phys, now)
         except OSError as exc:
             self._out_of_space(exc)
+
+    # ---- replication (core/ha) ---------------------------------------------------------------
+
+    @property
+    def replication_offset(self) -> int:
+        """What a slave reports to its master: the end of its last complete entry."""
+        return self.commit_log.write_offset
+
+    def replication_start(self, reported: int) -> int:
+        """Where a master starts sending to a slave that reported ``reported``: an empty slave (0)
+        gets the start of the last segment, as in RocketMQ; older segments are never sent."""
+        if reported:
+            return reported
+        end = self.commit_log.write_offset
+        return end - end % self.commit_log.file_size
+
+    def read_for_replication(self, offset: int, max_bytes: int) -> bytes:
+        """A master's bytes from ``offset`` for a slave (one segment at most, up to the write
+        offset). ReplicationMismatch if the log does not hold ``offset``."""
+        try:
+            return self.commit_log.read_for_replication(offset, max_bytes)
+        except KeyError:
+            raise ReplicationMismatch(
+                f"offset {offset} is not in this commit log ({self.commit_log.min_offset}.."
+                f"{self.commit_log.write_offset}): the slave's store must be wiped"
+            ) from None
+
+    def append_replicated(self, offset: int, data: bytes) -> int:
+        """Write a master's bytes at the same commit-log offset and dispatch every entry they
+        complete (consume queues at the entries' own queue offsets, index, arrival and dispatch
+        listeners). A frame may end mid-entry: the rest comes with the next one. Returns the
+        new ``replication_offset``.
+
+        ``offset`` must be where the received bytes end, or the last complete entry's end (a
+        resend after a reconnect); an empty store takes any segment start. Anything else is a
+        ReplicationMismatch, as is a frame crossing a segment end (another mappedFileSizeCommitLog)
+        or bytes that are no entry.
+        """
+        clog = self.commit_log
+        if not clog.files.files:
+            if offset % clog.file_size:
+                raise ReplicationMismatch(f"an empty slave starts at a segment start, not at {offset}")
+            clog.write_offset = self._replicated_end = offset
+        elif offset != self._replicated_end and offset != clog.write_offset:
+            raise ReplicationMismatch(
+                f"the master sent offset {offset}, this slave's commit log ends at {self._replicated_end}"
+            )
+        try:
+            clog.write_replicated(offset, data)
+        except ValueError as exc:
+            raise ReplicationMismatch(str(exc)) from None
+        except OSError as exc:
+            self._out_of_space(exc)
+            raise
+        self._replicated_end = offset + len(data)
+        try:
+            for req in clog.scan_replicated(self._replicated_end):
+                self._dispatch_replicated(req)
+        except CorruptRecord as exc:
+            self._replicated_end = clog.write_offset
+            raise ReplicationMismatch(f"replicated bytes are no entry: {exc}") from None
+        return clog.write_offset
+
+    def _dispatch_replicated(self, req: DispatchRequest) -> None:
+        """Dispatch an entry at its own queue offsets, then wake readers (recovery's dispatch)."""
+        cq = self.consume_queue(req.topic, req.queue_id)
+        if cq.max_offset == cq.min_offset < req.queue_offset:  # an empty slave: the queue starts here
+            cq.min_offset = cq.max_offset = req.queue_offset
+        self._dispatch_cq(req)
+        if req.keys or req.uniq_key:
+            self._index(req.topic, req.keys, req.uniq_key, req.offset, req.store_timestamp)
+        last = req.queue_offset + req.count - 1
+        for code in set(req.tags_codes) if req.tags_codes else (req.tags_code,):
+            for listener in self.arrival_listeners:
+                listener(req.topic, req.queue_id, last, code)
+        for dispatched in self.dispatch_listeners:
+            dispatched(req)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -1026,6 +1117,7 @@ __all__ = [
     "MessageStore",
     "PutResult",
     "PutStatus",
+    "ReplicationMismatch",
     "StoreError",
     "StoreUnavailable",
 ]

@@ -80,4 +80,12 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.DELETE_SUBSCRIPTIONGROUP: groups.delete,
         RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: groups.get_one,
     }
+    if broker.config.is_slave:  # a slave's store is written by replication only
+        for code in (
+            RequestCode.SEND_MESSAGE,
+            RequestCode.SEND_MESSAGE_V2,
+            RequestCode.SEND_BATCH_MESSAGE,
+            RequestCode.CONSUMER_SEND_MSG_BACK,
+        ):
+            table[code] = send.refuse_on_slave
     return RequestDispatcher(table)

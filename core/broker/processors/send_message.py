@@ -23,6 +23,7 @@ from ferrymq.core.broker.topic_config import (
     RETRY_GROUP_TOPIC_PREFIX,
     validate_topic,
 )
+from ferrymq.core.ha import SlaveWait
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
@@ -85,6 +86,9 @@ class SendMessageProcessor:
         self.store = broker.store
         self.topics = broker.topics
         self.cluster_prop = f"{PROPERTY_CLUSTER}\x01{broker.config.broker_cluster_name}\x02"
+        self._sync_master = self.config.broker_role == "SYNC_MASTER"
+        #: a send waits after its put for the flush (SYNC_FLUSH) and for a slave (SYNC_MASTER)
+        self._wait_after_put = self.config.sync_flush or self._sync_master
 
     def send(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         ext = cmd.ext_fields
@@ -137,27 +141,48 @@ class SendMessageProcessor:
         # follows the topic's write
         if created or (topic.startswith(RETRY_GROUP_TOPIC_PREFIX) and self.topics.unwritten):
             return self._after_topic_write(cmd, response, result, wait)
-        if wait and self.config.sync_flush:
-            return self._after_flush(response, result)
+        if wait and self._wait_after_put:
+            return self._after_put(response, result)
         return response
 
     async def _after_topic_write(
         self, cmd: RemotingCommand, response: RemotingCommand, result: PutResult, wait: bool
     ) -> RemotingCommand:
         response = await self.topics.reply_when_persisted(cmd, response)
-        if wait and self.config.sync_flush and response.code == ResponseCode.SUCCESS:
-            return await self._after_flush(response, result)
+        if wait and self._wait_after_put and response.code == ResponseCode.SUCCESS:
+            return await self._after_put(response, result)
         return response
 
-    async def _after_flush(self, response: RemotingCommand, result: PutResult) -> RemotingCommand:
-        try:
-            if not await self.store.wait_durable(result.end_offset):
-                response.code = ResponseCode.FLUSH_DISK_TIMEOUT
-        except StoreUnavailable as exc:  # stored but never made durable: not a success
-            response.code = ResponseCode.SERVICE_NOT_AVAILABLE
-            response.remark = f"the store is not writable now: {exc}"
-            response.ext_fields = {}
+    async def _after_put(self, response: RemotingCommand, result: PutResult) -> RemotingCommand:
+        """SYNC_FLUSH: wait for the flush; SYNC_MASTER: then for a slave's ack. A timeout (or no
+        slave) changes the code only: the message is stored and the send-result header stays,
+        as in RocketMQ's handlePutMessageResult."""
+        if self.config.sync_flush:
+            try:
+                if not await self.store.wait_durable(result.end_offset):
+                    response.code = ResponseCode.FLUSH_DISK_TIMEOUT
+            except StoreUnavailable as exc:  # stored but never made durable: not a success
+                response.code = ResponseCode.SERVICE_NOT_AVAILABLE
+                response.remark = f"the store is not writable now: {exc}"
+                response.ext_fields = {}
+                return response
+        if self._sync_master:
+            outcome = await self.broker.ha.wait_for_slaves(result.end_offset)
+            if outcome is SlaveWait.SLAVE_NOT_AVAILABLE:
+                response.code = ResponseCode.SLAVE_NOT_AVAILABLE
+            elif outcome is SlaveWait.FLUSH_SLAVE_TIMEOUT:
+                response.code = ResponseCode.FLUSH_SLAVE_TIMEOUT
         return response
+
+    @staticmethod
+    def refuse_on_slave(cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        """A slave takes no sends (its store is written by replication only). SERVICE_NOT_AVAILABLE
+        is what RocketMQ's store answers a put on a slave, and every Java producer version
+        retries it on another broker (SYSTEM_BUSY only since 5.1)."""
+        return cmd.response(
+            ResponseCode.SERVICE_NOT_AVAILABLE,
+            "service not available now: this broker is a SLAVE; messages are sent to its master",
+        )
 
     def _check_topic(
         self, topic: str, ext: dict[str, str], sys_flag: int, conn: RemotingConnection

@@ -1,0 +1,134 @@
+"""The slave's HA client: receives its master's commit log into its own store (classic HA).
+
+It connects to ``ReplicationState.master_ha_addr`` (haMasterAddress, or what a REGISTER_BROKER
+result set), reports its offset at once and after every chunk of frames it appended (an ack the
+SYNC_MASTER send waits for), and writes frames through ``MessageStore.append_replicated``. The
+link is dropped and made again, with a growing pause, when it fails, when the master is silent
+for haHousekeepingInterval, or when the address changes. Frames the store cannot take (another
+offset: the master no longer holds what this slave has, or the two stores diverged) are logged
+as errors every time, never retried silently: the documented fix is to wipe the slave's store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from ferrymq.core.config import BrokerConfig
+from ferrymq.core.ha.codec import FrameDecoder, HaProtocolError, encode_report
+from ferrymq.core.ha.state import ReplicationState
+from ferrymq.core.store import MessageStore, ReplicationMismatch
+
+log = logging.getLogger("ferrymq.ha")
+
+_READ_SIZE = 256 * 1024
+#: how often a connected slave looks for a new master address; how long it waits before the
+#: first reconnect, and at most
+_ADDR_POLL = 0.5
+_MIN_BACKOFF = 0.2
+_MAX_BACKOFF = 5.0
+
+
+class _LinkDown(Exception):
+    """End this connection and connect again."""
+
+
+class HaSlave:
+    """The HA client of a slave broker."""
+
+    def __init__(self, config: BrokerConfig, store: MessageStore, state: ReplicationState) -> None:
+        self.config = config
+        self.store = store
+        self.state = state
+        self._task: asyncio.Task[None] | None = None
+        self._got_frames = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ha-slave")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.state.master_connected = False
+
+    async def _run(self) -> None:
+        backoff = _MIN_BACKOFF
+        while True:
+            addr = self.state.master_ha_addr
+            if not addr:
+                await asyncio.sleep(_ADDR_POLL)
+                continue
+            self._got_frames = False
+            try:
+                await self._session(addr)
+            except _LinkDown as exc:
+                log.warning("HA link to master %s down: %s", addr, exc)
+            except ReplicationMismatch as exc:
+                log.error(
+                    "HA link to master %s REFUSED: %s. If the master no longer holds this slave's "
+                    "data, stop the slave and wipe its store (storePathRootDir).",
+                    addr,
+                    exc,
+                )
+            except (OSError, ValueError) as exc:
+                log.info("HA link to master %s failed: %s", addr, exc)
+            finally:
+                self.state.master_connected = False
+            backoff = _MIN_BACKOFF if self._got_frames else min(backoff * 2, _MAX_BACKOFF)
+            await asyncio.sleep(backoff)
+
+    async def _session(self, addr: str) -> None:
+        """One connection, until it fails; ``_got_frames`` says whether data came (the next
+        reconnect is then quick)."""
+        host, _, port = addr.rpartition(":")
+        async with asyncio.timeout(self.config.ha_housekeeping_interval / 1000):
+            reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            self.state.master_connected = True
+            reported = self.store.replication_offset
+            writer.write(encode_report(reported))
+            await writer.drain()
+            log.info("HA link to master %s up: reported offset %d", addr, reported)
+            decoder = FrameDecoder(max_body=max(4 * 1024 * 1024, self.config.ha_transfer_batch_size))
+            heard = sent = time.monotonic()
+            while True:
+                try:
+                    async with asyncio.timeout(_ADDR_POLL):
+                        data = await reader.read(_READ_SIZE)
+                except TimeoutError:
+                    data = None
+                now = time.monotonic()
+                if self.state.master_ha_addr != addr:
+                    raise _LinkDown(f"the master's HA address is now {self.state.master_ha_addr}")
+                if data is None:
+                    if now - heard > self.config.ha_housekeeping_interval / 1000:
+                        raise _LinkDown(f"nothing heard for {self.config.ha_housekeeping_interval} ms")
+                    if now - sent < self.config.ha_send_heartbeat_interval / 1000:
+                        continue
+                elif not data:
+                    raise _LinkDown("closed by the master")
+                else:
+                    heard = now
+                    try:
+                        frames = decoder.feed(data)
+                    except HaProtocolError as exc:
+                        raise _LinkDown(f"not an HA frame: {exc}") from None
+                    for frame in frames:
+                        if frame.body:
+                            self.store.append_replicated(frame.offset, frame.body)
+                            self._got_frames = True
+                    offset = self.store.replication_offset
+                    if offset == reported and now - sent < self.config.ha_send_heartbeat_interval / 1000:
+                        continue
+                offset = self.store.replication_offset
+                writer.write(encode_report(offset))
+                reported, sent = offset, now
+                await writer.drain()
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
