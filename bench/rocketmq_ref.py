@@ -276,6 +276,7 @@ def broker_conf(
         "brokerRole": "ASYNC_MASTER",
         "flushDiskType": "ASYNC_FLUSH",
         "brokerIP1": HOST,
+        "brokerIP2": HOST,  # the HA address slaves are told (default: the host's own address)
         "bindAddress": HOST,
         "listenPort": broker_port,
         "haListenPort": broker_port + 1,

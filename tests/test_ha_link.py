@@ -136,6 +136,7 @@ def test_brokers_of_a_group_replicate_and_a_slave_takes_no_writes(tmp_path: Path
         assert master.ha_master is not None and master.ha_addr == f"127.0.0.1:{master.ha_master.port}"
         assert master.config.ha_server_addr == master.ha_addr  # what REGISTER_BROKER advertises
         slave = Broker(config("s", broker_role="SLAVE", broker_id=1, ha_master_address=master.ha_addr))
+        slave.ha.master_addr = f"127.0.0.1:{master.port}"  # what a REGISTER_BROKER answer says
         await slave.start()
         try:
             assert slave.ha_addr is None and slave.ha_slave is not None
@@ -155,8 +156,48 @@ def test_brokers_of_a_group_replicate_and_a_slave_takes_no_writes(tmp_path: Path
                 assert (await conn.invoke(cmd, timeout=5)).code == ResponseCode.SERVICE_NOT_AVAILABLE
             conn.close()
             assert slave.store.max_offset(TOPIC, 0) == 1
+            # the slave said it is ferrymq (HA_SLAVE_HELLO): it is sent Kafka batch entries too
+            await until(lambda: not master.ha.foreign)
+            master.store.put_batch_entry(TOPIC, 1, 3, 1, b"three records")
+            await until(lambda: slave.store.max_offset(TOPIC, 1) == 3)
         finally:
             await slave.stop()
             await master.stop()
+
+    asyncio.run(main())
+
+
+def test_a_foreign_slave_is_never_sent_a_batch_entry_until_it_identifies(tmp_path: Path, caplog) -> None:
+    """An HA client that does not say it is ferrymq (an Apache RocketMQ slave, whose dispatcher
+    stops for good at a Kafka batch entry) gets everything before the first batch entry, then
+    heartbeats; once identified (HA_SLAVE_HELLO) it gets the rest."""
+
+    async def main() -> None:
+        async with master_node(tmp_path / "m", haSendHeartbeatInterval=50) as (mstore, mstate, ha):
+            put(mstore, TOPIC, 0, b"native before")
+            batch = mstore.put_batch_entry(TOPIC, 1, 2, 1, b"kafka-ish payload")
+            put(mstore, TOPIC, 0, b"native after")
+            end = mstore.commit_log_max_offset
+            reader, writer = await asyncio.open_connection("127.0.0.1", ha.port)
+            peer = "{}:{}".format(*writer.get_extra_info("sockname"))
+            writer.write(struct.pack(">q", 0))
+            got = 0
+            heartbeats_at_batch = 0
+            while heartbeats_at_batch < 3:  # it holds at the batch entry, heartbeating there
+                async with asyncio.timeout(5):
+                    offset, size = struct.unpack(">qi", await reader.readexactly(12))
+                await reader.readexactly(size)
+                got = offset + size
+                heartbeats_at_batch += size == 0 and offset == batch.phys_offset
+            assert got == batch.phys_offset and peer in mstate.foreign
+            assert any("REFUSED" in r.getMessage() and peer in r.getMessage() for r in caplog.records)
+            ha.identify(peer)
+            assert peer not in mstate.foreign
+            while got < end:
+                offset, size = struct.unpack(">qi", await reader.readexactly(12))
+                await reader.readexactly(size)
+                got = offset + size
+            assert got == end
+            writer.close()
 
     asyncio.run(main())

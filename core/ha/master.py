@@ -10,6 +10,13 @@ haHousekeepingInterval is dropped.
 
 Reports are checked (apache/rocketmq#3015): a report beyond the master's end, or a start the
 log does not hold, closes the connection, logged with the peer.
+
+Foreign slaves. An Apache RocketMQ slave follows this protocol too, but its dispatcher cannot
+read a Kafka batch entry: it stops building consume queues at the first one, for good. So a
+slave is foreign until it identifies itself (a ferrymq slave sends HA_SLAVE_HELLO, naming its
+HA socket, over the remoting port right after connecting); a foreign slave is never sent a
+batch entry: replication to it stops before the first one, logged as REFUSED, and the Kafka
+frontend refuses produce while a foreign slave is connected (``ReplicationState.foreign``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,15 @@ class HaMaster:
         self._connections: set[asyncio.Task[None]] = set()
         #: set by the next put; None while no writer waits (a put then costs one attribute read)
         self._wakeup: asyncio.Event | None = None
+        #: HA peers (host:port) that said they are ferrymq slaves (HA_SLAVE_HELLO)
+        self._identified: set[str] = set()
+
+    def identify(self, peer: str) -> None:
+        """A ferrymq slave named its HA socket ``peer``: it reads batch entries."""
+        self._identified.add(peer)
+        self.state.foreign.discard(peer)
+        log.info("HA slave %s identified itself as ferrymq", peer)
+        self._on_put("", 0, 0, 0)  # a writer held back for a batch entry may go on
 
     @property
     def port(self) -> int:
@@ -90,6 +106,8 @@ class HaMaster:
         peer_info = writer.get_extra_info("peername")
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
         log.info("slave %s connected to the HA port", peer)
+        if peer not in self._identified:
+            self.state.foreign.add(peer)
         try:
             await self._serve(peer, reader, writer)
         except _SlaveGone as exc:
@@ -101,6 +119,8 @@ class HaMaster:
         finally:
             self._connections.discard(task)
             self.state.slave_gone(peer)
+            self.state.foreign.discard(peer)
+            self._identified.discard(peer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -118,7 +138,7 @@ class HaMaster:
         self._acked(peer, reported)
         log.info("slave %s reported offset %d: sending from %d", peer, reported, start)
         tasks = {
-            asyncio.create_task(self._send(writer, start), name=f"ha-send-{peer}"),
+            asyncio.create_task(self._send(peer, writer, start), name=f"ha-send-{peer}"),
             asyncio.create_task(self._read_reports(peer, reader, decoder), name=f"ha-read-{peer}"),
         }
         try:
@@ -166,13 +186,29 @@ class HaMaster:
     def _acked(self, peer: str, offset: int) -> None:
         self.state.slave_acked(peer, offset, self.store.commit_log_max_offset)
 
-    async def _send(self, writer: asyncio.StreamWriter, offset: int) -> None:
+    async def _send(self, peer: str, writer: asyncio.StreamWriter, offset: int) -> None:
         """Stream the commit log from ``offset``: frames as data comes, heartbeats between."""
         batch = self.config.ha_transfer_batch_size
         heartbeat = self.config.ha_send_heartbeat_interval / 1000
         last_write = 0.0
+        checked = offset  # a foreign slave's next entry boundary to look at
+        refused_at = -1
         while True:
             data = self.store.read_for_replication(offset, batch)
+            if data and peer not in self._identified:
+                batch_at, checked = self.store.find_batch_entry(max(checked, offset), offset + len(data))
+                if batch_at is not None:
+                    data = data[: batch_at - offset]
+                    if refused_at != batch_at:
+                        refused_at = batch_at
+                        log.error(
+                            "REFUSED: HA slave %s did not identify itself as ferrymq (an Apache RocketMQ "
+                            "slave?) and the entry at offset %d is a Kafka record batch, which such a slave "
+                            "cannot dispatch (its consume queues would stop there for good): replication "
+                            "to it stops before it. Use ferrymq slaves in a group that takes Kafka produce.",
+                            peer,
+                            batch_at,
+                        )
             if data:
                 writer.writelines((encode_frame_header(offset, len(data)), data))
                 offset += len(data)

@@ -19,6 +19,9 @@ import time
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha.codec import FrameDecoder, HaProtocolError, encode_report
 from ferrymq.core.ha.state import ReplicationState
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.transport import RemotingError, connect, split_addr
 from ferrymq.core.store import MessageStore, ReplicationMismatch
 
 log = logging.getLogger("ferrymq.ha")
@@ -43,6 +46,7 @@ class HaSlave:
         self.store = store
         self.state = state
         self._task: asyncio.Task[None] | None = None
+        self._hello_task: asyncio.Task[None] | None = None
         self._got_frames = False
 
     def start(self) -> None:
@@ -81,6 +85,38 @@ class HaSlave:
             backoff = _MIN_BACKOFF if self._got_frames else min(backoff * 2, _MAX_BACKOFF)
             await asyncio.sleep(backoff)
 
+    async def _hello(self, ha_client_addr: str) -> None:
+        """Tell the master (over remoting) that this HA connection is a ferrymq slave's, so it is
+        sent Kafka batch entries too; an Apache master does not know the code (harmless)."""
+        master = self.state.master_addr
+        for _ in range(150):  # the first REGISTER_BROKER answer may come just after the link
+            if master:
+                break
+            await asyncio.sleep(0.2)
+            master = self.state.master_addr
+        if not master:
+            log.warning(
+                "HA link up but the master's remoting address is unknown: it cannot learn that this "
+                "slave is ferrymq and will hold back Kafka batch entries"
+            )
+            return
+        try:
+            conn = await connect(*split_addr(master))
+            try:
+                cmd = RemotingCommand(
+                    code=RequestCode.HA_SLAVE_HELLO, ext_fields={"haClientAddr": ha_client_addr}
+                )
+                resp = await conn.invoke(cmd, timeout=5.0)
+            finally:
+                conn.close()
+        except (RemotingError, OSError, TimeoutError) as exc:
+            log.warning("could not identify this slave to master %s: %s", master, exc)
+            return
+        if resp.code == ResponseCode.SUCCESS:
+            log.info("identified to master %s as a ferrymq slave", master)
+        else:
+            log.info("master %s does not take HA_SLAVE_HELLO (%s): not ferrymq", master, resp.code)
+
     async def _session(self, addr: str) -> None:
         """One connection, until it fails; ``_got_frames`` says whether data came (the next
         reconnect is then quick)."""
@@ -93,6 +129,10 @@ class HaSlave:
             writer.write(encode_report(reported))
             await writer.drain()
             log.info("HA link to master %s up: reported offset %d", addr, reported)
+            local = writer.get_extra_info("sockname")
+            if local:
+                hello = asyncio.create_task(self._hello(f"{local[0]}:{local[1]}"), name="ha-hello")
+                self._hello_task = hello  # keep a reference: the loop holds tasks weakly
             decoder = FrameDecoder(max_body=max(4 * 1024 * 1024, self.config.ha_transfer_batch_size))
             heard = sent = time.monotonic()
             while True:

@@ -47,6 +47,9 @@ class ReplicationState:
         self.master_addr: str | None = None
         self.master_connected = False
         self._waiters: list[tuple[int, asyncio.Future[SlaveWait]]] = []
+        #: on a master: HA peers not (yet) identified as ferrymq slaves, e.g. Apache RocketMQ
+        #: slaves, which cannot read Kafka batch entries (core/ha/master.py)
+        self.foreign: set[str] = set()
 
     @property
     def role(self) -> str:

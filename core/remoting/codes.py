@@ -45,11 +45,15 @@ class RequestCode(IntEnum):
     DELETE_TOPIC_IN_BROKER = 215
     DELETE_TOPIC_IN_NAMESRV = 216
     SEND_MESSAGE_V2 = 310
+    QUERY_TOPICS_BY_CONSUMER = 343
     SEND_BATCH_MESSAGE = 320
     GET_SUBSCRIPTIONGROUP_CONFIG = 352
     LITE_PULL_MESSAGE = 361
     QUERY_ASSIGNMENT = 400
     GET_BROKER_HA_STATUS = 907
+    #: ferrymq's own: a slave names its HA socket (host:port) so its master knows it reads
+    #: Kafka batch entries (an Apache RocketMQ master answers REQUEST_CODE_NOT_SUPPORTED)
+    HA_SLAVE_HELLO = 9901
     # the failover controller (RocketMQ 5 controller mode; namesrv/controller)
     BROKER_HEARTBEAT = 904
     CONTROLLER_ALTER_SYNC_STATE_SET = 1001

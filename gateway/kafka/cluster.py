@@ -78,16 +78,21 @@ class TopicPartitions:
             return None
         return -1
 
+    def owner_of(self, partition: int) -> Owner | None:
+        """The broker group whose queue ``partition`` is (None: no such partition)."""
+        i = bisect.bisect_right([o.first for o in self.owners], partition) - 1
+        if i < 0 or partition >= self.owners[i].first + self.owners[i].count:
+            return None
+        return self.owners[i]
+
     def partition_of(self, queue_id: int) -> int:
         return queue_id if self.local is None else self.local.first + queue_id
 
     def leader(self, partition: int, has_kafka: Mapping[str, bool]) -> int:
         """Node id of the partition's owner (NO_LEADER when it has no Kafka listener)."""
-        starts = [o.first for o in self.owners]
-        i = bisect.bisect_right(starts, partition) - 1
-        if i < 0:
+        owner = self.owner_of(partition)
+        if owner is None:
             return NO_LEADER
-        owner = self.owners[i]
         return owner.node_id if has_kafka.get(owner.broker_name, False) else NO_LEADER
 
 
@@ -142,6 +147,7 @@ class ClusterView:
         self._remote: dict[str, tuple[float, dict[str, int]]] = {}
         self._placed: dict[str, tuple[int, TopicPartitions]] = {}  # by the local queue count
         self._peers: dict[str, Node] = {}
+        self._broker_addrs: dict[str, str] = {}  # broker name -> its master's remoting address
         self._peers_at = 0.0
         self._refreshing: dict[str, asyncio.Task[None]] = {}
 
@@ -162,11 +168,29 @@ class ClusterView:
 
     async def coordinator_of(self, key: str) -> Node:
         """The broker coordinating a group: the same from every broker, by a hash of the key over
-        the sorted names of the broker groups with a Kafka listener (this one alone: itself)."""
+        the sorted names of the broker groups with a Kafka listener (this one alone: itself).
+        It moves when such a group comes or goes; the group's offsets stay with the partitions
+        (group/owner_offsets.py), so the new coordinator finds them."""
         await self.refresh_peers()
+        return self._peers.get(self._coordinator_name(key)) or self.me()
+
+    def coordinates(self, key: str) -> bool:
+        """Whether this broker coordinates ``key`` as of the last look at the cluster (no I/O)."""
+        return self._coordinator_name(key) == self.broker_name
+
+    def _coordinator_name(self, key: str) -> str:
+        if not self._peers:
+            return self.broker_name
         names = sorted({self.broker_name, *self._peers})
-        chosen = names[zlib.crc32(key.encode()) % len(names)]
-        return self._peers.get(chosen) or self.me()
+        return names[zlib.crc32(key.encode()) % len(names)]
+
+    def broker_addr(self, broker_name: str) -> str | None:
+        """The remoting address of a broker group's master, from the routes and cluster info seen."""
+        return self._broker_addrs.get(broker_name)
+
+    def other_broker_addrs(self) -> list[str]:
+        """The masters of the other broker groups seen (with a Kafka listener or not)."""
+        return [a for name, a in sorted(self._broker_addrs.items()) if name != self.broker_name]
 
     # ---- partitions across broker groups -------------------------------------------------------
 
@@ -257,6 +281,7 @@ class ClusterView:
                         remote[qd.broker_name] = qd.read_queue_nums
                 for bd in route.broker_datas:
                     self._learn_peer(bd.broker_name, bd.kafka_addrs.get(0))
+                    self._learn_addr(bd.broker_name, bd.broker_addrs.get(0))
         self._remote.pop(topic, None)  # re-inserted last: the dict's order is lookup order
         self._remote[topic] = (time.monotonic(), remote)
         self._placed.pop(topic, None)
@@ -274,6 +299,10 @@ class ClusterView:
         host, _, port = kafka_addr.rpartition(":")
         self._peers[broker_name] = Node(node_id_of(broker_name), host, int(port))
 
+    def _learn_addr(self, broker_name: str, addr: str | None) -> None:
+        if addr:
+            self._broker_addrs[broker_name] = addr
+
     async def refresh_peers(self, max_age: float = ROUTE_MISS_S) -> None:
         """Learn the other broker groups' Kafka listeners from the name servers' cluster info."""
         now = time.monotonic()
@@ -290,9 +319,12 @@ class ClusterView:
         seen = set()
         for name, bd in info.broker_addr_table.items():
             self._learn_peer(name, bd.kafka_addrs.get(0))
+            self._learn_addr(name, bd.broker_addrs.get(0))
             seen.add(name)
         for gone in [n for n in self._peers if n not in seen]:
             del self._peers[gone]
+        for gone in [n for n in self._broker_addrs if n not in seen]:
+            del self._broker_addrs[gone]
 
     async def delete_topic(self, name: str) -> None:
         """Remove a deleted topic's route from the name servers (best effort)."""

@@ -1,4 +1,5 @@
 """QUERY_CONSUMER_OFFSET (14), UPDATE_CONSUMER_OFFSET (15), GET_CONSUMER_LIST_BY_GROUP (38),
+QUERY_TOPICS_BY_CONSUMER (343: the topics a group has offsets of here, a TopicList body),
 GET_MAX_OFFSET (30), GET_MIN_OFFSET (31), SEARCH_OFFSET_BY_TIMESTAMP (29),
 GET_EARLIEST_MSG_STORETIME (32).
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, guarded, opt_bool, req_int, req_str
+from ferrymq.core.remoting.route import TopicList
 from ferrymq.core.remoting.transport import RemotingConnection
 
 if TYPE_CHECKING:
@@ -70,7 +72,10 @@ class ConsumerManageProcessor:
         offset = req_int(ext, "commitOffset")
         if self.broker.topics.get(topic) is None:
             raise BadRequest(f"Topic {topic} not exist!", ResponseCode.TOPIC_NOT_EXIST)
-        self.broker.offsets.commit(group, topic, queue_id, offset)
+        if offset < 0:  # no offset (QUERY_CONSUMER_OFFSET answers a negative one as none): forget it
+            self.broker.offsets.delete(group, topic, queue_id)
+        else:
+            self.broker.offsets.commit(group, topic, queue_id, offset)
         return cmd.response(ResponseCode.SUCCESS)
 
     @guarded
@@ -81,6 +86,12 @@ class ConsumerManageProcessor:
             return cmd.response(ResponseCode.SYSTEM_ERROR, f"no consumer for this group, {group}")
         body = json.dumps({"consumerIdList": info.client_ids()}).encode()
         return cmd.response(ResponseCode.SUCCESS, body=body)
+
+    @guarded
+    def topics_of_group(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        group = req_str(cmd.ext_fields, "consumerGroup")
+        topics = TopicList(self.broker.offsets.topics_of_group(group), self.broker.config.broker_addr)
+        return cmd.response(ResponseCode.SUCCESS, body=topics.to_json_bytes())
 
     @guarded
     def max_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:

@@ -16,6 +16,7 @@ from ferrymq.core.broker.processors.lock import LockProcessor
 from ferrymq.core.broker.processors.metadata import MetadataProcessor
 from ferrymq.core.broker.processors.pull_message import PullMessageProcessor
 from ferrymq.core.broker.processors.query_message import QueryMessageProcessor
+from ferrymq.core.broker.processors.replication import ReplicationProcessor
 from ferrymq.core.broker.processors.send_message import SendMessageProcessor
 from ferrymq.core.broker.processors.subscription_group import SubscriptionGroupProcessor
 from ferrymq.core.remoting.codes import RequestCode
@@ -37,6 +38,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
     locks = LockProcessor(broker)
     groups = SubscriptionGroupProcessor(broker)
     metadata = MetadataProcessor(broker)
+    replication = ReplicationProcessor(broker)
     table: dict[RequestCode, Handler] = {
         # send_message.py
         RequestCode.SEND_MESSAGE: send.send,
@@ -49,10 +51,13 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.QUERY_CONSUMER_OFFSET: manage.query_offset,
         RequestCode.UPDATE_CONSUMER_OFFSET: manage.update_offset,
         RequestCode.GET_CONSUMER_LIST_BY_GROUP: manage.consumer_list,
+        RequestCode.QUERY_TOPICS_BY_CONSUMER: manage.topics_of_group,
         RequestCode.GET_MAX_OFFSET: manage.max_offset,
         RequestCode.GET_MIN_OFFSET: manage.min_offset,
         RequestCode.SEARCH_OFFSET_BY_TIMESTAMP: manage.search_offset,
         RequestCode.GET_EARLIEST_MSG_STORETIME: manage.earliest_time,
+        # replication.py
+        RequestCode.HA_SLAVE_HELLO: replication.slave_hello,
         # client_manage.py
         RequestCode.HEART_BEAT: clients.heartbeat,
         RequestCode.UNREGISTER_CLIENT: clients.unregister,

@@ -1,10 +1,12 @@
-"""OffsetCommit (key 8), versions 2-9: a group's committed offsets, into the broker's offset store.
+"""OffsetCommit (key 8), versions 2-9: a group's committed offsets, into the owners' offset stores.
 
-The offset of partition p of topic t is stored as the group's offset of queue p, where native
-RocketMQ groups keep theirs (see group/coordinator.py). With several broker groups the group's
-coordinator (api10_find_coordinator.py) keeps the offsets of every partition of the topic this
-way, partition number as queue id, so they are coherent for Kafka clients, while native views of
-the coordinator's offset store match only where partition = local queue (the first group).
+The offset of partition p of topic t is stored as the group's offset of p's queue, in the offset
+store of the broker group that owns that queue, where native RocketMQ groups keep theirs (see
+group/owner_offsets.py): the coordinator writes its own queues' offsets and sends the others to
+their owners, so they stay put when the coordinator moves. Only the group's coordinator accepts
+commits (NOT_COORDINATOR from the others); an owner out of reach gives its partitions
+COORDINATOR_NOT_AVAILABLE, which clients retry. Kafka acknowledges a commit once durable: this
+broker's offset table is written before the reply; owners keep theirs as for native commits.
 Members are checked against the group (generation, member id, static instance id) as Kafka
 does; generation -1 commits are accepted for groups without members (admin clients, consumers
 that assign partitions themselves).
@@ -32,11 +34,16 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         (t.name, [(p.partition_index, p.committed_offset, p.committed_metadata) for p in t.partitions])
         for t in request.topics
     ]
+    coordinator = ctx.frontend.coordinator
+    if not await coordinator.serves(request.group_id):
+        return _answer(
+            request, [(name, [(p, ErrorCode.not_coordinator) for p, _, _ in parts]) for name, parts in topics]
+        )
     # partitions of other broker groups are checked against the topic's route
     await ctx.frontend.cluster.placements(
         {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
     )
-    results = ctx.frontend.coordinator.commit_offsets(
+    results = await coordinator.commit_offsets(
         request.group_id,
         request.member_id,
         getattr(request, "group_instance_id", None),
@@ -54,6 +61,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             (name, [(p, ErrorCode.coordinator_not_available if e == ErrorCode.none else e) for p, e in parts])
             for name, parts in results
         ]
+    return _answer(request, results)
+
+
+def _answer(request: Any, results: list[tuple[str, list[tuple[int, ErrorCode]]]]) -> Any:
     return respond(
         request,
         {

@@ -1,8 +1,11 @@
 """OffsetFetch (key 9), versions 1-9: committed offsets of a group (v8+: of several groups).
 
-Offsets come from the broker's offset store, the same one native RocketMQ groups use, so a Kafka
-client also sees a native group's progress. Null topics (v2+) mean every partition the group has
-an offset for. A partition without an offset answers -1.
+Offsets come from the offset store of each partition's owner (group/owner_offsets.py), the same
+one native RocketMQ groups use, so a Kafka client also sees a native group's progress. Only the
+group's coordinator answers (NOT_COORDINATOR from the others); when an owner cannot be reached the
+group gets COORDINATOR_NOT_AVAILABLE (v1: its partitions), which clients retry. Null topics (v2+)
+mean every partition the group has an offset for, on any broker group. A partition without an
+offset answers -1.
 Leaves out: v0 (gone from Kafka 4 and from kio), committed leader epochs (always -1),
 require_stable (no transactional offsets are ever pending), v9's member epoch check (KIP-848).
 """
@@ -18,10 +21,19 @@ from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.coordinator import PartitionOffset
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
+UNREACHABLE = ErrorCode.coordinator_not_available
 
-def _group(ctx: RequestContext, group_id: str, topics: Any, has_group_error: bool) -> dict[str, Any]:
+
+async def _group(ctx: RequestContext, group_id: str, topics: Any, has_group_error: bool) -> dict[str, Any]:
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
-    error, results = ctx.frontend.coordinator.fetch_offsets(group_id, wanted)
+    coordinator = ctx.frontend.coordinator
+    if await coordinator.serves(group_id):
+        error, results = await coordinator.fetch_offsets(group_id, wanted)
+    else:
+        error, results = ErrorCode.not_coordinator, []
+    if has_group_error and any(p.error == UNREACHABLE for _, parts in results for p in parts):
+        # an owner out of reach: the whole group is retried (clients fail on unknown partition errors)
+        error, results = UNREACHABLE, []
     if error != ErrorCode.none and not has_group_error:  # v1: the error goes on every partition
         results = [(name, [PartitionOffset(p, -1, "", error) for p in parts]) for name, parts in wanted or []]
     return {
@@ -49,7 +61,7 @@ def _group(ctx: RequestContext, group_id: str, topics: Any, has_group_error: boo
 @api(9, 1, 9)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     if ctx.api_version >= 8:
-        groups = [_group(ctx, g.group_id, g.topics, True) for g in request.groups]
+        groups = [await _group(ctx, g.group_id, g.topics, True) for g in request.groups]
         return respond(request, {"throttle_time": NO_THROTTLE, "groups": groups})
-    one = _group(ctx, request.group_id, request.topics, ctx.api_version >= 2)
+    one = await _group(ctx, request.group_id, request.topics, ctx.api_version >= 2)
     return respond(request, {"throttle_time": NO_THROTTLE, **one})

@@ -2,11 +2,10 @@
 
 With one broker group its Kafka node coordinates every group (and transactional id); with
 several, every broker names the same one for a key: a hash of the key over the sorted names of
-the groups with a Kafka listener (cluster.ClusterView.coordinator_of). The coordinator keeps the group's
-offsets in its own offset store keyed by partition (see api08_offset_commit.py). v4 answers a
-batch of keys.
-Leaves out: v5-v6 (TRANSACTION_ABORTABLE, share groups); a broker that is not a group's
-coordinator still serves it if asked (no NOT_COORDINATOR).
+the groups with a Kafka listener (cluster.ClusterView.coordinator_of). It moves when such a group
+comes or goes; the group's offsets stay with the partitions' owners (group/owner_offsets.py), and
+the other brokers answer the group's requests with NOT_COORDINATOR. v4 answers a batch of keys.
+Leaves out: v5-v6 (TRANSACTION_ABORTABLE, share groups).
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.state import JoinRequest
+from ferrymq.gateway.kafka.group.state import JoinRequest, JoinResult
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 
 
@@ -39,7 +41,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         require_known_member_id=v >= 4,
         supports_skip_assignment=v >= 9,
     )
-    r = await ctx.frontend.coordinator.join(request.group_id, req, ctx.conn.peer)
+    if await ctx.frontend.coordinator.serves(request.group_id):
+        r = await ctx.frontend.coordinator.join(request.group_id, req, ctx.conn.peer)
+    else:
+        r = JoinResult(ErrorCode.not_coordinator, request.member_id)
     return respond(
         request,
         {

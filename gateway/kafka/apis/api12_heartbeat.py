@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -16,6 +18,8 @@ from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 @api(12, 0, 4)
 async def handle(ctx: RequestContext, request: Any) -> Any:
+    if not await ctx.frontend.coordinator.serves(request.group_id):
+        return respond(request, {"throttle_time": NO_THROTTLE, "error_code": ErrorCode.not_coordinator})
     error = ctx.frontend.coordinator.heartbeat(
         request.group_id,
         request.member_id,

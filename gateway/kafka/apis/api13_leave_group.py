@@ -22,7 +22,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         members = [(request.member_id, None)]
     else:
         members = [(m.member_id, m.group_instance_id) for m in request.members]
-    error, errors = ctx.frontend.coordinator.leave(request.group_id, members)
+    if await ctx.frontend.coordinator.serves(request.group_id):
+        error, errors = ctx.frontend.coordinator.leave(request.group_id, members)
+    else:
+        error, errors = ErrorCode.not_coordinator, []
     if ctx.api_version < 3:
         if error == ErrorCode.none and errors:
             error = errors[0]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.state import SyncRequest
+from ferrymq.gateway.kafka.group.state import SyncRequest, SyncResult
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
@@ -25,7 +27,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         getattr(request, "protocol_name", None),
         {a.member_id: a.assignment for a in request.assignments},
     )
-    r = await ctx.frontend.coordinator.sync(request.group_id, req)
+    if await ctx.frontend.coordinator.serves(request.group_id):
+        r = await ctx.frontend.coordinator.sync(request.group_id, req)
+    else:
+        r = SyncResult(ErrorCode.not_coordinator)
     return respond(
         request,
         {

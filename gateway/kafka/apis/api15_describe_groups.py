@@ -3,7 +3,7 @@
 A Kafka group as Kafka describes it (member metadata and assignments only once Stable); a group
 held by native RocketMQ consumers as "Stable" with protocol type "" (as Kafka's simple groups, so
 Kafka admin tools accept it) and its consumers without assignments;
-a group with only committed offsets as "Empty"; an unknown group as "Dead".
+a group with only committed offsets (on any broker group) as "Empty"; an unknown group as "Dead".
 Leaves out: v6 (GROUP_ID_NOT_FOUND with messages); authorized operations are all group operations
 (there are no ACLs).
 """
@@ -16,6 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.state import GroupState, GroupSummary
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 #: READ (3), DELETE (6) and DESCRIBE (8), as Kafka without an authorizer reports for a group
@@ -27,11 +28,15 @@ NOT_REQUESTED = -(2**31)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     ops = GROUP_OPERATIONS if getattr(request, "include_authorized_operations", False) else NOT_REQUESTED
     groups = []
+    coordinator = ctx.frontend.coordinator
     for group_id in request.groups:
-        s = ctx.frontend.coordinator.describe(group_id)
+        if await coordinator.serves(group_id):
+            error, s = ErrorCode.none, await coordinator.describe(group_id)
+        else:
+            error, s = ErrorCode.not_coordinator, GroupSummary(group_id, GroupState.DEAD, "", "", ())
         groups.append(
             {
-                "error_code": ErrorCode.none,
+                "error_code": error,
                 "group_id": group_id,
                 "group_state": s.state.value,
                 "protocol_type": s.protocol_type,

@@ -20,6 +20,7 @@ from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 @api(16, 0, 5)
 async def handle(ctx: RequestContext, request: Any) -> Any:
+    await ctx.frontend.cluster.refresh_peers()
     listed = ctx.frontend.coordinator.list_groups(
         getattr(request, "states_filter", ()) or (), getattr(request, "types_filter", ()) or ()
     )

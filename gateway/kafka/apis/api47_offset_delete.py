@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -18,7 +20,11 @@ from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 @api(47, 0, 0)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     topics = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
-    error, results = ctx.frontend.coordinator.delete_offsets(request.group_id, topics)
+    coordinator = ctx.frontend.coordinator
+    if await coordinator.serves(request.group_id):
+        error, results = await coordinator.delete_offsets(request.group_id, topics)
+    else:
+        error, results = ErrorCode.not_coordinator, []
     return respond(
         request,
         {

@@ -5,10 +5,17 @@ consumer-group offsets kept in the broker's own offset store.
 futures until their results come out, and runs one timer task that wakes at the earliest group
 deadline (rebalance timeout, initial delay, session expiry).
 
-Offsets: a Kafka group's committed offset of partition p of topic t is the broker's offset of
-(group, t, queue p), in the same ``ConsumerOffsetManager`` native RocketMQ groups use and persist,
-so admin views, lag and resets are one. Kafka's optional commit metadata strings, which that store
-has no room for, are kept beside it in ``config/kafkaOffsetMetadata.json``.
+Offsets: a Kafka group's committed offset of partition p of topic t is the group's offset of
+p's queue in the offset store of the broker group that owns the queue (owner_offsets.py), the same
+``ConsumerOffsetManager`` native RocketMQ groups use and persist, so admin views, lag and resets
+are one, and a coordinator that moves finds them. Kafka's optional commit metadata strings, which
+that store has no room for, are kept beside it by the coordinator in
+``config/kafkaOffsetMetadata.json`` (they do not move with it).
+
+Only the group's coordinator (cluster.ClusterView.coordinator_of) serves it: the APIs ask
+``serves`` first and answer NOT_COORDINATOR otherwise, and a broker that finds it no longer
+coordinates a group drops the group's membership (its waiting members are told to look again),
+so one group never runs on two brokers.
 
 A group is active under one protocol at a time: a Kafka member cannot join a group that has live
 native consumers (INCONSISTENT_GROUP_PROTOCOL), and a guard registered with the broker's
@@ -31,6 +38,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.group_views import GroupView, MemberView
 from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.gateway.kafka.group.owner_offsets import OwnerOffsets
 from ferrymq.gateway.kafka.group.state import (
     DescribedMember,
     GroupConfig,
@@ -90,6 +98,7 @@ class GroupCoordinator:
     def __init__(self, broker: Broker, cluster: ClusterView, config: GroupConfig | None = None) -> None:
         self.broker = broker
         self.cluster = cluster  # partitions of topics across broker groups, for offset commits
+        self.owners = OwnerOffsets(broker, cluster)
         self.groups = GroupManager(config or _config_from(broker))
         self._tokens = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[Result]] = {}
@@ -127,6 +136,7 @@ class GroupCoordinator:
         if self._metadata_save is not None:
             self._metadata_save.cancel()
             self._save_metadata()
+        self.owners.close()
 
     async def _timers(self) -> None:
         while True:
@@ -135,6 +145,8 @@ class GroupCoordinator:
             self._deliver()
             if now >= self._next_sweep:
                 self.groups.forget_empty(now)
+                for group_id in [g for g in self.groups.groups if not self.cluster.coordinates(g)]:
+                    self._drop(group_id)
                 self._next_sweep = now + self._sweep_ms
             self._wakeup.clear()
             self._scheduled = deadline = self.groups.next_deadline()
@@ -171,6 +183,30 @@ class GroupCoordinator:
             return await fut
         finally:
             self._waiters.pop(token, None)
+
+    # ---- which broker serves a group ------------------------------------------------------
+
+    async def serves(self, group_id: str) -> bool:
+        """Whether this broker coordinates the group now (the APIs answer NOT_COORDINATOR if not).
+        One it no longer coordinates is dropped here. An empty id is left to the APIs' own checks."""
+        if not group_id:
+            return True
+        await self.cluster.refresh_peers()
+        if self.cluster.coordinates(group_id):
+            return True
+        self._drop(group_id)
+        return False
+
+    def _drop(self, group_id: str) -> None:
+        """Forget a group another broker coordinates now: its parked members get
+        COORDINATOR_NOT_AVAILABLE and look for the coordinator again."""
+        if self.groups.get(group_id) is None:
+            return
+        log.info(
+            "group %s: coordinated by another broker group now; its membership here is dropped", group_id
+        )
+        self.groups.delete(group_id)
+        self._deliver()
 
     # ---- cross-protocol rule ------------------------------------------------------------
 
@@ -237,7 +273,7 @@ class GroupCoordinator:
 
     # ---- offsets ------------------------------------------------------------------------
 
-    def commit_offsets(
+    async def commit_offsets(
         self,
         group_id: str,
         member_id: str,
@@ -261,25 +297,29 @@ class GroupCoordinator:
                 # a member of a group that is gone (e.g. the broker restarted): make it rejoin
                 error = ErrorCode.group_id_not_found if api_version >= 9 else ErrorCode.illegal_generation
         out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
-        metadata_changed = False
+        stored: list[tuple[str, int, int]] = []  # offset < 0: "no offset", as OffsetFetch reports it
+        stored_at: list[tuple[list[tuple[int, ErrorCode]], int, str]] = []  # its result, metadata
         for topic, partitions in topics:
             n = self.cluster.partition_count(topic)
             results: list[tuple[int, ErrorCode]] = []
-            for partition, offset, metadata in partitions:
+            for partition, offset, meta in partitions:
                 if error is not None:
                     results.append((partition, error))
                 elif not 0 <= partition < n:
                     results.append((partition, ErrorCode.unknown_topic_or_partition))
-                elif metadata is not None and len(metadata) > OFFSET_METADATA_MAX_SIZE:
+                elif meta is not None and len(meta) > OFFSET_METADATA_MAX_SIZE:
                     results.append((partition, ErrorCode.offset_metadata_too_large))
                 else:
-                    if offset >= 0:
-                        self.broker.offsets.commit(group_id, topic, partition, offset)
-                    else:  # "no offset", as OffsetFetch reports it
-                        self._delete_offset(group_id, topic, partition)
-                    metadata_changed |= self._set_metadata(group_id, topic, partition, metadata or "")
+                    stored.append((topic, partition, offset))
+                    stored_at.append((results, len(results), meta or ""))
                     results.append((partition, ErrorCode.none))
             out.append((topic, results))
+        metadata_changed = False
+        errors = await self.owners.commit(group_id, stored) if stored else []
+        for (topic, partition, _), (results, i, meta), e in zip(stored, stored_at, errors, strict=True):
+            results[i] = (partition, e)
+            if e == ErrorCode.none:
+                metadata_changed |= self._set_metadata(group_id, topic, partition, meta)
         if error is not None and error != ErrorCode.rebalance_in_progress:
             log.info("group %s: offset commit from %s refused: %s", group_id, peer, error.name)
         if metadata_changed:
@@ -287,33 +327,47 @@ class GroupCoordinator:
         self._after(group_id)
         return out
 
-    def fetch_offsets(
+    async def fetch_offsets(
         self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None
     ) -> tuple[ErrorCode, list[tuple[str, list[PartitionOffset]]]]:
-        """Committed offsets of the given partitions (None: every partition with an offset)."""
+        """Committed offsets of the given partitions (None: every partition with an offset), from
+        their owners; one whose owner cannot be reached carries COORDINATOR_NOT_AVAILABLE."""
         if not group_id:
             return ErrorCode.invalid_group_id, []
-        offsets = self.broker.offsets
-        if topics is None:
-            topics = [
-                (t, sorted(offsets.offsets_of(group_id, t)))
-                for t in sorted(offsets.topics_of_group(group_id))
-            ]
+        listed = topics is None
+        if topics is None:  # topics with offsets on any broker group
+            names = await self.owners.topics(group_id)
+            if names is None:
+                return ErrorCode.coordinator_not_available, []
+            await self.cluster.placements(dict.fromkeys(names, -1))
+            topics = [(t, self._partitions_of(group_id, t)) for t in sorted(names)]
+        else:
+            topics = [(t, list(parts)) for t, parts in topics]
+            await self.cluster.placements({t: max(parts, default=-1) for t, parts in topics})
+        entries = [(t, p) for t, parts in topics for p in parts]
+        found = iter(await self.owners.fetch(group_id, entries))
         meta = self._metadata.get(group_id, {})
         out = []
         for topic, partitions in topics:
-            committed = offsets.offsets_of(group_id, topic)
             topic_meta = meta.get(topic, {})
-            out.append(
-                (
-                    topic,
-                    [PartitionOffset(p, committed.get(p, -1), topic_meta.get(p, "")) for p in partitions],
-                )
-            )
+            results = []
+            for p in partitions:
+                offset = next(found)
+                if offset is None:
+                    results.append(PartitionOffset(p, -1, "", ErrorCode.coordinator_not_available))
+                elif offset >= 0 or not listed:
+                    results.append(PartitionOffset(p, offset, topic_meta.get(p, "")))
+            if results or not listed:
+                out.append((topic, results))
         return ErrorCode.none, out
 
-    def _delete_offset(self, group_id: str, topic: str, partition: int) -> bool:
-        return self.broker.offsets.delete(group_id, topic, partition)
+    def _partitions_of(self, group_id: str, topic: str) -> list[int]:
+        """Partitions of ``topic`` that may hold an offset of the group: with this broker the
+        topic's only owner, those it has one for; else every partition (asked of the owners)."""
+        placed = self.cluster.placement(topic)
+        if len(placed.owners) <= 1 and (placed.local is not None or not placed.owners):
+            return sorted(self.broker.offsets.offsets_of(group_id, topic))
+        return list(range(placed.total))
 
     def _set_metadata(self, group_id: str, topic: str, partition: int, metadata: str) -> bool:
         per_topic = self._metadata.get(group_id, {}).get(topic, {})
@@ -339,8 +393,9 @@ class GroupCoordinator:
 
     # ---- describing, listing, deleting --------------------------------------------------
 
-    def describe(self, group_id: str) -> GroupSummary:
-        """A group as DescribeGroups shows it: Kafka's, a live native group's, or Dead if unknown."""
+    async def describe(self, group_id: str) -> GroupSummary:
+        """A group as DescribeGroups shows it: Kafka's, a live native group's, Empty with offsets
+        on some broker group, or Dead if unknown."""
         group = self.groups.get(group_id)
         if group is not None and (group.has_members or not self.native_consumers(group_id)):
             return group.summary()
@@ -353,12 +408,13 @@ class GroupCoordinator:
                 for ch in sorted(info.channels.values(), key=lambda c: c.client_id)
             )
             return GroupSummary(group_id, GroupState.STABLE, NATIVE_PROTOCOL_TYPE, "", members)
-        if group_id in self.broker.offsets.groups():
+        if group_id and await self._offsets_exist(group_id) != ErrorCode.group_id_not_found:
             return GroupSummary(group_id, GroupState.EMPTY, "", "", ())
         return GroupSummary(group_id, GroupState.DEAD, "", "", ())
 
     def list_groups(self, states: Iterable[str] = (), types: Iterable[str] = ()) -> list[ListedGroup]:
-        """Kafka groups, live native groups, and groups that only have committed offsets."""
+        """Kafka groups, live native groups, and groups that only have committed offsets here,
+        of those this broker coordinates (a client lists every broker and merges)."""
         listed: dict[str, ListedGroup] = {}
         for group_id in self.broker.offsets.groups():
             listed[group_id] = ListedGroup(group_id, "", GroupState.EMPTY.value)
@@ -375,12 +431,14 @@ class GroupCoordinator:
         return [
             g
             for _, g in sorted(listed.items())
-            if (not want_states or g.state.lower() in want_states)
+            if self.cluster.coordinates(g.group_id)  # each group listed by its coordinator only
+            and (not want_states or g.state.lower() in want_states)
             and (not want_types or g.group_type in want_types)
         ]
 
-    def delete_group(self, group_id: str) -> ErrorCode:
-        """DeleteGroups for one group: its membership and every committed offset."""
+    async def delete_group(self, group_id: str) -> ErrorCode:
+        """DeleteGroups for one group: its membership and every committed offset, on every broker
+        group (there with its subscription config, as mqadmin deleteSubGroup does)."""
         if not group_id:
             return ErrorCode.invalid_group_id
         if self.native_consumers(group_id):
@@ -388,8 +446,10 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is not None and group.state in _ACTIVE:
             return ErrorCode.non_empty_group
-        if group is None and group_id not in self.broker.offsets.groups():
-            return ErrorCode.group_id_not_found
+        if group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
+            return error
+        if not await self.owners.delete_group(group_id):
+            return ErrorCode.coordinator_not_available
         self.groups.delete(group_id)
         self.broker.offsets.delete_group(group_id)
         self.broker.offsets.persist()
@@ -399,36 +459,52 @@ class GroupCoordinator:
         self._deliver()
         return ErrorCode.none
 
-    def delete_offsets(
+    async def delete_offsets(
         self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]]
     ) -> tuple[ErrorCode, list[tuple[str, list[tuple[int, ErrorCode]]]]]:
-        """OffsetDelete: drop committed offsets of topics the group does not consume now."""
+        """OffsetDelete: drop committed offsets (at their owners) of topics the group does not
+        consume now."""
         if not group_id:
             return ErrorCode.invalid_group_id, []
         if self.native_consumers(group_id):
             return ErrorCode.non_empty_group, []
         group = self.groups.get(group_id)
-        if group is None and group_id not in self.broker.offsets.groups():
-            return ErrorCode.group_id_not_found, []
+        if group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
+            return error, []
         active = group is not None and group.state in _ACTIVE
         if group is not None and active and group.protocol_type != "consumer":
             return ErrorCode.non_empty_group, []
+        topics = [(t, list(parts)) for t, parts in topics]
+        await self.cluster.placements({t: max(parts, default=-1) for t, parts in topics})
         out = []
-        metadata_changed = False
+        dropped: list[tuple[str, int, int]] = []
         for topic, partitions in topics:
             subscribed = group is not None and active and group.is_subscribed_to(topic)
-            results = []
-            for p in partitions:
-                if subscribed:
-                    results.append((p, ErrorCode.group_subscribed_to_topic))
-                    continue
-                self._delete_offset(group_id, topic, p)
-                metadata_changed |= self._set_metadata(group_id, topic, p, "")
-                results.append((p, ErrorCode.none))
-            out.append((topic, results))
+            error = ErrorCode.group_subscribed_to_topic if subscribed else ErrorCode.none
+            out.append((topic, [(p, error) for p in partitions]))
+            if not subscribed:
+                dropped += [(topic, p, -1) for p in partitions]
+        errors = iter(await self.owners.commit(group_id, dropped) if dropped else [])
+        metadata_changed = False
+        for topic, results in out:
+            for i, (p, e) in enumerate(results):
+                if e == ErrorCode.none:
+                    results[i] = (p, e := next(errors))
+                    if e == ErrorCode.none:
+                        metadata_changed |= self._set_metadata(group_id, topic, p, "")
         if metadata_changed:
             self._schedule_metadata_save()
         return ErrorCode.none, out
+
+    async def _offsets_exist(self, group_id: str) -> ErrorCode:
+        """NONE if the group has an offset on some broker group, else GROUP_ID_NOT_FOUND
+        (COORDINATOR_NOT_AVAILABLE when a broker group cannot be asked)."""
+        if group_id in self.broker.offsets.groups():
+            return ErrorCode.none
+        topics = await self.owners.topics(group_id)
+        if topics is None:
+            return ErrorCode.coordinator_not_available
+        return ErrorCode.none if topics else ErrorCode.group_id_not_found
 
     # ---- GroupProvider (the admin API's view) ------------------------------------------
 

@@ -1,0 +1,32 @@
+"""HA_SLAVE_HELLO (9901, ferrymq's own): a ferrymq slave names the HA connection it just opened,
+so the master streams it Kafka batch entries too (core/ha/master.py, "Foreign slaves").
+
+The field is ``haClientAddr``, the slave's local host:port of that connection, which is what
+the master sees as its peer (a NAT between them makes the slave look foreign: replication then
+stops before the first batch entry, which is safe)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ferrymq.core.remoting.codes import ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.headers import guarded, req_str
+from ferrymq.core.remoting.transport import RemotingConnection
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+
+
+class ReplicationProcessor:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    @guarded
+    def slave_hello(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        addr = req_str(cmd.ext_fields, "haClientAddr", ResponseCode.INVALID_PARAMETER)
+        master = self.broker.ha_master
+        if master is None:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, "this broker is not a master")
+        master.identify(addr)
+        return cmd.response(ResponseCode.SUCCESS)
