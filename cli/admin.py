@@ -145,6 +145,20 @@ def parse_time(text: str) -> int:
 Out = Callable[[Any], str]
 
 
+def replication_text(r: dict[str, Any] | None) -> str | None:
+    """A broker's replication in a cell: a master's in-sync slaves and worst lag, a slave's link."""
+    if not r:
+        return None
+    if r["broker_role"] == "SLAVE":
+        state = "up" if r["master_connected"] else "down"
+        return f"master {r['master_ha_addr'] or '?'} {state}"
+    slaves = r["slaves"]
+    if not slaves:
+        return "no slaves"
+    lag = max(s["lag_bytes"] for s in slaves)
+    return f"in sync {r['in_sync_slaves']}/{len(slaves)}, lag {_bytes(lag)}"
+
+
 def cmd_clusters(api: Api, a: argparse.Namespace) -> tuple[Any, Out]:
     def show(c: dict[str, Any]) -> str:
         ns = table(
@@ -152,14 +166,26 @@ def cmd_clusters(api: Api, a: argparse.Namespace) -> tuple[Any, Out]:
             [[n["addr"], "ok" if n["reachable"] else "unreachable"] for n in c["name_servers"]],
         )
         brokers = table(
-            ["CLUSTER", "BROKER", "ID", "ADDRESS", "ROLE", "VERSION", "UPTIME", "DISK", "DISK USE"],
+            [
+                "CLUSTER",
+                "BROKER",
+                "ID",
+                "ADDRESS",
+                "ROLE",
+                "REPLICATION",
+                "VERSION",
+                "UPTIME",
+                "DISK",
+                "DISK USE",
+            ],
             [
                 [
                     b["cluster"],
                     b["broker_name"],
                     b["broker_id"],
                     b["addr"],
-                    b["role"],
+                    (b.get("replication") or {}).get("broker_role") or b["role"],
+                    replication_text(b.get("replication")),
                     b["version"],
                     f"{b['uptime_seconds']:.0f}s" if b["uptime_seconds"] is not None else None,
                     _bytes(b["disk_used_bytes"]),

@@ -1,10 +1,11 @@
 """``ferrymq serve | namesrv | broker | admin``.
 
 ``serve`` runs a name server and one master broker in one process (the all-in-one for
-development); ``namesrv`` and ``broker -c broker.conf`` run them apart, as RocketMQ's mqnamesrv
-and mqbroker do. ``serve`` and ``broker`` also serve the admin REST API and web console
-(port 8080 unless told otherwise) and, on a master broker, the Kafka protocol (port 9092 unless
-told otherwise); ``admin`` is its command-line client (cli/admin.py).
+development; ``--slaves N`` adds N slaves of the master's group, to try replication); ``namesrv``
+and ``broker -c broker.conf`` run them apart, as RocketMQ's mqnamesrv and mqbroker do. ``serve``
+and ``broker`` also serve the admin REST API and web console (port 8080 unless told otherwise)
+and, on a master broker, the Kafka protocol (port 9092 unless told otherwise); ``admin`` is its
+command-line client (cli/admin.py).
 SIGINT/SIGTERM stop cleanly: stop accepting, unregister, flush. Once listening, each prints one
 line beginning ``ferrymq ready`` (scripts and tests wait for it).
 """
@@ -49,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--namesrv-port", type=int, default=9876, help="name server port (default 9876)")
     s.add_argument("--broker-port", type=int, default=10911, help="broker port (default 10911)")
     s.add_argument("-c", "--config", type=Path, help="broker.conf with further broker settings")
+    s.add_argument(
+        "--slaves",
+        type=int,
+        default=0,
+        choices=range(0, 10),
+        metavar="N",
+        help="also run N slaves of the broker's group (brokerRole=SLAVE, brokerId 1..N; broker port +10*i,"
+        " no admin or Kafka listener of their own); the data dir then holds master/ and slave-<i>/",
+    )
     _admin_args(s)
     _kafka_args(s)
 
@@ -207,6 +217,24 @@ class BrokerProcess:
         await self.broker.stop()
 
 
+def _slave_overrides(overrides: dict[str, object], i: int) -> dict[str, object]:
+    """Slave ``i`` of ``serve --slaves``: same group and name server, its own ports and store."""
+    port = int(str(overrides["listenPort"]))
+    slave_port = port + 10 * i if port else 0
+    out = {
+        **overrides,
+        "brokerRole": "SLAVE",
+        "brokerId": i,
+        "listenPort": slave_port,
+        "haListenPort": slave_port + 1 if slave_port else 0,
+        "adminPort": -1,
+        "kafkaListenPort": -1,
+    }
+    if "storePathRootDir" in overrides:
+        out["storePathRootDir"] = Path(str(overrides["storePathRootDir"])).parent / f"slave-{i}"
+    return out
+
+
 async def _serve(args: argparse.Namespace) -> None:
     namesrv = NameServer(host=args.host, port=args.namesrv_port)
     overrides: dict[str, object] = {
@@ -214,10 +242,15 @@ async def _serve(args: argparse.Namespace) -> None:
         "listenPort": args.broker_port,
         "brokerIP1": _advertised(args.host),
     }
+    text = args.config.read_text() if args.config else ""
     if args.data_dir is not None:
         overrides["storePathRootDir"] = args.data_dir.resolve()
+    if args.slaves:  # one store per member, none inside another (disk use is a walk of the store)
+        root = Path(
+            str(overrides.get("storePathRootDir") or BrokerConfig.from_properties(text).store_path_root_dir)
+        )
+        overrides["storePathRootDir"] = root / "master"
     overrides.update(_admin_overrides(args))
-    text = args.config.read_text() if args.config else ""
     started: list[BrokerProcess] = []
 
     async def start() -> None:
@@ -229,14 +262,20 @@ async def _serve(args: argparse.Namespace) -> None:
         process = BrokerProcess(config, args.kafka_advertised_host)
         started.append(process)
         frontends = await process.start(LocalRoutes(namesrv.routes, str(overrides["namesrvAddr"])))
+        for i in range(1, args.slaves + 1):
+            slave = BrokerProcess(BrokerConfig.from_properties(text, **_slave_overrides(overrides, i)), None)
+            started.append(slave)
+            await slave.start(LocalRoutes(namesrv.routes, str(overrides["namesrvAddr"])))
+            frontends += f", slave{i} {slave.config.broker_ip1}:{slave.broker.port}"
+        data = config.store_path_root_dir.parent if args.slaves else config.store_path_root_dir
         print(
             f"ferrymq ready: name server {args.host}:{namesrv.port}, broker {config.broker_name} "
-            f"{config.broker_ip1}:{process.broker.port}{frontends}, data {config.store_path_root_dir}",
+            f"{config.broker_ip1}:{process.broker.port}{frontends}, data {data}",
             flush=True,
         )
 
     async def stop() -> None:
-        for process in started:
+        for process in reversed(started):
             await process.stop()
         await namesrv.stop()
 

@@ -95,7 +95,14 @@ def test_topics_send_and_messages(server: FerryServer) -> None:
 
 def test_clusters_and_groups(server: FerryServer) -> None:
     cluster = rows(ok(server, "clusters").split("\n\n")[1])
-    assert cluster[0][:5] == ["DefaultCluster", "broker-a", "0", server.broker_addr, "MASTER"]
+    assert cluster[0][:6] == [
+        "DefaultCluster",
+        "broker-a",
+        "0",
+        server.broker_addr,
+        "ASYNC_MASTER",
+        "no slaves",
+    ]
     assert json.loads(ok(server, "clusters", "--json"))["name_servers"][0]["reachable"] is True
 
     ok(server, "topics", "create", "CliGroupTopic", "--queues", "1")

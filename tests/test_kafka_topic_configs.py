@@ -1,9 +1,10 @@
 """Kafka topic configs are enforced or refused, never accepted and then ignored.
 
 cleanup.policy=compact, compression.type other than "producer", LogAppendTime and
-min.insync.replicas above 1 are refused with INVALID_CONFIG naming the config, by CreateTopics,
-AlterConfigs and IncrementalAlterConfigs alike; their defaults (and min.insync.replicas=1) are
-accepted. retention.bytes is enforced: a partition keeps its newest entries within it.
+min.insync.replicas below 1 are refused with INVALID_CONFIG naming the config, by CreateTopics,
+AlterConfigs and IncrementalAlterConfigs alike; their defaults and min.insync.replicas of 1 and
+more (enforced by acks=all, test_kafka_acks_all.py) are accepted. retention.bytes is enforced:
+a partition keeps its newest entries within it.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ REFUSED = [
     ("compression.type", "zstd"),
     ("compression.type", "uncompressed"),
     ("message.timestamp.type", "LogAppendTime"),
-    ("min.insync.replicas", "2"),
+    ("min.insync.replicas", "0"),
 ]
 ACCEPTED = [
     ("cleanup.policy", "delete"),
     ("compression.type", "producer"),
     ("message.timestamp.type", "CreateTime"),
     ("min.insync.replicas", "1"),
+    ("min.insync.replicas", "2"),
     ("retention.bytes", "1048576"),
 ]
 

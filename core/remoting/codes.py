@@ -50,6 +50,7 @@ class RequestCode(IntEnum):
     GET_SUBSCRIPTIONGROUP_CONFIG = 352
     LITE_PULL_MESSAGE = 361
     QUERY_ASSIGNMENT = 400
+    GET_BROKER_HA_STATUS = 907
     #: ferrymq's own: a slave names its HA socket (host:port) so its master knows it reads
     #: Kafka batch entries (an Apache RocketMQ master answers REQUEST_CODE_NOT_SUPPORTED)
     HA_SLAVE_HELLO = 9901

@@ -1,5 +1,6 @@
 """GET /api/cluster: name servers, broker groups, and each broker's address, role, version,
-uptime and disk use (this broker from its own objects, the others over remoting)."""
+uptime, disk use and replication (this broker from its own objects, the others over remoting:
+GET_BROKER_RUNTIME_INFO and GET_BROKER_HA_STATUS, one shape for both, replication_view.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from ferrymq import __version__
+from ferrymq.core.broker.replication_view import ha_runtime_info
 from ferrymq.core.broker.routes_source import TIMEOUT_S
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import MASTER_ID, BrokerData
 from ferrymq.core.remoting.transport import RemotingError, connect, split_addr
 from ferrymq.gateway.admin.context import AdminContext, get_ctx
-from ferrymq.gateway.admin.models import BrokerOut, ClusterOut, NameServerOut
+from ferrymq.gateway.admin.models import BrokerOut, ClusterOut, NameServerOut, ReplicaOut, ReplicationOut
 
 router = APIRouter(tags=["cluster"])
 
@@ -47,7 +49,42 @@ async def local_broker(ctx: AdminContext) -> BrokerOut:
         disk_used_ratio=ratio,
         put_messages=b.stats.put_messages,
         get_messages=b.stats.get_messages,
+        replication=replication_of(ha_runtime_info(b), c.broker_addr),
     )
+
+
+def replication_of(info: dict[str, Any], addr: str) -> ReplicationOut | None:
+    """A GET_BROKER_HA_STATUS body (RocketMQ's HARuntimeInfo) as the API shows it; ``addr`` is the
+    broker's own, first in a master's in-sync set."""
+    try:
+        if not info.get("master", True):
+            link = info.get("haClientRuntimeInfo") or {}
+            return ReplicationOut(
+                broker_role=str(info.get("brokerRole") or "SLAVE"),
+                commit_log_max_offset=link.get("maxOffset"),
+                master_ha_addr=link.get("masterAddr") or None,
+                master_addr=link.get("masterRemotingAddr") or None,
+                master_connected=link.get("connected"),
+            )
+        slaves = [
+            ReplicaOut(
+                addr=c["addr"],
+                ack_offset=c["slaveAckOffset"],
+                lag_bytes=c["diff"],
+                in_sync=c["inSync"],
+                last_ack_ms=c.get("lastAckTimestamp"),
+            )
+            for c in info.get("haConnectionInfo") or ()
+        ]
+        return ReplicationOut(
+            broker_role=str(info.get("brokerRole") or "MASTER"),
+            commit_log_max_offset=info.get("masterCommitLogMaxOffset"),
+            in_sync_slaves=int(info.get("inSyncSlaveNums") or 0),
+            in_sync_set=[addr, *(r.addr for r in slaves if r.in_sync)],
+            slaves=slaves,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):  # a broker that answers otherwise
+        return None
 
 
 def _int(table: dict[str, Any], key: str) -> int | None:
@@ -57,27 +94,36 @@ def _int(table: dict[str, Any], key: str) -> int | None:
         return None
 
 
-async def broker_runtime_info(addr: str) -> dict[str, Any] | None:
-    """Another broker's GET_BROKER_RUNTIME_INFO table, or None if it does not answer."""
+async def _broker_json(addr: str, code: RequestCode) -> dict[str, Any] | None:
+    """Another broker's JSON answer to ``code``, or None if it does not answer with one."""
     try:
         host, port = split_addr(addr)
         conn = await connect(host, port, timeout=TIMEOUT_S)
     except (RemotingError, ValueError):
         return None
     try:
-        resp = await conn.invoke(RemotingCommand(code=RequestCode.GET_BROKER_RUNTIME_INFO), TIMEOUT_S)
+        resp = await conn.invoke(RemotingCommand(code=code), TIMEOUT_S)
         if resp.code != ResponseCode.SUCCESS:
             return None
-        table = json.loads(bytes(resp.body)).get("table")
-        return table if isinstance(table, dict) else None
-    except (RemotingError, ValueError, AttributeError):
+        body = json.loads(bytes(resp.body))
+        return body if isinstance(body, dict) else None
+    except (RemotingError, ValueError, AttributeError, TypeError):
         return None
     finally:
         conn.close()
 
 
+async def broker_runtime_info(addr: str) -> dict[str, Any] | None:
+    """Another broker's GET_BROKER_RUNTIME_INFO table, or None if it does not answer."""
+    body = await _broker_json(addr, RequestCode.GET_BROKER_RUNTIME_INFO)
+    table = body.get("table") if body is not None else None
+    return table if isinstance(table, dict) else None
+
+
 async def remote_broker(bd: BrokerData, broker_id: int, addr: str) -> BrokerOut:
-    table = await broker_runtime_info(addr)
+    table, ha = await asyncio.gather(
+        broker_runtime_info(addr), _broker_json(addr, RequestCode.GET_BROKER_HA_STATUS)
+    )
     out = BrokerOut(
         cluster=bd.cluster,
         broker_name=bd.broker_name,
@@ -86,6 +132,7 @@ async def remote_broker(bd: BrokerData, broker_id: int, addr: str) -> BrokerOut:
         role="MASTER" if broker_id == MASTER_ID else "SLAVE",
         local=False,
         reachable=table is not None,
+        replication=replication_of(ha, addr) if ha is not None else None,
     )
     if table is not None:
         out.version = str(table.get("brokerVersionDesc") or table.get("brokerVersion") or "") or None

@@ -196,6 +196,9 @@ _SEND_ERRORS: dict[int, int] = {
     ResponseCode.NO_PERMISSION: 409,
     ResponseCode.SERVICE_NOT_AVAILABLE: 503,
     ResponseCode.FLUSH_DISK_TIMEOUT: 503,
+    # SYNC_MASTER without a slave's ack: stored on the master, not confirmed (as a flush timeout)
+    ResponseCode.SLAVE_NOT_AVAILABLE: 503,
+    ResponseCode.FLUSH_SLAVE_TIMEOUT: 503,
     ResponseCode.SYSTEM_BUSY: 503,
 }
 

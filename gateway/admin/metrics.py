@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -26,6 +27,9 @@ from ferrymq import __version__
 from ferrymq.core.broker.stats import LATENCY_BUCKETS
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.gateway.admin.context import AdminContext
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
 
 router = APIRouter(tags=["metrics"])
 
@@ -112,6 +116,38 @@ class BrokerCollector(Collector):
             "bytes of the commit log retained",
             value=store.commit_log_bytes,
         )
+        yield from replication_metrics(b)
+
+
+def replication_metrics(b: Broker) -> Iterator[Metric]:
+    """The group's replication as this broker sees it: per slave on a master, the link on a slave."""
+    ha = b.ha
+    end = b.store.commit_log.write_offset
+    if ha.is_slave:
+        yield GaugeMetricFamily(
+            "ferrymq_replication_master_connected",
+            "1 while this slave's HA link to its master is up",
+            value=1 if ha.master_connected else 0,
+        )
+        return
+    yield GaugeMetricFamily(
+        "ferrymq_replication_in_sync_replicas",
+        "the master and its in-sync slaves (Kafka's ISR size; what acks=all waits for)",
+        value=1 + ha.in_sync_count(),
+    )
+    lag = GaugeMetricFamily(
+        "ferrymq_replication_lag_bytes",
+        "commit-log bytes the master holds that a slave has not acknowledged",
+        labels=["slave"],
+    )
+    in_sync = GaugeMetricFamily(
+        "ferrymq_replication_slave_in_sync", "1 while a slave is in sync", labels=["slave"]
+    )
+    for r in ha.replicas():
+        lag.add_metric([r.addr], max(0, end - r.ack_offset))
+        in_sync.add_metric([r.addr], 1 if r.in_sync else 0)
+    yield lag
+    yield in_sync
 
 
 def registry_for(ctx: AdminContext) -> CollectorRegistry:

@@ -46,12 +46,37 @@ class NameServerOut(BaseModel):
     reachable: bool
 
 
+class ReplicaOut(BaseModel):
+    addr: str = Field(description="the slave's HA connection, host:port")
+    ack_offset: int = Field(description="commit-log offset the slave acknowledged")
+    lag_bytes: int = Field(description="the master's commit-log end minus ack_offset")
+    in_sync: bool = Field(description="connected and lagging less than haMaxGapNotInSync")
+    last_ack_ms: int | None = None
+
+
+class ReplicationOut(BaseModel):
+    """A broker's replication (RocketMQ's GET_BROKER_HA_STATUS): its slaves on a master, its
+    link to the master on a slave."""
+
+    broker_role: str = Field(description="ASYNC_MASTER, SYNC_MASTER or SLAVE (brokerRole)")
+    commit_log_max_offset: int | None = Field(None, description="the broker's commit-log end")
+    in_sync_slaves: int = 0
+    in_sync_set: list[str] = Field(
+        default_factory=list, description="the master and its in-sync slaves (what acks=all waits for)"
+    )
+    slaves: list[ReplicaOut] = Field(default_factory=list)
+    master_ha_addr: str | None = Field(None, description="slave: the master's HA address")
+    master_addr: str | None = Field(None, description="slave: the master's remoting address")
+    master_connected: bool | None = Field(None, description="slave: whether its HA link is up")
+
+
 class BrokerOut(BaseModel):
     cluster: str
     broker_name: str
     broker_id: int
     addr: str
     role: Literal["MASTER", "SLAVE"]
+    replication: ReplicationOut | None = Field(None, description="absent when the broker did not answer")
     local: bool = Field(description="the broker serving this API")
     reachable: bool
     version: str | None = None

@@ -4,9 +4,10 @@ A Kafka topic is a RocketMQ topic and partition p is queue p (partitions = read 
 follow Kafka's rules ([a-zA-Z0-9._-], at most 249, not "." or ".."). RocketMQ's own system topics
 (TBW102, SCHEDULE_TOPIC_XXXX, the cluster and broker-name topics, %RETRY%/%DLQ% ...) are not
 listed to Kafka clients. Topic configs are kept as topic attributes; retention.ms,
-retention.bytes and max.message.bytes are enforced; cleanup.policy=compact, compression.type other
-than "producer", message.timestamp.type=LogAppendTime and min.insync.replicas above 1 are refused
-(INVALID_CONFIG); the other known Kafka names are stored and described only.
+retention.bytes, max.message.bytes and min.insync.replicas (acks=all in a broker group, isr.py)
+are enforced; cleanup.policy=compact, compression.type other than "producer" and
+message.timestamp.type=LogAppendTime are refused (INVALID_CONFIG); the other known Kafka names
+are stored and described only.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ MAX_MESSAGE_BYTES = "max.message.bytes"
 #: Kafka's default max.message.bytes (message.max.bytes)
 DEFAULT_MAX_MESSAGE_BYTES = 1048588
 
-#: topic configs a client may set (name -> Kafka's default); only the first two are enforced
+#: topic configs a client may set (name -> Kafka's default)
 TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
     RETENTION_MS: "",  # the broker's fileReservedTime, filled in by defaults()
     MAX_MESSAGE_BYTES: str(DEFAULT_MAX_MESSAGE_BYTES),
@@ -166,9 +167,7 @@ def _unserved(name: str, value: str) -> str | None:
             return f"Invalid value {value} for configuration {name}: Not a number of type INT"
         if number < 1:
             return f"Invalid value {value} for configuration {name}: Value must be at least 1"
-        if number > 1:
-            return f"min.insync.replicas={value} is not supported: a partition has one replica"
-        return None
+        return None  # above the group's size is allowed, as in Kafka: acks=all is then refused
     rule = _SERVED.get(name)
     if rule is None:
         return None

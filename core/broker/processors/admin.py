@@ -1,6 +1,8 @@
-"""UPDATE_AND_CREATE_TOPIC (17), GET_BROKER_RUNTIME_INFO (28) and DELETE_TOPIC_IN_BROKER (215):
-what mqadmin's topic commands need (GET_ALL_TOPIC_CONFIG is in ``metadata.py``). A slave refuses
-topic changes (SYSTEM_ERROR, ``slave_sync.refuse_on_slave``): its master owns its topics.
+"""UPDATE_AND_CREATE_TOPIC (17), GET_BROKER_RUNTIME_INFO (28), DELETE_TOPIC_IN_BROKER (215) and
+GET_BROKER_HA_STATUS (907): what mqadmin's topic commands and ``haStatus`` need
+(GET_ALL_TOPIC_CONFIG is in ``metadata.py``). A slave refuses topic changes (SYSTEM_ERROR,
+``slave_sync.refuse_on_slave``): its master owns its topics. The replication state is 907's
+(RocketMQ's HARuntimeInfo, replication_view.py); runtime info names the role and master only.
 
 Leaves out static topics, topic attributes beyond storing them, and the stats codes
 (GET_TOPIC_STATS_INFO, GET_CONSUME_STATS) that a later admin issue adds.
@@ -13,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ferrymq import __version__
+from ferrymq.core.broker.replication_view import ha_runtime_info
 from ferrymq.core.broker.slave_sync import refuse_on_slave, replication_runtime_info
 from ferrymq.core.broker.topic_config import AUTO_CREATE_TOPIC_KEY, validate_topic
 from ferrymq.core.remoting.codes import ResponseCode
@@ -81,6 +84,9 @@ class AdminProcessor:
             **replication_runtime_info(b),
         }
         return cmd.response(body=json.dumps({"table": table}).encode())
+
+    def ha_status(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        return cmd.response(body=json.dumps(ha_runtime_info(self.broker)).encode())
 
     def delete_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         refused = refuse_on_slave(self.broker, cmd)

@@ -66,6 +66,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.UPDATE_AND_CREATE_TOPIC: admin.create_topic,
         RequestCode.GET_BROKER_RUNTIME_INFO: admin.runtime_info,
         RequestCode.DELETE_TOPIC_IN_BROKER: admin.delete_topic,
+        RequestCode.GET_BROKER_HA_STATUS: admin.ha_status,
         # metadata.py
         RequestCode.GET_ALL_TOPIC_CONFIG: metadata.all_topics,
         RequestCode.GET_ALL_CONSUMER_OFFSET: metadata.all_consumer_offsets,

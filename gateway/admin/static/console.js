@@ -109,13 +109,38 @@ async function viewOverview(root) {
     table(["address", "status"], c.name_servers.map((n) => [
       n.addr, h("span", { class: n.reachable ? "ok" : "bad" }, n.reachable ? "reachable" : "unreachable")])),
     h("h2", {}, "Brokers"),
-    table(["cluster", "broker", "id", "address", "role", "version", "uptime", "disk", "disk use", "in", "out"],
+    table(["cluster", "broker", "id", "address", "role", "replication", "version", "uptime", "disk", "disk use",
+      "in", "out"],
       c.brokers.map((b) => [
-        b.cluster, b.broker_name + (b.local ? " (this)" : ""), b.broker_id, b.addr, b.role,
+        b.cluster, b.broker_name + (b.local ? " (this)" : ""), b.broker_id, b.addr,
+        (b.replication && b.replication.broker_role) || b.role, fmtReplication(b.replication),
         b.version || "—", fmtUptime(b.uptime_seconds), fmtBytes(b.disk_used_bytes),
         b.disk_used_ratio === null ? "—" : `${(b.disk_used_ratio * 100).toFixed(1)}%`,
         b.put_messages ?? "—", b.get_messages ?? "—"]),
-      { id: "brokers", numeric: [2, 9, 10] }));
+      { id: "brokers", numeric: [2, 10, 11] }),
+    ...replicaTables(c.brokers));
+}
+
+// a master's in-sync slaves and worst lag, a slave's link to its master
+function fmtReplication(r) {
+  if (!r) return "—";
+  if (r.broker_role === "SLAVE") {
+    return h("span", { class: r.master_connected ? "ok" : "bad" },
+      `master ${r.master_ha_addr || "?"} ${r.master_connected ? "up" : "down"}`);
+  }
+  if (!r.slaves.length) return "no slaves";
+  const lag = Math.max(...r.slaves.map((s) => s.lag_bytes));
+  return `in sync ${r.in_sync_slaves}/${r.slaves.length}, lag ${fmtBytes(lag)}`;
+}
+
+// one table per master with slaves: each slave's acknowledged offset, lag and whether it is in sync
+function replicaTables(brokers) {
+  return brokers.filter((b) => b.replication && b.replication.slaves.length).flatMap((b) => [
+    h("h2", {}, `Slaves of ${b.broker_name} (${b.addr})`),
+    table(["slave", "acknowledged offset", "lag", "in sync"], b.replication.slaves.map((s) => [
+      s.addr, s.ack_offset, fmtBytes(s.lag_bytes),
+      h("span", { class: s.in_sync ? "ok" : "bad" }, s.in_sync ? "yes" : "no")]),
+    { id: `slaves-${b.broker_name}`, numeric: [1] })]);
 }
 
 async function viewTopics(root) {

@@ -3,8 +3,10 @@
 Each record batch is checked through its header (size, magic 2, CRC-32C, counts), its base
 offset and leader epoch patched, and stored verbatim as one batch entry; compressed batches
 (gzip, snappy raw or xerial, lz4, zstd) are stored as they came. acks=0 gets no response, acks=1
-a response once stored, acks=-1 (all) once durable under SYNC_FLUSH (one replica: the ISR is
-the leader). Idempotent producers: duplicates get the original offset and are not written twice;
+a response once stored, acks=-1 (all) once durable under SYNC_FLUSH and acknowledged by every
+in-sync slave of the broker group, with the topic's min.insync.replicas enforced (isr.py:
+NOT_ENOUGH_REPLICAS before the append, NOT_ENOUGH_REPLICAS_AFTER_APPEND, REQUEST_TIMED_OUT after
+the request's timeout). Idempotent producers: duplicates get the original offset and are not written twice;
 out-of-order sequences and stale epochs are rejected (producer_state.py). Records carrying the
 ``rocketmq.tags`` header get their tag hash in the consume queue (mapping.py): compressed batches
 are inflated to look, up to kafkaMaxInflatedBatchBytes (MESSAGE_TOO_LARGE beyond), and one that
@@ -20,18 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.remoting.route import PERM_WRITE
 from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, PutStatus, StoreUnavailable
-from ferrymq.gateway.kafka import mapping, topics
+from ferrymq.gateway.kafka import isr, mapping, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.producer_state import Check
-from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 
 log = logging.getLogger("ferrymq.kafka")
 
@@ -44,25 +47,42 @@ _CHECK_ERRORS = {
 @api(0, 3, 11)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
+    deadline = time.monotonic() + millis(request.timeout) / 1000
     async with ctx.conn.produce_order:
         responses, end_offset = await _store(ctx, request)
+    if acks == -1 and end_offset:
+        await _acknowledge_all(ctx, request, responses, end_offset, deadline)
+    if acks == 0:
+        return None
+    return respond(request, {"responses": responses, "throttle_time": NO_THROTTLE})
+
+
+async def _acknowledge_all(
+    ctx: RequestContext, request: Any, responses: list[dict[str, Any]], end_offset: int, deadline: float
+) -> None:
+    """acks=all: durable under SYNC_FLUSH, then replicated to the in-sync slaves (isr.py); the
+    stored partitions' error codes say how that ended."""
     broker = ctx.frontend.broker
-    if acks == -1 and broker.config.sync_flush and end_offset:
-        error = ErrorCode.none
+    error = ErrorCode.none
+    if broker.config.sync_flush:
         try:
             if not await broker.store.wait_durable(end_offset):
                 error = ErrorCode.request_timed_out
         except StoreUnavailable as exc:  # stored, never made durable: not a success
             log.error("produce from %s not acknowledged: %s", ctx.conn.peer, exc)
             error = ErrorCode.kafka_storage_error
-        if error != ErrorCode.none:
-            for t in responses:
-                for p in t["partition_responses"]:
-                    if p["error_code"] == ErrorCode.none:
-                        p["error_code"] = error
-    if acks == 0:
-        return None
-    return respond(request, {"responses": responses, "throttle_time": NO_THROTTLE})
+    ha = broker.ha
+    waited = error == ErrorCode.none and bool(ha.slaves)
+    if waited and not await isr.wait_replicated(ha, end_offset, deadline - time.monotonic()):
+        error = ErrorCode.request_timed_out
+    in_sync = ha.in_sync_count()
+    for t in responses:
+        min_isr = 1
+        if error == ErrorCode.none and (tc := broker.topics.get(t["name"])) is not None:
+            min_isr = isr.min_insync_replicas(tc)
+        for p in t["partition_responses"]:
+            if p["error_code"] == ErrorCode.none:
+                p["error_code"] = error if error != ErrorCode.none else isr.after_wait(min_isr, in_sync)
 
 
 async def _store(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]], int]:
@@ -85,7 +105,7 @@ async def _store(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]
             elif queue is None:
                 error, base, start = ErrorCode.not_leader_or_follower, -1, -1
             else:
-                error, base, start, end = await _produce(ctx, topic_data.name, queue, pd.records)
+                error, base, start, end = await _produce(ctx, topic_data.name, queue, pd.records, acks)
                 end_offset = max(end_offset, end)
             parts.append(
                 {
@@ -123,7 +143,7 @@ async def _inflated_tag_codes(
 
 
 async def _produce(
-    ctx: RequestContext, topic: str, partition: int, data: bytes | None
+    ctx: RequestContext, topic: str, partition: int, data: bytes | None, acks: int
 ) -> tuple[ErrorCode, int, int, int]:
     """Store one partition's batches: (error, base offset, log start offset, commit-log end)."""
     frontend = ctx.frontend
@@ -133,6 +153,10 @@ async def _produce(
         return ErrorCode.unknown_topic_or_partition, -1, -1, 0
     if not tc.perm & PERM_WRITE:
         return ErrorCode.topic_authorization_failed, -1, -1, 0
+    if acks == -1:
+        refused = isr.before_append(isr.min_insync_replicas(tc), broker.ha.in_sync_count())
+        if refused != ErrorCode.none:
+            return refused, -1, -1, 0
     store = broker.store
     if not data:
         return ErrorCode.corrupt_message, -1, -1, 0

@@ -2,8 +2,12 @@
 
 Partition p of a topic is queue p with one broker group; with several, the topic's queues are
 numbered across the groups sorted by broker name (cluster.py). A partition's leader is the
-broker owning that queue (LEADER_NOT_AVAILABLE when it has no Kafka listener), replicas and ISR
-are the leader alone, the leader epoch is 0. Brokers are this one and every other group whose
+broker owning that queue (LEADER_NOT_AVAILABLE when it has no Kafka listener), the leader epoch
+is 0. Replicas and ISR are the leader alone even when its group has slaves: a slave has no Kafka
+listener, and an id missing from ``brokers`` is a placeholder node (host "", port -1) to Java's
+MetadataResponse and an unknown broker to librdkafka's rack lookups, for no gain to a client
+(acks=all waits for the group's in-sync slaves all the same, isr.py); the admin API and metrics
+show the group's replication. Brokers are this one and every other group whose
 Kafka address the name servers know. Topic ids are stable UUIDs derived from the cluster
 and topic names. A named topic that does not exist is created when auto-creation is allowed
 (the request's allow_auto_topic_creation, v4+, and the broker's autoCreateTopicEnable) with
