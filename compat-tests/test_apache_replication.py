@@ -107,6 +107,13 @@ def test_an_apache_slave_follows_a_ferrymq_master(
         eventually(lambda: offsets(slave.addr, topic) == before, 90, "the Apache slave replicated")
         log = (master.log_path).read_text(errors="replace")
         assert "REFUSED" in log and "Kafka record batch" in log
+        # while it is connected, Kafka produce is refused: nothing it cannot read is written
+        from kafka.errors import PolicyViolationError
+
+        refused = KafkaProducer(bootstrap_servers=master.kafka_bootstrap, retries=0)
+        with pytest.raises(PolicyViolationError):
+            refused.send(topic, b"refused", partition=1).get(timeout=30)
+        refused.close()
         # an Apache slave first copies its master's topics about 60 s after it starts
         # (BrokerController's slave sync); without the topic it refuses pulls
         eventually(lambda: knows_topic(slave.addr, topic), 90, "the Apache slave copied the topic")

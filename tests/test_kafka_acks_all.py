@@ -153,3 +153,19 @@ def test_acks_all_times_out_within_the_request_timeout(tmp_path: Path) -> None:
         assert (await produced(w, batch(1), acks=1))[0] == ErrorCode.none  # acks=1 never waits
 
     run(tmp_path, body)
+
+
+def test_produce_is_refused_while_a_foreign_slave_is_connected(tmp_path: Path) -> None:
+    """An HA slave that did not identify as ferrymq (an Apache RocketMQ slave) cannot dispatch a
+    Kafka batch entry: produce gets POLICY_VIOLATION, whatever acks, and stores nothing."""
+
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        w = await Wire.open(f.port)
+        broker.ha.foreign.add("10.0.0.9:4242")  # as HaMaster marks an unidentified HA peer
+        assert await produced(w, batch(1), acks=1) == (ErrorCode.policy_violation, -1)
+        assert await produced(w, batch(1), acks=-1) == (ErrorCode.policy_violation, -1)
+        assert broker.store.max_offset(TOPIC, 0) == 0
+        broker.ha.foreign.clear()  # it identified itself (or left)
+        assert (await produced(w, batch(1), acks=1))[0] == ErrorCode.none
+
+    run(tmp_path, body)

@@ -13,7 +13,9 @@ are inflated to look, up to kafkaMaxInflatedBatchBytes (MESSAGE_TOO_LARGE beyond
 inflates beyond a few times its size is inflated in a thread, off the event loop; a connection's
 produces store one at a time in arrival order all the same (``conn.produce_order``).
 A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER; an owned one is stored in
-its local queue.
+its local queue. While an HA slave that did not identify as ferrymq (an Apache RocketMQ slave,
+which cannot dispatch batch entries; core/ha/master.py) is connected, produce gets
+POLICY_VIOLATION.
 Leaves out: transactions (transactional batches are rejected), LogAppendTime topics, per-record
 errors (v8 record_errors stay empty).
 """
@@ -142,6 +144,23 @@ async def _inflated_tag_codes(
     return await loop.run_in_executor(ctx.frontend.inflater, _tag_codes, data, batches, cap)
 
 
+_foreign_logged = 0.0
+
+
+def _log_foreign(foreign: set[str], peer: str) -> None:
+    """Say why produce is refused, at most once a minute (every produce gets the error)."""
+    global _foreign_logged
+    now = time.monotonic()
+    if now - _foreign_logged >= 60:
+        _foreign_logged = now
+        log.warning(
+            "Kafka produce from %s refused (POLICY_VIOLATION): HA slave(s) %s did not identify as "
+            "ferrymq (Apache RocketMQ slaves cannot read Kafka record batches)",
+            peer,
+            ", ".join(sorted(foreign)),
+        )
+
+
 async def _produce(
     ctx: RequestContext, topic: str, partition: int, data: bytes | None, acks: int
 ) -> tuple[ErrorCode, int, int, int]:
@@ -153,6 +172,9 @@ async def _produce(
         return ErrorCode.unknown_topic_or_partition, -1, -1, 0
     if not tc.perm & PERM_WRITE:
         return ErrorCode.topic_authorization_failed, -1, -1, 0
+    if broker.ha.foreign:  # an Apache RocketMQ slave would stop dispatching at a batch entry
+        _log_foreign(broker.ha.foreign, ctx.conn.peer)
+        return ErrorCode.policy_violation, -1, -1, 0
     if acks == -1:
         refused = isr.before_append(isr.min_insync_replicas(tc), broker.ha.in_sync_count())
         if refused != ErrorCode.none:
