@@ -23,7 +23,7 @@ import pytest
 
 from ferrymq.cli.testing import FerryBroker, FerryNameServer
 from ferrymq.core.remoting.codes import RequestCode
-from tests.cluster_helpers import create_topic, eventually, invoke, max_offset
+from tests.cluster_helpers import create_topic, eventually, invoke, max_offset, routed
 
 sys.path.insert(0, str(js.REPO_ROOT / "bench"))
 import rocketmq_ref as ref
@@ -79,6 +79,7 @@ def test_an_apache_slave_follows_a_ferrymq_master(
     ns, master = ferry_master
     topic = js.unique_name("ApacheSlave")
     create_topic(master.addr, topic, QUEUES)
+    eventually(lambda: routed(ns.addr, topic) is not None, 30, "the topic routed")
     sent = js.of_type(js.produce(ns.addr, topic, js.unique_name("pg"), 24), "send")
     js.check_sent(sent, 24, mode="sync")
     before = offsets(master.addr, topic)
@@ -143,6 +144,7 @@ def test_a_ferrymq_slave_follows_an_apache_master(tmp_path: Path) -> None:
     try:
         topic = js.unique_name("FerrySlave")
         create_topic(rq.broker_addr, topic, QUEUES)
+        eventually(lambda: routed(rq.namesrv_addr, topic) is not None, 60, "the Apache master routed it")
         sent = js.of_type(js.produce(rq.namesrv_addr, topic, js.unique_name("pg"), 32), "send")
         js.check_sent(sent, 32, mode="sync")
         want = offsets(rq.broker_addr, topic)

@@ -126,8 +126,13 @@ def test_java_concurrent_consumer_retries_then_dead_letters(server: FerryServer,
         finally:
             conn.close()
 
-    [dlq] = asyncio.run(dead())
-    assert dlq.body == b"py-3" and dlq.properties["RETRY_TOPIC"] == "JavaPushT"
+    # One dead letter; two when the Java client's send-back timed out under load and it fell back
+    # to sending a copy to the retry topic itself (DefaultMQPushConsumerImpl.sendMessageBack), an
+    # at-least-once path of the client: every copy is the failing message.
+    dead_letters = asyncio.run(dead())
+    assert 1 <= len(dead_letters) <= 2, [m.body for m in dead_letters]
+    for dlq in dead_letters:
+        assert dlq.body == b"py-3" and dlq.properties["RETRY_TOPIC"] == "JavaPushT"
 
 
 def test_java_orderly_consumer_keeps_per_key_order(server: FerryServer, tmp_path: Path) -> None:
