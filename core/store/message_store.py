@@ -335,6 +335,11 @@ class MessageStore:
         self.unwritable_reason = self._sync_failure or self._disk_full
         self.writable = self.unwritable_reason is None
 
+    def poison(self, what: str, exc: OSError) -> None:
+        """A sync of a file that belongs with the store failed (core/ha's epoch file): as for the
+        store's own files, refuse writes until a restart."""
+        self._poison(what, exc)
+
     def _poison(self, what: str, exc: OSError) -> None:
         """A sync failed: refuse every write until a restart and fail every waiting SYNC_FLUSH put."""
         if self._sync_failure is None:
