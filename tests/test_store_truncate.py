@@ -86,11 +86,18 @@ def test_truncate_then_put_continues_queues_from_the_cut(tmp_path: Path) -> None
         assert s.query_by_key(T, "key-41", 10, 0, FAR_FUTURE) == []
 
 
-def test_truncation_survives_a_crash_right_after(tmp_path: Path) -> None:
-    root = tmp_path / "s"
+def _checkpointed_store(root: Path) -> tuple[MessageStore, list[PutResult]]:
+    """A store with 120 messages, all on disk and checkpointed: a recovery from that checkpoint
+    would start past a cut at message 70."""
     s = open_store(root)
     puts = _stream(s, 120)
-    checkpoint(s)  # the checkpoint is past the cut: recovery must not start from there
+    checkpoint(s)
+    return s, puts
+
+
+def test_truncation_survives_a_crash_right_after(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    s, puts = _checkpointed_store(root)
     truncate(s, puts[70].phys_offset)
     abandon(s)  # kill -9: the abort file stays
     with opened_store(root) as s:
@@ -104,9 +111,7 @@ def test_truncation_survives_a_power_loss_right_after(
 ) -> None:
     disk = FaultyDisk().install(monkeypatch)
     root = tmp_path / "s"
-    s = open_store(root)
-    puts = _stream(s, 120)
-    checkpoint(s)  # everything up to here is on disk
+    s, puts = _checkpointed_store(root)
     truncate(s, puts[70].phys_offset)
     abandon(s)
     disk.power_loss(root)  # only what was synced is left: the cut must have been
@@ -190,9 +195,7 @@ def test_a_failed_sync_while_cutting_poisons_and_a_restart_recovers_the_cut(
 ) -> None:
     disk = FaultyDisk().install(monkeypatch)
     root = tmp_path / "s"
-    s = open_store(root)
-    puts = _stream(s, 120)
-    checkpoint(s)  # the old checkpoint is past the cut
+    s, puts = _checkpointed_store(root)
     disk.fail["fdatasync"] = errno.EIO  # the zeroed tail cannot be synced
     with pytest.raises(StoreUnavailable):
         truncate(s, puts[70].phys_offset)
