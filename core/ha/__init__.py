@@ -5,6 +5,15 @@ waits), the Kafka frontend (acks=all, min.insync.replicas), pulls (is the master
 admin views. ``Broker.ha`` holds one; the HA services (master server, slave client) keep it current.
 """
 
+from ferrymq.core.ha.epoch import EpochEntry, EpochFile, EpochRefused, find_consistent_point
 from ferrymq.core.ha.state import ReplicaInfo, ReplicationState, SlaveWait
 
-__all__ = ["ReplicaInfo", "ReplicationState", "SlaveWait"]
+__all__ = [
+    "EpochEntry",
+    "EpochFile",
+    "EpochRefused",
+    "ReplicaInfo",
+    "ReplicationState",
+    "SlaveWait",
+    "find_consistent_point",
+]

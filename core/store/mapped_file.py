@@ -213,6 +213,12 @@ class MappedFileQueue:
                 f.zero_from(offset - f.start)
             keep.append(f)
         self.files = keep
+        with self._create_lock:  # a spare made for the old end must not outlive it on disk
+            spare = self._spare
+            next_start = keep[-1].end if keep else offset - offset % self.file_size
+            if spare is not None and spare.start != next_start:
+                spare.destroy()
+                self._spare = None
         self._dirs_to_sync.add(self.directory)
 
     def delete_first(self) -> MappedFile:

@@ -73,6 +73,8 @@ ArrivalListener = Callable[[str, int, int, int], None]  # topic, queue id, last 
 DispatchListener = Callable[[DispatchRequest], None]
 #: (batch entry, first queue offset wanted, tag codes wanted or None) -> stored RocketMQ
 #: messages, back to back, for the messages of the entry at or after that offset which match
+#: told of a truncation (``truncate_to``) with the commit-log offset everything from was cut
+TruncateListener = Callable[[int], None]
 BatchConverter = Callable[[StoredEntry, int, "frozenset[int] | set[int] | None"], bytes]
 #: consume-queue units read at a time when walking entries
 _UNITS_PER_READ = 64
@@ -175,6 +177,9 @@ class MessageStore:
         self.replica_only = config.is_slave
         #: on a slave: told of every entry dispatched from replicated bytes (Kafka's state)
         self.dispatch_listeners: list[DispatchListener] = []
+        #: told when ``truncate_to`` cut the log (the Kafka frontend rebuilds its producer state)
+        self.truncate_listeners: list[TruncateListener] = []
+        self._prepare_task: asyncio.Task[None] | None = None
         self._load()
         #: on a slave: where the replicated bytes received so far end (a partial entry included)
         self._replicated_end = self.commit_log.write_offset
@@ -281,8 +286,14 @@ class MessageStore:
         return [(t, q, cq.max_offset) for (t, q), cq in self.consume_queues.items()]
 
     def _write_checkpoint(
-        self, dispatched: int, end: int | None = None, queues: list[tuple[str, int, int]] | None = None
+        self,
+        dispatched: int,
+        end: int | None = None,
+        queues: list[tuple[str, int, int]] | None = None,
+        sync_name: bool = False,
     ) -> None:
+        """Replace the checkpoint (fsynced); ``sync_name`` also syncs the directory, so the new
+        one survives a power loss too (the flush loop's next checkpoint does not need it)."""
         data: dict[str, Any] = {"dispatched": dispatched}
         if end is not None:
             data["end"] = end
@@ -294,6 +305,8 @@ class MessageStore:
             fh.flush()
             fileio.fsync(fh.fileno())
         os.replace(tmp, self._checkpoint_file)
+        if sync_name:
+            fileio.fsync_dir(self.root)
 
     def _open_cq(self, topic: str, queue_id: int) -> ConsumeQueue:
         cq = ConsumeQueue(
@@ -335,6 +348,11 @@ class MessageStore:
         self.unwritable_reason = self._sync_failure or self._disk_full
         self.writable = self.unwritable_reason is None
 
+    def poison(self, what: str, exc: OSError) -> None:
+        """A sync of a file that belongs with the store failed (core/ha's epoch file): as for the
+        store's own files, refuse writes until a restart."""
+        self._poison(what, exc)
+
     def _poison(self, what: str, exc: OSError) -> None:
         """A sync failed: refuse every write until a restart and fail every waiting SYNC_FLUSH put."""
         if self._sync_failure is None:
@@ -368,7 +386,7 @@ class MessageStore:
         except RuntimeError:
             return  # services stopped: the roll allocates inline
         self._preparing = True
-        task = loop.create_task(self._prepare_in_thread())
+        task = self._prepare_task = loop.create_task(self._prepare_in_thread())
         self._tasks.append(task)
         task.add_done_callback(self._tasks.remove)
 
@@ -807,6 +825,105 @@ class MessageStore:
                 listener(req.topic, req.queue_id, last, code)
         for dispatched in self.dispatch_listeners:
             dispatched(req)
+
+    # ---- truncation (automatic failover, core/ha/epoch.py) -----------------------------------
+
+    def is_entry_boundary(self, offset: int) -> bool:
+        """Whether an entry (or a segment's BLANK filler) starts at ``offset``, or the log ends
+        there: the only places the log can be cut."""
+        clog = self.commit_log
+        if offset == clog.write_offset:
+            return True
+        f = clog.files.file_for(offset) if clog.min_offset <= offset < clog.write_offset else None
+        if f is None:
+            return False
+        pos = offset - f.start
+        if pos + 8 > f.size:
+            return False
+        size, magic = struct.unpack_from(">ii", f.view, pos)
+        if magic == BLANK_MAGIC and size == f.size - pos:
+            return True
+        try:
+            describe_entry(f.view, pos, offset, f.size - pos)  # it says it is stored at ``offset``
+        except CorruptRecord:
+            return False
+        return True
+
+    async def truncate_to(self, offset: int) -> None:
+        """Cut the log at ``offset`` (an entry boundary): every entry at or after it is gone from
+        the commit log (later segments deleted), the consume queues (their max offsets go back,
+        a batch entry's units all go), the index, waiting SYNC_FLUSH puts and, durably, the
+        checkpoint, so neither a restart, a kill -9 nor a power loss brings a cut entry back. The
+        next put at a queue then reuses the offsets of the cut messages, which exist nowhere any
+        more (reference pitfall 7). ``truncate_listeners`` are told.
+
+        For a replica rejoining a master (the consistent point of their epochs): call it with
+        puts stopped. At or past the end: nothing to do. ValueError for an offset that is no
+        entry boundary; StoreUnavailable if a sync failed (the store is poisoned).
+        """
+        clog = self.commit_log
+        async with self._flush_lock or asyncio.Lock():  # no flush may checkpoint the old end
+            if offset >= clog.write_offset and (offset > clog.write_offset or offset >= self._replicated_end):
+                return
+            if offset < 0 or not self.is_entry_boundary(offset):
+                raise ValueError(f"commit-log offset {offset} is not an entry boundary: nothing was cut")
+            if self._sync_failure is not None:
+                raise StoreUnavailable(self._sync_failure)
+            # First a checkpoint before the cut, synced: recovery after a crash in the middle must
+            # not start past the new end (it would take the zeroed bytes for the log's end).
+            start = min(self.dispatched_durable, offset)
+            try:
+                await asyncio.to_thread(self._checkpoint_before_cut, start)
+            except OSError as exc:
+                self._poison("syncing the checkpoint before a truncation", exc)
+                raise StoreUnavailable(self._sync_failure) from exc
+            while self._prepare_task is not None and not self._prepare_task.done():
+                await asyncio.shield(self._prepare_task)  # a spare made for the old end, then gone
+            log.warning("truncating the commit log from %d to %d", clog.write_offset, offset)
+            self._cut(offset)
+            try:
+                await asyncio.to_thread(self._flush_cut, list(self.consume_queues.values()), offset)
+            except OSError as exc:
+                self._poison("syncing a truncation", exc)
+                raise StoreUnavailable(self._sync_failure) from exc
+            finally:
+                for listener in self.truncate_listeners:
+                    listener(offset)
+            self.dispatched_durable = offset
+
+    def _checkpoint_before_cut(self, start: int) -> None:
+        with self._io_lock:
+            self._write_checkpoint(start, sync_name=True)
+
+    def _cut(self, offset: int) -> None:
+        """The in-memory and page-cache part of ``truncate_to``, all at once on the loop."""
+        clog = self.commit_log
+        clog.write_offset = offset
+        clog.truncate_tail()
+        self._replicated_end = offset
+        self.index.forget_from(offset)
+        for cq in self.consume_queues.values():
+            cq.truncate_after_phys(offset)
+        self.flushed_offset = min(self.flushed_offset, offset)
+        err = StoreUnavailable(f"the commit log was truncated to {offset}: the entry is gone")
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for end, fut in waiters:
+            if end <= offset:
+                self._flush_waiters.append((end, fut))
+            elif not fut.done():
+                fut.set_exception(err)
+                fut.exception()
+
+    def _flush_cut(self, cqs: list[ConsumeQueue], offset: int) -> None:
+        """Make the cut durable: commit log (zeroed tail, deleted segments), then what derives
+        from it, then the checkpoint at the new end."""
+        with self._io_lock:
+            self.commit_log.flush()
+            queues = [(cq.topic, cq.queue_id, cq.max_offset) for cq in cqs]
+            for cq in cqs:
+                cq.flush()
+            self.index.flush()
+            self._write_checkpoint(offset, queues=queues, sync_name=True)
 
     # ---- reads -------------------------------------------------------------------------------
 
