@@ -67,14 +67,21 @@ async def _produce(store: MessageStore, wait: bool, target: int) -> tuple[set[st
     return acked, puts
 
 
-def _power_cut_and_recover(store: MessageStore, disk: FaultyDisk, root: Path) -> list[str]:
+def _power_cut_and_recover(
+    store: MessageStore, disk: FaultyDisk, root: Path, indexed: set[str] | None = None, **conf: object
+) -> list[str]:
+    """The keys the recovered store holds; with ``indexed``, each of those keys is also looked
+    up in the key index (a lost index file loses the lookups of every key it held)."""
     with store._io_lock:  # a sync running in a worker thread finishes before the cut
         abandon(store)
     changed = disk.power_loss(root)
     assert changed, "the cut dropped nothing: the test would not see a missing sync"
-    recovered = open_store(root)
+    recovered = open_store(root, **conf)
     try:
         assert recovered.recovered_crash
+        for key in sorted(indexed or ()):
+            found = recovered.query_by_key(T, key, 1, 0, 2**62, unique=True)
+            assert found, f"acknowledged key {key} is not in the key index after the power loss"
         return [m.properties[PROPERTY_UNIQ_KEY] for q in range(QUEUES) for m in read_all(recovered, T, q)]
     finally:
         recovered.close()
@@ -89,6 +96,17 @@ def test_power_loss_under_sync_flush_loses_nothing_acknowledged(tmp_path: Path, 
     lost = acked - set(keys)
     assert not lost, f"{len(lost)} acknowledged messages lost, e.g. {sorted(lost)[:5]}"
     assert len(keys) < puts, "nothing unsynced was dropped: the cut was not a power loss"
+
+
+def test_power_loss_keeps_the_key_index_of_what_was_acknowledged(tmp_path: Path, disk: FaultyDisk) -> None:
+    """Small index files, so several are created while the store runs: each new file's name
+    must be synced in its directory, or a power loss drops the file and every key it held."""
+    root = tmp_path / "s"
+    conf = {"maxIndexNum": 200, "maxHashSlotNum": 64}
+    store = open_store(root, flushDiskType="SYNC_FLUSH", flushIntervalCommitLog=50, **conf)
+    acked, _ = asyncio.run(_produce(store, wait=True, target=800))
+    assert len(store.index.files) > 2
+    _power_cut_and_recover(store, disk, root, indexed=acked, **conf)
 
 
 def test_the_simulated_cut_drops_what_async_flush_had_not_synced(tmp_path: Path, disk: FaultyDisk) -> None:

@@ -14,6 +14,7 @@ import struct
 import zlib
 from pathlib import Path
 
+from ferrymq.core.store import fileio
 from ferrymq.core.store.mapped_file import MappedFile
 
 HEADER = struct.Struct(">qqqqii")
@@ -119,6 +120,9 @@ class IndexService:
         self.files = [
             IndexFile(p, slots, max_entries) for p in sorted(directory.iterdir()) if p.name.isdigit()
         ]
+        #: a file came or went since the directory was last synced (its name must survive a
+        #: power loss as much as its bytes)
+        self._dir_dirty = False
 
     @property
     def end_phy_offset(self) -> int:
@@ -139,6 +143,7 @@ class IndexService:
                 name += 1
             f = IndexFile(self.directory / f"{name:020d}", self.slots, self.max_entries)
             self.files.append(f)
+            self._dir_dirty = True
         if uniq_key:
             f.put(f"{topic}#{uniq_key}", phy, ts)
         for key in keys:
@@ -169,10 +174,18 @@ class IndexService:
         """Retention: drop whole files that only point at deleted commit-log segments."""
         while len(self.files) > 1 and self.files[0].end_phy_offset < min_phy:
             self.files.pop(0).destroy()
+            self._dir_dirty = True
 
     def flush(self) -> None:
         for f in self.files[-2:]:
             f.flush()
+        if self._dir_dirty:
+            self._dir_dirty = False
+            try:
+                fileio.fsync_dir(self.directory)
+            except OSError:
+                self._dir_dirty = True
+                raise
 
     def close(self) -> None:
         for f in self.files:
