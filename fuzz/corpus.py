@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from ferrymq.core.ha.codec import encode_frame_header, encode_report
 from ferrymq.core.remoting.command import RemotingCommand, SerializeType
 from ferrymq.core.remoting.frame import encode_frame_bytes
 from ferrymq.core.remoting.message import encode_stored_message, properties_to_string
@@ -107,6 +108,14 @@ def kafka_requests() -> list[bytes]:
     return request_frames()
 
 
+def ha_streams() -> list[bytes]:
+    """piece-size byte + HA frames carrying stored messages, heartbeats, and offset reports."""
+    body = b"".join(_message(i) for i in range(2))
+    frames = encode_frame_header(0, len(body)) + body + encode_frame_header(len(body), 0)
+    reports = b"".join(encode_report(x) for x in (0, 123, 1 << 40))
+    return [b"\x03" + frames, b"\x00" + frames, b"\x07" + reports]
+
+
 SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "remoting_frames": remoting_frames,
     "remoting_header": remoting_headers,
@@ -116,4 +125,5 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "kafka_produce_batches": kafka_batches,
     "kafka_stored_batch": kafka_batches,
     "kafka_request": kafka_requests,
+    "ha_stream": ha_streams,
 }

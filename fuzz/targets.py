@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from ferrymq.core.ha import codec as ha_codec
 from ferrymq.core.remoting import frame as remoting_frame
 from ferrymq.core.remoting.command import HeaderError, decode_header
 from ferrymq.core.remoting.message import decode_stored_messages, read_stored_fields
@@ -160,6 +161,26 @@ def kafka_request(data: bytes) -> None:
         return
 
 
+def ha_stream(data: bytes) -> None:
+    """core/ha/codec.py, both directions fed in pieces: the slave's FrameDecoder (frames whose
+    bodies never exceed the limit, or HaProtocolError) and the master's ReportDecoder (offsets
+    >= 0, or HaProtocolError)."""
+    frames = ha_codec.FrameDecoder(max_body=_SMALL_FRAME)
+    try:
+        for piece in _pieces(data):
+            for fr in frames.feed(piece):
+                assert 0 <= len(fr.body) <= _SMALL_FRAME and fr.offset >= 0
+    except ha_codec.HaProtocolError:
+        pass
+    reports = ha_codec.ReportDecoder()
+    try:
+        for piece in _pieces(data):
+            offset = reports.feed(piece)
+            assert offset is None or offset >= 0
+    except ha_codec.HaProtocolError:
+        return
+
+
 TARGETS: dict[str, Target] = {
     "remoting_frames": remoting_frames,
     "remoting_header": remoting_header,
@@ -169,4 +190,5 @@ TARGETS: dict[str, Target] = {
     "kafka_produce_batches": kafka_produce_batches,
     "kafka_stored_batch": kafka_stored_batch,
     "kafka_request": kafka_request,
+    "ha_stream": ha_stream,
 }
