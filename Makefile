@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUN_STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck unit compat bench clean java fuzz
+.PHONY: run test test-fast lint typecheck unit compat bench clean java fuzz soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test-fast: $(STAMP)
 FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m fuzz.run $(FUZZ_TARGETS)
+
+## make soak: SOAK_SECONDS (300) of mixed native and Kafka load with consumers coming and going and a
+## broker restart; fails if RSS grows >10 % after warm-up or an acknowledged message is missing
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m bench.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
