@@ -160,8 +160,8 @@ class ControllerClient:
         fields = self._fields() | {
             "brokerAddr": c.broker_addr,
             "epoch": str(self.epoch),
-            "maxOffset": str(self.broker.store.commit_log_max_offset()),
-            "confirmOffset": str(self.broker.store.commit_log_max_offset()),
+            "maxOffset": str(self.broker.store.commit_log_max_offset),
+            "confirmOffset": str(self.broker.store.commit_log_max_offset),
             "heartbeatTimeoutMills": str(c.controller_heart_beat_timeout_mills),
             "electionPriority": str(c.broker_election_priority),
         }
@@ -173,7 +173,10 @@ class ControllerClient:
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.gather(*(self._heartbeat(a) for a in self.config.controller_addrs))
+            try:
+                await asyncio.gather(*(self._heartbeat(a) for a in self.config.controller_addrs))
+            except Exception:  # a bug must not end heartbeats: the controller would take us for dead
+                log.exception("controller heartbeat round failed")
             await asyncio.sleep(self.config.broker_heartbeat_interval / 1000)
 
     async def _find_leader(self) -> str | None:
