@@ -51,7 +51,7 @@ def test_never_back_to_an_older_epoch() -> None:
 def test_parse_replica_info_answer() -> None:
     resp = RemotingCommand(
         code=0,
-        ext_fields={"masterBrokerId": "1", "masterAddress": "h:1", "masterEpoch": "4", "syncStateSetEpoch": "2"},
+        ext_fields={"masterBrokerId": "1", "masterAddress": "h:1", "masterEpoch": "4"},
         body=b'{"syncStateSet": [1, 2], "syncStateSetEpoch": 5}',
     )
     assert parse_view(resp) == ReplicaView(1, "h:1", 4, frozenset({1, 2}), 5)
