@@ -203,6 +203,7 @@ class Broker:
     async def become_slave(self, epoch: int, master_addr: str) -> None:
         """The controller named ``master_addr`` master at ``epoch``: stop writes, follow it."""
         was_master = self.ha_master is not None
+        self.ha_peer_ids.clear()
         self.config.switch_role(False)
         self.store.replica_only = True
         self.fenced = False
@@ -232,6 +233,8 @@ class Broker:
 
     def in_sync_replica_ids(self) -> set[int]:
         """Controller mode, on a master: broker ids of the slaves now in sync."""
+        if len(self.ha_peer_ids) > 64:  # forget links long closed (each reconnect is a new port)
+            self.ha_peer_ids = {a: i for a, i in self.ha_peer_ids.items() if a in self.ha.slaves}
         return {
             self.ha_peer_ids[r.addr] for r in self.ha.replicas() if r.in_sync and r.addr in self.ha_peer_ids
         }

@@ -223,7 +223,7 @@ class ControllerClient:
                 if not registered:
                     registered = await self._register()
                 if registered:
-                    await self.poll()
+                    registered = await self.poll()
                     if self.role == Role.MASTER:
                         await self._report_in_sync()
             except Exception:  # the loop must outlive a bug in one round
@@ -244,12 +244,18 @@ class ControllerClient:
         await self.act(parse_view(resp))
         return True
 
-    async def poll(self) -> None:
+    async def poll(self) -> bool:
+        """GET_REPLICA_INFO and act on it; False when the controller no longer knows the group
+        (register again)."""
         resp = await self._leader_call(
             RequestCode.CONTROLLER_GET_REPLICA_INFO, {"brokerName": self.config.broker_name}
         )
+        if resp is not None and resp.code == BROKER_METADATA_NOT_EXIST:
+            log.warning("the controller does not know group %s: registering again", self.config.broker_name)
+            return False
         if resp is not None and resp.code == ResponseCode.SUCCESS:
             await self.act(parse_view(resp))
+        return True
 
     async def act(self, view: ReplicaView) -> None:
         """Carry out :func:`decide` for the controller's ``view`` (after an election, its answer)."""
