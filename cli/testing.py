@@ -14,6 +14,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -206,6 +207,13 @@ class FerryServer:
 NAMESRV_READY = re.compile(r"ferrymq ready: name server (?P<addr>\S+:\d+)\s*$")
 
 
+def free_port() -> int:
+    """A TCP port free now on 127.0.0.1 (for the servers that need a fixed one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class _Spawned:
     """A ferrymq process started by a test: spawned, waited for its ready line, stopped."""
 
@@ -236,10 +244,24 @@ class _Spawned:
 class FerryNameServer(_Spawned):
     """A standalone ``ferrymq namesrv`` process on a free port (``addr`` read from its ready line)."""
 
-    def __init__(self, data_dir: Path, *, start_timeout: float = 30.0) -> None:
+    def __init__(self, data_dir: Path, *, start_timeout: float = 30.0, controller: bool = False) -> None:
+        """``controller``: run a one-node failover controller too (on fixed free ports)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir / "namesrv.log"
-        cmd = [sys.executable, "-m", "ferrymq.cli.main", "namesrv", "--host", "127.0.0.1", "--port", "0"]
+        port = free_port() if controller else 0
+        cmd = [
+            sys.executable,
+            "-m",
+            "ferrymq.cli.main",
+            "namesrv",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        if controller:
+            peers = f"127.0.0.1:{port}@{free_port()}"
+            cmd += ["--controller-peers", peers, "--controller-dir", str(data_dir / "controller")]
         self.addr = self._launch(cmd, NAMESRV_READY, start_timeout)["addr"]
 
 

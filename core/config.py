@@ -13,7 +13,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 log = logging.getLogger("ferrymq.config")
 
@@ -82,6 +90,19 @@ class BrokerConfig(BaseModel):
     ha_max_gap_not_in_sync: int = Field(256 * 1024 * 1024, alias="haMaxGapNotInSync", ge=1)
     #: how long a SYNC_MASTER send waits for a slave's ack (then FLUSH_SLAVE_TIMEOUT)
     slave_timeout: int = Field(3000, alias="slaveTimeout", ge=1)  # ms
+    # controller mode: automatic failover by the name servers' controller (README "Controller mode")
+    enable_controller_mode: bool = Field(False, alias="enableControllerMode")
+    #: "host:port;host:port": name servers running a controller node
+    controller_addr: str | None = Field(None, alias="controllerAddr")
+    broker_heartbeat_interval: int = Field(1000, alias="brokerHeartbeatInterval", ge=10)  # ms
+    #: silence after which the controller takes this broker for dead (sent in each heartbeat)
+    controller_heart_beat_timeout_mills: int = Field(
+        10_000, alias="controllerHeartBeatTimeoutMills", ge=100
+    )  # ms
+    #: how often GET_REPLICA_INFO is polled (RocketMQ: 5000; ferrymq 1000 so a failover is seen soon)
+    sync_broker_metadata_period: int = Field(1000, alias="syncBrokerMetadataPeriod", ge=10)  # ms
+    #: lower is preferred when several replicas are equally current
+    broker_election_priority: int = Field(2**31 - 1, alias="brokerElectionPriority")
     # broker behaviour
     register_name_server_period: int = Field(30_000, alias="registerNameServerPeriod", ge=100)  # ms
     #: the VIP ("fast") remoting port Java slaves pull topic configs from: unset = listenPort-2
@@ -144,8 +165,28 @@ class BrokerConfig(BaseModel):
     group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)
     group_max_session_timeout_ms: int = Field(1_800_000, alias="groupMaxSessionTimeoutMs", ge=1)
 
+    #: controller mode: the configured brokerId (the broker's identity in its group) and the role it
+    #: takes as master; ``broker_id``/``broker_role`` then follow the role the controller gave it
+    _identity: int = PrivateAttr(0)
+    _master_role: str = PrivateAttr("ASYNC_MASTER")
+
+    def model_post_init(self, context: object, /) -> None:
+        if self.enable_controller_mode:
+            self._identity = self.broker_id
+            self._master_role = "ASYNC_MASTER" if self.broker_role == "SLAVE" else self.broker_role
+            self.__dict__["broker_role"] = "SLAVE"  # fenced until the controller decides
+
     @model_validator(mode="after")
     def _role_matches_id(self) -> BrokerConfig:
+        if self.enable_controller_mode:
+            if self._identity < 1:
+                raise ValueError(
+                    f"enableControllerMode=true needs brokerId >= 1 (its identity in the group), not"
+                    f" {self._identity}; the route id becomes 0 while it is master"
+                )
+            if not self.controller_addrs:
+                raise ValueError("enableControllerMode=true needs controllerAddr (host:port;host:port)")
+            return self
         if self.broker_role == "SLAVE" and self.broker_id == 0:
             raise ValueError("brokerRole=SLAVE needs brokerId > 0 (brokerId=0 is the master of the group)")
         if self.broker_role != "SLAVE" and self.broker_id != 0:
@@ -204,6 +245,27 @@ class BrokerConfig(BaseModel):
     @property
     def sync_flush(self) -> bool:
         return self.flush_disk_type == "SYNC_FLUSH"
+
+    @property
+    def controller_addrs(self) -> list[str]:
+        return [a.strip() for a in (self.controller_addr or "").split(";") if a.strip()]
+
+    @property
+    def controller_identity(self) -> int:
+        """Controller mode: the broker's id in its group (its route id while slave)."""
+        return self._identity
+
+    @property
+    def controller_master_role(self) -> str:
+        """Controller mode: the role it takes when elected (brokerRole; SLAVE means ASYNC_MASTER)."""
+        return self._master_role
+
+    def switch_role(self, master: bool) -> None:
+        """Controller mode, at runtime: master (route id 0, the master role) or slave (route id =
+        identity). Written past validation on purpose: the classic role/id rule does not hold."""
+        assert self.enable_controller_mode
+        self.__dict__["broker_role"] = self._master_role if master else "SLAVE"
+        self.__dict__["broker_id"] = 0 if master else self._identity
 
     @property
     def namesrv_addrs(self) -> list[str]:

@@ -13,6 +13,7 @@ import time
 
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
+from ferrymq.core.broker.controller_client import ControllerClient
 from ferrymq.core.broker.long_polling import PullRequestHoldService
 from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.routing import build_dispatcher
@@ -59,6 +60,11 @@ class Broker:
         self.schedule = ScheduleMessageService(self)
         self.timer = TimerMessageService(self)
         self.store.arrival_listeners.append(self.hold.notify)
+        #: controller mode: no role yet, sends refused (README "Controller mode")
+        self.fenced = config.enable_controller_mode
+        self.controller: ControllerClient | None = None
+        #: controller mode: HA client address (host:port) -> broker id, from HA_SLAVE_HELLO
+        self.ha_peer_ids: dict[str, int] = {}
         self.dispatcher = build_dispatcher(self)
         self.server: asyncio.Server | None = None
         #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
@@ -115,15 +121,13 @@ class Broker:
         ha_port = self.config.ha_port
         vip_port = self.config.vip_port
         self.store.start_services()
+        if self.config.enable_controller_mode:
+            await self._start_fenced(ha_port, vip_port)
+            return
         if not self.config.is_slave:  # master-only services: a slave's store is replication's
             self.schedule.start()
             self.timer.start()
-        self.server = await self._serve(self.config.listen_port)
-        if self.config.listen_port == 0:
-            self.config.listen_port = self.port
-            self.store.store_port = self.port
-        if vip_port is not None:
-            await self._serve_vip(vip_port)
+        await self._listen(vip_port)
         if self.config.is_slave:
             self.ha_slave = HaSlave(self.config, self.store, self.ha)
             self.ha_slave.start()
@@ -144,6 +148,96 @@ class Broker:
             self.port,
             self.config.store_path_root_dir,
         )
+
+    async def _listen(self, vip_port: int | None) -> None:
+        self.server = await self._serve(self.config.listen_port)
+        if self.config.listen_port == 0:
+            self.config.listen_port = self.port
+            self.store.store_port = self.port
+        if vip_port is not None:
+            await self._serve_vip(vip_port)
+
+    # ---- controller mode (core/broker/controller_client.py) -----------------------------------
+
+    async def _start_fenced(self, ha_port: int, vip_port: int | None) -> None:
+        """Controller mode: listen and register as a slave without a master, writes refused, until
+        the controller names a master."""
+        self.config.ha_listen_port = ha_port  # the port to serve HA on whenever this becomes master
+        self.store.replica_only = True
+        await self._listen(vip_port)
+        self.registrar = NamesrvRegistrar(self)
+        await self.registrar.register_all()
+        self.registrar.start()
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
+        self.controller = ControllerClient(self)
+        self.controller.start()
+        log.info(
+            "broker %s (cluster %s, identity %d, controller mode) listening on %s:%d, fenced",
+            self.config.broker_name,
+            self.config.broker_cluster_name,
+            self.config.controller_identity,
+            self.config.listen_host,
+            self.port,
+        )
+
+    async def become_master(self, epoch: int) -> None:
+        """The controller elected this broker at ``epoch``: serve HA, take writes, route id 0."""
+        if self.ha_slave is not None:
+            await self.ha_slave.stop()
+            self.ha_slave = None
+        await self.slave_sync.stop()
+        self.ha.master_addr = self.ha.master_ha_addr = None
+        self.config.switch_role(True)
+        if self.ha_master is None:
+            self.ha_master = HaMaster(self.config, self.store, self.ha)
+            await self.ha_master.start(self.config.ha_port)
+        self.store.replica_only = False
+        self.fenced = False
+        self.dispatcher = build_dispatcher(self)
+        self.schedule.start()
+        self.timer.start()
+        if self.registrar is not None:
+            await self.registrar.register_all()  # the name servers move this address to id 0
+        log.warning("broker %s is MASTER at epoch %d", self.config.broker_name, epoch)
+
+    async def become_slave(self, epoch: int, master_addr: str) -> None:
+        """The controller named ``master_addr`` master at ``epoch``: stop writes, follow it."""
+        was_master = self.ha_master is not None
+        self.ha_peer_ids.clear()
+        self.config.switch_role(False)
+        self.store.replica_only = True
+        self.fenced = False
+        self.dispatcher = build_dispatcher(self)
+        if self.ha_master is not None:
+            await self.ha_master.stop()
+            self.ha_master = None
+        if was_master:
+            await self.schedule.stop()
+            await self.timer.stop()
+        if self.ha_slave is not None:
+            await self.ha_slave.stop()
+            self.ha_slave = None
+        await self.slave_sync.stop()
+        # TODO(issue 9, s9-epoch): a diverged tail (an old master's writes the new master never
+        # got) must be cut here, before the HA client starts: MessageStore.truncate_to(<offset where
+        # this broker's and the new master's epoch histories part>). Until then the HA client
+        # refuses to follow (ReplicationMismatch) when the tails differ.
+        self.ha.master_addr = master_addr
+        self.ha.master_ha_addr = self.config.ha_master_address  # else learnt from the name servers
+        if self.registrar is not None:
+            await self.registrar.register_all()  # the answer names the new master's HA address
+        self.ha_slave = HaSlave(self.config, self.store, self.ha)
+        self.ha_slave.start()
+        self.slave_sync.start()
+        log.warning("broker %s is SLAVE of %s at epoch %d", self.config.broker_name, master_addr, epoch)
+
+    def in_sync_replica_ids(self) -> set[int]:
+        """Controller mode, on a master: broker ids of the slaves now in sync."""
+        if len(self.ha_peer_ids) > 64:  # forget links long closed (each reconnect is a new port)
+            self.ha_peer_ids = {a: i for a, i in self.ha_peer_ids.items() if a in self.ha.slaves}
+        return {
+            self.ha_peer_ids[r.addr] for r in self.ha.replicas() if r.in_sync and r.addr in self.ha_peer_ids
+        }
 
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         if conn not in self.connections:
@@ -195,6 +289,8 @@ class Broker:
         if self.registrar is not None:
             await self.registrar.stop()
         await self.slave_sync.stop()
+        if self.controller is not None:
+            await self.controller.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -8,7 +8,8 @@ the full registration.
 A slave learns its master from the results (``handleRegisterBrokerResult``): the first answer
 naming a ``masterAddr`` sets ``broker.ha.master_addr`` and, unless haMasterAddress is configured,
 ``broker.ha.master_ha_addr``; when every name server that answered says no master is registered,
-``master_addr`` becomes None (the master is gone). While it has no master a slave registers
+``master_addr`` becomes None (the master is gone). In controller mode the controller names the
+master; the answers only give its HA address. While it has no master a slave registers
 every 1, 2, 4, then 5 s (at most registerNameServerPeriod), so it finds a returning master soon.
 """
 
@@ -67,7 +68,10 @@ class NamesrvRegistrar:
             except Exception:  # a bug must not end registration: the name servers would drop us
                 log.exception("registration with the name servers failed; retrying")
             period = full
-            if self.broker.config.is_slave and self.broker.ha.master_addr is None:
+            if self.broker.config.is_slave and (
+                self.broker.ha.master_addr is None
+                or (self.broker.controller is not None and self.broker.ha.master_ha_addr is None)
+            ):
                 period = min(full, orphan)
                 orphan = min(orphan * 2, ORPHAN_MAX_RETRY)
             else:
@@ -110,6 +114,12 @@ class NamesrvRegistrar:
         if not results:
             return
         ha = self.broker.ha
+        if self.broker.controller is not None:  # the controller names the master: learn its HA addr
+            for r in results:
+                if r.get("masterAddr") == ha.master_addr and r.get("haServerAddr") and not ha.master_ha_addr:
+                    log.info("master HA address: %s", r["haServerAddr"])
+                    ha.master_ha_addr = r["haServerAddr"]
+            return
         named = next((r for r in results if r.get("masterAddr")), None)
         master = named["masterAddr"] if named else None
         if named and named.get("haServerAddr") and not self.broker.config.ha_master_address:

@@ -103,9 +103,10 @@ class HaSlave:
         try:
             conn = await connect(*split_addr(master))
             try:
-                cmd = RemotingCommand(
-                    code=RequestCode.HA_SLAVE_HELLO, ext_fields={"haClientAddr": ha_client_addr}
-                )
+                ext = {"haClientAddr": ha_client_addr}
+                if self.config.enable_controller_mode:  # the master reports in-sync replicas by id
+                    ext["brokerId"] = str(self.config.controller_identity)
+                cmd = RemotingCommand(code=RequestCode.HA_SLAVE_HELLO, ext_fields=ext)
                 resp = await conn.invoke(cmd, timeout=5.0)
             finally:
                 conn.close()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.headers import guarded, req_str
+from ferrymq.core.remoting.headers import guarded, req_int, req_str
 from ferrymq.core.remoting.transport import RemotingConnection
 
 if TYPE_CHECKING:
@@ -29,4 +29,7 @@ class ReplicationProcessor:
         if master is None:
             return cmd.response(ResponseCode.SYSTEM_ERROR, "this broker is not a master")
         master.identify(addr)
+        if "brokerId" in cmd.ext_fields:  # controller mode: which replica this HA link is
+            bid = req_int(cmd.ext_fields, "brokerId", ResponseCode.INVALID_PARAMETER)
+            self.broker.ha_peer_ids[addr] = bid
         return cmd.response(ResponseCode.SUCCESS)

@@ -92,5 +92,5 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
             RequestCode.SEND_BATCH_MESSAGE,
             RequestCode.CONSUMER_SEND_MSG_BACK,
         ):
-            table[code] = send.refuse_on_slave
+            table[code] = send.refuse_fenced if broker.fenced else send.refuse_on_slave
     return RequestDispatcher(table)

@@ -184,6 +184,14 @@ class SendMessageProcessor:
             "service not available now: this broker is a SLAVE; messages are sent to its master",
         )
 
+    @staticmethod
+    def refuse_fenced(cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        """Controller mode, before the controller gave this broker a role: no writes yet."""
+        return cmd.response(
+            ResponseCode.SERVICE_NOT_AVAILABLE,
+            "service not available now: this broker is FENCED until the controller elects a master",
+        )
+
     def _check_topic(
         self, topic: str, ext: dict[str, str], sys_flag: int, conn: RemotingConnection
     ) -> tuple[TopicConfig, bool]:
