@@ -217,3 +217,27 @@ def test_a_disk_over_the_ratios_forces_retention_and_refuses_writes(tmp_path: Pa
     assert store.writable
     put(store, T, 0, b"after")
     store.close()
+
+
+def test_a_full_disk_when_the_checkpoint_is_written_is_disk_full_not_poison(
+    tmp_path: Path, disk: FaultyDisk
+) -> None:
+    """ENOSPC writing the checkpoint's bytes is a full disk (writes refused until space returns),
+    not a failed sync: nothing synced was lost, so the store must not be poisoned for good."""
+    store = open_store(tmp_path / "s")
+    put(store, T, 0, b"a")
+    disk.fail["write"] = errno.ENOSPC
+
+    async def flush() -> None:
+        store._flush_lock = asyncio.Lock()
+        await store.flush()
+
+    asyncio.run(flush())
+    assert not store.writable and "disk full" in (store.unwritable_reason or ""), store.unwritable_reason
+    disk.fail.clear()
+    asyncio.run(store.check_space())
+    assert store.writable, store.unwritable_reason
+    put(store, T, 0, b"b")
+    asyncio.run(flush())
+    assert store.dispatched_durable == store.commit_log.write_offset
+    store.close()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -131,6 +132,15 @@ class ReplicationMismatch(Exception):
     """Replicated bytes that cannot go where they are meant to (not the slave's end offset, an
     empty slave not at a segment start, another segment size, no entry) or an offset a master's
     log does not hold: the HA link is closed, loudly."""
+
+
+class NoRoom(Exception):
+    """A write (not a sync) found the disk full: refuse writes until there is room, without
+    poisoning the store, since nothing that was synced is in doubt."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class StoreUnavailable(Exception):
@@ -300,10 +310,17 @@ class MessageStore:
         if queues is not None:
             data["queues"] = queues
         tmp = self._checkpoint_file.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            fileio.fsync(fh.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            try:
+                fileio.write(fd, json.dumps(data).encode())
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise NoRoom(exc) from exc
+                raise
+            fileio.fsync(fd)  # a failure here is a failed sync: the caller poisons
+        finally:
+            os.close(fd)
         os.replace(tmp, self._checkpoint_file)
         if sync_name:
             fileio.fsync_dir(self.root)
@@ -465,6 +482,9 @@ class MessageStore:
             cqs = list(self.consume_queues.values())
             try:
                 await asyncio.to_thread(self._flush_derived, cqs, target, queues)
+            except NoRoom as exc:  # the checkpoint's bytes found no room: nothing synced was lost
+                self._out_of_space(exc.error)
+                return
             except OSError as exc:
                 self._poison("syncing consume queues, index or checkpoint", exc)
                 return
