@@ -1,6 +1,6 @@
 """Soak: minutes of mixed native and Kafka load on a real ``ferrymq serve``, with consumers joining
-and leaving and a broker restart a quarter of the way in; fails if the server's anonymous RSS grows more than 10 %
-after warm-up, or if any acknowledged message cannot be read back.
+and leaving and a broker restart a quarter of the way in; fails if the server's anonymous RSS
+grows more than 10 % after warm-up, or if any acknowledged message cannot be read back.
 
     make soak                      # SOAK_SECONDS=300 by default
     .venv/bin/python -m bench.soak --seconds 120
