@@ -47,6 +47,8 @@ class ReplicationState:
         self.master_addr: str | None = None
         self.master_connected = False
         self._waiters: list[tuple[int, asyncio.Future[SlaveWait]]] = []
+        #: set at the next ack or departure of a slave; None while nobody waits for one
+        self._change: asyncio.Event | None = None
         #: on a master: HA peers not (yet) identified as ferrymq slaves, e.g. Apache RocketMQ
         #: slaves, which cannot read Kafka batch entries (core/ha/master.py)
         self.foreign: set[str] = set()
@@ -85,9 +87,24 @@ class ReplicationState:
             else:
                 still.append((end, fut))
         self._waiters = still
+        self._notify()
 
     def slave_gone(self, addr: str) -> None:
         self.slaves.pop(addr, None)
+        self._notify()
+
+    def _notify(self) -> None:
+        ev = self._change
+        if ev is not None:
+            self._change = None
+            ev.set()
+
+    async def changed(self) -> None:
+        """Return at the next ack or departure of any slave: for waits that no single ack can
+        end (Kafka acks=all waits for every in-sync slave, or for one to leave the set)."""
+        if self._change is None:
+            self._change = asyncio.Event()
+        await self._change.wait()
 
     # ---- the SYNC_MASTER wait ----------------------------------------------------------------
 

@@ -12,10 +12,8 @@ Partition.checkEnoughReplicasReachOffset and DelayedProduce answer, an acks=-1 p
 - gets REQUEST_TIMED_OUT when that takes longer than the request's timeout (stored on the master,
   perhaps not on a slave).
 
-The decisions are sans-IO. ``wait_replicated`` drives them: ReplicationState wakes a waiter when
-*one* slave reaches an offset; "every in-sync slave" and "a slave left the set" have no event of
-their own there, so past the first acknowledgement the state is re-read every ``POLL_S`` (core/ha
-belongs to another part of the work; an all-slaves event there would remove the poll).
+The decisions are sans-IO. ``wait_replicated`` drives them, re-reading the state at each ack or
+departure of a slave (``ReplicationState.changed``).
 """
 
 from __future__ import annotations
@@ -30,8 +28,6 @@ from ferrymq.core.ha.state import ReplicaInfo, ReplicationState
 from ferrymq.core.remoting.route import TopicConfig
 
 MIN_INSYNC_REPLICAS = "min.insync.replicas"
-#: how often the wait re-reads the replication state when no single acknowledgement can end it
-POLL_S = 0.02
 
 
 def min_insync_replicas(tc: TopicConfig) -> int:
@@ -61,9 +57,6 @@ async def wait_replicated(ha: ReplicationState, end_offset: int, timeout_s: floa
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(max(0.0, timeout_s)):
             while not replicated(ha.slaves.values(), end_offset):
-                if ha.max_ack_offset() >= end_offset:  # one slave has it, another not yet: re-read
-                    await asyncio.sleep(POLL_S)
-                else:  # woken by the first acknowledgement of the end, or re-read after POLL_S
-                    await ha.wait_for_slaves(end_offset, int(POLL_S * 1000))
+                await ha.changed()
             return True
     return False
