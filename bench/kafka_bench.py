@@ -359,6 +359,9 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
         ]
         if why_not is None:  # Kafka's tools need Java too
             steps += [("jprod", jprod), ("jcons", jcons), ("latency", latency)]
+        if args.workloads:
+            wanted = {"warmup", *args.workloads.split(",")}
+            steps = [(what, fn) for what, fn in steps if what in wanted]
         for what, fn in steps:
             started = time.monotonic()
             for t in targets:  # back to back, so the machine's other load hits both alike
@@ -440,6 +443,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rate", type=int, default=5000, help="records/s of the latency run")
     ap.add_argument("--latency-seconds", type=float, default=15.0)
     ap.add_argument("--kafka-heap", default="512m")
+    ap.add_argument(
+        "--workloads",
+        help="comma-separated subset of cprod,ccons,jprod,jcons,latency (the warm-up always runs)",
+    )
     ap.add_argument("--profile", help="record ferrymq with py-spy into this directory")
     return ap.parse_args(argv)
 
