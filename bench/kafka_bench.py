@@ -294,7 +294,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
         targets = [Target("ferrymq", server.kafka_bootstrap, server.proc.pid)]
         why_not = ref.available()
         kafka_name = "Kafka"
-        if why_not is None:
+        if why_not is None and not args.no_kafka:
             try:
                 kref = stack.enter_context(ref.kafka(heap=args.kafka_heap))
                 kafka_name = f"Kafka {kref.version}"
@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
             except ref.KafkaRefError as exc:
                 print(f"  Apache Kafka could not be started: {exc}", file=sys.stderr)
         else:
-            print(f"  Apache Kafka: SKIPPED ({why_not})")
+            print(f"  Apache Kafka: SKIPPED ({why_not or '--no-kafka'})")
         profile = Path(args.profile) if args.profile else None
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
@@ -443,6 +443,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rate", type=int, default=5000, help="records/s of the latency run")
     ap.add_argument("--latency-seconds", type=float, default=15.0)
     ap.add_argument("--kafka-heap", default="512m")
+    ap.add_argument("--no-kafka", action="store_true", help="measure ferrymq alone (Kafka's tools still run)")
     ap.add_argument(
         "--workloads",
         help="comma-separated subset of cprod,ccons,jprod,jcons,latency (the warm-up always runs)",
