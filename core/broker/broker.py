@@ -70,6 +70,7 @@ class Broker:
         #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
         self.vip_server: asyncio.Server | None = None
         self.slave_sync = SlaveSyncService(self)
+        self.store.dispatch_listeners.append(self.slave_sync.learn_topic)  # replicated entries only
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
