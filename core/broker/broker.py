@@ -23,8 +23,8 @@ from ferrymq.core.broker.slave_sync import SlaveSyncService
 from ferrymq.core.broker.stats import BrokerStats
 from ferrymq.core.broker.subscription_group import SubscriptionGroupManager
 from ferrymq.core.broker.timer import TimerMessageService
-from ferrymq.core.broker.transaction import TransactionService
 from ferrymq.core.broker.topic_config import TopicConfigManager
+from ferrymq.core.broker.transaction import TransactionService
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha import ReplicationState
 from ferrymq.core.ha.master import HaMaster

@@ -36,7 +36,6 @@ from ferrymq.core.broker.transaction_ops import OP_TAG, HalfQueueState, decode_o
 from ferrymq.core.persist import write_json_atomic
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.route import loads_fastjson
 from ferrymq.core.remoting.message import (
     PROPERTY_PRODUCER_GROUP,
     PROPERTY_REAL_QUEUE_ID,
@@ -51,6 +50,7 @@ from ferrymq.core.remoting.message import (
     read_stored_fields,
     tags_code,
 )
+from ferrymq.core.remoting.route import loads_fastjson
 from ferrymq.core.store import PutResult, PutStatus
 from ferrymq.core.store.message_store import StoreError
 

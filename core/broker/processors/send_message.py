@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.processors.consumer_send_back import retry_or_dlq
 from ferrymq.core.broker.schedule import SCHEDULE_PROPERTIES, stored_tags_code
-from ferrymq.core.broker.transaction import PROPERTY_TRANSACTION_PREPARED, is_transactional, to_half
 from ferrymq.core.broker.topic_config import (
     NOT_ALLOWED_SEND,
     RETRY_GROUP_TOPIC_PREFIX,
     validate_topic,
 )
+from ferrymq.core.broker.transaction import PROPERTY_TRANSACTION_PREPARED, is_transactional, to_half
 from ferrymq.core.ha import SlaveWait
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
