@@ -32,15 +32,8 @@ def produce(
     server: FerryServer, topic: str, group: str, decisions: str, **options: object
 ) -> list[dict[str, Any]]:
     return js.run_java(
-        "TransactionProduce", server.namesrv_addr, topic, group, decisions, *_opts(options), timeout=120
+        "TransactionProduce", server.namesrv_addr, topic, group, decisions, *js._options(options), timeout=120
     )
-
-
-def _opts(options: dict[str, object]) -> list[str]:
-    out: list[str] = []
-    for key, value in options.items():
-        out += [f"--{key.replace('_', '-')}", str(value)]
-    return out
 
 
 def java_bodies(server: FerryServer, topic: str, count: int) -> list[str]:
@@ -100,7 +93,7 @@ def test_broker_killed_between_half_message_and_decision(tmp_path: Path) -> None
             "JTxnKill",
             "jtxn-kill",
             "k1=COMMIT,k2=ROLLBACK",
-            *_opts({"half_file": half, "wait_file": go, "check": "COMMIT", "timeout_ms": 60_000}),
+            *js._options({"half_file": half, "wait_file": go, "check": "COMMIT", "timeout_ms": 60_000}),
         )
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
