@@ -36,7 +36,10 @@ requests), ``_pull`` (pull address and result handling of both consumers), ``_in
 (heartbeats, route refresh, the async clients' shared lifecycle), ``_loop`` (background loop and
 the one blocking facade), ``_ids`` (client id, message unique keys).
 
-Not covered: transactions, request/reply, SQL92 filters, message
+Transactions (``transaction_producer``): :class:`TransactionProducer` and
+:class:`AsyncTransactionProducer` with a :class:`TransactionListener`, as Java's TransactionMQProducer.
+
+Not covered: request/reply, SQL92 filters, message
 traces, ACL, TLS, namespaces, the gRPC protocol.
 """
 
@@ -63,6 +66,13 @@ from ferrymq.client.selectors import (
     SelectMessageQueueByMachineRoom,
     SelectMessageQueueByRandom,
 )
+from ferrymq.client.transaction_producer import (
+    AsyncTransactionProducer,
+    LocalTransactionState,
+    TransactionListener,
+    TransactionProducer,
+    TransactionSendResult,
+)
 from ferrymq.core.remoting.subscription import SubscriptionData
 
 __all__ = [
@@ -76,11 +86,13 @@ __all__ = [
     "AsyncLitePullConsumer",
     "AsyncProducer",
     "AsyncPushConsumer",
+    "AsyncTransactionProducer",
     "BrokerError",
     "ClientError",
     "ConsumeOrderlyStatus",
     "ConsumeStatus",
     "LitePullConsumer",
+    "LocalTransactionState",
     "MQError",
     "Message",
     "MessageExt",
@@ -95,6 +107,9 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "SubscriptionData",
+    "TransactionListener",
+    "TransactionProducer",
+    "TransactionSendResult",
     "ValidationError",
     "allocate_averagely",
     "by_queue_set",

@@ -141,6 +141,16 @@ class BrokerConfig(BaseModel):
     #: timer messages held in memory: those due within this window, at most timerMaxInMemory of them
     timer_memory_window_ms: int = Field(60_000, alias="timerMemoryWindowMs", ge=1000)
     timer_max_in_memory: int = Field(20_000, alias="timerMaxInMemory", ge=16)
+    # transactional messages (core/broker/transaction.py): a half message with no decision after
+    # transactionTimeOut ms is checked with its producer group every transactionCheckInterval ms,
+    # at most transactionCheckMax times, then moved to TRANS_CHECK_MAX_TIME_TOPIC
+    transaction_time_out: int = Field(6_000, alias="transactionTimeOut", ge=0)
+    transaction_check_max: int = Field(15, alias="transactionCheckMax", ge=1)
+    transaction_check_interval: int = Field(30_000, alias="transactionCheckInterval", ge=10)
+    #: op records ("<halfOffset>,"...) are written when this many bytes wait, or every interval ms
+    transaction_op_msg_max_size: int = Field(4096, alias="transactionOpMsgMaxSize", ge=16)
+    transaction_op_batch_interval: int = Field(3_000, alias="transactionOpBatchInterval", ge=1)
+    reject_transaction_message: bool = Field(False, alias="rejectTransactionMessage")
     auto_create_subscription_group: bool = Field(True, alias="autoCreateSubscriptionGroup")
     #: a queue lock not renewed for this long is free (Java: -Drocketmq.broker.rebalance.lockMaxLiveTime)
     rebalance_lock_max_live_time: int = Field(60_000, alias="rebalanceLockMaxLiveTime", ge=100)  # ms

@@ -24,6 +24,7 @@ from ferrymq.core.broker.stats import BrokerStats
 from ferrymq.core.broker.subscription_group import SubscriptionGroupManager
 from ferrymq.core.broker.timer import TimerMessageService
 from ferrymq.core.broker.topic_config import TopicConfigManager
+from ferrymq.core.broker.transaction import TransactionService
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha import ReplicationState
 from ferrymq.core.ha.master import HaMaster
@@ -59,6 +60,7 @@ class Broker:
         self.locks = RebalanceLockManager(config.rebalance_lock_max_live_time)
         self.schedule = ScheduleMessageService(self)
         self.timer = TimerMessageService(self)
+        self.transactions = TransactionService(self)
         self.store.arrival_listeners.append(self.hold.notify)
         #: controller mode: no role yet, sends refused (README "Controller mode")
         self.fenced = config.enable_controller_mode
@@ -128,6 +130,7 @@ class Broker:
         if not self.config.is_slave:  # master-only services: a slave's store is replication's
             self.schedule.start()
             self.timer.start()
+            self.transactions.start()
         await self._listen(vip_port)
         if self.config.is_slave:
             self.ha_slave = HaSlave(self.config, self.store, self.ha)
@@ -197,6 +200,7 @@ class Broker:
         self.dispatcher = build_dispatcher(self)
         self.schedule.start()
         self.timer.start()
+        self.transactions.start()
         if self.registrar is not None:
             await self.registrar.register_all()  # the name servers move this address to id 0
         log.warning("broker %s is MASTER at epoch %d", self.config.broker_name, epoch)
@@ -215,6 +219,7 @@ class Broker:
         if was_master:
             await self.schedule.stop()
             await self.timer.stop()
+            await self.transactions.stop()
         if self.ha_slave is not None:
             await self.ha_slave.stop()
             self.ha_slave = None
@@ -308,5 +313,6 @@ class Broker:
         if not self.config.is_slave:
             await self.schedule.stop()
             await self.timer.stop()
+            await self.transactions.stop()
         await self.store.shutdown()
         log.info("broker %s stopped; data flushed", self.config.broker_name)

@@ -57,6 +57,7 @@ class ClientManager:
         self.producers: dict[str, dict[RemotingConnection, ClientChannel]] = {}
         self.on_consumer_change = on_consumer_change
         self.group_guards: list[GroupGuard] = []
+        self._producer_turn = 0
 
     # ---- producers ---------------------------------------------------------------------------
 
@@ -68,6 +69,18 @@ class ClientManager:
             log.info("producer %s joined group %s from %s", channel.client_id, group, channel.conn.peer)
         else:
             old.last_update = channel.last_update
+
+    def producer_channel(self, group: str) -> ClientChannel | None:
+        """A live producer of ``group``, round-robin (``ProducerManager.getAvailableChannel``):
+        whom the transaction checker asks about a half message of that group."""
+        channels = self.producers.get(group)
+        if not channels:
+            return None
+        live = [ch for ch in channels.values() if ch.conn.is_open]
+        if not live:
+            return None
+        self._producer_turn = (self._producer_turn + 1) % (1 << 30)
+        return live[self._producer_turn % len(live)]
 
     def unregister_producer(self, group: str, conn: RemotingConnection) -> None:
         channels = self.producers.get(group)

@@ -38,6 +38,9 @@ from ferrymq.core.remoting.message import (
     PROPERTY_TIMER_DELIVER_MS,
     PROPERTY_TIMER_OUT_MS,
     PROPERTY_UNIQ_KEY,
+    SYSFLAG_TRANSACTION_MASK,
+    SYSFLAG_TRANSACTION_PREPARED,
+    SYSFLAG_TRANSACTION_ROLLBACK,
     MessageExt,
     decode_stored_message,
     properties_to_string,
@@ -55,9 +58,6 @@ log = logging.getLogger("ferrymq.schedule")
 TIMER_PROPERTIES = (PROPERTY_TIMER_DELIVER_MS, PROPERTY_TIMER_DELAY_MS, PROPERTY_TIMER_DELAY_SEC)
 #: properties that make a send a delayed one (checked with one set intersection per send)
 SCHEDULE_PROPERTIES = frozenset((PROPERTY_DELAY_TIME_LEVEL, *TIMER_PROPERTIES))
-TRANSACTION_PREPARED = 0x4
-TRANSACTION_ROLLBACK = 0xC
-_TRANSACTION_MASK = 0xC
 
 
 def load_message(store: MessageStore, phys: int) -> MessageExt | None:
@@ -98,6 +98,7 @@ def reput(
     queue_id: int,
     props: dict[str, str],
     reconsume_times: int | None = None,
+    prepared_transaction_offset: int = 0,
 ) -> PutResult:
     """Store ``msg`` again under ``topic``/``queue_id`` with ``props`` (``MessageExtBrokerInner``
     built from a looked-up message): body, flag, sysFlag, born time and host are kept."""
@@ -117,6 +118,7 @@ def reput(
         born_host=born_host,
         born_port=born_port,
         reconsume_times=msg.reconsume_times if reconsume_times is None else reconsume_times,
+        prepared_transaction_offset=prepared_transaction_offset,
     )
 
 
@@ -147,8 +149,8 @@ class ScheduleMessageService(DueDeliveryLoop):
 
         Raises BadRequest (MESSAGE_ILLEGAL) for an unusable timer property.
         """
-        tran = sys_flag & _TRANSACTION_MASK
-        if tran in (TRANSACTION_PREPARED, TRANSACTION_ROLLBACK):
+        tran = sys_flag & SYSFLAG_TRANSACTION_MASK
+        if tran in (SYSFLAG_TRANSACTION_PREPARED, SYSFLAG_TRANSACTION_ROLLBACK):
             return topic, queue_id
         level = _int_or_zero(props.get(PROPERTY_DELAY_TIME_LEVEL))
         if level > 0:

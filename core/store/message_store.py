@@ -101,6 +101,8 @@ class PutResult:
     #: commit-log offset of each stored message, for a batch of separate records
     offsets: list[int] = field(default_factory=list)
     end_offset: int = 0  # commit-log offset just after what this put wrote
+    #: a half message's transaction id (UNIQ_KEY), for the send reply (core/broker/transaction.py)
+    transaction_id: str | None = None
 
 
 class GetStatus(Enum):
@@ -643,6 +645,7 @@ class MessageStore:
         born_host: bytes = b"\x7f\x00\x00\x01",
         born_port: int = 0,
         reconsume_times: int = 0,
+        prepared_transaction_offset: int = 0,
     ) -> PutResult:
         """Append one message; its queue offset is the queue's next one."""
         if not self.writable or self.replica_only:
@@ -675,6 +678,7 @@ class MessageStore:
             store_host=self.store_host,
             store_port=self.store_port,
             reconsume_times=reconsume_times,
+            prepared_transaction_offset=prepared_transaction_offset,
         )
         self.commit_log.append(f, phys, record)
         if keys or uniq_key:

@@ -12,6 +12,7 @@ from ferrymq.core.broker.processors.admin import AdminProcessor
 from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
 from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
 from ferrymq.core.broker.processors.consumer_send_back import ConsumerSendBackProcessor
+from ferrymq.core.broker.processors.end_transaction import EndTransactionProcessor
 from ferrymq.core.broker.processors.lock import LockProcessor
 from ferrymq.core.broker.processors.metadata import MetadataProcessor
 from ferrymq.core.broker.processors.pull_message import PullMessageProcessor
@@ -39,11 +40,14 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
     groups = SubscriptionGroupProcessor(broker)
     metadata = MetadataProcessor(broker)
     replication = ReplicationProcessor(broker)
+    end_txn = EndTransactionProcessor(broker)
     table: dict[RequestCode, Handler] = {
         # send_message.py
         RequestCode.SEND_MESSAGE: send.send,
         RequestCode.SEND_MESSAGE_V2: send.send,
         RequestCode.SEND_BATCH_MESSAGE: send.send,
+        # end_transaction.py
+        RequestCode.END_TRANSACTION: end_txn.end,
         # pull_message.py
         RequestCode.PULL_MESSAGE: pull.pull,
         RequestCode.LITE_PULL_MESSAGE: pull.pull,
@@ -93,4 +97,5 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
             RequestCode.CONSUMER_SEND_MSG_BACK,
         ):
             table[code] = send.refuse_fenced if broker.fenced else send.refuse_on_slave
+        table[RequestCode.END_TRANSACTION] = end_txn.refuse_on_slave
     return RequestDispatcher(table)

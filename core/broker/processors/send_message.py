@@ -7,7 +7,9 @@ permission, body size against maxMessageSize. Under SYNC_FLUSH the reply waits f
 log to be on disk (FLUSH_DISK_TIMEOUT after syncFlushTimeout). Delayed and timer messages (DELAY,
 TIMER_DELIVER_MS / TIMER_DELAY_MS / TIMER_DELAY_SEC) are redirected by ``core/broker/schedule.py``;
 sends to %RETRY%<group> past the group's maximum go to %DLQ%<group>
-(``processors/consumer_send_back.py``). Leaves out: transactions.
+(``processors/consumer_send_back.py``). A half message (TRAN_MSG=true) goes to the hidden half queue
+(``core/broker/transaction.py``); its reply carries ``transactionId``. Sends to system topics are
+refused (NO_PERMISSION).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ferrymq.core.broker.topic_config import (
     RETRY_GROUP_TOPIC_PREFIX,
     validate_topic,
 )
+from ferrymq.core.broker.transaction import PROPERTY_TRANSACTION_PREPARED, is_transactional, to_half
 from ferrymq.core.ha import SlaveWait
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -33,6 +36,7 @@ from ferrymq.core.remoting.message import (
     PROPERTY_TAGS,
     PROPERTY_UNIQ_KEY,
     PROPERTY_WAIT_STORE_MSG_OK,
+    SYSFLAG_TRANSACTION_MASK,
     BatchItem,
     create_offset_msg_id,
     decode_batch_body,
@@ -64,6 +68,8 @@ V2_NAMES = {
     "m": "batch",
     "n": "brokerName",
 }
+#: properties that send a message somewhere else than its topic (one set intersection per send)
+REDIRECT_PROPERTIES = SCHEDULE_PROPERTIES | {PROPERTY_TRANSACTION_PREPARED}
 FAQ = "\nSee http://rocketmq.apache.org/docs/faq/ for further details."
 
 
@@ -126,16 +132,16 @@ class SendMessageProcessor:
             return cmd.response(ResponseCode.SERVICE_NOT_AVAILABLE, reason)
         ip, port = self.store.store_host, self.store.store_port
         msg_ids = ",".join(create_offset_msg_id(ip, port, off) for off in result.offsets)
-        response = cmd.response(
-            ResponseCode.SUCCESS,
-            ext_fields={
-                "msgId": msg_ids,
-                "queueId": str(queue_id),
-                "queueOffset": str(result.queue_offset),
-                "MSG_REGION": "DefaultRegion",
-                "TRACE_ON": "true",
-            },
-        )
+        fields = {
+            "msgId": msg_ids,
+            "queueId": str(queue_id),
+            "queueOffset": str(result.queue_offset),
+            "MSG_REGION": "DefaultRegion",
+            "TRACE_ON": "true",
+        }
+        if result.transaction_id is not None:  # what END_TRANSACTION echoes (SendMessageProcessor)
+            fields["transactionId"] = result.transaction_id
+        response = cmd.response(ResponseCode.SUCCESS, ext_fields=fields)
         self.broker.stats.on_put(topic, result.count, result.size)
         # the first send to a new topic (or a retry that made a DLQ): as in RocketMQ, the reply
         # follows the topic's write
@@ -247,10 +253,20 @@ class SendMessageProcessor:
         props_str = ext.get("properties", "")
         props = string_to_properties(props_str)
         code = tags_code(props.get(PROPERTY_TAGS))
-        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) or not SCHEDULE_PROPERTIES.isdisjoint(props):
-            if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
-                topic, queue_id = retry_or_dlq(self.broker, topic, queue_id, ext, props, cmd.version)
-            topic, queue_id = self.broker.schedule.transform(topic, queue_id, props, sys_flag)
+        txn_id = None
+        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) or not REDIRECT_PROPERTIES.isdisjoint(props):
+            if is_transactional(props):
+                if self.config.reject_transaction_message:
+                    raise BadRequest(
+                        f"the broker[{self.config.broker_name}] sending transaction message is forbidden",
+                        ResponseCode.NO_PERMISSION,
+                    )
+                txn_id = props.get(PROPERTY_UNIQ_KEY)
+                topic, queue_id, sys_flag = to_half(topic, queue_id, props, sys_flag)
+            else:
+                if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+                    topic, queue_id = retry_or_dlq(self.broker, topic, queue_id, ext, props, cmd.version)
+                topic, queue_id = self.broker.schedule.transform(topic, queue_id, props, sys_flag)
             props_str = properties_to_string(props)
             code = stored_tags_code(topic, props)
         if props_str and not props_str.endswith("\x02"):
@@ -271,6 +287,7 @@ class SendMessageProcessor:
             born_port=born[1],
             reconsume_times=reconsume,
         )
+        result.transaction_id = txn_id
         return result, props.get(PROPERTY_WAIT_STORE_MSG_OK, "true") != "false"
 
     def _put_batch(
@@ -293,6 +310,8 @@ class SendMessageProcessor:
             raise BadRequest(f"the batch body is malformed: {exc}", ResponseCode.MESSAGE_ILLEGAL) from None
         if not items:
             raise BadRequest("the batch is empty", ResponseCode.MESSAGE_ILLEGAL)
+        if sys_flag & SYSFLAG_TRANSACTION_MASK:
+            raise BadRequest("batch message does not support transaction", ResponseCode.MESSAGE_ILLEGAL)
         # all or nothing: check every message before storing any (StoreError refuses the batch)
         prepared: list[tuple[BatchItem, dict[str, str], str]] = []
         for item in items:
