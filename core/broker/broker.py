@@ -70,6 +70,7 @@ class Broker:
         #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
         self.vip_server: asyncio.Server | None = None
         self.slave_sync = SlaveSyncService(self)
+        self.store.queue_opened_listeners.append(self._queue_opened)
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
@@ -238,6 +239,13 @@ class Broker:
         return {
             self.ha_peer_ids[r.addr] for r in self.ha.replicas() if r.in_sync and r.addr in self.ha_peer_ids
         }
+
+    def _queue_opened(self, topic: str, queue_id: int) -> None:
+        """On a slave, a replicated entry of a topic it has no config for: copy the master's
+        metadata now, not a slaveSyncInterval later, so a failover meanwhile still finds the
+        topic (reference pitfall 8)."""
+        if self.config.is_slave and self.topics.get(topic) is None:
+            self.slave_sync.kick()
 
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         if conn not in self.connections:
