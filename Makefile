@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUN_STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck unit compat bench clean java fuzz soak
+.PHONY: run test test-fast lint typecheck unit compat bench clean java fuzz soak soak-netns
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ fuzz: $(STAMP)
 SOAK_SECONDS ?= 300
 soak: $(STAMP)
 	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python -m bench.soak
+
+## make soak-netns: the multi-host fault tests (root) with NETNS_SOAK_SECONDS (30) of load per phase
+NETNS_SOAK_SECONDS ?= 30
+soak-netns: $(STAMP)
+	NETNS_SOAK_SECONDS=$(NETNS_SOAK_SECONDS) $(BIN)/python -m pytest -q -s tests/test_netns_faults.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -87,8 +87,14 @@ def _starts_processes(item: pytest.Item) -> bool:
 
 
 #: tests that skip only when a tool is missing (a JDK, Maven, the built jars, Chromium, a client
-#: library): under CI=true such a skip is a failure, so a CI machine without the tool cannot pass
-MUST_RUN_IN_CI = (ROOT / "compat-tests", ROOT / "tests" / "test_console_e2e.py")
+#: library, root for network namespaces): under CI=true such a skip is a failure, so a CI machine
+#: without the tool cannot pass
+MUST_RUN_IN_CI = (
+    ROOT / "compat-tests",
+    ROOT / "tests" / "test_console_e2e.py",
+    ROOT / "tests" / "test_netns_lab.py",
+    ROOT / "tests" / "test_netns_faults.py",
+)
 
 
 def _must_run(path: Path) -> bool:
@@ -105,7 +111,7 @@ def _fail_skip(report: pytest.CollectReport | pytest.TestReport, what: str) -> N
     reason = _skip_reason(report.longrepr)
     report.outcome = "failed"
     report.longrepr = (
-        f"CI=true: {what} may not be skipped in CI (the compat and browser tests must run there; "
+        f"CI=true: {what} may not be skipped in CI (the compat, browser and netns tests must run there; "
         f".ci/run installs what they need). It was skipped because: {reason}"
     )
 

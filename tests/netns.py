@@ -120,9 +120,13 @@ class Host:
         self.processes.append(p)
         return p
 
-    def namesrv(self, data_dir: Path, port: int = 9876) -> NetProcess:
+    def namesrv(self, data_dir: Path, port: int = 9876, controller_peers: str | None = None) -> NetProcess:
+        """A name server; with ``controller_peers`` ("ip:port@raftPort;...", this host's among
+        them) it runs a failover controller node too."""
         data_dir.mkdir(parents=True, exist_ok=True)
         args = ["namesrv", "--host", self.ip, "--port", str(port)]
+        if controller_peers:
+            args += ["--controller-peers", controller_peers, "--controller-dir", str(data_dir / "controller")]
         return self.spawn(args, data_dir / "namesrv.log", NAMESRV_READY)
 
     def broker(

@@ -73,6 +73,7 @@ class Broker:
         self.vip_server: asyncio.Server | None = None
         self.slave_sync = SlaveSyncService(self)
         self.store.dispatch_listeners.append(self.slave_sync.learn_topic)  # replicated entries only
+        self.store.queue_opened_listeners.append(self._queue_opened)
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
@@ -244,6 +245,13 @@ class Broker:
         return {
             self.ha_peer_ids[r.addr] for r in self.ha.replicas() if r.in_sync and r.addr in self.ha_peer_ids
         }
+
+    def _queue_opened(self, topic: str, queue_id: int) -> None:
+        """On a slave, a replicated entry of a topic it has no config for: copy the master's
+        metadata now, not a slaveSyncInterval later, so a failover meanwhile still finds the
+        topic (reference pitfall 8)."""
+        if self.config.is_slave and self.topics.get(topic) is None:
+            self.slave_sync.kick()
 
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         if conn not in self.connections:

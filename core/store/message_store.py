@@ -189,6 +189,9 @@ class MessageStore:
         self.replica_only = config.is_slave
         #: on a slave: told of every entry dispatched from replicated bytes (Kafka's state)
         self.dispatch_listeners: list[DispatchListener] = []
+        #: told of each consume queue first opened after start-up (topic, queue id): a slave
+        #: learns of a new topic from replicated bytes before its config arrives
+        self.queue_opened_listeners: list[Callable[[str, int], None]] = []
         #: told when ``truncate_to`` cut the log (the Kafka frontend rebuilds its producer state)
         self.truncate_listeners: list[TruncateListener] = []
         self._prepare_task: asyncio.Task[None] | None = None
@@ -335,6 +338,8 @@ class MessageStore:
             self.config.mapped_file_size_consume_queue,
         )
         self.consume_queues[(topic, queue_id)] = cq
+        for listener in self.queue_opened_listeners:
+            listener(topic, queue_id)
         return cq
 
     def _dispatch(self, req: DispatchRequest) -> None:
