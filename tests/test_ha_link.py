@@ -201,34 +201,3 @@ def test_a_foreign_slave_is_never_sent_a_batch_entry_until_it_identifies(tmp_pat
             writer.close()
 
     asyncio.run(main())
-
-
-def test_a_slave_learns_a_topic_from_replicated_entries_before_any_metadata_sync(tmp_path: Path) -> None:
-    """Pitfall #8 (apache/rocketmq#9804): a topic created on the master and written to must exist on
-    its slave as soon as its messages do, not only after the next metadata pull (10 s or more), or
-    a slave promoted in between routes no queue of it."""
-
-    def config(name: str, **conf: object) -> BrokerConfig:
-        base = {"listen_port": 0, "listen_host": "127.0.0.1", "store_path_root_dir": tmp_path / name}
-        return BrokerConfig(**{**base, "mapped_file_size_commit_log": 65536, **conf})
-
-    async def main() -> None:
-        master = Broker(config("m"))
-        await master.start()
-        # no master remoting address: the slave replicates but never pulls metadata
-        slave = Broker(config("s", broker_role="SLAVE", broker_id=1, ha_master_address=master.ha_addr))
-        await slave.start()
-        try:
-            conn = await connect("127.0.0.1", master.port)
-            r = await conn.invoke(send_v2("LearntTopic", b"on queue 3", 3), timeout=5)
-            assert r.code == ResponseCode.SUCCESS
-            conn.close()
-            await until(lambda: slave.store.max_offset("LearntTopic", 3) == 1)
-            tc = slave.topics.get("LearntTopic")
-            assert tc is not None, "the slave has the messages of a topic it does not know"
-            assert tc.read_queue_nums >= 4 and tc.write_queue_nums >= 4
-        finally:
-            await slave.stop()
-            await master.stop()
-
-    asyncio.run(main())

@@ -72,7 +72,6 @@ class Broker:
         #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
         self.vip_server: asyncio.Server | None = None
         self.slave_sync = SlaveSyncService(self)
-        self.store.dispatch_listeners.append(self.slave_sync.learn_topic)  # replicated entries only
         self.store.queue_opened_listeners.append(self._queue_opened)
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,6 @@ from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, c
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
-    from ferrymq.core.store.commit_log import DispatchRequest
 
 log = logging.getLogger("ferrymq.slave_sync")
 
@@ -76,25 +74,6 @@ class SlaveSyncService:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="slave-sync")
-
-    def learn_topic(self, req: DispatchRequest) -> None:
-        """A replicated entry of a topic (or queue) the slave's table lacks: add it now.
-
-        The metadata pull comes every ``slaveSyncInterval``; a slave promoted before it would route
-        no queue of a topic it holds messages of (apache/rocketmq#9804). The queue count grows to fit
-        the ids seen, the least the entries prove; the next pull replaces it with the master's."""
-        tc = self.broker.topics.get(req.topic)
-        if tc is not None and req.queue_id < tc.read_queue_nums and req.queue_id < tc.write_queue_nums:
-            return
-        n = req.queue_id + 1
-        if tc is None:
-            tc = TopicConfig(req.topic, n, n)
-        else:
-            tc = dataclasses.replace(
-                tc, read_queue_nums=max(n, tc.read_queue_nums), write_queue_nums=max(n, tc.write_queue_nums)
-            )
-        log.info("topic %s learnt from replicated messages (queue %d)", req.topic, req.queue_id)
-        self.broker.topics.update(tc)
 
     def kick(self) -> None:
         """Sync now (the master address was just learnt or changed)."""
