@@ -29,7 +29,7 @@ from ferrymq.core.ha.epoch import (
 )
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import connect, split_addr
+from ferrymq.core.remoting.transport import RemotingError, connect, split_addr
 from ferrymq.core.store import MessageStore
 
 log = logging.getLogger("ferrymq.ha")
@@ -45,11 +45,14 @@ class MasterNotReady(Exception):
 
 async def fetch_epoch_cache(master_addr: str, timeout: float = 5.0) -> tuple[list[EpochEntry], int]:
     """GET_BROKER_EPOCH_CACHE on ``master_addr``: its epoch entries and commit-log max offset."""
-    conn = await connect(*split_addr(master_addr))
     try:
-        resp = await conn.invoke(RemotingCommand(code=RequestCode.GET_BROKER_EPOCH_CACHE), timeout)
-    finally:
-        conn.close()
+        conn = await connect(*split_addr(master_addr))
+        try:
+            resp = await conn.invoke(RemotingCommand(code=RequestCode.GET_BROKER_EPOCH_CACHE), timeout)
+        finally:
+            conn.close()
+    except (RemotingError, OSError, TimeoutError) as exc:
+        raise MasterNotReady(f"cannot ask {master_addr} for its epochs: {exc}") from None
     if resp.code != ResponseCode.SUCCESS:
         raise MasterNotReady(f"{master_addr} answered {resp.code}: {resp.remark}")
     return decode_epoch_cache(bytes(resp.body or b""))

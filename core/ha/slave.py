@@ -93,6 +93,8 @@ class HaSlave:
                 log.info("HA link to master %s not made yet: %s", addr, exc)
             except (OSError, ValueError, TimeoutError) as exc:
                 log.info("HA link to master %s failed: %s", addr, exc)
+            except Exception:  # a bug in one session must not end following for good
+                log.exception("HA link to master %s failed", addr)
             finally:
                 self.state.master_connected = False
             backoff = _MIN_BACKOFF if self._got_frames else min(backoff * 2, _MAX_BACKOFF)
