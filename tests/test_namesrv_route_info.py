@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ferrymq.core.remoting.route import DataVersion, QueueData, RegisterBrokerBody, TopicConfig
-from ferrymq.namesrv.route_info import RouteInfoManager
+from ferrymq.namesrv.route_info import BrokerAddrInfo, RouteInfoManager
 
 
 class FakeClock:
@@ -78,6 +78,26 @@ def test_lower_state_version_cannot_take_over_an_id() -> None:
     m.register_broker("C", "old:1", "a", 0, "ha", body(TopicConfig("T"), state_version=5))
     m.register_broker("C", "new:1", "a", 0, "ha", body(TopicConfig("T"), state_version=1))
     assert m.broker_addr_table["a"].broker_addrs == {0: "old:1"}
+
+
+def test_controller_failover_stale_master_cannot_take_id_0_back() -> None:
+    # controller mode: a master registers with stateVersion = its epoch (README "Controller mode")
+    m, _ = manager()
+    m.register_broker("C", "a:1", "g", 0, "a:ha", body(TopicConfig("T"), state_version=1))
+    m.register_broker("C", "b:1", "g", 2, "b:ha", body(TopicConfig("T"), state_version=1))
+    # b elected at epoch 2: its id 0 registration moves id 0 to it and drops its slave id
+    m.register_broker("C", "b:1", "g", 0, "b:ha", body(TopicConfig("T"), state_version=2))
+    assert m.broker_addr_table["g"].broker_addrs == {0: "b:1"}
+    # a, cut off from the controller, still a master in its own eyes: ignored, and not live
+    m.register_broker("C", "a:1", "g", 0, "a:ha", body(TopicConfig("T"), state_version=1, counter=9))
+    assert m.broker_addr_table["g"].broker_addrs == {0: "b:1"}
+    assert BrokerAddrInfo("C", "a:1") not in m.broker_live_table
+    route = m.pick_topic_route("T")
+    assert route is not None and route.broker_datas[0].broker_addrs == {0: "b:1"}
+    # demoted, a registers as a slave (its own id) and is routed again
+    result = m.register_broker("C", "a:1", "g", 1, "a:ha", body(state_version=2))
+    assert m.broker_addr_table["g"].broker_addrs == {0: "b:1", 1: "a:1"}
+    assert result.master_addr == "b:1" and result.ha_server_addr == "b:ha"
 
 
 def test_unregister_master_only_keeps_routes_through_the_slave() -> None:

@@ -26,7 +26,8 @@ from ferrymq.core.broker.timer import TimerMessageService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.broker.transaction import TransactionService
 from ferrymq.core.config import BrokerConfig
-from ferrymq.core.ha import ReplicationState
+from ferrymq.core.ha import EpochFile, EpochRefused, ReplicationState
+from ferrymq.core.ha.epoch_sync import EpochFollower
 from ferrymq.core.ha.master import HaMaster
 from ferrymq.core.ha.slave import HaSlave
 from ferrymq.core.remoting.codes import RequestCode
@@ -45,6 +46,8 @@ class Broker:
         self.store = MessageStore(config)
         #: role, slaves and master link of this broker's group (core/ha)
         self.ha = ReplicationState(config)
+        #: controller mode: which master epoch wrote which range of the log (core/ha/epoch.py)
+        self.epochs = EpochFile.for_store(self.store)
         #: the HA service: a master's server (every master runs one), a slave's client
         self.ha_master: HaMaster | None = None
         self.ha_slave: HaSlave | None = None
@@ -185,12 +188,25 @@ class Broker:
         )
 
     async def become_master(self, epoch: int) -> None:
-        """The controller elected this broker at ``epoch``: serve HA, take writes, route id 0."""
+        """The controller elected this broker at ``epoch``: serve HA, take writes, route id 0.
+
+        RocketMQ's changeToMaster order: refuse an epoch older than the last recorded one (this
+        broker knows a newer master), stop following, cut a partly received entry, record
+        ``(epoch, max offset)`` durably, and only then take writes; the topic table's
+        stateVersion becomes the epoch, so the name servers prefer this master's registration
+        to a stale one's."""
+        if epoch < self.epochs.last_epoch:
+            raise EpochRefused(f"elected at epoch {epoch}, but epoch {self.epochs.last_epoch} is recorded")
         if self.ha_slave is not None:
             await self.ha_slave.stop()
             self.ha_slave = None
         await self.slave_sync.stop()
         self.ha.master_addr = self.ha.master_ha_addr = None
+        await self.store.truncate_to(self.store.commit_log_max_offset)  # a partial replicated entry
+        await self.store.flush()  # the epoch's start is durable before the entry naming it
+        if epoch > self.epochs.last_epoch:
+            self.epochs.append(epoch, self.store.commit_log_max_offset)
+        self.topics.set_state_version(epoch)
         self.config.switch_role(True)
         if self.ha_master is None:
             self.ha_master = HaMaster(self.config, self.store, self.ha)
@@ -224,15 +240,14 @@ class Broker:
             await self.ha_slave.stop()
             self.ha_slave = None
         await self.slave_sync.stop()
-        # TODO(issue 9, s9-epoch): a diverged tail (an old master's writes the new master never
-        # got) must be cut here, before the HA client starts: MessageStore.truncate_to(<offset where
-        # this broker's and the new master's epoch histories part>). Until then the HA client
-        # refuses to follow (ReplicationMismatch) when the tails differ.
+        # a diverged tail (what this broker wrote as an older master that the new one never got)
+        # is cut by the HA client before it takes a byte (core/ha/epoch_sync.py)
         self.ha.master_addr = master_addr
         self.ha.master_ha_addr = self.config.ha_master_address  # else learnt from the name servers
         if self.registrar is not None:
             await self.registrar.register_all()  # the answer names the new master's HA address
-        self.ha_slave = HaSlave(self.config, self.store, self.ha)
+        follower = EpochFollower(self.store, self.epochs, epoch)
+        self.ha_slave = HaSlave(self.config, self.store, self.ha, follower)
         self.ha_slave.start()
         self.slave_sync.start()
         log.warning("broker %s is SLAVE of %s at epoch %d", self.config.broker_name, master_addr, epoch)

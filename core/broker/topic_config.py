@@ -155,8 +155,14 @@ class TopicConfigManager:
         self._writer.changed()
         return changed
 
+    def set_state_version(self, state_version: int) -> None:
+        """Controller mode, a new master: its registrations carry ``state_version`` (the master
+        epoch), so a name server ignores an older master still claiming id 0 (lower version)."""
+        self.data_version.next_version(state_version)
+        self._writer.changed()
+
     def _changed(self) -> None:
-        self.data_version.next_version()
+        self.data_version.next_version(self.data_version.state_version)  # a change keeps it
         self._writer.changed()
 
     def create_in_send(

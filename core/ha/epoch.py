@@ -15,6 +15,8 @@ lines, then ``epoch-startOffset`` lines. The functions are pure; ``EpochFile`` a
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import zlib
 from collections.abc import Callable, Sequence
@@ -126,6 +128,51 @@ def find_consistent_point(
         assert master_end is not None
         return min(local_end, master_end, local_max)
     return None
+
+
+def to_adopt(local_entries: Sequence[EpochEntry], master_entries: Sequence[EpochEntry]) -> list[EpochEntry]:
+    """The master's entries a replica (its log cut to the consistent point, its entries from
+    there dropped) still has to record: those newer than its last epoch, oldest first."""
+    last = local_entries[-1].epoch if local_entries else -1
+    return [e for e in master_entries if e.epoch > last]
+
+
+# ---- GET_BROKER_EPOCH_CACHE (1007) body: RocketMQ's EpochEntryCache JSON --------------------------
+
+_OPEN_END = 2**63 - 1  # RocketMQ's endOffset of the last, open-ended entry (Long.MAX_VALUE)
+
+
+def encode_epoch_cache(
+    cluster: str, broker_name: str, broker_id: int, entries: Sequence[EpochEntry], max_offset: int
+) -> bytes:
+    """``{clusterName, brokerName, brokerId, epochList: [{epoch, startOffset, endOffset}], maxOffset}``"""
+    ends = [e.start for e in entries[1:]] + [_OPEN_END]
+    epoch_list = [
+        {"epoch": e.epoch, "startOffset": e.start, "endOffset": end}
+        for e, end in zip(entries, ends, strict=True)
+    ]
+    body = {
+        "brokerId": broker_id,
+        "brokerName": broker_name,
+        "clusterName": cluster,
+        "epochList": epoch_list,
+        "maxOffset": max_offset,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_epoch_cache(body: bytes) -> tuple[list[EpochEntry], int]:
+    """The entries and max offset of an EpochEntryCache body; ValueError if it is not one."""
+    try:
+        obj = json.loads(body)
+        entries = [EpochEntry(int(e["epoch"]), int(e["startOffset"])) for e in obj["epochList"] or []]
+        max_offset = int(obj["maxOffset"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not an epoch cache: {exc}") from None
+    for a, b in itertools.pairwise(entries):
+        if b.epoch <= a.epoch or b.start < a.start:
+            raise ValueError(f"epoch cache out of order: {a} then {b}")
+    return entries, max_offset
 
 
 # ---- the file -------------------------------------------------------------------------------------

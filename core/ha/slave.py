@@ -18,6 +18,7 @@ import time
 
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha.codec import FrameDecoder, HaProtocolError, encode_report
+from ferrymq.core.ha.epoch_sync import EpochFollower, MasterNotReady, NoConsistentPoint
 from ferrymq.core.ha.state import ReplicationState
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -41,10 +42,18 @@ class _LinkDown(Exception):
 class HaSlave:
     """The HA client of a slave broker."""
 
-    def __init__(self, config: BrokerConfig, store: MessageStore, state: ReplicationState) -> None:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        store: MessageStore,
+        state: ReplicationState,
+        follower: EpochFollower | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.state = state
+        #: controller mode: cuts a diverged tail before each link, records the master's epochs
+        self.follower = follower
         self._task: asyncio.Task[None] | None = None
         self._hello_task: asyncio.Task[None] | None = None
         self._got_frames = False
@@ -78,8 +87,14 @@ class HaSlave:
                     addr,
                     exc,
                 )
-            except (OSError, ValueError) as exc:
+            except NoConsistentPoint as exc:
+                log.error("HA link to master %s REFUSED, not following (will retry): %s", addr, exc)
+            except MasterNotReady as exc:
+                log.info("HA link to master %s not made yet: %s", addr, exc)
+            except (OSError, ValueError, TimeoutError) as exc:
                 log.info("HA link to master %s failed: %s", addr, exc)
+            except Exception:  # a bug in one session must not end following for good
+                log.exception("HA link to master %s failed", addr)
             finally:
                 self.state.master_connected = False
             backoff = _MIN_BACKOFF if self._got_frames else min(backoff * 2, _MAX_BACKOFF)
@@ -122,6 +137,11 @@ class HaSlave:
         """One connection, until it fails; ``_got_frames`` says whether data came (the next
         reconnect is then quick)."""
         host, _, port = addr.rpartition(":")
+        if self.follower is not None:  # before any byte is taken: cut what the master never had
+            master = self.state.master_addr
+            if not master:
+                raise MasterNotReady("the master's remoting address is not known yet")
+            await self.follower.prepare(master)
         async with asyncio.timeout(self.config.ha_housekeeping_interval / 1000):
             reader, writer = await asyncio.open_connection(host, int(port))
         try:
@@ -163,6 +183,8 @@ class HaSlave:
                             self.store.append_replicated(frame.offset, frame.body)
                             self._got_frames = True
                     offset = self.store.replication_offset
+                    if self.follower is not None and offset != reported:
+                        self.follower.reached(offset)
                     if offset == reported and now - sent < self.config.ha_send_heartbeat_interval / 1000:
                         continue
                 offset = self.store.replication_offset

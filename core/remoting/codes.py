@@ -61,6 +61,8 @@ class RequestCode(IntEnum):
     CONTROLLER_REGISTER_BROKER = 1003
     CONTROLLER_GET_REPLICA_INFO = 1004
     CONTROLLER_GET_METADATA_INFO = 1005
+    #: a broker's epoch history and max offset (EpochEntryCache); a slave asks its master first
+    GET_BROKER_EPOCH_CACHE = 1007
 
 
 class ResponseCode(IntEnum):

@@ -106,6 +106,7 @@ class KafkaFrontend:
         store = self.broker.store
         self.log_starts.apply(store)
         store.arrival_listeners.append(self._on_arrival)
+        store.truncate_listeners.append(self._on_truncate)
         store.batch_converters[BATCH_FORMAT_KAFKA_V2] = self._to_stored_messages
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
@@ -149,6 +150,8 @@ class KafkaFrontend:
         store = self.broker.store
         if self._on_arrival in store.arrival_listeners:
             store.arrival_listeners.remove(self._on_arrival)
+        if self._on_truncate in store.truncate_listeners:
+            store.truncate_listeners.remove(self._on_truncate)
         store.batch_converters.pop(BATCH_FORMAT_KAFKA_V2, None)
         if self.server is not None:
             await self.server.wait_closed()
@@ -190,6 +193,11 @@ class KafkaFrontend:
         return mapping.to_stored_messages(
             entry, from_offset, codes, store.store_host, store.store_port, limit
         )
+
+    def _on_truncate(self, _offset: int) -> None:
+        """The log was cut (a rejoining old master): idempotence state is rebuilt from what is left,
+        so a cut batch is not acknowledged as a duplicate at an offset that no longer holds it."""
+        self.producers.forget_all()
 
     def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int, int]]:
         """The last entries' idempotent batches, oldest first, to rebuild producer state."""

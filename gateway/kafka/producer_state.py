@@ -170,6 +170,10 @@ class ProducerStates:
     def forget_partition(self, topic: str, partition: int) -> None:
         self._partitions.pop((topic, partition), None)
 
+    def forget_all(self) -> None:
+        """Every partition's state is rebuilt from the log when next used (after a truncation)."""
+        self._partitions.clear()
+
     def forget_topic(self, topic: str) -> None:
         for key in [k for k in self._partitions if k[0] == topic]:
             del self._partitions[key]

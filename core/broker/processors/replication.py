@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ferrymq.core.ha.epoch import encode_epoch_cache
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import guarded, req_int, req_str
@@ -33,3 +34,16 @@ class ReplicationProcessor:
             bid = req_int(cmd.ext_fields, "brokerId", ResponseCode.INVALID_PARAMETER)
             self.broker.ha_peer_ids[addr] = bid
         return cmd.response(ResponseCode.SUCCESS)
+
+    @guarded
+    def epoch_cache(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        """GET_BROKER_EPOCH_CACHE (1007): this broker's epoch history and commit-log max offset
+        (RocketMQ's EpochEntryCache), what a slave compares before following (core/ha/epoch_sync.py)."""
+        b = self.broker
+        c = b.config
+        if not c.enable_controller_mode:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, "this request only for controllerMode")
+        body = encode_epoch_cache(
+            c.broker_cluster_name, c.broker_name, c.broker_id, b.epochs.entries, b.store.commit_log_max_offset
+        )
+        return cmd.response(ResponseCode.SUCCESS, body=body)

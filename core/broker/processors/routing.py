@@ -62,6 +62,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.GET_EARLIEST_MSG_STORETIME: manage.earliest_time,
         # replication.py
         RequestCode.HA_SLAVE_HELLO: replication.slave_hello,
+        RequestCode.GET_BROKER_EPOCH_CACHE: replication.epoch_cache,
         # client_manage.py
         RequestCode.HEART_BEAT: clients.heartbeat,
         RequestCode.UNREGISTER_CLIENT: clients.unregister,
