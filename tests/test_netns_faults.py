@@ -394,7 +394,6 @@ NEEDS_TRUNC = pytest.mark.xfail(
 )
 
 
-@NEEDS_TRUNC
 def test_sigstop_of_the_master_past_the_heartbeat_timeout(cluster: Cluster, load: Load) -> None:
     """The stopped master wakes up believing it is master: it must not acknowledge a write the
     group then loses (split brain, pitfall #5), and it must end up following the new master."""
