@@ -187,6 +187,16 @@ class BrokerConfig(BaseModel):
             self.__dict__["broker_role"] = "SLAVE"  # fenced until the controller decides
 
     @model_validator(mode="after")
+    def _ha_timeout_exceeds_heartbeat(self) -> BrokerConfig:
+        if self.ha_housekeeping_interval <= self.ha_send_heartbeat_interval:
+            raise ValueError(
+                f"haHousekeepingInterval={self.ha_housekeeping_interval} must exceed haSendHeartbeatInterval="
+                f"{self.ha_send_heartbeat_interval}: an idle slave reports once per heartbeat interval and"
+                " is dropped after haHousekeepingInterval of silence"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _role_matches_id(self) -> BrokerConfig:
         if self.enable_controller_mode:
             if self._identity < 1:

@@ -228,3 +228,15 @@ def test_slave_config_and_ha_addresses() -> None:
     assert cfg.is_slave and cfg.ha_port == 10922 and cfg.ha_server_addr == "10.0.0.2:10922"
     assert BrokerConfig.from_properties("listenPort=0").ha_port == 0
     assert BrokerConfig.from_properties("haListenPort=7000").ha_port == 7000
+
+
+@pytest.mark.parametrize(
+    "text", ["haHousekeepingInterval=4000\n", "haSendHeartbeatInterval=3000\nhaHousekeepingInterval=3000\n"]
+)
+def test_ha_silence_timeout_must_exceed_the_heartbeat(text: str) -> None:
+    """An idle HA link reports every haSendHeartbeatInterval and is dropped after
+    haHousekeepingInterval of silence: a timeout at or below the heartbeat drops every idle slave
+    (the in-sync set empties and an election finds no replica); start-up stops naming both keys."""
+    with pytest.raises(ConfigError) as exc:
+        BrokerConfig.from_properties(text)
+    assert "haHousekeepingInterval" in str(exc.value) and "haSendHeartbeatInterval" in str(exc.value)

@@ -74,14 +74,19 @@ def test_serve_slaves_replicates_and_acks_all_waits_for_the_slave(tmp_path: Path
 
 
 def test_a_stopped_slave_and_min_insync_replicas(tmp_path: Path) -> None:
-    conf = "brokerRole=SYNC_MASTER\nhaHousekeepingInterval=4000\n"
+    conf = "brokerRole=SYNC_MASTER\nhaSendHeartbeatInterval=1000\nhaHousekeepingInterval=4000\n"
     with FerryServer(tmp_path / "srv", conf) as srv:
         assert srv.ha_addr is not None
         slave = FerryBroker(
             tmp_path / "slave",
             srv.namesrv_addr,
             "broker-a",
-            conf={"brokerRole": "SLAVE", "brokerId": "1", "haMasterAddress": srv.ha_addr},
+            conf={
+                "brokerRole": "SLAVE",
+                "brokerId": "1",
+                "haMasterAddress": srv.ha_addr,
+                "haSendHeartbeatInterval": "1000",  # an idle slave reports within the 4 s timeout
+            },
         )
         assert slave.proc is not None
         pid = slave.proc.pid
