@@ -36,7 +36,8 @@ requests), ``_pull`` (pull address and result handling of both consumers), ``_in
 (heartbeats, route refresh, the async clients' shared lifecycle), ``_loop`` (background loop and
 the one blocking facade), ``_ids`` (client id, message unique keys).
 
-Not covered: transactions, request/reply, SQL92 filters, message
+SQL92 filters: ``subscribe(topic, sql="a > 2")`` on both consumers (the broker filters).
+Not covered: transactions, request/reply, message
 traces, ACL, TLS, namespaces, the gRPC protocol.
 """
 
