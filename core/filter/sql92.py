@@ -24,11 +24,14 @@ from ferrymq.core.filter.sql92_values import (
     INT_MAX,
     INT_MIN,
     LONG_MAX,
+    LONG_MIN,
     EvalError,
     JLong,
+    double_cmp,
     java_compare,
     java_equals,
     parse_double,
+    parse_int,
 )
 
 Props = Mapping[str, str]
@@ -160,6 +163,10 @@ def _check_equal_operand(node: Node) -> None:
 def _equal(left: Node, right: Node) -> Node:
     """``doCreateEqual``: null only when the left side is null and the right is not."""
     lf, rf = left.fn, right.fn
+    if left.kind == "prop":  # a missing property against a constant: null either way
+        fast = _prop_vs_number(left, right, lambda c: c == 0)
+        if fast is not None:
+            return _boolean(fast, f"({left.text} == {right.text})")
 
     def fn(p: Props) -> bool | None:
         lv, rv = lf(p), rf(p)
@@ -190,11 +197,47 @@ _ORDER: dict[str, Callable[[int], bool]] = {
 }
 
 
+def _prop_vs_number(left: Node, right: Node, test: Callable[[int], bool]) -> Fn | None:
+    """The common ``property <op> number`` (either way round) without the generic dispatch:
+    the property's string is read as the constant's Java type, as ``java_compare`` would."""
+    if left.kind == "prop" and right.kind == "const":
+        prop, value, sign = left, right.value, 1
+    elif left.kind == "const" and right.kind == "prop":
+        prop, value, sign = right, left.value, -1
+    else:
+        return None
+    if type(value) is bool or not isinstance(value, (int, float)):
+        return None
+    get = prop.fn
+    if isinstance(value, float):
+        c = value
+
+        def fn(p: Props) -> bool | None:
+            v = get(p)
+            return None if v is None else test(sign * double_cmp(parse_double(v), c))
+
+        return fn
+    lo, hi = (LONG_MIN, LONG_MAX) if type(value) is JLong else (INT_MIN, INT_MAX)
+    n = int(value)
+
+    def fn_int(p: Props) -> bool | None:
+        v = get(p)
+        if v is None:
+            return None
+        x = parse_int(v, lo, hi)
+        return test(sign * ((x > n) - (x < n)))
+
+    return fn_int
+
+
 def _order(op: str, left: Node, right: Node) -> Node:
     """``>``, ``>=``, ``<``, ``<=``: numbers only; two strings are both read as doubles."""
     _check_less_than_operand(left)
     _check_less_than_operand(right)
     lf, rf, test = left.fn, right.fn, _ORDER[op]
+    fast = _prop_vs_number(left, right, test)
+    if fast is not None:
+        return _boolean(fast, f"({left.text} {op} {right.text})")
 
     def fn(p: Props) -> bool | None:
         lv = lf(p)
