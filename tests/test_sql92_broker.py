@@ -205,3 +205,17 @@ def test_kafka_records_are_filtered_by_their_headers(tmp_path: Path) -> None:
             assert [m.body for m in got][:2] == [b"k2", b"k3"]
 
     run(main())
+
+
+def test_a_malformed_check_client_config_body_is_refused_and_the_connection_lives(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with served(tmp_path) as (_, conn):
+            for body in (b"{not json", b"[]", b'{"subscriptionData": {"subVersion": "x"}}'):
+                cmd = RemotingCommand(code=RequestCode.CHECK_CLIENT_CONFIG, body=body)
+                resp = await conn.invoke(cmd)
+                assert resp.code in (ResponseCode.SYSTEM_ERROR, ResponseCode.SUCCESS), resp
+            deep = await conn.invoke(check_config(" AND ".join(["a > 1"] * 5000)))
+            assert deep.code == ResponseCode.SUBSCRIPTION_PARSE_FAILED
+            assert (await conn.invoke(check_config("a > 1"))).code == ResponseCode.SUCCESS
+
+    run(main())

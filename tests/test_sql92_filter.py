@@ -200,6 +200,12 @@ def test_invalid_expressions_are_refused_with_a_message(expression: str) -> None
     assert str(info.value)
 
 
+def test_an_expression_too_deep_for_the_stack_is_refused_not_crashed() -> None:
+    with pytest.raises(SqlSyntaxError, match="too deeply"):
+        compile_sql92(" AND ".join(["a > 1"] * 5000))
+    assert compile_sql92("(" * 2000 + "a > 1" + ")" * 2000)({"a": "2"})
+
+
 def test_the_cache_is_bounded_and_keeps_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sql92, "CACHE_SIZE", 4)
     sql92._cache.clear()

@@ -463,12 +463,14 @@ def compile_sql92(expression: str) -> Predicate:
         raise SqlSyntaxError(str(exc.orig_exc)) from None
     except LarkError as exc:
         raise SqlSyntaxError(str(exc)) from None
+    except RecursionError:  # thousands of chained operators: refused, never a crashed handler
+        raise SqlSyntaxError("expression nested too deeply") from None
     fn = node.fn
 
     def matches(props: Props) -> bool:
         try:
             return fn(props) is True
-        except (EvalError, OverflowError):
+        except (EvalError, OverflowError, RecursionError):
             return False
 
     return matches
