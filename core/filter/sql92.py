@@ -253,34 +253,29 @@ def _order(op: str, left: Node, right: Node) -> Node:
     return _boolean(fn, f"({left.text} {op} {right.text})")
 
 
-def _and(left: Node, right: Node) -> Node:
+def _logic(left: Node, right: Node, stop: bool) -> Node:
+    """AND (``stop`` False) and OR (``stop`` True): a side equal to ``stop`` decides, left first;
+    otherwise NULL if either side is NULL."""
     lf, rf = _as_boolean(left).fn, _as_boolean(right).fn
 
     def fn(p: Props) -> bool | None:
         lv = lf(p)
-        if lv is False:
-            return False
+        if lv is stop:
+            return stop
         rv = rf(p)
-        if rv is False:
-            return False
-        return None if lv is None or rv is None else True
+        if rv is stop:
+            return stop
+        return None if lv is None or rv is None else not stop
 
-    return _boolean(fn, f"({left.text} AND {right.text})")
+    return _boolean(fn, f"({left.text} {'OR' if stop else 'AND'} {right.text})")
+
+
+def _and(left: Node, right: Node) -> Node:
+    return _logic(left, right, False)
 
 
 def _or(left: Node, right: Node) -> Node:
-    lf, rf = _as_boolean(left).fn, _as_boolean(right).fn
-
-    def fn(p: Props) -> bool | None:
-        lv = lf(p)
-        if lv is True:
-            return True
-        rv = rf(p)
-        if rv is True:
-            return True
-        return None if lv is None or rv is None else False
-
-    return _boolean(fn, f"({left.text} OR {right.text})")
+    return _logic(left, right, True)
 
 
 def _string_test(node: Node, search: str, test: Callable[[str, str], bool], negate: bool, op: str) -> Node:
