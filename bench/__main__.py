@@ -38,6 +38,8 @@ def section_store(args: argparse.Namespace) -> None:
 
     print("store (in-process, no network):")
     _table(store_bench.run(count=args.store_count))
+    print("SQL92-filtered pulls of one queue against the unfiltered pull (in-process):")
+    _table(store_bench.run_filtered(count=min(args.store_count, 100_000)))
 
 
 def section_client(args: argparse.Namespace) -> None:

@@ -39,7 +39,8 @@ the one blocking facade), ``_ids`` (client id, message unique keys).
 Transactions (``transaction_producer``): :class:`TransactionProducer` and
 :class:`AsyncTransactionProducer` with a :class:`TransactionListener`, as Java's TransactionMQProducer.
 
-Not covered: request/reply, SQL92 filters, message
+SQL92 filters: ``subscribe(topic, sql="a > 2")`` on both consumers (the broker filters).
+Not covered: request/reply, message
 traces, ACL, TLS, namespaces, the gRPC protocol.
 """
 

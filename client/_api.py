@@ -294,6 +294,16 @@ async def heartbeat(remote: RemotingClient, addr: str, data: HeartbeatData, time
     return resp.version
 
 
+async def check_client_config(
+    remote: RemotingClient, addr: str, client_id: str, group: str, sub: SubscriptionData, timeout: float
+) -> None:
+    """CHECK_CLIENT_CONFIG (46): may the broker filter by ``sub``? BrokerError if not (an SQL92
+    expression it cannot parse: SUBSCRIPTION_PARSE_FAILED; property filters off: SYSTEM_ERROR)."""
+    body = {"clientId": client_id, "group": group, "subscriptionData": sub.to_json()}
+    cmd = request(RequestCode.CHECK_CLIENT_CONFIG, body=json.dumps(body).encode())
+    check_response(await remote.invoke(addr, cmd, timeout), addr=addr)
+
+
 async def unregister_client(
     remote: RemotingClient,
     addr: str,

@@ -23,7 +23,7 @@ Modelled on Java's ``DefaultLitePullConsumer`` (clustering mode):
   ``seek(queue, offset)`` moves a queue (dropping what is buffered for it).
 
 Delivery is at-least-once: after a crash or a rebalance, messages polled but not committed come
-again. Not here: broadcasting mode, SQL92 / class filters, allocation strategies other than
+again. Not here: broadcasting mode, class filters, allocation strategies other than
 averagely (pluggable), retry / dead-letter topics (lite pull has none), namespaces.
 """
 
@@ -46,7 +46,7 @@ from ferrymq.client.errors import BrokerError, ClientError, MQError, ValidationE
 from ferrymq.client.message import MessageQueue
 from ferrymq.client.offset_store import RemoteBrokerOffsetStore
 from ferrymq.client.rebalance import CONSUME_FROM_CHOICES, compute_pull_from_where, consume_from_key
-from ferrymq.client.validators import check_group, check_topic
+from ferrymq.client.validators import check_group, check_topic, subscription_of
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.heartbeat import HeartbeatData
 from ferrymq.core.remoting.message import MessageExt
@@ -188,15 +188,16 @@ class AsyncLitePullConsumer(ConsumerClient):
 
     # ---- configuration -------------------------------------------------------------------------
 
-    def subscribe(self, topic: str, expression: str = SUB_ALL) -> None:
-        """Consume ``topic``'s messages whose tag matches ``expression`` (``"*"`` or ``"A || B"``)."""
+    def subscribe(self, topic: str, expression: str = SUB_ALL, *, sql: str | None = None) -> None:
+        """Consume ``topic``'s messages whose tag matches ``expression`` (``"*"`` or ``"A || B"``),
+        or, with ``sql``, those whose properties satisfy that SQL92 expression (``"a > 2 AND
+        b IS NULL"``; Java's ``MessageSelector.bySql``), which the broker evaluates."""
         check_topic(topic)
-        if not isinstance(expression, str):
-            raise ValidationError("the subscription expression must be a str (TAG expressions only)")
+        sub = subscription_of(topic, expression, sql)
         if self._mode == "ASSIGN":
             raise ClientError("Subscribe and assign are mutually exclusive.")
         self._mode = "SUBSCRIBE"
-        self._subs[topic] = SubscriptionData.build(topic, expression)
+        self._subs[topic] = sub
         if self.running:
             self._wake_rebalance()
 
@@ -645,7 +646,8 @@ class AsyncLitePullConsumer(ConsumerClient):
             max_nums=self.pull_batch_size,
             sys_flag=flags,
             subscription=sub.sub_string,
-            sub_version=0,  # Java's lite consumer sends 0 for TAG subscriptions
+            expression_type=sub.expression_type,
+            sub_version=0 if sub.is_tag_type else sub.sub_version,  # Java's lite consumer: 0 for TAG
             suspend_timeout_ms=int(self.broker_suspend_max * 1000),
             timeout=self.pull_timeout,
         )
@@ -703,8 +705,8 @@ class LitePullConsumer(BlockingFacade[AsyncLitePullConsumer]):
     def async_consumer(self) -> AsyncLitePullConsumer:
         return self._async
 
-    def subscribe(self, topic: str, expression: str = SUB_ALL) -> None:
-        self._call(self._async.subscribe, topic, expression)
+    def subscribe(self, topic: str, expression: str = SUB_ALL, *, sql: str | None = None) -> None:
+        self._call(lambda: self._async.subscribe(topic, expression, sql=sql))
 
     def unsubscribe(self, topic: str) -> None:
         self._call(self._async.unsubscribe, topic)

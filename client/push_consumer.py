@@ -57,7 +57,7 @@ consumed since the last commit, nothing is lost across a restart or a rebalance.
 :mod:`ferrymq.client.priority`); a concurrent consumer then hands a batch of a lower-ranked queue to
 the listener only while none of its higher-ranked queues has messages waiting.
 
-Not here: SQL92 filters, consume timeouts (Java's cleanExpireMsg), message traces, namespaces,
+Not here: class filters, consume timeouts (Java's cleanExpireMsg), message traces, namespaces,
 POP consumption.
 """
 
@@ -99,7 +99,7 @@ from ferrymq.client.rebalance import (
     consume_from_key,
 )
 from ferrymq.client.send_back import SendBack
-from ferrymq.client.validators import RETRY_GROUP_TOPIC_PREFIX, check_group, check_topic
+from ferrymq.client.validators import RETRY_GROUP_TOPIC_PREFIX, check_group, check_topic, subscription_of
 from ferrymq.core.remoting.heartbeat import HeartbeatData
 from ferrymq.core.remoting.subscription import SubscriptionData
 
@@ -211,12 +211,12 @@ class AsyncPushConsumer(ConsumerClient):
 
     # ---- configuration -------------------------------------------------------------------------
 
-    def subscribe(self, topic: str, expression: str = "*") -> None:
-        """Consume ``topic``'s messages whose tag matches ``expression`` (``"*"`` or ``"A || B"``)."""
+    def subscribe(self, topic: str, expression: str = "*", *, sql: str | None = None) -> None:
+        """Consume ``topic``'s messages whose tag matches ``expression`` (``"*"`` or ``"A || B"``),
+        or, with ``sql``, those whose properties satisfy that SQL92 expression (Java's
+        ``MessageSelector.bySql``); ``start()`` has a broker check it (CHECK_CLIENT_CONFIG)."""
         check_topic(topic)
-        if not isinstance(expression, str):
-            raise ValidationError("the subscription expression must be a str (TAG expressions only)")
-        self._subs[topic] = SubscriptionData.build(topic, expression)
+        self._subs[topic] = subscription_of(topic, expression, sql)
         if self.message_model == CLUSTERING:
             retry = RETRY_GROUP_TOPIC_PREFIX + self.group
             self._subs.setdefault(retry, SubscriptionData.build(retry, "*"))
@@ -292,6 +292,7 @@ class AsyncPushConsumer(ConsumerClient):
         self._state = "RUNNING"
         try:
             await self._instance.routes.refresh(self._topics_in_use())
+            await self._check_sql_subscriptions()
             await self._instance.send_heartbeat_to_all()
             await self._rebalance.rebalance()
         except BaseException:
@@ -430,6 +431,19 @@ class AsyncPushConsumer(ConsumerClient):
                 return
             self._on_pulled(pq, result)
 
+    async def _check_sql_subscriptions(self) -> None:
+        """``checkClientInBroker``: one broker of each SQL92 topic must accept the expression,
+        or ``start()`` fails with its answer."""
+        for sub in self._subs.values():
+            if sub.is_tag_type:
+                continue
+            addr = self._instance.routes.any_broker_addr_of(sub.topic)
+            if addr is None:
+                raise ClientError(f"no broker of topic {sub.topic} to check its SQL92 subscription")
+            await _api.check_client_config(
+                self._instance.remote, addr, self._instance.client_id, self.group, sub, self.request_timeout
+            )
+
     async def _pull_once(self, pq: ProcessQueue, offset: int) -> _api.PullResult:
         mq = pq.mq
         addr, slave = await pull_addr(self._instance.routes, mq, pq.broker_id)
@@ -449,6 +463,7 @@ class AsyncPushConsumer(ConsumerClient):
             max_nums=self.pull_batch_size,
             sys_flag=flags,
             subscription=sub.sub_string,
+            expression_type=sub.expression_type,
             sub_version=sub.sub_version,
             suspend_timeout_ms=int(self.broker_suspend_max * 1000),
             timeout=self.pull_timeout,
@@ -504,8 +519,8 @@ class PushConsumer(BlockingFacade[AsyncPushConsumer]):
     def async_consumer(self) -> AsyncPushConsumer:
         return self._async
 
-    def subscribe(self, topic: str, expression: str = "*") -> None:
-        self._call(self._async.subscribe, topic, expression)
+    def subscribe(self, topic: str, expression: str = "*", *, sql: str | None = None) -> None:
+        self._call(lambda: self._async.subscribe(topic, expression, sql=sql))
 
     def unsubscribe(self, topic: str) -> None:
         self._call(self._async.unsubscribe, topic)

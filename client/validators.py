@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ferrymq.client.errors import ValidationError
 from ferrymq.core.remoting.message import PROPERTY_DELAY_TIME_LEVEL, Message
+from ferrymq.core.remoting.subscription import SUB_ALL, SubscriptionData
 
 TOPIC_MAX_LENGTH = 127
 CHARACTER_MAX_LENGTH = 255
@@ -43,6 +44,21 @@ def check_topic(topic: object) -> str:
             f"The specified topic[{topic}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$"
         )
     return topic
+
+
+def subscription_of(topic: str, expression: object = SUB_ALL, sql: object = None) -> SubscriptionData:
+    """A consumer's subscription: a TAG ``expression``, or an SQL92 ``sql`` expression (the
+    broker parses it; an empty one is refused here, as ``MessageSelector.bySql`` users would
+    only learn it from the broker)."""
+    if sql is not None:
+        if not isinstance(sql, str) or not sql.strip():
+            raise ValidationError("the SQL92 expression must be a non-empty str")
+        if expression != SUB_ALL:
+            raise ValidationError("subscribe with a tag expression or an SQL92 expression, not both")
+        return SubscriptionData.sql92(topic, sql)
+    if not isinstance(expression, str):
+        raise ValidationError("the subscription expression must be a str (a TAG expression; SQL92 via sql=)")
+    return SubscriptionData.build(topic, expression)
 
 
 def check_group(group: object) -> str:

@@ -117,6 +117,9 @@ class BrokerConfig(BaseModel):
     channel_expired_timeout: int = Field(120_000, alias="channelExpiredTimeout", ge=100)  # ms
     #: consume-queue units one pull may scan for matching tags, however many messages it asks for
     max_filter_message_count: int = Field(16_000, alias="maxFilterMessageCount", ge=1)
+    #: SQL92 property filters (core/filter/sql92.py); off, SQL92 subscriptions get SYSTEM_ERROR
+    #: as RocketMQ answers them (RocketMQ's default is off, ferrymq's on)
+    enable_property_filter: bool = Field(True, alias="enablePropertyFilter")
     # what one pull returns at most (at least one message always, so no queue can stall); the
     # byte cap stays below the 16 MiB frame RocketMQ clients accept
     max_transfer_bytes_on_message_in_memory: int = Field(

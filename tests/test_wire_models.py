@@ -66,8 +66,15 @@ def test_subscription_build_and_parse() -> None:
     assert SubscriptionData.parse("T", None, None).matches_all
     with pytest.raises(SubscriptionError, match="no tag"):
         SubscriptionData.parse("T", " || ")
-    with pytest.raises(SubscriptionError, match="SQL92"):
+    with pytest.raises(SubscriptionError, match="sql92"):  # types are case-sensitive, as in Java
         SubscriptionData.parse("T", "a > 1", "sql92")
+    sql = SubscriptionData.parse("T", "a > 1", "SQL92", 7)
+    assert (sql.expression_type, sql.sub_string, sql.sub_version, sql.is_tag_type) == (
+        "SQL92",
+        "a > 1",
+        7,
+        False,
+    )
     # a heartbeat that sends tags without their hashes still filters by hash
     assert SubscriptionData.from_json({"topic": "T", "tagsSet": ["A"]}).code_set == [java_string_hash("A")]
 

@@ -413,6 +413,15 @@ def _walk(buf: bytes | memoryview, pos: int) -> tuple[int, ...]:
     )
 
 
+def stored_properties(buf: bytes | memoryview, pos: int = 0) -> tuple[int, int, dict[str, str]]:
+    """The size, queue offset and properties of the stored record at ``pos``, nothing else
+    decoded (what a property filter needs)."""
+    f = _walk(buf, pos)
+    props_at, props_len = f[17], f[18]
+    text = bytes(buf[props_at : props_at + props_len]).decode() if props_len > 0 else ""
+    return f[0], f[5], string_to_properties(text)
+
+
 def decode_stored_message(buf: bytes | memoryview, pos: int = 0) -> MessageExt:
     """Decode the stored record at ``pos`` (``MessageDecoder.decode``)."""
     return decode_stored_fields(buf, _walk(buf, pos))

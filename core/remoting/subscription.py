@@ -4,7 +4,9 @@ The one model both sides share: the client builds it from ``subscribe(topic, "Ta
 and sends it in heartbeats; the broker reads it from heartbeats or builds it from a pull's
 ``subscription`` header and filters a consume queue by its tag hashes (Java ``String.hashCode``).
 The client re-checks the exact tag (:meth:`SubscriptionData.matches`), since hashes can collide.
-Only TAG expressions are supported (no SQL92, no class filters).
+An SQL92 subscription (``expression_type`` "SQL92") carries its expression in ``sub_string``;
+the broker compiles and evaluates it (core/filter, core/broker/property_filter.py), the client
+never re-filters it. Class filters are not supported.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from ferrymq.core.remoting.message import java_string_hash
 
 SUB_ALL = "*"
+TAG = "TAG"
+SQL92 = "SQL92"
 
 
 class SubscriptionError(ValueError):
@@ -59,14 +63,27 @@ class SubscriptionData:
         cls, topic: str, expression: str | None, expression_type: str | None = "TAG", sub_version: int = 0
     ) -> SubscriptionData:
         """The broker's read of a pull's expression; SubscriptionError for what it cannot filter by."""
-        etype = (expression_type or "TAG").upper()
-        if etype != "TAG":
+        etype = expression_type or TAG
+        if etype == SQL92:
+            return cls.sql92(topic, expression or "", sub_version)
+        if etype != TAG:
             raise SubscriptionError("The broker does not support consumer to filter message by " + etype)
         sub = cls.build(topic, expression, sub_version)
         expr = (expression or "").strip()
         if sub.matches_all and expr and expr != SUB_ALL:
             raise SubscriptionError(f"subscription expression has no tag: {expr!r}")
         return sub
+
+    @classmethod
+    def sql92(cls, topic: str, expression: str, sub_version: int | None = None) -> SubscriptionData:
+        """``MessageSelector.bySql(expression)``: no tags, the expression as the sub string."""
+        version = _now_ms() if sub_version is None else sub_version
+        return cls(topic, expression, sub_version=version, expression_type=SQL92)
+
+    @property
+    def is_tag_type(self) -> bool:
+        """``ExpressionType.isTagType``: TAG, or no type at all."""
+        return not self.expression_type or self.expression_type == TAG
 
     @property
     def matches_all(self) -> bool:
@@ -77,8 +94,9 @@ class SubscriptionData:
         return None if self.matches_all else frozenset(self.code_set)
 
     def matches(self, tags: str | None) -> bool:
-        """The client's exact re-check of a pulled message (``PullAPIWrapper.processPullResult``)."""
-        return not self.tags_set or (tags is not None and tags in self.tags_set)
+        """The client's exact re-check of a pulled message (``PullAPIWrapper.processPullResult``);
+        SQL92 results are the broker's to get right and are not re-checked."""
+        return not self.is_tag_type or not self.tags_set or (tags is not None and tags in self.tags_set)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> SubscriptionData:

@@ -3,7 +3,9 @@
 A heartbeat registers the client's producer groups and consumer groups with their
 subscriptions; a consumer group gets its retry topic %RETRY%<group> (as the Java broker's
 ``ClientManageProcessor.heartBeat`` creates it). Heartbeat v2 fingerprints are not used: every
-heartbeat carries the full data.
+heartbeat carries the full data. CHECK_CLIENT_CONFIG (sent by a push consumer's ``start()`` for
+each SQL92 subscription) compiles the expression: SUBSCRIPTION_PARSE_FAILED with the parser's
+message, or SYSTEM_ERROR when enablePropertyFilter is off, as the Java broker answers.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import orjson
+
+from ferrymq.core.broker import property_filter
 from ferrymq.core.broker.client_manager import ClientChannel
 from ferrymq.core.broker.topic_config import RETRY_GROUP_TOPIC_PREFIX
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.heartbeat import ConsumerData, HeartbeatData
+from ferrymq.core.remoting.subscription import SubscriptionData
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 
 if TYPE_CHECKING:
@@ -55,6 +61,11 @@ class ClientManageProcessor:
         self, consumer: ConsumerData, client_id: str, cmd: RemotingCommand, conn: RemotingConnection
     ) -> None:
         group = consumer.group_name
+        for sub in consumer.subscriptions:
+            error = None if sub.is_tag_type else property_filter.check(sub)
+            if error:  # registered all the same: its pulls get FILTER_DATA_NOT_EXIST
+                log.warning("consumer %s of %s from %s: %r does not compile: %s",
+                            client_id, group, conn.peer, sub.sub_string, error)  # fmt: skip
         if consumer.message_model == "CLUSTERING":
             tc = self.broker.topics.create_if_absent(RETRY_GROUP_TOPIC_PREFIX + group, 1)
             self.broker.topic_created(tc)
@@ -68,7 +79,26 @@ class ClientManageProcessor:
         )
 
     def check_client_config(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
-        """Accepted as is: only TAG subscriptions exist here, so there is nothing to check."""
+        """``CheckClientRequestBody {clientId, group, subscriptionData}``: TAG passes, SQL92 must
+        compile (and the broker must filter by properties at all)."""
+        try:
+            body = orjson.loads(bytes(cmd.body) or b"{}")
+            data = body.get("subscriptionData") if isinstance(body, dict) else None
+            sub = SubscriptionData.from_json(data) if isinstance(data, dict) else None
+        except (ValueError, TypeError) as exc:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, f"bad CHECK_CLIENT_CONFIG body: {exc}")
+        if sub is None or sub.is_tag_type:
+            return cmd.response(ResponseCode.SUCCESS)
+        remark = property_filter.refusal(sub.expression_type, self.broker.config.enable_property_filter)
+        if remark:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, remark)
+        error = property_filter.check(sub)
+        if error:
+            log.warning(
+                "client %s@%s from %s: expression %r does not compile: %s",
+                body.get("clientId"), body.get("group"), conn.peer, sub.sub_string, error,
+            )  # fmt: skip
+            return cmd.response(ResponseCode.SUBSCRIPTION_PARSE_FAILED, error)
         return cmd.response(ResponseCode.SUCCESS)
 
     def unregister(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:

@@ -12,7 +12,9 @@ past maxSuspendedPullsPerConnection parked on one connection, it is answered SYS
 A pull returns at most maxTransferCountOnMessageInMemory messages and
 maxTransferBytesOnMessageInMemory bytes (at least one message), so a response always fits in
 the client's 16 MiB frame. The body is the stored records as they are in the commit log.
-Leaves out: SQL92 and class filters (answered with an error).
+SQL92 subscriptions are filtered here (core/broker/property_filter.py: codes 23/27 and
+SYSTEM_ERROR when enablePropertyFilter is off); TAG pulls keep the tag-hash scan and read no
+property. Leaves out: class filters (answered with an error).
 Batch entries (Kafka record batches) reach RocketMQ clients as one stored message per record,
 through the store's converter for their format, with queue offsets = Kafka offsets.
 """
@@ -23,7 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker import slave_reads
+from ferrymq.core.broker import property_filter, slave_reads
+from ferrymq.core.filter.sql92 import Predicate
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
@@ -54,6 +57,8 @@ class _Queue:
     queue_id: int
     offset: int
     codes: frozenset[int] | None
+    #: an SQL92 subscription's predicate: the read filters by it and returns stored messages
+    predicate: Predicate | None = None
 
 
 class PullMessageProcessor:
@@ -94,6 +99,13 @@ class PullMessageProcessor:
             if max_nums <= 0:
                 raise BadRequest(f"maxMsgNums[{max_nums}] must be positive", ResponseCode.INVALID_PARAMETER)
             sub = self._subscription(group, topic, sys_flag, ext, sub_version)
+            predicate = (
+                None
+                if sub.is_tag_type
+                else property_filter.predicate_for(
+                    sub, not sys_flag & FLAG_SUBSCRIPTION, cfg.enable_property_filter
+                )
+            )
         except BadRequest as exc:
             return exc.response(cmd)
         if sys_flag & FLAG_COMMIT_OFFSET and commit_offset >= 0 and not cfg.is_slave:
@@ -105,10 +117,10 @@ class PullMessageProcessor:
         max_nums = min(max_nums, cfg.max_transfer_count_on_message_in_memory)
         limit = cfg.max_transfer_bytes_on_message_in_memory
         max_bytes = min(max_bytes, limit) if max_bytes > 0 else limit
-        codes = sub.tag_codes()
-        result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
+        codes = sub.tag_codes() if predicate is None else None
+        q = _Queue(group, topic, queue_id, offset, codes, predicate)
+        result = self._get(q, max_nums, max_bytes)
         code = self._code(result, offset)
-        q = _Queue(group, topic, queue_id, offset, codes)
         if code == ResponseCode.PULL_NOT_FOUND and not sys_flag & FLAG_SUSPEND and self._redirects():
             code = ResponseCode.PULL_RETRY_IMMEDIATELY  # a slave sends a caught-up consumer home
         if code == ResponseCode.PULL_NOT_FOUND and sys_flag & FLAG_SUSPEND:
@@ -139,14 +151,21 @@ class PullMessageProcessor:
                     break
                 if not await self.broker.hold.hold(topic, queue_id, codes, remaining):
                     break
-                result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
+                result = self._get(q, max_nums, max_bytes)
                 code = self._code(result, offset)
                 if code != ResponseCode.PULL_NOT_FOUND:
                     return self._response(cmd, result, code, q)
         finally:
             conn.attrs[PARKED_PULLS] -= 1
-        result = self.store.get_messages(topic, queue_id, offset, max_nums, max_bytes, codes)
+        result = self._get(q, max_nums, max_bytes)
         return self._response(cmd, result, self._code(result, offset), q)
+
+    def _get(self, q: _Queue, max_nums: int, max_bytes: int) -> GetResult:
+        if q.predicate is None:
+            return self.store.get_messages(q.topic, q.queue_id, q.offset, max_nums, max_bytes, q.codes)
+        return property_filter.get_matching(
+            self.store, q.topic, q.queue_id, q.offset, max_nums, max_bytes, q.predicate
+        )
 
     def _code(self, result: GetResult, offset: int) -> int:
         """The response code; a slave keeps the consumer's offset where a master would move it
@@ -219,7 +238,11 @@ class PullMessageProcessor:
         body: bytes | memoryview = b""
         if code == ResponseCode.SUCCESS:
             # batch entries (Kafka record batches) become one stored message per record
-            bufs = self.store.as_stored_messages(result.buffers, q.offset, q.codes)
+            bufs: list[memoryview | bytes] = (
+                self.store.as_stored_messages(result.buffers, q.offset, q.codes)
+                if q.predicate is None
+                else list(result.buffers)  # converted and filtered already
+            )
             body = bufs[0] if len(bufs) == 1 else b"".join(bufs)
             self.broker.stats.on_get(q.topic, result.message_count, result.byte_count)
         return cmd.response(code, None if code == ResponseCode.SUCCESS else result.status.value, ext, body)
