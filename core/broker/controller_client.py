@@ -278,6 +278,7 @@ class ControllerClient:
                     log.warning("master %s at epoch %d; this broker follows", d.master_addr, d.epoch)
                     await self.broker.become_slave(d.epoch, d.master_addr)
                     self.role, self.epoch, self.master_addr = Role.SLAVE, d.epoch, d.master_addr
+                self._publish_sync_state(view)
                 return
 
     async def _elect(self) -> ReplicaView | None:
@@ -307,9 +308,20 @@ class ControllerClient:
         body = json.dumps(
             {"syncStateSet": sorted(in_sync), "syncStateSetEpoch": view.sync_state_set_epoch}
         ).encode()
+        # while the report is in flight the high watermark waits for both sets (RocketMQ #5663)
+        self._publish_sync_state(view, in_sync)
         resp = await self._leader_call(RequestCode.CONTROLLER_ALTER_SYNC_STATE_SET, fields, body)
         if resp is not None and resp.code == ResponseCode.SUCCESS:
             log.info("in-sync replicas of %s: %s", self.config.broker_name, sorted(in_sync))
             self.view = parse_view(resp) if resp.body else view
         elif resp is not None:
             log.info("in-sync set change refused: %s %s", resp.code, resp.remark)
+        self._publish_sync_state(self.view)
+
+    def _publish_sync_state(self, view: ReplicaView | None, reporting: set[int] | None = None) -> None:
+        """On a master: the slaves the group high watermark waits for (core/ha/state.py)."""
+        if view is None or self.role != Role.MASTER or view.master_id != self.config.controller_identity:
+            return
+        ids = set(view.sync_state_set) | (reporting or set())
+        ids.discard(self.config.controller_identity)
+        self.broker.ha.set_sync_state(ids, self.broker.store.commit_log_max_offset)
