@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ferrymq.cli.testing import FerryBroker, FerryNameServer
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import decode_stored_messages
 from ferrymq.core.remoting.transport import connect, split_addr
 from tests.cluster_helpers import call, eventually, max_offset
@@ -28,8 +29,8 @@ GROUP = "hwGroup"
 TOPIC = "HwTopic"
 
 
-def start(tmp: Path, ns: FerryNameServer, identity: int) -> FerryBroker:
-    conf = {
+def start(tmp: Path, ns: FerryNameServer, identity: int, **extra: str) -> FerryBroker:
+    conf = extra | {
         "enableControllerMode": "true",
         "controllerAddr": ns.addr,
         "brokerId": str(identity),
@@ -40,6 +41,7 @@ def start(tmp: Path, ns: FerryNameServer, identity: int) -> FerryBroker:
         "haHousekeepingInterval": "60000",
         "brokerHeartbeatInterval": "200",
         "syncBrokerMetadataPeriod": "200",
+        "slaveSyncInterval": "200",
         "mappedFileSizeCommitLog": str(64 * 1024),
         "defaultTopicQueueNums": "1",
     }
@@ -115,3 +117,54 @@ def test_pulls_stop_at_what_the_in_sync_slave_acknowledged(tmp_path: Path) -> No
             if b is not None:
                 b.stop()
         ns.stop()
+
+
+def test_a_slave_serves_only_what_its_master_confirmed(tmp_path: Path) -> None:
+    """Two slaves; one stopped holds the master's watermark back, so the running slave, which has
+    the message, must not show it either (it learns the watermark with HA_CONFIRM_OFFSET)."""
+    ns = FerryNameServer(tmp_path / "ns", controller=True)
+    brokers: list[FerryBroker] = []
+    try:
+        brokers = [start(tmp_path, ns, i, slaveReadEnable="true") for i in (1, 2, 3)]
+        by_addr = {b.addr: b for b in brokers}
+        eventually(lambda: replica_info(ns)[0] in by_addr, 20, "a master elected")
+        master = by_addr[replica_info(ns)[0] or ""]
+        reader, stopped = [b for b in brokers if b is not master]
+        eventually(lambda: replica_info(ns)[1] == {1, 2, 3}, 20, "both slaves in the in-sync set")
+        assert asyncio.run(_send(master.addr, b"replicated")) == ResponseCode.SUCCESS
+        eventually(lambda: max_offset(reader.addr, TOPIC, 0) == 1, 10, "the slave learnt the watermark")
+        eventually(lambda: asyncio.run(_pull(reader.addr, 0))[1] != [], 10, "the slave has the topic")
+        assert stopped.proc is not None
+        os.kill(stopped.proc.pid, signal.SIGSTOP)
+        try:
+            assert asyncio.run(_send(master.addr, b"on-one-slave")) == ResponseCode.SUCCESS  # one ack
+            end = asyncio.run(_commit_log_end(master.addr))
+            eventually(
+                lambda: asyncio.run(_commit_log_end(reader.addr)) == end, 10, "the running slave has it"
+            )
+            _, bodies, _ = asyncio.run(_pull(reader.addr, 0))
+            assert bodies == [b"replicated"], "a slave served a message its master had not confirmed"
+            assert max_offset(reader.addr, TOPIC, 0) == 1
+        finally:
+            os.kill(stopped.proc.pid, signal.SIGCONT)
+        eventually(lambda: max_offset(reader.addr, TOPIC, 0) == 2, 20, "confirmed once both acked")
+        assert asyncio.run(_pull(reader.addr, 1))[1] == [b"on-one-slave"]
+    finally:
+        for b in brokers:
+            b.stop()
+        ns.stop()
+
+
+async def _commit_log_end(addr: str) -> int:
+    """Where a broker's commit log ends, confirmed or not (GET_BROKER_HA_STATUS)."""
+    conn = await connect(*split_addr(addr))
+    try:
+        resp = await conn.invoke(RemotingCommand(code=RequestCode.GET_BROKER_HA_STATUS), timeout=10)
+    finally:
+        conn.close()
+    info = json.loads(bytes(resp.body))
+    return int(
+        info["haClientRuntimeInfo"]["maxOffset"]
+        if info["haClientRuntimeInfo"]
+        else info["masterCommitLogMaxOffset"]
+    )

@@ -62,6 +62,7 @@ class Broker:
         self.store.visible_listeners.append(self.hold.notify)
         self.ha.confirm_listeners.append(self.store.set_read_limit)  # the group high watermark
         self.ha.reset_confirm(self.store.read_limit)  # as persisted: a restart shows no more
+        self.store.truncate_listeners.append(self.ha.truncated)
         #: controller mode: no role yet, sends refused (README "Controller mode")
         self.fenced = config.enable_controller_mode
         self.controller: ControllerClient | None = None

@@ -114,6 +114,7 @@ class ReplicationState:
         or its union with a report in flight)."""
         self.sync_state_ids = frozenset(slave_ids)
         self._recompute(master_max)
+        self._notify()
 
     def _recompute(self, master_max: int) -> None:
         """confirmOffset as RocketMQ's AutoSwitchHAService.computeConfirmOffset: the least ack of
@@ -151,6 +152,12 @@ class ReplicationState:
     def reset_confirm(self, offset: int | None) -> None:
         """A role change or a restart: start from ``offset`` (the persisted watermark)."""
         self._publish(offset if self.gate_reads else None)
+
+    def truncated(self, offset: int) -> None:
+        """The store was cut at ``offset`` (a replica rejoining a master): what follows is the
+        new master's, readable only once it confirms it."""
+        if self.gate_reads and (self.confirm_offset is None or self.confirm_offset > offset):
+            self._publish(offset)
 
     def _publish(self, offset: int | None) -> None:
         if offset == self.confirm_offset:

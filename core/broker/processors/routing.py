@@ -58,6 +58,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.GET_EARLIEST_MSG_STORETIME: manage.earliest_time,
         # replication.py
         RequestCode.HA_SLAVE_HELLO: replication.slave_hello,
+        RequestCode.HA_CONFIRM_OFFSET: replication.confirm_offset,
         # client_manage.py
         RequestCode.HEART_BEAT: clients.heartbeat,
         RequestCode.UNREGISTER_CLIENT: clients.unregister,
