@@ -7,10 +7,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from ferrymq.core.broker.broker import Broker
 from ferrymq.core.broker.long_polling import PullRequestHoldService
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha.state import ReplicationState
 from ferrymq.core.store import GetStatus, MessageStore
+from ferrymq.gateway.kafka.frontend import KafkaFrontend
+from tests.inprocess import run_kafka_broker
+from tests.test_kafka_frontend import TOPIC, Wire, fetch, list_offsets, records_of
 
 
 def controller_config(tmp_path: Path, **extra: object) -> BrokerConfig:
@@ -193,3 +197,32 @@ def test_a_crash_keeps_the_last_checkpointed_watermark(tmp_path: Path) -> None:
         assert again.readable_bounds("T", 0) == (0, 1)
     finally:
         again.close()
+
+
+# ---- Kafka: Fetch and ListOffsets answer the watermark -------------------------------------------
+
+
+def test_kafka_fetch_serves_and_reports_only_the_confirmed_part(tmp_path: Path) -> None:
+    async def body(broker: Broker, frontend: KafkaFrontend) -> None:
+        broker.ha.reset_confirm(0)  # an in-sync slave that acknowledged nothing yet
+        ends = [broker.store.put_message(TOPIC, 0, f"m{i}".encode(), "").end_offset for i in range(3)]
+        broker.ha.reset_confirm(ends[0])  # what its ack does (core/ha/state.py)
+        wire = await Wire.open(frontend.port)
+        try:
+            part = (await wire.call(fetch(0))).responses[0].partitions[0]
+            assert part.high_watermark == 1
+            assert [r.value for r in records_of(part.records)] == [b"m0"]
+            latest = (await wire.call(list_offsets(-1))).topics[0].partitions[0]
+            assert latest.offset == 1
+            corr = wire.send(fetch(1, wait_ms=20_000))  # parks: nothing confirmed past 1
+            await asyncio.sleep(0.2)
+            broker.ha.reset_confirm(ends[2])
+            got, resp = await asyncio.wait_for(wire.receive(type(fetch(1))), 10)
+            assert got == corr
+            part = resp.responses[0].partitions[0]
+            assert part.high_watermark == 3
+            assert [r.value for r in records_of(part.records)] == [b"m1", b"m2"]
+        finally:
+            wire.close()
+
+    run_kafka_broker(tmp_path, body, TOPIC, 1, timeout=30, all_ack_in_sync_state_set=True)

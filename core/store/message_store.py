@@ -996,11 +996,22 @@ class MessageStore:
                     listener(key[0], key[1], held[2], code)
 
     def _readable_max(self, cq: ConsumeQueue) -> int:
-        """The queue offset readers stop at: the first unit whose entry ends past ``read_limit``
-        (units' commit-log offsets grow with queue offsets). O(1) when the queue's last entry
-        is confirmed; else a search back from the end, O(log of the unconfirmed units)."""
-        limit, lo, hi = self.read_limit, cq.min_offset, cq.max_offset
-        if limit is None or hi <= lo:
+        """The queue offset readers stop at (``read_limit``)."""
+        return cq.max_offset if self.read_limit is None else self._queue_end_at(cq, self.read_limit)
+
+    def queue_offset_at(self, topic: str, queue_id: int, phys: int) -> int:
+        """The first queue offset whose entry ends past commit-log offset ``phys`` (where a
+        master epoch starting at ``phys`` begins in this queue)."""
+        cq = self.consume_queues.get((topic, queue_id))
+        return self._queue_end_at(cq, phys) if cq else 0
+
+    @staticmethod
+    def _queue_end_at(cq: ConsumeQueue, limit: int) -> int:
+        """The first unit whose entry ends past ``limit`` (units' commit-log offsets grow with
+        queue offsets). O(1) when the queue's last entry is within it; else a search back from
+        the end, O(log of the units past it)."""
+        lo, hi = cq.min_offset, cq.max_offset
+        if hi <= lo:
             return hi
         u = cq.unit(hi - 1)
         if u is None or u[0] + u[1] <= limit:

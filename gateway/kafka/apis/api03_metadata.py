@@ -27,6 +27,7 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import NO_LEADER, TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.leader_epochs import current_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if topics.invalid_name(name):
                 out.append(_error(ErrorCode.invalid_topic_exception, name))
                 continue
+            if not cluster.leads:  # a slave creates nothing: its master will, asked there
+                out.append(_error(ErrorCode.leader_not_available, name))
+                continue
             if not auto:
                 out.append(_error(ErrorCode.unknown_topic_or_partition, name))
                 continue
@@ -110,7 +114,7 @@ def topic_metadata(cluster: ClusterView, name: str, where: TopicPartitions) -> d
                 "error_code": ErrorCode.none if leader != NO_LEADER else ErrorCode.leader_not_available,
                 "partition_index": p,
                 "leader_id": leader,
-                "leader_epoch": 0,
+                "leader_epoch": current_epoch(cluster.broker),
                 "replica_nodes": (leader,),
                 "isr_nodes": (leader,),
                 "offline_replicas": (),
