@@ -22,7 +22,7 @@ from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import decode_stored_messages
 from ferrymq.core.remoting.transport import connect, split_addr
-from tests.cluster_helpers import call, eventually, max_offset
+from tests.cluster_helpers import controller_broker, elected, eventually, max_offset
 from tests.remoting_helpers import pull, send_v2
 
 GROUP = "hwGroup"
@@ -30,30 +30,20 @@ TOPIC = "HwTopic"
 
 
 def start(tmp: Path, ns: FerryNameServer, identity: int, **extra: str) -> FerryBroker:
-    conf = extra | {
-        "enableControllerMode": "true",
-        "controllerAddr": ns.addr,
-        "brokerId": str(identity),
-        "brokerRole": "SYNC_MASTER",
-        "slaveTimeout": "300",
-        # the stopped slave must stay in the in-sync set: long silences before anyone gives up
-        "controllerHeartBeatTimeoutMills": "60000",
-        "haHousekeepingInterval": "60000",
-        "brokerHeartbeatInterval": "200",
-        "syncBrokerMetadataPeriod": "200",
-        "slaveSyncInterval": "200",
-        "mappedFileSizeCommitLog": str(64 * 1024),
-        "defaultTopicQueueNums": "1",
-    }
-    return FerryBroker(tmp / f"b{identity}", ns.addr, GROUP, conf=conf)
-
-
-def replica_info(ns: FerryNameServer) -> tuple[str | None, set[int]]:
-    """The controller's live master address and in-sync set of the group."""
-    resp = call(ns.addr, RequestCode.CONTROLLER_GET_REPLICA_INFO, {"brokerName": GROUP})
-    if resp.code != 0:
-        return None, set()
-    return resp.ext_fields.get("masterAddress"), set(json.loads(bytes(resp.body))["syncStateSet"])
+    # the stopped slave must stay in the in-sync set: long silences before anyone gives up
+    return controller_broker(
+        tmp,
+        ns.addr,
+        GROUP,
+        identity,
+        slaveTimeout="300",
+        controllerHeartBeatTimeoutMills="60000",
+        haHousekeepingInterval="60000",
+        slaveSyncInterval="200",
+        mappedFileSizeCommitLog=str(64 * 1024),
+        defaultTopicQueueNums="1",
+        **extra,
+    )
 
 
 async def _send(addr: str, body: bytes) -> int:
@@ -80,11 +70,8 @@ def test_pulls_stop_at_what_the_in_sync_slave_acknowledged(tmp_path: Path) -> No
     b1 = b2 = None
     try:
         b1, b2 = start(tmp_path, ns, 1), start(tmp_path, ns, 2)
-        by_addr = {b1.addr: b1, b2.addr: b2}
-        eventually(lambda: replica_info(ns)[0] in by_addr, 20, "a master elected")
-        master = by_addr[replica_info(ns)[0] or ""]
+        master = elected(ns.addr, GROUP, [b1, b2])
         slave = b2 if master is b1 else b1
-        eventually(lambda: replica_info(ns)[1] == {1, 2}, 20, "the slave in the in-sync set")
         assert asyncio.run(_send(master.addr, b"replicated")) == ResponseCode.SUCCESS
         eventually(lambda: max_offset(master.addr, TOPIC, 0) == 1, 10, "the first message confirmed")
 
@@ -126,11 +113,8 @@ def test_a_slave_serves_only_what_its_master_confirmed(tmp_path: Path) -> None:
     brokers: list[FerryBroker] = []
     try:
         brokers = [start(tmp_path, ns, i, slaveReadEnable="true") for i in (1, 2, 3)]
-        by_addr = {b.addr: b for b in brokers}
-        eventually(lambda: replica_info(ns)[0] in by_addr, 20, "a master elected")
-        master = by_addr[replica_info(ns)[0] or ""]
+        master = elected(ns.addr, GROUP, brokers)
         reader, stopped = [b for b in brokers if b is not master]
-        eventually(lambda: replica_info(ns)[1] == {1, 2, 3}, 20, "both slaves in the in-sync set")
         assert asyncio.run(_send(master.addr, b"replicated")) == ResponseCode.SUCCESS
         eventually(lambda: max_offset(reader.addr, TOPIC, 0) == 1, 10, "the slave learnt the watermark")
         eventually(lambda: asyncio.run(_pull(reader.addr, 0))[1] != [], 10, "the slave has the topic")

@@ -8,7 +8,6 @@ the consumer saw during the failover holds a different value afterwards.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -16,34 +15,21 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from ferrymq.cli.testing import FerryBroker, FerryNameServer
-from ferrymq.core.remoting.codes import RequestCode
-from tests.cluster_helpers import call, create_topic, eventually
+from tests.cluster_helpers import controller_broker, create_topic, elected
+from tests.cluster_helpers import replica_info as controller_replica_info
 
 GROUP = "kafkaCtlGroup"
 TOPIC = "kctl"
 
 
 def start(tmp: Path, ns: FerryNameServer, identity: int) -> FerryBroker:
-    conf = {
-        "enableControllerMode": "true",
-        "controllerAddr": ns.addr,
-        "brokerId": str(identity),
-        "brokerRole": "SYNC_MASTER",
-        "controllerHeartBeatTimeoutMills": "2000",
-        "brokerHeartbeatInterval": "200",
-        "syncBrokerMetadataPeriod": "200",
-        "slaveSyncInterval": "200",
-        "defaultTopicQueueNums": "1",
-    }
-    return FerryBroker(tmp / f"b{identity}", ns.addr, GROUP, kafka=True, conf=conf)
+    return controller_broker(
+        tmp, ns.addr, GROUP, identity, kafka=True, slaveSyncInterval="200", defaultTopicQueueNums="1"
+    )
 
 
 def replica_info(ns: FerryNameServer) -> tuple[str | None, set[int], int]:
-    resp = call(ns.addr, RequestCode.CONTROLLER_GET_REPLICA_INFO, {"brokerName": GROUP})
-    if resp.code != 0:
-        return None, set(), 0
-    sset = set(json.loads(bytes(resp.body))["syncStateSet"])
-    return resp.ext_fields.get("masterAddress"), sset, int(resp.ext_fields.get("masterEpoch") or 0)
+    return controller_replica_info(ns.addr, GROUP)
 
 
 class Watcher(threading.Thread):
@@ -102,11 +88,8 @@ def test_kafka_clients_follow_the_failover(tmp_path: Path) -> None:
     watcher = None
     try:
         b1, b2 = start(tmp_path, ns, 1), start(tmp_path, ns, 2)
-        by_addr = {b1.addr: b1, b2.addr: b2}
-        eventually(lambda: replica_info(ns)[0] in by_addr, 20, "a master elected")
-        master = by_addr[replica_info(ns)[0] or ""]
+        master = elected(ns.addr, GROUP, [b1, b2])
         slave = b2 if master is b1 else b1
-        eventually(lambda: replica_info(ns)[1] == {1, 2}, 20, "the slave in the in-sync set")
         create_topic(master.addr, TOPIC, 1)
         assert master.kafka_bootstrap and slave.kafka_bootstrap
         bootstrap = f"{master.kafka_bootstrap},{slave.kafka_bootstrap}"
