@@ -63,12 +63,15 @@ def test_confirm_is_the_least_ack_of_the_connected_in_sync_slaves(tmp_path: Path
 def test_a_slave_joins_the_set_only_holding_the_watermark(tmp_path: Path) -> None:
     st = ReplicationState(controller_config(tmp_path))
     st.peer_ids.update({"s2:1": 2, "s3:1": 3})
+    st.slave_acked("s2:1", 450, 500)
+    assert not st.may_join(st.slaves["s2:1"], 500)  # alone, the master's whole log is readable
     st.slave_acked("s2:1", 500, 500)
+    assert st.may_join(st.slaves["s2:1"], 500)
     st.set_sync_state({2}, 500)
-    st.slave_acked("s3:1", 400, 500)
-    assert not st.may_join(st.slaves["s3:1"])
-    st.slave_acked("s3:1", 500, 500)
-    assert st.may_join(st.slaves["s3:1"])
+    st.slave_acked("s3:1", 400, 600)
+    assert not st.may_join(st.slaves["s3:1"], 600)
+    st.slave_acked("s3:1", 500, 600)
+    assert st.may_join(st.slaves["s3:1"], 600)  # holds the watermark (500)
 
 
 def test_classic_mode_is_not_gated_unless_asked(tmp_path: Path) -> None:

@@ -242,7 +242,7 @@ class Broker:
         return {
             self.ha_peer_ids[r.addr]
             for r in self.ha.replicas()
-            if self.ha.may_join(r) and r.addr in self.ha_peer_ids
+            if self.ha.may_join(r, self.store.commit_log_max_offset) and r.addr in self.ha_peer_ids
         }
 
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:

@@ -139,10 +139,13 @@ class ReplicationState:
             new = max(new, self.confirm_offset)
         self._publish(new)
 
-    def may_join(self, replica: ReplicaInfo) -> bool:
-        """Whether an in-sync slave may enter the in-sync set: it holds everything readers may
-        already have seen (RocketMQ's expansion rule: ack >= confirmOffset)."""
-        return replica.in_sync and (self.confirm_offset is None or replica.ack_offset >= self.confirm_offset)
+    def may_join(self, replica: ReplicaInfo, master_max: int) -> bool:
+        """Whether an in-sync slave may enter the in-sync set now: it holds everything readers may
+        already have seen (RocketMQ's expansion rule: ack >= confirmOffset, which is the master's
+        end while it is alone), so the watermark never goes back and nothing read is lost if it
+        is elected."""
+        seen = master_max if self.confirm_offset is None else self.confirm_offset
+        return replica.in_sync and replica.ack_offset >= seen
 
     def master_confirmed(self, offset: int) -> None:
         """On a slave: the master's high watermark as last learnt; reads stop there."""
