@@ -144,9 +144,10 @@ async def _start_admin(broker: Broker, routes: ClusterSource, host: str) -> Admi
 async def _start_kafka(
     broker: Broker, advertised_host: str | None, routes: ClusterSource
 ) -> KafkaFrontend | None:
-    """The Kafka frontend of a master broker, unless kafkaListenPort is -1."""
+    """The Kafka frontend of a master broker, unless kafkaListenPort is -1; in controller mode of
+    every broker (a slave answers NOT_LEADER_OR_FOLLOWER and names its master)."""
     c = broker.config
-    if c.kafka_listen_port < 0 or c.broker_id != 0:
+    if c.kafka_listen_port < 0 or (c.broker_id != 0 and not c.enable_controller_mode):
         return None
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 

@@ -90,6 +90,9 @@ class BrokerConfig(BaseModel):
     ha_max_gap_not_in_sync: int = Field(256 * 1024 * 1024, alias="haMaxGapNotInSync", ge=1)
     #: how long a SYNC_MASTER send waits for a slave's ack (then FLUSH_SLAVE_TIMEOUT)
     slave_timeout: int = Field(3000, alias="slaveTimeout", ge=1)  # ms
+    #: readers see only what every in-sync replica acknowledged (the group high watermark,
+    #: RocketMQ's confirmOffset); unset = on in controller mode, off in classic mode
+    all_ack_in_sync_state_set: bool | None = Field(None, alias="allAckInSyncStateSet")
     # controller mode: automatic failover by the name servers' controller (README "Controller mode")
     enable_controller_mode: bool = Field(False, alias="enableControllerMode")
     #: "host:port;host:port": name servers running a controller node
@@ -268,6 +271,13 @@ class BrokerConfig(BaseModel):
     @property
     def sync_flush(self) -> bool:
         return self.flush_disk_type == "SYNC_FLUSH"
+
+    @property
+    def gate_reads(self) -> bool:
+        """Whether reads stop at the group high watermark (allAckInSyncStateSet, README)."""
+        if self.all_ack_in_sync_state_set is None:
+            return self.enable_controller_mode
+        return self.all_ack_in_sync_state_set
 
     @property
     def controller_addrs(self) -> list[str]:

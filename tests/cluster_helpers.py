@@ -6,9 +6,12 @@ several broker groups or a crash. Holds no tests.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from ferrymq.cli.testing import FerryBroker
 from ferrymq.client._remote import request
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -78,3 +81,40 @@ def eventually(pred: Callable[[], bool], timeout: float = 10.0, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout}s")
         time.sleep(0.05)
+
+
+# ---- controller mode ------------------------------------------------------------------------------
+
+
+def controller_broker(
+    data_dir: Path, ns_addr: str, group: str, identity: int, *, kafka: bool = False, **conf: str
+) -> FerryBroker:
+    """A controller-mode broker of ``group`` (SYNC_MASTER when elected) with short timers."""
+    base = {
+        "enableControllerMode": "true",
+        "controllerAddr": ns_addr,
+        "brokerId": str(identity),
+        "brokerRole": "SYNC_MASTER",
+        "controllerHeartBeatTimeoutMills": "2000",
+        "brokerHeartbeatInterval": "200",
+        "syncBrokerMetadataPeriod": "200",
+    }
+    return FerryBroker(data_dir / f"b{identity}", ns_addr, group, kafka=kafka, conf=base | conf)
+
+
+def replica_info(ns_addr: str, group: str) -> tuple[str | None, set[int], int]:
+    """The controller's live master address, in-sync set and master epoch of ``group``."""
+    resp = call(ns_addr, RequestCode.CONTROLLER_GET_REPLICA_INFO, {"brokerName": group})
+    if resp.code != 0:
+        return None, set(), 0
+    sset = set(json.loads(bytes(resp.body))["syncStateSet"])
+    return resp.ext_fields.get("masterAddress"), sset, int(resp.ext_fields.get("masterEpoch") or 0)
+
+
+def elected(ns_addr: str, group: str, brokers: list[FerryBroker]) -> FerryBroker:
+    """The master the controller elects among ``brokers``, once all of them are in sync."""
+    by_addr = {b.addr: b for b in brokers}
+    eventually(lambda: replica_info(ns_addr, group)[0] in by_addr, 20, "a master elected")
+    ids = set(range(1, len(brokers) + 1))
+    eventually(lambda: replica_info(ns_addr, group)[1] == ids, 20, "every replica in the in-sync set")
+    return by_addr[replica_info(ns_addr, group)[0] or ""]

@@ -8,15 +8,14 @@ new master; the old master, restarted, follows the new one as a slave.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
 from ferrymq.cli.testing import FerryBroker, FerryNameServer
 from ferrymq.client import Message, MQError, Producer, SendStatus
-from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.transport import connect, split_addr
-from tests.cluster_helpers import call, eventually, max_offset, routed
+from tests.cluster_helpers import controller_broker, eventually, max_offset, routed
+from tests.cluster_helpers import replica_info as controller_replica_info
 from tests.remoting_helpers import pull_all
 
 GROUP = "ctlGroup"
@@ -26,26 +25,21 @@ HB_TIMEOUT_MS = 2000
 
 
 def start(tmp: Path, ns: FerryNameServer, identity: int) -> FerryBroker:
-    conf = {
-        "enableControllerMode": "true",
-        "controllerAddr": ns.addr,
-        "brokerId": str(identity),
-        "brokerRole": "SYNC_MASTER",
-        "controllerHeartBeatTimeoutMills": str(HB_TIMEOUT_MS),
-        "brokerHeartbeatInterval": "200",
-        "syncBrokerMetadataPeriod": "200",
-        "mappedFileSizeCommitLog": str(64 * 1024),
-        "defaultTopicQueueNums": str(QUEUES),
-    }
-    return FerryBroker(tmp / f"b{identity}", ns.addr, GROUP, conf=conf)
+    return controller_broker(
+        tmp,
+        ns.addr,
+        GROUP,
+        identity,
+        controllerHeartBeatTimeoutMills=str(HB_TIMEOUT_MS),
+        mappedFileSizeCommitLog=str(64 * 1024),
+        defaultTopicQueueNums=str(QUEUES),
+    )
 
 
 def replica_info(ns: FerryNameServer) -> tuple[str | None, set[int]]:
     """The controller's live master address and in-sync set of the group."""
-    resp = call(ns.addr, RequestCode.CONTROLLER_GET_REPLICA_INFO, {"brokerName": GROUP})
-    if resp.code != 0:
-        return None, set()
-    return resp.ext_fields.get("masterAddress"), set(json.loads(bytes(resp.body))["syncStateSet"])
+    master, in_sync, _ = controller_replica_info(ns.addr, GROUP)
+    return master, in_sync
 
 
 def route_ids(ns: FerryNameServer) -> dict[int, str]:

@@ -64,12 +64,15 @@ class Broker:
         self.schedule = ScheduleMessageService(self)
         self.timer = TimerMessageService(self)
         self.transactions = TransactionService(self)
-        self.store.arrival_listeners.append(self.hold.notify)
+        self.store.visible_listeners.append(self.hold.notify)
+        self.ha.confirm_listeners.append(self.store.set_read_limit)  # the group high watermark
+        self.ha.reset_confirm(self.store.read_limit)  # as persisted: a restart shows no more
+        self.store.truncate_listeners.append(self.ha.truncated)
         #: controller mode: no role yet, sends refused (README "Controller mode")
         self.fenced = config.enable_controller_mode
         self.controller: ControllerClient | None = None
         #: controller mode: HA client address (host:port) -> broker id, from HA_SLAVE_HELLO
-        self.ha_peer_ids: dict[str, int] = {}
+        self.ha_peer_ids = self.ha.peer_ids
         self.dispatcher = build_dispatcher(self)
         self.server: asyncio.Server | None = None
         #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
@@ -255,9 +258,12 @@ class Broker:
     def in_sync_replica_ids(self) -> set[int]:
         """Controller mode, on a master: broker ids of the slaves now in sync."""
         if len(self.ha_peer_ids) > 64:  # forget links long closed (each reconnect is a new port)
-            self.ha_peer_ids = {a: i for a, i in self.ha_peer_ids.items() if a in self.ha.slaves}
+            for gone in [a for a in self.ha_peer_ids if a not in self.ha.slaves]:
+                del self.ha_peer_ids[gone]
         return {
-            self.ha_peer_ids[r.addr] for r in self.ha.replicas() if r.in_sync and r.addr in self.ha_peer_ids
+            self.ha_peer_ids[r.addr]
+            for r in self.ha.replicas()
+            if self.ha.may_join(r, self.store.commit_log_max_offset) and r.addr in self.ha_peer_ids
         }
 
     def _queue_opened(self, topic: str, queue_id: int) -> None:

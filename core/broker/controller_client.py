@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from ferrymq.core.broker.confirm_follow import ConfirmFollower
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
@@ -123,6 +124,8 @@ class ControllerClient:
         self.conns: dict[str, RemotingConnection] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
+        #: on a slave: learns the master's high watermark (confirm_follow.py)
+        self.follower = ConfirmFollower(broker)
 
     def start(self) -> None:
         self._tasks = [
@@ -131,6 +134,7 @@ class ControllerClient:
         ]
 
     async def stop(self) -> None:
+        await self.follower.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -271,13 +275,17 @@ class ControllerClient:
                     continue
                 if d.do == Do.BECOME_MASTER:
                     log.warning("controller made this broker master at epoch %d", d.epoch)
+                    await self.follower.stop()
                     await self.broker.become_master(d.epoch)
                     self.role, self.epoch, self.master_addr = Role.MASTER, d.epoch, self.config.broker_addr
                 elif d.do == Do.BECOME_SLAVE:
                     assert d.master_addr is not None
                     log.warning("master %s at epoch %d; this broker follows", d.master_addr, d.epoch)
+                    self._freeze_watermark()
                     await self.broker.become_slave(d.epoch, d.master_addr)
                     self.role, self.epoch, self.master_addr = Role.SLAVE, d.epoch, d.master_addr
+                    self.follower.start()
+                self._publish_sync_state(view)
                 return
 
     async def _elect(self) -> ReplicaView | None:
@@ -307,9 +315,26 @@ class ControllerClient:
         body = json.dumps(
             {"syncStateSet": sorted(in_sync), "syncStateSetEpoch": view.sync_state_set_epoch}
         ).encode()
+        # while the report is in flight the high watermark waits for both sets (RocketMQ #5663)
+        self._publish_sync_state(view, in_sync)
         resp = await self._leader_call(RequestCode.CONTROLLER_ALTER_SYNC_STATE_SET, fields, body)
         if resp is not None and resp.code == ResponseCode.SUCCESS:
             log.info("in-sync replicas of %s: %s", self.config.broker_name, sorted(in_sync))
             self.view = parse_view(resp) if resp.body else view
         elif resp is not None:
             log.info("in-sync set change refused: %s %s", resp.code, resp.remark)
+        self._publish_sync_state(self.view)
+
+    def _freeze_watermark(self) -> None:
+        """Becoming a slave: readers keep what they could see (at most this store's end) until the
+        new master confirms more."""
+        ha, end = self.broker.ha, self.broker.store.commit_log_max_offset
+        ha.reset_confirm(end if ha.confirm_offset is None else min(ha.confirm_offset, end))
+
+    def _publish_sync_state(self, view: ReplicaView | None, reporting: set[int] | None = None) -> None:
+        """On a master: the slaves the group high watermark waits for (core/ha/state.py)."""
+        if view is None or self.role != Role.MASTER or view.master_id != self.config.controller_identity:
+            return
+        ids = set(view.sync_state_set) | (reporting or set())
+        ids.discard(self.config.controller_identity)
+        self.broker.ha.set_sync_state(ids, self.broker.store.commit_log_max_offset)

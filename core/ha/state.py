@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -52,6 +53,18 @@ class ReplicationState:
         #: on a master: HA peers not (yet) identified as ferrymq slaves, e.g. Apache RocketMQ
         #: slaves, which cannot read Kafka batch entries (core/ha/master.py)
         self.foreign: set[str] = set()
+        #: readers stop at ``confirm_offset`` (allAckInSyncStateSet; README "Controller mode")
+        self.gate_reads = config.gate_reads
+        #: controller mode, on a master: HA link (host:port) -> broker id, from HA_SLAVE_HELLO
+        self.peer_ids: dict[str, int] = {}
+        #: controller mode, on a master: the slaves of the in-sync set (the controller's, united
+        #: with the one being reported while a report is in flight, as RocketMQ after #5663)
+        self.sync_state_ids: frozenset[int] = frozenset()
+        #: the group high watermark: the commit-log offset below which every entry is on each
+        #: in-sync replica (None: not gated, every stored entry is readable)
+        self.confirm_offset: int | None = None
+        #: told of each new ``confirm_offset`` (the store gates its reads with it)
+        self.confirm_listeners: list[Callable[[int | None], None]] = []
 
     @property
     def role(self) -> str:
@@ -87,11 +100,74 @@ class ReplicationState:
             else:
                 still.append((end, fut))
         self._waiters = still
+        self._recompute(master_max)
         self._notify()
 
     def slave_gone(self, addr: str) -> None:
         self.slaves.pop(addr, None)
         self._notify()
+
+    # ---- the group high watermark (confirmOffset) ----------------------------------------------
+
+    def set_sync_state(self, slave_ids: Iterable[int], master_max: int) -> None:
+        """Controller mode, on a master: the in-sync set's slaves changed (the controller's answer,
+        or its union with a report in flight)."""
+        self.sync_state_ids = frozenset(slave_ids)
+        self._recompute(master_max)
+        self._notify()
+
+    def _recompute(self, master_max: int) -> None:
+        """confirmOffset as RocketMQ's AutoSwitchHAService.computeConfirmOffset: the least ack of
+        the connected in-sync slaves; unchanged while one of them is not connected; not gated
+        while the master is alone. It never goes back within a term (a slave joins the set only
+        once it acknowledged the current watermark, ``may_join``)."""
+        if not self.gate_reads or self.is_slave:
+            return
+        if self.config.enable_controller_mode:
+            ids = self.sync_state_ids
+            acks = {self.peer_ids[a]: s.ack_offset for a, s in self.slaves.items() if a in self.peer_ids}
+            if not ids:
+                new: int | None = None
+            elif not ids <= acks.keys():
+                new = master_max if self.confirm_offset is None else self.confirm_offset
+            else:
+                new = min(min(acks[i] for i in ids), master_max)
+        else:  # classic mode with allAckInSyncStateSet: the slaves in sync by lag
+            in_sync = [s.ack_offset for s in self.slaves.values() if s.in_sync]
+            new = min(min(in_sync), master_max) if in_sync else None
+        if new is not None and self.confirm_offset is not None:
+            new = max(new, self.confirm_offset)
+        self._publish(new)
+
+    def may_join(self, replica: ReplicaInfo, master_max: int) -> bool:
+        """Whether an in-sync slave may enter the in-sync set now: it holds everything readers may
+        already have seen (RocketMQ's expansion rule: ack >= confirmOffset, which is the master's
+        end while it is alone), so the watermark never goes back and nothing read is lost if it
+        is elected."""
+        seen = master_max if self.confirm_offset is None else self.confirm_offset
+        return replica.in_sync and replica.ack_offset >= seen
+
+    def master_confirmed(self, offset: int) -> None:
+        """On a slave: the master's high watermark as last learnt; reads stop there."""
+        if self.gate_reads and (self.confirm_offset is None or offset > self.confirm_offset):
+            self._publish(offset)
+
+    def reset_confirm(self, offset: int | None) -> None:
+        """A role change or a restart: start from ``offset`` (the persisted watermark)."""
+        self._publish(offset if self.gate_reads else None)
+
+    def truncated(self, offset: int) -> None:
+        """The store was cut at ``offset`` (a replica rejoining a master): what follows is the
+        new master's, readable only once it confirms it."""
+        if self.gate_reads and (self.confirm_offset is None or self.confirm_offset > offset):
+            self._publish(offset)
+
+    def _publish(self, offset: int | None) -> None:
+        if offset == self.confirm_offset:
+            return
+        self.confirm_offset = offset
+        for listener in self.confirm_listeners:
+            listener(offset)
 
     def _notify(self) -> None:
         ev = self._change

@@ -54,6 +54,9 @@ class RequestCode(IntEnum):
     #: ferrymq's own: a slave names its HA socket (host:port) so its master knows it reads
     #: Kafka batch entries (an Apache RocketMQ master answers REQUEST_CODE_NOT_SUPPORTED)
     HA_SLAVE_HELLO = 9901
+    #: ferrymq's own: a slave asks its master's high watermark (confirmOffset); held until it
+    #: passes the one the slave knows (core/broker/confirm_follow.py)
+    HA_CONFIRM_OFFSET = 9902
     # the failover controller (RocketMQ 5 controller mode; namesrv/controller)
     BROKER_HEARTBEAT = 904
     CONTROLLER_ALTER_SYNC_STATE_SET = 1001

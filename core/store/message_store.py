@@ -38,7 +38,7 @@ import shutil
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -162,7 +162,17 @@ class MessageStore:
         self.commit_log = CommitLog(self.root / "commitlog", config.mapped_file_size_commit_log)
         self.index = IndexService(self.root / "index", config.max_hash_slot_num, config.max_index_num)
         self.consume_queues: dict[tuple[str, int], ConsumeQueue] = {}
+        #: told of every stored entry at once (the HA master streams it)
         self.arrival_listeners: list[ArrivalListener] = []
+        #: told when a stored entry becomes readable: at once, or when ``read_limit`` passes its
+        #: end (long polls, Kafka fetches)
+        self.visible_listeners: list[ArrivalListener] = []
+        #: the group high watermark (confirmOffset): readers see only entries ending at or below
+        #: it; None = every entry (not gated). Recorded with the checkpoint.
+        self.read_limit: int | None = None
+        #: per queue, wake-ups held back by ``read_limit``: [least entry end, greatest entry end,
+        #: last queue offset, tag codes]
+        self._held_wakeups: dict[tuple[str, int], list[Any]] = {}
         #: how RocketMQ consumers read batch entries, by FORMAT (a frontend registers its own)
         self.batch_converters: dict[int, BatchConverter] = {}
         self.store_host = ip_bytes(config.broker_ip1)
@@ -217,6 +227,8 @@ class MessageStore:
                     if qdir.name.isdigit():
                         self._open_cq(topic_dir.name, int(qdir.name))
         checkpoint = self._read_checkpoint()
+        if self.config.gate_reads:  # never expose more after a restart than was confirmed
+            self.read_limit = checkpoint.get("confirm")
         crashed = self._abort_file.exists()
         self.recovered_crash = crashed
         start = checkpoint.get("dispatched", self.commit_log.min_offset)
@@ -290,7 +302,7 @@ class MessageStore:
     def _read_checkpoint(self) -> dict[str, Any]:
         try:
             data = json.loads(self._checkpoint_file.read_text())
-            out: dict[str, Any] = {k: int(data[k]) for k in ("dispatched", "end") if k in data}
+            out: dict[str, Any] = {k: int(data[k]) for k in ("dispatched", "end", "confirm") if k in data}
             out["queues"] = data.get("queues")
             return out
         except (OSError, ValueError, TypeError, AttributeError):
@@ -310,6 +322,8 @@ class MessageStore:
         """Replace the checkpoint (fsynced); ``sync_name`` also syncs the directory, so the new
         one survives a power loss too (the flush loop's next checkpoint does not need it)."""
         data: dict[str, Any] = {"dispatched": dispatched}
+        if self.config.gate_reads:  # not gated means everything up to here was readable
+            data["confirm"] = dispatched if self.read_limit is None else min(self.read_limit, dispatched)
         if end is not None:
             data["end"] = end
         if queues is not None:
@@ -690,6 +704,7 @@ class MessageStore:
             self._index(topic, keys or [], uniq_key, phys, now)
         for listener in self.arrival_listeners:
             listener(topic, queue_id, queue_offset, tags_code)
+        self._readable(topic, queue_id, queue_offset, (tags_code,), phys + size)
         return PutResult(PutStatus.OK, phys, queue_offset, now, size, 1, [phys], phys + size)
 
     def put_batch_entry(
@@ -739,13 +754,11 @@ class MessageStore:
             payload=payload,
         )
         self.commit_log.append(f, phys, entry)
-        if tags_codes is None:
+        codes = (0,) if tags_codes is None else set(tags_codes)  # wake waiters on any of its tags
+        for code in codes:
             for listener in self.arrival_listeners:
-                listener(topic, queue_id, base + count - 1, 0)
-        else:
-            for code in set(tags_codes):  # wake waiters filtering on any of the batch's tags
-                for listener in self.arrival_listeners:
-                    listener(topic, queue_id, base + count - 1, code)
+                listener(topic, queue_id, base + count - 1, code)
+        self._readable(topic, queue_id, base + count - 1, codes, phys + size)
         return PutResult(PutStatus.OK, phys, base, now, size, count, [phys], phys + size)
 
     def _index(self, topic: str, keys: list[str], uniq_key: str | None, phys: int, now: int) -> None:
@@ -849,9 +862,11 @@ class MessageStore:
         if req.keys or req.uniq_key:
             self._index(req.topic, req.keys, req.uniq_key, req.offset, req.store_timestamp)
         last = req.queue_offset + req.count - 1
-        for code in set(req.tags_codes) if req.tags_codes else (req.tags_code,):
+        codes = set(req.tags_codes) if req.tags_codes else (req.tags_code,)
+        for code in codes:
             for listener in self.arrival_listeners:
                 listener(req.topic, req.queue_id, last, code)
+        self._readable(req.topic, req.queue_id, last, codes, req.offset + req.size)
         for dispatched in self.dispatch_listeners:
             dispatched(req)
 
@@ -954,6 +969,87 @@ class MessageStore:
             self.index.flush()
             self._write_checkpoint(offset, queues=queues, sync_name=True)
 
+    # ---- the read gate (group high watermark) -------------------------------------------------
+
+    def _readable(self, topic: str, queue_id: int, last: int, codes: Iterable[int], end: int) -> None:
+        """Wake readers of an entry ending at ``end``, now or once ``read_limit`` reaches it
+        (wake-ups held back coalesce per queue: one pending record, however many puts)."""
+        limit = self.read_limit
+        if limit is None or end <= limit:
+            for code in codes:
+                for listener in self.visible_listeners:
+                    listener(topic, queue_id, last, code)
+            return
+        held = self._held_wakeups.get((topic, queue_id))
+        if held is None:
+            self._held_wakeups[(topic, queue_id)] = [end, end, last, set(codes)]
+        else:
+            held[1], held[2] = end, last
+            held[3].update(codes)
+
+    def set_read_limit(self, limit: int | None) -> None:
+        """Move the high watermark (``ReplicationState.confirm_listeners``) and wake the readers
+        of queues whose held-back entries it reached."""
+        self.read_limit = limit
+        if not self._held_wakeups:
+            return
+        for key, held in list(self._held_wakeups.items()):
+            if limit is not None and held[0] > limit:
+                continue
+            if limit is None or held[1] <= limit:
+                del self._held_wakeups[key]
+            else:
+                held[0] = held[1]  # the rest wakes them once the watermark passes the newest
+            for code in held[3]:
+                for listener in self.visible_listeners:
+                    listener(key[0], key[1], held[2], code)
+
+    def _readable_max(self, cq: ConsumeQueue) -> int:
+        """The queue offset readers stop at (``read_limit``)."""
+        return cq.max_offset if self.read_limit is None else self._queue_end_at(cq, self.read_limit)
+
+    def queue_offset_at(self, topic: str, queue_id: int, phys: int) -> int:
+        """The first queue offset whose entry ends past commit-log offset ``phys`` (where a
+        master epoch starting at ``phys`` begins in this queue)."""
+        cq = self.consume_queues.get((topic, queue_id))
+        return self._queue_end_at(cq, phys) if cq else 0
+
+    @staticmethod
+    def _queue_end_at(cq: ConsumeQueue, limit: int) -> int:
+        """The first unit whose entry ends past ``limit`` (units' commit-log offsets grow with
+        queue offsets). O(1) when the queue's last entry is within it; else a search back from
+        the end, O(log of the units past it)."""
+        lo, hi = cq.min_offset, cq.max_offset
+        if hi <= lo:
+            return hi
+        u = cq.unit(hi - 1)
+        if u is None or u[0] + u[1] <= limit:
+            return hi
+        step, top = 1, hi - 1  # the unit at ``top`` is past the limit
+        while True:  # gallop back to a unit within the limit
+            probe = top - step
+            if probe < lo:
+                probe = lo - 1
+                break
+            u = cq.unit(probe)
+            if u is not None and u[0] + u[1] <= limit:
+                break
+            top, step = probe, step * 2
+        bottom = probe  # within the limit (or lo - 1); binary search in (bottom, top]
+        while top - bottom > 1:
+            mid = (bottom + top) // 2
+            u = cq.unit(mid)
+            if u is not None and u[0] + u[1] <= limit:
+                bottom = mid
+            else:
+                top = mid
+        return top
+
+    def readable_bounds(self, topic: str, queue_id: int) -> tuple[int, int]:
+        """(min offset, high watermark) of a queue: what consumers may read."""
+        cq = self.consume_queues.get((topic, queue_id))
+        return (cq.min_offset, self._readable_max(cq)) if cq else (0, 0)
+
     # ---- reads -------------------------------------------------------------------------------
 
     def get_messages(
@@ -976,7 +1072,9 @@ class MessageStore:
         cq = self.consume_queues.get((topic, queue_id))
         if cq is None:
             return GetResult(GetStatus.NO_MATCHED_LOGIC_QUEUE, 0, 0, 0)
-        lo, hi = cq.min_offset, cq.max_offset
+        lo, hi = cq.min_offset, self._readable_max(cq)
+        if lo <= hi <= offset <= cq.max_offset and hi < cq.max_offset:  # stored, not yet confirmed
+            return GetResult(GetStatus.OFFSET_OVERFLOW_ONE, offset, lo, hi)
         if hi == 0:  # never written; a queue emptied by retention keeps its offsets (below)
             return GetResult(GetStatus.NO_MESSAGE_IN_QUEUE, 0, lo, hi)
         if offset < lo:
@@ -996,7 +1094,7 @@ class MessageStore:
         last_phys = -1
         done = False
         while not done and cursor < hi and budget > 0:
-            units = cq.read_units(cursor, min(budget, 1024))
+            units = cq.read_units(cursor, min(budget, 1024, hi - cursor))
             if not units:
                 break
             for phys, size, tag in UNIT.iter_unpack(units):
@@ -1123,18 +1221,21 @@ class MessageStore:
         unit = cq.unit(queue_offset) if cq else None
         return None if unit is None else self._unit_entry(unit[0], unit[1])
 
-    def entries(self, topic: str, queue_id: int, from_offset: int) -> Iterator[StoredEntry]:
+    def entries(
+        self, topic: str, queue_id: int, from_offset: int, end_offset: int | None = None
+    ) -> Iterator[StoredEntry]:
         """The entries holding queue offsets from ``from_offset`` (or the queue's min offset) on,
         in queue order, each once: a batch entry holding ``from_offset`` comes whole, then the
         walk goes on after its last message. Unreadable units are skipped. Lazy: a reader stops
-        iterating once it has enough, and only what it took was read."""
+        iterating once it has enough, and only what it took was read. ``end_offset`` (a high
+        watermark) stops the walk there."""
         cq = self.consume_queues.get((topic, queue_id))
         if cq is None:
             return
         clog = self.commit_log
         cursor = max(from_offset, cq.min_offset)
-        while cursor < cq.max_offset:
-            units = cq.read_units(cursor, _UNITS_PER_READ)
+        while cursor < (stop := cq.max_offset if end_offset is None else min(end_offset, cq.max_offset)):
+            units = cq.read_units(cursor, min(_UNITS_PER_READ, stop - cursor))
             if not units:
                 return
             for phys, size, _tag in UNIT.iter_unpack(units):

@@ -145,13 +145,25 @@ class ClusterView:
         self.port = 0  # this broker's Kafka port, set once its listener is bound
         # other broker groups: topic -> (fetched at, broker name -> queues); their Kafka nodes
         self._remote: dict[str, tuple[float, dict[str, int]]] = {}
-        self._placed: dict[str, tuple[int, TopicPartitions]] = {}  # by the local queue count
+        #: by the local queue count and whether this broker leads its group
+        self._placed: dict[str, tuple[int, bool, TopicPartitions]] = {}
         self._peers: dict[str, Node] = {}
+        #: controller mode, on a slave: the Kafka listener of this group's master (route id 0)
+        self._master_node: Node | None = None
         self._broker_addrs: dict[str, str] = {}  # broker name -> its master's remoting address
         self._peers_at = 0.0
         self._refreshing: dict[str, asyncio.Task[None]] = {}
 
+    @property
+    def leads(self) -> bool:
+        """Whether this broker leads its group's partitions: a master (controller mode moves it;
+        a slave answers NOT_LEADER_OR_FOLLOWER and names its master as the group's node)."""
+        return not self.broker.config.is_slave
+
     def me(self) -> Node:
+        """This group's Kafka node: this listener, or on a slave its master's (as last seen)."""
+        if not self.leads and self._master_node is not None:
+            return self._master_node
         return Node(self.node_id, self.advertised_host, self.port)
 
     def nodes(self) -> list[Node]:
@@ -163,7 +175,7 @@ class ClusterView:
         if len(placed.owners) <= 1 and (placed.local is not None or not placed.owners):
             return self.node_id
         has_kafka = {name: True for name in self._peers}
-        has_kafka[self.broker_name] = True
+        has_kafka[self.broker_name] = self.leads or self._master_node is not None
         return placed.leader(partition, has_kafka)
 
     async def coordinator_of(self, key: str) -> Node:
@@ -180,9 +192,11 @@ class ClusterView:
 
     def _coordinator_name(self, key: str) -> str:
         if not self._peers:
-            return self.broker_name
-        names = sorted({self.broker_name, *self._peers})
-        return names[zlib.crc32(key.encode()) % len(names)]
+            name = self.broker_name
+        else:
+            names = sorted({self.broker_name, *self._peers})
+            name = names[zlib.crc32(key.encode()) % len(names)]
+        return name if name != self.broker_name or self.leads else ""  # a slave coordinates none
 
     def broker_addr(self, broker_name: str) -> str | None:
         """The remoting address of a broker group's master, from the routes and cluster info seen."""
@@ -198,20 +212,21 @@ class ClusterView:
         """The topic's partitions from the cached route and this broker's live topic config."""
         tc = self.broker.topics.get(topic)
         local_count = topics.partition_count(tc) if tc is not None else 0
+        leads = self.leads
         cached = self._placed.get(topic)
-        if cached is not None and cached[0] == local_count:
-            return cached[1]
+        if cached is not None and cached[0] == local_count and cached[1] == leads:
+            return cached[2]
         remote = self._remote.get(topic)
         if remote is None or not remote[1]:
             if not local_count:  # a topic nobody has: nothing worth caching
                 return _NOWHERE
             own = Owner(self.broker_name, self.node_id, 0, local_count)
-            placed = TopicPartitions((own,), own, local_count)
+            placed = TopicPartitions((own,), own if leads else None, local_count)
         else:
             counts = dict(remote[1])
             counts[self.broker_name] = local_count
-            placed = place(counts, self.broker_name)
-        self._placed[topic] = (local_count, placed)
+            placed = place(counts, self.broker_name if leads else "")
+        self._placed[topic] = (local_count, leads, placed)
         return placed
 
     def partition_count(self, topic: str) -> int:
@@ -292,6 +307,9 @@ class ClusterView:
 
     def _learn_peer(self, broker_name: str, kafka_addr: str | None) -> None:
         if broker_name == self.broker_name:
+            if kafka_addr:  # our group's master (this broker itself while it is master)
+                host, _, port = kafka_addr.rpartition(":")
+                self._master_node = Node(self.node_id, host, int(port))
             return
         if not kafka_addr:
             self._peers.pop(broker_name, None)

@@ -105,7 +105,7 @@ class KafkaFrontend:
     async def start(self) -> None:
         store = self.broker.store
         self.log_starts.apply(store)
-        store.arrival_listeners.append(self._on_arrival)
+        store.visible_listeners.append(self._on_arrival)
         store.truncate_listeners.append(self._on_truncate)
         store.batch_converters[BATCH_FORMAT_KAFKA_V2] = self._to_stored_messages
         loop = asyncio.get_running_loop()
@@ -148,8 +148,8 @@ class KafkaFrontend:
         self.inflater.shutdown(wait=False, cancel_futures=True)
         await self.coordinator.stop()
         store = self.broker.store
-        if self._on_arrival in store.arrival_listeners:
-            store.arrival_listeners.remove(self._on_arrival)
+        if self._on_arrival in store.visible_listeners:
+            store.visible_listeners.remove(self._on_arrival)
         if self._on_truncate in store.truncate_listeners:
             store.truncate_listeners.remove(self._on_truncate)
         store.batch_converters.pop(BATCH_FORMAT_KAFKA_V2, None)

@@ -47,18 +47,18 @@ class PartitionLog:
         self.store = store
 
     def offsets(self, topic: str, partition: int) -> tuple[int, int]:
-        """(log start offset, high watermark)."""
-        return self.store.queue_bounds(topic, partition)
+        """(log start offset, high watermark): the group's confirmed end in a gated group."""
+        return self.store.readable_bounds(topic, partition)
 
     def fetch(self, topic: str, partition: int, offset: int, max_bytes: int, must_fill: bool) -> FetchResult:
         """Batches from ``offset`` up to ``max_bytes`` (at least one whole batch if ``must_fill``)."""
-        lo, hi = self.store.queue_bounds(topic, partition)
-        if offset < lo or offset > hi:
+        lo, hi = self.store.readable_bounds(topic, partition)
+        if offset < lo or offset > self.store.max_offset(topic, partition):  # past the log end
             return FetchResult(b"", hi, lo, out_of_range=True)
         parts: list[bytes | memoryview] = []
         natives: list[MessageExt] = []
         total = count = natives_served = 0
-        for entry in self.store.entries(topic, partition, offset):
+        for entry in self.store.entries(topic, partition, offset, hi):  # below the high watermark
             if entry.kind is EntryKind.MESSAGE:
                 msg = entry.message()
                 size = len(msg.body) + 70

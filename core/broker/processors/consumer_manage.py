@@ -88,7 +88,7 @@ class ConsumerManageProcessor:
     @guarded
     def max_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
         topic, queue_id = self._queue(cmd.ext_fields)
-        return cmd.response(ext_fields={"offset": str(self.store.max_offset(topic, queue_id))})
+        return cmd.response(ext_fields={"offset": str(self.store.readable_bounds(topic, queue_id)[1])})
 
     @guarded
     def min_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:

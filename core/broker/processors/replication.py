@@ -7,16 +7,21 @@ stops before the first batch entry, which is safe)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from ferrymq.core.ha.epoch import encode_epoch_cache
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.headers import guarded, req_int, req_str
-from ferrymq.core.remoting.transport import RemotingConnection
+from ferrymq.core.remoting.headers import BadRequest, guarded, req_int, req_str
+from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
+
+#: the longest a HA_CONFIRM_OFFSET waits for the watermark to pass the slave's (ms)
+MAX_CONFIRM_WAIT_MS = 10_000
 
 
 class ReplicationProcessor:
@@ -47,3 +52,32 @@ class ReplicationProcessor:
             c.broker_cluster_name, c.broker_name, c.broker_id, b.epochs.entries, b.store.commit_log_max_offset
         )
         return cmd.response(ResponseCode.SUCCESS, body=body)
+
+    def confirm_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        """HA_CONFIRM_OFFSET (9902): this master's high watermark once it is past ``knownOffset``
+        (or after ``timeoutMillis``): what a slave lets its readers see (confirm_follow.py)."""
+        try:
+            known = req_int(cmd.ext_fields, "knownOffset", ResponseCode.INVALID_PARAMETER)
+            wait_ms = req_int(cmd.ext_fields, "timeoutMillis", ResponseCode.INVALID_PARAMETER)
+        except BadRequest as exc:
+            return exc.response(cmd)
+        wait_ms = min(wait_ms, MAX_CONFIRM_WAIT_MS)
+        if self.broker.ha_master is None:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, "this broker is not a master")
+        if self._watermark() > known or wait_ms <= 0:
+            return self._confirm_response(cmd)
+        return self._confirm_later(cmd, known, wait_ms)
+
+    def _watermark(self) -> int:
+        confirm = self.broker.ha.confirm_offset
+        return self.broker.store.commit_log_max_offset if confirm is None else confirm
+
+    def _confirm_response(self, cmd: RemotingCommand) -> RemotingCommand:
+        return cmd.response(ResponseCode.SUCCESS, ext_fields={"confirmOffset": str(self._watermark())})
+
+    async def _confirm_later(self, cmd: RemotingCommand, known: int, wait_ms: int) -> RemotingCommand:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_ms / 1000):
+                while self._watermark() <= known:
+                    await self.broker.ha.changed()  # each slave ack or departure
+        return self._confirm_response(cmd)

@@ -63,6 +63,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         # replication.py
         RequestCode.HA_SLAVE_HELLO: replication.slave_hello,
         RequestCode.GET_BROKER_EPOCH_CACHE: replication.epoch_cache,
+        RequestCode.HA_CONFIRM_OFFSET: replication.confirm_offset,
         # client_manage.py
         RequestCode.HEART_BEAT: clients.heartbeat,
         RequestCode.UNREGISTER_CLIENT: clients.unregister,

@@ -23,6 +23,7 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.leader_epochs import check_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 
 READ_COMMITTED = 1
@@ -89,6 +90,10 @@ def _read(
             parts.append(entry)
             if queue is None:
                 entry["error_code"] = ErrorCode.not_leader_or_follower
+                continue
+            fenced = check_epoch(broker, getattr(fp, "current_leader_epoch", -1))
+            if fenced:
+                entry["error_code"] = fenced
                 continue
             p = queue
             if tc is None or not 0 <= p < topics.partition_count(tc) or not tc.perm & PERM_READ:

@@ -16,6 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.leader_epochs import check_epoch, current_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
@@ -33,12 +34,13 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         parts = []
         for p in t.partitions:
             index, error = cluster.local_queue(t.name, placed[t.name], p.partition_index)
+            error = error or check_epoch(ctx.frontend.broker, getattr(p, "current_leader_epoch", -1))
             entry: dict[str, Any] = {
                 "partition_index": p.partition_index,
                 "error_code": error,
                 "timestamp": -1,
                 "offset": -1,
-                "leader_epoch": 0,
+                "leader_epoch": current_epoch(ctx.frontend.broker),
             }
             parts.append(entry)
             if error:
@@ -50,11 +52,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 entry["offset"] = start
             elif p.timestamp == MAX_TIMESTAMP:
                 found = plog.max_timestamp(t.name, index)
-                if found is not None:
+                if found is not None and found[0] < end:
                     entry["offset"], entry["timestamp"] = found
             elif p.timestamp >= 0:
                 found = plog.offset_for_time(t.name, index, p.timestamp)
-                if found is not None:
+                if found is not None and found[0] < end:  # never past the high watermark
                     entry["offset"], entry["timestamp"] = found
             else:
                 entry["error_code"] = ErrorCode.invalid_request

@@ -1,18 +1,20 @@
 """Metadata (key 3), versions 0-12: brokers, topics, partitions and their leaders.
 
 Partition p of a topic is queue p with one broker group; with several, the topic's queues are
-numbered across the groups sorted by broker name (cluster.py). A partition's leader is the
-broker owning that queue (LEADER_NOT_AVAILABLE when it has no Kafka listener), the leader epoch
-is 0. Replicas and ISR are the leader alone even when its group has slaves: a slave has no Kafka
-listener, and an id missing from ``brokers`` is a placeholder node (host "", port -1) to Java's
-MetadataResponse and an unknown broker to librdkafka's rack lookups, for no gain to a client
-(acks=all waits for the group's in-sync slaves all the same, isr.py); the admin API and metrics
-show the group's replication. Brokers are this one and every other group whose
-Kafka address the name servers know. Topic ids are stable UUIDs derived from the cluster
-and topic names. A named topic that does not exist is created when auto-creation is allowed
-(the request's allow_auto_topic_creation, v4+, and the broker's autoCreateTopicEnable) with
-defaultTopicQueueNums partitions; a name Kafka does not allow is INVALID_TOPIC_EXCEPTION.
-Listing all topics leaves RocketMQ's system topics out, and lists this broker's topics only.
+numbered across the groups sorted by broker name (cluster.py). A partition's leader is the broker
+owning that queue (LEADER_NOT_AVAILABLE when it has no Kafka listener; in controller mode the
+group's current master, named by a slave too), the leader epoch its master epoch (0 outside
+controller mode, leader_epochs.py). Replicas and ISR are the leader alone even when its group has
+slaves: a classic slave has no Kafka listener (a controller-mode group is one node), and an id
+missing from ``brokers`` is a placeholder node (host "", port -1) to Java's MetadataResponse and
+an unknown broker to librdkafka's rack lookups, for no gain to a client (acks=all waits for the
+group's in-sync slaves all the same, isr.py); the admin API and metrics show the group's
+replication. Brokers are this one and every other group whose Kafka address the name servers know.
+Topic ids are stable UUIDs derived from the cluster and topic names. A named topic that does not
+exist is created when auto-creation is allowed (the request's allow_auto_topic_creation, v4+, and
+the broker's autoCreateTopicEnable) with defaultTopicQueueNums partitions; a name Kafka does not
+allow is INVALID_TOPIC_EXCEPTION. Listing all topics leaves RocketMQ's system topics out, and
+lists this broker's topics only.
 Leaves out: racks, authorized operations (always "not computed"), v13's top-level error.
 """
 
@@ -27,6 +29,7 @@ from ferrymq.gateway.kafka import topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import NO_LEADER, TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.leader_epochs import current_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 if TYPE_CHECKING:
@@ -72,6 +75,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if topics.invalid_name(name):
                 out.append(_error(ErrorCode.invalid_topic_exception, name))
                 continue
+            if not cluster.leads:  # a slave creates nothing: its master will, asked there
+                out.append(_error(ErrorCode.leader_not_available, name))
+                continue
             if not auto:
                 out.append(_error(ErrorCode.unknown_topic_or_partition, name))
                 continue
@@ -110,7 +116,7 @@ def topic_metadata(cluster: ClusterView, name: str, where: TopicPartitions) -> d
                 "error_code": ErrorCode.none if leader != NO_LEADER else ErrorCode.leader_not_available,
                 "partition_index": p,
                 "leader_id": leader,
-                "leader_epoch": 0,
+                "leader_epoch": current_epoch(cluster.broker),
                 "replica_nodes": (leader,),
                 "isr_nodes": (leader,),
                 "offline_replicas": (),

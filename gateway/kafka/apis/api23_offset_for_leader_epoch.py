@@ -1,8 +1,11 @@
 """OffsetForLeaderEpoch (key 23), versions 2-4: where a leader epoch ends.
 
-Every partition has had one leader epoch, 0, so any epoch asked about ends at the high watermark
-(consumers validating their position after a metadata change never see a truncation).
-A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER.
+A partition's leader epoch is its broker group's master epoch (controller mode; 0 otherwise,
+leader_epochs.py). The answer is the largest epoch at most the one asked for and the queue offset
+where it ends, from the group's epoch history; the current epoch ends at the high watermark. So a
+consumer validating its position after a failover learns of a truncation. A stale
+current_leader_epoch is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH; a partition owned
+by another broker group, or asked of a slave, is NOT_LEADER_OR_FOLLOWER.
 Leaves out: replica (follower) requests.
 """
 
@@ -12,12 +15,14 @@ from typing import Any
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.leader_epochs import check_epoch, end_of_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 @api(23, 2, 4)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     cluster = ctx.frontend.cluster
+    broker = ctx.frontend.broker
     placed = await cluster.placements(
         {t.topic: max((p.partition for p in t.partitions), default=-1) for t in request.topics}
     )
@@ -26,7 +31,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         parts = []
         for p in t.partitions:
             queue, error = cluster.local_queue(t.topic, placed[t.topic], p.partition)
-            epoch, end = (-1, -1) if error else (0, ctx.frontend.log.offsets(t.topic, queue)[1])
+            error = error or check_epoch(broker, p.current_leader_epoch)
+            epoch, end = (-1, -1) if error else end_of_epoch(broker, t.topic, queue, p.leader_epoch)
             parts.append(
                 {"error_code": error, "partition": p.partition, "leader_epoch": epoch, "end_offset": end}
             )
