@@ -53,9 +53,8 @@ STORED = (SendStatus.SEND_OK, SendStatus.SLAVE_NOT_AVAILABLE, SendStatus.FLUSH_S
 
 
 class Diverged(AssertionError):
-    """A rejoined old master's untruncated tail, or a consumer's read of an unreplicated one: what
-    s9-trunc and s9-hw fix. The xfail marks name only this, so a lost or duplicated acknowledged
-    message, or a failover that does not happen, still fails those tests."""
+    """A rejoined old master's untruncated tail (epoch truncation prevents it), or a consumer's read
+    of an unreplicated one (the high watermark prevents it)."""
 
 
 # ---- the cluster ---------------------------------------------------------------------------------
@@ -385,14 +384,6 @@ def test_kill9_of_the_master_under_load(cluster: Cluster, load: Load) -> None:
     verdict(cluster, load, s, "kill -9", t0)
 
 
-NEEDS_TRUNC = pytest.mark.xfail(
-    strict=True,
-    raises=Diverged,
-    reason="needs s9-trunc: the old master rejoins as slave keeping its diverged tail (writes stored "
-    "after its slave left, never acknowledged), so (queue, offset)s hold other messages on it than on "
-    "the new master; and s9-hw: the consumer reads that tail before it is replicated",
-)
-
 
 def test_sigstop_of_the_master_past_the_heartbeat_timeout(cluster: Cluster, load: Load) -> None:
     """The stopped master wakes up believing it is master: it must not acknowledge a write the
@@ -424,7 +415,6 @@ def test_partition_of_the_master_from_its_slave(cluster: Cluster, load: Load) ->
     verdict(cluster, load, m, "master/slave partition", t0, slave=s)
 
 
-@NEEDS_TRUNC
 def test_partition_of_the_master_from_the_controller(cluster: Cluster, load: Load) -> None:
     m, s = cluster.ready()
     load.run_for(PHASE)
@@ -437,7 +427,6 @@ def test_partition_of_the_master_from_the_controller(cluster: Cluster, load: Loa
     verdict(cluster, load, s, "controller partition", t0, slave=m)
 
 
-@NEEDS_TRUNC
 def test_partition_of_the_master_from_slave_and_controller(cluster: Cluster, load: Load) -> None:
     """The client still reaches the old master, which keeps taking writes it cannot replicate."""
     m, s = cluster.ready()
