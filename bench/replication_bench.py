@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bench import kafka_bench, kafka_ref
 from bench import rocketmq_ref as rref
@@ -60,6 +61,7 @@ CONTROLLER_CONF = {
     "syncBrokerMetadataPeriod": 200,
 }
 STORED = (SendStatus.SEND_OK, SendStatus.SLAVE_NOT_AVAILABLE)
+G = TypeVar("G")
 
 
 class BenchError(RuntimeError):
@@ -213,15 +215,26 @@ def part_send(args: argparse.Namespace) -> list[dict[str, object]]:
             servers.append(("RocketMQ 5.3.3", functools.partial(apache_group, role=role)))
         for name, start in servers:
             row: dict[str, object] = {"group": f"{role} + SLAVE", "server": name}
-            try:
-                with tempfile.TemporaryDirectory(prefix="repl-bench-") as tmp, start(Path(tmp)) as group:
-                    row |= measure_sends(group, args)
-            except (BenchError, rref.RocketMQRefError, RuntimeError, MQError) as exc:
-                print(f"  {role} against {name} failed: {exc}", file=sys.stderr, flush=True)
-                row["failed"] = "ERROR"
-            rows.append(row)
-            print(f"  [{role} {name} done]", flush=True)
+            rows.append(_measured(row, f"{role} against {name}", start, lambda g: measure_sends(g, args)))
     return rows
+
+
+def _measured(
+    row: dict[str, object],
+    what: str,
+    start: Callable[[Path], contextlib.AbstractContextManager[G]],
+    measure: Callable[[G], dict[str, object]],
+) -> dict[str, object]:
+    """``row`` with the figures ``measure`` takes of a server group ``start`` brings up in a temp
+    dir, or an error column (and the reason on stderr) when it fails."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="repl-bench-") as tmp, start(Path(tmp)) as group:
+            row |= measure(group)
+    except (BenchError, rref.RocketMQRefError, RuntimeError, MQError) as exc:
+        print(f"  {what} failed: {exc}", file=sys.stderr, flush=True)
+        row["error"] = type(exc).__name__
+    print(f"  [{what} done]", flush=True)
+    return row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,14 +440,9 @@ def part_failover(args: argparse.Namespace) -> list[dict[str, object]]:
     if args.apache:
         servers.append(("RocketMQ 5.3.3", apache_controller_group))
     for name, start in servers:
-        row: dict[str, object] = {"server": name}
-        try:
-            with tempfile.TemporaryDirectory(prefix="repl-bench-") as tmp, start(Path(tmp)) as group:
-                row |= measure_failover(group, args)
-        except (BenchError, rref.RocketMQRefError, RuntimeError, MQError) as exc:
-            print(f"  failover against {name} failed: {exc}", file=sys.stderr, flush=True)
-            row["answer"] = "ERROR"
-        rows.append(row)
+        rows.append(
+            _measured({"server": name}, f"failover of {name}", start, lambda g: measure_failover(g, args))
+        )
     return rows
 
 
