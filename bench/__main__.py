@@ -132,7 +132,7 @@ def section_kafka(args: argparse.Namespace) -> None:
 def section_replication(args: argparse.Namespace) -> None:
     from bench import replication_bench
 
-    # its own defaults: 12 s runs (--seconds here is the other sections' 20 s)
+    # its own defaults: 15 s runs (--seconds here is the other sections' 20 s)
     replication_bench.main(["--threads", str(args.threads), "--size", str(args.size)])
 
 
