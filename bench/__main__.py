@@ -7,7 +7,12 @@ Producer/Consumer against ferrymq and, where Java and Maven are present, against
 started from Maven Central jars on the same machine, with ferrymq/RocketMQ ratios), ``kafka``
 (confluent-kafka and Kafka's ProducerPerformance / ConsumerPerformance against ferrymq's Kafka port
 and, where Java and Maven are present, Apache Kafka from Maven Central jars, with ferrymq/Kafka
-ratios and produce latency at a fixed rate; ``python -m bench.kafka_bench --help`` for its options).
+ratios and produce latency at a fixed rate; ``python -m bench.kafka_bench --help`` for its options),
+``replication`` (broker groups of a master and one slave: send TPS / latency with ASYNC_MASTER and
+SYNC_MASTER against Apache RocketMQ 5.3.3 master+slave, Kafka acks=all with two replicas against a
+two-broker Apache Kafka cluster with replication factor 2, and failover time from a master's kill -9
+to the first stored send in controller mode against Apache RocketMQ's controller mode, same heartbeat
+settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its parts and options).
 """
 
 from __future__ import annotations
@@ -126,12 +131,20 @@ def section_kafka(args: argparse.Namespace) -> None:
     kafka_bench.main([])  # its own defaults: 1 KiB records (--size here is the RocketMQ sections')
 
 
+def section_replication(args: argparse.Namespace) -> None:
+    from bench import replication_bench
+
+    # its own defaults: 15 s runs (--seconds here is the other sections' 20 s)
+    replication_bench.main(["--threads", str(args.threads), "--size", str(args.size)])
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "store": section_store,
     "client": section_client,
     "rocketmq": section_rocketmq,
     "push": section_push,
     "kafka": section_kafka,
+    "replication": section_replication,
 }
 
 

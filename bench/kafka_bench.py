@@ -72,11 +72,14 @@ class Rate:
 # ---------------------------------------------------------------------------------------------
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+def create_topic(
+    bootstrap: str, topic: str, partitions: int, replicas: int = 1, config: dict[str, str] | None = None
+) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=30)
+    new = NewTopic(topic, partitions, replicas, config=config or {})
+    futures = admin.create_topics([new], operation_timeout=30)
     futures[topic].result(60)
     # wait until the metadata shows every partition with a leader (Kafka creates them async)
     deadline = time.monotonic() + 60

@@ -2,6 +2,8 @@
 
 * ``start_kafka()`` formats a temporary log dir and starts one combined broker+controller (KRaft,
   static single-voter quorum) on free loopback ports with a small heap, and waits until it serves.
+* ``start_kafka_cluster()`` starts a KRaft cluster of several nodes the same way (node 1 the
+  controller and a broker, the others brokers), for replicated topics.
 * ``run_producer_perf()`` / ``run_consumer_perf()`` run Kafka's own
   ``org.apache.kafka.tools.ProducerPerformance`` / ``ConsumerPerformance`` against any bootstrap
   address (Apache Kafka or ``ferrymq serve --kafka-port``) and parse their summary lines.
@@ -281,20 +283,28 @@ def start_kafka(
     home = Path(tempfile.mkdtemp(prefix="kafka-ref-")) if home is None else Path(home)
     home.mkdir(parents=True, exist_ok=True)
     ref = KafkaRef(home, free_port(), free_port(), owns_home, keep_home=keep_home, version=kafka_version(cp))
-    props = home / "server.properties"
-    props.write_text(server_properties(home, ref.port, ref.controller_port, extra_props or {}))
-    log4j = home / "log4j2.properties"
+    _format(ref, cp, server_properties(home, ref.port, ref.controller_port, extra_props or {}), None, timeout)
+    _launch(ref, cp, heap, timeout)
+    return ref
+
+
+def _format(ref: KafkaRef, cp: str, properties: str, cluster_id: str | None, timeout: float) -> str:
+    """Write the node's server.properties and Log4j config, format its log dir; the cluster id."""
+    props = ref.home / "server.properties"
+    props.write_text(properties)
+    log4j = ref.home / "log4j2.properties"
     log4j.write_text(_LOG4J2.format(log=ref.log, level="INFO", appender="file"))
     jvm = _jvm("256m", log4j)
     try:
-        cluster_id = subprocess.run(
-            [*jvm, "-cp", cp, STORAGE_MAIN, "random-uuid"],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=True,
-            stdin=subprocess.DEVNULL,
-        ).stdout.split()[-1]
+        if cluster_id is None:
+            cluster_id = subprocess.run(
+                [*jvm, "-cp", cp, STORAGE_MAIN, "random-uuid"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+                stdin=subprocess.DEVNULL,
+            ).stdout.split()[-1]
         subprocess.run(
             [*jvm, "-cp", cp, STORAGE_MAIN, "format", "-t", cluster_id, "-c", str(props)],
             capture_output=True,
@@ -309,10 +319,22 @@ def start_kafka(
     except subprocess.TimeoutExpired as e:
         ref.stop()
         raise KafkaRefError("kafka-storage timed out") from e
+    return cluster_id
+
+
+def _launch(ref: KafkaRef, cp: str, heap: str, timeout: float) -> None:
+    """Start the formatted node and wait for its ready line (a failed start keeps its home)."""
+    home = ref.home
     try:
         with open(home / "server.out", "ab") as out:
             ref.proc = subprocess.Popen(
-                [*_jvm(heap, log4j), "-cp", cp, KAFKA_MAIN, str(props)],
+                [
+                    *_jvm(heap, home / "log4j2.properties"),
+                    "-cp",
+                    cp,
+                    KAFKA_MAIN,
+                    str(home / "server.properties"),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -336,7 +358,67 @@ def start_kafka(
         ref.stop()
         ref.keep_home = keep
         raise
-    return ref
+
+
+@dataclass
+class KafkaCluster:
+    """Several Kafka nodes of one KRaft cluster; ``nodes[0]`` is the controller (and a broker)."""
+
+    nodes: list[KafkaRef]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    @property
+    def version(self) -> str:
+        return self.nodes[0].version if self.nodes else "?"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for node in reversed(self.nodes):  # brokers first: the controller sees them leave
+            node.stop(timeout)
+
+    def __enter__(self) -> KafkaCluster:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_kafka_cluster(
+    nodes: int = 2,
+    *,
+    heap: str = "512m",
+    extra_props: dict[str, object] | None = None,
+    timeout: float = 120.0,
+) -> KafkaCluster:
+    """A KRaft cluster on loopback: node 1 combined controller+broker (the single voter), nodes 2..n
+    brokers only, all formatted with one cluster id; returns once every node serves."""
+    cp = classpath()
+    cluster = KafkaCluster([])
+    try:
+        cluster_id: str | None = None
+        voter_port = 0
+        for node_id in range(1, nodes + 1):
+            home = Path(tempfile.mkdtemp(prefix=f"kafka-ref-n{node_id}-"))
+            ref = KafkaRef(home, free_port(), free_port(), True, version=kafka_version(cp))
+            voter_port = voter_port or ref.controller_port
+            extra: dict[str, object] = {
+                "node.id": node_id,
+                "controller.quorum.voters": f"1@{HOST}:{voter_port}",
+            }
+            if node_id > 1:
+                extra.update({"process.roles": "broker", "listeners": f"PLAINTEXT://{HOST}:{ref.port}"})
+            props = server_properties(home, ref.port, voter_port, {**extra, **(extra_props or {})})
+            cluster.nodes.append(ref)
+            cluster_id = _format(ref, cp, props, cluster_id, timeout)
+            _launch(ref, cp, heap, timeout)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
 
 @contextlib.contextmanager

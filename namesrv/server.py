@@ -137,6 +137,8 @@ class NameServer:
 
     def _on_close(self, conn: RemotingConnection) -> None:
         self._connections.discard(conn)
+        if self.controller is not None:
+            self.controller.on_connection_closed(conn)
         for gone in self.routes.on_connection_closed(conn):
             log.info(
                 "broker %s (cluster=%s name=%s id=%s) removed: connection from %s closed",

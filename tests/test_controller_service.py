@@ -105,3 +105,50 @@ def test_controller_elects_and_fails_over(tmp_path: Path) -> None:
                 conn.close()
 
     asyncio.run(body())
+
+
+def test_a_master_whose_connection_closes_is_replaced_at_once(tmp_path: Path) -> None:
+    """A killed master's heartbeat connection closes: the leader elects its slave then, as
+    RocketMQ's controller does (BrokerHousekeepingService), not a heartbeat timeout later. The
+    timeout (30 s) and the silence scan (every 30 s) are too long to be what elects here."""
+    port, raft = free_port(), free_port()
+    node = ControllerNode([Peer(f"127.0.0.1:{port}", f"127.0.0.1:{raft}")], f"127.0.0.1:{port}", tmp_path)
+    service = ControllerService(node, scan_interval=30.0)
+
+    async def body() -> None:
+        async with NameServer("127.0.0.1", port, controller=service):
+            conns = {bid: await connect("127.0.0.1", port) for bid in (1, 2)}
+            try:
+                while not node.is_leader:
+                    await asyncio.sleep(0.05)
+                for bid, conn in conns.items():
+                    hb = beat("b", bid, 0, 100) | {"heartbeatTimeoutMills": "30000"}
+                    assert (await call(conn, RequestCode.BROKER_HEARTBEAT, hb)).code == 0
+                    reg = {"clusterName": "C", "brokerName": "b", "brokerId": str(bid)}
+                    await call(
+                        conn, RequestCode.CONTROLLER_REGISTER_BROKER, reg | {"brokerAddress": f"a{bid}"}
+                    )
+                el = await call(conns[1], RequestCode.CONTROLLER_ELECT_MASTER, reg | {"brokerId": "1"})
+                assert el.ext_fields["masterBrokerId"] == "1", el.remark
+                alter = await call(
+                    conns[1],
+                    RequestCode.CONTROLLER_ALTER_SYNC_STATE_SET,
+                    {"brokerName": "b", "masterBrokerId": "1", "masterEpoch": el.ext_fields["masterEpoch"]},
+                    json.dumps({"syncStateSet": [1, 2], "syncStateSetEpoch": 1}).encode(),
+                )
+                assert alter.code == ResponseCode.SUCCESS, alter.remark
+                conns[1].close()  # the master's process is gone: the kernel closes its sockets
+                info = None
+                for _ in range(30):  # at most 3 s
+                    info = await call(conns[2], RequestCode.CONTROLLER_GET_REPLICA_INFO, {"brokerName": "b"})
+                    if info.ext_fields.get("masterBrokerId") == "2":
+                        break
+                    await asyncio.sleep(0.1)
+                assert info is not None and info.ext_fields.get("masterBrokerId") == "2", (
+                    info and info.ext_fields
+                )
+            finally:
+                for conn in conns.values():
+                    conn.close()
+
+    asyncio.run(body())

@@ -12,7 +12,9 @@ Only the Raft leader answers the ones that read or change state; the others answ
 (2007) with the leader's address in ``controllerLeaderAddress`` and the remark. Every
 ``scan_interval`` the leader elects a new master for any group whose master has gone silent
 (never before it has led for one heartbeat timeout, so a fresh leader does not take brokers it
-has not heard from yet for dead).
+has not heard from yet for dead). When a master's heartbeat connection closes (its process died:
+the kernel closed its sockets) the leader elects at once, as RocketMQ's BrokerHousekeepingService
+does; a master cut off by the network keeps its connection open and is found silent by the scan.
 
 Left out: CONTROLLER_GET_NEXT_BROKER_ID / APPLY_BROKER_ID (ferrymq brokers keep the brokerId of
 their broker.conf), NOTIFY_BROKER_ROLE_CHANGED pushes (brokers poll GET_REPLICA_INFO every
@@ -58,6 +60,9 @@ class ControllerService:
         self._leading_since: float | None = None
         #: the longest heartbeat timeout heard: how long a new leader listens before electing
         self._max_timeout = 0.0
+        #: elections started by a closed connection (kept referenced until done)
+        self._closing: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     def handlers(self) -> dict[RequestCode, Handler]:
         return {
@@ -75,6 +80,7 @@ class ControllerService:
         self._task = asyncio.create_task(self._loop(), name="controller-scan")
 
     async def stop(self) -> None:
+        self._stopped = True  # the connections closing now are the name server's own doing
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -98,19 +104,43 @@ class ControllerService:
             self._leading_since = now
         if now - self._leading_since < self._max_timeout:
             return
-        for name, g in self.node.state().groups.items():
-            alive = self.liveness.alive(name, now)
-            if not alive or (g.master_id is not None and g.master_id in alive):
-                continue
-            r = await self.node.propose("elect", name, alive, None, False)
-            if r.ok and r.group is not None:
-                log.warning(
-                    "broker group %s: master %s is silent; elected %s at epoch %d",
-                    name,
-                    g.master_id,
-                    r.group.master_id,
-                    r.group.master_epoch,
-                )
+        for name in self.node.state().groups:
+            await self._replace_master(name, now, "is silent")
+
+    async def _replace_master(self, name: str, now: float, why: str) -> None:
+        """On the leader: elect from the live replicas when the group's master is not among them."""
+        g = self.node.state().groups.get(name)
+        alive = self.liveness.alive(name, now)
+        if g is None or not alive or (g.master_id is not None and g.master_id in alive):
+            return
+        r = await self.node.propose("elect", name, alive, None, False)
+        if r.ok and r.group is not None:
+            log.warning(
+                "broker group %s: master %s %s; elected %s at epoch %d",
+                name,
+                g.master_id,
+                why,
+                r.group.master_id,
+                r.group.master_epoch,
+            )
+
+    def on_connection_closed(self, conn: RemotingConnection) -> None:
+        """A connection to the name server closed: brokers that sent heartbeats on it are gone."""
+        gone = self.liveness.drop_channel(conn)
+        if not gone or self._stopped or not self.node.is_leader:
+            return
+        for name in {name for name, _ in gone}:
+            task = asyncio.create_task(self._elect_after_close(name, conn.peer))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _elect_after_close(self, name: str, peer: object) -> None:
+        try:
+            await self._replace_master(name, time.monotonic(), f"closed its connection ({peer})")
+        except NotLeader:
+            pass  # leadership moved: the new leader's scan finds the master silent
+        except Exception:
+            log.exception("controller election after %s closed failed", peer)
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -134,6 +164,7 @@ class ControllerService:
             priority=opt_int(ext, "electionPriority", 0),
             now=time.monotonic(),
             timeout=timeout_ms / 1000,
+            channel=conn,
         )
         return cmd.response(ResponseCode.SUCCESS)
 
