@@ -384,7 +384,6 @@ def test_kill9_of_the_master_under_load(cluster: Cluster, load: Load) -> None:
     verdict(cluster, load, s, "kill -9", t0)
 
 
-
 def test_sigstop_of_the_master_past_the_heartbeat_timeout(cluster: Cluster, load: Load) -> None:
     """The stopped master wakes up believing it is master: it must not acknowledge a write the
     group then loses (split brain, pitfall #5), and it must end up following the new master."""
