@@ -175,6 +175,9 @@ class MessageStore:
         self._held_wakeups: dict[tuple[str, int], list[Any]] = {}
         #: how RocketMQ consumers read batch entries, by FORMAT (a frontend registers its own)
         self.batch_converters: dict[int, BatchConverter] = {}
+        #: a frontend's per-queue pull limit below the high watermark, None for none (Kafka's last
+        #: stable offset: pulls stop at the first offset of an open transaction)
+        self.stable_offset: Callable[[str, int], int | None] | None = None
         self.store_host = ip_bytes(config.broker_ip1)
         self.store_port = config.listen_port
         self.flushed_offset = 0
@@ -1073,6 +1076,10 @@ class MessageStore:
         if cq is None:
             return GetResult(GetStatus.NO_MATCHED_LOGIC_QUEUE, 0, 0, 0)
         lo, hi = cq.min_offset, self._readable_max(cq)
+        if self.stable_offset is not None:
+            stable = self.stable_offset(topic, queue_id)
+            if stable is not None and stable < hi:
+                hi = max(stable, lo)
         if lo <= hi <= offset <= cq.max_offset and hi < cq.max_offset:  # stored, not yet confirmed
             return GetResult(GetStatus.OFFSET_OVERFLOW_ONE, offset, lo, hi)
         if hi == 0:  # never written; a queue emptied by retention keeps its offsets (below)

@@ -34,6 +34,7 @@ from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 from ferrymq.gateway.kafka.retention_bytes import RetentionBytes
+from ferrymq.gateway.kafka.txn_partitions import TxnPartitions
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -84,6 +85,12 @@ class KafkaFrontend:
         )
         self._producers_swept = time.monotonic()
         self.log_starts = LogStartOffsets(config_dir / "kafkaLogStartOffsets.json")
+        self.txn_partitions = TxnPartitions(
+            broker.store,
+            self.cluster,
+            config_dir / "kafkaTxnPartitions.json",
+            sync_flush=broker.config.sync_flush,
+        )
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.coordinator = GroupCoordinator(broker, self.cluster)
@@ -108,6 +115,7 @@ class KafkaFrontend:
         store.visible_listeners.append(self._on_arrival)
         store.truncate_listeners.append(self._on_truncate)
         store.batch_converters[BATCH_FORMAT_KAFKA_V2] = self._to_stored_messages
+        store.stable_offset = self.txn_partitions.stable_limit
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: KafkaConnection(self), self.host, self.requested_port, reuse_address=True
@@ -153,6 +161,8 @@ class KafkaFrontend:
         if self._on_truncate in store.truncate_listeners:
             store.truncate_listeners.remove(self._on_truncate)
         store.batch_converters.pop(BATCH_FORMAT_KAFKA_V2, None)
+        if store.stable_offset == self.txn_partitions.stable_limit:
+            store.stable_offset = None
         if self.server is not None:
             await self.server.wait_closed()
 
@@ -190,14 +200,20 @@ class KafkaFrontend:
     def _to_stored_messages(self, entry: StoredEntry, from_offset: int, codes: Any) -> bytes:
         store = self.broker.store
         limit = self.broker.config.kafka_max_inflated_batch_bytes
+        topic, queue, txns = entry.topic, entry.queue_id, self.txn_partitions
+
+        def aborted(pid: int, offset: int) -> bool:
+            return txns.is_aborted(topic, queue, pid, offset)
+
         return mapping.to_stored_messages(
-            entry, from_offset, codes, store.store_host, store.store_port, limit
+            entry, from_offset, codes, store.store_host, store.store_port, limit, aborted
         )
 
     def _on_truncate(self, _offset: int) -> None:
         """The log was cut (a rejoining old master): idempotence state is rebuilt from what is left,
         so a cut batch is not acknowledged as a duplicate at an offset that no longer holds it."""
         self.producers.forget_all()
+        self.txn_partitions.forget_all()
 
     def _producer_batches(self, topic: str, partition: int) -> Iterator[tuple[int, int, int, int, int, int]]:
         """The last entries' idempotent batches, oldest first, to rebuild producer state."""
@@ -229,6 +245,7 @@ class KafkaFrontend:
         self.broker.store.delete_topic(name)
         self.broker.topic_deleted(name)
         self.producers.forget_topic(name)
+        self.txn_partitions.forget_topic(name)
         self.log_starts.forget_topic(name)
         self.retention_bytes.forget_topic(name)
         await self.cluster.delete_topic(name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import cramjam
 
@@ -107,10 +107,13 @@ def to_stored_messages(
     store_host: bytes,
     store_port: int,
     limit: int = rb.DEFAULT_MAX_INFLATED,
+    aborted: Callable[[int, int], bool] | None = None,
 ) -> bytes:
     """A Kafka batch entry as RocketMQ stored messages (a pull body), one per record.
 
     A batch that does not inflate within ``limit`` bytes (or at all) is skipped, and logged.
+    Control batches (transaction markers) are no messages, and a transactional batch for which
+    ``aborted(producer id, base offset)`` holds belongs to an aborted transaction: both skipped.
     """
     queue_id, base, phys, store_ts = entry.queue_id, entry.queue_offset, entry.offset, entry.store_timestamp
     topic = entry.topic.encode()
@@ -120,7 +123,13 @@ def to_stored_messages(
     while pos + rb.HEADER_SIZE <= len(payload):
         info = rb.read_header(payload, pos)
         batch_base = rb.base_offset_of(payload, pos)
-        if batch_base + info.count <= from_offset:
+        if batch_base + info.count <= from_offset or (
+            info.attributes & rb.TRANSACTIONAL
+            and (
+                info.attributes & rb.CONTROL
+                or (aborted is not None and aborted(info.producer_id, batch_base))
+            )
+        ):
             pos += info.size
             continue
         try:

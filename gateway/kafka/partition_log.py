@@ -50,15 +50,25 @@ class PartitionLog:
         """(log start offset, high watermark): the group's confirmed end in a gated group."""
         return self.store.readable_bounds(topic, partition)
 
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int, must_fill: bool) -> FetchResult:
-        """Batches from ``offset`` up to ``max_bytes`` (at least one whole batch if ``must_fill``)."""
+    def fetch(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_bytes: int,
+        must_fill: bool,
+        stop: int | None = None,
+    ) -> FetchResult:
+        """Batches from ``offset`` up to ``max_bytes`` (at least one whole batch if ``must_fill``),
+        below the high watermark, or ``stop`` if lower (read_committed: the last stable offset)."""
         lo, hi = self.store.readable_bounds(topic, partition)
+        end = hi if stop is None else min(hi, stop)
         if offset < lo or offset > self.store.max_offset(topic, partition):  # past the log end
             return FetchResult(b"", hi, lo, out_of_range=True)
         parts: list[bytes | memoryview] = []
         natives: list[MessageExt] = []
         total = count = natives_served = 0
-        for entry in self.store.entries(topic, partition, offset, hi):  # below the high watermark
+        for entry in self.store.entries(topic, partition, offset, end):
             if entry.kind is EntryKind.MESSAGE:
                 msg = entry.message()
                 size = len(msg.body) + 70

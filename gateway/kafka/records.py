@@ -112,7 +112,7 @@ def split_batches(data: bytes | memoryview) -> list[BatchInfo]:
         if count <= 0 or last_delta != count - 1:
             raise InvalidBatch(f"record count {count} with last offset delta {last_delta}")
         if attributes & CONTROL:
-            raise InvalidBatch("control batches are not accepted (no transactions)")
+            raise InvalidBatch("control batches are written by the transaction coordinator only")
         out.append(
             BatchInfo(pos, size, attributes, last_delta, base_ts, max_ts, pid, pepoch, base_seq, count)
         )
@@ -350,8 +350,10 @@ def build_batch(
     producer_epoch: int = -1,
     base_sequence: int = -1,
     leader_epoch: int = 0,
+    attributes: int = 0,
 ) -> bytes:
-    """A batch of (offset delta, timestamp, key, value, headers) records, CRC computed."""
+    """A batch of (offset delta, timestamp, key, value, headers) records, CRC computed;
+    ``attributes`` adds flags (TRANSACTIONAL, CONTROL) to the codec."""
     if not records:
         raise ValueError("a batch needs at least one record")
     base_ts = min(r[1] for r in records)
@@ -361,7 +363,7 @@ def build_batch(
     last_delta = records[-1][0]
     after_crc = struct.pack(
         ">hiqqqhii",
-        codec,
+        codec | attributes,
         last_delta,
         base_ts,
         max_ts,

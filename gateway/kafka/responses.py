@@ -31,6 +31,9 @@ def _fields(cls: type) -> dict[str, Any]:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         args = typing.get_args(tp)
+        if type(None) in args:  # a nullable field: its other type
+            tp = next(a for a in args if a is not type(None))
+            args = typing.get_args(tp)
         if args and isinstance(args[0], type) and dataclasses.is_dataclass(args[0]):
             out[f.name] = args[0]
         elif isinstance(tp, type) and dataclasses.is_dataclass(tp):

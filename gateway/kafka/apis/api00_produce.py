@@ -16,8 +16,15 @@ A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER; an owned on
 its local queue. While an HA slave that did not identify as ferrymq (an Apache RocketMQ slave,
 which cannot dispatch batch entries; core/ha/master.py) is connected, produce gets
 POLICY_VIOLATION.
-Leaves out: transactions (transactional batches are rejected), LogAppendTime topics, per-record
-errors (v8 record_errors stay empty).
+Transactions (txn_partitions.py): a transactional batch (attribute bit 4) needs the request's
+transactional_id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka) and opens its producer's
+transaction on the partition; an epoch older than the producer's last is INVALID_PRODUCER_EPOCH, a
+non-transactional batch of a producer with a transaction open there INVALID_TXN_STATE; the first
+batch of a transaction on a partition is verified with the transaction coordinator when there is
+one (KIP-890 part 1, ``KafkaFrontend.txn_coordinator.partition_in_transaction``): not in the
+transaction is TRANSACTION_ABORTABLE for v11, INVALID_TXN_STATE before. Control batches are
+INVALID_RECORD (only the coordinator writes markers).
+Leaves out: LogAppendTime topics, per-record errors (v8 record_errors stay empty).
 """
 
 from __future__ import annotations
@@ -102,12 +109,12 @@ async def _store(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]
             queue = where.queue_of(pd.index)
             if acks not in (0, 1, -1):
                 error, base, start = ErrorCode.invalid_required_acks, -1, -1
-            elif request.transactional_id is not None:
-                error, base, start = ErrorCode.transactional_id_authorization_failed, -1, -1
             elif queue is None:
                 error, base, start = ErrorCode.not_leader_or_follower, -1, -1
             else:
-                error, base, start, end = await _produce(ctx, topic_data.name, queue, pd.records, acks)
+                error, base, start, end = await _produce(
+                    ctx, topic_data.name, queue, pd.records, acks, (pd.index, request)
+                )
                 end_offset = max(end_offset, end)
             parts.append(
                 {
@@ -162,9 +169,10 @@ def _log_foreign(foreign: set[str], peer: str) -> None:
 
 
 async def _produce(
-    ctx: RequestContext, topic: str, partition: int, data: bytes | None, acks: int
+    ctx: RequestContext, topic: str, partition: int, data: bytes | None, acks: int, asked: tuple[int, Any]
 ) -> tuple[ErrorCode, int, int, int]:
-    """Store one partition's batches: (error, base offset, log start offset, commit-log end)."""
+    """Store one partition's batches: (error, base offset, log start offset, commit-log end).
+    ``asked``: the Kafka partition index and the request (transactional id, version)."""
     frontend = ctx.frontend
     broker = frontend.broker
     tc = broker.topics.get(topic)
@@ -201,9 +209,21 @@ async def _produce(
         return ErrorCode.invalid_record, -1, -1, 0
     if broker.topics.get(topic) is None:  # deleted while the batches were inflated
         return ErrorCode.unknown_topic_or_partition, -1, -1, 0
+    txns = frontend.txn_partitions
+    index, request = asked
+    coordinator = getattr(frontend, "txn_coordinator", None)
     first_base = -1
     end = 0
     for info, codes in zip(batches, tag_codes, strict=True):
+        if info.producer_id >= 0:
+            if info.attributes & rb.TRANSACTIONAL and request.transactional_id is None:
+                return ErrorCode.transactional_id_authorization_failed, -1, -1, 0
+            refused = txns.check_batch(topic, partition, index, info, request.__version__, coordinator)
+            if refused != ErrorCode.none:
+                log.info("produce to %s-%d from %s: %s", topic, partition, ctx.conn.peer, refused.name)
+                return refused, -1, -1, 0
+        elif info.attributes & rb.TRANSACTIONAL:
+            return ErrorCode.invalid_record, -1, -1, 0
         idempotent = info.producer_id >= 0 and info.base_sequence >= 0
         if idempotent:
             check, dup_base = frontend.producers.check(topic, partition, info)
@@ -215,9 +235,11 @@ async def _produce(
         base = store.max_offset(topic, partition)
         batch = bytearray(memoryview(data)[info.start : info.start + info.size])
         rb.patch_base(batch, base)
+        txns.before_store(topic, partition, info, base)
         result = store.put_batch_entry(topic, partition, info.count, BATCH_FORMAT_KAFKA_V2, batch, codes)
         if result.status != PutStatus.OK:
             return ErrorCode.kafka_storage_error, -1, -1, 0
+        txns.stored(topic, partition, info, base)
         if idempotent:
             frontend.producers.appended(topic, partition, info, base)
         broker.stats.on_put(topic, info.count, info.size)

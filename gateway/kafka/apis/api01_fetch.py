@@ -7,8 +7,13 @@ for an arrival on any of its partitions (the store's arrival listeners wake it),
 again. partition_max_bytes and max_bytes are honoured, except that the first batch is always
 returned whole (KIP-74). Empty record sets are zero-length bytes, never null.
 A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER.
+isolation_level: read_uncommitted reads up to the high watermark, read_committed only below the
+last stable offset (txn_partitions.py: the first offset of the oldest open transaction, else the
+high watermark); last_stable_offset is always filled, aborted_transactions (producer id, first
+offset) only for read_committed (null otherwise). Control batches are served like any batch. A
+parked read_committed fetch wakes on the marker's arrival, which moves the LSO.
 Leaves out: fetch sessions (KIP-227: session_id 0, every fetch is a full one), follower fetching
-and rack awareness, read_committed differences (no transactions: LSO = high watermark).
+and rack awareness.
 """
 
 from __future__ import annotations
@@ -65,8 +70,9 @@ def _read(
     """Every requested partition read once: (responses, bytes, partitions worth waiting on)."""
     broker = ctx.frontend.broker
     plog = ctx.frontend.log
+    txns = ctx.frontend.txn_partitions
+    committed = request.isolation_level == READ_COMMITTED
     budget = request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF
-    aborted = () if request.isolation_level == READ_COMMITTED else None
     total = 0
     waitable: list[tuple[str, int]] = []
     responses = []
@@ -83,7 +89,7 @@ def _read(
                 "high_watermark": -1,
                 "last_stable_offset": -1,
                 "log_start_offset": -1,
-                "aborted_transactions": aborted,
+                "aborted_transactions": () if committed else None,
                 "preferred_read_replica": -1,
                 "records": b"",
             }
@@ -100,13 +106,17 @@ def _read(
                 entry["error_code"] = ErrorCode.unknown_topic_or_partition
                 continue
             room = min(fp.partition_max_bytes, budget - total)
-            result = plog.fetch(name, p, fp.fetch_offset, max(room, 0), must_fill=total == 0)
+            lso = txns.last_stable_offset(name, p, plog.offsets(name, p)[1])
+            stop = lso if committed else None
+            result = plog.fetch(name, p, fp.fetch_offset, max(room, 0), must_fill=total == 0, stop=stop)
             entry["high_watermark"] = result.high_watermark
-            entry["last_stable_offset"] = result.high_watermark
+            entry["last_stable_offset"] = min(lso, result.high_watermark)
             entry["log_start_offset"] = result.log_start_offset
             if result.out_of_range:
                 entry["error_code"] = ErrorCode.offset_out_of_range
                 continue
+            if committed and result.records:
+                entry["aborted_transactions"] = txns.aborted_between(name, p, fp.fetch_offset, lso)
             entry["records"] = result.records
             total += len(result.records)
             if result.records:

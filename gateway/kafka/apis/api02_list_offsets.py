@@ -5,7 +5,9 @@ timestamp (v7; the last entries' largest timestamp and the last offset of that e
 timestamp: the first record whose timestamp is at or after it (-1/-1 if none), found by binary
 search over entries' max timestamps and then inside the batch (decompressing it if need be).
 A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER.
-Leaves out: v8-v9 tiered-storage sentinels (-4, -5), isolation levels (no transactions).
+isolation_level (v2+): under read_committed the end is the last stable offset instead of the high
+watermark (-1 answers it; timestamp lookups stop below it), as Kafka.
+Leaves out: v8-v9 tiered-storage sentinels (-4, -5).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from ferrymq.gateway.kafka.leader_epochs import check_epoch, current_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+READ_COMMITTED = 1
 
 
 @api(2, 1, 7)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     plog = ctx.frontend.log
     cluster = ctx.frontend.cluster
+    committed = getattr(request, "isolation_level", 0) == READ_COMMITTED
     placed = await cluster.placements(
         {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
     )
@@ -46,6 +50,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if error:
                 continue
             start, end = plog.offsets(t.name, index)
+            if committed:
+                end = ctx.frontend.txn_partitions.last_stable_offset(t.name, index, end)
             if p.timestamp == LATEST:
                 entry["offset"] = end
             elif p.timestamp == EARLIEST:

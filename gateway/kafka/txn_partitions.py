@@ -1,0 +1,339 @@
+"""Kafka transactions, the partition side: open transactions, markers, the last stable offset.
+
+Per partition (topic, local queue) this keeps, as Kafka's ProducerStateManager and
+TransactionIndex do (reference transactions-filters-security.md §2.4):
+
+- the open transactions: producer id -> (epoch, first offset). The first transactional batch of a
+  producer opens one at its base offset; a COMMIT/ABORT marker closes it;
+- the highest epoch seen per transactional producer (batches and markers): an older one is
+  INVALID_PRODUCER_EPOCH (the coordinator's abort after fencing bumps it);
+- the aborted index: (producer id, first offset, marker offset) per ABORT marker, in log order.
+
+The last stable offset (LSO) is the smallest first offset of the open transactions, or the high
+watermark when none is open (or it is lower). read_committed Kafka consumers read below it, and
+so do RocketMQ consumers (``stable_limit``, the store's per-queue pull limit), who besides never
+get control batches nor the records of aborted transactions (``is_aborted``, in the batch
+conversion).
+
+Durability: the state is not written anywhere of its own: it is rebuilt from the log (the stored
+transactional batches and control batches) the first time a partition is used after a start or
+a truncation. So that only partitions that ever held a transaction are scanned, the first
+transactional write to a partition records (topic, queue, offset) in ``kafkaTxnPartitions.json``
+(fsynced, before the batch is stored); the rebuild scans batch headers from that offset on.
+
+Markers are written by ``write_markers`` (the coordinator's call; WriteTxnMarkers, API 27, serves
+it to other broker groups): one control batch per partition, magic 2, attributes 0x30, the
+producer's id and epoch, base sequence -1, one record with key (int16 version 0, int16 type:
+0 ABORT, 1 COMMIT) and value (int16 version 0, int32 coordinator epoch).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, EntryKind, MessageStore, PutStatus, StoreUnavailable
+from ferrymq.gateway.kafka import records as rb
+
+if TYPE_CHECKING:
+    from ferrymq.gateway.kafka.cluster import ClusterView
+
+log = logging.getLogger("ferrymq.kafka")
+
+ABORT, COMMIT = 0, 1
+CONTROL_ATTRIBUTES = rb.CONTROL | rb.TRANSACTIONAL  # 0x30
+_KEY = struct.Struct(">hh")  # version, type
+_VALUE = struct.Struct(">hi")  # version, coordinator epoch
+#: Produce versions above this answer a partition missing from the transaction with
+#: TRANSACTION_ABORTABLE (KIP-890 part 1); older ones with INVALID_TXN_STATE
+ABORTABLE_FROM_VERSION = 11
+
+
+def marker_batch(pid: int, epoch: int, commit: bool, coordinator_epoch: int, now_ms: int) -> bytes:
+    """The control batch that ends a transaction on a partition (base offset patched on store)."""
+    record: rb.RecordTuple = (
+        0,
+        now_ms,
+        _KEY.pack(0, COMMIT if commit else ABORT),
+        _VALUE.pack(0, coordinator_epoch),
+        [],
+    )
+    return rb.build_batch(0, [record], producer_id=pid, producer_epoch=epoch, attributes=CONTROL_ATTRIBUTES)
+
+
+def marker_of(batch: bytes | memoryview, info: rb.BatchInfo) -> tuple[int, int] | None:
+    """(type, coordinator epoch) of a control batch's record; None if it is not a marker."""
+    try:
+        record = next(rb.iter_records(rb.records_bytes(batch, info), 1, info.base_timestamp))
+    except (ValueError, StopIteration):
+        return None
+    if record.key is None or len(record.key) != 4 or record.value is None or len(record.value) < 6:
+        return None
+    _, kind = _KEY.unpack(record.key)
+    _, coordinator_epoch = _VALUE.unpack_from(record.value)
+    return kind, coordinator_epoch
+
+
+@dataclass(slots=True)
+class PartitionTxns:
+    """One partition's transactions (pure state; offsets are Kafka offsets = queue offsets)."""
+
+    open: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (epoch, first offset)
+    epochs: dict[int, int] = field(default_factory=dict)  # pid -> highest epoch seen
+    aborted: list[tuple[int, int, int]] = field(default_factory=list)  # (pid, first, last), by last
+    _lasts: list[int] = field(default_factory=list)  # the aborted entries' last offsets, for bisect
+
+    def first_unstable(self) -> int | None:
+        return min(first for _, first in self.open.values()) if self.open else None
+
+    def batch(self, pid: int, epoch: int, base: int) -> None:
+        """A transactional batch stored at ``base``: opens the producer's transaction if none is."""
+        self.epochs[pid] = max(epoch, self.epochs.get(pid, epoch))
+        if pid not in self.open:
+            self.open[pid] = (epoch, base)
+
+    def marker(self, pid: int, epoch: int, commit: bool, offset: int) -> None:
+        """A marker stored at ``offset`` closes the producer's transaction (ABORT: indexed)."""
+        self.epochs[pid] = max(epoch, self.epochs.get(pid, epoch))
+        opened = self.open.pop(pid, None)
+        if opened is not None and not commit:
+            self.aborted.append((pid, opened[1], offset))
+            self._lasts.append(offset)
+
+    def aborted_between(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """(pid, first offset) of aborted transactions with last >= lo and first < hi (Fetch)."""
+        start = bisect.bisect_left(self._lasts, lo)
+        return [(pid, first) for pid, first, _ in self.aborted[start:] if first < hi]
+
+    def is_aborted(self, pid: int, offset: int) -> bool:
+        """Whether the producer's batch at ``offset`` belongs to an aborted transaction."""
+        start = bisect.bisect_left(self._lasts, offset)
+        return any(p == pid and first <= offset for p, first, _ in self.aborted[start:])
+
+
+class TxnPartitions:
+    """Every local partition's transactions, the produce checks and the markers."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        cluster: ClusterView,
+        tracked_file: Path,
+        *,
+        sync_flush: bool = False,
+        clock: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.store = store
+        self.cluster = cluster
+        self.tracked_file = tracked_file
+        self.sync_flush = sync_flush
+        self._clock = clock
+        data = read_json(tracked_file)
+        #: (topic, queue) -> the offset of its first transactional batch (where a rebuild starts)
+        self._tracked: dict[tuple[str, int], int] = {}
+        if isinstance(data, dict):
+            for topic, queues in data.items():
+                for q, offset in dict(queues).items():
+                    self._tracked[(topic, int(q))] = int(offset)
+        self._partitions: dict[tuple[str, int], PartitionTxns] = {}
+
+    # ---- state -----------------------------------------------------------------------------------
+
+    def state(self, topic: str, queue: int) -> PartitionTxns | None:
+        """The partition's transactions, rebuilt from the log on first use; None if it never had one."""
+        key = (topic, queue)
+        st = self._partitions.get(key)
+        if st is None:
+            start = self._tracked.get(key)
+            if start is None:
+                return None
+            st = self._partitions[key] = self._rebuild(topic, queue, start)
+        return st
+
+    def _rebuild(self, topic: str, queue: int, start: int) -> PartitionTxns:
+        st = PartitionTxns()
+        for entry in self.store.entries(topic, queue, start):
+            if entry.kind is not EntryKind.BATCH or entry.format != BATCH_FORMAT_KAFKA_V2:
+                continue
+            payload = entry.payload
+            info = rb.read_header(payload)
+            if not info.attributes & rb.TRANSACTIONAL:
+                continue
+            if info.attributes & rb.CONTROL:
+                marker = marker_of(payload, info)
+                if marker is not None and marker[0] in (ABORT, COMMIT):
+                    st.marker(info.producer_id, info.producer_epoch, marker[0] == COMMIT, entry.queue_offset)
+            else:
+                st.batch(info.producer_id, info.producer_epoch, entry.queue_offset)
+        if st.open or st.aborted:
+            log.info(
+                "%s-%d: transactions rebuilt from offset %d: %d open, %d aborted",
+                topic,
+                queue,
+                start,
+                len(st.open),
+                len(st.aborted),
+            )
+        return st
+
+    def _track(self, topic: str, queue: int, offset: int) -> None:
+        """Record (durably, before the first transactional batch is stored) that the partition
+        has transactions to rebuild after a restart."""
+        self._tracked[(topic, queue)] = offset
+        self._save()
+
+    def _save(self) -> None:
+        data: dict[str, dict[str, int]] = {}
+        for (topic, q), offset in self._tracked.items():
+            data.setdefault(topic, {})[str(q)] = offset
+        write_json_atomic(self.tracked_file, data)
+
+    def forget_all(self) -> None:
+        """After a truncation: every partition is rebuilt from what is left when next used."""
+        self._partitions.clear()
+
+    def forget_topic(self, topic: str) -> None:
+        for key in [k for k in self._partitions if k[0] == topic]:
+            del self._partitions[key]
+        if any(k[0] == topic for k in self._tracked):
+            self._tracked = {k: v for k, v in self._tracked.items() if k[0] != topic}
+            self._save()
+
+    # ---- reads -------------------------------------------------------------------------------------
+
+    def stable_limit(self, topic: str, queue: int) -> int | None:
+        """The first offset of the oldest open transaction, None if none is open (the store's
+        ``stable_offset`` hook: RocketMQ pulls stop there)."""
+        st = self.state(topic, queue)
+        return None if st is None else st.first_unstable()
+
+    def last_stable_offset(self, topic: str, queue: int, high_watermark: int) -> int:
+        first = self.stable_limit(topic, queue)
+        return high_watermark if first is None else min(first, high_watermark)
+
+    def aborted_between(self, topic: str, queue: int, lo: int, hi: int) -> list[dict[str, int]]:
+        """Fetch's aborted_transactions for [lo, hi) under read_committed."""
+        st = self.state(topic, queue)
+        if st is None or not st.aborted:
+            return []
+        return [{"producer_id": pid, "first_offset": first} for pid, first in st.aborted_between(lo, hi)]
+
+    def is_aborted(self, topic: str, queue: int, pid: int, offset: int) -> bool:
+        st = self.state(topic, queue)
+        return st is not None and bool(st.aborted) and st.is_aborted(pid, offset)
+
+    # ---- produce -------------------------------------------------------------------------------------
+
+    def check_batch(
+        self,
+        topic: str,
+        queue: int,
+        partition: int,
+        info: rb.BatchInfo,
+        produce_version: int,
+        coordinator: Any,
+    ) -> ErrorCode:
+        """Whether a produced batch may be stored: its producer's epoch and transaction state."""
+        transactional = info.attributes & rb.TRANSACTIONAL
+        st = self.state(topic, queue)
+        if st is None and not transactional:
+            return ErrorCode.none
+        pid, epoch = info.producer_id, info.producer_epoch
+        if transactional and pid < 0:
+            return ErrorCode.invalid_record
+        known = st.epochs.get(pid) if st is not None else None
+        if known is not None and epoch < known:
+            return ErrorCode.invalid_producer_epoch
+        opened = st.open.get(pid) if st is not None else None
+        if not transactional:
+            return ErrorCode.invalid_txn_state if opened is not None else ErrorCode.none
+        if opened is None and coordinator is not None:
+            verdict = coordinator.partition_in_transaction(pid, epoch, topic, partition)
+            if verdict is False:
+                if produce_version >= ABORTABLE_FROM_VERSION:
+                    return ErrorCode.transaction_abortable
+                return ErrorCode.invalid_txn_state
+        return ErrorCode.none
+
+    def before_store(self, topic: str, queue: int, info: rb.BatchInfo, base: int) -> None:
+        """A transactional batch is about to be stored at ``base``: make the partition tracked."""
+        if info.attributes & rb.TRANSACTIONAL and (topic, queue) not in self._tracked:
+            self._partitions[(topic, queue)] = PartitionTxns()  # no transaction before it
+            self._track(topic, queue, base)
+
+    def stored(self, topic: str, queue: int, info: rb.BatchInfo, base: int) -> None:
+        """A transactional batch was stored at ``base``."""
+        if info.attributes & rb.TRANSACTIONAL:
+            st = self.state(topic, queue)
+            assert st is not None  # tracked by before_store
+            st.batch(info.producer_id, info.producer_epoch, base)
+
+    # ---- markers -----------------------------------------------------------------------------------
+
+    async def write_markers(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+        partitions: list[tuple[str, int]],
+    ) -> dict[tuple[str, int], int]:
+        """Append a COMMIT/ABORT marker to each local partition the producer has a transaction
+        open on and close it there; a Kafka error code per (topic, partition). Idempotent: no
+        open transaction is a no-op answering 0. Durable under SYNC_FLUSH before answering."""
+        wanted: dict[str, int] = {}
+        for topic, p in partitions:
+            wanted[topic] = max(wanted.get(topic, -1), p)
+        placed = await self.cluster.placements(wanted)
+        out: dict[tuple[str, int], int] = {}
+        end = 0
+        for topic, p in partitions:
+            queue, error = self.cluster.local_queue(topic, placed[topic], p)
+            if error:
+                out[(topic, p)] = error
+                continue
+            error, stored_end = self._write_marker(
+                topic, queue, producer_id, producer_epoch, commit, coordinator_epoch
+            )
+            out[(topic, p)] = error
+            end = max(end, stored_end)
+        if end and self.sync_flush:
+            failed: ErrorCode | None = None
+            try:
+                if not await self.store.wait_durable(end):
+                    failed = ErrorCode.request_timed_out
+            except StoreUnavailable as exc:
+                log.error("transaction markers of producer %d not durable: %s", producer_id, exc)
+                failed = ErrorCode.kafka_storage_error
+            if failed is not None:
+                out = {k: (failed if v == ErrorCode.none else v) for k, v in out.items()}
+        return out
+
+    def _write_marker(
+        self, topic: str, queue: int, pid: int, epoch: int, commit: bool, coordinator_epoch: int
+    ) -> tuple[ErrorCode, int]:
+        st = self.state(topic, queue)
+        if st is None or pid not in st.open:
+            return ErrorCode.none, 0
+        if epoch < st.open[pid][0]:
+            return ErrorCode.invalid_producer_epoch, 0
+        base = self.store.max_offset(topic, queue)
+        batch = bytearray(marker_batch(pid, epoch, commit, coordinator_epoch, self._clock()))
+        rb.patch_base(batch, base)
+        result = self.store.put_batch_entry(topic, queue, 1, BATCH_FORMAT_KAFKA_V2, batch)
+        if result.status != PutStatus.OK:
+            log.error(
+                "%s-%d: transaction marker of producer %d not stored: %s", topic, queue, pid, result.status
+            )
+            return ErrorCode.kafka_storage_error, 0
+        st.marker(pid, epoch, commit, base)
+        return ErrorCode.none, result.end_offset
