@@ -16,8 +16,8 @@ id is never handed out twice across restarts.
 A producer's state expires ``expiration_ms`` after its last write (Kafka's
 producer.id.expiration.ms, BrokerConfig kafkaProducerIdExpirationMs): ``expire`` drops it, and
 an expired producer is unknown again (any sequence accepted), so idle producer ids cost nothing.
-State rebuilt from the log carries the stored batches' times. Transactions are not served, so
-there is no transactional-id state to expire.
+State rebuilt from the log carries the stored batches' times. Transactions (open ones, fencing
+by marker epochs) are txn_partitions.py's.
 """
 
 from __future__ import annotations
