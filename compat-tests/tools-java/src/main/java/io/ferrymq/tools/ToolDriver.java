@@ -1,0 +1,110 @@
+package io.ferrymq.tools;
+
+import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+
+/**
+ * Runs unmodified command-line tools in one JVM, one invocation per stdin line, so a test module
+ * pays for one JVM start instead of one per command.
+ *
+ * <p>Each stdin line is tab-separated: the tool's main class, then its arguments. The tool's stdout
+ * and stderr are captured and written back between {@code @@BEGIN} and {@code @@END <status>}, where
+ * status is 0, the exit code (System.exit and Kafka's Exit.exit are trapped) a tool asked for, or 99 when main threw.
+ */
+public final class ToolDriver {
+    private static final PrintStream STDOUT =
+        new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+
+    /** Thrown by the Kafka exit procedure in place of System.exit. */
+    static final class ExitRequested extends RuntimeException {
+        final int status;
+
+        ExitRequested(int status) {
+            super("exit " + status, null, false, false);
+            this.status = status;
+        }
+    }
+
+    private ToolDriver() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        KafkaExit.install();
+        trapSystemExit();
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        STDOUT.println("@@READY");
+        String line;
+        while ((line = in.readLine()) != null) {
+            if (line.isEmpty()) {
+                continue;
+            }
+            String[] parts = line.split("\t", -1);
+            String[] toolArgs = Arrays.copyOfRange(parts, 1, parts.length);
+            ByteArrayOutputStream buf = new ByteArrayOutputStream();
+            PrintStream capture = new PrintStream(buf, true, StandardCharsets.UTF_8);
+            PrintStream oldOut = System.out;
+            PrintStream oldErr = System.err;
+            System.setOut(capture);
+            System.setErr(capture);
+            int status = 0;
+            try {
+                Method main = Class.forName(parts[0]).getMethod("main", String[].class);
+                main.invoke(null, (Object) toolArgs);
+            } catch (InvocationTargetException e) {
+                status = statusOf(e.getCause(), capture);
+            } catch (ExitRequested e) {
+                status = e.status;
+            } catch (Throwable t) {
+                t.printStackTrace(capture);
+                status = 99;
+            } finally {
+                capture.flush();
+                System.setOut(oldOut);
+                System.setErr(oldErr);
+            }
+            STDOUT.println("@@BEGIN");
+            STDOUT.print(buf.toString(StandardCharsets.UTF_8));
+            STDOUT.println();
+            STDOUT.println("@@END " + status);
+            STDOUT.flush();
+        }
+    }
+
+    /**
+     * mqadmin's argument parser calls System.exit on a bad command line; turn that into an
+     * exception too (the JVM runs with -Djava.security.manager=allow).
+     */
+    @SuppressWarnings("removal")
+    private static void trapSystemExit() {
+        System.setSecurityManager(new SecurityManager() {
+            @Override
+            public void checkExit(int status) {
+                throw new ExitRequested(status);
+            }
+
+            @Override
+            public void checkPermission(java.security.Permission perm) {
+            }
+
+            @Override
+            public void checkPermission(java.security.Permission perm, Object context) {
+            }
+        });
+    }
+
+    private static int statusOf(Throwable cause, PrintStream capture) {
+        if (cause instanceof ExitRequested) {
+            return ((ExitRequested) cause).status;
+        }
+        cause.printStackTrace(capture);
+        return 99;
+    }
+}
