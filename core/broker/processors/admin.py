@@ -1,7 +1,8 @@
 """UPDATE_AND_CREATE_TOPIC (17), GET_BROKER_RUNTIME_INFO (28), DELETE_TOPIC_IN_BROKER (215),
-GET_TOPIC_CONFIG (351, no static-topic mapping detail) and GET_BROKER_HA_STATUS (907): what mqadmin's topic commands and ``haStatus`` need
-(GET_ALL_TOPIC_CONFIG is in ``metadata.py``). A slave refuses topic changes (SYSTEM_ERROR,
-``slave_sync.refuse_on_slave``): its master owns its topics. The replication state is 907's
+GET_TOPIC_CONFIG (351, no static-topic mapping detail) and GET_BROKER_HA_STATUS (907): what
+mqadmin's topic commands and ``haStatus`` need (GET_ALL_TOPIC_CONFIG is in ``metadata.py``). A
+slave refuses topic changes (SYSTEM_ERROR, ``slave_sync.refuse_on_slave``): its master owns its
+topics. The replication state is 907's
 (RocketMQ's HARuntimeInfo, replication_view.py); runtime info names the role and master only.
 
 Leaves out static topics and topic attributes beyond storing them; the stats codes
