@@ -79,6 +79,8 @@ class ToolSession:
 
     def __init__(self, cwd: Path) -> None:
         build()
+        self.cwd = cwd
+        self._inputs = 0
         java = js.find_java()
         if java is None:
             raise js.JavaToolsMissing(js.skip_reason() or "java missing")
@@ -127,11 +129,18 @@ class ToolSession:
         while self._next(timeout) != marker:
             pass
 
-    def run(self, main_class: str, *args: str, timeout: float = 60) -> ToolRun:
+    def run(self, main_class: str, *args: str, stdin: str | None = None, timeout: float = 60) -> ToolRun:
+        """Run one tool; ``stdin`` is what it reads from standard input (none: the driver's)."""
         if any("\t" in a or "\n" in a for a in args):
             raise ValueError("tool arguments may not hold tabs or newlines")
+        fields = [main_class, *args]
+        if stdin is not None:
+            self._inputs += 1
+            path = self.cwd / f"stdin-{self._inputs}.txt"
+            path.write_text(stdin, encoding="utf-8")
+            fields.insert(0, f"<{path}")
         assert self.proc.stdin is not None
-        self.proc.stdin.write("\t".join([main_class, *args]) + "\n")
+        self.proc.stdin.write("\t".join(fields) + "\n")
         self.proc.stdin.flush()
         self._expect("@@BEGIN", timeout)
         out: list[str] = []

@@ -3,7 +3,9 @@ package io.ferrymq.tools;
 import java.io.BufferedReader;
 import java.io.ByteArrayOutputStream;
 import java.io.FileDescriptor;
+import java.io.FileInputStream;
 import java.io.FileOutputStream;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.lang.reflect.InvocationTargetException;
@@ -15,7 +17,8 @@ import java.util.Arrays;
  * Runs unmodified command-line tools in one JVM, one invocation per stdin line, so a test module
  * pays for one JVM start instead of one per command.
  *
- * <p>Each stdin line is tab-separated: the tool's main class, then its arguments. The tool's stdout
+ * <p>Each stdin line is tab-separated: the tool's main class, then its arguments; a first field
+ * {@code <path} gives the tool that file as its stdin. The tool's stdout
  * and stderr are captured and written back between {@code @@BEGIN} and {@code @@END <status>}, where
  * status is 0, the exit code (System.exit and Kafka's Exit.exit are trapped) a tool asked for, or 99 when main threw.
  */
@@ -30,8 +33,14 @@ public final class ToolDriver {
         ExitRequested(int status) {
             super("exit " + status, null, false, false);
             this.status = status;
+            if (firstExit == null) {
+                firstExit = status;
+            }
         }
     }
+
+    /** The first exit a tool asked for in the current run (a tool may catch the exception). */
+    static volatile Integer firstExit;
 
     private ToolDriver() {
     }
@@ -47,7 +56,15 @@ public final class ToolDriver {
                 continue;
             }
             String[] parts = line.split("\t", -1);
-            String[] toolArgs = Arrays.copyOfRange(parts, 1, parts.length);
+            InputStream oldIn = System.in;
+            int first = 0;
+            if (parts[0].startsWith("<")) {  // "<path": the tool reads this file as its stdin
+                System.setIn(new FileInputStream(parts[0].substring(1)));
+                first = 1;
+            }
+            String mainClass = parts[first];
+            String[] toolArgs = Arrays.copyOfRange(parts, first + 1, parts.length);
+            firstExit = null;
             ByteArrayOutputStream buf = new ByteArrayOutputStream();
             PrintStream capture = new PrintStream(buf, true, StandardCharsets.UTF_8);
             PrintStream oldOut = System.out;
@@ -56,7 +73,7 @@ public final class ToolDriver {
             System.setErr(capture);
             int status = 0;
             try {
-                Method main = Class.forName(parts[0]).getMethod("main", String[].class);
+                Method main = Class.forName(mainClass).getMethod("main", String[].class);
                 main.invoke(null, (Object) toolArgs);
             } catch (InvocationTargetException e) {
                 status = statusOf(e.getCause(), capture);
@@ -69,6 +86,13 @@ public final class ToolDriver {
                 capture.flush();
                 System.setOut(oldOut);
                 System.setErr(oldErr);
+                if (System.in != oldIn) {
+                    System.in.close();
+                    System.setIn(oldIn);
+                }
+            }
+            if (firstExit != null) {
+                status = firstExit;
             }
             STDOUT.println("@@BEGIN");
             STDOUT.print(buf.toString(StandardCharsets.UTF_8));
