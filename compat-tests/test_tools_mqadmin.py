@@ -158,6 +158,8 @@ def test_query_messages(
     assert GROUP in out, out  # the message track names the group that consumed it
     out = admin(tools, server, "queryMsgByKey", "-t", TOPIC, "-k", "key-3")
     assert sent[3].msg_id in out, out
+    out = admin(tools, server, "queryMsgByUniqueKey", "-t", TOPIC, "-i", sent[4].msg_id)
+    assert re.search(r"Keys:\s+\[key-4\]", out), out
     q = sent[5].queue
     out = admin(
         tools,

@@ -104,11 +104,11 @@ public final class ToolDriver {
 
     /**
      * mqadmin's argument parser calls System.exit on a bad command line; turn that into an
-     * exception too (the JVM runs with -Djava.security.manager=allow).
+     * exception too (the JVM runs with -Djava.security.manager=allow; JDK 17 to 23).
      */
     @SuppressWarnings("removal")
     private static void trapSystemExit() {
-        System.setSecurityManager(new SecurityManager() {
+        SecurityManager trap = new SecurityManager() {
             @Override
             public void checkExit(int status) {
                 throw new ExitRequested(status);
@@ -121,7 +121,14 @@ public final class ToolDriver {
             @Override
             public void checkPermission(java.security.Permission perm, Object context) {
             }
-        });
+        };
+        try {
+            System.setSecurityManager(trap);
+        } catch (UnsupportedOperationException e) {
+            // JDK 24+: no security manager; a tool's System.exit then ends the driver, which the
+            // Python side reports as "tool driver exited"
+            System.err.println("ToolDriver: System.exit cannot be trapped on this JDK");
+        }
     }
 
     private static int statusOf(Throwable cause, PrintStream capture) {
