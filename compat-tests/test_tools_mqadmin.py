@@ -207,3 +207,22 @@ def test_admin_api_forced_reset_reaches_live_consumer(server: FerryServer, consu
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 200
     assert wait_until(lambda: consumer.total() >= before + COUNT, 30), consumer.seen
+
+
+def test_reset_offset_by_time_of_a_stopped_group(
+    tools: ts.ToolSession, server: FerryServer, sent: list[SendResult]
+) -> None:
+    """No live member: the broker says CONSUMER_NOT_ONLINE and mqadmin falls back to rewriting the
+    committed offsets itself (UPDATE_CONSUMER_OFFSET), which consumerProgress then shows."""
+    c = PushConsumer(server.namesrv_addr, group="OpsStopped", consume_from="FIRST_OFFSET", **FAST)
+    c.subscribe(TOPIC, "*")
+    seen: list[MessageExt] = []
+    c.register_listener(lambda msgs: seen.extend(msgs) or ConsumeStatus.CONSUME_SUCCESS)
+    c.start()
+    try:
+        assert wait_until(lambda: len(seen) >= COUNT, 30)
+    finally:
+        c.shutdown()
+    admin(tools, server, "resetOffsetByTime", "-g", "OpsStopped", "-t", TOPIC, "-s", "0")
+    out = admin(tools, server, "consumerProgress", "-g", "OpsStopped")
+    assert re.search(rf"Diff Total:\s*{COUNT}\b", out), out
