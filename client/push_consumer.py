@@ -65,11 +65,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ferrymq.client import _api
+from ferrymq.client import _api, admin_requests
 from ferrymq.client._instance import ConsumerClient
 from ferrymq.client._loop import BlockingFacade
 from ferrymq.client._pull import pull_addr, pulled_messages
@@ -198,6 +199,9 @@ class AsyncPushConsumer(ConsumerClient):
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: ConsumeWorkers | None = None
         self._service: ConsumeService | None = None
+        self._namesrv_addr = namesrv_addr
+        self._start_ms = int(time.time() * 1000)
+        admin_requests.register(self._instance.remote, self.group, self._snapshot, self._reset_offsets)
         self._locks: QueueLocks | None = None
         self._rebalance: PushRebalance | None = None
 
@@ -375,6 +379,23 @@ class AsyncPushConsumer(ConsumerClient):
             consume_from_where=CONSUME_FROM_CHOICES[self.consume_from],
             subscriptions=list(self._subs.values()),
         )
+
+    def _snapshot(self) -> admin_requests.ConsumerSnapshot:
+        return admin_requests.ConsumerSnapshot(
+            self.group,
+            self._namesrv_addr,
+            self._orderly,
+            "CONSUME_PASSIVELY",
+            self.consume_thread_max,
+            self._start_ms,
+            list(self._subs.values()),
+            dict(self._pqs),
+            dict(self._offsets.offsets),
+        )
+
+    async def _reset_offsets(self, offsets: dict[MessageQueue, int]) -> None:
+        if self._rebalance is not None and self.running:
+            await self._rebalance.reset(offsets)
 
     def _on_route_change(self, topic: str, route: object) -> None:
         if self.running and topic in self._subs:

@@ -244,6 +244,26 @@ class PushRebalance:
         if retry_soon:
             asyncio.get_running_loop().call_later(0.5, self.wake)
 
+    async def reset(self, offsets: dict[MessageQueue, int]) -> None:
+        """RESET_CONSUMER_CLIENT_OFFSET (``resetOffset``): each owned queue of ``offsets`` is dropped
+        with what it cached and pulled again from its new offset, which is committed first so no
+        later commit of the old position overwrites it."""
+        async with self._lock:
+            for mq, offset in offsets.items():
+                old = self.pqs.pop(mq, None)
+                self.offsets.update(mq, offset, increase_only=False)
+                if old is None:
+                    continue
+                self._drop(old)
+                pq = ProcessQueue(mq, old.rank)
+                pq.locked, pq.last_lock = old.locked, old.last_lock
+                pq.next_offset = offset
+                self.pqs[mq] = pq
+                self.start_pull(pq)
+            await self.offsets.persist([mq for mq in offsets if mq in self.pqs], oneway=False)
+            log.info("group %s: %d queue(s) reset", self.group, len(offsets))
+            self.gate.notify()
+
     def _drop(self, pq: ProcessQueue) -> None:
         pq.dropped = True
         pq.space.set()

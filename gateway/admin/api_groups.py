@@ -1,9 +1,10 @@
 """Consumer groups (native and Kafka): list, progress and lag, reset offsets.
 
 A reset writes committed offsets into the broker's offset table. It is refused (409) while the
-group has live members, unless forced: live consumers keep their own position in memory and
-would overwrite it with their next commit (the Java client's RESET_CONSUMER_CLIENT_OFFSET
-push is not sent).
+group has live members, unless forced: then the new offsets are also pushed to the group's live
+native consumers (RESET_CONSUMER_CLIENT_OFFSET, core/broker/offset_reset.py), which move there
+instead of overwriting the reset with their next commit. Live Kafka members get no push (the
+Kafka protocol has none): stop them first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from fastapi import APIRouter, Depends, Request
 
 from ferrymq.core.broker.group_views import GroupView
+from ferrymq.core.broker.offset_reset import apply_reset
 from ferrymq.gateway.admin.context import ERRORS, AdminContext, conflict, get_ctx, not_found, peer_of
 from ferrymq.gateway.admin.models import (
     GroupDetailOut,
@@ -117,6 +119,7 @@ async def reset_offset(
         topics = ctx.groups.topics(group, state)
     store = ctx.broker.store
     changes: list[OffsetChangeOut] = []
+    per_topic: dict[str, dict[int, int]] = {}
     for p in ctx.groups.progress(group, topics):
         if body.to == "earliest":
             new = store.min_offset(p.topic, p.queue_id)
@@ -124,9 +127,11 @@ async def reset_offset(
             new = p.broker_offset
         else:
             new = store.offset_by_time(p.topic, p.queue_id, body.to)
-        ctx.broker.offsets.commit(group, p.topic, p.queue_id, new)
+        per_topic.setdefault(p.topic, {})[p.queue_id] = new
         changes.append(OffsetChangeOut(topic=p.topic, queue_id=p.queue_id, old=p.committed_offset, new=new))
-    ctx.broker.offsets.persist()
+    stamp = body.to if isinstance(body.to, int) else (0 if body.to == "earliest" else -1)
+    for topic, offsets in per_topic.items():
+        apply_reset(ctx.broker, group, topic, offsets, stamp)  # commits, and tells live native members
     log.info(
         "admin %s reset offsets of group %s to %s (%d queues)", peer_of(request), group, body.to, len(changes)
     )

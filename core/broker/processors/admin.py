@@ -1,11 +1,12 @@
-"""UPDATE_AND_CREATE_TOPIC (17), GET_BROKER_RUNTIME_INFO (28), DELETE_TOPIC_IN_BROKER (215) and
-GET_BROKER_HA_STATUS (907): what mqadmin's topic commands and ``haStatus`` need
-(GET_ALL_TOPIC_CONFIG is in ``metadata.py``). A slave refuses topic changes (SYSTEM_ERROR,
-``slave_sync.refuse_on_slave``): its master owns its topics. The replication state is 907's
+"""UPDATE_AND_CREATE_TOPIC (17), GET_BROKER_RUNTIME_INFO (28), DELETE_TOPIC_IN_BROKER (215),
+GET_TOPIC_CONFIG (351, no static-topic mapping detail) and GET_BROKER_HA_STATUS (907): what
+mqadmin's topic commands and ``haStatus`` need (GET_ALL_TOPIC_CONFIG is in ``metadata.py``). A
+slave refuses topic changes (SYSTEM_ERROR, ``slave_sync.refuse_on_slave``): its master owns its
+topics. The replication state is 907's
 (RocketMQ's HARuntimeInfo, replication_view.py); runtime info names the role and master only.
 
-Leaves out static topics, topic attributes beyond storing them, and the stats codes
-(GET_TOPIC_STATS_INFO, GET_CONSUME_STATS) that a later admin issue adds.
+Leaves out static topics and topic attributes beyond storing them; the stats codes
+(GET_TOPIC_STATS_INFO, GET_CONSUME_STATS, ...) are in ``admin_stats.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ferrymq.core.broker.topic_config import AUTO_CREATE_TOPIC_KEY, validate_top
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, opt_bool, opt_int, req_int, req_str
-from ferrymq.core.remoting.route import TopicConfig
+from ferrymq.core.remoting.route import TopicConfig, dumps_json
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
 
 if TYPE_CHECKING:
@@ -87,6 +88,16 @@ class AdminProcessor:
 
     def ha_status(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         return cmd.response(body=json.dumps(ha_runtime_info(self.broker)).encode())
+
+    def topic_config(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        try:
+            topic = req_str(cmd.ext_fields, "topic")
+        except BadRequest as exc:
+            return exc.response(cmd)
+        tc = self.broker.topics.get(topic)
+        if tc is None:
+            return cmd.response(ResponseCode.TOPIC_NOT_EXIST, f"No topic in this broker. topic: {topic}")
+        return cmd.response(body=dumps_json({**tc.to_json(), "mappingDetail": None}))
 
     def delete_topic(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         refused = refuse_on_slave(self.broker, cmd)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.processors.admin import AdminProcessor
+from ferrymq.core.broker.processors.admin_stats import AdminStatsProcessor
 from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
+from ferrymq.core.broker.processors.consumer_admin import ConsumerAdminProcessor
 from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
 from ferrymq.core.broker.processors.consumer_send_back import ConsumerSendBackProcessor
 from ferrymq.core.broker.processors.end_transaction import EndTransactionProcessor
@@ -34,6 +36,8 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
     manage = ConsumerManageProcessor(broker)
     clients = ClientManageProcessor(broker)
     admin = AdminProcessor(broker)
+    stats = AdminStatsProcessor(broker)
+    consumer_admin = ConsumerAdminProcessor(broker)
     query = QueryMessageProcessor(broker)
     send_back = ConsumerSendBackProcessor(broker)
     locks = LockProcessor(broker)
@@ -72,7 +76,17 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.UPDATE_AND_CREATE_TOPIC: admin.create_topic,
         RequestCode.GET_BROKER_RUNTIME_INFO: admin.runtime_info,
         RequestCode.DELETE_TOPIC_IN_BROKER: admin.delete_topic,
+        RequestCode.GET_TOPIC_CONFIG: admin.topic_config,
         RequestCode.GET_BROKER_HA_STATUS: admin.ha_status,
+        # admin_stats.py
+        RequestCode.GET_TOPIC_STATS_INFO: stats.topic_stats,
+        RequestCode.GET_CONSUME_STATS: stats.consume_stats,
+        RequestCode.GET_BROKER_CONSUME_STATS: stats.broker_consume_stats,
+        RequestCode.QUERY_TOPIC_CONSUME_BY_WHO: stats.consume_by_who,
+        RequestCode.GET_CONSUMER_CONNECTION_LIST: stats.consumer_connections,
+        # consumer_admin.py
+        RequestCode.INVOKE_BROKER_TO_RESET_OFFSET: consumer_admin.reset_offset,
+        RequestCode.GET_CONSUMER_RUNNING_INFO: consumer_admin.running_info,
         # metadata.py
         RequestCode.GET_ALL_TOPIC_CONFIG: metadata.all_topics,
         RequestCode.GET_ALL_CONSUMER_OFFSET: metadata.all_consumer_offsets,
