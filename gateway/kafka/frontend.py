@@ -34,6 +34,7 @@ from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 from ferrymq.gateway.kafka.retention_bytes import RetentionBytes
+from ferrymq.gateway.kafka.txn.coordinator import TxnCoordinator
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -87,6 +88,7 @@ class KafkaFrontend:
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.coordinator = GroupCoordinator(broker, self.cluster)
+        self.txn_coordinator = TxnCoordinator(self)
 
     @property
     def groups(self) -> GroupCoordinator:
@@ -114,6 +116,7 @@ class KafkaFrontend:
         )
         self.cluster.port = self.port
         await self.coordinator.start()
+        await self.txn_coordinator.start()
         registrar = self.broker.registrar
         if registrar is not None:  # the other brokers learn our Kafka listener from the name servers
             registrar.extra_fields["kafkaAddr"] = f"{self.advertised_host}:{self.port}"
@@ -146,6 +149,7 @@ class KafkaFrontend:
                 pass
         await self.cluster.stop()
         self.inflater.shutdown(wait=False, cancel_futures=True)
+        await self.txn_coordinator.stop()
         await self.coordinator.stop()
         store = self.broker.store
         if self._on_arrival in store.visible_listeners:

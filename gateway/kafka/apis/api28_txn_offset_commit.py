@@ -1,0 +1,92 @@
+"""TxnOffsetCommit (key 28), versions 0-4: a group's offsets, pending until the transaction ends.
+
+Served by the group's coordinator (NOT_COORDINATOR elsewhere). The offsets are held per group and
+producer id by the transaction coordinator (txn/coordinator.py, on disk before the reply): applied
+to the group's committed offsets when the transaction commits, dropped when it aborts; meanwhile
+OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for those partitions. An older
+epoch than the transaction's is INVALID_PRODUCER_EPOCH (as Kafka's offsets-log append answers), a
+transaction that does not hold the group (no AddOffsetsToTxn) INVALID_TXN_STATE. v3+ members are
+checked against the group as OffsetCommit checks them (KIP-447); a request without member and
+generation is not.
+Leaves out: v5 (transaction version 2: the group added implicitly); the committed leader epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.group.coordinator import OFFSET_METADATA_MAX_SIZE
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.txn.state import TxnState
+
+
+async def _check(ctx: RequestContext, request: Any) -> ErrorCode | None:
+    """The error of the whole request, or None."""
+    group = ctx.frontend.coordinator
+    if not request.group_id:
+        return ErrorCode.invalid_group_id
+    if not await group.serves(request.group_id):
+        return ErrorCode.not_coordinator
+    meta = ctx.frontend.txn_coordinator.producer_of(request.transactional_id)
+    if meta is not None:  # this broker coordinates the transaction too: check the producer
+        if meta.producer_id != request.producer_id:
+            return ErrorCode.invalid_producer_id_mapping
+        if meta.producer_epoch != request.producer_epoch:
+            return ErrorCode.invalid_producer_epoch
+        if meta.state is not TxnState.ONGOING or request.group_id not in meta.groups:
+            return ErrorCode.invalid_txn_state
+    member = getattr(request, "member_id", "")
+    generation = getattr(request, "generation_id", -1)
+    if member or generation >= 0:
+        return group.check_committer(
+            request.group_id,
+            member,
+            getattr(request, "group_instance_id", None),
+            generation,
+            ctx.api_version,
+            ctx.conn.peer,
+            "TxnOffsetCommit",
+        )
+    return None
+
+
+@api(28, 0, 4)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    error = await _check(ctx, request)
+    cluster = ctx.frontend.cluster
+    if error is None:
+        await cluster.placements(
+            {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
+        )
+    results: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
+    pending: list[tuple[str, int, int, str]] = []
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            meta = p.committed_metadata or ""
+            if error is not None:
+                parts.append((p.partition_index, error))
+            elif not 0 <= p.partition_index < cluster.partition_count(t.name):
+                parts.append((p.partition_index, ErrorCode.unknown_topic_or_partition))
+            elif len(meta) > OFFSET_METADATA_MAX_SIZE:
+                parts.append((p.partition_index, ErrorCode.offset_metadata_too_large))
+            else:
+                pending.append((t.name, p.partition_index, p.committed_offset, meta))
+                parts.append((p.partition_index, ErrorCode.none))
+        results.append((t.name, parts))
+    if pending:
+        await ctx.frontend.txn_coordinator.add_pending_offsets(request.group_id, request.producer_id, pending)
+    return respond(
+        request,
+        {
+            "throttle_time": NO_THROTTLE,
+            "topics": [
+                {"name": name, "partitions": [{"partition_index": p, "error_code": e} for p, e in parts]}
+                for name, parts in results
+            ],
+        },
+    )
