@@ -55,8 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ferrymq.kafka.txn")
 
-#: Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms
-TIMEOUT_CHECK_S = 10.0
 #: marker retries back off from the first to the last
 RETRY_S = (0.05, 2.0)
 #: one WriteTxnMarkers round trip to another broker group's leader
@@ -84,14 +82,19 @@ def _wall_ms() -> int:
 
 
 class TxnCoordinator:
-    def __init__(self, frontend: KafkaFrontend, *, check_s: float = TIMEOUT_CHECK_S) -> None:
+    def __init__(self, frontend: KafkaFrontend) -> None:
         self.frontend = frontend
         self.cluster = frontend.cluster
-        self.states = TxnStates(frontend.producers.new_producer_id)
+        config = frontend.broker.config
+        self.states = TxnStates(
+            frontend.producers.new_producer_id,
+            config.kafka_transaction_max_timeout_ms,
+            config.kafka_transactional_id_expiration_ms,
+        )
         self.pending: Pending = {}
         self.coordinator_epoch = 0
-        self.check_s = check_s
-        path = frontend.broker.config.store_path_root_dir / "config" / "kafkaTransactions.json"
+        self.check_s = config.kafka_transaction_abort_check_ms / 1000
+        path = config.store_path_root_dir / "config" / "kafkaTransactions.json"
         self.writer = BackgroundJsonWriter(path, self._snapshot)
         self._finishing: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None

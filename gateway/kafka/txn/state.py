@@ -21,7 +21,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-#: Kafka's transaction.max.timeout.ms
+#: Kafka's transaction.max.timeout.ms (the default of BrokerConfig kafkaTransactionMaxTimeoutMs)
 MAX_TIMEOUT_MS = 900_000
 #: Kafka's transactional.id.expiration.ms: an idle finished transactional id is forgotten after it
 EXPIRATION_MS = 7 * 24 * 3600 * 1000
@@ -129,8 +129,15 @@ def fenced(api_version: int, first_with_fenced: int) -> ErrorCode:
 class TxnStates:
     """Every transactional id this coordinator serves. ``new_producer_id`` hands out fresh ids."""
 
-    def __init__(self, new_producer_id: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        new_producer_id: Callable[[], int],
+        max_timeout_ms: int = MAX_TIMEOUT_MS,
+        expiration_ms: int = EXPIRATION_MS,
+    ) -> None:
         self._new_pid = new_producer_id
+        self.max_timeout_ms = max_timeout_ms
+        self.expiration_ms = expiration_ms
         self.txns: dict[str, TxnMeta] = {}
         self._by_pid: dict[int, str] = {}
 
@@ -174,7 +181,7 @@ class TxnStates:
         """InitProducerId with a transactional id (v3+: the producer's current id and epoch)."""
         if not tid:
             return InitResult(ErrorCode.invalid_request)
-        if not 0 < timeout_ms <= MAX_TIMEOUT_MS:
+        if not 0 < timeout_ms <= self.max_timeout_ms:
             return InitResult(ErrorCode.invalid_transaction_timeout)
         meta = self.txns.get(tid)
         if meta is None or meta.state is TxnState.DEAD:
@@ -293,8 +300,9 @@ class TxnStates:
                 out.append(_finish(meta))
         return out
 
-    def expire(self, now_ms: int, expiration_ms: int = EXPIRATION_MS) -> list[str]:
-        """Forget finished transactional ids idle for ``expiration_ms``; the ids forgotten."""
+    def expire(self, now_ms: int, expiration_ms: int | None = None) -> list[str]:
+        """Forget finished transactional ids idle for the expiration; the ids forgotten."""
+        expiration_ms = self.expiration_ms if expiration_ms is None else expiration_ms
         gone = [
             m.transactional_id
             for m in self.txns.values()
