@@ -145,6 +145,7 @@ def test_confluent_commit_and_abort_read_committed_sees_only_the_committed(serve
             p.abort_transaction(20)
     assert read_all(server, topic, "read_committed", 6) == [b"a0", b"a1", b"a2", b"c0", b"c1", b"c2"]
     assert len(read_all(server, topic, "read_uncommitted", 9)) == 9
+    p.close()
 
 
 @NEEDS_PART
@@ -159,7 +160,9 @@ def test_confluent_zombie_is_fenced_and_its_transaction_aborted(server: FerrySer
     with pytest.raises(KafkaException) as failed:
         zombie.commit_transaction(20)
     assert failed.value.args[0].fatal()
+    zombie.close()
     fresh.begin_transaction()
     fresh.produce(topic, b"fresh", partition=0)
     fresh.commit_transaction(20)
+    fresh.close()
     assert read_all(server, topic, "read_committed", 1) == [b"fresh"]
