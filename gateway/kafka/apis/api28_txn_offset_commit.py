@@ -7,7 +7,10 @@ OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for those partiti
 epoch than the transaction's is INVALID_PRODUCER_EPOCH (as Kafka's offsets-log append answers), a
 transaction that does not hold the group (no AddOffsetsToTxn) INVALID_TXN_STATE. v3+ members are
 checked against the group as OffsetCommit checks them (KIP-447); a request without member and
-generation is not.
+generation is not. With several broker groups, a group coordinator that does not coordinate the
+transactional id forwards the request, once checked, to the broker that does (txn/peer.py), which
+holds the pending offsets and applies them to the partitions' owners when the transaction commits;
+OffsetFetch's require_stable sees only the pending offsets held by the broker it asks.
 Leaves out: v5 (transaction version 2: the group added implicitly); the committed leader epoch.
 """
 
@@ -21,6 +24,7 @@ from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.coordinator import OFFSET_METADATA_MAX_SIZE
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.txn import peer
 from ferrymq.gateway.kafka.txn.state import TxnState
 
 
@@ -29,7 +33,8 @@ async def _check(ctx: RequestContext, request: Any) -> ErrorCode | None:
     group = ctx.frontend.coordinator
     if not request.group_id:
         return ErrorCode.invalid_group_id
-    if not await group.serves(request.group_id):
+    forwarded = ctx.conn.client_id == peer.FORWARD_CLIENT_ID
+    if not forwarded and not await group.serves(request.group_id):
         return ErrorCode.not_coordinator
     meta = ctx.frontend.txn_coordinator.producer_of(request.transactional_id)
     if meta is not None:  # this broker coordinates the transaction too: check the producer
@@ -41,7 +46,7 @@ async def _check(ctx: RequestContext, request: Any) -> ErrorCode | None:
             return ErrorCode.invalid_txn_state
     member = getattr(request, "member_id", "")
     generation = getattr(request, "generation_id", -1)
-    if member or generation >= 0:
+    if (member or generation >= 0) and not forwarded:
         return group.check_committer(
             request.group_id,
             member,
@@ -57,6 +62,14 @@ async def _check(ctx: RequestContext, request: Any) -> ErrorCode | None:
 @api(28, 0, 4)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     error = await _check(ctx, request)
+    txn = ctx.frontend.txn_coordinator
+    if error is None and not await txn.serves(request.transactional_id):
+        if ctx.conn.client_id == peer.FORWARD_CLIENT_ID:  # forwarded here, but not ours (any more)
+            return _answer(request, ErrorCode.not_coordinator)
+        # checked against the group here; the transaction's coordinator holds the offsets
+        node = await ctx.frontend.cluster.coordinator_of(request.transactional_id)
+        answer = await peer.call(node, request, peer.FORWARD_CLIENT_ID)
+        return answer if answer is not None else _answer(request, ErrorCode.coordinator_not_available)
     cluster = ctx.frontend.cluster
     if error is None:
         await cluster.placements(
@@ -79,7 +92,18 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 parts.append((p.partition_index, ErrorCode.none))
         results.append((t.name, parts))
     if pending:
-        await ctx.frontend.txn_coordinator.add_pending_offsets(request.group_id, request.producer_id, pending)
+        await txn.add_pending_offsets(request.group_id, request.producer_id, pending)
+    return _respond(request, results)
+
+
+def _answer(request: Any, error: ErrorCode) -> Any:
+    """``error`` on every partition of the request."""
+    return _respond(
+        request, [(t.name, [(p.partition_index, error) for p in t.partitions]) for t in request.topics]
+    )
+
+
+def _respond(request: Any, results: list[tuple[str, list[tuple[int, ErrorCode]]]]) -> Any:
     return respond(
         request,
         {

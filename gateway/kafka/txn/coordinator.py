@@ -20,22 +20,19 @@ backoff until written (or its topic is gone); then the transaction is Complete* 
 offsets are applied to the group (commit) or dropped (abort). ``coordinator_epoch`` (written in the
 markers) counts this broker's starts.
 
-Pending offsets live here, per group and producer id, because TxnOffsetCommit reaches the group's
-coordinator: with several broker groups a transaction whose group another broker coordinates
-leaves that broker's pending offsets unapplied (left out, see README).
+Pending offsets live here, per group and producer id: TxnOffsetCommit reaches the group's
+coordinator, which forwards it to the transactional id's coordinator when that is another broker
+(apis/api28_txn_offset_commit.py), so they are always with the transaction that settles them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import struct
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kio.index import load_response_from_request
 from kio.schema.errors import ErrorCode
 from kio.schema.types import ProducerId, TopicName
 from kio.schema.write_txn_markers.v1.request import (
@@ -47,7 +44,7 @@ from kio.static.primitive import i16, i32
 
 from ferrymq.core.persist import BackgroundJsonWriter, read_json
 from ferrymq.gateway.kafka.cluster import Node
-from ferrymq.gateway.kafka.framing import decode_response, encode_request
+from ferrymq.gateway.kafka.txn import peer
 from ferrymq.gateway.kafka.txn.state import Finish, InitResult, Partition, TxnMeta, TxnStates
 
 if TYPE_CHECKING:
@@ -57,8 +54,6 @@ log = logging.getLogger("ferrymq.kafka.txn")
 
 #: marker retries back off from the first to the last
 RETRY_S = (0.05, 2.0)
-#: one WriteTxnMarkers round trip to another broker group's leader
-REMOTE_TIMEOUT_S = 5.0
 
 #: group -> producer id -> partition -> (offset, metadata)
 Pending = dict[str, dict[int, dict[Partition, tuple[int, str]]]]
@@ -98,7 +93,6 @@ class TxnCoordinator:
         self.writer = BackgroundJsonWriter(path, self._snapshot)
         self._finishing: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._corr = itertools.count(1)
         data = read_json(path)
         if isinstance(data, dict):
             self.coordinator_epoch = int(data.get("coordinatorEpoch", 0))
@@ -347,22 +341,8 @@ class TxnCoordinator:
                 ),
             )
         )
-        try:
-            async with asyncio.timeout(REMOTE_TIMEOUT_S):
-                reader, writer = await asyncio.open_connection(node.host, node.port)
-                try:
-                    corr = next(self._corr)
-                    writer.write(encode_request(request, corr, "ferrymq-txn-coordinator"))
-                    (size,) = struct.unpack(">i", await reader.readexactly(4))
-                    _, response = decode_response(
-                        await reader.readexactly(size), load_response_from_request(WriteTxnMarkersRequest)
-                    )
-                finally:
-                    writer.close()
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            log.warning(
-                "WriteTxnMarkers to node %d (%s:%d) failed: %s", node.node_id, node.host, node.port, exc
-            )
+        response = await peer.call(node, request)
+        if response is None:
             return {}
         return {
             (t.name, int(p.partition_index)): int(p.error_code)
