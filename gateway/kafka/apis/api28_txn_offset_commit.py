@@ -23,7 +23,7 @@ from kio.schema.errors import ErrorCode
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.coordinator import OFFSET_METADATA_MAX_SIZE
-from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import partition_errors
 from ferrymq.gateway.kafka.txn import peer
 from ferrymq.gateway.kafka.txn.state import TxnState
 
@@ -93,24 +93,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         results.append((t.name, parts))
     if pending:
         await txn.add_pending_offsets(request.group_id, request.producer_id, pending)
-    return _respond(request, results)
+    return partition_errors(request, results)
 
 
 def _answer(request: Any, error: ErrorCode) -> Any:
     """``error`` on every partition of the request."""
-    return _respond(
+    return partition_errors(
         request, [(t.name, [(p.partition_index, error) for p in t.partitions]) for t in request.topics]
-    )
-
-
-def _respond(request: Any, results: list[tuple[str, list[tuple[int, ErrorCode]]]]) -> Any:
-    return respond(
-        request,
-        {
-            "throttle_time": NO_THROTTLE,
-            "topics": [
-                {"name": name, "partitions": [{"partition_index": p, "error_code": e} for p, e in parts]}
-                for name, parts in results
-            ],
-        },
     )

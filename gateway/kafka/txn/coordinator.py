@@ -128,11 +128,7 @@ class TxnCoordinator:
         tasks = [t for t in (self._task, *self._finishing.values()) if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await asyncio.gather(*tasks, return_exceptions=True)  # unwritten markers: again at the next start
         self._finishing.clear()
         self.writer.write_now()
 
