@@ -38,6 +38,7 @@ from kio.schema.txn_offset_commit.v3.request import (
 
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.config import BrokerConfig
+from ferrymq.gateway.kafka.apis.api18_api_versions import build_response
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
 from tests.test_kafka_frontend import Wire
 
@@ -363,3 +364,19 @@ def test_state_survives_a_crash_prepared_ones_complete_and_ongoing_ones_abort_at
 
     run(before_crash)
     run(after_restart)
+
+
+def test_api_versions_advertise_the_transaction_apis_up_to_transaction_version_1() -> None:
+    response = build_response(3)
+    ranges = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys}
+    assert {k: ranges[k] for k in (10, 22, 24, 25, 26, 28, 65, 66)} == {
+        10: (0, 4),
+        22: (0, 5),  # v3+: KIP-360 epoch bumps
+        24: (0, 3),  # v4+ is broker to broker
+        25: (0, 4),
+        26: (0, 4),  # v5 is transaction version 2
+        28: (0, 4),  # v5 likewise
+        65: (0, 0),
+        66: (0, 1),
+    }
+    assert not getattr(response, "finalized_features", ()), "transaction.version is not advertised"
