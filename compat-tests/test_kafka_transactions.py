@@ -11,10 +11,12 @@ half of issue 11: they are strict expected failures until it lands:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import socket
 import struct
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -96,16 +98,26 @@ def test_an_ongoing_transaction_survives_a_kill_and_is_aborted_at_its_timeout(
         assert state.producer_epoch == 1  # the abort fenced the old producer
 
 
-def producer(server: FerryServer, tid: str) -> Any:
-    p = KafkaProducer(
-        {
+@pytest.fixture
+def producers(server: FerryServer) -> Iterator[Callable[[str], Any]]:
+    """Transactional producers (``transactional.id`` given), closed after the test whatever happened."""
+    made: list[Any] = []
+
+    def make(tid: str) -> Any:
+        conf = {
             "bootstrap.servers": server.kafka_bootstrap,
             "transactional.id": tid,
             "transaction.timeout.ms": 30_000,
         }
-    )
-    p.init_transactions(20)
-    return p
+        p = KafkaProducer(conf)
+        made.append(p)
+        p.init_transactions(20)
+        return p
+
+    yield make
+    for p in made:
+        with contextlib.suppress(KafkaException):  # a fenced producer reports its fatal error again
+            p.close()
 
 
 def read_all(server: FerryServer, topic: str, isolation: str, count: int) -> list[bytes]:
@@ -130,10 +142,12 @@ def read_all(server: FerryServer, topic: str, isolation: str, count: int) -> lis
 
 
 @NEEDS_PART
-def test_confluent_commit_and_abort_read_committed_sees_only_the_committed(server: FerryServer) -> None:
+def test_confluent_commit_and_abort_read_committed_sees_only_the_committed(
+    server: FerryServer, producers: Callable[[str], Any]
+) -> None:
     topic = "txn-confluent"
     create_topic(server, topic, 1)
-    p = producer(server, "tx-confluent")
+    p = producers("tx-confluent")
     for batch, commit in ((b"a", True), (b"b", False), (b"c", True)):
         p.begin_transaction()
         for i in range(3):
@@ -145,24 +159,23 @@ def test_confluent_commit_and_abort_read_committed_sees_only_the_committed(serve
             p.abort_transaction(20)
     assert read_all(server, topic, "read_committed", 6) == [b"a0", b"a1", b"a2", b"c0", b"c1", b"c2"]
     assert len(read_all(server, topic, "read_uncommitted", 9)) == 9
-    p.close()
 
 
 @NEEDS_PART
-def test_confluent_zombie_is_fenced_and_its_transaction_aborted(server: FerryServer) -> None:
+def test_confluent_zombie_is_fenced_and_its_transaction_aborted(
+    server: FerryServer, producers: Callable[[str], Any]
+) -> None:
     topic = "txn-zombie"
     create_topic(server, topic, 1)
-    zombie = producer(server, "tx-zombie")
+    zombie = producers("tx-zombie")
     zombie.begin_transaction()
     zombie.produce(topic, b"zombie", partition=0)
     zombie.flush(10)
-    fresh = producer(server, "tx-zombie")  # fences the zombie, aborting its open transaction
+    fresh = producers("tx-zombie")  # fences the zombie, aborting its open transaction
     with pytest.raises(KafkaException) as failed:
         zombie.commit_transaction(20)
     assert failed.value.args[0].fatal()
-    zombie.close()
     fresh.begin_transaction()
     fresh.produce(topic, b"fresh", partition=0)
     fresh.commit_transaction(20)
-    fresh.close()
     assert read_all(server, topic, "read_committed", 1) == [b"fresh"]
