@@ -380,3 +380,30 @@ def test_api_versions_advertise_the_transaction_apis_up_to_transaction_version_1
         66: (0, 1),
     }
     assert not getattr(response, "finalized_features", ()), "transaction.version is not advertised"
+
+
+def test_a_state_write_that_fails_is_retriable_and_no_marker_goes_out_before_it_is_on_disk(
+    tmp_path: Path,
+) -> None:
+    fake = FakePartitions()
+
+    async def body() -> None:
+        async with broker(tmp_path, fake) as (f, wire):
+            txn = f.txn_coordinator
+            pid = (await init(wire)).producer_id
+            await add_partitions(wire, pid, 0, 0)
+            write = txn.writer._write
+
+            def disk_full(change: int, data: Any) -> None:
+                raise OSError(28, "No space left on device")
+
+            txn.writer._write = disk_full  # type: ignore[method-assign]
+            assert await end(wire, pid, 0, True) == ErrorCode.coordinator_not_available
+            assert await end(wire, pid, 0, True) == ErrorCode.concurrent_transactions
+            assert fake.calls == []  # PrepareCommit is not on disk: no marker yet
+            txn.writer._write = write  # type: ignore[method-assign]
+            await txn.wait_finished(TID)
+            assert [c[2] for c in fake.calls] == [True]
+            assert await end(wire, pid, 0, True) == ErrorCode.none
+
+    run(body)

@@ -92,7 +92,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 parts.append((p.partition_index, ErrorCode.none))
         results.append((t.name, parts))
     if pending:
-        await txn.add_pending_offsets(request.group_id, request.producer_id, pending)
+        failed = await txn.add_pending_offsets(request.group_id, request.producer_id, pending)
+        if failed != ErrorCode.none:  # not on disk: retriable, as for every partition taken
+            results = [
+                (t, [(p, failed if e == ErrorCode.none else e) for p, e in parts]) for t, parts in results
+            ]
     return partition_errors(request, results)
 
 

@@ -178,7 +178,9 @@ class TxnCoordinator:
                 log.info("transaction %s fenced by a new producer: aborting it", tid)
                 self._start_finish(result.finish)
             if result.error == ErrorCode.none or result.finish is not None:
-                await self.writer.wait(self.writer.changed())
+                error = await self._logged(self.writer.changed())
+                if error != ErrorCode.none:
+                    return InitResult(error)
         return result
 
     async def add(
@@ -192,7 +194,7 @@ class TxnCoordinator:
     ) -> ErrorCode:
         error, changed = self.states.add(tid, pid, epoch, _wall_ms(), version, partitions, groups)
         if changed:
-            await self.writer.wait(self.writer.changed())
+            return await self._logged(self.writer.changed())
         return error
 
     async def end(self, tid: str, pid: int, epoch: int, commit: bool, version: int) -> ErrorCode:
@@ -201,19 +203,29 @@ class TxnCoordinator:
         if finish is not None:
             change = self.writer.changed()
             self._start_finish(finish)
-            await self.writer.wait(change)
+            return await self._logged(change)
         return error
 
     # ---- pending transactional offsets --------------------------------------------------------
 
     async def add_pending_offsets(
         self, group: str, producer_id: int, offsets: Iterable[tuple[str, int, int, str]]
-    ) -> None:
+    ) -> ErrorCode:
         """TxnOffsetCommit: offsets held until the producer's transaction ends (on disk on return)."""
         parts = self.pending.setdefault(group, {}).setdefault(producer_id, {})
         for topic, partition, offset, meta in offsets:
             parts[(topic, partition)] = (offset, meta)
-        await self.writer.wait(self.writer.changed())
+        return await self._logged(self.writer.changed())
+
+    async def _logged(self, change: int) -> ErrorCode:
+        """Until ``change`` is on disk; COORDINATOR_NOT_AVAILABLE (retriable) if it cannot be written
+        now. The state has moved on in memory: the writer retries, and the client's retry sees it."""
+        try:
+            await self.writer.wait(change)
+        except OSError as exc:
+            log.error("transaction state not written (answered COORDINATOR_NOT_AVAILABLE): %s", exc)
+            return ErrorCode.coordinator_not_available
+        return ErrorCode.none
 
     def has_pending(self, group: str, topic: str, partition: int) -> bool:
         """Whether the group has a pending transactional offset of the partition (require_stable)."""
@@ -233,11 +245,11 @@ class TxnCoordinator:
 
     async def _finish(self, finish: Finish) -> None:
         """Markers until written, the group's offsets, then Complete* (logged)."""
-        await self.writer.wait()  # Prepare* first on disk: a crash now completes it after restart
         delay = RETRY_S[0]
         todo = set(finish.partitions)
         while True:
             try:
+                await self.writer.wait()  # Prepare* first on disk: a crash now completes it after restart
                 todo = await self._write_markers(finish, todo)
                 if not todo:
                     await self._settle_offsets(finish)
