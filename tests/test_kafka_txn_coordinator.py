@@ -307,6 +307,31 @@ def test_unknown_topics_fail_the_whole_add_and_bad_timeouts_are_refused(tmp_path
                 )
             )
             assert r.topics[0].partitions[0].error_code == ErrorCode.illegal_generation
+            # offsets of an unknown transactional id, or of a transaction without the group, would
+            # never be settled: refused
+            for tid, error in (
+                ("other", ErrorCode.invalid_producer_id_mapping),
+                (TID, ErrorCode.invalid_txn_state),
+            ):
+                r = await wire.call(
+                    TxnOffsetCommitRequest(
+                        transactional_id=tid,
+                        group_id=GROUP,
+                        producer_id=pid,
+                        producer_epoch=0,
+                        topics=(
+                            TxnOffsetCommitRequestTopic(
+                                name=TOPIC,
+                                partitions=(
+                                    TxnOffsetCommitRequestPartition(
+                                        partition_index=0, committed_offset=3, committed_metadata=None
+                                    ),
+                                ),
+                            ),
+                        ),
+                    )
+                )
+                assert r.topics[0].partitions[0].error_code == error
             assert not f.txn_coordinator.pending
             listed = await wire.call(ListTransactionsRequest(state_filters=("Empty", "Bogus")))
             assert listed.unknown_state_filters == ("Bogus",)

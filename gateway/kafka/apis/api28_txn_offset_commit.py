@@ -5,12 +5,14 @@ producer id by the transaction coordinator (txn/coordinator.py, on disk before t
 to the group's committed offsets when the transaction commits, dropped when it aborts; meanwhile
 OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for those partitions. An older
 epoch than the transaction's is INVALID_PRODUCER_EPOCH (as Kafka's offsets-log append answers), a
-transaction that does not hold the group (no AddOffsetsToTxn) INVALID_TXN_STATE. v3+ members are
-checked against the group as OffsetCommit checks them (KIP-447); a request without member and
-generation is not. With several broker groups, a group coordinator that does not coordinate the
-transactional id forwards the request, once checked, to the broker that does (txn/peer.py), which
-holds the pending offsets and applies them to the partitions' owners when the transaction commits;
-OffsetFetch's require_stable sees only the pending offsets held by the broker it asks.
+transaction that does not hold the group (no AddOffsetsToTxn) INVALID_TXN_STATE, an unknown
+transactional id INVALID_PRODUCER_ID_MAPPING: offsets are never held that no transaction settles.
+v3+ members are checked against the group as OffsetCommit checks them (KIP-447); a request
+without member and generation is not. With several broker groups, a group coordinator that does
+not coordinate the transactional id forwards the request, once checked, to the broker that does
+(txn/peer.py), which holds the pending offsets and applies them to the partitions' owners when the
+transaction commits; OffsetFetch's require_stable sees only the pending offsets held by the broker
+it asks.
 Leaves out: v5 (transaction version 2: the group added implicitly); the committed leader epoch.
 """
 
@@ -28,22 +30,14 @@ from ferrymq.gateway.kafka.txn import peer
 from ferrymq.gateway.kafka.txn.state import TxnState
 
 
-async def _check(ctx: RequestContext, request: Any) -> ErrorCode | None:
-    """The error of the whole request, or None."""
+async def _check_group(ctx: RequestContext, request: Any) -> ErrorCode | None:
+    """The group's error for the whole request (checked where the group is coordinated), or None."""
     group = ctx.frontend.coordinator
     if not request.group_id:
         return ErrorCode.invalid_group_id
     forwarded = ctx.conn.client_id == peer.FORWARD_CLIENT_ID
     if not forwarded and not await group.serves(request.group_id):
         return ErrorCode.not_coordinator
-    meta = ctx.frontend.txn_coordinator.producer_of(request.transactional_id)
-    if meta is not None:  # this broker coordinates the transaction too: check the producer
-        if meta.producer_id != request.producer_id:
-            return ErrorCode.invalid_producer_id_mapping
-        if meta.producer_epoch != request.producer_epoch:
-            return ErrorCode.invalid_producer_epoch
-        if meta.state is not TxnState.ONGOING or request.group_id not in meta.groups:
-            return ErrorCode.invalid_txn_state
     member = getattr(request, "member_id", "")
     generation = getattr(request, "generation_id", -1)
     if (member or generation >= 0) and not forwarded:
@@ -59,9 +53,22 @@ async def _check(ctx: RequestContext, request: Any) -> ErrorCode | None:
     return None
 
 
+def _check_producer(ctx: RequestContext, request: Any) -> ErrorCode | None:
+    """The producer's error (checked by the transactional id's coordinator), or None: offsets are
+    taken only into an Ongoing transaction that holds the group, so they are always settled."""
+    meta = ctx.frontend.txn_coordinator.producer_of(request.transactional_id)
+    if meta is None or meta.producer_id != request.producer_id:
+        return ErrorCode.invalid_producer_id_mapping
+    if meta.producer_epoch != request.producer_epoch:
+        return ErrorCode.invalid_producer_epoch
+    if meta.state is not TxnState.ONGOING or request.group_id not in meta.groups:
+        return ErrorCode.invalid_txn_state
+    return None
+
+
 @api(28, 0, 4)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    error = await _check(ctx, request)
+    error = await _check_group(ctx, request)
     txn = ctx.frontend.txn_coordinator
     if error is None and not await txn.serves(request.transactional_id):
         if ctx.conn.client_id == peer.FORWARD_CLIENT_ID:  # forwarded here, but not ours (any more)
@@ -70,6 +77,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         node = await ctx.frontend.cluster.coordinator_of(request.transactional_id)
         answer = await peer.call(node, request, peer.FORWARD_CLIENT_ID)
         return answer if answer is not None else _answer(request, ErrorCode.coordinator_not_available)
+    if error is None:
+        error = _check_producer(ctx, request)
     cluster = ctx.frontend.cluster
     if error is None:
         await cluster.placements(
