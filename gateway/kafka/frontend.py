@@ -4,13 +4,14 @@ A Kafka topic is a RocketMQ topic, a Kafka offset is the queue offset. With one 
 partition p is queue p; with several, a topic's queues are numbered across the groups from its
 route (``cluster.ClusterView``, which the group coordinator and the APIs share), and the broker
 advertises its Kafka listener to the name servers ("kafkaAddr") so the others can name it as
-leader. The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
-producer state, fetches parked until data arrives (woken by the store's arrival listeners, not by
-polling), per-topic retention.ms and retention.bytes, the threads that inflate large compressed
-batches off the event loop, and the converter through which RocketMQ consumers read Kafka
-batches (registered with the store at start). It is also the admin API's view of Kafka
-(``core.broker.frontend_view.FrontendView``: its groups and its record batches, record by
-record), handed to the admin server by the ``ferrymq`` command.
+leader. The frontend owns the connections, the group coordinator (gateway/kafka/group), the
+transaction coordinator (gateway/kafka/txn), idempotent producer state, fetches parked until
+data arrives (woken by the store's arrival listeners, not by polling), per-topic retention.ms and
+retention.bytes, the threads that inflate large compressed batches off the event loop, and the
+converter through which RocketMQ consumers read Kafka batches (registered with the store at
+start). It is also the admin API's view of Kafka (``core.broker.frontend_view.FrontendView``: its
+groups and its record batches, record by record), handed to the admin server by the ``ferrymq``
+command.
 """
 
 from __future__ import annotations
