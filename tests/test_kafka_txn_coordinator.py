@@ -132,28 +132,26 @@ async def end(wire: Wire, pid: int, epoch: int, commit: bool) -> ErrorCode:
     return r.error_code
 
 
+def offset_commit(tid: str, pid: int, epoch: int, offset: int, **member: Any) -> TxnOffsetCommitRequest:
+    """TxnOffsetCommit v3 of partition 0 in GROUP (``member``: generation_id, member_id)."""
+    partition = TxnOffsetCommitRequestPartition(
+        partition_index=0, committed_offset=offset, committed_metadata="m"
+    )
+    return TxnOffsetCommitRequest(
+        transactional_id=tid,
+        group_id=GROUP,
+        producer_id=pid,
+        producer_epoch=epoch,
+        topics=(TxnOffsetCommitRequestTopic(name=TOPIC, partitions=(partition,)),),
+        **member,
+    )
+
+
 async def offsets_in_txn(wire: Wire, pid: int, epoch: int, offset: int) -> tuple[ErrorCode, list[ErrorCode]]:
     added = await wire.call(
         AddOffsetsToTxnRequest(transactional_id=TID, producer_id=pid, producer_epoch=epoch, group_id=GROUP)
     )
-    r = await wire.call(
-        TxnOffsetCommitRequest(
-            transactional_id=TID,
-            group_id=GROUP,
-            producer_id=pid,
-            producer_epoch=epoch,
-            topics=(
-                TxnOffsetCommitRequestTopic(
-                    name=TOPIC,
-                    partitions=(
-                        TxnOffsetCommitRequestPartition(
-                            partition_index=0, committed_offset=offset, committed_metadata="m"
-                        ),
-                    ),
-                ),
-            ),
-        )
-    )
+    r = await wire.call(offset_commit(TID, pid, epoch, offset))
     return added.error_code, [p.error_code for t in r.topics for p in t.partitions]
 
 
@@ -286,26 +284,7 @@ def test_unknown_topics_fail_the_whole_add_and_bad_timeouts_are_refused(tmp_path
             ]
             assert f.txn_coordinator.states.get(TID).partitions == set()  # type: ignore[union-attr]
             # KIP-447: a member of a generation the group does not have is refused
-            r = await wire.call(
-                TxnOffsetCommitRequest(
-                    transactional_id="other",
-                    group_id=GROUP,
-                    producer_id=pid,
-                    producer_epoch=0,
-                    generation_id=5,
-                    member_id="m-1",
-                    topics=(
-                        TxnOffsetCommitRequestTopic(
-                            name=TOPIC,
-                            partitions=(
-                                TxnOffsetCommitRequestPartition(
-                                    partition_index=0, committed_offset=3, committed_metadata=None
-                                ),
-                            ),
-                        ),
-                    ),
-                )
-            )
+            r = await wire.call(offset_commit("other", pid, 0, 3, generation_id=5, member_id="m-1"))
             assert r.topics[0].partitions[0].error_code == ErrorCode.illegal_generation
             # offsets of an unknown transactional id, or of a transaction without the group, would
             # never be settled: refused
@@ -313,24 +292,7 @@ def test_unknown_topics_fail_the_whole_add_and_bad_timeouts_are_refused(tmp_path
                 ("other", ErrorCode.invalid_producer_id_mapping),
                 (TID, ErrorCode.invalid_txn_state),
             ):
-                r = await wire.call(
-                    TxnOffsetCommitRequest(
-                        transactional_id=tid,
-                        group_id=GROUP,
-                        producer_id=pid,
-                        producer_epoch=0,
-                        topics=(
-                            TxnOffsetCommitRequestTopic(
-                                name=TOPIC,
-                                partitions=(
-                                    TxnOffsetCommitRequestPartition(
-                                        partition_index=0, committed_offset=3, committed_metadata=None
-                                    ),
-                                ),
-                            ),
-                        ),
-                    )
-                )
+                r = await wire.call(offset_commit(tid, pid, 0, 3))
                 assert r.topics[0].partitions[0].error_code == error
             assert not f.txn_coordinator.pending
             listed = await wire.call(ListTransactionsRequest(state_filters=("Empty", "Bogus")))
