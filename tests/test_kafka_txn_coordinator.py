@@ -21,6 +21,9 @@ from kio.schema.add_offsets_to_txn.v3.request import AddOffsetsToTxnRequest
 from kio.schema.add_partitions_to_txn.v1.request import AddPartitionsToTxnRequest as AddPartitionsV1
 from kio.schema.add_partitions_to_txn.v1.request import AddPartitionsToTxnTopic as AddTopicV1
 from kio.schema.add_partitions_to_txn.v3.request import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic
+from kio.schema.add_partitions_to_txn.v5.request import AddPartitionsToTxnRequest as AddPartitionsV5
+from kio.schema.add_partitions_to_txn.v5.request import AddPartitionsToTxnTopic as AddTopicV5
+from kio.schema.add_partitions_to_txn.v5.request import AddPartitionsToTxnTransaction
 from kio.schema.describe_transactions.v0.request import DescribeTransactionsRequest
 from kio.schema.end_txn.v1.request import EndTxnRequest as EndTxnV1
 from kio.schema.end_txn.v3.request import EndTxnRequest
@@ -359,7 +362,7 @@ def test_api_versions_advertise_the_transaction_apis_up_to_transaction_version_1
     assert {k: ranges[k] for k in (10, 22, 24, 25, 26, 28, 65, 66)} == {
         10: (0, 4),
         22: (0, 5),  # v3+: KIP-360 epoch bumps
-        24: (0, 3),  # v4+ is broker to broker
+        24: (0, 5),  # v4+: brokers' batched form (clients stay at 3)
         25: (0, 4),
         26: (0, 4),  # v5 is transaction version 2
         28: (0, 4),  # v5 likewise
@@ -392,5 +395,39 @@ def test_a_state_write_that_fails_is_retriable_and_no_marker_goes_out_before_it_
             await txn.wait_finished(TID)
             assert [c[2] for c in fake.calls] == [True]
             assert await end(wire, pid, 0, True) == ErrorCode.none
+
+    run(body)
+
+
+def test_batched_add_partitions_adds_or_verifies_each_transaction(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with broker(tmp_path, FakePartitions()) as (f, wire):
+            pid = (await init(wire)).producer_id
+
+            def txn(tid: str, verify: bool, *parts: int) -> AddPartitionsToTxnTransaction:
+                topics = (AddTopicV5(name=TOPIC, partitions=parts),)
+                return AddPartitionsToTxnTransaction(
+                    transactional_id=tid, producer_id=pid, producer_epoch=0, verify_only=verify, topics=topics
+                )
+
+            async def call(*txns: AddPartitionsToTxnTransaction) -> list[tuple[str, int, ErrorCode]]:
+                r = await wire.call(AddPartitionsV5(transactions=txns))
+                assert r.error_code == ErrorCode.none
+                return [
+                    (t.transactional_id, p.partition_index, p.partition_error_code)
+                    for t in r.results_by_transaction
+                    for topic in t.topic_results
+                    for p in topic.results_by_partition
+                ]
+
+            assert await call(txn(TID, False, 0), txn("nope", True, 0)) == [
+                (TID, 0, ErrorCode.none),
+                ("nope", 0, ErrorCode.invalid_producer_id_mapping),
+            ]
+            assert await call(txn(TID, True, 0, 1)) == [
+                (TID, 0, ErrorCode.none),
+                (TID, 1, ErrorCode.invalid_txn_state),
+            ]
+            assert f.txn_coordinator.states.get(TID).partitions == {(TOPIC, 0)}  # type: ignore[union-attr]
 
     run(body)

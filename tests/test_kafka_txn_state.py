@@ -227,3 +227,15 @@ def test_state_round_trips_through_json() -> None:
     again.load(s.to_json())
     assert again.get(TID) == s.get(TID)
     assert again.by_producer(pid) is again.get(TID)
+
+
+def test_verify_only_checks_partitions_without_adding_them() -> None:
+    s = states()
+    pid, epoch = started(s)
+    assert s.verify(TID, pid, epoch, [P0]) == {P0: ErrorCode.invalid_txn_state}  # Empty
+    s.add(TID, pid, epoch, T0, 3, partitions=[P0])
+    assert s.verify(TID, pid, epoch, [P0, P1]) == {P0: ErrorCode.none, P1: ErrorCode.invalid_txn_state}
+    assert s.verify(TID, pid, epoch + 1, [P0]) == {P0: ErrorCode.producer_fenced}
+    assert s.get(TID).partitions == {P0}  # type: ignore[union-attr]
+    s.end(TID, pid, epoch, True, T0, 3)
+    assert s.verify(TID, pid, epoch, [P0]) == {P0: ErrorCode.concurrent_transactions}

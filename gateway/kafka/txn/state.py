@@ -257,6 +257,24 @@ class TxnStates:
         meta.update_ms = now_ms
         return ErrorCode.none, True
 
+    def verify(
+        self, tid: str, pid: int, epoch: int, partitions: Iterable[Partition]
+    ) -> dict[Partition, ErrorCode]:
+        """AddPartitionsToTxn v4+ verify_only (KIP-890 part 1, from another broker): NONE for each
+        partition in the Ongoing transaction, INVALID_TXN_STATE for the others; the producer's
+        error (as for add) on every partition."""
+        wanted = list(partitions)
+        got = self._check(tid, pid, epoch, 4, 2)
+        if isinstance(got, ErrorCode):
+            return dict.fromkeys(wanted, got)
+        if got.state in PREPARING:
+            return dict.fromkeys(wanted, ErrorCode.concurrent_transactions)
+        ongoing = got.state is TxnState.ONGOING
+        return {
+            p: ErrorCode.none if ongoing and p in got.partitions else ErrorCode.invalid_txn_state
+            for p in wanted
+        }
+
     def end(
         self, tid: str, pid: int, epoch: int, commit: bool, now_ms: int, version: int
     ) -> tuple[ErrorCode, Finish | None]:
