@@ -11,6 +11,7 @@ half of issue 11: they are strict expected failures until it lands:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import socket
@@ -179,3 +180,58 @@ def test_confluent_zombie_is_fenced_and_its_transaction_aborted(
     fresh.produce(topic, b"fresh", partition=0)
     fresh.commit_transaction(20)
     assert read_all(server, topic, "read_committed", 1) == [b"fresh"]
+
+
+@NEEDS_PART
+def test_aiokafka_transactions_with_send_offsets_and_a_read_committed_consumer(server: FerryServer) -> None:
+    aiokafka = pytest.importorskip("aiokafka")
+    source, sink, group = "txn-aio-in", "txn-aio-out", "txn-aio-g"
+    create_topic(server, source, 1)
+    create_topic(server, sink, 1)
+
+    async def body() -> list[bytes]:
+        plain = aiokafka.AIOKafkaProducer(bootstrap_servers=server.kafka_bootstrap)
+        await plain.start()
+        try:
+            for i in range(4):
+                await plain.send_and_wait(source, f"v{i}".encode(), partition=0)
+        finally:
+            await plain.stop()
+        producer = aiokafka.AIOKafkaProducer(
+            bootstrap_servers=server.kafka_bootstrap, transactional_id="tx-aio"
+        )
+        await producer.start()
+        try:
+            for value, commit in ((b"a", False), (b"b", True)):
+                with contextlib.suppress(_Abort):
+                    async with producer.transaction():
+                        await producer.send_and_wait(sink, value, partition=0)
+                        offsets = {aiokafka.TopicPartition(source, 0): 4}
+                        await producer.send_offsets_to_transaction(offsets, group)
+                        if not commit:
+                            raise _Abort
+        finally:
+            await producer.stop()
+        consumer = aiokafka.AIOKafkaConsumer(
+            bootstrap_servers=server.kafka_bootstrap,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            group_id=group,
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            tp = aiokafka.TopicPartition(sink, 0)
+            consumer.assign([tp])
+            consumer.seek(tp, 0)
+            got = await consumer.getmany(tp, timeout_ms=5000)
+            assert (await consumer.committed(aiokafka.TopicPartition(source, 0))) == 4
+            return [m.value for m in got.get(tp, [])]
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(body()) == [b"b"]
+
+
+class _Abort(Exception):
+    """Leaves an aiokafka ``transaction()`` block so that it aborts."""
