@@ -6,7 +6,10 @@ the partition side (transactional Produce, markers, LSO, read_committed Fetch), 
 half of issue 11: they are strict expected failures until it lands:
 - confluent-kafka (librdkafka): a transactional producer commits and aborts; a read_committed
   consumer sees only the committed records, a read_uncommitted one all;
-- a zombie producer (same transactional.id, older epoch) is fenced and its open transaction aborted.
+- a zombie producer (same transactional.id, older epoch) is fenced and its open transaction aborted;
+- aiokafka (protocol v0 of every transaction API): an aborted and a committed transaction with
+  send_offsets_to_transaction, read back read_committed with the group's committed offset.
+The Java client's consume-transform-produce loop is in test_kafka_java_transactions.py.
 """
 
 from __future__ import annotations
