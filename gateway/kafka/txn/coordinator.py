@@ -59,8 +59,9 @@ RETRY_S = (0.05, 2.0)
 Pending = dict[str, dict[int, dict[Partition, tuple[int, str]]]]
 
 
-class TxnPartitions(Protocol):
-    """The partition side (gateway/kafka/txn_partitions.py, built by the other half of issue 11)."""
+class MarkerWriter(Protocol):
+    """What the coordinator needs of the partition side (``KafkaFrontend.txn_partitions``, a
+    gateway/kafka/txn_partitions.TxnPartitions, built by the other half of issue 11)."""
 
     async def write_markers(
         self,
@@ -303,7 +304,7 @@ class TxnCoordinator:
             elif owner.node_id in nodes:
                 remote.setdefault(nodes[owner.node_id], []).append((topic, partition))
         results: dict[Partition, int] = dict.fromkeys(gone, 0)
-        tp: TxnPartitions | None = getattr(self.frontend, "txn_partitions", None)
+        tp: MarkerWriter | None = getattr(self.frontend, "txn_partitions", None)
         if local:
             if tp is None:  # no partition side in this build: no partition state to close
                 results.update(dict.fromkeys(local, 0))
