@@ -169,6 +169,15 @@ class BrokerConfig(BaseModel):
     #: an idempotent producer's state is dropped this long after its last write (Kafka's
     #: producer.id.expiration.ms)
     kafka_producer_id_expiration_ms: int = Field(86_400_000, alias="kafkaProducerIdExpirationMs", ge=1)
+    #: Kafka transactions: the longest transaction.timeout.ms a producer may ask for (Kafka's
+    #: transaction.max.timeout.ms), how often timed-out transactions are aborted
+    #: (transaction.abort.timed.out.transaction.cleanup.interval.ms), and how long a finished
+    #: transactional id is kept idle (transactional.id.expiration.ms)
+    kafka_transaction_max_timeout_ms: int = Field(900_000, alias="kafkaTransactionMaxTimeoutMs", ge=1)
+    kafka_transaction_abort_check_ms: int = Field(10_000, alias="kafkaTransactionAbortCheckMs", ge=10)
+    kafka_transactional_id_expiration_ms: int = Field(
+        604_800_000, alias="kafkaTransactionalIdExpirationMs", ge=1
+    )
     # admin REST API and web console: 0 = a free port, -1 = off
     admin_port: int = Field(8080, alias="adminPort", ge=-1, le=65535)
     #: with a token, every /api call needs ``Authorization: Bearer <token>``

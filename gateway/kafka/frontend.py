@@ -4,8 +4,8 @@ A Kafka topic is a RocketMQ topic, a Kafka offset is the queue offset. With one 
 partition p is queue p; with several, a topic's queues are numbered across the groups from its
 route (``cluster.ClusterView``, which the group coordinator and the APIs share), and the broker
 advertises its Kafka listener to the name servers ("kafkaAddr") so the others can name it as
-leader. The frontend owns the connections, the group coordinator (gateway/kafka/group), idempotent
-producer state, the partitions' transactions (txn_partitions.py: the last stable offset, which the
+leader. The frontend owns the connections, the group coordinator (gateway/kafka/group), the
+transaction coordinator (gateway/kafka/txn), idempotent producer state, the partitions' transactions (txn_partitions.py: the last stable offset, which the
 store's ``stable_offset`` hook applies to RocketMQ pulls too), fetches parked until data arrives
 (woken by the store's arrival listeners, not by polling), per-topic retention.ms and
 retention.bytes, the threads that inflate large compressed batches off the event loop, and the
@@ -36,6 +36,7 @@ from ferrymq.gateway.kafka.partition_log import PartitionLog
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 from ferrymq.gateway.kafka.retention_bytes import RetentionBytes
 from ferrymq.gateway.kafka.txn_partitions import TxnPartitions
+from ferrymq.gateway.kafka.txn.coordinator import TxnCoordinator
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -95,6 +96,7 @@ class KafkaFrontend:
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.coordinator = GroupCoordinator(broker, self.cluster)
+        self.txn_coordinator = TxnCoordinator(self)
 
     @property
     def groups(self) -> GroupCoordinator:
@@ -123,6 +125,7 @@ class KafkaFrontend:
         )
         self.cluster.port = self.port
         await self.coordinator.start()
+        await self.txn_coordinator.start()
         registrar = self.broker.registrar
         if registrar is not None:  # the other brokers learn our Kafka listener from the name servers
             registrar.extra_fields["kafkaAddr"] = f"{self.advertised_host}:{self.port}"
@@ -155,6 +158,7 @@ class KafkaFrontend:
                 pass
         await self.cluster.stop()
         self.inflater.shutdown(wait=False, cancel_futures=True)
+        await self.txn_coordinator.stop()
         await self.coordinator.stop()
         store = self.broker.store
         if self._on_arrival in store.visible_listeners:

@@ -13,10 +13,11 @@ import dataclasses
 import datetime
 import functools
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from kio.index import load_response_from_request
+from kio.schema.errors import ErrorCode
 
 T = TypeVar("T")
 
@@ -76,3 +77,17 @@ def millis(value: datetime.timedelta | int) -> int:
     if isinstance(value, datetime.timedelta):
         return round(value.total_seconds() * 1000)
     return int(value)
+
+
+def partition_errors(request: Any, results: Iterable[tuple[str, Iterable[tuple[int, ErrorCode]]]]) -> Any:
+    """The response of OffsetCommit and TxnOffsetCommit (the same shape): an error per partition."""
+    return respond(
+        request,
+        {
+            "throttle_time": NO_THROTTLE,
+            "topics": [
+                {"name": name, "partitions": [{"partition_index": p, "error_code": e} for p, e in parts]}
+                for name, parts in results
+            ],
+        },
+    )

@@ -23,7 +23,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import partition_errors
 
 log = logging.getLogger("ferrymq.kafka")
 
@@ -36,7 +36,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     ]
     coordinator = ctx.frontend.coordinator
     if not await coordinator.serves(request.group_id):
-        return _answer(
+        return partition_errors(
             request, [(name, [(p, ErrorCode.not_coordinator) for p, _, _ in parts]) for name, parts in topics]
         )
     # partitions of other broker groups are checked against the topic's route
@@ -61,17 +61,4 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             (name, [(p, ErrorCode.coordinator_not_available if e == ErrorCode.none else e) for p, e in parts])
             for name, parts in results
         ]
-    return _answer(request, results)
-
-
-def _answer(request: Any, results: list[tuple[str, list[tuple[int, ErrorCode]]]]) -> Any:
-    return respond(
-        request,
-        {
-            "throttle_time": NO_THROTTLE,
-            "topics": [
-                {"name": name, "partitions": [{"partition_index": p, "error_code": e} for p, e in parts]}
-                for name, parts in results
-            ],
-        },
-    )
+    return partition_errors(request, results)

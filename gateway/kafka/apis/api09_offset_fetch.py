@@ -5,9 +5,10 @@ one native RocketMQ groups use, so a Kafka client also sees a native group's pro
 group's coordinator answers (NOT_COORDINATOR from the others); when an owner cannot be reached the
 group gets COORDINATOR_NOT_AVAILABLE (v1: its partitions), which clients retry. Null topics (v2+)
 mean every partition the group has an offset for, on any broker group. A partition without an
-offset answers -1.
+offset answers -1. With require_stable (v7+), a partition with a pending transactional offset
+(TxnOffsetCommit of a transaction not yet ended) answers UNSTABLE_OFFSET_COMMIT, which clients retry.
 Leaves out: v0 (gone from Kafka 4 and from kio), committed leader epochs (always -1),
-require_stable (no transactional offsets are ever pending), v9's member epoch check (KIP-848).
+v9's member epoch check (KIP-848).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 UNREACHABLE = ErrorCode.coordinator_not_available
 
 
-async def _group(ctx: RequestContext, group_id: str, topics: Any, has_group_error: bool) -> dict[str, Any]:
+async def _group(
+    ctx: RequestContext, group_id: str, topics: Any, has_group_error: bool, require_stable: bool
+) -> dict[str, Any]:
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
     coordinator = ctx.frontend.coordinator
     if await coordinator.serves(group_id):
@@ -34,6 +37,8 @@ async def _group(ctx: RequestContext, group_id: str, topics: Any, has_group_erro
     if has_group_error and any(p.error == UNREACHABLE for _, parts in results for p in parts):
         # an owner out of reach: the whole group is retried (clients fail on unknown partition errors)
         error, results = UNREACHABLE, []
+    if require_stable:
+        results = [(name, [_stable(ctx, group_id, name, p) for p in parts]) for name, parts in results]
     if error != ErrorCode.none and not has_group_error:  # v1: the error goes on every partition
         results = [(name, [PartitionOffset(p, -1, "", error) for p in parts]) for name, parts in wanted or []]
     return {
@@ -58,10 +63,18 @@ async def _group(ctx: RequestContext, group_id: str, topics: Any, has_group_erro
     }
 
 
+def _stable(ctx: RequestContext, group_id: str, topic: str, p: PartitionOffset) -> PartitionOffset:
+    if p.error == ErrorCode.none and ctx.frontend.txn_coordinator.has_pending(group_id, topic, p.partition):
+        return PartitionOffset(p.partition, -1, "", ErrorCode.unstable_offset_commit)
+    return p
+
+
 @api(9, 1, 9)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     if ctx.api_version >= 8:
-        groups = [await _group(ctx, g.group_id, g.topics, True) for g in request.groups]
+        stable = request.require_stable
+        groups = [await _group(ctx, g.group_id, g.topics, True, stable) for g in request.groups]
         return respond(request, {"throttle_time": NO_THROTTLE, "groups": groups})
-    one = await _group(ctx, request.group_id, request.topics, ctx.api_version >= 2)
+    stable = getattr(request, "require_stable", False)
+    one = await _group(ctx, request.group_id, request.topics, ctx.api_version >= 2, stable)
     return respond(request, {"throttle_time": NO_THROTTLE, **one})

@@ -1,10 +1,12 @@
 """FindCoordinator (key 10), versions 0-4: the coordinator of a group or transactional id.
 
-With one broker group its Kafka node coordinates every group (and transactional id); with
-several, every broker names the same one for a key: a hash of the key over the sorted names of
-the groups with a Kafka listener (cluster.ClusterView.coordinator_of). It moves when such a group
-comes or goes; the group's offsets stay with the partitions' owners (group/owner_offsets.py), and
-the other brokers answer the group's requests with NOT_COORDINATOR. v4 answers a batch of keys.
+key_type 0 names a group's coordinator, 1 a transactional id's (txn/coordinator.py serves the
+transaction APIs there). With one broker group its Kafka node coordinates every group (and
+transactional id); with several, every broker names the same one for a key: a hash of the key
+over the sorted names of the groups with a Kafka listener (cluster.ClusterView.coordinator_of).
+It moves when such a group comes or goes; the group's offsets stay with the partitions' owners
+(group/owner_offsets.py), and the other brokers answer the group's requests with
+NOT_COORDINATOR. v4 answers a batch of keys.
 Leaves out: v5-v6 (TRANSACTION_ABORTABLE, share groups).
 """
 

@@ -1,9 +1,14 @@
-"""InitProducerId (key 22), versions 0-5: producer ids for idempotent producers.
+"""InitProducerId (key 22), versions 0-5: producer ids for idempotent and transactional producers.
 
-A new producer gets a fresh id (allocated in persisted blocks, never reused across restarts)
-and epoch 0; a producer re-initialising with its id and epoch (KIP-360, v3+) gets the epoch
-bumped, or a fresh id once the epoch is exhausted.
-Leaves out: transactions (a transactional id is TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+Without a transactional id: a fresh id (allocated in persisted blocks, never reused across
+restarts) and epoch 0; a producer re-initialising with its id and epoch (KIP-360, v3+) gets the
+epoch bumped, or a fresh id once the epoch is exhausted.
+With one: served by its transaction coordinator (NOT_COORDINATOR elsewhere; txn/state.py): the
+epoch bumped (a new id once exhausted), an Ongoing transaction of the old producer aborted with
+the epoch fence (CONCURRENT_TRANSACTIONS, the client retries), a stale v3+ id/epoch fenced
+(PRODUCER_FENCED, INVALID_PRODUCER_EPOCH before v4), a timeout above 900 000 ms
+INVALID_TRANSACTION_TIMEOUT, an empty id INVALID_REQUEST.
+Leaves out: v6 (KIP-939 two-phase commit).
 """
 
 from __future__ import annotations
@@ -15,34 +20,28 @@ from kio.schema.errors import ErrorCode
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.producer_state import MAX_EPOCH
-from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 
 
 @api(22, 0, 5)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     producers = ctx.frontend.producers
-    if request.transactional_id is not None:
-        return respond(
-            request,
-            {
-                "throttle_time": NO_THROTTLE,
-                "error_code": ErrorCode.transactional_id_authorization_failed,
-                "producer_id": -1,
-                "producer_epoch": -1,
-            },
-        )
     pid = getattr(request, "producer_id", -1)
     epoch = getattr(request, "producer_epoch", -1)
-    if pid >= 0 and producers.known_producer_id(pid) and 0 <= epoch < MAX_EPOCH:
+    error = ErrorCode.none
+    if request.transactional_id is not None:
+        txn = ctx.frontend.txn_coordinator
+        if request.transactional_id and not await txn.serves(request.transactional_id):
+            error, pid, epoch = ErrorCode.not_coordinator, -1, -1
+        else:
+            timeout = millis(request.transaction_timeout)
+            result = await txn.init_producer(request.transactional_id, timeout, pid, epoch, ctx.api_version)
+            error, pid, epoch = result.error, result.producer_id, result.producer_epoch
+    elif pid >= 0 and producers.known_producer_id(pid) and 0 <= epoch < MAX_EPOCH:
         epoch += 1
     else:
         pid, epoch = producers.new_producer_id(), 0
     return respond(
         request,
-        {
-            "throttle_time": NO_THROTTLE,
-            "error_code": ErrorCode.none,
-            "producer_id": pid,
-            "producer_epoch": epoch,
-        },
+        {"throttle_time": NO_THROTTLE, "error_code": error, "producer_id": pid, "producer_epoch": epoch},
     )

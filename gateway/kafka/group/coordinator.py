@@ -284,18 +284,7 @@ class GroupCoordinator:
         peer: str,
     ) -> list[tuple[str, list[tuple[int, ErrorCode]]]]:
         """Store (partition, offset, metadata) per topic; an error per partition, as the response has."""
-        error: ErrorCode | None = None
-        if not group_id:
-            error = ErrorCode.invalid_group_id
-        elif self._refuse_kafka(group_id, peer, "OffsetCommit"):
-            error = ErrorCode.inconsistent_group_protocol
-        else:
-            group = self.groups.get(group_id)
-            if group is not None:
-                error = group.validate_offset_commit(member_id, group_instance_id, generation_id, _now_ms())
-            elif generation_id >= 0:
-                # a member of a group that is gone (e.g. the broker restarted): make it rejoin
-                error = ErrorCode.group_id_not_found if api_version >= 9 else ErrorCode.illegal_generation
+        error = self.check_committer(group_id, member_id, group_instance_id, generation_id, api_version, peer)
         out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
         stored: list[tuple[str, int, int]] = []  # offset < 0: "no offset", as OffsetFetch reports it
         stored_at: list[tuple[list[tuple[int, ErrorCode]], int, str]] = []  # its result, metadata
@@ -326,6 +315,42 @@ class GroupCoordinator:
             self._schedule_metadata_save()
         self._after(group_id)
         return out
+
+    def check_committer(
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        generation_id: int,
+        api_version: int,
+        peer: str,
+        what: str = "OffsetCommit",
+    ) -> ErrorCode | None:
+        """Why a commit of this member must be refused (None: it may commit): OffsetCommit's and
+        KIP-447's TxnOffsetCommit v3+ check of the group, generation, member and instance id."""
+        if not group_id:
+            return ErrorCode.invalid_group_id
+        if self._refuse_kafka(group_id, peer, what):
+            return ErrorCode.inconsistent_group_protocol
+        group = self.groups.get(group_id)
+        if group is not None:
+            return group.validate_offset_commit(member_id, group_instance_id, generation_id, _now_ms())
+        if generation_id >= 0:
+            # a member of a group that is gone (e.g. the broker restarted): make it rejoin
+            return ErrorCode.group_id_not_found if api_version >= 9 else ErrorCode.illegal_generation
+        return None
+
+    async def apply_offsets(self, group_id: str, entries: list[tuple[str, int, int, str]]) -> list[ErrorCode]:
+        """Store (topic, partition, offset, metadata) entries without a member check: a committed
+        transaction's offsets (the check was made when TxnOffsetCommit took them). An error each."""
+        errors = await self.owners.commit(group_id, [(t, p, o) for t, p, o, _ in entries])
+        changed = False
+        for (topic, partition, _, meta), e in zip(entries, errors, strict=True):
+            if e == ErrorCode.none:
+                changed |= self._set_metadata(group_id, topic, partition, meta)
+        if changed:
+            self._schedule_metadata_save()
+        return errors
 
     async def fetch_offsets(
         self, group_id: str, topics: Iterable[tuple[str, Iterable[int]]] | None

@@ -20,6 +20,7 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
@@ -45,6 +46,10 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *   admin BOOTSTRAP TOPIC GROUP                      createTopics, describeTopics, a member in GROUP,
  *                                                    listConsumerGroups, describeConsumerGroups, deleteTopics
  *   times BOOTSTRAP TOPIC PARTITION TIMESTAMP        offsetsForTimes, then the record found there
+ *   ctp BOOTSTRAP IN OUT GROUP TXID COUNT            consume-transform-produce: a read_committed consumer in
+ *                                                    GROUP, a producer with transactional.id TXID; per poll one
+ *                                                    transaction: "t-"+value to OUT and sendOffsetsToTransaction;
+ *                                                    one transaction aborted first (its output and offsets dropped)
  * </pre>
  *
  * Arguments of the form {@code name=value} anywhere are client settings added to the defaults
@@ -83,6 +88,8 @@ public final class KafkaCompat {
                     Integer.parseInt(args[5]));
                 case "admin" -> admin(args[1], args[2], args[3]);
                 case "times" -> times(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]));
+                case "ctp" -> consumeTransformProduce(args[1], args[2], args[3], args[4], args[5],
+                    Integer.parseInt(args[6]));
                 default -> throw new IllegalArgumentException("unknown command " + args[0]);
             }
         } catch (Exception e) {
@@ -177,6 +184,63 @@ public final class KafkaCompat {
             }
             consumer.commitSync(next);
             for (Map.Entry<TopicPartition, OffsetAndMetadata> e : consumer.committed(next.keySet()).entrySet()) {
+                Json.result(Json.obj("type", "committed", "partition", e.getKey().partition(), "offset",
+                    e.getValue() == null ? null : e.getValue().offset()));
+            }
+        }
+    }
+
+    /**
+     * The exactly-once loop: each poll's records become one transaction that writes "t-" + value to OUT
+     * and commits the consumer's offsets with sendOffsetsToTransaction (KIP-447: the group metadata).
+     * The first poll's transaction is aborted once, then its records are processed again from the
+     * last committed offsets, so only committed output and offsets remain.
+     */
+    static void consumeTransformProduce(String bootstrap, String in, String out, String group, String txid,
+            int count) {
+        Properties cprops = consumerProps(bootstrap, group);
+        cprops.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        Properties pprops = new Properties();
+        pprops.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        pprops.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        pprops.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        pprops.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, txid);
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(cprops);
+             KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(pprops)) {
+            producer.initTransactions();
+            consumer.subscribe(List.of(in));
+            boolean aborted = false;
+            int done = 0;
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            while (done < count && System.nanoTime() < deadline) {
+                ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(200));
+                if (records.isEmpty()) {
+                    continue;
+                }
+                Map<TopicPartition, OffsetAndMetadata> next = new HashMap<>();
+                producer.beginTransaction();
+                for (ConsumerRecord<byte[], byte[]> r : records) {
+                    producer.send(new ProducerRecord<>(out, r.key(), ("t-" + text(r.value())).getBytes(
+                        StandardCharsets.UTF_8)));
+                    next.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                }
+                producer.sendOffsetsToTransaction(next, consumer.groupMetadata());
+                if (!aborted) {
+                    producer.abortTransaction();
+                    aborted = true;
+                    Json.result(Json.obj("type", "aborted", "records", records.count()));
+                    for (TopicPartition tp : records.partitions()) { // back to the last committed offsets
+                        OffsetAndMetadata c = consumer.committed(java.util.Set.of(tp)).get(tp);
+                        consumer.seek(tp, c == null ? 0 : c.offset());
+                    }
+                    continue;
+                }
+                producer.commitTransaction();
+                done += records.count();
+                Json.result(Json.obj("type", "txn", "records", records.count()));
+            }
+            for (Map.Entry<TopicPartition, OffsetAndMetadata> e
+                    : consumer.committed(consumer.assignment()).entrySet()) {
                 Json.result(Json.obj("type", "committed", "partition", e.getKey().partition(), "offset",
                     e.getValue() == null ? null : e.getValue().offset()));
             }

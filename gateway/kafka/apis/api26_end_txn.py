@@ -1,0 +1,34 @@
+"""EndTxn (key 26), versions 0-4: commit or abort a producer's transaction.
+
+Served by the transactional id's coordinator (NOT_COORDINATOR elsewhere). Answered once
+PrepareCommit/PrepareAbort is on disk; the markers are written afterwards, retried until done
+(txn/coordinator.py). Errors as the reference table (§2.3): CONCURRENT_TRANSACTIONS while one is
+being finished, a repeat of a finished end is NONE, INVALID_TXN_STATE otherwise.
+Leaves out: v5 (transaction version 2: epoch bumped at every end; not advertised).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from ferrymq.gateway.kafka.apis import api
+from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+
+
+@api(26, 0, 4)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    txn = ctx.frontend.txn_coordinator
+    if not await txn.serves(request.transactional_id):
+        error = ErrorCode.not_coordinator
+    else:
+        error = await txn.end(
+            request.transactional_id,
+            request.producer_id,
+            request.producer_epoch,
+            request.committed,
+            ctx.api_version,
+        )
+    return respond(request, {"throttle_time": NO_THROTTLE, "error_code": error})
