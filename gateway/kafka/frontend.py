@@ -5,13 +5,14 @@ partition p is queue p; with several, a topic's queues are numbered across the g
 route (``cluster.ClusterView``, which the group coordinator and the APIs share), and the broker
 advertises its Kafka listener to the name servers ("kafkaAddr") so the others can name it as
 leader. The frontend owns the connections, the group coordinator (gateway/kafka/group), the
-transaction coordinator (gateway/kafka/txn), idempotent producer state, the partitions' transactions (txn_partitions.py: the last stable offset, which the
-store's ``stable_offset`` hook applies to RocketMQ pulls too), fetches parked until data arrives
-(woken by the store's arrival listeners, not by polling), per-topic retention.ms and
-retention.bytes, the threads that inflate large compressed batches off the event loop, and the
-converter through which RocketMQ consumers read Kafka batches (registered with the store at
-start). It is also the admin API's view of Kafka (``core.broker.frontend_view.FrontendView``: its
-groups and its record batches, record by record), handed to the admin server by the ``ferrymq`` command.
+transaction coordinator (gateway/kafka/txn), idempotent producer state, the partitions'
+transactions (txn_partitions.py: the last stable offset, which the store's ``stable_offset`` hook
+applies to RocketMQ pulls too), fetches parked until data arrives (woken by the store's arrival
+listeners, not by polling), per-topic retention.ms and retention.bytes, the threads that inflate
+large compressed batches off the event loop, and the converter through which RocketMQ consumers
+read Kafka batches (registered with the store at start). It is also the admin API's view of Kafka
+(``core.broker.frontend_view.FrontendView``: its groups and its record batches, record by record),
+handed to the admin server by the ``ferrymq`` command.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 from ferrymq.gateway.kafka.retention_bytes import RetentionBytes
-from ferrymq.gateway.kafka.txn_partitions import TxnPartitions
 from ferrymq.gateway.kafka.txn.coordinator import TxnCoordinator
+from ferrymq.gateway.kafka.txn_partitions import TxnPartitions
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
