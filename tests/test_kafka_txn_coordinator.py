@@ -56,6 +56,11 @@ class FakePartitions:
         self.calls: list[tuple[int, int, bool, int, list[tuple[str, int]]]] = []
         self.fail = fail
         self.gate: asyncio.Event | None = None
+        #: the frontend's real partition side, for everything but write_markers (LSO, produce state)
+        self.real: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["real"], name)
 
     async def write_markers(
         self,
@@ -84,7 +89,8 @@ async def broker(tmp_path: Path, fake: FakePartitions) -> AsyncIterator[tuple[Ka
     try:
         b.topics.create_if_absent(TOPIC, 2)
         f = KafkaFrontend(b, "127.0.0.1", 0, "127.0.0.1")
-        f.txn_partitions = fake  # type: ignore[attr-defined]
+        fake.real = f.txn_partitions
+        f.txn_partitions = fake  # type: ignore[assignment]
         await f.start()
         wire = await Wire.open(f.port)
         try:

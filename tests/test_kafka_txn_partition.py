@@ -109,6 +109,9 @@ class FakeCoordinator:
     def partition_in_transaction(self, pid: int, epoch: int, topic: str, partition: int) -> bool | None:
         return (pid, topic, partition) in self.added
 
+    async def stop(self) -> None:
+        """The frontend stops its coordinator; this one holds nothing."""
+
 
 def list_latest(isolation: int) -> Any:
     part = ListOffsetsPartition(partition_index=0, timestamp=-1)
