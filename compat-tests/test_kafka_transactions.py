@@ -232,3 +232,45 @@ def test_aiokafka_transactions_with_send_offsets_and_a_read_committed_consumer(s
 
 class _Abort(Exception):
     """Leaves an aiokafka ``transaction()`` block so that it aborts."""
+
+
+def test_a_kill_mid_transaction_leaves_exactly_one_outcome_for_read_committed_readers(
+    server_factory: type[FerryServer], tmp_path: Any
+) -> None:
+    """kill -9 with one transaction committed and the next still open, its records stored: after the
+    restart the open one is aborted at its timeout, the committed one stays, and read_committed
+    readers (confluent-kafka, and a record produced after the restart behind the aborted ones) see
+    exactly the committed records — never the open transaction's, never a stuck partition."""
+    topic = "txn-kill-data"
+    with server_factory(tmp_path / "ferrymq", FERRYMQ_CONF) as server:
+        create_topic(server, topic, 1)
+        p = KafkaProducer(
+            {
+                "bootstrap.servers": server.kafka_bootstrap,
+                "transactional.id": "tx-kill-data",
+                "transaction.timeout.ms": 3000,
+            }
+        )
+        try:
+            p.init_transactions(20)
+            p.begin_transaction()
+            p.produce(topic, b"committed", partition=0)
+            p.commit_transaction(20)
+            p.begin_transaction()
+            for i in range(3):
+                p.produce(topic, b"open%d" % i, partition=0)
+            p.flush(10)
+            server.kill()
+        finally:
+            p.purge()
+        server.start()
+        plain = KafkaProducer({"bootstrap.servers": server.kafka_bootstrap})
+        plain.produce(topic, b"after", partition=0)
+        assert plain.flush(20) == 0
+        assert read_all(server, topic, "read_committed", 2) == [b"committed", b"after"]
+        deadline = time.monotonic() + 30
+        while describe(server, "tx-kill-data").transaction_state != "CompleteAbort":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        uncommitted = read_all(server, topic, "read_uncommitted", 5)
+        assert uncommitted == [b"committed", b"open0", b"open1", b"open2", b"after"]
