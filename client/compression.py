@@ -1,4 +1,5 @@
-"""Message body compression as RocketMQ 5 flags it (sans-IO; cramjam's codecs).
+"""Message body compression as RocketMQ 5 flags it (sans-IO; cramjam's codecs, and python-lz4 to
+write LZ4 frames Java can read).
 
 A compressed body has sysFlag COMPRESSED (0x1) and its codec in bits 8-10
 (``MessageSysFlag.COMPRESSION_TYPE_COMPARATOR``): 1 LZ4 (an LZ4 *frame*, as Java's
@@ -24,8 +25,12 @@ def _zlib(body: bytes, level: int) -> bytes:
     return zlib.compress(body, level)
 
 
-def _lz4(body: bytes, level: int) -> bytes:  # Java's LZ4 compressor ignores the level too
-    return bytes(cramjam.lz4.compress(body))
+def _lz4(body: bytes, level: int) -> bytes:
+    """An LZ4 frame of independent blocks: Java's LZ4FrameInputStream refuses linked blocks,
+    which is all cramjam writes. Java's LZ4 compressor ignores the level too."""
+    import lz4.frame  # only producers choosing LZ4 pay for the import
+
+    return bytes(lz4.frame.compress(body, block_linked=False))
 
 
 def _zstd(body: bytes, level: int) -> bytes:

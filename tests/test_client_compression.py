@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 from ferrymq.cli.embedded import EmbeddedBroker
-from ferrymq.client import LitePullConsumer, Message, Producer, ValidationError
+from ferrymq.client import LitePullConsumer, Message, Producer, ValidationError, compression
 from ferrymq.client._pull import inflate
 from ferrymq.core.remoting.message import SYSFLAG_COMPRESSED, MessageExt
 
@@ -73,6 +73,14 @@ def test_a_body_that_does_not_inflate_is_delivered_as_stored() -> None:
     m = _stored(b"not lz4 at all", SYSFLAG_COMPRESSED | 1 << 8)
     inflate(m)
     assert m.body == b"not lz4 at all"
+
+
+def test_lz4_frames_have_independent_blocks() -> None:
+    """Java's LZ4FrameInputStream (what RocketMQ's consumer inflates with) refuses a frame of
+    linked blocks: the frame descriptor's FLG byte must have B.Indep (bit 5) set."""
+    body, flag = compression.compress(BODY, "LZ4", 5)
+    assert body[:4] == bytes.fromhex("04224d18") and body[4] & 0x20
+    assert flag == SYSFLAG_COMPRESSED | 1 << 8
 
 
 def test_unknown_codec_is_refused() -> None:
