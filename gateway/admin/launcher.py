@@ -76,6 +76,8 @@ class AdminLauncher:
         return int(self._sock.getsockname()[1])
 
     async def start(self) -> None:
+        broker = self._args[0]
+        broker.stats.latency.attach(broker.dispatcher)  # /metrics' latencies count from the start
         self._sock = bind(self._args[2], self._requested_port)
         asyncio.get_running_loop().add_reader(self._sock.fileno(), self._begin_load)
 
