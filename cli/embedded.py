@@ -16,6 +16,7 @@ pytest fixtures over this class are in ``cli/pytest_plugin.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -94,7 +95,8 @@ class EmbeddedBroker:
         try:
             self._call(self._start(), self._timeout)
         except BaseException:
-            self.stop()
+            with contextlib.suppress(Exception):  # what failed to start is the error to see
+                self.stop()
             raise
         return self
 

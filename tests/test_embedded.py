@@ -101,3 +101,14 @@ def test_session_fixture_is_shared(
 ) -> None:
     assert request.getfixturevalue("ferrymq_broker_session") is ferrymq_broker_session
     assert ferrymq_broker_session.running
+
+
+def test_a_failed_start_raises_its_cause_and_cleans_up() -> None:
+    from ferrymq.core.config import ConfigError
+
+    before = len(_embedded_threads())
+    broker = EmbeddedBroker(conf={"defaultTopicQueueNums": 0})  # out of range: refused at start
+    with pytest.raises(ConfigError):
+        broker.start()
+    assert len(_embedded_threads()) == before
+    assert broker.data_dir is not None and not broker.data_dir.exists()
