@@ -94,6 +94,7 @@ MUST_RUN_IN_CI = (
     ROOT / "tests" / "test_console_e2e.py",
     ROOT / "tests" / "test_netns_lab.py",
     ROOT / "tests" / "test_netns_faults.py",
+    ROOT / "tests" / "test_wheel_user_suite.py",
 )
 
 

@@ -1,6 +1,8 @@
 """``make bench``: every benchmark, figures printed (never asserted).
 
-Sections (``--only NAME`` to run one): ``store`` (in-process append/read), ``client`` (end-to-end
+Sections (``--only NAME`` to run one): ``start`` (start time and idle RSS of the embedded broker
+the pytest fixture runs, of ``ferrymq serve``, and of Apache Kafka and RocketMQ from the jars),
+``store`` (in-process append/read), ``client`` (end-to-end
 sends and pulls through ferrymq's Python client), ``push`` (push-consumer throughput and latency),
 ``rocketmq`` (Apache RocketMQ's own benchmark
 Producer/Consumer against ferrymq and, where Java and Maven are present, against Apache RocketMQ
@@ -138,7 +140,15 @@ def section_replication(args: argparse.Namespace) -> None:
     replication_bench.main(["--threads", str(args.threads), "--size", str(args.size)])
 
 
+def section_start(args: argparse.Namespace) -> None:
+    from bench import start_bench
+
+    print(f"start time and idle footprint (RSS after {start_bench.IDLE_S:.0f} s idle):")
+    _table(start_bench.run())
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "start": section_start,
     "store": section_store,
     "client": section_client,
     "rocketmq": section_rocketmq,

@@ -30,7 +30,7 @@ from ferrymq.namesrv import NameServer
 
 if TYPE_CHECKING:  # imported when a server starts, so `ferrymq admin` starts quickly
     from ferrymq.core.broker.routes_source import ClusterSource
-    from ferrymq.gateway.admin import AdminServer
+    from ferrymq.gateway.admin import AdminLauncher
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
 log = logging.getLogger("ferrymq")
@@ -129,14 +129,13 @@ def _admin_overrides(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
-async def _start_admin(broker: Broker, routes: ClusterSource, host: str) -> AdminServer | None:
-    """The admin API and console on the broker's loop, unless adminPort is -1."""
-    from ferrymq.gateway.admin import AdminServer
+async def _start_admin(broker: Broker, routes: ClusterSource, host: str, port: int) -> AdminLauncher:
+    """The admin API and console on the broker's loop: the port bound now, the app loaded in the
+    background (FastAPI takes longer to import than the rest of a start)."""
+    from ferrymq.gateway.admin import AdminLauncher
 
     c = broker.config
-    if c.admin_port < 0:
-        return None
-    admin = AdminServer(broker, routes, host, c.admin_port, token=c.admin_token, read_open=c.admin_read_open)
+    admin = AdminLauncher(broker, routes, host, port, token=c.admin_token, read_open=c.admin_read_open)
     await admin.start()
     return admin
 
@@ -184,7 +183,7 @@ class BrokerProcess:
         self.config = config
         self.broker = Broker(config)
         self.kafka_advertised_host = kafka_advertised_host
-        self.admin: AdminServer | None = None
+        self.admin: AdminLauncher | None = None
         self.kafka: KafkaFrontend | None = None
         self._routes: ClusterSource | None = None  # closed here when no admin server owns it
 
@@ -196,7 +195,8 @@ class BrokerProcess:
         parts = ""
         if self.broker.ha_addr is not None:
             parts += f", ha {self.broker.ha_addr}"
-        self.admin = await _start_admin(self.broker, routes, c.listen_host)
+        if c.admin_port >= 0:
+            self.admin = await _start_admin(self.broker, routes, c.listen_host, c.admin_port)
         if self.admin is not None:
             parts += f", admin {_advertised(c.listen_host)}:{self.admin.port}"
         else:
@@ -207,6 +207,17 @@ class BrokerProcess:
             if self.admin is not None:  # Kafka groups as "kafka", Kafka batches record by record
                 self.admin.add_frontend(self.kafka)
         return parts
+
+    async def serve_admin(self, port: int = 0) -> AdminLauncher:
+        """Serve the admin API on ``port`` (0: a free one) if it is not served yet: the embedded
+        broker starts it on first use."""
+        if self.admin is None:
+            routes, self._routes = self._routes, None
+            assert routes is not None
+            self.admin = await _start_admin(self.broker, routes, self.config.listen_host, port)
+            if self.kafka is not None:
+                self.admin.add_frontend(self.kafka)
+        return self.admin
 
     async def stop(self) -> None:
         if self.kafka is not None:

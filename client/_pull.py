@@ -5,16 +5,15 @@
   refreshing the route once. Offsets are never committed through a pull to a slave.
 * :func:`pulled_messages` -- ``processPullResult``: the messages of a FOUND result that match the
   subscription's exact tags (the broker filtered by hash only), stamped with their broker name and
-  the queue's min/max offsets, zlib bodies inflated.
+  the queue's min/max offsets, compressed bodies (zlib, LZ4, ZSTD) inflated.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from typing import Protocol
 
-from ferrymq.client import _api
+from ferrymq.client import _api, compression
 from ferrymq.client.errors import ClientError
 from ferrymq.client.message import MessageQueue
 from ferrymq.client.route import RouteManager
@@ -62,18 +61,11 @@ def pulled_messages(result: _api.PullResult, mq: MessageQueue, sub: TagFilter | 
 
 
 def inflate(m: MessageExt) -> None:
-    """Inflate a zlib-compressed body in place; LZ4 and ZSTD bodies stay compressed."""
+    """Inflate a compressed body in place (zlib, LZ4 or ZSTD: client/compression.py); one that
+    does not inflate is delivered as stored, with a warning."""
     if not m.sys_flag & SYSFLAG_COMPRESSED:
         return
-    kind = (m.sys_flag >> 8) & 0x7
-    if kind not in (0, 3):  # 1 LZ4, 2 ZSTD: no codec without extra dependencies
-        log.warning(
-            "message %s has a %s-compressed body; delivered compressed",
-            m.msg_id,
-            {1: "LZ4", 2: "ZSTD"}.get(kind, "?"),
-        )
-        return
     try:
-        m.body = zlib.decompress(m.body)
-    except zlib.error as exc:
-        log.warning("message %s: body does not inflate (%s); delivered as stored", m.msg_id, exc)
+        m.body = compression.inflate(m.body, m.sys_flag)
+    except ValueError as exc:
+        log.warning("message %s: %s; delivered as stored", m.msg_id, exc)

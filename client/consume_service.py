@@ -56,11 +56,47 @@ class ConsumeOrderlyStatus(enum.Enum):
 Listener = Callable[[list[MessageExt]], Any]
 
 
-def succeeded(result: object, orderly: bool) -> bool:
-    """Whether a listener's return value means success (True counts for both kinds)."""
-    if result is True:
+#: what call_listener returns when the listener raised
+FAILED = object()
+
+_SUCCESS = frozenset({"CONSUME_SUCCESS", "SUCCESS"})
+_FAILURE = frozenset({"RECONSUME_LATER", "SUSPEND_CURRENT_QUEUE_A_MOMENT"})
+
+
+def _verdict_name(result: object) -> str | None:
+    if isinstance(result, ConsumeStatus | ConsumeOrderlyStatus):
+        return result.value
+    return result if isinstance(result, str) else None
+
+
+class Verdicts:
+    """What a listener's return value means, as a Python user expects: returning normally is
+    success (None, True, CONSUME_SUCCESS/SUCCESS as enum or string); raising (``FAILED``),
+    False, or RECONSUME_LATER/SUSPEND_CURRENT_QUEUE_A_MOMENT (enum or string, of either kind)
+    is failure. Any other value is success too, since the listener returned, but it is likely a
+    mistake: the first one is logged with the listener's name."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.name = getattr(listener, "__qualname__", None) or repr(listener)
+        self._warned = False
+
+    def succeeded(self, result: object) -> bool:
+        if result is None or result is True:
+            return True
+        if result is FAILED or result is False:
+            return False
+        name = _verdict_name(result)
+        if name in _FAILURE:
+            return False
+        if name not in _SUCCESS and not self._warned:
+            self._warned = True
+            log.warning(
+                "listener %s returned %r, neither a ConsumeStatus nor None/True/False: taken as success"
+                " (it returned normally); logged once",
+                self.name,
+                result,
+            )
         return True
-    return result is (ConsumeOrderlyStatus.SUCCESS if orderly else ConsumeStatus.CONSUME_SUCCESS)
 
 
 SKIPPED = object()  # a consume job dropped before its listener ran (queue given up, stopping)
@@ -193,6 +229,7 @@ class ConsumeService:
         self.offsets = offsets
         self.returner = returner
         self.batch_size = batch_size
+        self.verdicts = Verdicts(listener)
 
     def dispatch(self, pq: ProcessQueue, msgs: list[MessageExt]) -> None:
         """Schedule consumption of ``msgs`` just put into ``pq``."""
@@ -221,7 +258,7 @@ class ConsumeService:
             raise
         except Exception:
             log.exception("listener of group %s failed; the messages will be consumed again", group)
-            return None
+            return FAILED
 
 
 class ConcurrentConsumeService(ConsumeService):
@@ -256,7 +293,7 @@ class ConcurrentConsumeService(ConsumeService):
         if result is SKIPPED:
             return
         done = msgs
-        if not succeeded(result, orderly=False):
+        if not self.verdicts.succeeded(result):
             if self.broadcasting:
                 log.warning("broadcast consumer dropped %d failed message(s) (no retries)", len(msgs))
             else:
@@ -321,7 +358,7 @@ class OrderlyConsumeService(ConsumeService):
                         pq.consume_active = False  # no await since take(): a new put restarts us
                         return
                     result = await self.call_listener(msgs, lambda: True)
-                    if succeeded(result, orderly=True) or not await self._reconsume_check(msgs):
+                    if self.verdicts.succeeded(result) or not await self._reconsume_check(msgs):
                         offset = pq.commit()
                     else:
                         pq.consume_again()

@@ -3,8 +3,9 @@
 Sending follows Java's ``DefaultMQProducerImpl``:
 
 * Every message is validated (``validators``), gets a UNIQ_KEY unless it has one, and a body over
-  ``compress_over`` bytes (4 KiB) is zlib-compressed with sysFlag COMPRESSED, which every
-  RocketMQ consumer (and ours) inflates. Batches are never compressed.
+  ``compress_over`` bytes (4 KiB) is compressed with ``compress_type`` (ZLIB by default, which
+  every RocketMQ consumer inflates; LZ4 or ZSTD, which RocketMQ 5 consumers and ours inflate),
+  flagged in sysFlag as RocketMQ 5 does. Batches are never compressed.
 * Queues come from the topic route (``route``): writable queues of broker groups with a master,
   picked round-robin. An unknown topic is sent over the route of ``TBW102`` with
   ``defaultTopic=TBW102``, so the broker creates it.
@@ -17,7 +18,7 @@ Sending follows Java's ``DefaultMQProducerImpl``:
   would break the order); ``send_oneway`` makes one attempt and waits for nothing.
 
 Not here: transactions, request/reply, delay levels (set the DELAY property yourself), message
-traces, namespaces, compression other than zlib.
+traces, namespaces.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ferrymq.client import _api
+from ferrymq.client import _api, compression
 from ferrymq.client._ids import create_uniq_id
 from ferrymq.client._instance import AsyncClient, ClientInstance
 from ferrymq.client._loop import BlockingFacade
@@ -53,7 +53,6 @@ from ferrymq.core.remoting.message import (
     PROPERTY_TAGS,
     PROPERTY_UNIQ_KEY,
     PROPERTY_WAIT_STORE_MSG_OK,
-    SYSFLAG_COMPRESSED,
     Message,
     encode_batch_body,
     properties_to_string,
@@ -109,8 +108,9 @@ class AsyncProducer(AsyncClient):
     * ``send_timeout`` -- seconds for a send including its retries [sendMsgTimeout]
     * ``retry_times`` -- extra attempts of a failed send or batch [retryTimesWhenSendFailed]
     * ``max_message_size`` -- largest body (or batch body) accepted, bytes [maxMessageSize]
-    * ``compress_over`` -- zlib-compress bodies larger than this; negative: never
-      [compressMsgBodyOverHowmuch]; ``compress_level`` -- zlib level [compressLevel]
+    * ``compress_over`` -- compress bodies larger than this; negative: never
+      [compressMsgBodyOverHowmuch]; ``compress_type`` -- "ZLIB", "LZ4" or "ZSTD" [compressType];
+      ``compress_level`` -- the codec's level (ZLIB, ZSTD) [compressLevel]
     * ``create_topic_key`` / ``default_topic_queue_nums`` -- template topic and queue count for
       topics the name server does not know [createTopicKey, defaultTopicQueueNums]
     * ``retry_response_codes`` -- broker codes worth another attempt [retryResponseCodes]
@@ -132,6 +132,7 @@ class AsyncProducer(AsyncClient):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         compress_over: int = 4096,
         compress_level: int = 5,
+        compress_type: str = "ZLIB",
         create_topic_key: str = DEFAULT_TOPIC,
         default_topic_queue_nums: int = 4,
         retry_response_codes: Iterable[int] | None = None,
@@ -151,6 +152,9 @@ class AsyncProducer(AsyncClient):
         self.max_message_size = max_message_size
         self.compress_over = compress_over
         self.compress_level = compress_level
+        if compress_type not in compression.CODEC_BITS:
+            raise ValidationError(f"compress_type must be one of {sorted(compression.CODEC_BITS)}")
+        self.compress_type = compress_type
         self.create_topic_key = create_topic_key
         self.default_topic_queue_nums = default_topic_queue_nums
         self.retry_response_codes = frozenset(
@@ -253,8 +257,7 @@ class AsyncProducer(AsyncClient):
         body = bytes(msg.body)
         sys_flag = 0
         if self.compress_over >= 0 and len(body) > self.compress_over:
-            body = zlib.compress(body, self.compress_level)
-            sys_flag |= SYSFLAG_COMPRESSED
+            body, sys_flag = compression.compress(body, self.compress_type, self.compress_level)
         return _Prepared(msg.topic, body, properties_to_string(props), sys_flag, msg.flag, uniq)
 
     def _prepare_batch(self, messages: Sequence[Message]) -> _Prepared:

@@ -45,3 +45,30 @@ def test_kafka_frontend_loads_every_api() -> None:
 def test_admin_app_loads_no_kafka_frontend(module: str) -> None:
     loaded = _loaded_after([module, "ferrymq.gateway.admin.app"], ["ferrymq.gateway.kafka", "fastapi"])
     assert loaded == ["fastapi"]
+
+
+def test_every_served_api_version_has_schemas() -> None:
+    """Schemas load on a version's first request, not at import: every advertised version must
+    have kio request and response schemas, or a client would meet the gap at run time."""
+    from kio.index import load_request_schema, load_response_schema
+
+    from ferrymq.gateway.kafka.apis import API_HANDLERS
+
+    for spec in API_HANDLERS.values():
+        for v in range(spec.min_version, spec.max_version + 1):
+            assert load_request_schema(spec.api_key, v) is not None
+            assert load_response_schema(spec.api_key, v) is not None
+
+
+@pytest.mark.parametrize("module", ["ferrymq.cli.main", "ferrymq.cli.embedded", "ferrymq.gateway.admin"])
+def test_starting_loads_no_admin_app(module: str) -> None:
+    """``ferrymq serve`` prints its ready line before FastAPI is imported (the admin app loads on
+    the first connection to its already listening socket): the entry points must not import it."""
+    loaded = _loaded_after([module], ["fastapi", "uvicorn", "ferrymq.gateway.admin.app"])
+    assert loaded == []
+
+
+def test_starting_loads_no_kafka_schemas_up_front() -> None:
+    """The Kafka frontend's codec loads each request schema when first used."""
+    loaded = _loaded_after(["ferrymq.gateway.kafka.frontend"], ["kio.schema.create_partitions.v1.response"])
+    assert loaded == []

@@ -12,6 +12,7 @@ expression (bounded), so a subscription is parsed once however often it is pulle
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -101,7 +102,12 @@ BLOCK_COMMENT: /\/\*[^*]*\*+([^\/*][^*]*\*+)*\//
 %ignore BLOCK_COMMENT
 """
 
-_PARSER = Lark(GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=False)
+
+@functools.cache
+def _parser() -> Lark:
+    """Built on the first SQL92 subscription, not at import: most brokers never see one, and
+    building the LALR tables was a tenth of a broker's start."""
+    return Lark(GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=False)
 
 
 class SqlSyntaxError(ValueError):
@@ -450,7 +456,7 @@ def compile_sql92(expression: str) -> Predicate:
     SqlSyntaxError (with the parser's message) for what RocketMQ's parser refuses.
     """
     try:
-        tree = _PARSER.parse(expression)
+        tree = _parser().parse(expression)
         node = _Build().transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, SqlSyntaxError):

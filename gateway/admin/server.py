@@ -19,6 +19,7 @@ from ferrymq.core.broker.routes_source import ClusterSource
 from ferrymq.gateway.admin.app import create_app
 from ferrymq.gateway.admin.context import AdminContext
 from ferrymq.gateway.admin.frontends import batch_decoder
+from ferrymq.gateway.admin.launcher import bind
 from ferrymq.gateway.admin.message_view import BatchDecoder
 
 if TYPE_CHECKING:
@@ -33,20 +34,6 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class AdminServer:
     """``start()`` binds and serves; ``port`` is the bound port; ``stop()`` finishes requests."""
 
@@ -59,12 +46,14 @@ class AdminServer:
         *,
         token: str | None = None,
         read_open: bool = False,
+        sock: socket.socket | None = None,
     ) -> None:
+        """``sock``: an already listening socket to serve (AdminLauncher binds it early)."""
         self.host = host
         self.ctx = AdminContext(broker, routes, token or None, read_open)
         self.app = create_app(self.ctx)
         self._requested_port = port
-        self._sock: socket.socket | None = None
+        self._sock: socket.socket | None = sock
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         broker.stats.latency.attach(broker.dispatcher)
@@ -90,7 +79,8 @@ class AdminServer:
         return int(self._sock.getsockname()[1])
 
     async def start(self) -> None:
-        self._sock = _bind(self.host, self._requested_port)
+        if self._sock is None:
+            self._sock = bind(self.host, self._requested_port)
         config = uvicorn.Config(
             self.app,
             log_config=None,

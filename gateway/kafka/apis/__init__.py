@@ -71,9 +71,8 @@ def api(api_key: int, min_version: int, max_version: int) -> Callable[[Handler],
     """Register the decorated handler for ``api_key`` at versions min..max."""
 
     def register(handler: Handler) -> Handler:
-        for v in range(min_version, max_version + 1):  # fail at import, not on a client's request
-            load_request_schema(api_key, v)
-            load_response_schema(api_key, v)
+        # a version's schemas load on its first request (loading them all here took most of the
+        # frontend's start-up); tests/test_frontend_imports.py checks each one loads
         API_HANDLERS[api_key] = ApiSpec(api_key, min_version, max_version, handler)
         return handler
 

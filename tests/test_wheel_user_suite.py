@@ -1,0 +1,90 @@
+"""``pip install ferrymq[testing]`` is all a user needs: build the wheel, install it with the
+``testing`` extra and off-the-shelf clients from PyPI into a FRESH virtualenv, and run a user's
+test file (tests/user_suite/) there with plain ``pytest``: the fixtures must come from the
+wheel's ``pytest11`` entry point, with nothing of this repository on the path.
+
+Skipped, loudly, only when PyPI cannot be reached; under CI=true it must run (conftest.py).
+pip's cache keeps a repeat run to about half a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.process, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "user_suite" / "test_user_suite_sample.py"
+CLIENTS = ["kafka-python>=3.0", "confluent-kafka>=2.16", "aiokafka>=0.14"]
+#: what the build copies: the package folders and the files setup.py and pyproject.toml read
+SOURCES = ("core", "namesrv", "gateway", "client", "cli", "setup.py", "pyproject.toml", "README.md")
+
+
+def _index_reachable() -> str | None:
+    """None when pip's index answers a TCP connect, else why not."""
+    url = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple")
+    parsed = urllib.parse.urlsplit(url)
+    host = parsed.hostname or "pypi.org"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} unreachable ({exc})"
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> str:
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, (
+        f"{' '.join(cmd)} exited {out.returncode}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
+    return out.stdout
+
+
+def test_user_suite_passes_in_a_fresh_virtualenv_from_the_wheel(tmp_path: Path) -> None:
+    why = _index_reachable()
+    if why is not None:
+        print(
+            f"\n!!! PyPI is not reachable: the wheel's user-suite test is SKIPPED ({why}) !!!",
+            file=sys.stderr,
+        )
+        pytest.skip(f"PyPI not reachable: {why}")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+
+    src = tmp_path / "src"  # a copy: the build leaves build/ and *.egg-info behind
+    src.mkdir()
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(path, src / name)
+    dist = tmp_path / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)], tmp_path, env)
+    [wheel] = dist.glob("ferrymq-*.whl")
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
+    py = str(venv / "bin" / "python")
+    _run([py, "-m", "pip", "install", "-q", f"{wheel}[testing]", *CLIENTS], tmp_path, env)
+
+    user = tmp_path / "user"  # no conftest.py, no repository on the path
+    user.mkdir()
+    shutil.copy2(SAMPLE, user / SAMPLE.name)
+    # the plugin is loaded by the entry point: `pytest --trace-config` lists it
+    listed = _run([py, "-m", "pytest", "--co", "-q", "--trace-config", "-p", "no:cacheprovider"], user, env)
+    assert "ferrymq.cli.pytest_plugin" in listed
+    cmd = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", SAMPLE.name]
+    out = _run(cmd, user, env, timeout=300)  # exit status 0: nothing failed
+    summary = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed in [\d.]+s", summary), out  # and nothing skipped
