@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,10 @@ import pytest
 from ferrymq.core.remoting.codes import RequestCode
 from tests.cluster_helpers import call, eventually, routed
 from tests.netns import NetLab, NetProcess
-from tests.test_netns_faults import TOPIC, Cluster, Load, failover, lab, verdict
+from tests.test_netns_faults import TOPIC, Cluster, Load, failover, lab, load, verdict
 
 pytestmark = pytest.mark.process
-__all__ = ["lab"]  # the fixture
+__all__ = ["lab", "load"]  # the fixtures
 
 GROUP = "jepsenGroup"
 
@@ -80,23 +79,13 @@ class QuorumCluster(Cluster):
 
 
 @pytest.fixture
-def quorum(lab: NetLab, tmp_path: Path) -> QuorumCluster:
+def cluster(lab: NetLab, tmp_path: Path) -> QuorumCluster:
+    """Overrides test_netns_faults' cluster, so its ``load`` fixture runs on three controllers."""
     return QuorumCluster(lab, tmp_path)
 
 
-@pytest.fixture
-def load(quorum: QuorumCluster) -> Iterator[Load]:
-    quorum.ready()
-    load = Load(quorum.namesrv)
-    try:
-        load.start()
-        eventually(lambda: load.acked_after(0) >= 20, 20, "the load acknowledged")
-        yield load
-    finally:
-        load.close()
-
-
-def test_kill9_of_the_raft_leader_and_the_master(quorum: QuorumCluster, load: Load) -> None:
+def test_kill9_of_the_raft_leader_and_the_master(cluster: QuorumCluster, load: Load) -> None:
+    quorum = cluster
     m, s = quorum.ready()
     eventually(lambda: quorum.leader() in quorum.ns_procs, 20, "a controller leader")
     old_leader = quorum.leader()

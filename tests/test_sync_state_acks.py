@@ -28,6 +28,13 @@ def master_state(tmp_path: Path, **extra: object) -> ReplicationState:
     return st
 
 
+def members(st: ReplicationState, ids: set[int]) -> None:
+    """Both slaves connected at offset 0; ``ids`` the in-sync set's slaves."""
+    st.slave_acked("s2:1", 0, 0)
+    st.slave_acked("s3:1", 0, 0)
+    st.set_sync_state(ids, 0)
+
+
 def test_the_master_alone_in_its_set_answers_at_once(tmp_path: Path) -> None:
     st = master_state(tmp_path)
     assert asyncio.run(st.wait_for_slaves(100, 50)) is SlaveWait.OK
@@ -37,9 +44,7 @@ def test_the_master_alone_in_its_set_answers_at_once(tmp_path: Path) -> None:
 def test_a_send_waits_for_every_member_of_the_set(tmp_path: Path) -> None:
     async def go() -> None:
         st = master_state(tmp_path)
-        st.slave_acked("s2:1", 0, 0)
-        st.slave_acked("s3:1", 0, 0)
-        st.set_sync_state({2, 3}, 0)
+        members(st, {2, 3})
         assert st.in_sync_count() == 2
         waiting = asyncio.create_task(st.wait_for_slaves(100, 5000))
         await asyncio.sleep(0)
@@ -55,9 +60,7 @@ def test_a_send_waits_for_every_member_of_the_set(tmp_path: Path) -> None:
 def test_a_silent_member_holds_sends_until_the_set_shrinks(tmp_path: Path) -> None:
     async def go() -> None:
         st = master_state(tmp_path)
-        st.slave_acked("s2:1", 0, 0)
-        st.slave_acked("s3:1", 0, 0)
-        st.set_sync_state({2, 3}, 0)
+        members(st, {2, 3})
         assert await st.wait_for_slaves(50, 50) is SlaveWait.FLUSH_SLAVE_TIMEOUT  # nobody acked
         waiting = asyncio.create_task(st.wait_for_slaves(100, 5000))
         st.slave_acked("s2:1", 100, 100)
@@ -77,9 +80,7 @@ def test_a_member_being_reported_counts_too(tmp_path: Path) -> None:
 
     async def go() -> None:
         st = master_state(tmp_path)
-        st.slave_acked("s2:1", 0, 0)
-        st.slave_acked("s3:1", 0, 0)
-        st.set_sync_state({2} | {3}, 0)  # controller's {2} united with the reported {2, 3}
+        members(st, {2} | {3})  # the controller's {2} united with the reported {2, 3}
         waiting = asyncio.create_task(st.wait_for_slaves(100, 5000))
         st.slave_acked("s2:1", 100, 100)
         await asyncio.sleep(0)
@@ -93,9 +94,7 @@ def test_a_member_being_reported_counts_too(tmp_path: Path) -> None:
 def test_kafka_acks_all_waits_for_the_same_set(tmp_path: Path) -> None:
     async def go() -> None:
         st = master_state(tmp_path)
-        st.slave_acked("s2:1", 0, 0)
-        st.slave_acked("s3:1", 0, 0)  # in sync by lag, but not in the controller's set
-        st.set_sync_state({2}, 0)
+        members(st, {2})  # s3 connected and in sync by lag, but not in the controller's set
         assert isr.before_append(2, st.in_sync_count()) == isr.ErrorCode.none
         assert isr.before_append(3, st.in_sync_count()) == isr.ErrorCode.not_enough_replicas
         st.slave_acked("s2:1", 100, 100)

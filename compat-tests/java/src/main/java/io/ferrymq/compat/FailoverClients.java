@@ -37,27 +37,8 @@ public final class FailoverClients {
     }
 
     public static void main(String[] args) {
-        Common.initLogging();
-        Cli cli;
-        try {
-            cli = new Cli(args, USAGE, 3);
-        } catch (IllegalArgumentException e) {
-            System.err.println(e.getMessage());
-            System.exit(Common.EXIT_ERROR);
-            return;
-        }
         System.setProperty("rocketmq.client.rebalance.waitInterval", "1000");
-        long timeoutMs = cli.optLong("timeout-ms", 120_000);
-        Common.startWatchdog(timeoutMs + 30_000);
-        int code;
-        try {
-            code = run(cli, timeoutMs);
-        } catch (Throwable t) {
-            Common.error("FailoverClients failed", t);
-            code = Common.EXIT_ERROR;
-        }
-        System.out.flush();
-        System.exit(code);
+        Common.main(args, USAGE, 3, 120_000, FailoverClients::run);
     }
 
     private static int run(Cli cli, long timeoutMs) throws Exception {
