@@ -156,7 +156,8 @@ def replication_text(r: dict[str, Any] | None) -> str | None:
     if not slaves:
         return "no slaves"
     lag = max(s["lag_bytes"] for s in slaves)
-    return f"in sync {r['in_sync_slaves']}/{len(slaves)}, lag {_bytes(lag)}"
+    msgs = max((s.get("lag_messages") or 0) for s in slaves)
+    return f"in sync {r['in_sync_slaves']}/{len(slaves)}, lag {_bytes(lag)}, {msgs} msgs"
 
 
 def cmd_clusters(api: Api, a: argparse.Namespace) -> tuple[Any, Out]:

@@ -93,6 +93,9 @@ class BrokerConfig(BaseModel):
     #: readers see only what every in-sync replica acknowledged (the group high watermark,
     #: RocketMQ's confirmOffset); unset = on in controller mode, off in classic mode
     all_ack_in_sync_state_set: bool | None = Field(None, alias="allAckInSyncStateSet")
+    #: controller mode, SYNC_MASTER: sends are refused before the append (SYSTEM_ERROR "in-sync
+    #: replicas not enough") while the in-sync set, master included, is smaller than this
+    min_in_sync_replicas: int = Field(1, alias="minInSyncReplicas", ge=1)
     # controller mode: automatic failover by the name servers' controller (README "Controller mode")
     enable_controller_mode: bool = Field(False, alias="enableControllerMode")
     #: "host:port;host:port": name servers running a controller node

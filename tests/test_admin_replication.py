@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ferrymq.cli.admin import replication_text
 from ferrymq.core.broker.broker import Broker
+from ferrymq.core.broker.controller_client import ReplicaView
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -90,22 +91,28 @@ def test_master_and_slave_replication_in_ha_status_api_cli_and_metrics(tmp_path:
             master.topics.create_if_absent("t", 1)
             await linked(master, slave)
             conn = await connect("127.0.0.1", master.port)
-            assert (await conn.invoke(send_v2("t", b"replicated", 0), 5)).code == 0  # waits for the slave
+            for body in (b"replicated", b"second", b"third"):
+                assert (await conn.invoke(send_v2("t", body, 0), 5)).code == 0  # waits for the slave
             conn.close()
             real = await linked(master, slave)
             end = master.store.commit_log.write_offset
             assert end > 0
             far = "127.0.0.9:40002"  # a second slave, as the HA service would report it: behind by all
             master.ha.slave_acked(far, 0, end)
+            first = master.store.consume_queue("t", 0).unit(0)
+            assert first is not None
+            mid = "127.0.0.9:40003"  # a third one: has the first message only
+            master.ha.slave_acked(mid, first[0] + first[1], end)
+            mid_bytes = end - first[0] - first[1]
             slave.ha.master_addr = master.config.broker_addr  # no name server here to tell it
 
             st = await ha_status(master)
             assert st["master"] is True and st["brokerRole"] == "SYNC_MASTER"
             assert st["masterCommitLogMaxOffset"] == end
-            assert [(c["addr"], c["slaveAckOffset"], c["diff"]) for c in st["haConnectionInfo"]] == [
-                (real, end, 0),
-                (far, 0, end),
+            conns = [
+                (c["addr"], c["slaveAckOffset"], c["diff"], c["diffMessages"]) for c in st["haConnectionInfo"]
             ]
+            assert conns == [(real, end, 0, 0), (far, 0, end, 3), (mid, end - mid_bytes, mid_bytes, 2)]
             st = await ha_status(slave)
             assert st["master"] is False
             assert st["haClientRuntimeInfo"]["masterAddr"] == master.ha_addr
@@ -123,7 +130,8 @@ def test_master_and_slave_replication_in_ha_status_api_cli_and_metrics(tmp_path:
             m, s = cluster["brokers"]
             rm, rs = m["replication"], s["replication"]
             assert rm["broker_role"] == "SYNC_MASTER" and rm["commit_log_max_offset"] == end
-            assert [(r["addr"], r["lag_bytes"]) for r in rm["slaves"]] == [(real, 0), (far, end)]
+            lags = [(r["addr"], r["lag_bytes"], r["lag_messages"]) for r in rm["slaves"]]
+            assert lags == [(real, 0, 0), (far, end, 3), (mid, mid_bytes, 2)]
             in_sync = [r["addr"] for r in rm["slaves"] if r["in_sync"]]
             assert rm["in_sync_set"] == [master.config.broker_addr, *in_sync]
             assert rm["in_sync_slaves"] == len(in_sync)
@@ -138,7 +146,8 @@ def test_master_and_slave_replication_in_ha_status_api_cli_and_metrics(tmp_path:
                 "master_connected": True,
             }
             assert replication_text(rs) == f"master {master.ha_addr} up"
-            assert replication_text(rm).startswith(f"in sync {len(in_sync)}/2, lag ")
+            assert replication_text(rm).startswith(f"in sync {len(in_sync)}/3, lag ")
+            assert replication_text(rm).endswith(", 3 msgs")
 
             text = generate_latest(registry_for(ctx)).decode()
             samples = {
@@ -148,11 +157,55 @@ def test_master_and_slave_replication_in_ha_status_api_cli_and_metrics(tmp_path:
             }
             assert samples[("ferrymq_replication_lag_bytes", (("slave", far),))] == end
             assert samples[("ferrymq_replication_lag_bytes", (("slave", real),))] == 0
+            assert samples[("ferrymq_replication_lag_messages", (("slave", far),))] == 3
+            assert samples[("ferrymq_replication_lag_messages", (("slave", mid),))] == 2
             assert samples[("ferrymq_replication_in_sync_replicas", ())] == 1 + len(in_sync)
             slave_text = generate_latest(registry_for(AdminContext(slave, FixedRoutes(bd)))).decode()  # type: ignore[arg-type]
             assert "ferrymq_replication_master_connected 1.0" in slave_text
         finally:
             await slave.stop()
             await master.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_role_changes_and_the_master_epoch_in_metrics(tmp_path: Path) -> None:
+    """Controller mode: each role the controller gives after the first counts as a failover."""
+
+    async def main() -> None:
+        b = broker(
+            tmp_path,
+            "c",
+            enable_controller_mode=True,
+            controller_addr="127.0.0.1:1",  # nobody: the test plays the controller
+            broker_id=2,
+            broker_role="SYNC_MASTER",
+        )
+        await b.start()
+        try:
+            assert b.controller is not None
+            other = "127.0.0.1:1"
+
+            def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+                ctx = AdminContext(b, FixedRoutes(BrokerData("DefaultCluster", "x", {})), read_open=True)  # type: ignore[arg-type]
+                text = generate_latest(registry_for(ctx)).decode()
+                return {
+                    (s.name, tuple(sorted(s.labels.items()))): s.value
+                    for fam in text_string_to_metric_families(text)
+                    for s in fam.samples
+                }
+
+            await b.controller.act(ReplicaView(2, b.config.broker_addr, 1))  # elected from fenced
+            got = samples()
+            assert got[("ferrymq_replication_master_epoch", ())] == 1
+            assert got.get(("ferrymq_replication_role_changes_total", (("role", "MASTER"),)), 0) == 0
+            await b.controller.act(ReplicaView(1, other, 2))  # deposed: follows a new master
+            await b.controller.act(ReplicaView(2, b.config.broker_addr, 3))  # elected again
+            got = samples()
+            assert got[("ferrymq_replication_master_epoch", ())] == 3
+            assert got[("ferrymq_replication_role_changes_total", (("role", "SLAVE"),))] == 1
+            assert got[("ferrymq_replication_role_changes_total", (("role", "MASTER"),))] == 1
+        finally:
+            await b.stop()
 
     asyncio.run(asyncio.wait_for(main(), 60))

@@ -121,7 +121,8 @@ def test_a_slave_serves_only_what_its_master_confirmed(tmp_path: Path) -> None:
         assert stopped.proc is not None
         os.kill(stopped.proc.pid, signal.SIGSTOP)
         try:
-            assert asyncio.run(_send(master.addr, b"on-one-slave")) == ResponseCode.SUCCESS  # one ack
+            # stored, on one slave only: not SEND_OK, every member of the in-sync set must hold it
+            assert asyncio.run(_send(master.addr, b"on-one-slave")) == ResponseCode.FLUSH_SLAVE_TIMEOUT
             end = asyncio.run(_commit_log_end(master.addr))
             eventually(
                 lambda: asyncio.run(_commit_log_end(reader.addr)) == end, 10, "the running slave has it"

@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -124,6 +125,8 @@ class ControllerClient:
         self.conns: dict[str, RemotingConnection] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
+        #: roles taken after the first one (failovers), by role: the metrics' role changes
+        self.role_changes: Counter[str] = Counter()
         #: on a slave: learns the master's high watermark (confirm_follow.py)
         self.follower = ConfirmFollower(broker)
 
@@ -273,6 +276,8 @@ class ControllerClient:
                         return
                     view = elected
                     continue
+                if d.do in (Do.BECOME_MASTER, Do.BECOME_SLAVE) and self.role != Role.FENCED:
+                    self.role_changes["MASTER" if d.do == Do.BECOME_MASTER else "SLAVE"] += 1
                 if d.do == Do.BECOME_MASTER:
                     log.warning("controller made this broker master at epoch %d", d.epoch)
                     await self.follower.stop()

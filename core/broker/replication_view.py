@@ -4,8 +4,9 @@
 One shape for every reader: the remoting handler sends it, the admin API reads it for this broker
 and asks the other brokers for it. The keys are RocketMQ's (fastjson's names for HARuntimeInfo's
 getters); ferrymq adds ``brokerRole`` and, on a slave, ``masterRemotingAddr`` and ``connected``
-in ``haClientRuntimeInfo`` (a Java reader ignores keys it does not know). A slave's lag is the
-master's end minus its acknowledged offset *now*, as RocketMQ's ``diff`` is, not at its last ack.
+in ``haClientRuntimeInfo`` (a Java reader ignores keys it does not know), and per slave
+``diffMessages``. A slave's lag is the master's end minus its acknowledged offset *now*, as
+RocketMQ's ``diff`` is, not at its last ack; in messages, the consume-queue entries past that ack.
 """
 
 from __future__ import annotations
@@ -40,13 +41,15 @@ def ha_runtime_info(broker: Broker) -> dict[str, Any]:
         }
         return info
     info["masterCommitLogMaxOffset"] = end
+    controller = broker.config.enable_controller_mode  # in sync: a member of the controller's set
     info["inSyncSlaveNums"] = ha.in_sync_count()
     info["haConnectionInfo"] = [
         {
             "addr": r.addr,
             "slaveAckOffset": r.ack_offset,
             "diff": max(0, end - r.ack_offset),
-            "inSync": r.in_sync,
+            "diffMessages": broker.store.messages_after(r.ack_offset) if r.ack_offset < end else 0,
+            "inSync": r.in_sync if not controller else ha.peer_ids.get(r.addr) in ha.sync_state_ids,
             "transferredByteInSecond": 0,
             "transferFromWhere": r.ack_offset,
             "lastAckTimestamp": r.last_ack_ms,

@@ -36,8 +36,8 @@ class ReplicationState:
     """Role, slaves (on a master) and master link (on a slave) of one broker.
 
     The HA services write it (``slave_acked``, ``slave_gone``, ``master_link``); everything else
-    reads it. ``wait_for_slaves`` is the SYNC_MASTER and Kafka acks=all wait: resolved when any
-    in-sync slave has acknowledged ``end_offset``.
+    reads it. ``wait_for_slaves`` is the SYNC_MASTER wait: resolved when any in-sync slave has
+    acknowledged ``end_offset``, or in controller mode every slave of the in-sync set.
     """
 
     def __init__(self, config: BrokerConfig) -> None:
@@ -63,6 +63,8 @@ class ReplicationState:
         #: the group high watermark: the commit-log offset below which every entry is on each
         #: in-sync replica (None: not gated, every stored entry is readable)
         self.confirm_offset: int | None = None
+        #: SYNC_MASTER waits for every member of the in-sync set, not for one slave (RocketMQ 5)
+        self._all_ack = config.enable_controller_mode and config.gate_reads
         #: told of each new ``confirm_offset`` (the store gates its reads with it)
         self.confirm_listeners: list[Callable[[int | None], None]] = []
 
@@ -79,7 +81,27 @@ class ReplicationState:
         return max((s.ack_offset for s in self.slaves.values()), default=0)
 
     def in_sync_count(self) -> int:
+        """Slaves in sync: in controller mode the members of the in-sync set (the controller's,
+        united with a report in flight), else the connected slaves within haMaxGapNotInSync."""
+        if self.config.enable_controller_mode:
+            return len(self.sync_state_ids)
         return sum(1 for s in self.slaves.values() if s.in_sync)
+
+    def set_acked(self, end_offset: int) -> bool:
+        """Controller mode: every slave of the in-sync set acknowledged ``end_offset``."""
+        return self._set_ack_offset() >= end_offset
+
+    def _set_ack_offset(self) -> int:
+        """What every slave of the in-sync set holds: all while the master is alone in the set,
+        nothing while a member is not connected (it acknowledges nothing)."""
+        if not self.sync_state_ids:
+            return 1 << 63
+        acks: dict[int, int] = {}
+        for addr, s in self.slaves.items():
+            sid = self.peer_ids.get(addr)
+            if sid in self.sync_state_ids:
+                acks[sid] = max(acks.get(sid, -1), s.ack_offset)
+        return min(acks.values()) if len(acks) == len(self.sync_state_ids) else -1
 
     def replicas(self) -> list[ReplicaInfo]:
         return sorted(self.slaves.values(), key=lambda s: s.addr)
@@ -91,6 +113,21 @@ class ReplicationState:
         self.slaves[addr] = ReplicaInfo(
             addr, offset, lag, lag < self.config.ha_max_gap_not_in_sync, int(time.time() * 1000)
         )
+        self._resolve(offset)
+        self._recompute(master_max)
+        self._notify()
+
+    def slave_gone(self, addr: str) -> None:
+        self.slaves.pop(addr, None)
+        self._notify()
+
+    def _resolve(self, offset: int) -> None:
+        """Answer the SYNC_MASTER waits now replicated: up to ``offset`` (any one slave's ack),
+        or in controller mode with allAckInSyncStateSet up to what every set member holds."""
+        if not self._waiters:
+            return
+        if self._all_ack:
+            offset = self._set_ack_offset()
         still = []
         for end, fut in self._waiters:
             if fut.done():
@@ -100,12 +137,6 @@ class ReplicationState:
             else:
                 still.append((end, fut))
         self._waiters = still
-        self._recompute(master_max)
-        self._notify()
-
-    def slave_gone(self, addr: str) -> None:
-        self.slaves.pop(addr, None)
-        self._notify()
 
     # ---- the group high watermark (confirmOffset) ----------------------------------------------
 
@@ -113,6 +144,7 @@ class ReplicationState:
         """Controller mode, on a master: the in-sync set's slaves changed (the controller's answer,
         or its union with a report in flight)."""
         self.sync_state_ids = frozenset(slave_ids)
+        self._resolve(0)
         self._recompute(master_max)
         self._notify()
 
@@ -185,14 +217,19 @@ class ReplicationState:
     # ---- the SYNC_MASTER wait ----------------------------------------------------------------
 
     async def wait_for_slaves(self, end_offset: int, timeout_ms: int | None = None) -> SlaveWait:
-        """Wait until a slave has acknowledged ``end_offset`` (the end of a stored entry).
+        """Wait until a slave has acknowledged ``end_offset`` (the end of a stored entry); in
+        controller mode with allAckInSyncStateSet, every slave of the in-sync set (none while the
+        master is alone in it: OK at once), re-read at each change of the set.
 
-        SLAVE_NOT_AVAILABLE at once when no slave is in sync; FLUSH_SLAVE_TIMEOUT after
-        ``timeout_ms`` (slaveTimeout). Either way the entry stays stored, as in RocketMQ.
+        SLAVE_NOT_AVAILABLE at once when no slave is in sync (classic mode); FLUSH_SLAVE_TIMEOUT
+        after ``timeout_ms`` (slaveTimeout). Either way the entry stays stored, as in RocketMQ.
         """
-        if self.max_ack_offset() >= end_offset and self.in_sync_count():
+        if self._all_ack:
+            if self.set_acked(end_offset):
+                return SlaveWait.OK
+        elif self.max_ack_offset() >= end_offset and self.in_sync_count():
             return SlaveWait.OK
-        if not self.in_sync_count():
+        elif not self.in_sync_count():
             return SlaveWait.SLAVE_NOT_AVAILABLE
         fut: asyncio.Future[SlaveWait] = asyncio.get_running_loop().create_future()
         self._waiters.append((end_offset, fut))

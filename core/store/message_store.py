@@ -1017,6 +1017,12 @@ class MessageStore:
         cq = self.consume_queues.get((topic, queue_id))
         return self._queue_end_at(cq, phys) if cq else 0
 
+    def messages_after(self, phys: int) -> int:
+        """How many consume-queue entries end past commit-log offset ``phys`` (a slave's lag in
+        messages): per queue O(1) when it holds nothing past ``phys``, else a search back from
+        its end, O(log of the entries past it)."""
+        return sum(cq.max_offset - self._queue_end_at(cq, phys) for cq in list(self.consume_queues.values()))
+
     @staticmethod
     def _queue_end_at(cq: ConsumeQueue, limit: int) -> int:
         """The first unit whose entry ends past ``limit`` (units' commit-log offsets grow with

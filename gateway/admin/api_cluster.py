@@ -71,6 +71,7 @@ def replication_of(info: dict[str, Any], addr: str) -> ReplicationOut | None:
                 addr=c["addr"],
                 ack_offset=c["slaveAckOffset"],
                 lag_bytes=c["diff"],
+                lag_messages=c.get("diffMessages"),
                 in_sync=c["inSync"],
                 last_ack_ms=c.get("lastAckTimestamp"),
             )

@@ -123,6 +123,20 @@ def replication_metrics(b: Broker) -> Iterator[Metric]:
     """The group's replication as this broker sees it: per slave on a master, the link on a slave."""
     ha = b.ha
     end = b.store.commit_log.write_offset
+    if b.controller is not None:
+        yield GaugeMetricFamily(
+            "ferrymq_replication_master_epoch",
+            "controller mode: the master epoch this broker acts on (one more at each election)",
+            value=b.controller.epoch,
+        )
+        changes = CounterMetricFamily(
+            "ferrymq_replication_role_changes",
+            "controller mode: roles taken after the first one (failovers), by the role taken",
+            labels=["role"],
+        )
+        for role, n in sorted(b.controller.role_changes.items()):
+            changes.add_metric([role], n)
+        yield changes
     if ha.is_slave:
         yield GaugeMetricFamily(
             "ferrymq_replication_master_connected",
@@ -140,13 +154,20 @@ def replication_metrics(b: Broker) -> Iterator[Metric]:
         "commit-log bytes the master holds that a slave has not acknowledged",
         labels=["slave"],
     )
+    lag_msgs = GaugeMetricFamily(
+        "ferrymq_replication_lag_messages",
+        "messages (consume-queue entries) the master holds that a slave has not acknowledged",
+        labels=["slave"],
+    )
     in_sync = GaugeMetricFamily(
         "ferrymq_replication_slave_in_sync", "1 while a slave is in sync", labels=["slave"]
     )
     for r in ha.replicas():
         lag.add_metric([r.addr], max(0, end - r.ack_offset))
+        lag_msgs.add_metric([r.addr], b.store.messages_after(r.ack_offset) if r.ack_offset < end else 0)
         in_sync.add_metric([r.addr], 1 if r.in_sync else 0)
     yield lag
+    yield lag_msgs
     yield in_sync
 
 

@@ -50,7 +50,10 @@ class ReplicaOut(BaseModel):
     addr: str = Field(description="the slave's HA connection, host:port")
     ack_offset: int = Field(description="commit-log offset the slave acknowledged")
     lag_bytes: int = Field(description="the master's commit-log end minus ack_offset")
-    in_sync: bool = Field(description="connected and lagging less than haMaxGapNotInSync")
+    lag_messages: int | None = Field(None, description="messages (consume-queue entries) past ack_offset")
+    in_sync: bool = Field(
+        description="connected and within haMaxGapNotInSync; in controller mode: in the in-sync set"
+    )
     last_ack_ms: int | None = None
 
 

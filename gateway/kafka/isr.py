@@ -1,7 +1,8 @@
 """acks=all in a broker group: Kafka's in-sync-replica rules over the group's replication state.
 
 A partition's replicas are the master (the leader) and the slaves of its broker group; the
-in-sync set is the master plus the slaves ``Broker.ha`` marks in sync. As Kafka's
+in-sync set is the master plus the slaves ``Broker.ha`` marks in sync (in controller mode the
+controller's SyncStateSet, the one SYNC_MASTER sends wait for). As Kafka's
 Partition.checkEnoughReplicasReachOffset and DelayedProduce answer, an acks=-1 produce:
 
 - is refused before the append with NOT_ENOUGH_REPLICAS when the in-sync set is smaller than the
@@ -52,11 +53,18 @@ def after_wait(min_isr: int, in_sync_slaves: int) -> ErrorCode:
     return ErrorCode.none if 1 + in_sync_slaves >= min_isr else ErrorCode.not_enough_replicas_after_append
 
 
+def acked(ha: ReplicationState, end_offset: int) -> bool:
+    """In controller mode the in-sync set is the controller's (as SYNC_MASTER sends wait for)."""
+    if ha.config.enable_controller_mode:
+        return ha.set_acked(end_offset)
+    return replicated(ha.slaves.values(), end_offset)
+
+
 async def wait_replicated(ha: ReplicationState, end_offset: int, timeout_s: float) -> bool:
     """Wait until every in-sync slave acknowledged ``end_offset``; False after ``timeout_s``."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(max(0.0, timeout_s)):
-            while not replicated(ha.slaves.values(), end_offset):
+            while not acked(ha, end_offset):
                 await ha.changed()
             return True
     return False

@@ -95,6 +95,12 @@ class SendMessageProcessor:
         self._sync_master = self.config.broker_role == "SYNC_MASTER"
         #: a send waits after its put for the flush (SYNC_FLUSH) and for a slave (SYNC_MASTER)
         self._wait_after_put = self.config.sync_flush or self._sync_master
+        #: controller mode: the least in-sync set (master included) a waiting send needs
+        self._min_isr = (
+            self.config.min_in_sync_replicas
+            if self._sync_master and self.config.enable_controller_mode
+            else 1
+        )
 
     def send(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         ext = cmd.ext_fields
@@ -238,6 +244,16 @@ class SendMessageProcessor:
             )
         return queue_id
 
+    def _check_in_sync(self, props: dict[str, str]) -> None:
+        """RocketMQ 5 refuses a send that would wait for its replicas (WAIT not "false") before
+        the append while the in-sync set is below minInSyncReplicas (IN_SYNC_REPLICAS_NOT_ENOUGH,
+        answered as SYSTEM_ERROR by its SendMessageProcessor)."""
+        if (
+            props.get(PROPERTY_WAIT_STORE_MSG_OK) != "false"
+            and 1 + self.broker.ha.in_sync_count() < self._min_isr
+        ):
+            raise BadRequest("in-sync replicas not enough", ResponseCode.SYSTEM_ERROR)
+
     def _put_one(
         self,
         cmd: RemotingCommand,
@@ -271,6 +287,8 @@ class SendMessageProcessor:
             code = stored_tags_code(topic, props)
         if props_str and not props_str.endswith("\x02"):
             props_str += "\x02"
+        if self._min_isr > 1:
+            self._check_in_sync(props)
         keys = props.get(PROPERTY_KEYS)
         result = self.store.put_message(
             topic,
@@ -324,6 +342,8 @@ class SendMessageProcessor:
             props_str += self.cluster_prop
             self.store.check_message(topic.encode(), len(item.body), props_str.encode())
             prepared.append((item, props, props_str))
+            if self._min_isr > 1:
+                self._check_in_sync(props)
         first: PutResult | None = None
         offsets: list[int] = []
         total = 0

@@ -65,6 +65,38 @@ final class Common {
         t.start();
     }
 
+    /** A scenario's body: its exit code. */
+    interface Scenario {
+        int run(Cli cli, long timeoutMs) throws Exception;
+    }
+
+    /**
+     * A tool's main: parse the arguments (exit 1 with the usage if wrong), start the watchdog at
+     * --timeout-ms (default {@code defaultTimeoutMs}) + 30 s, run the scenario, exit with its code.
+     */
+    static void main(String[] args, String usage, int positional, long defaultTimeoutMs, Scenario scenario) {
+        initLogging();
+        Cli cli;
+        try {
+            cli = new Cli(args, usage, positional);
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
+            System.exit(EXIT_ERROR);
+            return;
+        }
+        long timeoutMs = cli.optLong("timeout-ms", defaultTimeoutMs);
+        startWatchdog(timeoutMs + 30_000);
+        int code;
+        try {
+            code = scenario.run(cli, timeoutMs);
+        } catch (Throwable t) {
+            error(usage.split(" ", 2)[0] + " failed", t);
+            code = EXIT_ERROR;
+        }
+        System.out.flush();
+        System.exit(code);
+    }
+
     static String[] splitList(String csv) {
         List<String> out = new ArrayList<>();
         for (String s : csv.split(",")) {
