@@ -157,7 +157,8 @@ def replication_text(r: dict[str, Any] | None) -> str | None:
         return "no slaves"
     lag = max(s["lag_bytes"] for s in slaves)
     msgs = max((s.get("lag_messages") or 0) for s in slaves)
-    return f"in sync {r['in_sync_slaves']}/{len(slaves)}, lag {_bytes(lag)}, {msgs} msgs"
+    epoch = "" if r.get("epoch") is None else f"epoch {r['epoch']}, "
+    return f"{epoch}in sync {r['in_sync_slaves']}/{len(slaves)}, lag {_bytes(lag)}, {msgs} msgs"
 
 
 def cmd_clusters(api: Api, a: argparse.Namespace) -> tuple[Any, Out]:

@@ -21,11 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from ferrymq.cli.admin import replication_text
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.broker.controller_client import ReplicaView
+from ferrymq.core.broker.replication_view import ha_runtime_info
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import BrokerData, ClusterInfo, TopicRouteData
 from ferrymq.core.remoting.transport import connect
+from ferrymq.gateway.admin.api_cluster import replication_of
 from ferrymq.gateway.admin.app import create_app
 from ferrymq.gateway.admin.context import AdminContext
 from ferrymq.gateway.admin.metrics import registry_for
@@ -137,6 +139,7 @@ def test_master_and_slave_replication_in_ha_status_api_cli_and_metrics(tmp_path:
             assert rm["in_sync_slaves"] == len(in_sync)
             assert rs == {
                 "broker_role": "SLAVE",
+                "epoch": None,  # classic mode has no master epochs
                 "commit_log_max_offset": end,
                 "in_sync_slaves": 0,
                 "in_sync_set": [],
@@ -203,6 +206,9 @@ def test_role_changes_and_the_master_epoch_in_metrics(tmp_path: Path) -> None:
             await b.controller.act(ReplicaView(2, b.config.broker_addr, 3))  # elected again
             got = samples()
             assert got[("ferrymq_replication_master_epoch", ())] == 3
+            info = ha_runtime_info(b)  # what GET_BROKER_HA_STATUS, the admin API and the console show
+            assert info["masterEpoch"] == 3
+            assert replication_of(info, b.config.broker_addr).epoch == 3  # type: ignore[union-attr]
             assert got[("ferrymq_replication_role_changes_total", (("role", "SLAVE"),))] == 1
             assert got[("ferrymq_replication_role_changes_total", (("role", "MASTER"),))] == 1
         finally:

@@ -3,8 +3,9 @@
 
 One shape for every reader: the remoting handler sends it, the admin API reads it for this broker
 and asks the other brokers for it. The keys are RocketMQ's (fastjson's names for HARuntimeInfo's
-getters); ferrymq adds ``brokerRole`` and, on a slave, ``masterRemotingAddr`` and ``connected``
-in ``haClientRuntimeInfo`` (a Java reader ignores keys it does not know), and per slave
+getters); ferrymq adds ``brokerRole``, ``masterEpoch`` (controller mode) and, on a slave,
+``masterRemotingAddr`` and ``connected`` in ``haClientRuntimeInfo`` (a Java reader ignores keys it
+does not know), and per slave
 ``diffMessages``. A slave's lag is the master's end minus its acknowledged offset *now*, as
 RocketMQ's ``diff`` is, not at its last ack; in messages, the consume-queue entries past that ack.
 """
@@ -28,6 +29,8 @@ def ha_runtime_info(broker: Broker) -> dict[str, Any]:
         "haConnectionInfo": [],
         "haClientRuntimeInfo": {},
     }
+    if broker.controller is not None:  # controller mode: the master epoch this broker acts on
+        info["masterEpoch"] = broker.controller.epoch
     if ha.is_slave:
         info["haClientRuntimeInfo"] = {
             "masterAddr": ha.master_ha_addr or "",

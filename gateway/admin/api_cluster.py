@@ -61,6 +61,7 @@ def replication_of(info: dict[str, Any], addr: str) -> ReplicationOut | None:
             link = info.get("haClientRuntimeInfo") or {}
             return ReplicationOut(
                 broker_role=str(info.get("brokerRole") or "SLAVE"),
+                epoch=info.get("masterEpoch"),
                 commit_log_max_offset=link.get("maxOffset"),
                 master_ha_addr=link.get("masterAddr") or None,
                 master_addr=link.get("masterRemotingAddr") or None,
@@ -79,6 +80,7 @@ def replication_of(info: dict[str, Any], addr: str) -> ReplicationOut | None:
         ]
         return ReplicationOut(
             broker_role=str(info.get("brokerRole") or "MASTER"),
+            epoch=info.get("masterEpoch"),
             commit_log_max_offset=info.get("masterCommitLogMaxOffset"),
             in_sync_slaves=int(info.get("inSyncSlaveNums") or 0),
             in_sync_set=[addr, *(r.addr for r in slaves if r.in_sync)],

@@ -63,6 +63,7 @@ class ReplicationOut(BaseModel):
 
     broker_role: str = Field(description="ASYNC_MASTER, SYNC_MASTER or SLAVE (brokerRole)")
     commit_log_max_offset: int | None = Field(None, description="the broker's commit-log end")
+    epoch: int | None = Field(None, description="controller mode: the master epoch this broker acts on")
     in_sync_slaves: int = 0
     in_sync_set: list[str] = Field(
         default_factory=list, description="the master and its in-sync slaves (what acks=all waits for)"

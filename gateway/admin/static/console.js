@@ -130,15 +130,17 @@ function fmtReplication(r) {
   }
   if (!r.slaves.length) return "no slaves";
   const lag = Math.max(...r.slaves.map((s) => s.lag_bytes));
-  return `in sync ${r.in_sync_slaves}/${r.slaves.length}, lag ${fmtBytes(lag)}`;
+  const msgs = Math.max(...r.slaves.map((s) => s.lag_messages ?? 0));
+  const epoch = r.epoch == null ? "" : `epoch ${r.epoch}, `;
+  return `${epoch}in sync ${r.in_sync_slaves}/${r.slaves.length}, lag ${fmtBytes(lag)}, ${msgs} msgs`;
 }
 
 // one table per master with slaves: each slave's acknowledged offset, lag and whether it is in sync
 function replicaTables(brokers) {
   return brokers.filter((b) => b.replication && b.replication.slaves.length).flatMap((b) => [
     h("h2", {}, `Slaves of ${b.broker_name} (${b.addr})`),
-    table(["slave", "acknowledged offset", "lag", "in sync"], b.replication.slaves.map((s) => [
-      s.addr, s.ack_offset, fmtBytes(s.lag_bytes),
+    table(["slave", "acknowledged offset", "lag", "lag (messages)", "in sync"], b.replication.slaves.map((s) => [
+      s.addr, s.ack_offset, fmtBytes(s.lag_bytes), s.lag_messages ?? "—",
       h("span", { class: s.in_sync ? "ok" : "bad" }, s.in_sync ? "yes" : "no")]),
     { id: `slaves-${b.broker_name}`, numeric: [1] })]);
 }
