@@ -51,6 +51,29 @@ def rocketmq_bodies(addr: str) -> list[bytes]:
     return [m.body for m in decode_stored_messages(resp.body)]
 
 
+def read_committed(bootstrap: str, until: bytes) -> list[bytes]:
+    """What a read_committed consumer reads from offset 0 until ``until`` (or 15 s)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "rc",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(TOPIC, 0, 0)])
+    got: list[bytes] = []
+    deadline = time.monotonic() + 15
+    try:
+        while until not in got and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(bytes(msg.value() or b""))
+    finally:
+        consumer.close()
+    return got
+
+
 def test_open_transaction_is_aborted_on_the_new_master(tmp_path: Path) -> None:
     ns = FerryNameServer(tmp_path / "ns", controller=True)
     brokers: list[FerryBroker] = []
@@ -90,26 +113,18 @@ def test_open_transaction_is_aborted_on_the_new_master(tmp_path: Path) -> None:
         plain.produce(TOPIC, b"after", partition=0)
         assert plain.flush(20) == 0
 
-        consumer = Consumer(
-            {
-                "bootstrap.servers": slave.kafka_bootstrap,
-                "group.id": "rc",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-            }
-        )
-        consumer.assign([TopicPartition(TOPIC, 0, 0)])
-        got: list[bytes] = []
-        deadline = time.monotonic() + 15
-        try:
-            while b"after" not in got and time.monotonic() < deadline:
-                msg = consumer.poll(0.5)
-                if msg is not None and not msg.error():
-                    got.append(bytes(msg.value() or b""))
-        finally:
-            consumer.close()
+        got = read_committed(slave.kafka_bootstrap, b"after")
         assert got == [b"after"], f"read_committed got {got}: the open transaction was never ended"
         assert rocketmq_bodies(slave.addr)[-1:] == [b"after"]
+
+        # a new transactional producer on the new master gets a producer id of its own (the old
+        # master's ids are reserved on the slave): its transaction commits
+        txn2 = Producer({"bootstrap.servers": slave.kafka_bootstrap, "transactional.id": "tx-2"})
+        txn2.init_transactions(20)
+        txn2.begin_transaction()
+        txn2.produce(TOPIC, b"committed", partition=0)
+        txn2.commit_transaction(20)
+        assert read_committed(slave.kafka_bootstrap, b"committed") == [b"after", b"committed"]
     finally:
         for b in brokers:
             b.stop()

@@ -134,8 +134,9 @@ class TxnCoordinator:
     # ---- replicated state (core.broker.replicated_state) -------------------------------------
 
     def dump(self) -> bytes:
-        """On the master: the state a slave copies (what the file holds)."""
-        return orjson.dumps(self._snapshot())
+        """On the master: the state a slave copies (what the file holds, and how far producer ids
+        were handed out, so the slave once elected hands out none of them again)."""
+        return orjson.dumps(self._snapshot() | {"producerIdsReserved": self.frontend.producers.ids_reserved})
 
     def load(self, data: bytes) -> None:
         """On a slave: the master's state replaces ours, and is kept in our file."""
@@ -144,6 +145,7 @@ class TxnCoordinator:
         obj = orjson.loads(data)
         if not isinstance(obj, dict):
             raise ValueError("the transaction state is not a JSON object")
+        self.frontend.producers.reserve_ids(int(obj.get("producerIdsReserved", 0)))
         self._apply(obj)
         self._copied = data
         self.writer.changed()
