@@ -23,17 +23,8 @@ GROUP = "kafkaTxnHa"
 TOPIC = "ktxnha"
 
 
-def start(tmp: Path, ns: FerryNameServer, identity: int) -> FerryBroker:
-    return controller_broker(
-        tmp,
-        ns.addr,
-        GROUP,
-        identity,
-        kafka=True,
-        slaveSyncInterval="200",
-        defaultTopicQueueNums="1",
-        kafkaTransactionAbortCheckMs="200",
-    )
+#: short timers: the slave copies every 200 ms, timed-out transactions are looked for as often
+CONF = {"slaveSyncInterval": "200", "defaultTopicQueueNums": "1", "kafkaTransactionAbortCheckMs": "200"}
 
 
 def config_file(tmp: Path, identity: int, name: str) -> Any:
@@ -78,7 +69,7 @@ def test_open_transaction_is_aborted_on_the_new_master(tmp_path: Path) -> None:
     ns = FerryNameServer(tmp_path / "ns", controller=True)
     brokers: list[FerryBroker] = []
     try:
-        brokers = [start(tmp_path, ns, 1), start(tmp_path, ns, 2)]
+        brokers = [controller_broker(tmp_path, ns.addr, GROUP, i, kafka=True, **CONF) for i in (1, 2)]
         master = elected(ns.addr, GROUP, brokers)
         slave = brokers[1] if master is brokers[0] else brokers[0]
         slave_identity = 2 if slave is brokers[1] else 1
