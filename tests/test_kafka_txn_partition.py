@@ -243,3 +243,28 @@ def test_open_transactions_and_aborts_survive_a_restart_and_markers_come_over_th
 
     run(tmp_path, first)
     run(tmp_path, after_restart)
+
+
+def test_a_transaction_no_coordinator_knows_is_aborted_after_the_max_timeout(tmp_path: Path) -> None:
+    """The fallback for a coordinator state lost (e.g. a failover before the slave copied it): the
+    LSO stayed at the open transaction for good. Now a transaction open longer than
+    kafkaTransactionMaxTimeoutMs whose producer the local coordinator does not know is aborted."""
+
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        w = await Wire.open(f.port)
+        pid = (await w.call(init_producer())).producer_id  # idempotent only: no coordinator knows it
+        assert await produced(w, txn_batch(2, pid, 0, 0), "lost") == (ErrorCode.none, 0)
+        tp, max_ms = f.txn_partitions, broker.config.kafka_transaction_max_timeout_ms
+        now = tp._clock()
+        assert tp.abort_orphans(now + max_ms + 5_000, max_ms, lambda p: p == pid, 1) == []  # known
+        assert tp.abort_orphans(now + max_ms // 2, max_ms, lambda p: False, 1) == []  # not yet
+        assert (await fetched(w, 0, READ_COMMITTED)).last_stable_offset == 0
+        assert tp.abort_orphans(now + max_ms + 5_000, max_ms, lambda p: False, 1) == [(TOPIC, 0, pid)]
+        await produced(w, plain_batch(1))
+        p = await fetched(w, 0, READ_COMMITTED)
+        assert control_batches(p.records) == [(2, 0x30)]  # the ABORT marker (clients filter by it)
+        assert [(a.producer_id, a.first_offset) for a in p.aborted_transactions] == [(pid, 0)]
+        assert p.last_stable_offset == 4  # 2 records, the marker, the plain record
+        assert await native_values(broker) == [b"p0"]
+
+    run(tmp_path, body)

@@ -18,6 +18,7 @@ from ferrymq.core.broker.long_polling import PullRequestHoldService
 from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
+from ferrymq.core.broker.replicated_state import ReplicatedStates
 from ferrymq.core.broker.schedule import ScheduleMessageService
 from ferrymq.core.broker.slave_sync import SlaveSyncService
 from ferrymq.core.broker.stats import BrokerStats
@@ -77,6 +78,8 @@ class Broker:
         self.server: asyncio.Server | None = None
         #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
         self.vip_server: asyncio.Server | None = None
+        #: frontend state a slave copies from its master (Kafka transaction coordinator)
+        self.replicated_states = ReplicatedStates()
         self.slave_sync = SlaveSyncService(self)
         self.store.queue_opened_listeners.append(self._queue_opened)
         self.registrar: NamesrvRegistrar | None = None
@@ -220,6 +223,7 @@ class Broker:
         self.schedule.start()
         self.timer.start()
         self.transactions.start()
+        await self.replicated_states.promoted()  # e.g. Kafka transactions the old master left open
         if self.registrar is not None:
             await self.registrar.register_all()  # the name servers move this address to id 0
         log.warning("broker %s is MASTER at epoch %d", self.config.broker_name, epoch)

@@ -5,11 +5,12 @@ While ``broker.ha.master_addr`` is known (REGISTER_BROKER results, ``namesrv_reg
 slave pulls from the master right after it learns the address and then every
 ``slaveSyncInterval``: GET_ALL_TOPIC_CONFIG (topics: upsert, delete what the master no longer has,
 persist, take the master's data version), GET_ALL_CONSUMER_OFFSET, GET_ALL_DELAY_OFFSET and
-GET_ALL_SUBSCRIPTIONGROUP_CONFIG. Consumer offsets are merged by maximum per queue, never
-overwritten: while the master is gone consumers commit to the slave, and a master that comes back
-with older offsets must not move them backwards (RocketMQ's ``putAll`` does: apache/rocketmq
-#1094, #2181). A failed pull is logged and retried next round; a Java master's bodies (fastjson's
-bare integer keys) are read too.
+GET_ALL_SUBSCRIPTIONGROUP_CONFIG, and REPLICATED_STATE for each frontend state registered in
+``broker.replicated_states`` (the Kafka transaction coordinator's). Consumer offsets are merged by
+maximum per queue, never overwritten: while the master is gone consumers commit to the slave, and
+a master that comes back with older offsets must not move them backwards (RocketMQ's ``putAll``
+does: apache/rocketmq #1094, #2181). A failed pull is logged and retried next round; a Java
+master's bodies (fastjson's bare integer keys) are read too.
 """
 
 from __future__ import annotations
@@ -124,21 +125,32 @@ class SlaveSyncService:
             ) as exc:
                 log.warning("cannot copy the %s of master %s: %s; retrying next round", what, master, exc)
                 ok = False
+        for name, provider in list(self.broker.replicated_states.providers.items()):
+            try:
+                provider.load(await self._pull_raw(master, RequestCode.REPLICATED_STATE, {"name": name}))
+            except (RemotingError, SyncError, OSError, ValueError, TypeError, KeyError) as exc:
+                log.warning(
+                    "cannot copy the %s state of master %s: %s; retrying next round", name, master, exc
+                )
+                ok = False
         return ok
 
     async def _pull(self, master: str, code: int) -> dict[str, Any]:
+        obj = loads_fastjson(await self._pull_raw(master, code))
+        if not isinstance(obj, dict):
+            raise SyncError("the body is not a JSON object")
+        return obj
+
+    async def _pull_raw(self, master: str, code: int, ext: dict[str, str] | None = None) -> bytes:
         if self._conn is None or not self._conn.is_open or self._conn_addr != master:
             if self._conn is not None:
                 self._conn.close()
             self._conn = await connect(*split_addr(master))
             self._conn_addr = master
-        resp = await self._conn.invoke(RemotingCommand(code=code), timeout=PULL_TIMEOUT)
+        resp = await self._conn.invoke(RemotingCommand(code=code, ext_fields=ext or {}), timeout=PULL_TIMEOUT)
         if resp.code != ResponseCode.SUCCESS:
             raise SyncError(f"answered {resp.code} {resp.remark}")
-        obj = loads_fastjson(bytes(resp.body))
-        if not isinstance(obj, dict):
-            raise SyncError("the body is not a JSON object")
-        return obj
+        return bytes(resp.body)
 
     def _apply_topics(self, body: dict[str, Any]) -> None:
         version = DataVersion.from_json(_mapping(body, "dataVersion"))

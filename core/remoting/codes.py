@@ -68,6 +68,9 @@ class RequestCode(IntEnum):
     #: ferrymq's own: a slave asks its master's high watermark (confirmOffset); held until it
     #: passes the one the slave knows (core/broker/confirm_follow.py)
     HA_CONFIRM_OFFSET = 9902
+    #: ferrymq's own: a slave copies a frontend's state named ``name`` (e.g. kafkaTransactions)
+    #: from its master (core/broker/replicated_state.py); SYSTEM_ERROR for an unknown name
+    REPLICATED_STATE = 9903
     # the failover controller (RocketMQ 5 controller mode; namesrv/controller)
     BROKER_HEARTBEAT = 904
     CONTROLLER_ALTER_SYNC_STATE_SET = 1001

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
     from ferrymq.core.broker.routes_source import ClusterSource
 
+#: names in ``broker.replicated_states`` (REPLICATED_STATE's ``name``): the transaction
+#: coordinator's state, and which partitions hold transactions (registered first: loaded first)
+TXN_STATE = "kafkaTransactions"
+TXN_PARTITIONS = "kafkaTxnPartitions"
+
 log = logging.getLogger("ferrymq.kafka")
 
 #: how often topics with their own retention.ms are trimmed
@@ -127,6 +132,8 @@ class KafkaFrontend:
         self.cluster.port = self.port
         await self.coordinator.start()
         await self.txn_coordinator.start()
+        self.broker.replicated_states.register(TXN_PARTITIONS, self.txn_partitions)  # slaves copy them
+        self.broker.replicated_states.register(TXN_STATE, self.txn_coordinator)
         registrar = self.broker.registrar
         if registrar is not None:  # the other brokers learn our Kafka listener from the name servers
             registrar.extra_fields["kafkaAddr"] = f"{self.advertised_host}:{self.port}"
@@ -159,6 +166,8 @@ class KafkaFrontend:
                 pass
         await self.cluster.stop()
         self.inflater.shutdown(wait=False, cancel_futures=True)
+        self.broker.replicated_states.unregister(TXN_STATE)
+        self.broker.replicated_states.unregister(TXN_PARTITIONS)
         await self.txn_coordinator.stop()
         await self.coordinator.stop()
         store = self.broker.store

@@ -97,6 +97,18 @@ class ProducerStates:
         self._next_id += 1
         return pid
 
+    @property
+    def ids_reserved(self) -> int:
+        """Every id below this may have been handed out (what a slave must not reuse)."""
+        return self._block_end
+
+    def reserve_ids(self, end: int) -> None:
+        """Never hand out an id below ``end`` (a slave, of its master's ids: after a failover the
+        new master's ids must not collide with the old master's producers)."""
+        if end > max(self._next_id, self._block_end):
+            self._next_id = self._block_end = end
+            write_json_atomic(self.id_file, {"nextProducerId": end})
+
     def known_producer_id(self, pid: int) -> bool:
         return 0 <= pid < self._next_id
 

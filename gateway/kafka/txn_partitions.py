@@ -19,7 +19,9 @@ Durability: the state is not written anywhere of its own: it is rebuilt from the
 transactional batches and control batches) the first time a partition is used after a start or
 a truncation. So that only partitions that ever held a transaction are scanned, the first
 transactional write to a partition records (topic, queue, offset) in ``kafkaTxnPartitions.json``
-(fsynced, before the batch is stored); the rebuild scans batch headers from that offset on.
+(fsynced, before the batch is stored); the rebuild scans batch headers from that offset on. A slave
+copies that file's content from its master (a ``core.broker.replicated_state`` provider,
+``kafkaTxnPartitions``), so once elected it rebuilds the transactions it replicated.
 
 Markers are written by ``write_markers`` (the coordinator's call; WriteTxnMarkers, API 27, serves
 it to other broker groups): one control batch per partition, magic 2, attributes 0x30, the
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.persist import read_json, write_json_atomic
@@ -88,6 +91,7 @@ class PartitionTxns:
     """One partition's transactions (pure state; offsets are Kafka offsets = queue offsets)."""
 
     open: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (epoch, first offset)
+    opened_ms: dict[int, int] = field(default_factory=dict)  # pid -> when seen open (this process)
     epochs: dict[int, int] = field(default_factory=dict)  # pid -> highest epoch seen
     aborted: list[tuple[int, int, int]] = field(default_factory=list)  # (pid, first, last), by last
     _lasts: list[int] = field(default_factory=list)  # the aborted entries' last offsets, for bisect
@@ -95,16 +99,20 @@ class PartitionTxns:
     def first_unstable(self) -> int | None:
         return min(first for _, first in self.open.values()) if self.open else None
 
-    def batch(self, pid: int, epoch: int, base: int) -> None:
-        """A transactional batch stored at ``base``: opens the producer's transaction if none is."""
+    def batch(self, pid: int, epoch: int, base: int, now_ms: int) -> None:
+        """A transactional batch stored (or rebuilt) at ``base``: opens the producer's transaction
+        if none is; ``now_ms`` is when this process first saw it open (the orphan fallback's clock,
+        never the producer's timestamps)."""
         self.epochs[pid] = max(epoch, self.epochs.get(pid, epoch))
         if pid not in self.open:
             self.open[pid] = (epoch, base)
+            self.opened_ms[pid] = now_ms
 
     def marker(self, pid: int, epoch: int, commit: bool, offset: int) -> None:
         """A marker stored at ``offset`` closes the producer's transaction (ABORT: indexed)."""
         self.epochs[pid] = max(epoch, self.epochs.get(pid, epoch))
         opened = self.open.pop(pid, None)
+        self.opened_ms.pop(pid, None)
         if opened is not None and not commit:
             self.aborted.append((pid, opened[1], offset))
             self._lasts.append(offset)
@@ -161,6 +169,7 @@ class TxnPartitions:
 
     def _rebuild(self, topic: str, queue: int, start: int) -> PartitionTxns:
         st = PartitionTxns()
+        now_ms = self._clock()
         for entry in self.store.entries(topic, queue, start):
             if entry.kind is not EntryKind.BATCH or entry.format != BATCH_FORMAT_KAFKA_V2:
                 continue
@@ -173,7 +182,7 @@ class TxnPartitions:
                 if marker is not None and marker[0] in (ABORT, COMMIT):
                     st.marker(info.producer_id, info.producer_epoch, marker[0] == COMMIT, entry.queue_offset)
             else:
-                st.batch(info.producer_id, info.producer_epoch, entry.queue_offset)
+                st.batch(info.producer_id, info.producer_epoch, entry.queue_offset, now_ms)
         if st.open or st.aborted:
             log.info(
                 "%s-%d: transactions rebuilt from offset %d: %d open, %d aborted",
@@ -196,6 +205,29 @@ class TxnPartitions:
         for (topic, q), offset in self._tracked.items():
             data.setdefault(topic, {})[str(q)] = offset
         write_json_atomic(self.tracked_file, data)
+
+    # ---- replicated state (core.broker.replicated_state) -----------------------------------------
+
+    def dump(self) -> bytes:
+        """On the master: which partitions hold transactions, from where (the tracked file)."""
+        return orjson.dumps([[t, q, o] for (t, q), o in sorted(self._tracked.items())])
+
+    def load(self, data: bytes) -> None:
+        """On a slave: the master's tracked partitions join ours (replicated batches never pass
+        ``before_store`` here), so an elected slave rebuilds their transactions from the log."""
+        added = False
+        for topic, queue, offset in orjson.loads(data):
+            key = (str(topic), int(queue))
+            if key not in self._tracked or int(offset) < self._tracked[key]:
+                self._tracked[key] = int(offset)
+                self._partitions.pop(key, None)  # rebuilt from the new start when next used
+                added = True
+        if added:
+            self._save()
+
+    async def promoted(self) -> None:
+        """Elected master: rebuild every partition from the log as replicated."""
+        self.forget_all()
 
     def forget_all(self) -> None:
         """After a truncation: every partition is rebuilt from what is left when next used."""
@@ -275,7 +307,7 @@ class TxnPartitions:
         if info.attributes & rb.TRANSACTIONAL:
             st = self.state(topic, queue)
             assert st is not None  # tracked by before_store
-            st.batch(info.producer_id, info.producer_epoch, base)
+            st.batch(info.producer_id, info.producer_epoch, base, self._clock())
 
     # ---- markers -----------------------------------------------------------------------------------
 
@@ -316,6 +348,35 @@ class TxnPartitions:
                 failed = ErrorCode.kafka_storage_error
             if failed is not None:
                 out = {k: (failed if v == ErrorCode.none else v) for k, v in out.items()}
+        return out
+
+    def abort_orphans(
+        self, now_ms: int, max_age_ms: int, known: Callable[[int], bool], coordinator_epoch: int
+    ) -> list[tuple[str, int, int]]:
+        """The fallback against a last stable offset stuck for good: write an ABORT marker for
+        every transaction seen open here longer than ``max_age_ms`` (kafkaTransactionMaxTimeoutMs:
+        any coordinator would have ended it) whose producer the local coordinator does not
+        ``known`` (its state was lost, e.g. a failover before the slave copied it). The
+        (topic, queue, producer id) aborted."""
+        out = []
+        for (topic, queue), st in list(self._partitions.items()):
+            for pid, opened_ms in list(st.opened_ms.items()):
+                if opened_ms + max_age_ms >= now_ms or known(pid):
+                    continue
+                epoch = st.epochs.get(pid, st.open[pid][0])
+                log.error(
+                    "%s-%d: transaction of producer %d (epoch %d) open since offset %d for over %d ms "
+                    "and unknown to this coordinator: aborting it",
+                    topic,
+                    queue,
+                    pid,
+                    epoch,
+                    st.open[pid][1],
+                    max_age_ms,
+                )
+                error, _ = self._write_marker(topic, queue, pid, epoch, False, coordinator_epoch)
+                if error == ErrorCode.none:
+                    out.append((topic, queue, pid))
         return out
 
     def _write_marker(

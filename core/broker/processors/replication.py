@@ -1,9 +1,11 @@
-"""HA_SLAVE_HELLO (9901, ferrymq's own): a ferrymq slave names the HA connection it just opened,
-so the master streams it Kafka batch entries too (core/ha/master.py, "Foreign slaves").
+"""ferrymq's own replication requests (an Apache RocketMQ master answers REQUEST_CODE_NOT_SUPPORTED).
 
-The field is ``haClientAddr``, the slave's local host:port of that connection, which is what
-the master sees as its peer (a NAT between them makes the slave look foreign: replication then
-stops before the first batch entry, which is safe)."""
+HA_SLAVE_HELLO (9901): a ferrymq slave names the HA connection it just opened, so the master
+streams it Kafka batch entries too (core/ha/master.py, "Foreign slaves"). The field is
+``haClientAddr``, the slave's local host:port of that connection, which is what the master sees
+as its peer (a NAT between them makes the slave look foreign: replication then stops before the
+first batch entry, which is safe). HA_CONFIRM_OFFSET (9902): the master's high watermark.
+REPLICATED_STATE (9903): a frontend's state a slave copies (core/broker/replicated_state.py)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,17 @@ class ReplicationProcessor:
             c.broker_cluster_name, c.broker_name, c.broker_id, b.epochs.entries, b.store.commit_log_max_offset
         )
         return cmd.response(ResponseCode.SUCCESS, body=body)
+
+    @guarded
+    def replicated_state(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        """REPLICATED_STATE (9903): the frontend state registered as ``name``, for a slave's copy."""
+        name = req_str(cmd.ext_fields, "name", ResponseCode.INVALID_PARAMETER)
+        if self.broker.config.is_slave:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, "this broker is not a master")
+        provider = self.broker.replicated_states.providers.get(name)
+        if provider is None:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, f"no replicated state named {name}")
+        return cmd.response(ResponseCode.SUCCESS, body=provider.dump())
 
     def confirm_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         """HA_CONFIRM_OFFSET (9902): this master's high watermark once it is past ``knownOffset``

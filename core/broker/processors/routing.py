@@ -68,6 +68,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.HA_SLAVE_HELLO: replication.slave_hello,
         RequestCode.GET_BROKER_EPOCH_CACHE: replication.epoch_cache,
         RequestCode.HA_CONFIRM_OFFSET: replication.confirm_offset,
+        RequestCode.REPLICATED_STATE: replication.replicated_state,
         # client_manage.py
         RequestCode.HEART_BEAT: clients.heartbeat,
         RequestCode.UNREGISTER_CLIENT: clients.unregister,

@@ -14,6 +14,13 @@ a transaction it already closed). A file rather than an internal topic because t
 other state (producer ids, group offset metadata) lives in such files, the store has no
 compaction to bound a state log, and a slave never coordinates.
 
+Failover (controller mode): the state is also a ``core.broker.replicated_state`` provider named
+``kafkaTransactions``: a slave copies its master's each slaveSyncInterval (and keeps it in its own
+file), and when elected (``promoted``) takes over as after a restart: a new coordinator epoch, the
+markers of every Prepare* transaction written, Ongoing ones aborted at their timeout. Should a
+transaction still be left open on a partition (its coordinator's state lost), the partition side's
+fallback aborts it after kafkaTransactionMaxTimeoutMs (``TxnPartitions.abort_orphans``).
+
 Markers: partitions this broker group leads go to ``KafkaFrontend.txn_partitions.write_markers``;
 the others as WriteTxnMarkers (27) v1 to their leader's Kafka listener. Each is retried with
 backoff until written (or its topic is gone); then the transaction is Complete* and its pending
@@ -33,6 +40,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
 from kio.schema.errors import ErrorCode
 from kio.schema.types import ProducerId, TopicName
 from kio.schema.write_txn_markers.v1.request import (
@@ -49,6 +57,7 @@ from ferrymq.gateway.kafka.txn.state import Finish, InitResult, Partition, TxnMe
 
 if TYPE_CHECKING:
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
+    from ferrymq.gateway.kafka.txn_partitions import TxnPartitions
 
 log = logging.getLogger("ferrymq.kafka.txn")
 
@@ -94,15 +103,23 @@ class TxnCoordinator:
         self.writer = BackgroundJsonWriter(path, self._snapshot)
         self._finishing: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self.max_timeout_ms = config.kafka_transaction_max_timeout_ms
+        self._copied: bytes | None = None
         data = read_json(path)
         if isinstance(data, dict):
-            self.coordinator_epoch = int(data.get("coordinatorEpoch", 0))
-            self.states.load(data.get("transactions", []))
-            for g, by_pid in data.get("pending", {}).items():
-                self.pending[g] = {
-                    int(pid): {(t, int(p)): (int(o), str(m)) for t, p, o, m in entries}
-                    for pid, entries in by_pid.items()
-                }
+            self._apply(data)
+
+    def _apply(self, data: dict[str, Any]) -> None:
+        """Take a snapshot's state (the file at start; the master's on a slave), replacing ours."""
+        self.coordinator_epoch = max(self.coordinator_epoch, int(data.get("coordinatorEpoch", 0)))
+        pending: Pending = {}
+        for g, by_pid in data.get("pending", {}).items():
+            pending[g] = {
+                int(pid): {(t, int(p)): (int(o), str(m)) for t, p, o, m in entries}
+                for pid, entries in by_pid.items()
+            }
+        self.states.load(data.get("transactions", []), replace=True)
+        self.pending = pending
 
     def _snapshot(self) -> dict[str, Any]:
         return {
@@ -114,16 +131,46 @@ class TxnCoordinator:
             },
         }
 
+    # ---- replicated state (core.broker.replicated_state) -------------------------------------
+
+    def dump(self) -> bytes:
+        """On the master: the state a slave copies (what the file holds, and how far producer ids
+        were handed out, so the slave once elected hands out none of them again)."""
+        return orjson.dumps(self._snapshot() | {"producerIdsReserved": self.frontend.producers.ids_reserved})
+
+    def load(self, data: bytes) -> None:
+        """On a slave: the master's state replaces ours, and is kept in our file."""
+        if data == self._copied:
+            return
+        obj = orjson.loads(data)
+        if not isinstance(obj, dict):
+            raise ValueError("the transaction state is not a JSON object")
+        self.frontend.producers.reserve_ids(int(obj.get("producerIdsReserved", 0)))
+        self._apply(obj)
+        self._copied = data
+        self.writer.changed()
+
+    async def promoted(self) -> None:
+        """Elected master: finish what the old master left, as after a restart."""
+        log.warning("taking over %d transactional ids copied from the old master", len(self.states.txns))
+        self._copied = None
+        await self._take_over()
+
     # ---- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._take_over()
+        self._task = asyncio.create_task(self._timeouts(), name="kafka-txn-timeouts")
+
+    async def _take_over(self) -> None:
         """A new coordinator epoch; the markers of every Prepare* transaction written again."""
         self.coordinator_epoch += 1
         self.writer.changed()
         await self.writer.wait()
+        if self.frontend.broker.config.is_slave:
+            return  # the master writes them; we copy its state
         for finish in self.states.preparing():
             self._start_finish(finish)
-        self._task = asyncio.create_task(self._timeouts(), name="kafka-txn-timeouts")
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._finishing.values()) if t is not None]
@@ -136,8 +183,11 @@ class TxnCoordinator:
     async def _timeouts(self) -> None:
         while True:
             await asyncio.sleep(self.check_s)
+            if self.frontend.broker.config.is_slave:
+                continue  # its master's coordinator aborts them
             try:
                 self.abort_timed_out()
+                self._abort_orphans()
             except Exception:
                 log.exception("transaction timeout check failed")
 
@@ -153,6 +203,18 @@ class TxnCoordinator:
         if out or expired:
             self.writer.changed()
         return out
+
+    def _abort_orphans(self) -> None:
+        """The fallback: abort transactions open on local partitions for longer than any timeout
+        whose producer this coordinator does not know (its coordinator's state was lost)."""
+        tp: TxnPartitions | None = getattr(self.frontend, "txn_partitions", None)
+        if tp is not None:
+            tp.abort_orphans(
+                _wall_ms(),
+                self.max_timeout_ms,
+                lambda pid: self.states.by_producer(pid) is not None,
+                self.coordinator_epoch,
+            )
 
     # ---- which broker serves an id ------------------------------------------------------------
 

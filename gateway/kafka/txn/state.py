@@ -146,7 +146,11 @@ class TxnStates:
     def to_json(self) -> list[dict[str, Any]]:
         return [m.to_json() for m in self.txns.values()]
 
-    def load(self, items: Iterable[dict[str, Any]]) -> None:
+    def load(self, items: Iterable[dict[str, Any]], *, replace: bool = False) -> None:
+        """Add the ids of ``to_json``; ``replace``: forget every other id first (a slave's copy)."""
+        if replace:
+            self.txns.clear()
+            self._by_pid.clear()
         for d in items:
             meta = TxnMeta.from_json(d)
             self.txns[meta.transactional_id] = meta
