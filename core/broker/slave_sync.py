@@ -47,6 +47,10 @@ class SyncError(Exception):
     """A metadata pull the master refused or answered with an unusable body."""
 
 
+class NotFerryMaster(SyncError):
+    """The master does not serve REPLICATED_STATE (an Apache RocketMQ master): nothing to copy."""
+
+
 def refuse_on_slave(broker: Broker, cmd: RemotingCommand) -> RemotingCommand | None:
     """SYSTEM_ERROR for a metadata write to a slave (its master owns topics and groups); else None."""
     if not broker.config.is_slave:
@@ -71,6 +75,8 @@ class SlaveSyncService:
         self._conn: RemotingConnection | None = None
         self._conn_addr: str | None = None
         self._kick = asyncio.Event()
+        #: masters that do not serve REPLICATED_STATE (Apache RocketMQ): asked once, not every round
+        self._no_replicated_state: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -126,8 +132,13 @@ class SlaveSyncService:
                 log.warning("cannot copy the %s of master %s: %s; retrying next round", what, master, exc)
                 ok = False
         for name, provider in list(self.broker.replicated_states.providers.items()):
+            if master in self._no_replicated_state:
+                break
             try:
                 provider.load(await self._pull_raw(master, RequestCode.REPLICATED_STATE, {"name": name}))
+            except NotFerryMaster:
+                log.info("master %s is not ferrymq (no REPLICATED_STATE): frontend state not copied", master)
+                self._no_replicated_state.add(master)
             except (RemotingError, SyncError, OSError, ValueError, TypeError, KeyError) as exc:
                 log.warning(
                     "cannot copy the %s state of master %s: %s; retrying next round", name, master, exc
@@ -148,6 +159,8 @@ class SlaveSyncService:
             self._conn = await connect(*split_addr(master))
             self._conn_addr = master
         resp = await self._conn.invoke(RemotingCommand(code=code, ext_fields=ext or {}), timeout=PULL_TIMEOUT)
+        if resp.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED and code == RequestCode.REPLICATED_STATE:
+            raise NotFerryMaster(master)
         if resp.code != ResponseCode.SUCCESS:
             raise SyncError(f"answered {resp.code} {resp.remark}")
         return bytes(resp.body)
