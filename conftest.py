@@ -8,6 +8,7 @@ interpreter and make up ``make test-fast`` (``-m "not process and not slow"``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Iterator
@@ -17,6 +18,19 @@ import pytest
 
 from ferrymq.cli import testing as launchers
 from ferrymq.cli.testing import FerryServer
+
+#: the servers the conftest fixtures have running now, whose log tails a failed test shows
+_RUNNING: list[FerryServer] = []
+
+
+@contextlib.contextmanager
+def _running(server: FerryServer) -> Iterator[None]:
+    _RUNNING.append(server)
+    try:
+        yield
+    finally:
+        _RUNNING.remove(server)
+
 
 # hundreds of test stores with 1 GiB segments: preallocated, they would fill the disk (the tests
 # of preallocation and full disks turn it back on: fault_fs.FaultyDisk, test_disk_full.py)
@@ -34,7 +48,7 @@ ROOT = Path(__file__).parent
 @pytest.fixture
 def ferrymq_server(tmp_path: Path) -> Iterator[FerryServer]:
     """A real ``ferrymq serve`` process on free ports in a temporary directory."""
-    with FerryServer(tmp_path / "ferrymq") as server:
+    with FerryServer(tmp_path / "ferrymq") as server, _running(server):
         yield server
 
 
@@ -45,9 +59,12 @@ def shared_server(
     """One ``ferrymq serve`` for every test of a module, for tests that each leave it in a state the
     others tolerate (fast). Its broker.conf text is the module's ``FERRYMQ_CONF`` (default none)."""
     name = request.module.__name__.rsplit(".", 1)[-1]
-    with FerryServer(
-        tmp_path_factory.mktemp(name) / "ferrymq", getattr(request.module, "FERRYMQ_CONF", "")
-    ) as server:
+    with (
+        FerryServer(
+            tmp_path_factory.mktemp(name) / "ferrymq", getattr(request.module, "FERRYMQ_CONF", "")
+        ) as server,
+        _running(server),
+    ):
         yield server
 
 
@@ -65,6 +82,7 @@ def server_factory(tmp_path: Path) -> Iterator[type[FerryServer]]:
     class Factory(FerryServer):
         def start(self) -> FerryServer:
             started.append(self)
+            _RUNNING.append(self)
             return super().start()
 
     try:
@@ -72,6 +90,8 @@ def server_factory(tmp_path: Path) -> Iterator[type[FerryServer]]:
     finally:
         for s in started:
             s.stop()
+            if s in _RUNNING:
+                _RUNNING.remove(s)
 
 
 def _starts_processes(item: pytest.Item) -> bool:
@@ -123,6 +143,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     if report.skipped and not hasattr(report, "wasxfail") and _must_run(Path(str(item.path))):
         _fail_skip(report, item.nodeid)
+    if report.failed and call.when == "call":
+        _attach_server_logs(item, report)
+
+
+def _attach_server_logs(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A failed test shows the tail of each server log it used: CI keeps nothing else of them."""
+    for server in _RUNNING:
+        report.sections.append((f"ferrymq server log ({server.log_path}), last lines", server.log_tail(80)))
 
 
 @pytest.hookimpl(hookwrapper=True)

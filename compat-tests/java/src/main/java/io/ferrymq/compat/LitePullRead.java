@@ -10,9 +10,12 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.apache.rocketmq.client.consumer.DefaultLitePullConsumer;
+import org.apache.rocketmq.client.exception.MQClientException;
 import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.MessageExt;
 import org.apache.rocketmq.common.message.MessageQueue;
+import org.apache.rocketmq.remoting.exception.RemotingConnectException;
+import org.apache.rocketmq.remoting.exception.RemotingSendRequestException;
 
 /**
  * Reads COUNT messages (or until the timeout) with DefaultLitePullConsumer and prints one line per message.
@@ -181,17 +184,57 @@ public final class LitePullRead {
         }
         for (MessageQueue mq : mqs) {
             if ("end".equals(spec)) {
-                consumer.seekToEnd(mq);
+                retryingSeek(() -> consumer.seekToEnd(mq));
             } else if (all != null) {
-                consumer.seek(mq, all);
+                long to = all;
+                retryingSeek(() -> consumer.seek(mq, to));
                 guard.floor.put(SeekGuard.key(mq.getBrokerName(), mq.getQueueId()), all);
             } else if (perQueue.containsKey(mq.getQueueId())) {
-                consumer.seek(mq, perQueue.get(mq.getQueueId()));
-                guard.floor.put(SeekGuard.key(mq.getBrokerName(), mq.getQueueId()), perQueue.get(mq.getQueueId()));
+                long to = perQueue.get(mq.getQueueId());
+                retryingSeek(() -> consumer.seek(mq, to));
+                guard.floor.put(SeekGuard.key(mq.getBrokerName(), mq.getQueueId()), to);
             } else {
-                consumer.seekToBegin(mq);
+                retryingSeek(() -> consumer.seekToBegin(mq));
             }
         }
+    }
+
+    private interface SeekCall {
+        void run() throws MQClientException;
+    }
+
+    /**
+     * Seeks, again if the client dropped its own connection under the seek.
+     *
+     * <p>A race inside rocketmq-client 5.3.x, whatever the server: seek() interrupts the pull thread of the queue
+     * it seeks; if that thread is then inside another request, its interrupted semaphore wait surfaces as a
+     * RemotingSendRequestException, on which NettyRemotingClient closes the broker channel, and the seek's own
+     * minOffset/maxOffset request on that channel fails with "send request to ... failed" (seen in CI, and in
+     * the client log as "invokeSync: send request exception, so close the channel"). The next call opens a new
+     * channel, so a retry is what an application would do.
+     */
+    private static void retryingSeek(SeekCall call) throws MQClientException, InterruptedException {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                call.run();
+                return;
+            } catch (MQClientException e) {
+                if (attempt >= 3 || !droppedConnection(e)) {
+                    throw e;
+                }
+                System.err.println("LitePullRead: seek retried after the client dropped its connection: " + e);
+                Thread.sleep(100L * attempt);
+            }
+        }
+    }
+
+    private static boolean droppedConnection(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof RemotingSendRequestException || t instanceof RemotingConnectException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Drops what the client replays after a seek in assign mode (see the class comment). */
