@@ -4,8 +4,11 @@ compat-tests/test_java_acl.py: accounts, the broker.conf text, signed topic crea
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from ferrymq.cli.testing import FerryServer
 from ferrymq.core.remoting.acl_sign import sign
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -52,3 +55,12 @@ def create_topic_signed(broker_addr: str, namesrv_addr: str, topic: str) -> None
         10.0,
         "the topic reaching the name server",
     )
+
+
+@contextmanager
+def acl_server(tmp: Path) -> Iterator[FerryServer]:
+    """A ``ferrymq serve`` with ACL on and the topics AclT and AclDenied."""
+    with FerryServer(tmp / "ferrymq", acl_conf(tmp)) as s:
+        create_topic_signed(s.broker_addr, s.namesrv_addr, "AclT")
+        create_topic_signed(s.broker_addr, s.namesrv_addr, "AclDenied")
+        yield s

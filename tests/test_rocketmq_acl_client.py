@@ -11,15 +11,12 @@ import pytest
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client import BrokerError, LitePullConsumer, Message, Producer
 from ferrymq.core.remoting.codes import ResponseCode
-from tests.acl_support import acl_conf, create_topic_signed
+from tests.acl_support import acl_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
-    tmp = tmp_path_factory.mktemp("rmqacl")
-    with FerryServer(tmp / "ferrymq", acl_conf(tmp)) as s:
-        create_topic_signed(s.broker_addr, s.namesrv_addr, "AclT")
-        create_topic_signed(s.broker_addr, s.namesrv_addr, "AclDenied")
+    with acl_server(tmp_path_factory.mktemp("rmqacl")) as s:
         yield s
 
 
