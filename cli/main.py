@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         " --host:--port among them; one entry for a single controller)",
     )
     n.add_argument("--controller-dir", type=Path, help="where the controller keeps its Raft log")
+    n.add_argument(
+        "--acl-file",
+        type=Path,
+        help="plain_acl.yml: REGISTER/UNREGISTER_BROKER must be signed by an admin account of it",
+    )
 
     b = sub.add_parser("broker", help="a broker configured by a RocketMQ broker.conf")
     b.add_argument("-c", "--config", type=Path, help="broker.conf (RocketMQ keys)")
@@ -248,13 +253,16 @@ def _slave_overrides(overrides: dict[str, object], i: int) -> dict[str, object]:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    namesrv = NameServer(host=args.host, port=args.namesrv_port)
+    text = args.config.read_text() if args.config else ""
+    acl = BrokerConfig.from_properties(text)  # aclEnable: the name server checks registrations too
+    namesrv = NameServer(
+        host=args.host, port=args.namesrv_port, acl_file=acl.acl_file if acl.acl_enable else None
+    )
     overrides: dict[str, object] = {
         "listenHost": args.host,
         "listenPort": args.broker_port,
         "brokerIP1": _advertised(args.host),
     }
-    text = args.config.read_text() if args.config else ""
     if args.data_dir is not None:
         overrides["storePathRootDir"] = args.data_dir.resolve()
     if args.slaves:  # one store per member, none inside another (disk use is a walk of the store)
@@ -307,7 +315,11 @@ async def _namesrv(args: argparse.Namespace) -> None:
         node = ControllerNode(parse_peers(args.controller_peers), f"{args.host}:{args.port}", data)
         controller = ControllerService(node)
     namesrv = NameServer(
-        host=args.host, port=args.port, broker_expiry_s=args.broker_expiry, controller=controller
+        host=args.host,
+        port=args.port,
+        broker_expiry_s=args.broker_expiry,
+        controller=controller,
+        acl_file=args.acl_file,
     )
 
     async def start() -> None:

@@ -9,7 +9,8 @@ client (NOTIFY_CONSUMER_IDS_CHANGED, ...) go to handlers registered by code; oth
 answered REQUEST_CODE_NOT_SUPPORTED. Transport failures become :class:`NetworkError`; what to
 do with a response code is the caller's business (see :func:`check_response`).
 
-Not here: TLS, ACL signatures (RPC hooks), the VIP channel.
+With ``set_credentials`` every request is signed as the Java client's ``AclClientRPCHook`` signs
+it (core/remoting/acl_sign.py), name-server requests included. Not here: TLS, the VIP channel.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import random
 from collections.abc import Iterable
 
 from ferrymq.client.errors import BrokerError, ClientError, NetworkError
+from ferrymq.core.remoting.acl_sign import sign
 from ferrymq.core.remoting.codes import SERVER_VERSION, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import (
@@ -90,6 +92,19 @@ class RemotingClient:
         self._conns: dict[str, RemotingConnection] = {}
         self._connecting: dict[str, asyncio.Future[RemotingConnection]] = {}
         self._closed = False
+        #: (accessKey, secretKey) every request is signed with (RocketMQ ACL), None: unsigned
+        self.credentials: tuple[str, str] | None = None
+
+    def set_credentials(self, access_key: str | None, secret_key: str | None) -> None:
+        """Sign requests with this RocketMQ ACL account; both None: unsigned."""
+        if (access_key is None) != (secret_key is None) or access_key == "" or secret_key == "":
+            raise ClientError("access_key and secret_key go together and must not be empty")
+        self.credentials = (access_key, secret_key) if access_key and secret_key else None
+
+    def signed(self, cmd: RemotingCommand) -> RemotingCommand:
+        if self.credentials is not None:
+            sign(cmd, *self.credentials)
+        return cmd
 
     def register_handler(self, code: int, handler: Handler) -> None:
         """Handle requests with ``code`` that servers send to this client."""
@@ -183,7 +198,7 @@ class RemotingClient:
             except TimeoutError:
                 raise NetworkError(f"connect to {addr} timed out after {timeout}s") from None
         try:
-            return await conn.invoke(cmd, max(0.001, deadline - loop.time()))
+            return await conn.invoke(self.signed(cmd), max(0.001, deadline - loop.time()))
         except RemotingError as exc:
             raise NetworkError(str(exc)) from None
 
@@ -192,7 +207,7 @@ class RemotingClient:
         conn = await self.connection(addr)
         if not conn.is_open:
             raise NetworkError(f"connection to {addr} is closed")
-        conn.invoke_oneway(cmd)
+        conn.invoke_oneway(self.signed(cmd))
 
     async def invoke_namesrv(self, cmd: RemotingCommand, timeout: float) -> RemotingCommand:
         """Send ``cmd`` to a name server, moving on to the next one when one cannot be reached."""

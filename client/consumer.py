@@ -124,6 +124,8 @@ class AsyncLitePullConsumer(ConsumerClient):
     * ``allocate_strategy`` -- queue allocation in the group, default averagely
       [allocateMessageQueueStrategy]
     * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
+    * ``access_key``, ``secret_key`` -- a RocketMQ ACL account: every request is signed, as
+      Java's ``AclClientRPCHook`` signs it
     """
 
     def __init__(
@@ -147,6 +149,8 @@ class AsyncLitePullConsumer(ConsumerClient):
         heartbeat_interval: float = 30.0,
         allocate_strategy: AllocateStrategy | None = None,
         instance_name: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
     ) -> None:
         self.group = check_group(group)
         self.consume_from = consume_from_key(consume_from)
@@ -170,6 +174,7 @@ class AsyncLitePullConsumer(ConsumerClient):
         self._instance = self._connect(
             namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
         )
+        self._instance.remote.set_credentials(access_key, secret_key)
         self._offsets = RemoteBrokerOffsetStore(self._instance, self.group, request_timeout)
         self._mode: str | None = None  # "SUBSCRIBE" | "ASSIGN"
         self._subs: dict[str, SubscriptionData] = {}

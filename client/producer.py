@@ -118,6 +118,8 @@ class AsyncProducer(AsyncClient):
     * ``poll_namesrv_interval`` / ``heartbeat_interval`` -- seconds [pollNameServerInterval,
       heartbeatBrokerInterval]
     * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
+    * ``access_key``, ``secret_key`` -- a RocketMQ ACL account: every request is signed, as
+      Java's ``AclClientRPCHook`` signs it
     """
 
     _kind = "producer"
@@ -140,6 +142,8 @@ class AsyncProducer(AsyncClient):
         poll_namesrv_interval: float = 30.0,
         heartbeat_interval: float = 30.0,
         instance_name: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
     ) -> None:
         self.group = check_group(group)
         if send_timeout <= 0:
@@ -169,6 +173,7 @@ class AsyncProducer(AsyncClient):
             heartbeat_interval=heartbeat_interval,
             default_topic_queue_nums=default_topic_queue_nums,
         )
+        self._instance.remote.set_credentials(access_key, secret_key)
         self._instance.routes.default_topic = create_topic_key
         self._instance.heartbeat_data = self._heartbeat_data
         self._instance.topics_in_use = lambda: list(self._instance.routes.publish)

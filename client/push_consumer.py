@@ -146,6 +146,8 @@ class AsyncPushConsumer(ConsumerClient):
         offset_store_dir: str | Path | None = None,
         priority: Callable[[MessageQueue], int] | None = None,
         instance_name: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
     ) -> None:
         self.group = check_group(group)
         model = message_model.upper()
@@ -184,6 +186,7 @@ class AsyncPushConsumer(ConsumerClient):
         self._instance = self._connect(
             namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
         )
+        self._instance.remote.set_credentials(access_key, secret_key)
         self._offsets: OffsetStore
         if model == CLUSTERING:
             self._offsets = RemoteBrokerOffsetStore(self._instance, self.group, request_timeout)

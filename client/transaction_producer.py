@@ -222,7 +222,8 @@ class AsyncTransactionProducer(AsyncProducer):
             broker_name=ext.get("bname"),
         )
         if conn.is_open:
-            conn.invoke_oneway(RemotingCommand(code=RequestCode.END_TRANSACTION, ext_fields=header))
+            end = RemotingCommand(code=RequestCode.END_TRANSACTION, ext_fields=header)
+            conn.invoke_oneway(self._instance.remote.signed(end))
 
 
 class TransactionProducer(BlockingFacade[AsyncTransactionProducer]):

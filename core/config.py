@@ -188,6 +188,14 @@ class BrokerConfig(BaseModel):
     #: with a token, let reads through without it (only mutating calls need it)
     admin_read_open: bool = Field(False, alias="adminReadOpen")
 
+    # RocketMQ ACL 1.0 (README "RocketMQ ACL"): signed requests, accounts in a plain_acl.yml
+    acl_enable: bool = Field(False, alias="aclEnable")
+    #: the accounts file, re-read when it changes (RocketMQ: $ROCKETMQ_HOME/conf/plain_acl.yml)
+    acl_file: Path = Field(DEFAULT_DATA_DIR.parent / "conf" / "plain_acl.yml", alias="aclFile")
+    #: the account the broker signs its own requests with (REGISTER_BROKER to the name servers)
+    access_key: str | None = Field(None, alias="accessKey")
+    secret_key: str | None = Field(None, alias="secretKey")
+
     # Kafka consumer groups (Apache Kafka's group.* broker settings)
     group_initial_rebalance_delay_ms: int = Field(3000, alias="groupInitialRebalanceDelayMs", ge=0)
     group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)

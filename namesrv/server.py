@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME
+from ferrymq.core.remoting.plain_acl import PlainAclFile
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, serve
+from ferrymq.namesrv.acl import refusal
 from ferrymq.namesrv.processor import build_dispatcher
 from ferrymq.namesrv.route_info import DEFAULT_BROKER_EXPIRY_S, RemovedBroker, RouteInfoManager
 
@@ -48,6 +51,7 @@ class NameServer:
         *,
         max_frame: int = DEFAULT_MAX_FRAME,
         controller: ControllerService | None = None,
+        acl_file: Path | None = None,
     ) -> None:
         if broker_expiry_s <= 0 or scan_interval_s <= 0:
             raise ValueError("broker_expiry_s and scan_interval_s must be positive")
@@ -62,6 +66,9 @@ class NameServer:
         if controller is not None:
             for code, handler in controller.handlers().items():
                 self._dispatcher.register(code, handler)
+        #: plain_acl.yml: registrations must be signed by an admin account (namesrv/acl.py)
+        self.acl = PlainAclFile(acl_file) if acl_file is not None else None
+        self._acl_task: asyncio.Task[None] | None = None
         self._server: asyncio.Server | None = None
         self._scan_task: asyncio.Task[None] | None = None
         # Connections that have sent a request, so stop() can close them (Python 3.11's
@@ -86,6 +93,8 @@ class NameServer:
             self._handle, self.host, self._port, max_frame=self.max_frame, on_close=self._on_close
         )
         self._scan_task = asyncio.get_running_loop().create_task(self._scan_loop(), name="namesrv-scan")
+        if self.acl is not None:
+            self._acl_task = asyncio.get_running_loop().create_task(self.acl.watch(), name="namesrv-acl")
         if self.controller is not None:
             self.controller.start()
         log.info(
@@ -99,11 +108,12 @@ class NameServer:
     async def stop(self) -> None:
         """Stop listening, close client connections and the scan task; idempotent."""
         server, self._server = self._server, None
-        task, self._scan_task = self._scan_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._scan_task, self._acl_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._scan_task = self._acl_task = None
         if server is None:
             return
         if self.controller is not None:
@@ -133,6 +143,8 @@ class NameServer:
 
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         self._connections.add(conn)
+        if self.acl is not None and (refused := refusal(self.acl, cmd, conn.peer)) is not None:
+            return refused
         return self._dispatcher(cmd, conn)
 
     def _on_close(self, conn: RemotingConnection) -> None:

@@ -100,9 +100,16 @@ class Authorizer:
         self.super_users = frozenset(super_users)
         self.allow_if_no_acl = allow_if_no_acl
         self._sources: dict[str, tuple[AclBinding, ...]] = {}
+        self._configured_super_users = self.super_users
+        self._source_super_users: dict[str, frozenset[str]] = {}
 
     def set_bindings(self, source: str, bindings: Iterable[AclBinding]) -> None:
         self._sources[source] = tuple(bindings)
+
+    def set_super_users(self, source: str, principals: Iterable[str]) -> None:
+        """Super users a source names (plain_acl.yml ``admin: true``), besides the configured ones."""
+        self._source_super_users[source] = frozenset(principals)
+        self.super_users = self._configured_super_users.union(*self._source_super_users.values())
 
     def bindings(self, source: str | None = None) -> list[AclBinding]:
         if source is not None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from ferrymq.core.auth.acl import Authorizer
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
 from ferrymq.core.broker.controller_client import ControllerClient
@@ -18,6 +19,7 @@ from ferrymq.core.broker.long_polling import PullRequestHoldService
 from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
+from ferrymq.core.broker.remoting_acl import RemotingAcl
 from ferrymq.core.broker.replicated_state import ReplicatedStates
 from ferrymq.core.broker.schedule import ScheduleMessageService
 from ferrymq.core.broker.slave_sync import SlaveSyncService
@@ -33,6 +35,7 @@ from ferrymq.core.ha.master import HaMaster
 from ferrymq.core.ha.slave import HaSlave
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.plain_acl import PlainAclFile
 from ferrymq.core.remoting.route import TopicConfig
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, ServerLimits, serve
 from ferrymq.core.store import MessageStore
@@ -85,6 +88,10 @@ class Broker:
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
+        #: who may do what, for every protocol (core/auth); frontends ask this one instance
+        self.authorizer = Authorizer()
+        #: aclEnable: the remoting port's signature and permission check (core/broker/remoting_acl.py)
+        self.acl = RemotingAcl(PlainAclFile(config.acl_file), self.authorizer) if config.acl_enable else None
 
     @property
     def port(self) -> int:
@@ -152,6 +159,8 @@ class Broker:
         await self.registrar.register_all()
         self.registrar.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
+        if self.acl is not None:
+            self._tasks.append(asyncio.create_task(self.acl.file.watch(), name="broker-acl-watch"))
         log.info(
             "broker %s (cluster %s, id %d) listening on %s:%d, store %s",
             self.config.broker_name,
@@ -182,6 +191,8 @@ class Broker:
         await self.registrar.register_all()
         self.registrar.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
+        if self.acl is not None:
+            self._tasks.append(asyncio.create_task(self.acl.file.watch(), name="broker-acl-watch"))
         self.controller = ControllerClient(self)
         self.controller.start()
         log.info(
@@ -280,6 +291,8 @@ class Broker:
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         if conn not in self.connections:
             self.connections.add(conn)
+        if self.acl is not None and (refused := self.acl.check(cmd, conn.peer)) is not None:
+            return refused
         return self.dispatcher(cmd, conn)
 
     def _on_close(self, conn: RemotingConnection) -> None:

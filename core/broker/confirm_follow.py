@@ -16,6 +16,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from ferrymq.core.remoting.acl_sign import sign_if_configured
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
@@ -76,6 +77,7 @@ class ConfirmFollower:
             code=RequestCode.HA_CONFIRM_OFFSET,
             ext_fields={"knownOffset": str(known), "timeoutMillis": str(HOLD_MS)},
         )
+        sign_if_configured(cmd, self.broker.config.access_key, self.broker.config.secret_key)
         resp = await conn.invoke(cmd, HOLD_MS / 1000 + 5)
         if resp.code != ResponseCode.SUCCESS:
             raise ValueError(f"{resp.code} {resp.remark}")

@@ -21,6 +21,7 @@ import logging
 import zlib
 from typing import TYPE_CHECKING
 
+from ferrymq.core.remoting.acl_sign import sign_if_configured
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import RegisterBrokerBody
@@ -100,6 +101,10 @@ class NamesrvRegistrar:
             },
         )
 
+    def _sign(self, cmd: RemotingCommand) -> RemotingCommand:
+        """Sign with broker.conf's accessKey/secretKey, for name servers with ACL on."""
+        return sign_if_configured(cmd, self.broker.config.access_key, self.broker.config.secret_key)
+
     async def register_all(self) -> None:
         if not self.addrs:
             return
@@ -152,6 +157,7 @@ class NamesrvRegistrar:
             }
         )
         cmd.body = body
+        self._sign(cmd)
         try:
             conn = await self._conn(addr)
             resp = await conn.invoke(cmd, timeout=6.0)
@@ -175,7 +181,7 @@ class NamesrvRegistrar:
         async def one(addr: str) -> None:
             try:
                 conn = await self._conn(addr)
-                await conn.invoke(self._request(RequestCode.UNREGISTER_BROKER), timeout=3.0)
+                await conn.invoke(self._sign(self._request(RequestCode.UNREGISTER_BROKER)), timeout=3.0)
                 log.info("unregistered from name server %s", addr)
             except RemotingError as exc:
                 log.warning("cannot unregister from name server %s: %s", addr, exc)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ferrymq.core.broker.subscription_group import SubscriptionGroupConfig
+from ferrymq.core.remoting.acl_sign import sign_if_configured
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import DataVersion, RouteCodecError, TopicConfig, loads_fastjson
@@ -158,7 +159,9 @@ class SlaveSyncService:
                 self._conn.close()
             self._conn = await connect(*split_addr(master))
             self._conn_addr = master
-        resp = await self._conn.invoke(RemotingCommand(code=code, ext_fields=ext or {}), timeout=PULL_TIMEOUT)
+        c = self.broker.config  # a master with aclEnable wants these signed
+        cmd = sign_if_configured(RemotingCommand(code=code, ext_fields=ext or {}), c.access_key, c.secret_key)
+        resp = await self._conn.invoke(cmd, timeout=PULL_TIMEOUT)
         if resp.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED and code == RequestCode.REPLICATED_STATE:
             raise NotFerryMaster(master)
         if resp.code != ResponseCode.SUCCESS:

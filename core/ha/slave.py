@@ -20,6 +20,7 @@ from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha.codec import FrameDecoder, HaProtocolError, encode_report
 from ferrymq.core.ha.epoch_sync import EpochFollower, MasterNotReady, NoConsistentPoint
 from ferrymq.core.ha.state import ReplicationState
+from ferrymq.core.remoting.acl_sign import sign_if_configured
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.transport import RemotingError, connect, split_addr
@@ -122,6 +123,7 @@ class HaSlave:
                 if self.config.enable_controller_mode:  # the master reports in-sync replicas by id
                     ext["brokerId"] = str(self.config.controller_identity)
                 cmd = RemotingCommand(code=RequestCode.HA_SLAVE_HELLO, ext_fields=ext)
+                sign_if_configured(cmd, self.config.access_key, self.config.secret_key)
                 resp = await conn.invoke(cmd, timeout=5.0)
             finally:
                 conn.close()

@@ -1,0 +1,45 @@
+"""The name server's ACL: who may register and unregister brokers (REGISTER_BROKER 103, UNREGISTER 104).
+
+RocketMQ's name server checks nothing; ferrymq's, given a plain_acl.yml (``ferrymq namesrv
+--acl-file``, or ``aclEnable`` in the broker.conf of ``ferrymq serve``), refuses a registration
+unless it comes from a ``globalWhiteRemoteAddresses`` peer or is signed (core/remoting/acl_sign.py)
+by an ``admin: true`` account — the accessKey/secretKey in the broker's broker.conf. Refusals are
+NO_PERMISSION (16) with the reason as remark, logged with the peer. Route queries stay open, as
+clients of every RocketMQ version send them unsigned to name servers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ferrymq.core.remoting.acl_sign import ACCESS_KEY, verify
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.plain_acl import PlainAclFile
+
+log = logging.getLogger("ferrymq.namesrv")
+
+GUARDED = frozenset({RequestCode.REGISTER_BROKER, RequestCode.UNREGISTER_BROKER})
+
+
+def refusal(acl_file: PlainAclFile, cmd: RemotingCommand, peer: str) -> RemotingCommand | None:
+    """None if the request may go on, else the NO_PERMISSION response."""
+    if cmd.code not in GUARDED:
+        return None
+    acl = acl_file.acl
+    if acl.globally_white(peer.rpartition(":")[0] or peer):
+        return None
+    key = cmd.ext_fields.get(ACCESS_KEY)
+    account = acl.accounts.get(key) if key is not None else None
+    if key is None:
+        reason = "No accessKey is configured"
+    elif account is None:
+        reason = f"No acl config for {key}"
+    elif not verify(cmd, account.secret_key):
+        reason = f"Check signature failed for accessKey={key}"
+    elif not account.admin:
+        reason = f"Need admin permission for request code={cmd.code}, but accessKey={key} is not"
+    else:
+        return None
+    log.warning("broker (un)registration from %s refused: %s", peer, reason)
+    return cmd.response(ResponseCode.NO_PERMISSION, reason)
