@@ -120,3 +120,64 @@ def test_open_transaction_is_aborted_on_the_new_master(tmp_path: Path) -> None:
         for b in brokers:
             b.stop()
         ns.stop()
+
+
+#: the slave copies its master's metadata only on a kick (the topic's first replicated entry) or
+#: after 10 min: a transaction begun after that copy is known to the slave only by its batches
+LATE = {
+    "slaveSyncInterval": "600000",
+    "defaultTopicQueueNums": "1",
+    "kafkaTransactionAbortCheckMs": "200",
+    "kafkaTransactionMaxTimeoutMs": "3000",
+}
+
+
+def test_transaction_begun_since_the_last_slave_sync_stays_unstable(tmp_path: Path) -> None:
+    """A transaction that first touches a partition after the slave's last metadata copy: the slave
+    learns it from the replicated batches, so the new master's last stable offset stops at its
+    first offset at once (RocketMQ pulls included), and the orphan fallback aborts it later."""
+    ns = FerryNameServer(tmp_path / "ns", controller=True)
+    brokers: list[FerryBroker] = []
+    try:
+        brokers = [controller_broker(tmp_path, ns.addr, GROUP, i, kafka=True, **LATE) for i in (1, 2)]
+        master = elected(ns.addr, GROUP, brokers)
+        slave = brokers[1] if master is brokers[0] else brokers[0]
+        slave_identity = 2 if slave is brokers[1] else 1
+        create_topic(master.addr, TOPIC, 1)
+        assert master.kafka_bootstrap and slave.kafka_bootstrap
+        plain = Producer({"bootstrap.servers": master.kafka_bootstrap, "acks": "all"})
+        plain.produce(TOPIC, b"warm", partition=0)
+        assert plain.flush(20) == 0
+
+        def slave_has_topic() -> bool:
+            topics = config_file(tmp_path, slave_identity, "topics.json") or {}
+            return TOPIC in topics.get("topicConfigTable", {})
+
+        eventually(slave_has_topic, 10, "the slave copied the topic (its one metadata sync)")
+
+        txn = Producer(
+            {
+                "bootstrap.servers": master.kafka_bootstrap,
+                "transactional.id": "tx-late",
+                "transaction.timeout.ms": 3000,
+                "acks": "all",
+            }
+        )
+        txn.init_transactions(20)
+        txn.begin_transaction()
+        for i in range(3):
+            txn.produce(TOPIC, f"open-{i}".encode(), partition=0)
+        assert txn.flush(20) == 0  # replicated (SYNC_MASTER, acks=all), not committed
+        master.kill()
+        eventually(lambda: replica_info(ns.addr, GROUP)[0] == slave.addr, 20, "the slave elected")
+
+        assert rocketmq_bodies(slave.addr) == [b"warm"], "the open transaction's records read as stable"
+        after = Producer({"bootstrap.servers": slave.kafka_bootstrap, "acks": "all"})
+        after.produce(TOPIC, b"after", partition=0)
+        assert after.flush(20) == 0
+        got = read_committed(slave.kafka_bootstrap, b"after")
+        assert got == [b"warm", b"after"], f"read_committed got {got}"
+    finally:
+        for b in brokers:
+            b.stop()
+        ns.stop()

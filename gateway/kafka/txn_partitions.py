@@ -21,7 +21,10 @@ a truncation. So that only partitions that ever held a transaction are scanned, 
 transactional write to a partition records (topic, queue, offset) in ``kafkaTxnPartitions.json``
 (fsynced, before the batch is stored); the rebuild scans batch headers from that offset on. A slave
 copies that file's content from its master (a ``core.broker.replicated_state`` provider,
-``kafkaTxnPartitions``), so once elected it rebuilds the transactions it replicated.
+``kafkaTxnPartitions``), so once elected it rebuilds the transactions it replicated. Besides, each
+transactional batch or marker a slave replicates counts at once (``replicated``, through the store's
+dispatch listener, the per-entry step recovery's rebuild uses): a transaction the master began
+after the slave's last copy still holds the new master's LSO at its first offset.
 
 Markers are written by ``write_markers`` (the coordinator's call; WriteTxnMarkers, API 27, serves
 it to other broker groups): one control batch per partition, magic 2, attributes 0x30, the
@@ -44,7 +47,14 @@ import orjson
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.persist import read_json, write_json_atomic
-from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, EntryKind, MessageStore, PutStatus, StoreUnavailable
+from ferrymq.core.store import (
+    BATCH_FORMAT_KAFKA_V2,
+    EntryKind,
+    MessageStore,
+    PutStatus,
+    StoredEntry,
+    StoreUnavailable,
+)
 from ferrymq.gateway.kafka import records as rb
 
 if TYPE_CHECKING:
@@ -54,6 +64,7 @@ log = logging.getLogger("ferrymq.kafka")
 
 ABORT, COMMIT = 0, 1
 CONTROL_ATTRIBUTES = rb.CONTROL | rb.TRANSACTIONAL  # 0x30
+BATCH = EntryKind.BATCH
 _KEY = struct.Struct(">hh")  # version, type
 _VALUE = struct.Struct(">hi")  # version, coordinator epoch
 #: Produce versions above this answer a partition missing from the transaction with
@@ -128,6 +139,16 @@ class PartitionTxns:
         return any(p == pid and first <= offset for p, first, _ in self.aborted[start:])
 
 
+def _apply(st: PartitionTxns, entry: StoredEntry, info: rb.BatchInfo, now_ms: int) -> None:
+    """One stored transactional batch or marker (rebuild and replication alike)."""
+    if info.attributes & rb.CONTROL:
+        marker = marker_of(entry.payload, info)
+        if marker is not None and marker[0] in (ABORT, COMMIT):
+            st.marker(info.producer_id, info.producer_epoch, marker[0] == COMMIT, entry.queue_offset)
+    else:
+        st.batch(info.producer_id, info.producer_epoch, entry.queue_offset, now_ms)
+
+
 class TxnPartitions:
     """Every local partition's transactions, the produce checks and the markers."""
 
@@ -171,18 +192,10 @@ class TxnPartitions:
         st = PartitionTxns()
         now_ms = self._clock()
         for entry in self.store.entries(topic, queue, start):
-            if entry.kind is not EntryKind.BATCH or entry.format != BATCH_FORMAT_KAFKA_V2:
-                continue
-            payload = entry.payload
-            info = rb.read_header(payload)
-            if not info.attributes & rb.TRANSACTIONAL:
-                continue
-            if info.attributes & rb.CONTROL:
-                marker = marker_of(payload, info)
-                if marker is not None and marker[0] in (ABORT, COMMIT):
-                    st.marker(info.producer_id, info.producer_epoch, marker[0] == COMMIT, entry.queue_offset)
-            else:
-                st.batch(info.producer_id, info.producer_epoch, entry.queue_offset, now_ms)
+            if entry.kind is BATCH and entry.format == BATCH_FORMAT_KAFKA_V2:
+                info = rb.read_header(entry.payload)
+                if info.attributes & rb.TRANSACTIONAL:
+                    _apply(st, entry, info, now_ms)
         if st.open or st.aborted:
             log.info(
                 "%s-%d: transactions rebuilt from offset %d: %d open, %d aborted",
@@ -224,6 +237,23 @@ class TxnPartitions:
                 added = True
         if added:
             self._save()
+
+    def replicated(self, entry: StoredEntry) -> None:
+        """On a slave: a Kafka batch entry just replicated. A transactional one (batch or marker)
+        counts at once, as recovery's rebuild counts it: the partition becomes tracked (durably)
+        if it was not, and its state, if built, is updated. So an elected slave knows a
+        transaction its master began after the last metadata copy (``load``), and its last
+        stable offset stops at that transaction's first offset."""
+        info = rb.read_header(entry.payload)
+        if not info.attributes & rb.TRANSACTIONAL:
+            return
+        key = (entry.topic, entry.queue_id)
+        if key not in self._tracked:
+            self._track(entry.topic, entry.queue_id, entry.queue_offset)  # rebuilt from here when used
+            return
+        st = self._partitions.get(key)
+        if st is not None:
+            _apply(st, entry, info, self._clock())
 
     async def promoted(self) -> None:
         """Elected master: rebuild every partition from the log as replicated."""
