@@ -293,7 +293,8 @@ class KafkaFrontend:
 
     def apply_retention(self, now_ms: int | None = None) -> None:
         """Topics with their own retention.ms lose what is older, and those with retention.bytes
-        their oldest entries beyond it (the log start offset moves)."""
+        their oldest entries beyond it (the log start offset moves); the partitions' transaction
+        state below their log start goes."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         store = self.broker.store
         for tc in list(self.broker.topics.topics.values()):
@@ -307,3 +308,4 @@ class KafkaFrontend:
                         store.advance_min_offset(tc.topic_name, q, first_kept)
                 if budget is not None and budget >= 0:
                     self.retention_bytes.trim(tc.topic_name, q, budget)
+        self.txn_partitions.trim()  # whatever moved the log start: these, DeleteRecords, segments

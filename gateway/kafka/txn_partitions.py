@@ -9,6 +9,10 @@ TransactionIndex do (reference transactions-filters-security.md §2.4):
   INVALID_PRODUCER_EPOCH (the coordinator's abort after fencing bumps it);
 - the aborted index: (producer id, first offset, marker offset) per ABORT marker, in log order.
 
+Retention (``trim``, from the Kafka frontend's retention loop): once the log start passes an
+ABORT marker its aborted-index entry goes, and so does the epoch of a producer whose last batch or
+marker is below the log start and that has no transaction open.
+
 The last stable offset (LSO) is the smallest first offset of the open transactions, or the high
 watermark when none is open (or it is lower). read_committed Kafka consumers read below it, and
 so do RocketMQ consumers (``stable_limit``, the store's per-queue pull limit), who besides never
@@ -104,6 +108,7 @@ class PartitionTxns:
     open: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (epoch, first offset)
     opened_ms: dict[int, int] = field(default_factory=dict)  # pid -> when seen open (this process)
     epochs: dict[int, int] = field(default_factory=dict)  # pid -> highest epoch seen
+    lasts: dict[int, int] = field(default_factory=dict)  # pid -> offset of its last batch or marker
     aborted: list[tuple[int, int, int]] = field(default_factory=list)  # (pid, first, last), by last
     _lasts: list[int] = field(default_factory=list)  # the aborted entries' last offsets, for bisect
 
@@ -115,6 +120,7 @@ class PartitionTxns:
         if none is; ``now_ms`` is when this process first saw it open (the orphan fallback's clock,
         never the producer's timestamps)."""
         self.epochs[pid] = max(epoch, self.epochs.get(pid, epoch))
+        self.lasts[pid] = base
         if pid not in self.open:
             self.open[pid] = (epoch, base)
             self.opened_ms[pid] = now_ms
@@ -122,11 +128,24 @@ class PartitionTxns:
     def marker(self, pid: int, epoch: int, commit: bool, offset: int) -> None:
         """A marker stored at ``offset`` closes the producer's transaction (ABORT: indexed)."""
         self.epochs[pid] = max(epoch, self.epochs.get(pid, epoch))
+        self.lasts[pid] = offset
         opened = self.open.pop(pid, None)
         self.opened_ms.pop(pid, None)
         if opened is not None and not commit:
             self.aborted.append((pid, opened[1], offset))
             self._lasts.append(offset)
+
+    def trim(self, log_start: int) -> None:
+        """Retention moved the log start: forget aborted transactions whose marker is gone, and
+        the epochs of producers with nothing left in the log and no transaction open (Kafka
+        deletes the transaction index with its segment and evicts such producer state)."""
+        cut = bisect.bisect_left(self._lasts, log_start)
+        if cut:
+            del self.aborted[:cut]
+            del self._lasts[:cut]
+        for pid in [p for p, last in self.lasts.items() if last < log_start and p not in self.open]:
+            del self.lasts[pid]
+            self.epochs.pop(pid, None)
 
     def aborted_between(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """(pid, first offset) of aborted transactions with last >= lo and first < hi (Fetch)."""
@@ -258,6 +277,12 @@ class TxnPartitions:
     async def promoted(self) -> None:
         """Elected master: rebuild every partition from the log as replicated."""
         self.forget_all()
+
+    def trim(self) -> None:
+        """Every built partition's state below its log start goes (the retention loop's call)."""
+        for (topic, queue), st in self._partitions.items():
+            if st.aborted or st.lasts:
+                st.trim(self.store.min_offset(topic, queue))
 
     def forget_all(self) -> None:
         """After a truncation: every partition is rebuilt from what is left when next used."""
