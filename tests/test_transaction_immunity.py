@@ -21,9 +21,9 @@ from ferrymq.core.remoting.transport import RemotingConnection
 from tests.remoting_helpers import pull_all
 from tests.test_transactions import (
     COMMIT,
-    GROUP,
     ROLLBACK,
     TOPIC,
+    check_answer,
     end_request,
     half_send,
     open_conn,
@@ -38,23 +38,6 @@ IMMUNITY = "CHECK_IMMUNITY_TIME_IN_SECONDS"
 def born_ago(cmd: RemotingCommand, ms: int) -> RemotingCommand:
     cmd.ext_fields["g"] = str(int(time.time() * 1000) - ms)  # bornTimestamp
     return cmd
-
-
-def check_answer(check: RemotingCommand, decision: int) -> RemotingCommand:
-    ext = check.ext_fields
-    return RemotingCommand(
-        code=RequestCode.END_TRANSACTION,
-        ext_fields={
-            "producerGroup": GROUP,
-            "tranStateTableOffset": ext["tranStateTableOffset"],
-            "commitLogOffset": ext["commitLogOffset"],
-            "commitOrRollback": str(decision),
-            "fromTransactionCheck": "true",
-            "msgId": ext["msgId"],
-            "transactionId": ext["transactionId"],
-            "topic": ext["topic"],
-        },
-    )
 
 
 def test_an_end_after_the_immunity_time_is_illegal_unless_it_answers_a_check(tmp_path: Path) -> None:
