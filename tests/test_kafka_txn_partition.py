@@ -268,3 +268,34 @@ def test_a_transaction_no_coordinator_knows_is_aborted_after_the_max_timeout(tmp
         assert await native_values(broker) == [b"p0"]
 
     run(tmp_path, body)
+
+
+def test_retention_trims_the_aborted_index_and_producer_epochs(tmp_path: Path) -> None:
+    """Once the log start passes an aborted transaction's marker, its aborted-index entry goes,
+    and so does the epoch kept for a producer whose last batch or marker is below the log start
+    (Kafka: the transaction index is deleted with its segment; producer state below the log start
+    is evicted). Before: both stayed in memory for the life of the process."""
+
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        coord = f.txn_coordinator = FakeCoordinator()  # type: ignore[attr-defined]
+        w = await Wire.open(f.port)
+        old = (await w.call(init_producer())).producer_id
+        new = (await w.call(init_producer())).producer_id
+        coord.added |= {(old, TOPIC, 0), (new, TOPIC, 0)}
+        assert await produced(w, txn_batch(2, old, 0, 0), "tx") == (ErrorCode.none, 0)
+        assert await f.txn_partitions.write_markers(old, 0, False, 7, [(TOPIC, 0)]) == {(TOPIC, 0): 0}
+        assert await produced(w, plain_batch(2), "tx") == (ErrorCode.none, 3)
+        assert await produced(w, txn_batch(1, new, 0, 0), "tx") == (ErrorCode.none, 5)  # open
+        st = f.txn_partitions.state(TOPIC, 0)
+        assert st is not None and [a[0] for a in st.aborted] == [old] and set(st.epochs) == {old, new}
+
+        f.delete_records(TOPIC, 0, 2)  # the marker (offset 2) is still in the log
+        f.apply_retention()
+        assert [a[0] for a in st.aborted] == [old] and set(st.epochs) == {old, new}
+        f.delete_records(TOPIC, 0, 5)
+        f.apply_retention()
+        assert st.aborted == [] and set(st.epochs) == {new}  # the open transaction is kept
+        p = await fetched(w, 5, READ_COMMITTED)
+        assert p.last_stable_offset == 5 and p.aborted_transactions == ()
+
+    run(tmp_path, body)

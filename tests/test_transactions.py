@@ -115,6 +115,24 @@ def test_half_message_hidden_until_commit_and_rollback_never_appears(tmp_path: P
     asyncio.run(run())
 
 
+def check_answer(check: RemotingCommand, decision: int, msg_id: str | None = None) -> RemotingCommand:
+    """The producer's END_TRANSACTION answering a CHECK_TRANSACTION_STATE (fromTransactionCheck)."""
+    ext = check.ext_fields
+    return RemotingCommand(
+        code=RequestCode.END_TRANSACTION,
+        ext_fields={
+            "producerGroup": GROUP,
+            "tranStateTableOffset": ext["tranStateTableOffset"],
+            "commitLogOffset": ext["commitLogOffset"],
+            "commitOrRollback": str(decision),
+            "fromTransactionCheck": "true",
+            "msgId": msg_id or ext["msgId"],
+            "transactionId": ext["transactionId"],
+            "topic": ext["topic"],
+        },
+    )
+
+
 def producer_heartbeat(client_id: str, group: str = GROUP) -> RemotingCommand:
     body = {"clientID": client_id, "producerDataSet": [{"groupName": group}], "consumerDataSet": []}
     return RemotingCommand(code=RequestCode.HEART_BEAT, body=orjson.dumps(body))
@@ -189,20 +207,7 @@ def test_check_asks_a_live_producer_and_its_answer_commits(tmp_path: Path) -> No
             msg = decode_stored_message(check.body)
             assert msg.topic == TOPIC and msg.queue_id == 0 and msg.body == b"decide-later"
             assert msg.properties["PGROUP"] == GROUP and msg.properties["TRANSACTION_CHECK_TIMES"] == "1"
-            answer = RemotingCommand(
-                code=RequestCode.END_TRANSACTION,
-                ext_fields={
-                    "producerGroup": GROUP,
-                    "tranStateTableOffset": ext["tranStateTableOffset"],
-                    "commitLogOffset": ext["commitLogOffset"],
-                    "commitOrRollback": str(COMMIT),
-                    "fromTransactionCheck": "true",
-                    "msgId": msg.msg_id,
-                    "transactionId": ext["transactionId"],
-                    "topic": ext["topic"],
-                },
-            )
-            p1.invoke_oneway(answer)
+            p1.invoke_oneway(check_answer(check, COMMIT, msg.msg_id))
             # the original's late END commits nothing more
             p1.invoke_oneway(end_request(r, "C1", COMMIT))
             await settle(broker)

@@ -15,12 +15,21 @@ Sources (read for facts): ``SendMessageProcessor``, ``TransactionalMessageBridge
   is stored again (TRANSACTION_CHECK_TIMES + 1) and CHECK_TRANSACTION_STATE (39, oneway) about
   that copy goes to a live producer of its group; past ``transactionCheckMax`` checks it goes to
   ``TRANS_CHECK_MAX_TIME_TOPIC`` instead.
+- A half born more than ``fileReservedTime`` hours ago is moved to ``TRANS_CHECK_MAX_TIME_TOPIC``
+  unchecked, as one checked too often (``needSkip``: its producer's records are long gone).
+- CHECK_IMMUNITY_TIME_IN_SECONDS (a message property, seconds) replaces transactionTimeOut as the
+  age of the first check for that half. While it lasts the checker stores a copy naming the
+  original's queue offset (TRAN_PREPARED_QUEUE_OFFSET) and goes on, so the halves behind it are
+  not held up; a copy whose original was decided meanwhile is dropped. An END not answering a
+  check that comes after max(immunity, transactionTimeOut) is ILLEGAL_OPERATION (604): the
+  decision then belongs to the check (``EndTransactionProcessor.rejectCommitOrRollback``).
 - Exactly one commit: op messages are batched, so a kill -9 can lose the last few; before a
   commit or a check the real topic's key index is asked whether a COMMIT copy with the same
-  UNIQ_KEY exists (also in the delay and timer topics, where a delayed commit waits).
+  UNIQ_KEY exists (also in the delay and timer topics, where a delayed commit waits). A rollback
+  of an immune half whose op message was lost to a crash is checked again once immune no more.
 
-Left out: CHECK_IMMUNITY_TIME_IN_SECONDS (ILLEGAL_OPERATION), fileReservedTime skipping, the
-legacy pre-4.6.1 reconsume exception, several half/op queues (one of each, as RocketMQ uses).
+Left out: the legacy pre-4.6.1 reconsume exception, several half/op queues (one of each, as
+RocketMQ uses).
 """
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ CHECK_MAX_TOPIC = "TRANS_CHECK_MAX_TIME_TOPIC"
 PROPERTY_TRANSACTION_PREPARED = "TRAN_MSG"
 PROPERTY_TRANSACTION_ID = "__transactionId__"
 PROPERTY_CHECK_TIMES = "TRANSACTION_CHECK_TIMES"
+PROPERTY_CHECK_IMMUNITY = "CHECK_IMMUNITY_TIME_IN_SECONDS"
+PROPERTY_PREPARED_QUEUE_OFFSET = "TRAN_PREPARED_QUEUE_OFFSET"
 #: half-queue offsets the checker looks at per turn of the event loop
 CHECK_BATCH = 256
 
@@ -90,6 +101,27 @@ class EndRefused(Exception):
     """An END_TRANSACTION that does not match its half message (SYSTEM_ERROR)."""
 
 
+def end_too_late(half: MessageExt, now: int, transaction_timeout: int) -> bool:
+    """Whether a producer's own END (not a check's answer) comes after the half's immunity time:
+    at least transactionTimeOut, the property's seconds when larger (unreadable counts as 0)."""
+    value = half.properties.get(PROPERTY_CHECK_IMMUNITY)
+    if not value:
+        return False
+    try:
+        immunity = int(value) * 1000
+    except ValueError:
+        immunity = 0
+    return now - half.born_timestamp > max(immunity, transaction_timeout)
+
+
+def _check_immunity(value: str, transaction_timeout: int) -> int:
+    """The checker's immunity (ms): the property's seconds, transactionTimeOut if unreadable."""
+    try:
+        return int(value) * 1000
+    except ValueError:
+        return transaction_timeout
+
+
 class TransactionService(DueDeliveryLoop):
     task_name = "transaction-check"
 
@@ -104,6 +136,7 @@ class TransactionService(DueDeliveryLoop):
         self._pass_end: int | None = None  # the half queue's end when the running pass began
         self._running = False
         self.checks_sent = 0
+        self.passes = 0  # check passes finished (tests wait on it)
         self.committed = 0
         self.rolled_back = 0
 
@@ -123,6 +156,7 @@ class TransactionService(DueDeliveryLoop):
         if isinstance(data, dict):
             self.state.cursor = int(data.get("halfOffset", 0))
             self.state.op_cursor = int(data.get("opOffset", 0))
+            self.state.immune = {int(o) for o in data.get("immune", [])}
         cq = self.store.consume_queues.get((OP_TOPIC, 0))
         if cq is None:
             return
@@ -144,7 +178,10 @@ class TransactionService(DueDeliveryLoop):
     def persist(self) -> None:
         self._dirty = False
         self._last_persist = time.monotonic()
-        write_json_atomic(self.path, {"halfOffset": self.state.cursor, "opOffset": self.state.op_cursor})
+        data: dict[str, object] = {"halfOffset": self.state.cursor, "opOffset": self.state.op_cursor}
+        if self.state.immune:
+            data["immune"] = sorted(self.state.immune)
+        write_json_atomic(self.path, data)
 
     async def stop(self) -> None:
         if not self._running:  # never started (a slave): nothing loaded, nothing to write
@@ -255,6 +292,7 @@ class TransactionService(DueDeliveryLoop):
         if now >= self._next_pass:
             if self._check_some(now):
                 self._pass_end = None
+                self.passes += 1
                 self._next_pass = now + self.config.transaction_check_interval
             else:
                 return now  # more to look at: go on after the event loop's other work
@@ -284,16 +322,64 @@ class TransactionService(DueDeliveryLoop):
             msg = load_message(self.store, unit[0])
             if msg is None:
                 log.error("half message at queue offset %d unreadable; skipped", offset)
-            elif now - msg.born_timestamp <= self.config.transaction_time_out:
-                over = True  # this one and those after it are too young
-                break
-            elif not self._check_one(msg, now):
-                over = True  # the store refused a write: try again next pass
+            elif not self._visit(msg, now):
+                over = True  # too young (and those after it), or the store refused a write
                 break
             offset += 1
         if state.advance(offset):
             self._dirty = True
         return over
+
+    def _visit(self, msg: MessageExt, now: int) -> bool:
+        """One undecided half message in a pass; False to stop the pass here (too young, or the
+        store refused a write), True to go on past it."""
+        cfg = self.config
+        props = msg.properties
+        prepared = props.get(PROPERTY_PREPARED_QUEUE_OFFSET)
+        original = _int(prepared) if prepared is not None else None
+        if original is not None and self.state.finished(original):
+            self.state.forget_immune(original)  # an immune copy whose original was decided
+            self._dirty = True
+            return True
+        age = now - msg.born_timestamp
+        times = _int(props.get(PROPERTY_CHECK_TIMES))
+        too_old = age > cfg.file_reserved_time * 3_600_000
+        if times >= cfg.transaction_check_max or too_old:
+            return self._discard(msg, times, too_old)
+        immunity = props.get(PROPERTY_CHECK_IMMUNITY)
+        if immunity is None:
+            if age <= cfg.transaction_time_out:
+                return False  # this one and those after it are too young
+        elif age <= _check_immunity(immunity, cfg.transaction_time_out):
+            return self._keep_immune(msg, original)
+        if original is not None:
+            self.state.forget_immune(original)  # immune no more: checked as any other
+        return self._check_one(msg, now)
+
+    def _discard(self, msg: MessageExt, times: int, too_old: bool) -> bool:
+        """Move a half checked transactionCheckMax times, or born before fileReservedTime, to
+        TRANS_CHECK_MAX_TIME_TOPIC (``resolveDiscardMsg``)."""
+        log.warning(
+            "half message %s of group %s %s: moved to %s",
+            msg.properties.get(PROPERTY_UNIQ_KEY),
+            msg.properties.get(PROPERTY_PRODUCER_GROUP),
+            "older than fileReservedTime" if too_old else f"checked {times} times without a decision",
+            CHECK_MAX_TOPIC,
+        )
+        self.broker.topics.create_if_absent(CHECK_MAX_TOPIC, 1)
+        return reput(self.store, msg, CHECK_MAX_TOPIC, 0, dict(msg.properties)).status == PutStatus.OK
+
+    def _keep_immune(self, msg: MessageExt, original: int | None) -> bool:
+        """Inside its immunity time: store a copy naming the original's offset and go on."""
+        props = dict(msg.properties)
+        first = msg.queue_offset if original is None else original
+        props[PROPERTY_PREPARED_QUEUE_OFFSET] = str(first)
+        if reput(self.store, msg, HALF_TOPIC, 0, props).status != PutStatus.OK:
+            return False
+        if first not in self.state.immune:
+            self.state.immune.add(first)
+            self._dirty = True
+        return True
 
     def _check_one(self, msg: MessageExt, now: int) -> bool:
         """Resolve or check one undecided half message; False if the store refused a write."""
@@ -301,18 +387,7 @@ class TransactionService(DueDeliveryLoop):
             self._finish(msg.queue_offset, now)
             return True
         props = dict(msg.properties)
-        times = _int(props.get(PROPERTY_CHECK_TIMES))
-        if times >= self.config.transaction_check_max:
-            log.warning(
-                "half message %s of group %s checked %d times without a decision: moved to %s",
-                props.get(PROPERTY_UNIQ_KEY),
-                props.get(PROPERTY_PRODUCER_GROUP),
-                times,
-                CHECK_MAX_TOPIC,
-            )
-            self.broker.topics.create_if_absent(CHECK_MAX_TOPIC, 1)
-            return reput(self.store, msg, CHECK_MAX_TOPIC, 0, props).status == PutStatus.OK
-        props[PROPERTY_CHECK_TIMES] = str(times + 1)
+        props[PROPERTY_CHECK_TIMES] = str(_int(props.get(PROPERTY_CHECK_TIMES)) + 1)
         result = reput(self.store, msg, HALF_TOPIC, 0, props)
         if result.status != PutStatus.OK:
             return False

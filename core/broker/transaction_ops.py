@@ -8,6 +8,11 @@ The checker walks the half queue from ``cursor`` (every offset before it is hand
 offsets in ``done`` (read back from op messages after a restart). ``op_cursor`` is the first op
 message that may still name an offset at or after ``cursor``: a restart reads op messages from
 there, never the whole op queue.
+
+``immune``: queue offsets of half messages sent with CHECK_IMMUNITY_TIME_IN_SECONDS that the
+checker stored again (a copy naming the original's offset in TRAN_PREPARED_QUEUE_OFFSET) while
+their immunity lasts. A decision about such an original stays in ``done`` though the cursor has
+passed it, so the copy is dropped when the checker reaches it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class HalfQueueState:
     buffered_since: int = 0
     #: (op queue offset, the largest half offset it names), for op messages from op_cursor on
     op_refs: deque[tuple[int, int]] = field(default_factory=deque)
+    immune: set[int] = field(default_factory=set)
 
     def finished(self, offset: int) -> bool:
         return offset in self.done
@@ -76,7 +82,7 @@ class HalfQueueState:
     def load_op(self, op_offset: int, offsets: list[int]) -> None:
         """An op message (read back at start, or just written) naming ``offsets``."""
         for o in offsets:
-            if o >= self.cursor:
+            if o >= self.cursor or o in self.immune:
                 self.done.add(o)
         self.op_refs.append((op_offset, max(offsets, default=-1)))
 
@@ -84,8 +90,15 @@ class HalfQueueState:
         """Move the cursor to ``cursor``; forget what lies before it. True if anything moved."""
         if cursor <= self.cursor:
             return False
-        self.done = {o for o in self.done if o >= cursor} if self.done else self.done
+        if self.done:
+            self.done = {o for o in self.done if o >= cursor or o in self.immune}
         self.cursor = cursor
         while self.op_refs and self.op_refs[0][1] < cursor:
             self.op_cursor = self.op_refs.popleft()[0] + 1
         return True
+
+    def forget_immune(self, original: int) -> None:
+        """The immune original's copies are over (decided, or its immunity ended)."""
+        self.immune.discard(original)
+        if original < self.cursor:
+            self.done.discard(original)

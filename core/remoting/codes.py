@@ -112,6 +112,8 @@ class ResponseCode(IntEnum):
     NOT_IN_CURRENT_UNIT = 205
     CONSUMER_NOT_ONLINE = 206
     NO_MESSAGE = 208
+    #: END_TRANSACTION not from a check, past the half message's CHECK_IMMUNITY_TIME_IN_SECONDS
+    ILLEGAL_OPERATION = 604
 
 
 class LanguageCode(IntEnum):

@@ -6,6 +6,7 @@ and rebuilt from it after a crash. See docs/architecture.md. Readers get commit-
 ``iter_entries`` over buffers), never by unpacking entry headers themselves.
 """
 
+from ferrymq.core.store.commit_log import DispatchRequest
 from ferrymq.core.store.entry import (
     BATCH_FORMAT_KAFKA_V2,
     CorruptRecord,
@@ -27,6 +28,7 @@ from ferrymq.core.store.message_store import (
 __all__ = [
     "BATCH_FORMAT_KAFKA_V2",
     "CorruptRecord",
+    "DispatchRequest",
     "EntryKind",
     "GetResult",
     "GetStatus",

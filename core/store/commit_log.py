@@ -52,6 +52,9 @@ class DispatchRequest:
     uniq_key: str | None
     #: a batch entry's tag code per message (BATCH_FLAG_TAG_CODES), else None
     tags_codes: list[int] | None = None
+    #: a batch entry's format (BATCH_FORMAT_*, flags removed), 0 for a message: lets a frontend's
+    #: dispatch listener skip the entries it did not write without reading them
+    format: int = 0
 
 
 class CommitLog:
@@ -237,6 +240,7 @@ def describe_entry(buf: memoryview, pos: int, offset: int, room: int) -> Dispatc
             keys=keys.split() if keys else [],
             uniq_key=props.get(PROPERTY_UNIQ_KEY),
             tags_codes=entry.tag_codes,
+            format=entry.format,
         )
     except CorruptRecord:
         raise

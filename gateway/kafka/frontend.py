@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
-from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, EntryKind, StoredEntry
+from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, DispatchRequest, EntryKind, StoredEntry
 from ferrymq.gateway.kafka import mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.cluster import ClusterView
@@ -123,6 +123,7 @@ class KafkaFrontend:
         self.log_starts.apply(store)
         store.visible_listeners.append(self._on_arrival)
         store.truncate_listeners.append(self._on_truncate)
+        store.dispatch_listeners.append(self._on_replicated)
         store.batch_converters[BATCH_FORMAT_KAFKA_V2] = self._to_stored_messages
         store.stable_offset = self.txn_partitions.stable_limit
         loop = asyncio.get_running_loop()
@@ -175,6 +176,8 @@ class KafkaFrontend:
             store.visible_listeners.remove(self._on_arrival)
         if self._on_truncate in store.truncate_listeners:
             store.truncate_listeners.remove(self._on_truncate)
+        if self._on_replicated in store.dispatch_listeners:
+            store.dispatch_listeners.remove(self._on_replicated)
         store.batch_converters.pop(BATCH_FORMAT_KAFKA_V2, None)
         if store.stable_offset == self.txn_partitions.stable_limit:
             store.stable_offset = None
@@ -223,6 +226,12 @@ class KafkaFrontend:
         return mapping.to_stored_messages(
             entry, from_offset, codes, store.store_host, store.store_port, limit, aborted
         )
+
+    def _on_replicated(self, req: DispatchRequest) -> None:
+        """On a slave, an entry replicated from the master: its Kafka transactional batches and
+        markers reach the partitions' transactions at once (one compare for any other entry)."""
+        if req.format == BATCH_FORMAT_KAFKA_V2:
+            self.txn_partitions.replicated(self.broker.store.entry_at(req.offset))
 
     def _on_truncate(self, _offset: int) -> None:
         """The log was cut (a rejoining old master): idempotence state is rebuilt from what is left,
@@ -284,7 +293,8 @@ class KafkaFrontend:
 
     def apply_retention(self, now_ms: int | None = None) -> None:
         """Topics with their own retention.ms lose what is older, and those with retention.bytes
-        their oldest entries beyond it (the log start offset moves)."""
+        their oldest entries beyond it (the log start offset moves); the partitions' transaction
+        state below their log start goes."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         store = self.broker.store
         for tc in list(self.broker.topics.topics.values()):
@@ -298,3 +308,4 @@ class KafkaFrontend:
                         store.advance_min_offset(tc.topic_name, q, first_kept)
                 if budget is not None and budget >= 0:
                     self.retention_bytes.trim(tc.topic_name, q, budget)
+        self.txn_partitions.trim()  # whatever moved the log start: these, DeleteRecords, segments

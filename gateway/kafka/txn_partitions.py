@@ -9,6 +9,10 @@ TransactionIndex do (reference transactions-filters-security.md §2.4):
   INVALID_PRODUCER_EPOCH (the coordinator's abort after fencing bumps it);
 - the aborted index: (producer id, first offset, marker offset) per ABORT marker, in log order.
 
+Retention (``trim``, from the Kafka frontend's retention loop): once the log start passes an
+ABORT marker its aborted-index entry goes, and so does the epoch of a producer whose last batch or
+marker is below the log start and that has no transaction open.
+
 The last stable offset (LSO) is the smallest first offset of the open transactions, or the high
 watermark when none is open (or it is lower). read_committed Kafka consumers read below it, and
 so do RocketMQ consumers (``stable_limit``, the store's per-queue pull limit), who besides never
@@ -21,7 +25,10 @@ a truncation. So that only partitions that ever held a transaction are scanned, 
 transactional write to a partition records (topic, queue, offset) in ``kafkaTxnPartitions.json``
 (fsynced, before the batch is stored); the rebuild scans batch headers from that offset on. A slave
 copies that file's content from its master (a ``core.broker.replicated_state`` provider,
-``kafkaTxnPartitions``), so once elected it rebuilds the transactions it replicated.
+``kafkaTxnPartitions``), so once elected it rebuilds the transactions it replicated. Besides, each
+transactional batch or marker a slave replicates counts at once (``replicated``, through the store's
+dispatch listener, the per-entry step recovery's rebuild uses): a transaction the master began
+after the slave's last copy still holds the new master's LSO at its first offset.
 
 Markers are written by ``write_markers`` (the coordinator's call; WriteTxnMarkers, API 27, serves
 it to other broker groups): one control batch per partition, magic 2, attributes 0x30, the
@@ -44,7 +51,14 @@ import orjson
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.persist import read_json, write_json_atomic
-from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, EntryKind, MessageStore, PutStatus, StoreUnavailable
+from ferrymq.core.store import (
+    BATCH_FORMAT_KAFKA_V2,
+    EntryKind,
+    MessageStore,
+    PutStatus,
+    StoredEntry,
+    StoreUnavailable,
+)
 from ferrymq.gateway.kafka import records as rb
 
 if TYPE_CHECKING:
@@ -54,6 +68,7 @@ log = logging.getLogger("ferrymq.kafka")
 
 ABORT, COMMIT = 0, 1
 CONTROL_ATTRIBUTES = rb.CONTROL | rb.TRANSACTIONAL  # 0x30
+BATCH = EntryKind.BATCH
 _KEY = struct.Struct(">hh")  # version, type
 _VALUE = struct.Struct(">hi")  # version, coordinator epoch
 #: Produce versions above this answer a partition missing from the transaction with
@@ -93,6 +108,7 @@ class PartitionTxns:
     open: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (epoch, first offset)
     opened_ms: dict[int, int] = field(default_factory=dict)  # pid -> when seen open (this process)
     epochs: dict[int, int] = field(default_factory=dict)  # pid -> highest epoch seen
+    lasts: dict[int, int] = field(default_factory=dict)  # pid -> offset of its last batch or marker
     aborted: list[tuple[int, int, int]] = field(default_factory=list)  # (pid, first, last), by last
     _lasts: list[int] = field(default_factory=list)  # the aborted entries' last offsets, for bisect
 
@@ -104,6 +120,7 @@ class PartitionTxns:
         if none is; ``now_ms`` is when this process first saw it open (the orphan fallback's clock,
         never the producer's timestamps)."""
         self.epochs[pid] = max(epoch, self.epochs.get(pid, epoch))
+        self.lasts[pid] = base
         if pid not in self.open:
             self.open[pid] = (epoch, base)
             self.opened_ms[pid] = now_ms
@@ -111,11 +128,24 @@ class PartitionTxns:
     def marker(self, pid: int, epoch: int, commit: bool, offset: int) -> None:
         """A marker stored at ``offset`` closes the producer's transaction (ABORT: indexed)."""
         self.epochs[pid] = max(epoch, self.epochs.get(pid, epoch))
+        self.lasts[pid] = offset
         opened = self.open.pop(pid, None)
         self.opened_ms.pop(pid, None)
         if opened is not None and not commit:
             self.aborted.append((pid, opened[1], offset))
             self._lasts.append(offset)
+
+    def trim(self, log_start: int) -> None:
+        """Retention moved the log start: forget aborted transactions whose marker is gone, and
+        the epochs of producers with nothing left in the log and no transaction open (Kafka
+        deletes the transaction index with its segment and evicts such producer state)."""
+        cut = bisect.bisect_left(self._lasts, log_start)
+        if cut:
+            del self.aborted[:cut]
+            del self._lasts[:cut]
+        for pid in [p for p, last in self.lasts.items() if last < log_start and p not in self.open]:
+            del self.lasts[pid]
+            self.epochs.pop(pid, None)
 
     def aborted_between(self, lo: int, hi: int) -> list[tuple[int, int]]:
         """(pid, first offset) of aborted transactions with last >= lo and first < hi (Fetch)."""
@@ -126,6 +156,16 @@ class PartitionTxns:
         """Whether the producer's batch at ``offset`` belongs to an aborted transaction."""
         start = bisect.bisect_left(self._lasts, offset)
         return any(p == pid and first <= offset for p, first, _ in self.aborted[start:])
+
+
+def _apply(st: PartitionTxns, entry: StoredEntry, info: rb.BatchInfo, now_ms: int) -> None:
+    """One stored transactional batch or marker (rebuild and replication alike)."""
+    if info.attributes & rb.CONTROL:
+        marker = marker_of(entry.payload, info)
+        if marker is not None and marker[0] in (ABORT, COMMIT):
+            st.marker(info.producer_id, info.producer_epoch, marker[0] == COMMIT, entry.queue_offset)
+    else:
+        st.batch(info.producer_id, info.producer_epoch, entry.queue_offset, now_ms)
 
 
 class TxnPartitions:
@@ -171,18 +211,10 @@ class TxnPartitions:
         st = PartitionTxns()
         now_ms = self._clock()
         for entry in self.store.entries(topic, queue, start):
-            if entry.kind is not EntryKind.BATCH or entry.format != BATCH_FORMAT_KAFKA_V2:
-                continue
-            payload = entry.payload
-            info = rb.read_header(payload)
-            if not info.attributes & rb.TRANSACTIONAL:
-                continue
-            if info.attributes & rb.CONTROL:
-                marker = marker_of(payload, info)
-                if marker is not None and marker[0] in (ABORT, COMMIT):
-                    st.marker(info.producer_id, info.producer_epoch, marker[0] == COMMIT, entry.queue_offset)
-            else:
-                st.batch(info.producer_id, info.producer_epoch, entry.queue_offset, now_ms)
+            if entry.kind is BATCH and entry.format == BATCH_FORMAT_KAFKA_V2:
+                info = rb.read_header(entry.payload)
+                if info.attributes & rb.TRANSACTIONAL:
+                    _apply(st, entry, info, now_ms)
         if st.open or st.aborted:
             log.info(
                 "%s-%d: transactions rebuilt from offset %d: %d open, %d aborted",
@@ -225,9 +257,32 @@ class TxnPartitions:
         if added:
             self._save()
 
+    def replicated(self, entry: StoredEntry) -> None:
+        """On a slave: a Kafka batch entry just replicated. A transactional one (batch or marker)
+        counts at once, as recovery's rebuild counts it: the partition becomes tracked (durably)
+        if it was not, and its state, if built, is updated. So an elected slave knows a
+        transaction its master began after the last metadata copy (``load``), and its last
+        stable offset stops at that transaction's first offset."""
+        info = rb.read_header(entry.payload)
+        if not info.attributes & rb.TRANSACTIONAL:
+            return
+        key = (entry.topic, entry.queue_id)
+        if key not in self._tracked:
+            self._track(entry.topic, entry.queue_id, entry.queue_offset)  # rebuilt from here when used
+            return
+        st = self._partitions.get(key)
+        if st is not None:
+            _apply(st, entry, info, self._clock())
+
     async def promoted(self) -> None:
         """Elected master: rebuild every partition from the log as replicated."""
         self.forget_all()
+
+    def trim(self) -> None:
+        """Every built partition's state below its log start goes (the retention loop's call)."""
+        for (topic, queue), st in self._partitions.items():
+            if st.aborted or st.lasts:
+                st.trim(self.store.min_offset(topic, queue))
 
     def forget_all(self) -> None:
         """After a truncation: every partition is rebuilt from what is left when next used."""

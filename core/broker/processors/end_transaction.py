@@ -5,8 +5,9 @@ Serves the 4.x and 5.x header (``EndTransactionRequestHeader``): the half messag
 (SYSTEM_ERROR otherwise, as ``EndTransactionProcessor`` answers); ``commitOrRollback`` 8
 commits, 12 rolls back, 0 waits for a check; anything else is refused. Java sends it oneway, so a
 refusal is logged with the peer and answered only to a request that asked for an answer; a
-slave answers SLAVE_NOT_AVAILABLE. The work is in ``core/broker/transaction.py``. Leaves out:
-CHECK_IMMUNITY_TIME_IN_SECONDS (ILLEGAL_OPERATION).
+slave answers SLAVE_NOT_AVAILABLE. A producer's own END (``fromTransactionCheck`` false) after
+the half's CHECK_IMMUNITY_TIME_IN_SECONDS (at least transactionTimeOut) is ILLEGAL_OPERATION
+(604) and decides nothing: the check's answer will. The work is in ``core/broker/transaction.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ferrymq.core.broker.transaction import EndRefused
+from ferrymq.core.broker.transaction import EndRefused, end_too_late
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, req_int, req_str
@@ -57,6 +58,13 @@ class EndTransactionProcessor:
         except EndRefused as exc:
             raise BadRequest(str(exc)) from None
         now = int(time.time() * 1000)
+        from_check = ext.get("fromTransactionCheck", "false").lower() == "true"
+        if not from_check and end_too_late(half, now, self.broker.config.transaction_time_out):
+            raise BadRequest(
+                "the producer's decision came after the message's CHECK_IMMUNITY_TIME_IN_SECONDS; "
+                "waiting for the transaction check",
+                ResponseCode.ILLEGAL_OPERATION,
+            )
         if decision == SYSFLAG_TRANSACTION_ROLLBACK:
             txn.rollback(half, now)
             return

@@ -7,6 +7,9 @@ A piggy-backed offset commit (bit 1) only moves an offset forward (a stale pull 
 commit; UPDATE_CONSUMER_OFFSET still can), and a slave ignores it (Java clients clear the bit for
 slaves). Slaves: see core/broker/slave_reads.py (who serves, suggestWhichBrokerId). A pull that
 finds nothing and may suspend (bit 2) waits up to suspendTimeoutMillis for a matching arrival;
+so does a filtered pull (tag or SQL92) that matched nothing up to the queue's readable end, from
+the offset past what it read (RocketMQ answers that PULL_RETRY_IMMEDIATELY and parks the pull the
+client sends next; here the first pull parks), and each arrival that wakes it re-checks the filter;
 past maxSuspendedPullsPerConnection parked on one connection, it is answered SYSTEM_BUSY at once
 (Java clients retry after a pause).
 A pull returns at most maxTransferCountOnMessageInMemory messages and
@@ -22,7 +25,7 @@ through the store's converter for their format, with queue offsets = Kafka offse
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker import property_filter, slave_reads
@@ -119,8 +122,7 @@ class PullMessageProcessor:
         max_bytes = min(max_bytes, limit) if max_bytes > 0 else limit
         codes = sub.tag_codes() if predicate is None else None
         q = _Queue(group, topic, queue_id, offset, codes, predicate)
-        result = self._get(q, max_nums, max_bytes)
-        code = self._code(result, offset)
+        result, code, q = self._scan(q, max_nums, max_bytes)
         if code == ResponseCode.PULL_NOT_FOUND and not sys_flag & FLAG_SUSPEND and self._redirects():
             code = ResponseCode.PULL_RETRY_IMMEDIATELY  # a slave sends a caught-up consumer home
         if code == ResponseCode.PULL_NOT_FOUND and sys_flag & FLAG_SUSPEND:
@@ -142,23 +144,36 @@ class PullMessageProcessor:
         max_bytes: int,
         timeout_ms: int,
     ) -> RemotingCommand:
-        topic, queue_id, offset, codes = q.topic, q.queue_id, q.offset, q.codes
         deadline = time.monotonic() + timeout_ms / 1000
         try:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                if not await self.broker.hold.hold(topic, queue_id, codes, remaining):
+                if not await self.broker.hold.hold(q.topic, q.queue_id, q.codes, remaining):
                     break
-                result = self._get(q, max_nums, max_bytes)
-                code = self._code(result, offset)
+                result, code, q = self._scan(q, max_nums, max_bytes)  # the filter checked again
                 if code != ResponseCode.PULL_NOT_FOUND:
                     return self._response(cmd, result, code, q)
         finally:
             conn.attrs[PARKED_PULLS] -= 1
+        result, code, q = self._scan(q, max_nums, max_bytes)
+        return self._response(cmd, result, code, q)
+
+    def _scan(self, q: _Queue, max_nums: int, max_bytes: int) -> tuple[GetResult, int, _Queue]:
+        """Read and map to a response code. A filter that matched nothing up to the readable end
+        is PULL_NOT_FOUND from the offset past what it read (the pull parks there, and its
+        answer's nextBeginOffset moves the consumer on); a scan its budget cut short stays
+        PULL_RETRY_IMMEDIATELY (the consumer comes back at once for the rest)."""
         result = self._get(q, max_nums, max_bytes)
-        return self._response(cmd, result, self._code(result, offset), q)
+        code = self._code(result, q.offset)
+        if (
+            code == ResponseCode.PULL_RETRY_IMMEDIATELY
+            and result.status is GetStatus.NO_MATCHED_MESSAGE
+            and result.next_begin_offset >= result.max_offset
+        ):
+            return result, ResponseCode.PULL_NOT_FOUND, replace(q, offset=result.next_begin_offset)
+        return result, code, q
 
     def _get(self, q: _Queue, max_nums: int, max_bytes: int) -> GetResult:
         if q.predicate is None:
