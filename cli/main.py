@@ -149,9 +149,15 @@ async def _start_kafka(
     if c.kafka_listen_port < 0 or (c.broker_id != 0 and not c.enable_controller_mode):
         return None
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
+    from ferrymq.gateway.kafka.listeners import parse_listeners
 
     kafka = KafkaFrontend(
-        broker, c.listen_host, c.kafka_listen_port, advertised_host or c.broker_ip1, routes=routes
+        broker,
+        c.listen_host,
+        c.kafka_listen_port,
+        advertised_host or c.broker_ip1,
+        routes=routes,
+        listeners=parse_listeners(c.kafka_listeners, c.listen_host) or None,
     )
     await kafka.start()
     return kafka

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from ferrymq.core.auth.security import Security
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
 from ferrymq.core.broker.controller_client import ControllerClient
@@ -65,6 +66,13 @@ class Broker:
         self.schedule = ScheduleMessageService(self)
         self.timer = TimerMessageService(self)
         self.transactions = TransactionService(self)
+        #: who may do what (ACLs, the authorizer when on) and Kafka's SCRAM users (core/auth)
+        self.security = Security(
+            config_dir,
+            config.kafka_authorizer_enable,
+            config.super_users,
+            config.allow_everyone_if_no_acl_found,
+        )
         self.store.visible_listeners.append(self.hold.notify)
         self.ha.confirm_listeners.append(self.store.set_read_limit)  # the group high watermark
         self.ha.reset_confirm(self.store.read_limit)  # as persisted: a restart shows no more
