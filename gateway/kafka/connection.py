@@ -39,6 +39,8 @@ PRODUCE = 0
 #: what a SASL connection may send before it authenticates: ApiVersions, SaslHandshake, SaslAuthenticate
 SASL_OPEN_KEYS = frozenset({18, 17, 36})
 ANONYMOUS = "User:ANONYMOUS"
+#: a failed SASL exchange is closed this long after its error response (Kafka's default 100 ms)
+FAILED_AUTH_CLOSE_DELAY_S = 0.1
 #: stop reading from a client with this many requests in progress (its TCP window fills up)
 MAX_IN_FLIGHT = 64
 
@@ -181,8 +183,12 @@ class KafkaConnection(asyncio.Protocol):
             self.frontend.broker.stats.latency.observe("kafka", ctx.api_key, time.perf_counter() - started)
         slot.ready = True
         self._flush()
-        if self.close_after_response:
-            self.close()
+        if self.close_after_response and not self.closed:
+            # Kafka's connection.failed.authentication.delay.ms: the client reads the error before the close
+            self.closed = True  # nothing more is read or answered
+            if self.transport is not None:
+                self.transport.pause_reading()
+                asyncio.get_running_loop().call_later(FAILED_AUTH_CLOSE_DELAY_S, self.transport.close)
 
     def authenticated(self, principal: str) -> None:
         """SASL completed: the principal for the authorizer, and the listener's full frame size."""
