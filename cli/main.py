@@ -86,6 +86,23 @@ def _parser() -> argparse.ArgumentParser:
     _admin_args(b)
     _kafka_args(b)
 
+    u = sub.add_parser(
+        "kafka-user",
+        help="add, change or delete a Kafka SASL/SCRAM user in a broker's store before it starts"
+        " (as kafka-storage format --add-scram; a running broker takes AlterUserScramCredentials)",
+    )
+    u.add_argument("--store", type=Path, required=True, help="the broker's storePathRootDir")
+    u.add_argument("name", help="user name (the principal is User:<name>)")
+    u.add_argument("--password", help="the password (salted and hashed; never stored)")
+    u.add_argument(
+        "--mechanism",
+        action="append",
+        choices=["SCRAM-SHA-256", "SCRAM-SHA-512"],
+        help="default: both",
+    )
+    u.add_argument("--iterations", type=int, default=8192, help="PBKDF2 iterations (4096-16384)")
+    u.add_argument("--delete", action="store_true", help="remove the user's credentials")
+
     # prefix_chars no option can start with: everything after "admin" goes to cli/admin.py
     a = sub.add_parser(
         "admin", help="manage a running ferrymq over its REST API", prefix_chars="\0", add_help=False
@@ -154,9 +171,15 @@ async def _start_kafka(
     if c.kafka_listen_port < 0 or (c.broker_id != 0 and not c.enable_controller_mode):
         return None
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
+    from ferrymq.gateway.kafka.listeners import parse_listeners
 
     kafka = KafkaFrontend(
-        broker, c.listen_host, c.kafka_listen_port, advertised_host or c.broker_ip1, routes=routes
+        broker,
+        c.listen_host,
+        c.kafka_listen_port,
+        advertised_host or c.broker_ip1,
+        routes=routes,
+        listeners=parse_listeners(c.kafka_listeners, c.listen_host) or None,
     )
     await kafka.start()
     return kafka
@@ -362,12 +385,34 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coro)
 
 
+def _kafka_user(args: argparse.Namespace) -> int:
+    from ferrymq.core.auth.scram import MAX_ITERATIONS, MIN_ITERATIONS, ScramCredentials, make_credential
+
+    store = ScramCredentials(args.store / "config" / "users.json")
+    mechanisms = args.mechanism or ["SCRAM-SHA-256", "SCRAM-SHA-512"]
+    if args.delete:
+        gone = [m for m in mechanisms if store.delete(args.name, m)]
+        print(f"deleted {args.name}: {', '.join(gone) or 'nothing'}")
+        return 0
+    if not args.password or not MIN_ITERATIONS <= args.iterations <= MAX_ITERATIONS:
+        print(
+            f"ferrymq: --password and --iterations {MIN_ITERATIONS}-{MAX_ITERATIONS} needed", file=sys.stderr
+        )
+        return 2
+    for m in mechanisms:
+        store.upsert(args.name, m, make_credential(m, args.password, args.iterations))
+    print(f"user {args.name}: {', '.join(mechanisms)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "admin":
         from ferrymq.cli.admin import main as admin_main
 
         sys.exit(admin_main(args.admin_args))
+    if args.command == "kafka-user":
+        sys.exit(_kafka_user(args))
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -181,6 +181,19 @@ class BrokerConfig(BaseModel):
     kafka_transactional_id_expiration_ms: int = Field(
         604_800_000, alias="kafkaTransactionalIdExpirationMs", ge=1
     )
+    #: Kafka listeners side by side, e.g. PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9094
+    #: (gateway/kafka/listeners.py); empty: one PLAINTEXT listener on listenHost:kafkaListenPort
+    kafka_listeners: str = Field("", alias="kafkaListeners")
+    #: the SASL mechanisms a SASL listener offers (Kafka's sasl.enabled.mechanisms)
+    kafka_sasl_mechanisms: str = Field("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", alias="kafkaSaslMechanisms")
+    #: KIP-368: a SASL session lasts this long, then the client re-authenticates or is closed; 0 = forever
+    #: (Kafka's connections.max.reauth.ms)
+    kafka_connections_max_reauth_ms: int = Field(0, alias="kafkaConnectionsMaxReauthMs", ge=0)
+    #: ACLs are enforced (Kafka's authorizer.class.name set); superUsers (";"-separated principals) may do
+    #: anything; allowEveryoneIfNoAclFound opens resources no ACL names
+    kafka_authorizer_enable: bool = Field(False, alias="kafkaAuthorizerEnable")
+    super_users: str = Field("", alias="superUsers")
+    allow_everyone_if_no_acl_found: bool = Field(False, alias="allowEveryoneIfNoAclFound")
     # admin REST API and web console: 0 = a free port, -1 = off
     admin_port: int = Field(8080, alias="adminPort", ge=-1, le=65535)
     #: with a token, every /api call needs ``Authorization: Bearer <token>``

@@ -16,6 +16,7 @@ from ferrymq.core.config import BrokerConfig
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.group.state import GroupConfig
+from ferrymq.gateway.kafka.listeners import parse_listeners
 
 Body = Callable[[Broker, KafkaFrontend], Awaitable[None]]
 
@@ -38,7 +39,8 @@ async def kafka_broker(
     try:
         broker.topics.create_if_absent(topic, queues)
         extra = {} if node_id is None else {"node_id": node_id}
-        frontend = KafkaFrontend(broker, "127.0.0.1", 0, "127.0.0.1", **extra)
+        listeners = parse_listeners(broker.config.kafka_listeners, "127.0.0.1") or None
+        frontend = KafkaFrontend(broker, "127.0.0.1", 0, "127.0.0.1", listeners=listeners, **extra)
         if group_config is not None:
             frontend.coordinator = GroupCoordinator(broker, frontend.cluster, group_config)
         await frontend.start()

@@ -131,3 +131,60 @@ class Authorizer:
             return False
         allowed_by = _IMPLIES.get(operation, frozenset({operation})) | {Operation.ALL}
         return any(b.permission == Permission.ALLOW and b.operation in allowed_by for b in mine)
+
+
+@dataclass(frozen=True, slots=True)
+class AclFilter:
+    """Kafka's AclBindingFilter (DescribeAcls, DeleteAcls): None and ANY match anything; pattern MATCH
+    finds the bindings that would apply to the named resource (literal, wildcard or prefix)."""
+
+    resource_type: ResourceType = ResourceType.ANY
+    resource_name: str | None = None
+    pattern_type: PatternType = PatternType.ANY
+    principal: str | None = None
+    host: str | None = None
+    operation: Operation = Operation.ANY
+    permission: Permission = Permission.ANY
+
+    def matches(self, b: AclBinding) -> bool:
+        return self._matches_pattern(b) and self._matches_entry(b)
+
+    def _matches_pattern(self, b: AclBinding) -> bool:
+        if self.resource_type != ResourceType.ANY and self.resource_type != b.resource_type:
+            return False
+        if self.pattern_type == PatternType.MATCH:
+            if self.resource_name is None:
+                return b.pattern_type in (PatternType.LITERAL, PatternType.PREFIXED)
+            return b.names(b.resource_type, self.resource_name)
+        if self.pattern_type != PatternType.ANY and self.pattern_type != b.pattern_type:
+            return False
+        return self.resource_name is None or self.resource_name == b.resource_name
+
+    def _matches_entry(self, b: AclBinding) -> bool:
+        return (
+            (self.principal is None or self.principal == b.principal)
+            and (self.host is None or self.host == b.host)
+            and (self.operation == Operation.ANY or self.operation == b.operation)
+            and (self.permission == Permission.ANY or self.permission == b.permission)
+        )
+
+
+def invalid_binding(b: AclBinding) -> str | None:
+    """Why Kafka would refuse to store this binding (CreateAcls' INVALID_REQUEST), or None."""
+    if b.resource_type in (ResourceType.UNKNOWN, ResourceType.ANY):
+        return "resource type must be specific"
+    if b.pattern_type not in (PatternType.LITERAL, PatternType.PREFIXED):
+        return "pattern type must be LITERAL or PREFIXED"
+    if b.operation in (Operation.UNKNOWN, Operation.ANY):
+        return "operation must be specific"
+    if b.permission not in (Permission.ALLOW, Permission.DENY):
+        return "permission must be ALLOW or DENY"
+    if ":" not in b.principal or not b.principal.split(":", 1)[1]:
+        return f"principal {b.principal!r} is not of the form Type:name"
+    if not b.resource_name:
+        return "resource name must not be empty"
+    if b.resource_type == ResourceType.CLUSTER and (
+        b.pattern_type != PatternType.LITERAL or b.resource_name != CLUSTER_NAME
+    ):
+        return f"the cluster resource is the literal {CLUSTER_NAME!r}"
+    return None

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 
-from ferrymq.core.auth.acl import Authorizer
+from ferrymq.core.auth.security import Security
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
 from ferrymq.core.broker.controller_client import ControllerClient
@@ -68,6 +68,13 @@ class Broker:
         self.schedule = ScheduleMessageService(self)
         self.timer = TimerMessageService(self)
         self.transactions = TransactionService(self)
+        #: who may do what (ACLs, the authorizer when on) and Kafka's SCRAM users (core/auth)
+        self.security = Security(
+            config_dir,
+            config.kafka_authorizer_enable,
+            config.super_users,
+            config.allow_everyone_if_no_acl_found,
+        )
         self.store.visible_listeners.append(self.hold.notify)
         self.ha.confirm_listeners.append(self.store.set_read_limit)  # the group high watermark
         self.ha.reset_confirm(self.store.read_limit)  # as persisted: a restart shows no more
@@ -88,8 +95,9 @@ class Broker:
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
-        #: who may do what, for every protocol (core/auth); frontends ask this one instance
-        self.authorizer = Authorizer()
+        #: who may do what, for every protocol (core/auth): one instance, so Kafka's ACLs and the
+        #: plain_acl.yml accounts are one set of permissions per principal
+        self.authorizer = self.security.acl_authorizer
         #: aclEnable: the remoting port's signature and permission check (core/broker/remoting_acl.py)
         self.acl = RemotingAcl(PlainAclFile(config.acl_file), self.authorizer) if config.acl_enable else None
 

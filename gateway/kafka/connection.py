@@ -6,6 +6,10 @@ Fetch does not hold up the next request's work), but responses go out strictly i
 as the protocol requires. A handler starts in arrival order and Produce stores before its first
 await, so pipelined produces land in order. Garbage (a bad size, a header or body that does not
 decode, a version we cannot serve) is logged with the peer and closes only this connection.
+On a SASL listener a connection has a ``sasl.SaslSession``: until it authenticates only ApiVersions,
+SaslHandshake and SaslAuthenticate run (frames above sasl.MAX_RECEIVE_SIZE close it), and a request after
+its session expired (KIP-368) closes it; either way one check per request. ``principal`` is who the
+authorizer asks about (User:ANONYMOUS on a PLAINTEXT listener, as in Kafka).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from ferrymq.gateway.kafka.apis import api18_api_versions
 from ferrymq.gateway.kafka.context import Handler, RequestContext
 from ferrymq.gateway.kafka.framing import FrameDecoder, FrameError, encode_response, parse_header, peek_header
 from ferrymq.gateway.kafka.legacy_produce import unsupported_response
+from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
+from ferrymq.gateway.kafka.sasl import MAX_RECEIVE_SIZE, SaslSession, now_ms
 
 if TYPE_CHECKING:
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
@@ -30,6 +36,11 @@ log = logging.getLogger("ferrymq.kafka")
 
 API_VERSIONS = 18
 PRODUCE = 0
+#: what a SASL connection may send before it authenticates: ApiVersions, SaslHandshake, SaslAuthenticate
+SASL_OPEN_KEYS = frozenset({18, 17, 36})
+ANONYMOUS = "User:ANONYMOUS"
+#: a failed SASL exchange is closed this long after its error response (Kafka's default 100 ms)
+FAILED_AUTH_CLOSE_DELAY_S = 0.1
 #: stop reading from a client with this many requests in progress (its TCP window fills up)
 MAX_IN_FLIGHT = 64
 
@@ -45,9 +56,19 @@ class _Slot:
 
 
 class KafkaConnection(asyncio.Protocol):
-    def __init__(self, frontend: KafkaFrontend) -> None:
+    def __init__(self, frontend: KafkaFrontend, listener: Listener | None = None) -> None:
         self.frontend = frontend
-        self.decoder = FrameDecoder(frontend.max_request_size)
+        self.listener = listener if listener is not None else Listener(PLAINTEXT, frontend.host, 0)
+        self.sasl: SaslSession | None = None
+        self.principal = ANONYMOUS
+        self.host = "?"  # the peer's address, as ACLs name hosts
+        if self.listener.sasl:
+            self.sasl = frontend.sasl_session()
+            self.decoder = FrameDecoder(min(MAX_RECEIVE_SIZE, frontend.max_request_size))
+        else:
+            self.decoder = FrameDecoder(frontend.max_request_size)
+        #: close once the current responses are out (a failed SASL exchange)
+        self.close_after_response = False
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.client_id: str | None = None
@@ -67,6 +88,7 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer = f"{peer[0]}:{peer[1]}"
+            self.host = str(peer[0])
         self.frontend.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -101,6 +123,9 @@ class KafkaConnection(asyncio.Protocol):
             key, version, corr = peek_header(frame)
         except FrameError as exc:
             self.abort(str(exc))
+            return
+        if self.sasl is not None and key not in SASL_OPEN_KEYS and not self.sasl.authenticated(now_ms()):
+            self._unauthenticated(key, version)
             return
         spec = apis.API_HANDLERS.get(key)
         if spec is None:
@@ -158,6 +183,27 @@ class KafkaConnection(asyncio.Protocol):
             self.frontend.broker.stats.latency.observe("kafka", ctx.api_key, time.perf_counter() - started)
         slot.ready = True
         self._flush()
+        if self.close_after_response and not self.closed:
+            # Kafka's connection.failed.authentication.delay.ms: the client reads the error before the close
+            self.closed = True  # nothing more is read or answered
+            if self.transport is not None:
+                self.transport.pause_reading()
+                asyncio.get_running_loop().call_later(FAILED_AUTH_CLOSE_DELAY_S, self.transport.close)
+
+    def authenticated(self, principal: str) -> None:
+        """SASL completed: the principal for the authorizer, and the listener's full frame size."""
+        self.principal = principal
+        self.decoder.max_size = self.frontend.max_request_size
+
+    def _unauthenticated(self, key: int, version: int) -> None:
+        """Kafka closes a SASL connection that sends another API before authenticating (ILLEGAL_SASL_STATE)
+        or any request after its session expired."""
+        sasl = self.sasl
+        assert sasl is not None
+        if sasl.principal is not None:
+            self.abort(f"SASL session of {sasl.principal} expired (API key {key}); re-authentication is due")
+        else:
+            self.abort(f"API key {key} v{version} before SASL authentication (missing SaslHandshake)")
 
     def _legacy_produce(self, frame: bytes, version: int) -> None:
         """Produce v0-2: error 35 per partition, as Kafka 4.0 answers (legacy_produce.py)."""

@@ -32,10 +32,12 @@ from ferrymq.gateway.kafka.cluster import ClusterView
 from ferrymq.gateway.kafka.connection import KafkaConnection
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
+from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 from ferrymq.gateway.kafka.retention_bytes import RetentionBytes
+from ferrymq.gateway.kafka.sasl import SaslSession
 from ferrymq.gateway.kafka.txn.coordinator import TxnCoordinator
 from ferrymq.gateway.kafka.txn_partitions import TxnPartitions
 
@@ -73,6 +75,7 @@ class KafkaFrontend:
         *,
         max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
         routes: ClusterSource | None = None,
+        listeners: list[Listener] | None = None,
     ) -> None:
         self.broker = broker
         self.host = host
@@ -82,6 +85,11 @@ class KafkaFrontend:
         self.cluster = ClusterView(broker, routes, node_id, advertised_host)
         self.connections: set[KafkaConnection] = set()
         self.server: asyncio.Server | None = None
+        #: listeners side by side (listeners.py); the first is the one advertised to other brokers
+        self.listeners = listeners or [Listener(PLAINTEXT, host, port)]
+        self.servers: list[tuple[Listener, asyncio.Server]] = []
+        if any(listener.tls for listener in self.listeners):
+            raise ValueError("SSL and SASL_SSL Kafka listeners need the TLS settings (not in this build)")
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
         self.retention_bytes = RetentionBytes(broker.store)
@@ -127,9 +135,15 @@ class KafkaFrontend:
         store.batch_converters[BATCH_FORMAT_KAFKA_V2] = self._to_stored_messages
         store.stable_offset = self.txn_partitions.stable_limit
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: KafkaConnection(self), self.host, self.requested_port, reuse_address=True
-        )
+        for listener in self.listeners:
+            server = await loop.create_server(
+                lambda listener=listener: KafkaConnection(self, listener),  # type: ignore[misc]
+                listener.host,
+                listener.port,
+                reuse_address=True,
+            )
+            self.servers.append((listener, server))
+        self.server = self.servers[0][1]
         self.cluster.port = self.port
         await self.coordinator.start()
         await self.txn_coordinator.start()
@@ -149,10 +163,33 @@ class KafkaFrontend:
             self.port,
             self.cluster.node_id,
         )
+        for listener, _ in self.servers[1:]:
+            log.info(
+                "kafka listener %s on %s:%d", listener.protocol, listener.host, self.listener_port(listener)
+            )
+
+    def listener_port(self, listener: Listener) -> int:
+        """The port a listener is bound to (its own port, or the free one it took for port 0)."""
+        for known, server in self.servers:
+            if known == listener:
+                return int(server.sockets[0].getsockname()[1])
+        return self.port
+
+    def listener_ports(self) -> dict[str, int]:
+        """Bound port per listener name (security protocol)."""
+        return {
+            listener.protocol: int(server.sockets[0].getsockname()[1]) for listener, server in self.servers
+        }
+
+    def sasl_session(self) -> SaslSession:
+        """A new connection's SASL session on a SASL listener (broker.conf's mechanisms and reauth)."""
+        c = self.broker.config
+        mechanisms = [m.strip().upper() for m in c.kafka_sasl_mechanisms.split(",") if m.strip()]
+        return SaslSession(mechanisms, self.broker.security.scram, c.kafka_connections_max_reauth_ms)
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        for _, server in self.servers:
+            server.close()
         for conn in list(self.connections):
             conn.close()
         if self.broker.registrar is not None:
@@ -181,8 +218,8 @@ class KafkaFrontend:
         store.batch_converters.pop(BATCH_FORMAT_KAFKA_V2, None)
         if store.stable_offset == self.txn_partitions.stable_limit:
             store.stable_offset = None
-        if self.server is not None:
-            await self.server.wait_closed()
+        for _, server in self.servers:
+            await server.wait_closed()
 
     # ---- fetches waiting for data --------------------------------------------------------------
 

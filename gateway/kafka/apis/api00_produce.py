@@ -36,9 +36,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
 from ferrymq.core.remoting.route import PERM_WRITE
 from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, PutStatus, StoreUnavailable
-from ferrymq.gateway.kafka import isr, mapping, topics
+from ferrymq.gateway.kafka import authz, isr, mapping, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
@@ -102,12 +103,23 @@ async def _store(ctx: RequestContext, request: Any) -> tuple[list[dict[str, Any]
     placed = await ctx.frontend.cluster.placements(
         {t.name: max((pd.index for pd in t.partition_data), default=-1) for t in request.topic_data}
     )
+    txn_id = request.transactional_id
+    txn_denied = txn_id is not None and not authz.transactional_id(ctx, Operation.WRITE, txn_id)
     for topic_data in request.topic_data:
         parts = []
         where = placed[topic_data.name]
+        denied = (
+            ErrorCode.transactional_id_authorization_failed
+            if txn_denied
+            else None
+            if authz.topic(ctx, Operation.WRITE, topic_data.name)
+            else ErrorCode.topic_authorization_failed
+        )
         for pd in topic_data.partition_data:
             queue = where.queue_of(pd.index)
-            if acks not in (0, 1, -1):
+            if denied is not None:
+                error, base, start = denied, -1, -1
+            elif acks not in (0, 1, -1):
                 error, base, start = ErrorCode.invalid_required_acks, -1, -1
             elif queue is None:
                 error, base, start = ErrorCode.not_leader_or_follower, -1, -1

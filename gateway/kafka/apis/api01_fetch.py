@@ -23,8 +23,9 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
 from ferrymq.core.remoting.route import PERM_READ
-from ferrymq.gateway.kafka import topics
+from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
@@ -52,12 +53,13 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     placed = await ctx.frontend.cluster.placements(
         {ft.topic: max((fp.partition for fp in ft.partitions), default=-1) for ft in request.topics}
     )
-    responses, total, waitable = _read(ctx, request, placed)
+    denied = {ft.topic for ft in request.topics if not authz.topic(ctx, Operation.READ, ft.topic)}
+    responses, total, waitable = _read(ctx, request, placed, denied)
     while total < request.min_bytes and waitable:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not await ctx.frontend.wait_for_data(waitable, remaining):
             break
-        responses, total, waitable = _read(ctx, request, placed)
+        responses, total, waitable = _read(ctx, request, placed, denied)
     return respond(
         request,
         {"throttle_time": NO_THROTTLE, "error_code": ErrorCode.none, "session_id": 0, "responses": responses},
@@ -65,9 +67,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 def _read(
-    ctx: RequestContext, request: Any, placed: dict[str, TopicPartitions]
+    ctx: RequestContext, request: Any, placed: dict[str, TopicPartitions], denied: set[str]
 ) -> tuple[list[dict[str, Any]], int, list[tuple[str, int]]]:
-    """Every requested partition read once: (responses, bytes, partitions worth waiting on)."""
+    """Every requested partition read once: (responses, bytes, partitions worth waiting on);
+    ``denied`` topics (no READ) are TOPIC_AUTHORIZATION_FAILED."""
     broker = ctx.frontend.broker
     plog = ctx.frontend.log
     txns = ctx.frontend.txn_partitions
@@ -94,6 +97,9 @@ def _read(
                 "records": b"",
             }
             parts.append(entry)
+            if name in denied:
+                entry["error_code"] = ErrorCode.topic_authorization_failed
+                continue
             if queue is None:
                 entry["error_code"] = ErrorCode.not_leader_or_follower
                 continue

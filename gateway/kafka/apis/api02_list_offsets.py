@@ -7,6 +7,7 @@ search over entries' max timestamps and then inside the batch (decompressing it 
 A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER.
 isolation_level (v2+): under read_committed the end is the last stable offset instead of the high
 watermark (-1 answers it; timestamp lookups stop below it), as Kafka.
+With an authorizer, DESCRIBE on the topic (else TOPIC_AUTHORIZATION_FAILED).
 Leaves out: v8-v9 tiered-storage sentinels (-4, -5).
 """
 
@@ -16,6 +17,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.leader_epochs import check_epoch, current_epoch
@@ -36,8 +39,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     out = []
     for t in request.topics:
         parts = []
+        denied = not authz.topic(ctx, Operation.DESCRIBE, t.name)
         for p in t.partitions:
             index, error = cluster.local_queue(t.name, placed[t.name], p.partition_index)
+            if denied:
+                error = ErrorCode.topic_authorization_failed
             error = error or check_epoch(ctx.frontend.broker, getattr(p, "current_leader_epoch", -1))
             entry: dict[str, Any] = {
                 "partition_index": p.partition_index,

@@ -15,6 +15,8 @@ exist is created when auto-creation is allowed (the request's allow_auto_topic_c
 the broker's autoCreateTopicEnable) with defaultTopicQueueNums partitions; a name Kafka does not
 allow is INVALID_TOPIC_EXCEPTION. Listing all topics leaves RocketMQ's system topics out, and
 lists this broker's topics only.
+With an authorizer (authz.py), a full listing shows only topics the principal may DESCRIBE, a named one it
+may not is TOPIC_AUTHORIZATION_FAILED, and auto-creation needs CREATE on the cluster or the topic.
 Leaves out: racks, authorized operations (always "not computed"), v13's top-level error.
 """
 
@@ -25,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
 
-from ferrymq.gateway.kafka import topics
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import NO_LEADER, TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
@@ -51,7 +54,12 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.frontend.broker
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
-        wanted = [(tc.topic_name, None) for tc in topics.listed_topics(broker)]
+        # listing all topics shows only those the principal may DESCRIBE
+        wanted = [
+            (tc.topic_name, None)
+            for tc in topics.listed_topics(broker)
+            if authz.topic(ctx, Operation.DESCRIBE, tc.topic_name)
+        ]
     else:
         wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
     auto = getattr(request, "allow_auto_topic_creation", True) and broker.config.auto_create_topic_enable
@@ -66,6 +74,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 out.append(_error(ErrorCode.unknown_topic_id, None, tid))
                 continue
         assert name is not None
+        if requested and not authz.topic(ctx, Operation.DESCRIBE, name):
+            out.append(_error(ErrorCode.topic_authorization_failed, name))
+            continue
         tc = broker.topics.get(name)
         where = placed.get(name)
         if tc is None and where is not None and where.owners:  # on other broker groups only
@@ -81,9 +92,15 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             if not auto:
                 out.append(_error(ErrorCode.unknown_topic_or_partition, name))
                 continue
+            if not (authz.cluster(ctx, Operation.CREATE) or authz.topic(ctx, Operation.CREATE, name)):
+                out.append(_error(ErrorCode.topic_authorization_failed, name))
+                continue
             tc = topics.create(broker, name, broker.config.default_topic_queue_nums)
         out.append(topic_metadata(cluster, tc.topic_name, cluster.placement(tc.topic_name)))
-    brokers = [{"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in cluster.nodes()]
+    brokers = [
+        {"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None}
+        for n in map(ctx.node, cluster.nodes())
+    ]
     return respond(
         request,
         {

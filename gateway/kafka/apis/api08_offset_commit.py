@@ -10,6 +10,8 @@ broker's offset table is written before the reply; owners keep theirs as for nat
 Members are checked against the group (generation, member id, static instance id) as Kafka
 does; generation -1 commits are accepted for groups without members (admin clients, consumers
 that assign partitions themselves).
+With an authorizer, READ on the group (else GROUP_AUTHORIZATION_FAILED for every partition) and on each
+topic (TOPIC_AUTHORIZATION_FAILED for its partitions).
 Leaves out: v0-v1 (gone from Kafka 4 and from kio), retention_time (offsets do not expire),
 the committed leader epoch (not stored; OffsetFetch answers -1), transactional commits.
 """
@@ -21,6 +23,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import partition_errors
@@ -35,6 +39,17 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         for t in request.topics
     ]
     coordinator = ctx.frontend.coordinator
+    if not authz.group(ctx, Operation.READ, request.group_id):
+        return partition_errors(
+            request,
+            [
+                (name, [(p, ErrorCode.group_authorization_failed) for p, _, _ in parts])
+                for name, parts in topics
+            ],
+        )
+    denied = [(name, parts) for name, parts in topics if not authz.topic(ctx, Operation.READ, name)]
+    if denied:  # those topics fail, the others are committed
+        topics = [t for t in topics if t not in denied]
     if not await coordinator.serves(request.group_id):
         return partition_errors(
             request, [(name, [(p, ErrorCode.not_coordinator) for p, _, _ in parts]) for name, parts in topics]
@@ -43,7 +58,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     await ctx.frontend.cluster.placements(
         {t.name: max((p.partition_index for p in t.partitions), default=-1) for t in request.topics}
     )
-    results = await coordinator.commit_offsets(
+    results = [
+        (name, [(p, ErrorCode.topic_authorization_failed) for p, _, _ in parts]) for name, parts in denied
+    ] + await coordinator.commit_offsets(
         request.group_id,
         request.member_id,
         getattr(request, "group_instance_id", None),

@@ -7,6 +7,7 @@ group gets COORDINATOR_NOT_AVAILABLE (v1: its partitions), which clients retry. 
 mean every partition the group has an offset for, on any broker group. A partition without an
 offset answers -1. With require_stable (v7+), a partition with a pending transactional offset
 (TxnOffsetCommit of a transaction not yet ended) answers UNSTABLE_OFFSET_COMMIT, which clients retry.
+With an authorizer, DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED).
 Leaves out: v0 (gone from Kafka 4 and from kio), committed leader epochs (always -1),
 v9's member epoch check (KIP-848).
 """
@@ -17,6 +18,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.coordinator import PartitionOffset
@@ -30,7 +33,9 @@ async def _group(
 ) -> dict[str, Any]:
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
     coordinator = ctx.frontend.coordinator
-    if await coordinator.serves(group_id):
+    if not authz.group(ctx, Operation.DESCRIBE, group_id):
+        error, results = ErrorCode.group_authorization_failed, []
+    elif await coordinator.serves(group_id):
         error, results = await coordinator.fetch_offsets(group_id, wanted)
     else:
         error, results = ErrorCode.not_coordinator, []

@@ -7,6 +7,8 @@ over the sorted names of the groups with a Kafka listener (cluster.ClusterView.c
 It moves when such a group comes or goes; the group's offsets stay with the partitions' owners
 (group/owner_offsets.py), and the other brokers answer the group's requests with
 NOT_COORDINATOR. v4 answers a batch of keys.
+With an authorizer, DESCRIBE on the group or transactional id (else GROUP_ or
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 Leaves out: v5-v6 (TRANSACTION_ABORTABLE, share groups).
 """
 
@@ -16,11 +18,17 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 GROUP, TRANSACTION = 0, 1
+
+
+def _refused(error: ErrorCode) -> dict[str, Any]:
+    return {"node_id": -1, "host": "", "port": -1, "error_code": error, "error_message": None}
 
 
 @api(10, 0, 4)
@@ -37,7 +45,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 "error_code": ErrorCode.invalid_request,
                 "error_message": f"unknown coordinator key type {key_type}",
             }
-        node = await cluster.coordinator_of(key)
+        if key_type == GROUP and not authz.group(ctx, Operation.DESCRIBE, key):
+            return _refused(ErrorCode.group_authorization_failed)
+        if key_type == TRANSACTION and not authz.transactional_id(ctx, Operation.DESCRIBE, key):
+            return _refused(ErrorCode.transactional_id_authorization_failed)
+        node = ctx.node(await cluster.coordinator_of(key))
         return {
             "node_id": node.node_id,
             "host": node.host,

@@ -5,6 +5,7 @@ v4+ new dynamic members first get MEMBER_ID_REQUIRED with their id; v5+ carry gr
 rebalance timeout: the session timeout serves as one, as in Kafka. The request stays parked until
 the group's join phase completes. A group with live native RocketMQ consumers answers
 INCONSISTENT_GROUP_PROTOCOL (logged with the group's name; JoinGroup has no error message field).
+With an authorizer, READ on the group (else GROUP_AUTHORIZATION_FAILED).
 Leaves out: the v8+ reason string (only logged by Kafka), a maximum group size.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.state import JoinRequest, JoinResult
@@ -41,7 +44,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         require_known_member_id=v >= 4,
         supports_skip_assignment=v >= 9,
     )
-    if await ctx.frontend.coordinator.serves(request.group_id):
+    if not authz.group(ctx, Operation.READ, request.group_id):
+        r = JoinResult(ErrorCode.group_authorization_failed, request.member_id)
+    elif await ctx.frontend.coordinator.serves(request.group_id):
         r = await ctx.frontend.coordinator.join(request.group_id, req, ctx.conn.peer)
     else:
         r = JoinResult(ErrorCode.not_coordinator, request.member_id)

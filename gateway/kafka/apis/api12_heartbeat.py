@@ -2,6 +2,7 @@
 
 REBALANCE_IN_PROGRESS tells a member to rejoin; ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID and
 FENCED_INSTANCE_ID (v3+, static members) tell it that it is out of the group.
+With an authorizer, READ on the group (else GROUP_AUTHORIZATION_FAILED).
 Leaves out: nothing of the classic protocol.
 """
 
@@ -11,6 +12,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -18,6 +21,10 @@ from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 @api(12, 0, 4)
 async def handle(ctx: RequestContext, request: Any) -> Any:
+    if not authz.group(ctx, Operation.READ, request.group_id):
+        return respond(
+            request, {"throttle_time": NO_THROTTLE, "error_code": ErrorCode.group_authorization_failed}
+        )
     if not await ctx.frontend.coordinator.serves(request.group_id):
         return respond(request, {"throttle_time": NO_THROTTLE, "error_code": ErrorCode.not_coordinator})
     error = ctx.frontend.coordinator.heartbeat(

@@ -2,6 +2,7 @@
 
 v0-v2 name one member; v3+ a batch of members, each by member id and/or group instance id (an
 admin may remove a static member by its instance id alone), with an error per member.
+With an authorizer, READ on the group (else GROUP_AUTHORIZATION_FAILED).
 Leaves out: the v5 reason string (only logged by Kafka).
 """
 
@@ -11,6 +12,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -22,7 +25,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         members = [(request.member_id, None)]
     else:
         members = [(m.member_id, m.group_instance_id) for m in request.members]
-    if await ctx.frontend.coordinator.serves(request.group_id):
+    if not authz.group(ctx, Operation.READ, request.group_id):
+        error, errors = ErrorCode.group_authorization_failed, []
+    elif await ctx.frontend.coordinator.serves(request.group_id):
         error, errors = ctx.frontend.coordinator.leave(request.group_id, members)
     else:
         error, errors = ErrorCode.not_coordinator, []

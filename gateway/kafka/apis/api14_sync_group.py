@@ -2,6 +2,7 @@
 
 A follower's request waits until the leader's arrives (or the group rebalances again); v5 checks
 the protocol type and name against the group's (INCONSISTENT_GROUP_PROTOCOL).
+With an authorizer, READ on the group (else GROUP_AUTHORIZATION_FAILED).
 Leaves out: nothing of the classic protocol.
 """
 
@@ -11,6 +12,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.state import SyncRequest, SyncResult
@@ -27,7 +30,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         getattr(request, "protocol_name", None),
         {a.member_id: a.assignment for a in request.assignments},
     )
-    if await ctx.frontend.coordinator.serves(request.group_id):
+    if not authz.group(ctx, Operation.READ, request.group_id):
+        r = SyncResult(ErrorCode.group_authorization_failed)
+    elif await ctx.frontend.coordinator.serves(request.group_id):
         r = await ctx.frontend.coordinator.sync(request.group_id, req)
     else:
         r = SyncResult(ErrorCode.not_coordinator)

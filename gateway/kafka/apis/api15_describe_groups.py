@@ -4,6 +4,7 @@ A Kafka group as Kafka describes it (member metadata and assignments only once S
 held by native RocketMQ consumers as "Stable" with protocol type "" (as Kafka's simple groups, so
 Kafka admin tools accept it) and its consumers without assignments;
 a group with only committed offsets (on any broker group) as "Empty"; an unknown group as "Dead".
+With an authorizer, DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED).
 Leaves out: v6 (GROUP_ID_NOT_FOUND with messages); authorized operations are all group operations
 (there are no ACLs).
 """
@@ -14,6 +15,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.state import GroupState, GroupSummary
@@ -30,7 +33,12 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     groups = []
     coordinator = ctx.frontend.coordinator
     for group_id in request.groups:
-        if await coordinator.serves(group_id):
+        if not authz.group(ctx, Operation.DESCRIBE, group_id):
+            error, s = (
+                ErrorCode.group_authorization_failed,
+                GroupSummary(group_id, GroupState.DEAD, "", "", ()),
+            )
+        elif await coordinator.serves(group_id):
             error, s = ErrorCode.none, await coordinator.describe(group_id)
         else:
             error, s = ErrorCode.not_coordinator, GroupSummary(group_id, GroupState.DEAD, "", "", ())

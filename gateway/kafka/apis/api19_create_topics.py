@@ -6,6 +6,7 @@ the name servers at once. num_partitions -1 takes defaultTopicQueueNums; replica
 checked (topics.py: values not served are INVALID_CONFIG) and kept as topic attributes;
 validate_only checks without creating. The reply waits until the topics file holds the new topics
 (written off the event loop; a write that fails gives KAFKA_STORAGE_ERROR).
+With an authorizer, CREATE on the cluster or on each topic (else TOPIC_AUTHORIZATION_FAILED).
 Leaves out: replica placement (assignments' broker ids are not checked), v5+ topic config errors.
 """
 
@@ -18,7 +19,8 @@ from typing import Any
 from kio.index import load_response_from_request
 from kio.schema.errors import ErrorCode
 
-from ferrymq.gateway.kafka import topics
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.context import RequestContext
@@ -38,6 +40,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     )
     seen: set[str] = set()
     out = []
+    on_cluster = authz.cluster(ctx, Operation.CREATE)  # else CREATE on each topic, as Kafka asks
     for t in request.topics:
         result: dict[str, Any] = {
             "name": t.name,
@@ -50,6 +53,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             "configs": None,
         }
         out.append(result)
+        if not on_cluster and not authz.topic(ctx, Operation.CREATE, t.name):
+            seen.add(t.name)
+            result["error_code"] = ErrorCode.topic_authorization_failed
+            result["error_message"] = "Authorization failed."
+            continue
         error, message, count, configs = _check(ctx, t, seen)
         seen.add(t.name)
         if error != ErrorCode.none:

@@ -2,6 +2,7 @@
 
 The topic leaves the broker (config, consume queues), the name servers and the Kafka producer
 state; its commit-log bytes age out with retention. RocketMQ's system topics cannot be deleted.
+With an authorizer, DELETE on the topic (else TOPIC_AUTHORIZATION_FAILED).
 Leaves out: waiting for the deletion to reach every broker group (there is one).
 """
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from ferrymq.gateway.kafka import topics
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.context import RequestContext
@@ -36,6 +38,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                     _result(None, tid, ErrorCode.unknown_topic_id, "This server does not host this topic ID.")
                 )
                 continue
+        if name and not authz.topic(ctx, Operation.DELETE, name):
+            out.append(
+                _result(name, tid, ErrorCode.topic_authorization_failed, "Topic authorization failed.")
+            )
+            continue
         if not name or broker.topics.get(name) is None:
             out.append(
                 _result(

@@ -8,6 +8,8 @@ epoch bumped (a new id once exhausted), an Ongoing transaction of the old produc
 the epoch fence (CONCURRENT_TRANSACTIONS, the client retries), a stale v3+ id/epoch fenced
 (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH before v4), a timeout above 900 000 ms
 INVALID_TRANSACTION_TIMEOUT, an empty id INVALID_REQUEST.
+With an authorizer, WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); without one,
+IDEMPOTENT_WRITE on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
 Leaves out: v6 (KIP-939 two-phase commit).
 """
 
@@ -17,6 +19,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.producer_state import MAX_EPOCH
@@ -31,12 +35,16 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     error = ErrorCode.none
     if request.transactional_id is not None:
         txn = ctx.frontend.txn_coordinator
-        if request.transactional_id and not await txn.serves(request.transactional_id):
+        if not authz.transactional_id(ctx, Operation.WRITE, request.transactional_id):
+            error, pid, epoch = ErrorCode.transactional_id_authorization_failed, -1, -1
+        elif request.transactional_id and not await txn.serves(request.transactional_id):
             error, pid, epoch = ErrorCode.not_coordinator, -1, -1
         else:
             timeout = millis(request.transaction_timeout)
             result = await txn.init_producer(request.transactional_id, timeout, pid, epoch, ctx.api_version)
             error, pid, epoch = result.error, result.producer_id, result.producer_epoch
+    elif not authz.idempotent_write(ctx):
+        error, pid, epoch = ErrorCode.cluster_authorization_failed, -1, -1
     elif pid >= 0 and producers.known_producer_id(pid) and 0 <= epoch < MAX_EPOCH:
         epoch += 1
     else:

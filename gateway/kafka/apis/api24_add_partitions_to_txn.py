@@ -7,6 +7,8 @@ answer (reference §2.3). Answered once the new state is on disk.
 v0-3 are the clients' form (one transaction); v4-5 the brokers' batched form (several
 transactions, each either added or, with verify_only, checked: NONE for a partition in the
 Ongoing transaction, INVALID_TXN_STATE otherwise, KIP-890 part 1).
+With an authorizer, WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED everywhere) and on
+each topic (TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED).
 Leaves out: authorization of v4+ to brokers only (no ACLs are served).
 """
 
@@ -16,6 +18,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -34,7 +38,13 @@ async def _one(
     unknown = {(name, p) for name, p in partitions if not 0 <= p < cluster.partition_count(name)}
     errors: dict[tuple[str, int], ErrorCode] = {}
     error = ErrorCode.none
-    if not await txn.serves(tid):
+    denied = {name for name, _ in wanted if not authz.topic(ctx, Operation.WRITE, name)}
+    if not authz.transactional_id(ctx, Operation.WRITE, tid):
+        error = ErrorCode.transactional_id_authorization_failed
+    elif denied:
+        errors = {(name, p): ErrorCode.topic_authorization_failed for name, p in partitions if name in denied}
+        error = ErrorCode.operation_not_attempted
+    elif not await txn.serves(tid):
         error = ErrorCode.not_coordinator
     elif verify_only:
         errors = txn.states.verify(tid, pid, epoch, partitions)

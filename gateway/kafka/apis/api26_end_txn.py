@@ -4,6 +4,7 @@ Served by the transactional id's coordinator (NOT_COORDINATOR elsewhere). Answer
 PrepareCommit/PrepareAbort is on disk; the markers are written afterwards, retried until done
 (txn/coordinator.py). Errors as the reference table (§2.3): CONCURRENT_TRANSACTIONS while one is
 being finished, a repeat of a finished end is NONE, INVALID_TXN_STATE otherwise.
+With an authorizer, WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 Leaves out: v5 (transaction version 2: epoch bumped at every end; not advertised).
 """
 
@@ -13,6 +14,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -21,7 +24,9 @@ from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 @api(26, 0, 4)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     txn = ctx.frontend.txn_coordinator
-    if not await txn.serves(request.transactional_id):
+    if not authz.transactional_id(ctx, Operation.WRITE, request.transactional_id):
+        error = ErrorCode.transactional_id_authorization_failed
+    elif not await txn.serves(request.transactional_id):
         error = ErrorCode.not_coordinator
     else:
         error = await txn.end(

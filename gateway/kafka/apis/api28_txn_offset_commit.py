@@ -13,6 +13,8 @@ not coordinate the transactional id forwards the request, once checked, to the b
 (txn/peer.py), which holds the pending offsets and applies them to the partitions' owners when the
 transaction commits; OffsetFetch's require_stable sees only the pending offsets held by the broker
 it asks.
+With an authorizer, WRITE on the transactional id and READ on the group (TRANSACTIONAL_ID_ or
+GROUP_AUTHORIZATION_FAILED on every partition); a forwarded request is checked again where it lands.
 Leaves out: v5 (transaction version 2: the group added implicitly); the committed leader epoch.
 """
 
@@ -22,6 +24,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.group.coordinator import OFFSET_METADATA_MAX_SIZE
@@ -33,6 +37,10 @@ from ferrymq.gateway.kafka.txn.state import TxnState
 async def _check_group(ctx: RequestContext, request: Any) -> ErrorCode | None:
     """The group's error for the whole request (checked where the group is coordinated), or None."""
     group = ctx.frontend.coordinator
+    if not authz.transactional_id(ctx, Operation.WRITE, request.transactional_id):
+        return ErrorCode.transactional_id_authorization_failed
+    if not authz.group(ctx, Operation.READ, request.group_id):
+        return ErrorCode.group_authorization_failed
     if not request.group_id:
         return ErrorCode.invalid_group_id
     forwarded = ctx.conn.client_id == peer.FORWARD_CLIENT_ID
