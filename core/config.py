@@ -181,6 +181,9 @@ class BrokerConfig(BaseModel):
     kafka_transactional_id_expiration_ms: int = Field(
         604_800_000, alias="kafkaTransactionalIdExpirationMs", ge=1
     )
+    #: incremental fetch sessions (KIP-227) kept at once (Kafka's max.incremental.fetch.session.cache.slots;
+    #: 0 = none, every fetch is a full one)
+    kafka_fetch_session_cache_slots: int = Field(1000, alias="kafkaFetchSessionCacheSlots", ge=0)
     # admin REST API and web console: 0 = a free port, -1 = off
     admin_port: int = Field(8080, alias="adminPort", ge=-1, le=65535)
     #: with a token, every /api call needs ``Authorization: Bearer <token>``
