@@ -14,7 +14,9 @@ ratios and produce latency at a fixed rate; ``python -m bench.kafka_bench --help
 SYNC_MASTER against Apache RocketMQ 5.3.3 master+slave, Kafka acks=all with two replicas against a
 two-broker Apache Kafka cluster with replication factor 2, and failover time from a master's kill -9
 to the first stored send in controller mode against Apache RocketMQ's controller mode, same heartbeat
-settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its parts and options).
+settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its parts and options),
+``fetch-sessions`` (broker CPU and bytes per Kafka fetch of 1,000 quiet partitions, sessionless against
+an incremental KIP-227 session).
 """
 
 from __future__ import annotations
@@ -140,6 +142,13 @@ def section_replication(args: argparse.Namespace) -> None:
     replication_bench.main(["--threads", str(args.threads), "--size", str(args.size)])
 
 
+def section_fetch_sessions(args: argparse.Namespace) -> None:
+    from bench import fetch_sessions_bench
+
+    print("Kafka fetch of 1,000 quiet partitions: sessionless full fetches against one incremental session:")
+    _table(fetch_sessions_bench.main([]))
+
+
 def section_start(args: argparse.Namespace) -> None:
     from bench import start_bench
 
@@ -155,6 +164,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "push": section_push,
     "kafka": section_kafka,
     "replication": section_replication,
+    "fetch-sessions": section_fetch_sessions,
 }
 
 

@@ -194,6 +194,9 @@ class BrokerConfig(BaseModel):
     kafka_authorizer_enable: bool = Field(False, alias="kafkaAuthorizerEnable")
     super_users: str = Field("", alias="superUsers")
     allow_everyone_if_no_acl_found: bool = Field(False, alias="allowEveryoneIfNoAclFound")
+    #: incremental fetch sessions (KIP-227) kept at once (Kafka's max.incremental.fetch.session.cache.slots;
+    #: 0 = none, every fetch is a full one)
+    kafka_fetch_session_cache_slots: int = Field(1000, alias="kafkaFetchSessionCacheSlots", ge=0)
     # admin REST API and web console: 0 = a free port, -1 = off
     admin_port: int = Field(8080, alias="adminPort", ge=-1, le=65535)
     #: with a token, every /api call needs ``Authorization: Bearer <token>``

@@ -325,6 +325,27 @@ def test_list_offsets_by_timestamp_earliest_latest_and_max(tmp_path: Path) -> No
     run(tmp_path, body)
 
 
+def test_list_offsets_max_timestamp_names_the_record_not_its_batch_end(tmp_path: Path) -> None:
+    """Kafka 3.8+ (KAFKA-16310): the offset of the record holding the largest timestamp, the earliest
+    such record when several hold it. Before: the last offset of the batch holding it."""
+
+    def stamped(*timestamps: int) -> bytes:
+        b = DefaultRecordBatchBuilder(2, 0, False, -1, -1, -1, 1 << 20)
+        for i, ts in enumerate(timestamps):
+            b.append(i, ts, None, b"v", [])
+        return bytes(b.build())
+
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        w = await Wire.open(f.port)
+        await produced(w, stamped(5000, 9000, 6000))  # offsets 0-2: the largest at offset 1
+        await produced(w, stamped(7000, 9000))  # offsets 3-4: as large, but later
+        r = await w.call(list_offsets(-3))
+        got = [(p.offset, p.timestamp) for p in r.topics[0].partitions]
+        assert got == [(1, 9000)]
+
+    run(tmp_path, body)
+
+
 def test_metadata_auto_creates_valid_names_only_when_allowed(tmp_path: Path) -> None:
     async def body(broker: Broker, f: KafkaFrontend) -> None:
         w = await Wire.open(f.port)

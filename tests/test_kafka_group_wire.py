@@ -324,6 +324,31 @@ def test_offsets_live_in_the_broker_offset_store(tmp_path: Path) -> None:
         )
         assert stale.topics[0].partitions[0].error_code == ErrorCode.illegal_generation
         assert broker.offsets.query("gone", TOPIC, 0) is None
+        # a negative sentinel (kafkajs's resetOffsets commits -2) is kept and read back as Kafka does;
+        # -1 means no offset. Before: every negative offset was dropped, so -2 read back as -1
+        sentinel = CommitPartV8(
+            partition_index=3, committed_offset=-2, committed_leader_epoch=-1, committed_metadata=""
+        )
+        dropped = CommitPartV8(
+            partition_index=0, committed_offset=-1, committed_leader_epoch=-1, committed_metadata=""
+        )
+        commit = await w.call(
+            CommitV8(
+                group_id="simple",
+                generation_id_or_member_epoch=-1,
+                member_id="",
+                group_instance_id=None,
+                topics=(CommitTopicV8(name=TOPIC, partitions=(sentinel, dropped)),),
+            )
+        )
+        assert [p.error_code for p in commit.topics[0].partitions] == [ErrorCode.none] * 2
+        listed = await w.call(
+            FetchV8(groups=(FetchGroupV8(group_id="simple", topics=None),), require_stable=False)
+        )
+        assert {p.partition_index: p.committed_offset for p in listed.groups[0].topics[0].partitions} == {
+            2: 7,
+            3: -2,
+        }
         w.close()
 
     run(tmp_path, body)

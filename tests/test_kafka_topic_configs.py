@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kio.schema.alter_configs.v2.request import AlterableConfig, AlterConfigsRequest, AlterConfigsResource
 from kio.schema.errors import ErrorCode
+from kio.schema.incremental_alter_configs.v1 import request as incremental
 
 from ferrymq.core.broker.broker import Broker
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
@@ -95,5 +96,25 @@ def test_retention_bytes_keeps_the_newest_entries_within_it(tmp_path: Path) -> N
         f.apply_retention()
         assert store.queue_bounds(TOPIC, 0) == (90, 120)
         assert store.queue_bounds(TOPIC, 1) == (0, 0)  # an empty partition is left alone
+
+    run(tmp_path, body)
+
+
+def test_subtracting_the_last_cleanup_policy_keeps_everything_as_kafka_4_does(tmp_path: Path) -> None:
+    """Kafka 4.2+ accepts an empty cleanup.policy (infinite retention). Before: INVALID_CONFIG."""
+
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        wire = await Wire.open(f.port)
+        for i in range(4):
+            assert (await produced(wire, batch(10, first=10 * i, value_size=1000)))[0] == ErrorCode.none
+        subtract = incremental.AlterableConfig(name="cleanup.policy", config_operation=3, value="delete")
+        resource = incremental.AlterConfigsResource(resource_type=2, resource_name=TOPIC, configs=(subtract,))
+        request = incremental.IncrementalAlterConfigsRequest(resources=(resource,), validate_only=False)
+        r = (await wire.call(request)).responses[0]
+        assert (r.error_code, r.error_message) == (ErrorCode.none, None)
+        assert broker.topics.get(TOPIC).attributes["cleanup.policy"] == ""
+        assert (await wire.call(alter_topic(TOPIC, "retention.bytes", "100"))).responses[0].error_code == 0
+        f.apply_retention()
+        assert broker.store.queue_bounds(TOPIC, 0) == (0, 40)  # retention.bytes=100 deletes nothing now
 
     run(tmp_path, body)

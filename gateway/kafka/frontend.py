@@ -30,6 +30,7 @@ from ferrymq.gateway.kafka import mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.cluster import ClusterView
 from ferrymq.gateway.kafka.connection import KafkaConnection
+from ferrymq.gateway.kafka.fetch_sessions import FetchSessionCache
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
@@ -111,6 +112,7 @@ class KafkaFrontend:
         self._tasks: list[asyncio.Task[None]] = []
         self.coordinator = GroupCoordinator(broker, self.cluster)
         self.txn_coordinator = TxnCoordinator(self)
+        self.fetch_sessions = FetchSessionCache(broker.config.kafka_fetch_session_cache_slots)
 
     @property
     def groups(self) -> GroupCoordinator:

@@ -134,14 +134,30 @@ class PartitionLog:
     def max_timestamp(self, topic: str, partition: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the record with the largest timestamp (ListOffsets -3).
 
-        Looks at the last entries only (up to 1000 units back): timestamps mostly rise.
+        Looks at the last entries only (up to 1000 units back): timestamps mostly rise. As Kafka 3.8+
+        (KAFKA-16310), the offset is the record's, the earliest one holding the largest timestamp.
         """
         lo, hi = self.store.queue_bounds(topic, partition)
-        best: tuple[int, int] | None = None
+        best: StoredEntry | None = None
+        best_ts = 0
         for entry in self.store.entries_before(topic, partition, hi, max(lo, hi - 1000)):
             if readable(entry) is None:
                 continue
             _, mx = timestamps(entry)
-            if best is None or mx > best[1]:
-                best = (entry.next_queue_offset - 1, mx)
-        return best
+            if best is None or mx >= best_ts:  # newest first: on a tie the earlier entry wins
+                best, best_ts = entry, mx
+        if best is None:
+            return None
+        if best.kind is EntryKind.MESSAGE:
+            return best.queue_offset, best_ts
+        batch = best.payload
+        info = rb.read_header(batch)
+        base = rb.base_offset_of(batch)
+        try:
+            data = rb.records_bytes(batch, info)
+        except ValueError:  # over the inflate cap: the batch's first offset answers conservatively
+            return max(base, lo), best_ts
+        for record in rb.iter_records(data, info.count, info.base_timestamp):
+            if record.timestamp == best_ts and base + record.offset_delta >= lo:
+                return base + record.offset_delta, best_ts
+        return best.next_queue_offset - 1, best_ts

@@ -172,7 +172,8 @@ def _unserved(name: str, value: str) -> str | None:
     if rule is None:
         return None
     known, served, why = rule
-    values = set(value.split(",")) if name == "cleanup.policy" else {value}
+    # cleanup.policy is a list, and Kafka 4.2+ accepts it empty (infinite retention)
+    values = {v.strip() for v in value.split(",") if v.strip()} if name == "cleanup.policy" else {value}
     if not values <= known:
         return f"Invalid value {value} for configuration {name}"
     if values <= served:
@@ -189,12 +190,18 @@ def max_message_bytes(tc: TopicConfig) -> int:
 
 def retention_ms(tc: TopicConfig) -> int | None:
     """The topic's own retention.ms, if it has one (-1: keep forever)."""
-    return _long_attribute(tc, RETENTION_MS)
+    return -1 if _keeps_forever(tc) else _long_attribute(tc, RETENTION_MS)
 
 
 def retention_bytes(tc: TopicConfig) -> int | None:
     """The topic's own retention.bytes per partition, if it has one (-1: no limit)."""
-    return _long_attribute(tc, RETENTION_BYTES)
+    return -1 if _keeps_forever(tc) else _long_attribute(tc, RETENTION_BYTES)
+
+
+def _keeps_forever(tc: TopicConfig) -> bool:
+    """An empty cleanup.policy (Kafka 4.2+) deletes nothing: retention.ms and .bytes are -1."""
+    policy = tc.attributes.get("cleanup.policy")
+    return policy is not None and "delete" not in policy.split(",")
 
 
 def _long_attribute(tc: TopicConfig, name: str) -> int | None:

@@ -12,8 +12,9 @@ last stable offset (txn_partitions.py: the first offset of the oldest open trans
 high watermark); last_stable_offset is always filled, aborted_transactions (producer id, first
 offset) only for read_committed (null otherwise). Control batches are served like any batch. A
 parked read_committed fetch wakes on the marker's arrival, which moves the LSO.
-Leaves out: fetch sessions (KIP-227: session_id 0, every fetch is a full one), follower fetching
-and rack awareness.
+Fetch sessions (KIP-227, v7+): fetch_sessions.py keeps each session's partitions; an incremental
+fetch reads every partition of its session and answers only those with news.
+Leaves out: follower fetching and rack awareness.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.cluster import TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
+from ferrymq.gateway.kafka.fetch_sessions import FetchPlan, SessionPartition
 from ferrymq.gateway.kafka.leader_epochs import check_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 
@@ -37,37 +39,102 @@ READ_COMMITTED = 1
 
 @api(1, 4, 12)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    session_id = getattr(request, "session_id", 0)
-    if session_id != 0:  # we never hand out a session, so an incremental fetch cannot be ours
+    plan = _plan(ctx, request)
+    if plan.error is not None:
         return respond(
             request,
             {
                 "throttle_time": NO_THROTTLE,
-                "error_code": ErrorCode.fetch_session_id_not_found,
-                "session_id": 0,
+                "error_code": getattr(ErrorCode, plan.error),
+                "session_id": plan.session_id,
                 "responses": (),
             },
         )
+    by_topic: dict[str, list[SessionPartition]] = {}
+    for part in plan.partitions:
+        by_topic.setdefault(part.topic, []).append(part)
     max_wait = millis(request.max_wait) / 1000
     deadline = time.monotonic() + max_wait
     placed = await ctx.frontend.cluster.placements(
-        {ft.topic: max((fp.partition for fp in ft.partitions), default=-1) for ft in request.topics}
+        {topic: max(p.partition for p in parts) for topic, parts in by_topic.items()}
     )
-    denied = {ft.topic for ft in request.topics if not authz.topic(ctx, Operation.READ, ft.topic)}
-    responses, total, waitable = _read(ctx, request, placed, denied)
+    denied = {topic for topic in by_topic if not authz.topic(ctx, Operation.READ, topic)}
+    responses, total, waitable = _read(ctx, request, by_topic, placed, denied)
     while total < request.min_bytes and waitable:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not await ctx.frontend.wait_for_data(waitable, remaining):
             break
-        responses, total, waitable = _read(ctx, request, placed, denied)
+        responses, total, waitable = _read(ctx, request, by_topic, placed, denied)
+    if plan.session is not None:
+        responses = _session_answer(plan, responses)
     return respond(
         request,
-        {"throttle_time": NO_THROTTLE, "error_code": ErrorCode.none, "session_id": 0, "responses": responses},
+        {
+            "throttle_time": NO_THROTTLE,
+            "error_code": ErrorCode.none,
+            "session_id": plan.session_id,
+            "responses": responses,
+        },
     )
 
 
+def _plan(ctx: RequestContext, request: Any) -> FetchPlan:
+    """The partitions this request reads: its own, or its session's (v7+)."""
+    requested = [
+        SessionPartition(
+            ft.topic,
+            fp.partition,
+            fp.fetch_offset,
+            fp.partition_max_bytes,
+            getattr(fp, "log_start_offset", -1),
+            getattr(fp, "current_leader_epoch", -1),
+        )
+        for ft in request.topics
+        for fp in ft.partitions
+    ]
+    if request.__version__ < 7:
+        return FetchPlan(requested)
+    forgotten = [(ft.topic, p) for ft in request.forgotten_topics_data for p in ft.partitions]
+    return ctx.frontend.fetch_sessions.plan(
+        request.session_id, request.session_epoch, requested, forgotten, time.monotonic()
+    )
+
+
+def _session_answer(plan: FetchPlan, responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Remember what each partition was told; an incremental answer keeps only those with news."""
+    assert plan.session is not None
+    partitions = plan.session.partitions
+    kept: list[dict[str, Any]] = []
+    served: list[tuple[str, int]] = []
+    for topic in responses:
+        name = topic["topic"]
+        parts = []
+        for entry in topic["partitions"]:
+            key = (name, entry["partition_index"])
+            has_records = bool(entry["records"])
+            if has_records:
+                served.append(key)
+            news = partitions[key].must_answer(
+                entry["error_code"],
+                entry["high_watermark"],
+                entry["last_stable_offset"],
+                entry["log_start_offset"],
+                has_records,
+            )
+            if news or not plan.incremental:
+                parts.append(entry)
+        if parts:
+            kept.append({"topic": name, "partitions": parts})
+    plan.session.served_with_records(served)
+    return kept
+
+
 def _read(
-    ctx: RequestContext, request: Any, placed: dict[str, TopicPartitions], denied: set[str]
+    ctx: RequestContext,
+    request: Any,
+    by_topic: dict[str, list[SessionPartition]],
+    placed: dict[str, TopicPartitions],
+    denied: set[str],
 ) -> tuple[list[dict[str, Any]], int, list[tuple[str, int]]]:
     """Every requested partition read once: (responses, bytes, partitions worth waiting on);
     ``denied`` topics (no READ) are TOPIC_AUTHORIZATION_FAILED."""
@@ -79,12 +146,11 @@ def _read(
     total = 0
     waitable: list[tuple[str, int]] = []
     responses = []
-    for ft in request.topics:
-        name = ft.topic
+    for name, wanted in by_topic.items():
         tc = broker.topics.get(name)
         where = placed[name]
         parts = []
-        for fp in ft.partitions:
+        for fp in wanted:
             queue = where.queue_of(fp.partition)
             entry: dict[str, Any] = {
                 "partition_index": fp.partition,
@@ -103,7 +169,7 @@ def _read(
             if queue is None:
                 entry["error_code"] = ErrorCode.not_leader_or_follower
                 continue
-            fenced = check_epoch(broker, getattr(fp, "current_leader_epoch", -1))
+            fenced = check_epoch(broker, fp.current_leader_epoch)
             if fenced:
                 entry["error_code"] = fenced
                 continue

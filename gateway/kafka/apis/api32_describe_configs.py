@@ -2,9 +2,10 @@
 
 A topic's configs are Kafka's topic config names (topics.py) with the topic's own values (kept
 as topic attributes, source DYNAMIC_TOPIC_CONFIG) over the defaults (DEFAULT_CONFIG; retention.ms
-defaults to the broker's fileReservedTime). A broker resource lists a few read-only broker
-settings mapped from broker.conf. Leaves out: synonyms beyond the value's own source, broker
-loggers, documentation text.
+defaults to the broker's fileReservedTime). A broker resource lists the broker configs clients
+and tools read (listeners, log.dirs, retention, group timeouts, ...), mapped from broker.conf:
+STATIC_BROKER_CONFIG where the file sets them, else DEFAULT_CONFIG.
+Leaves out: synonyms beyond the value's own source, broker loggers, documentation text.
 """
 
 from __future__ import annotations
@@ -92,18 +93,63 @@ def _values(ctx: RequestContext, res: Any, result: dict[str, Any]) -> dict[str, 
                 values[k] = (v, DYNAMIC_TOPIC_CONFIG, False)
         return values
     if res.resource_type == BROKER:
-        c = broker.config
-        settings = {
-            "num.partitions": str(c.default_topic_queue_nums),
-            "auto.create.topics.enable": str(c.auto_create_topic_enable).lower(),
-            "message.max.bytes": str(topics.DEFAULT_MAX_MESSAGE_BYTES),
-            "log.retention.ms": str(int(c.file_reserved_time * 3600 * 1000)),
-            "default.replication.factor": "1",
-            "offsets.topic.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "broker.id": str(ctx.frontend.cluster.node_id),
-        }
-        return {k: (v, STATIC_BROKER_CONFIG, True) for k, v in settings.items()}
+        if res.resource_name not in ("", str(ctx.frontend.cluster.node_id)):
+            result["error_code"] = ErrorCode.invalid_request
+            result["error_message"] = f"Unexpected broker id, expected {ctx.frontend.cluster.node_id}"
+            return None
+        return _broker_values(ctx)
     result["error_code"] = ErrorCode.invalid_request
     result["error_message"] = f"Unsupported resource type {res.resource_type}"
     return None
+
+
+def _broker_values(ctx: RequestContext) -> dict[str, tuple[str, int, bool]]:
+    """The broker configs clients read, from broker.conf: STATIC where the file sets the key behind
+    them, DEFAULT where ferrymq's default applies; all read-only (they change with a restart)."""
+    frontend = ctx.frontend
+    c = frontend.broker.config
+    given = c.model_fields_set
+    ports = frontend.listener_ports()
+    listeners = ",".join(f"{name}://{frontend.host}:{port}" for name, port in ports.items())
+    advertised = ",".join(f"{name}://{frontend.advertised_host}:{port}" for name, port in ports.items())
+
+    def conf(field: str) -> tuple[str, tuple[str, ...]]:
+        value = getattr(c, field)
+        return (str(value).lower() if isinstance(value, bool) else str(value)), (field,)
+
+    retention_ms = str(int(c.file_reserved_time * 3600 * 1000))
+    # config -> (value, the BrokerConfig fields it comes from)
+    settings: dict[str, tuple[str, tuple[str, ...]]] = {
+        "broker.id": (str(frontend.cluster.node_id), ("broker_name",)),
+        "node.id": (str(frontend.cluster.node_id), ("broker_name",)),
+        "process.roles": ("broker", ()),
+        "listeners": (listeners, ("kafka_listen_port", "kafka_listeners")),
+        "advertised.listeners": (advertised, ("broker_ip1", "kafka_listen_port", "kafka_listeners")),
+        "log.dirs": conf("store_path_root_dir"),
+        "log.dir": conf("store_path_root_dir"),
+        "log.segment.bytes": conf("mapped_file_size_commit_log"),
+        "log.retention.ms": (retention_ms, ("file_reserved_time",)),
+        "log.retention.hours": (str(int(c.file_reserved_time)), ("file_reserved_time",)),
+        "log.retention.bytes": ("-1", ()),
+        "log.cleanup.policy": ("delete", ()),
+        "num.partitions": conf("default_topic_queue_nums"),
+        "auto.create.topics.enable": conf("auto_create_topic_enable"),
+        "delete.topic.enable": ("true", ()),
+        "message.max.bytes": (str(topics.DEFAULT_MAX_MESSAGE_BYTES), ()),
+        "compression.type": ("producer", ()),
+        "default.replication.factor": ("1", ()),  # Metadata names the leader as the only replica
+        "offsets.topic.replication.factor": ("1", ()),
+        "transaction.state.log.replication.factor": ("1", ()),
+        "min.insync.replicas": conf("min_in_sync_replicas"),
+        "group.min.session.timeout.ms": conf("group_min_session_timeout_ms"),
+        "group.max.session.timeout.ms": conf("group_max_session_timeout_ms"),
+        "group.initial.rebalance.delay.ms": conf("group_initial_rebalance_delay_ms"),
+        "transaction.max.timeout.ms": conf("kafka_transaction_max_timeout_ms"),
+        "transactional.id.expiration.ms": conf("kafka_transactional_id_expiration_ms"),
+        "producer.id.expiration.ms": conf("kafka_producer_id_expiration_ms"),
+        "max.incremental.fetch.session.cache.slots": conf("kafka_fetch_session_cache_slots"),
+    }
+    return {
+        name: (value, STATIC_BROKER_CONFIG if given.intersection(fields) else DEFAULT_CONFIG, True)
+        for name, (value, fields) in settings.items()
+    }

@@ -286,7 +286,7 @@ class GroupCoordinator:
         """Store (partition, offset, metadata) per topic; an error per partition, as the response has."""
         error = self.check_committer(group_id, member_id, group_instance_id, generation_id, api_version, peer)
         out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
-        stored: list[tuple[str, int, int]] = []  # offset < 0: "no offset", as OffsetFetch reports it
+        stored: list[tuple[str, int, int]] = []  # offset -1: "no offset", as OffsetFetch reports it
         stored_at: list[tuple[list[tuple[int, ErrorCode]], int, str]] = []  # its result, metadata
         for topic, partitions in topics:
             n = self.cluster.partition_count(topic)
@@ -380,7 +380,7 @@ class GroupCoordinator:
                 offset = next(found)
                 if offset is None:
                     results.append(PartitionOffset(p, -1, "", ErrorCode.coordinator_not_available))
-                elif offset >= 0 or not listed:
+                elif offset != -1 or not listed:
                     results.append(PartitionOffset(p, offset, topic_meta.get(p, "")))
             if results or not listed:
                 out.append((topic, results))

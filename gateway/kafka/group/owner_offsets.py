@@ -63,7 +63,11 @@ class OwnerOffsets:
         return (partition - owner.first, addr) if addr else None
 
     async def commit(self, group: str, entries: list[tuple[str, int, int]]) -> list[ErrorCode]:
-        """Store (topic, partition, offset) entries (offset < 0: drop the offset); an error each."""
+        """Store (topic, partition, offset) entries (-1: drop the offset); an error each.
+
+        Other negative offsets are stored and read back as Kafka does, where this broker owns the
+        partition; an owner in another broker group stores them through UPDATE_CONSUMER_OFFSET,
+        which forgets negative offsets as RocketMQ's QUERY_CONSUMER_OFFSET reports them (none)."""
         out = [ErrorCode.none] * len(entries)
         remote = []
         for i, (topic, partition, offset) in enumerate(entries):
@@ -71,7 +75,7 @@ class OwnerOffsets:
             if where is None:
                 out[i] = ErrorCode.coordinator_not_available
             elif where[1] is None:
-                if offset >= 0:
+                if offset != -1:  # other negatives: sentinels clients commit (kafkajs: -2), kept
                     self.broker.offsets.commit(group, topic, where[0], offset)
                 else:
                     self.broker.offsets.delete(group, topic, where[0])
@@ -93,7 +97,7 @@ class OwnerOffsets:
                 out[i] = None
             elif where[1] is None:
                 offset = self.broker.offsets.query(group, topic, where[0])
-                out[i] = offset if offset is not None and offset >= 0 else -1
+                out[i] = offset if offset is not None else -1
             else:
                 remote.append((i, self._query(where[1], group, topic, where[0])))
         if remote:
