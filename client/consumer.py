@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -124,6 +125,8 @@ class AsyncLitePullConsumer(ConsumerClient):
     * ``allocate_strategy`` -- queue allocation in the group, default averagely
       [allocateMessageQueueStrategy]
     * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
+    * ``ssl_context`` -- talk TLS to name servers and brokers (ferrymq.core.remoting.tls.client_context)
+      [useTLS]
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class AsyncLitePullConsumer(ConsumerClient):
         heartbeat_interval: float = 30.0,
         allocate_strategy: AllocateStrategy | None = None,
         instance_name: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.group = check_group(group)
         self.consume_from = consume_from_key(consume_from)
@@ -168,7 +172,12 @@ class AsyncLitePullConsumer(ConsumerClient):
         self.rebalance_interval = rebalance_interval
         self.allocate_strategy: AllocateStrategy = allocate_strategy or AllocateMessageQueueAveragely()
         self._instance = self._connect(
-            namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
+            namesrv_addr,
+            instance_name,
+            request_timeout,
+            poll_namesrv_interval,
+            heartbeat_interval,
+            ssl_context,
         )
         self._offsets = RemoteBrokerOffsetStore(self._instance, self.group, request_timeout)
         self._mode: str | None = None  # "SUBSCRIBE" | "ASSIGN"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,8 @@ class AsyncProducer(AsyncClient):
     * ``poll_namesrv_interval`` / ``heartbeat_interval`` -- seconds [pollNameServerInterval,
       heartbeatBrokerInterval]
     * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
+    * ``ssl_context`` -- talk TLS to name servers and brokers (ferrymq.core.remoting.tls.client_context)
+      [useTLS]
     """
 
     _kind = "producer"
@@ -140,6 +143,7 @@ class AsyncProducer(AsyncClient):
         poll_namesrv_interval: float = 30.0,
         heartbeat_interval: float = 30.0,
         instance_name: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.group = check_group(group)
         if send_timeout <= 0:
@@ -168,6 +172,7 @@ class AsyncProducer(AsyncClient):
             poll_namesrv_interval=poll_namesrv_interval,
             heartbeat_interval=heartbeat_interval,
             default_topic_queue_nums=default_topic_queue_nums,
+            ssl_context=ssl_context,
         )
         self._instance.routes.default_topic = create_topic_key
         self._instance.heartbeat_data = self._heartbeat_data

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -146,6 +147,7 @@ class AsyncPushConsumer(ConsumerClient):
         offset_store_dir: str | Path | None = None,
         priority: Callable[[MessageQueue], int] | None = None,
         instance_name: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.group = check_group(group)
         model = message_model.upper()
@@ -182,7 +184,12 @@ class AsyncPushConsumer(ConsumerClient):
         self.await_termination = await_termination
         self.priority = priority
         self._instance = self._connect(
-            namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
+            namesrv_addr,
+            instance_name,
+            request_timeout,
+            poll_namesrv_interval,
+            heartbeat_interval,
+            ssl_context,
         )
         self._offsets: OffsetStore
         if model == CLUSTERING:
