@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from ferrymq.client import AsyncLitePullConsumer, AsyncProducer, Message, SendStatus
-from ferrymq.client.errors import ClientError
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.config import BrokerConfig, ConfigError
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
@@ -139,7 +138,7 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, certs: TlsCert
 
 
 def test_tls_mode_needs_certificate_files() -> None:
-    with pytest.raises(ConfigError, match="tls.server.certPath"):
+    with pytest.raises(ConfigError, match=r"tls\.server\.certPath"):
         BrokerConfig.build({"tls.server.mode": "enforcing"})
 
 
