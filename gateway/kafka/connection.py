@@ -50,6 +50,8 @@ class KafkaConnection(asyncio.Protocol):
         self.decoder = FrameDecoder(frontend.max_request_size)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        #: the local port the client reached (Metadata names this listener for this broker)
+        self.listener_port = 0
         self.client_id: str | None = None
         self._slots: deque[_Slot] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -67,6 +69,9 @@ class KafkaConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer = f"{peer[0]}:{peer[1]}"
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):
+            self.listener_port = int(local[1])
         self.frontend.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

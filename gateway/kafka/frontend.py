@@ -25,13 +25,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
+from ferrymq.core.config import ConfigError
 from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, EntryKind, StoredEntry
-from ferrymq.gateway.kafka import mapping, record_views, topics
+from ferrymq.gateway.kafka import listeners, mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.cluster import ClusterView
 from ferrymq.gateway.kafka.connection import KafkaConnection
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
+from ferrymq.gateway.kafka.listeners import KafkaListener
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
@@ -73,8 +75,13 @@ class KafkaFrontend:
         *,
         max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
         routes: ClusterSource | None = None,
+        listeners: list[KafkaListener] | None = None,
     ) -> None:
         self.broker = broker
+        #: what to listen on (kafkaListeners); the first is ``port``, the one other brokers learn
+        self.listener_specs = listeners or [KafkaListener("PLAINTEXT", host, port)]
+        #: one server per listener, in listener order
+        self.servers: list[tuple[KafkaListener, asyncio.Server]] = []
         self.host = host
         self.requested_port = port
         self.advertised_host = advertised_host
@@ -125,10 +132,7 @@ class KafkaFrontend:
         store.truncate_listeners.append(self._on_truncate)
         store.batch_converters[BATCH_FORMAT_KAFKA_V2] = self._to_stored_messages
         store.stable_offset = self.txn_partitions.stable_limit
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: KafkaConnection(self), self.host, self.requested_port, reuse_address=True
-        )
+        await self._listen()
         self.cluster.port = self.port
         await self.coordinator.start()
         await self.txn_coordinator.start()
@@ -149,8 +153,33 @@ class KafkaFrontend:
             self.cluster.node_id,
         )
 
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        needs_tls = any(spec.tls for spec in self.listener_specs)
+        context = listeners.ssl_context(self.broker.config) if needs_tls else None
+        for spec in self.listener_specs:
+            if spec.sasl:  # never serve a SASL listener without authentication
+                raise ConfigError(
+                    f"Kafka listener {spec.protocol}://{spec.host}:{spec.port}: SASL is not served"
+                )
+            server = await loop.create_server(
+                lambda: KafkaConnection(self),
+                spec.host,
+                spec.port,
+                reuse_address=True,
+                ssl=context if spec.tls else None,
+            )
+            self.servers.append((spec, server))
+        self.server = self.servers[0][1]
+
+    def listeners(self) -> list[tuple[str, str, int]]:
+        """(protocol, host, bound port) of each listener."""
+        return [(spec.protocol, spec.host, int(s.sockets[0].getsockname()[1])) for spec, s in self.servers]
+
     async def stop(self) -> None:
-        if self.server is not None:
+        for _, server in self.servers:
+            server.close()
+        if self.server is not None and not self.servers:
             self.server.close()
         for conn in list(self.connections):
             conn.close()

@@ -83,7 +83,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 continue
             tc = topics.create(broker, name, broker.config.default_topic_queue_nums)
         out.append(topic_metadata(cluster, tc.topic_name, cluster.placement(tc.topic_name)))
-    brokers = [{"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in cluster.nodes()]
+    brokers = [
+        {"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None}
+        for n in cluster.nodes(ctx.conn.listener_port)
+    ]
     return respond(
         request,
         {

@@ -37,7 +37,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 "error_code": ErrorCode.invalid_request,
                 "error_message": f"unknown coordinator key type {key_type}",
             }
-        node = await cluster.coordinator_of(key)
+        node = await cluster.coordinator_of(key, ctx.conn.listener_port)
         return {
             "node_id": node.node_id,
             "host": node.host,

@@ -23,7 +23,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     cluster = ctx.frontend.cluster
     await cluster.refresh_peers()
     brokers = [
-        {"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None} for n in cluster.nodes()
+        {"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None}
+        for n in cluster.nodes(ctx.conn.listener_port)
     ]
     return respond(
         request,
