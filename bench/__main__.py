@@ -14,7 +14,9 @@ ratios and produce latency at a fixed rate; ``python -m bench.kafka_bench --help
 SYNC_MASTER against Apache RocketMQ 5.3.3 master+slave, Kafka acks=all with two replicas against a
 two-broker Apache Kafka cluster with replication factor 2, and failover time from a master's kill -9
 to the first stored send in controller mode against Apache RocketMQ's controller mode, same heartbeat
-settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its parts and options).
+settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its parts and options),
+``tls`` (produce and consume MB/s over plaintext and TLS in the same run: Kafka PLAINTEXT vs SSL
+listeners with confluent-kafka, remoting plaintext vs TLS with the Python client).
 """
 
 from __future__ import annotations
@@ -140,6 +142,14 @@ def section_replication(args: argparse.Namespace) -> None:
     replication_bench.main(["--threads", str(args.threads), "--size", str(args.size)])
 
 
+def section_tls(args: argparse.Namespace) -> None:
+    from bench import tls_bench
+
+    print(f"plaintext against TLS, one ferrymq serve, {max(args.size, 1024)} B messages (MB/s):")
+    _table(tls_bench.run(seconds=min(args.seconds, 10.0), size=max(args.size, 1024)))
+    print("  (Apache Kafka over TLS: not measured)")
+
+
 def section_start(args: argparse.Namespace) -> None:
     from bench import start_bench
 
@@ -154,6 +164,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "rocketmq": section_rocketmq,
     "push": section_push,
     "kafka": section_kafka,
+    "tls": section_tls,
     "replication": section_replication,
 }
 
