@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,10 @@ def test_admin_over_https(tmp_path: Path) -> None:
     async def main() -> None:
         _, server = await admin(tmp_path, **conf)
         try:
-            async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{server.port}", verify=certs.ca) as h:
+            async with httpx.AsyncClient(
+                base_url=f"https://127.0.0.1:{server.port}",
+                verify=ssl.create_default_context(cafile=certs.ca),
+            ) as h:
                 assert (await h.get("/api/topics", headers=OK)).status_code == 200
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as h:
                 try:
