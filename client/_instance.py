@@ -219,6 +219,8 @@ class ConsumerClient(AsyncClient):
     """The base of both consumers; subclasses provide the four hooks below."""
 
     group: str
+    #: TLS to name servers and brokers (set by the subclass before ``_connect``)
+    ssl_context: ssl.SSLContext | None = None
 
     def _connect(
         self,
@@ -227,7 +229,6 @@ class ConsumerClient(AsyncClient):
         request_timeout: float,
         poll_namesrv_interval: float,
         heartbeat_interval: float,
-        ssl_context: ssl.SSLContext | None = None,
     ) -> ClientInstance:
         """The consumer's ClientInstance, wired to its hooks."""
         instance = ClientInstance(
@@ -236,7 +237,7 @@ class ConsumerClient(AsyncClient):
             request_timeout=request_timeout,
             poll_namesrv_interval=poll_namesrv_interval,
             heartbeat_interval=heartbeat_interval,
-            ssl_context=ssl_context,
+            ssl_context=self.ssl_context,
         )
         instance.heartbeat_data = self._heartbeat_data
         instance.topics_in_use = self._topics_in_use

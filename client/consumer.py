@@ -171,13 +171,9 @@ class AsyncLitePullConsumer(ConsumerClient):
         self.pull_delay_on_error = pull_delay_on_error
         self.rebalance_interval = rebalance_interval
         self.allocate_strategy: AllocateStrategy = allocate_strategy or AllocateMessageQueueAveragely()
+        self.ssl_context = ssl_context
         self._instance = self._connect(
-            namesrv_addr,
-            instance_name,
-            request_timeout,
-            poll_namesrv_interval,
-            heartbeat_interval,
-            ssl_context,
+            namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
         )
         self._offsets = RemoteBrokerOffsetStore(self._instance, self.group, request_timeout)
         self._mode: str | None = None  # "SUBSCRIBE" | "ASSIGN"

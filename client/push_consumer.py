@@ -183,13 +183,9 @@ class AsyncPushConsumer(ConsumerClient):
         self.send_back_retry_delay = send_back_retry_delay
         self.await_termination = await_termination
         self.priority = priority
+        self.ssl_context = ssl_context
         self._instance = self._connect(
-            namesrv_addr,
-            instance_name,
-            request_timeout,
-            poll_namesrv_interval,
-            heartbeat_interval,
-            ssl_context,
+            namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
         )
         self._offsets: OffsetStore
         if model == CLUSTERING:
