@@ -552,6 +552,9 @@ class SniffingServer:
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             log.warning("closing connection from %s: TLS handshake failed: %s", peer, exc or "timed out")
             sock.close()
+        except asyncio.CancelledError:  # the server closes before the connection was handed over
+            sock.close()
+            raise
 
     def close(self) -> None:
         for sock in self._socks:
