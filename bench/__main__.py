@@ -16,7 +16,9 @@ two-broker Apache Kafka cluster with replication factor 2, and failover time fro
 to the first stored send in controller mode against Apache RocketMQ's controller mode, same heartbeat
 settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its parts and options),
 ``fetch-sessions`` (broker CPU and bytes per Kafka fetch of 1,000 quiet partitions, sessionless against
-an incremental KIP-227 session).
+an incremental KIP-227 session), ``tls`` (produce and consume MB/s over plaintext and TLS in the same
+run: Kafka PLAINTEXT vs SSL listeners with confluent-kafka, remoting plaintext vs TLS with the Python
+client).
 """
 
 from __future__ import annotations
@@ -149,6 +151,14 @@ def section_fetch_sessions(args: argparse.Namespace) -> None:
     _table(fetch_sessions_bench.main([]))
 
 
+def section_tls(args: argparse.Namespace) -> None:
+    from bench import tls_bench
+
+    print(f"plaintext against TLS, one ferrymq serve, {max(args.size, 1024)} B messages (MB/s):")
+    _table(tls_bench.run(seconds=min(args.seconds, 10.0), size=max(args.size, 1024)))
+    print("  (Apache Kafka over TLS: not measured)")
+
+
 def section_start(args: argparse.Namespace) -> None:
     from bench import start_bench
 
@@ -163,6 +173,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "rocketmq": section_rocketmq,
     "push": section_push,
     "kafka": section_kafka,
+    "tls": section_tls,
     "replication": section_replication,
     "fetch-sessions": section_fetch_sessions,
 }

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferrymq import __version__
+from ferrymq.cli.exposure import OpenListener, warn_open_listeners
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.config import DEFAULT_DATA_DIR, BrokerConfig, ConfigError
+from ferrymq.core.remoting.tls import ServerTls
 from ferrymq.namesrv import NameServer
 
 if TYPE_CHECKING:  # imported when a server starts, so `ferrymq admin` starts quickly
@@ -63,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     _kafka_args(s)
 
     n = sub.add_parser("namesrv", help="a name server")
-    n.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    n.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     n.add_argument("--port", type=int, default=9876, help="port (default 9876)")
     n.add_argument(
         "--broker-expiry", type=float, default=120.0, help="seconds of silence before a broker is dropped"
@@ -78,6 +80,18 @@ def _parser() -> argparse.ArgumentParser:
         "--acl-file",
         type=Path,
         help="plain_acl.yml: REGISTER/UNREGISTER_BROKER must be signed by an admin account of it",
+    )
+    n.add_argument(
+        "--tls-mode",
+        choices=("disabled", "permissive", "enforcing"),
+        default="disabled",
+        help="RocketMQ's tls.server.mode (default disabled); TLS needs --tls-cert and --tls-key",
+    )
+    n.add_argument("--tls-cert", help="PEM certificate chain (tls.server.certPath)")
+    n.add_argument("--tls-key", help="PEM private key (tls.server.keyPath)")
+    n.add_argument("--tls-trust-cert", help="PEM CAs client certificates are checked against")
+    n.add_argument(
+        "--tls-client-auth", choices=("none", "optional", "require"), default="none", help="mutual TLS"
     )
 
     b = sub.add_parser("broker", help="a broker configured by a RocketMQ broker.conf")
@@ -179,7 +193,7 @@ async def _start_kafka(
         c.kafka_listen_port,
         advertised_host or c.broker_ip1,
         routes=routes,
-        listeners=parse_listeners(c.kafka_listeners, c.listen_host) or None,
+        listeners=parse_listeners(c.kafka_listeners, c.listen_host) if c.kafka_listeners else None,
     )
     await kafka.start()
     return kafka
@@ -232,9 +246,29 @@ class BrokerProcess:
         self.kafka = await _start_kafka(self.broker, self.kafka_advertised_host, routes)
         if self.kafka is not None:
             parts += f", kafka {self.kafka.advertised_host}:{self.kafka.port}"
+            for protocol, _, port in self.kafka.bound_listeners()[1:]:  # the first is the one above
+                parts += f", kafka_{protocol.lower()} {self.kafka.advertised_host}:{port}"
             if self.admin is not None:  # Kafka groups as "kafka", Kafka batches record by record
                 self.admin.add_frontend(self.kafka)
         return parts
+
+    def listeners(self) -> list[OpenListener]:
+        """Every listener of this broker and whether it asks who is calling (the start-up warning)."""
+        c, b = self.config, self.broker
+        signed = c.acl_enable  # RocketMQ ACL: every request signed by an account
+        out = [OpenListener("remoting", c.listen_host, b.port, signed)]
+        if b.vip_port is not None:
+            out.append(OpenListener("remoting (VIP)", c.listen_host, b.vip_port, signed))
+        if b.ha_master is not None:
+            out.append(OpenListener("HA", c.listen_host, b.ha_master.port))
+        if self.kafka is not None:
+            out += [
+                OpenListener(f"kafka {name}", host, port, name.startswith("SASL"))
+                for name, host, port in self.kafka.bound_listeners()
+            ]
+        if self.admin is not None:
+            out.append(OpenListener("admin", c.listen_host, self.admin.port, bool(c.admin_token)))
+        return out
 
     async def serve_admin(self, port: int = 0) -> AdminLauncher:
         """Serve the admin API on ``port`` (0: a free one) if it is not served yet: the embedded
@@ -299,6 +333,7 @@ async def _serve(args: argparse.Namespace) -> None:
     async def start() -> None:
         from ferrymq.core.broker.routes_source import LocalRoutes
 
+        namesrv.tls = BrokerConfig.from_properties(text, **overrides).server_tls()  # serve: one TLS
         await namesrv.start()
         overrides["namesrvAddr"] = f"{_advertised(args.host)}:{namesrv.port}"
         config = BrokerConfig.from_properties(text, **overrides)
@@ -310,6 +345,7 @@ async def _serve(args: argparse.Namespace) -> None:
             started.append(slave)
             await slave.start(LocalRoutes(namesrv.routes, str(overrides["namesrvAddr"])))
             frontends += f", slave{i} {slave.config.broker_ip1}:{slave.broker.port}"
+        warn_open_listeners([OpenListener("name server", args.host, namesrv.port), *process.listeners()])
         data = config.store_path_root_dir.parent if args.slaves else config.store_path_root_dir
         print(
             f"ferrymq ready: name server {args.host}:{namesrv.port}, broker {config.broker_name} "
@@ -343,13 +379,26 @@ async def _namesrv(args: argparse.Namespace) -> None:
         broker_expiry_s=args.broker_expiry,
         controller=controller,
         acl_file=args.acl_file,
+        tls=_namesrv_tls(args),
     )
 
     async def start() -> None:
         await namesrv.start()
+        warn_open_listeners([OpenListener("name server", args.host, namesrv.port)])
         print(f"ferrymq ready: name server {args.host}:{namesrv.port}", flush=True)
 
     await _run_until_signal(start, namesrv.stop)
+
+
+def _namesrv_tls(args: argparse.Namespace) -> ServerTls | None:
+    values = {
+        "tls.server.mode": args.tls_mode,
+        "tls.server.certPath": args.tls_cert,
+        "tls.server.keyPath": args.tls_key,
+        "tls.server.trustCertPath": args.tls_trust_cert,
+        "tls.server.need.client.auth": args.tls_client_auth,
+    }
+    return BrokerConfig.build({k: v for k, v in values.items() if v is not None}).server_tls()
 
 
 async def _broker(args: argparse.Namespace) -> None:
@@ -366,6 +415,7 @@ async def _broker(args: argparse.Namespace) -> None:
         from ferrymq.core.broker.routes_source import RemoteRoutes
 
         frontends = await process.start(RemoteRoutes(config.namesrv_addrs))
+        warn_open_listeners(process.listeners())
         print(
             f"ferrymq ready: broker {config.broker_name} {config.broker_ip1}:{process.broker.port}"
             f"{frontends}, data {config.store_path_root_dir}",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -48,9 +49,12 @@ class ClientInstance:
         poll_namesrv_interval: float = 30.0,
         heartbeat_interval: float = 30.0,
         default_topic_queue_nums: int = 4,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.client_id = make_client_id(client_ip, instance_name)
-        self.remote = RemotingClient(parse_namesrv_addrs(namesrv_addr), connect_timeout=request_timeout)
+        self.remote = RemotingClient(
+            parse_namesrv_addrs(namesrv_addr), connect_timeout=request_timeout, ssl_context=ssl_context
+        )
         self.routes = RouteManager(
             self.remote, timeout=request_timeout, default_topic_queue_nums=default_topic_queue_nums
         )
@@ -215,6 +219,8 @@ class ConsumerClient(AsyncClient):
     """The base of both consumers; subclasses provide the four hooks below."""
 
     group: str
+    #: TLS to name servers and brokers (set by the subclass before ``_connect``)
+    ssl_context: ssl.SSLContext | None = None
 
     def _connect(
         self,
@@ -231,6 +237,7 @@ class ConsumerClient(AsyncClient):
             request_timeout=request_timeout,
             poll_namesrv_interval=poll_namesrv_interval,
             heartbeat_interval=heartbeat_interval,
+            ssl_context=self.ssl_context,
         )
         instance.heartbeat_data = self._heartbeat_data
         instance.topics_in_use = self._topics_in_use

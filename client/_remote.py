@@ -10,7 +10,11 @@ answered REQUEST_CODE_NOT_SUPPORTED. Transport failures become :class:`NetworkEr
 do with a response code is the caller's business (see :func:`check_response`).
 
 With ``set_credentials`` every request is signed as the Java client's ``AclClientRPCHook`` signs
-it (core/remoting/acl_sign.py), name-server requests included. Not here: TLS, the VIP channel.
+it (core/remoting/acl_sign.py), name-server requests included.
+TLS: every connection of a client uses its ``ssl_context`` when one is given (RocketMQ's
+``ClientConfig.setUseTLS``); brokers in permissive or enforcing mode accept it on their usual port.
+
+Not here: the VIP channel.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Iterable
 
 from ferrymq.client.errors import BrokerError, ClientError, NetworkError
@@ -84,7 +89,9 @@ class RemotingClient:
         namesrv_addrs: list[str],
         *,
         connect_timeout: float = 3.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
         self.namesrv_addrs = list(namesrv_addrs)
         self._ns_index = random.randrange(len(self.namesrv_addrs)) if self.namesrv_addrs else 0
         self.connect_timeout = connect_timeout
@@ -145,7 +152,12 @@ class RemotingClient:
             raise ClientError(f"bad address {addr!r}") from None
         try:
             conn = await connect(
-                host, port, self.dispatcher, timeout=self.connect_timeout, on_close=self._on_close
+                host,
+                port,
+                self.dispatcher,
+                timeout=self.connect_timeout,
+                on_close=self._on_close,
+                ssl_context=self.ssl_context,
             )
         except RemotingError as exc:
             raise NetworkError(str(exc)) from None

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ class AsyncLitePullConsumer(ConsumerClient):
     * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
     * ``access_key``, ``secret_key`` -- a RocketMQ ACL account: every request is signed, as
       Java's ``AclClientRPCHook`` signs it
+    * ``ssl_context`` -- talk TLS to name servers and brokers (ferrymq.core.remoting.tls.client_context)
+      [useTLS]
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class AsyncLitePullConsumer(ConsumerClient):
         instance_name: str | None = None,
         access_key: str | None = None,
         secret_key: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.group = check_group(group)
         self.consume_from = consume_from_key(consume_from)
@@ -171,6 +175,7 @@ class AsyncLitePullConsumer(ConsumerClient):
         self.pull_delay_on_error = pull_delay_on_error
         self.rebalance_interval = rebalance_interval
         self.allocate_strategy: AllocateStrategy = allocate_strategy or AllocateMessageQueueAveragely()
+        self.ssl_context = ssl_context
         self._instance = self._connect(
             namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,8 @@ class AsyncProducer(AsyncClient):
     * ``instance_name`` -- the part after ``@`` of the client id [instanceName]
     * ``access_key``, ``secret_key`` -- a RocketMQ ACL account: every request is signed, as
       Java's ``AclClientRPCHook`` signs it
+    * ``ssl_context`` -- talk TLS to name servers and brokers (ferrymq.core.remoting.tls.client_context)
+      [useTLS]
     """
 
     _kind = "producer"
@@ -144,6 +147,7 @@ class AsyncProducer(AsyncClient):
         instance_name: str | None = None,
         access_key: str | None = None,
         secret_key: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.group = check_group(group)
         if send_timeout <= 0:
@@ -172,6 +176,7 @@ class AsyncProducer(AsyncClient):
             poll_namesrv_interval=poll_namesrv_interval,
             heartbeat_interval=heartbeat_interval,
             default_topic_queue_nums=default_topic_queue_nums,
+            ssl_context=ssl_context,
         )
         self._instance.remote.set_credentials(access_key, secret_key)
         self._instance.routes.default_topic = create_topic_key

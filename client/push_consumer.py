@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -148,6 +149,7 @@ class AsyncPushConsumer(ConsumerClient):
         instance_name: str | None = None,
         access_key: str | None = None,
         secret_key: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.group = check_group(group)
         model = message_model.upper()
@@ -183,6 +185,7 @@ class AsyncPushConsumer(ConsumerClient):
         self.send_back_retry_delay = send_back_retry_delay
         self.await_termination = await_termination
         self.priority = priority
+        self.ssl_context = ssl_context
         self._instance = self._connect(
             namesrv_addr, instance_name, request_timeout, poll_namesrv_interval, heartbeat_interval
         )

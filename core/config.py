@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import ssl
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from ferrymq.core.remoting.tls import ClientAuth, ServerTls, TlsFiles, TlsMode, client_context, server_context
 
 log = logging.getLogger("ferrymq.config")
 
@@ -45,7 +48,8 @@ class BrokerConfig(BaseModel):
     broker_ip1: str = Field("127.0.0.1", alias="brokerIP1")
     #: the address slaves reach the HA port on (RocketMQ's brokerIP2); brokerIP1 when unset
     broker_ip2: str | None = Field(None, alias="brokerIP2")
-    listen_host: str = Field("0.0.0.0", alias="listenHost")
+    #: every listener (remoting, VIP, HA, Kafka, admin) binds here: loopback unless told otherwise
+    listen_host: str = Field("127.0.0.1", alias="listenHost")
     store_path_root_dir: Path = Field(DEFAULT_DATA_DIR, alias="storePathRootDir")
     flush_disk_type: Literal["ASYNC_FLUSH", "SYNC_FLUSH"] = Field("ASYNC_FLUSH", alias="flushDiskType")
     file_reserved_time: float = Field(72, alias="fileReservedTime", ge=0)  # hours
@@ -212,6 +216,37 @@ class BrokerConfig(BaseModel):
     access_key: str | None = Field(None, alias="accessKey")
     secret_key: str | None = Field(None, alias="secretKey")
 
+    #: admin paths (prefixes, comma-separated) served without the token, e.g. "/healthz,/metrics"
+    admin_open_paths: str = Field("", alias="adminOpenPaths")
+    #: serve the admin API over HTTPS with tls.server.certPath / tls.server.keyPath
+    admin_tls_enable: bool = Field(False, alias="adminTlsEnable")
+
+    # TLS (core/remoting/tls.py; RocketMQ's TlsSystemConfig keys, README "Security")
+    #: remoting (broker, VIP port; the name server of `serve`): disabled | permissive | enforcing
+    tls_server_mode: TlsMode = Field("disabled", alias="tls.server.mode")
+    tls_server_cert_path: str | None = Field(None, alias="tls.server.certPath")
+    tls_server_key_path: str | None = Field(None, alias="tls.server.keyPath")
+    tls_server_key_password: str | None = Field(None, alias="tls.server.keyPassword")
+    tls_server_trust_cert_path: str | None = Field(None, alias="tls.server.trustCertPath")
+    tls_server_need_client_auth: ClientAuth = Field("none", alias="tls.server.need.client.auth")
+    #: the broker's own connections out (a slave to its master's HA port) use TLS, trusting
+    #: tls.client.trustCertPath and presenting tls.client.certPath/keyPath when set
+    tls_enable: bool = Field(False, alias="tls.enable")
+    tls_client_cert_path: str | None = Field(None, alias="tls.client.certPath")
+    tls_client_key_path: str | None = Field(None, alias="tls.client.keyPath")
+    tls_client_trust_cert_path: str | None = Field(None, alias="tls.client.trustCertPath")
+    #: the HA port (master) speaks TLS with the tls.server files; a slave needs tls.enable too
+    ha_tls_enable: bool = Field(False, alias="haTlsEnable")
+    #: the SSL and SASL_SSL Kafka listeners' certificate (kafkaListeners above)
+    kafka_ssl_cert_path: str | None = Field(None, alias="kafkaSslCertPath")
+    kafka_ssl_key_path: str | None = Field(None, alias="kafkaSslKeyPath")
+    kafka_ssl_key_password: str | None = Field(None, alias="kafkaSslKeyPassword")
+    kafka_ssl_trust_cert_path: str | None = Field(None, alias="kafkaSslTrustCertPath")
+    #: Kafka's ssl.client.auth: none | requested | required
+    kafka_ssl_client_auth: Literal["none", "requested", "required"] = Field(
+        "none", alias="kafkaSslClientAuth"
+    )
+
     # Kafka consumer groups (Apache Kafka's group.* broker settings)
     group_initial_rebalance_delay_ms: int = Field(3000, alias="groupInitialRebalanceDelayMs", ge=0)
     group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)
@@ -257,6 +292,61 @@ class BrokerConfig(BaseModel):
                 " a slave brokerRole=SLAVE"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tls_has_files(self) -> BrokerConfig:
+        needs = []
+        if self.tls_server_mode != "disabled":
+            needs.append(f"tls.server.mode={self.tls_server_mode}")
+        if self.admin_tls_enable:
+            needs.append("adminTlsEnable=true")
+        if self.ha_tls_enable:
+            needs.append("haTlsEnable=true")
+        if needs and not (self.tls_server_cert_path and self.tls_server_key_path):
+            raise ValueError(f"{', '.join(needs)} needs tls.server.certPath and tls.server.keyPath")
+        if self.tls_server_need_client_auth != "none" and not self.tls_server_trust_cert_path:
+            raise ValueError("tls.server.need.client.auth needs tls.server.trustCertPath")
+        return self
+
+    @property
+    def tls_server_files(self) -> TlsFiles:
+        return TlsFiles(
+            self.tls_server_cert_path,
+            self.tls_server_key_path,
+            self.tls_server_key_password,
+            self.tls_server_trust_cert_path,
+        )
+
+    def server_tls(self) -> ServerTls | None:
+        """The remoting servers' TLS (None when disabled); reads the files, so errors show at start."""
+        if self.tls_server_mode == "disabled":
+            return None
+        context = server_context(self.tls_server_files, self.tls_server_need_client_auth)
+        return ServerTls(self.tls_server_mode, context)
+
+    def ha_server_tls(self) -> ssl.SSLContext | None:
+        """The master's HA port context (haTlsEnable), None when off."""
+        if not self.ha_tls_enable:
+            return None
+        return server_context(self.tls_server_files, self.tls_server_need_client_auth)
+
+    def ha_client_tls(self) -> ssl.SSLContext | None:
+        """A slave's context for its master's HA port (haTlsEnable), None when off."""
+        if not self.ha_tls_enable:
+            return None
+        return client_context(self._client_files)
+
+    @property
+    def _client_files(self) -> TlsFiles:
+        return TlsFiles(
+            self.tls_client_cert_path, self.tls_client_key_path, None, self.tls_client_trust_cert_path
+        )
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """The broker's outgoing TLS context (tls.enable), None when off."""
+        if not self.tls_enable:
+            return None
+        return client_context(self._client_files)
 
     @field_validator("delete_when")
     @classmethod

@@ -6,7 +6,7 @@ connection closes, or when it has not re-registered within its heartbeat timeout
 the broker sends ``heartbeatTimeoutMillis``), checked every ``scan_interval_s`` (5 s as in 5.x).
 
 Left out: persistence (a name server is stateless; brokers re-register within 30 s), the
-KV-config store, TLS, and clustering between name servers (like Java's, independent name
+KV-config store, and clustering between name servers (like Java's, independent name
 servers share nothing; brokers register with each of them).
 """
 
@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME
 from ferrymq.core.remoting.plain_acl import PlainAclFile
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, serve
+from ferrymq.core.remoting.tls import ServerTls
+from ferrymq.core.remoting.transport import HandlerResult, Listener, RemotingConnection, serve
 from ferrymq.namesrv.acl import refusal
 from ferrymq.namesrv.processor import build_dispatcher
 from ferrymq.namesrv.route_info import DEFAULT_BROKER_EXPIRY_S, RemovedBroker, RouteInfoManager
@@ -44,7 +45,7 @@ class NameServer:
 
     def __init__(
         self,
-        host: str = "0.0.0.0",
+        host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         broker_expiry_s: float = DEFAULT_BROKER_EXPIRY_S,
         scan_interval_s: float = 5.0,
@@ -52,6 +53,7 @@ class NameServer:
         max_frame: int = DEFAULT_MAX_FRAME,
         controller: ControllerService | None = None,
         acl_file: Path | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         if broker_expiry_s <= 0 or scan_interval_s <= 0:
             raise ValueError("broker_expiry_s and scan_interval_s must be positive")
@@ -69,7 +71,9 @@ class NameServer:
         #: plain_acl.yml: registrations must be signed by an admin account (namesrv/acl.py)
         self.acl = PlainAclFile(acl_file) if acl_file is not None else None
         self._acl_task: asyncio.Task[None] | None = None
-        self._server: asyncio.Server | None = None
+        #: RocketMQ's tls.server.mode on the name server's port (core/remoting/tls.py)
+        self.tls = tls
+        self._server: Listener | None = None
         self._scan_task: asyncio.Task[None] | None = None
         # Connections that have sent a request, so stop() can close them (Python 3.11's
         # asyncio.Server cannot close its clients itself).
@@ -90,7 +94,12 @@ class NameServer:
         if self._server is not None:
             raise RuntimeError("name server already started")
         self._server = await serve(
-            self._handle, self.host, self._port, max_frame=self.max_frame, on_close=self._on_close
+            self._handle,
+            self.host,
+            self._port,
+            max_frame=self.max_frame,
+            on_close=self._on_close,
+            tls=self.tls,
         )
         self._scan_task = asyncio.get_running_loop().create_task(self._scan_loop(), name="namesrv-scan")
         if self.acl is not None:

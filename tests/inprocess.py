@@ -39,7 +39,8 @@ async def kafka_broker(
     try:
         broker.topics.create_if_absent(topic, queues)
         extra = {} if node_id is None else {"node_id": node_id}
-        listeners = parse_listeners(broker.config.kafka_listeners, "127.0.0.1") or None
+        text = broker.config.kafka_listeners
+        listeners = parse_listeners(text, "127.0.0.1") if text else None
         frontend = KafkaFrontend(broker, "127.0.0.1", 0, "127.0.0.1", listeners=listeners, **extra)
         if group_config is not None:
             frontend.coordinator = GroupCoordinator(broker, frontend.cluster, group_config)

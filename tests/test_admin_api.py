@@ -438,9 +438,10 @@ def test_token_required_on_every_api_call(tmp_path: Path) -> None:
             ok = {"Authorization": f"Bearer {TOKEN}"}
             assert h.get("/api/topics", headers=ok).status_code == 200
             assert h.post("/api/topics", headers=ok, json={"name": "Sec"}).status_code == 201
-            # not under /api: probes, metrics and the console page stay open
+            # not under /api: probes, metrics and the console page need it too (adminOpenPaths opens them)
             for path in ("/healthz", "/readyz", "/metrics", "/"):
-                assert h.get(path).status_code == 200, path
+                assert h.get(path).status_code == 401, path
+                assert h.get(path, headers=ok).status_code == 200, path
         assert "bad or missing token" in srv.log_tail(200)
 
 

@@ -37,7 +37,7 @@ from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.plain_acl import PlainAclFile
 from ferrymq.core.remoting.route import TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, ServerLimits, serve
+from ferrymq.core.remoting.transport import HandlerResult, Listener, RemotingConnection, ServerLimits, serve
 from ferrymq.core.store import MessageStore
 
 log = logging.getLogger("ferrymq.broker")
@@ -85,9 +85,13 @@ class Broker:
         #: controller mode: HA client address (host:port) -> broker id, from HA_SLAVE_HELLO
         self.ha_peer_ids = self.ha.peer_ids
         self.dispatcher = build_dispatcher(self)
-        self.server: asyncio.Server | None = None
+        #: TLS of the remoting and VIP ports (tls.server.*), loaded now so bad files stop start-up
+        self._server_tls = config.server_tls()
+        #: the broker's own connections out (name servers, a slave's master) with tls.enable
+        self.client_tls = config.client_tls()
+        self.server: Listener | None = None
         #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
-        self.vip_server: asyncio.Server | None = None
+        self.vip_server: Listener | None = None
         #: frontend state a slave copies from its master (Kafka transaction coordinator)
         self.replicated_states = ReplicatedStates()
         self.slave_sync = SlaveSyncService(self)
@@ -117,7 +121,7 @@ class Broker:
             return None
         return int(self.vip_server.sockets[0].getsockname()[1])
 
-    async def _serve(self, port: int) -> asyncio.Server:
+    async def _serve(self, port: int) -> Listener:
         return await serve(
             self._handle,
             self.config.listen_host,
@@ -129,6 +133,7 @@ class Broker:
                 idle_timeout=self.config.server_channel_max_idle_time_seconds,
                 max_in_flight=self.config.server_max_in_flight_requests,
             ),
+            tls=self._server_tls,
         )
 
     async def _serve_vip(self, port: int) -> None:

@@ -85,7 +85,7 @@ class NamesrvRegistrar:
         conn = self.conns.get(addr)
         if conn is None or not conn.is_open:
             host, port = split_addr(addr)
-            conn = await connect(host, port)
+            conn = await connect(host, port, ssl_context=self.broker.client_tls)
             self.conns[addr] = conn
         return conn
 

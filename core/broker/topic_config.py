@@ -118,8 +118,11 @@ class TopicConfigManager:
         """``response`` to ``cmd`` once every change so far is on disk; SYSTEM_ERROR if it cannot be."""
         try:
             await self._writer.wait()
-        except OSError as exc:
-            return cmd.response(ResponseCode.SYSTEM_ERROR, f"cannot persist the topic config: {exc}")
+        except OSError as exc:  # the path and errno stay in the log, not on the wire
+            log.error("request code %s: cannot persist the topic config: %s", cmd.code, exc)
+            return cmd.response(
+                ResponseCode.SYSTEM_ERROR, "cannot persist the topic config (logged by the broker)"
+            )
         return response
 
     def update(self, tc: TopicConfig) -> bool:

@@ -69,10 +69,17 @@ class HaMaster:
     async def start(self, port: int) -> None:
         """Listen on ``port`` (0: a free one) and record the real port in ``config.ha_listen_port``,
         which REGISTER_BROKER advertises."""
-        self.server = await asyncio.start_server(self._accept, self.config.listen_host, port)
+        self.server = await asyncio.start_server(
+            self._accept, self.config.listen_host, port, ssl=self.config.ha_server_tls()
+        )
         self.config.ha_listen_port = self.port
         self.store.arrival_listeners.append(self._on_put)
-        log.info("HA server listening on %s:%d", self.config.listen_host, self.port)
+        log.info(
+            "HA server listening on %s:%d%s",
+            self.config.listen_host,
+            self.port,
+            " (TLS)" if self.config.ha_tls_enable else "",
+        )
 
     async def stop(self) -> None:
         if self._on_put in self.store.arrival_listeners:

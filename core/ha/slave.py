@@ -58,6 +58,8 @@ class HaSlave:
         self._task: asyncio.Task[None] | None = None
         self._hello_task: asyncio.Task[None] | None = None
         self._got_frames = False
+        #: haTlsEnable: the HA link is TLS, trusting tls.client.trustCertPath
+        self._tls = config.ha_client_tls()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ha-slave")
@@ -117,7 +119,7 @@ class HaSlave:
             )
             return
         try:
-            conn = await connect(*split_addr(master))
+            conn = await connect(*split_addr(master), ssl_context=self.config.client_tls())
             try:
                 ext = {"haClientAddr": ha_client_addr}
                 if self.config.enable_controller_mode:  # the master reports in-sync replicas by id
@@ -145,7 +147,7 @@ class HaSlave:
                 raise MasterNotReady("the master's remoting address is not known yet")
             await self.follower.prepare(master)
         async with asyncio.timeout(self.config.ha_housekeeping_interval / 1000):
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await asyncio.open_connection(host, int(port), ssl=self._tls)
         try:
             self.state.master_connected = True
             reported = self.store.replication_offset

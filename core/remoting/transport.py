@@ -20,18 +20,22 @@ Client connections (``limits`` None) keep reading always: responses never wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import logging
+import socket
+import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 from ferrymq.core.remoting.codes import FLAG_ONEWAY, RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode_frame
+from ferrymq.core.remoting.tls import ServerTls
 
 log = logging.getLogger("ferrymq.remoting")
 
@@ -42,6 +46,9 @@ _opaques = itertools.count(1)
 
 #: requests of one connection handled per event-loop turn before the others get theirs
 TURN_BUDGET = 64
+#: what a client is told when a handler fails unexpectedly: the exception and its traceback go to
+#: the log with the peer, never on the wire (they may name files, keys or data of others)
+INTERNAL_ERROR_REMARK = "internal error (logged by the broker)"
 #: replies collected in one turn are written once they reach this size (or at the turn's end)
 CORK_LIMIT = 256 * 1024
 
@@ -301,9 +308,9 @@ class RemotingConnection(asyncio.Protocol):
             return
         try:
             result = self.handler(cmd, self)
-        except Exception as exc:  # a handler bug answers SYSTEM_ERROR, never kills the loop
+        except Exception:  # a handler bug answers SYSTEM_ERROR, never kills the loop
             log.exception("request code %s from %s failed", cmd.code, self.peer)
-            result = cmd.response(ResponseCode.SYSTEM_ERROR, f"{type(exc).__name__}: {exc}")
+            result = cmd.response(ResponseCode.SYSTEM_ERROR, INTERNAL_ERROR_REMARK)
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(self._finish(cmd, result))
             self._tasks.add(task)
@@ -321,9 +328,9 @@ class RemotingConnection(asyncio.Protocol):
             result = await pending
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception:
             log.exception("request code %s from %s failed", cmd.code, self.peer)
-            result = cmd.response(ResponseCode.SYSTEM_ERROR, f"{type(exc).__name__}: {exc}")
+            result = cmd.response(ResponseCode.SYSTEM_ERROR, INTERNAL_ERROR_REMARK)
         if result is not None and not cmd.is_oneway:
             self.send(result)
 
@@ -426,13 +433,18 @@ async def connect(
     *,
     timeout: float = 3.0,
     on_close: Callable[[RemotingConnection], None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> RemotingConnection:
-    """Open a client connection."""
+    """Open a client connection (over TLS with ``ssl_context``)."""
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
             _, proto = await loop.create_connection(
-                lambda: RemotingConnection(handler, on_close=on_close), host, port
+                lambda: RemotingConnection(handler, on_close=on_close),
+                host,
+                port,
+                ssl=ssl_context,
+                server_hostname=host if ssl_context is not None else None,
             )
     except (OSError, TimeoutError) as exc:
         raise RemotingError(f"cannot connect to {host}:{port}: {exc}") from None
@@ -447,18 +459,144 @@ async def serve(
     max_frame: int = DEFAULT_MAX_FRAME,
     on_close: Callable[[RemotingConnection], None] | None = None,
     limits: ServerLimits | None = None,
-) -> asyncio.Server:
+    tls: ServerTls | None = None,
+) -> Listener:
     """Start a remoting server; every connection gets its own RemotingConnection, all of them
-    bounded by ``limits`` (the defaults unless given)."""
+    bounded by ``limits`` (the defaults unless given). With ``tls`` (not disabled) connections are
+    accepted by a :class:`SniffingServer`, which tells TLS from plaintext by the first byte."""
     loop = asyncio.get_running_loop()
     limits = limits or ServerLimits()
     gate = ConnectionGate(limits.max_connections)
-    return await loop.create_server(
-        lambda: RemotingConnection(handler, max_frame=max_frame, on_close=on_close, limits=limits, gate=gate),
-        host,
-        port,
-        reuse_address=True,
-    )
+
+    def factory() -> RemotingConnection:
+        return RemotingConnection(handler, max_frame=max_frame, on_close=on_close, limits=limits, gate=gate)
+
+    if tls is None or tls.mode == "disabled":  # a TLS hello then fails as an oversized frame
+        return await loop.create_server(factory, host, port, reuse_address=True)
+    sniffing = SniffingServer(factory, tls)
+    await sniffing.listen(host, port)
+    return sniffing
+
+
+class SniffingServer:
+    """A listener that accepts connections itself so it can peek (MSG_PEEK) at their first byte
+    before a transport owns them: 0x16 gets the loop's TLS, anything else plaintext, or is closed
+    in enforcing mode (logged with the peer). A peer that sends nothing within the handshake
+    timeout, or whose handshake fails, is closed and logged too."""
+
+    def __init__(self, factory: Callable[[], asyncio.Protocol], tls: ServerTls) -> None:
+        self._factory = factory
+        self._tls = tls
+        self._socks: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._socks)
+
+    async def listen(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(1024)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._socks.append(sock)
+        self._spawn(self._accept(sock))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, listening: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listening)
+            except OSError as exc:  # e.g. out of file descriptors: do not spin
+                log.warning("accept on %s failed: %s", listening.getsockname(), exc)
+                await asyncio.sleep(0.1)
+                continue
+            self._spawn(self._sniff(sock))
+
+    async def _sniff(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        peer = _peer_of(sock)
+        sock.setblocking(False)
+        tls = self._tls
+        try:
+            async with asyncio.timeout(tls.handshake_timeout):
+                first = await _peek(loop, sock)
+                if not first:
+                    sock.close()
+                    return
+                is_tls, refused = tls.accepts(first[0])
+                if refused is not None:
+                    log.warning("closing connection from %s: %s", peer, refused)
+                    sock.close()
+                    return
+                await loop.connect_accepted_socket(
+                    self._factory,
+                    sock,
+                    ssl=tls.context if is_tls else None,
+                    ssl_handshake_timeout=tls.handshake_timeout if is_tls else None,
+                )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.warning("closing connection from %s: TLS handshake failed: %s", peer, exc or "timed out")
+            sock.close()
+        except asyncio.CancelledError:  # the server closes before the connection was handed over
+            sock.close()
+            raise
+
+    def close(self) -> None:
+        for sock in self._socks:
+            sock.close()
+        for task in self._tasks:
+            task.cancel()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def is_serving(self) -> bool:
+        return not self._closed.is_set()
+
+
+#: what serve() returns: asyncio's server, or the sniffing one when TLS is on
+Listener: TypeAlias = "asyncio.Server | SniffingServer"
+
+
+async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+    """The first byte waiting on ``sock``, left in the socket (b"" once the peer closed)."""
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(sock.fileno(), ready)
+    try:
+        await readable
+    finally:
+        loop.remove_reader(sock.fileno())
+    return sock.recv(1, socket.MSG_PEEK)
+
+
+def _peer_of(sock: socket.socket) -> str:
+    with contextlib.suppress(OSError):
+        peer = sock.getpeername()
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+    return "?"
 
 
 def split_addr(addr: str) -> tuple[str, int]:

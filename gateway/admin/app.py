@@ -1,13 +1,17 @@
 """The admin FastAPI application: REST API under /api, health, metrics, the web console at /.
 
-Auth: with a token configured, every /api call needs ``Authorization: Bearer <token>`` (or only
-the mutating ones, with read_open); a missing or wrong token gets a bare 401. Errors are JSON
+Auth: with a token configured, every path needs it -- /api, /metrics, /docs, /openapi.json, the
+console -- except the prefixes opened by adminOpenPaths (and reads, with read_open); a missing or
+wrong token gets a bare 401. The token comes as ``Authorization: Bearer <token>``, or as the
+password of HTTP Basic auth, which a browser asks for when it opens the console. Errors are JSON
 ``{"detail": ...}``; an unexpected exception is logged with the peer and answered 500 without a
 stack trace.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -36,13 +40,21 @@ async def _documents_bearer(creds: HTTPAuthorizationCredentials | None = Depends
     is the middleware, which runs before anything else looks at the request."""
 
 
-def authorized(ctx: AdminContext, method: str, authorization: str | None) -> bool:
+def authorized(ctx: AdminContext, method: str, path: str, authorization: str | None) -> bool:
     if not ctx.token or (ctx.read_open and method in READ_METHODS):
         return True
+    if any(path == p or path.startswith(p.rstrip("/") + "/") for p in ctx.open_paths):
+        return True
     scheme, _, credentials = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(
-        credentials.strip().encode(), ctx.token.encode()
-    )
+    scheme = scheme.lower()
+    if scheme == "basic":  # a browser on the console: any user name, the token as password
+        try:
+            credentials = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+    elif scheme != "bearer":
+        return False
+    return secrets.compare_digest(credentials.strip().encode(), ctx.token.encode())
 
 
 def create_app(ctx: AdminContext) -> FastAPI:
@@ -64,13 +76,13 @@ def create_app(ctx: AdminContext) -> FastAPI:
     @app.middleware("http")
     async def _auth(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
-        if (path == "/api" or path.startswith("/api/")) and not authorized(
-            ctx, request.method, request.headers.get("authorization")
-        ):
+        if not authorized(ctx, request.method, path, request.headers.get("authorization")):
             log.warning(
                 "admin: rejected %s %s from %s: bad or missing token", request.method, path, peer_of(request)
             )
-            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            # Basic for pages a browser opens (it then asks for the token), Bearer for the API
+            scheme = "Bearer" if path.startswith("/api") else 'Basic realm="ferrymq admin"'
+            return Response(status_code=401, headers={"WWW-Authenticate": scheme})
         return await call_next(request)
 
     @app.exception_handler(StarletteHTTPException)

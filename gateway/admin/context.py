@@ -35,6 +35,8 @@ class AdminContext:
     routes: ClusterSource
     token: str | None = None
     read_open: bool = False
+    #: path prefixes served without the token (adminOpenPaths), e.g. ("/healthz", "/metrics")
+    open_paths: tuple[str, ...] = ()
     groups: GroupRegistry = field(init=False)
     batch_decoders: dict[int, BatchDecoder] = field(default_factory=dict)
     started: float = field(default_factory=time.time)

@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -50,7 +51,11 @@ class AdminServer:
     ) -> None:
         """``sock``: an already listening socket to serve (AdminLauncher binds it early)."""
         self.host = host
-        self.ctx = AdminContext(broker, routes, token or None, read_open)
+        c = broker.config
+        open_paths = tuple(p.strip() for p in c.admin_open_paths.split(",") if p.strip())
+        self.ctx = AdminContext(broker, routes, token or None, read_open, open_paths)
+        #: adminTlsEnable: HTTPS with the tls.server certificate (and client certificates if asked)
+        self.tls = c.admin_tls_enable
         self.app = create_app(self.ctx)
         self._requested_port = port
         self._sock: socket.socket | None = sock
@@ -88,6 +93,7 @@ class AdminServer:
             lifespan="off",
             timeout_graceful_shutdown=3,
             ws="none",
+            **self._tls_options(),
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="admin-http")
@@ -96,7 +102,22 @@ class AdminServer:
                 self._task.result()  # raises what went wrong
                 raise RuntimeError("admin server stopped during start-up")
             await asyncio.sleep(0.01)
-        log.info("admin API and console on http://%s:%d/", self.host, self.port)
+        log.info(
+            "admin API and console on %s://%s:%d/", "https" if self.tls else "http", self.host, self.port
+        )
+
+    def _tls_options(self) -> dict[str, Any]:
+        c = self.ctx.broker.config
+        if not self.tls:
+            return {}
+        required = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "require": ssl.CERT_REQUIRED}
+        return {
+            "ssl_certfile": c.tls_server_cert_path,
+            "ssl_keyfile": c.tls_server_key_path,
+            "ssl_keyfile_password": c.tls_server_key_password,
+            "ssl_ca_certs": c.tls_server_trust_cert_path,
+            "ssl_cert_reqs": required[c.tls_server_need_client_auth],
+        }
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

@@ -160,15 +160,19 @@ class ClusterView:
         a slave answers NOT_LEADER_OR_FOLLOWER and names its master as the group's node)."""
         return not self.broker.config.is_slave
 
-    def me(self) -> Node:
-        """This group's Kafka node: this listener, or on a slave its master's (as last seen)."""
+    def me(self, listener_port: int = 0) -> Node:
+        """This group's Kafka node: this listener (``listener_port``, the one a client connected
+        to, when there are several: an SSL client is sent to the SSL port), or on a slave its
+        master's (as last seen)."""
         if not self.leads and self._master_node is not None:
             return self._master_node
-        return Node(self.node_id, self.advertised_host, self.port)
+        return Node(self.node_id, self.advertised_host, listener_port or self.port)
 
-    def nodes(self) -> list[Node]:
-        """The Kafka brokers of the cluster: this one and every other group with a Kafka address."""
-        return [self.me(), *(n for name, n in sorted(self._peers.items()) if name != self.broker_name)]
+    def nodes(self, listener_port: int = 0) -> list[Node]:
+        """The Kafka brokers of the cluster: this one and every other group with a Kafka address
+        (theirs is their first listener: kafkaAddr)."""
+        me = self.me(listener_port)
+        return [me, *(n for name, n in sorted(self._peers.items()) if name != self.broker_name)]
 
     def leader_of(self, topic: str, partition: int) -> int:
         placed = self.placement(topic)
@@ -178,13 +182,13 @@ class ClusterView:
         has_kafka[self.broker_name] = self.leads or self._master_node is not None
         return placed.leader(partition, has_kafka)
 
-    async def coordinator_of(self, key: str) -> Node:
+    async def coordinator_of(self, key: str, listener_port: int = 0) -> Node:
         """The broker coordinating a group: the same from every broker, by a hash of the key over
         the sorted names of the broker groups with a Kafka listener (this one alone: itself).
         It moves when such a group comes or goes; the group's offsets stay with the partitions
         (group/owner_offsets.py), so the new coordinator finds them."""
         await self.refresh_peers()
-        return self._peers.get(self._coordinator_name(key)) or self.me()
+        return self._peers.get(self._coordinator_name(key)) or self.me(listener_port)
 
     def coordinates(self, key: str) -> bool:
         """Whether this broker coordinates ``key`` as of the last look at the cluster (no I/O)."""

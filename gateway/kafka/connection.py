@@ -71,6 +71,8 @@ class KafkaConnection(asyncio.Protocol):
         self.close_after_response = False
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        #: the local port the client reached (Metadata names this listener for this broker)
+        self.listener_port = 0
         self.client_id: str | None = None
         self._slots: deque[_Slot] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -89,6 +91,9 @@ class KafkaConnection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self.peer = f"{peer[0]}:{peer[1]}"
             self.host = str(peer[0])
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):
+            self.listener_port = int(local[1])
         self.frontend.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -8,13 +8,11 @@ API, never around it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ferrymq.gateway.kafka.cluster import Node
     from ferrymq.gateway.kafka.connection import KafkaConnection
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
@@ -26,14 +24,6 @@ class RequestContext:
     api_key: int
     api_version: int
     correlation_id: int
-
-    def node(self, node: Node) -> Node:
-        """``node`` as this connection should reach it: this broker at the port of the listener the client
-        came in on (a SASL client is never sent to the PLAINTEXT port), other brokers as they advertise."""
-        frontend = self.frontend
-        if node.node_id != frontend.cluster.node_id or len(frontend.listeners) == 1:
-            return node
-        return dataclasses.replace(node, port=frontend.listener_port(self.conn.listener))
 
 
 #: kio request dataclass in, kio response dataclass out (None: no response, acks=0 Produce)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
 from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, DispatchRequest, EntryKind, StoredEntry
-from ferrymq.gateway.kafka import mapping, record_views, topics
+from ferrymq.gateway.kafka import listeners, mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.cluster import ClusterView
 from ferrymq.gateway.kafka.connection import KafkaConnection
@@ -86,11 +86,10 @@ class KafkaFrontend:
         self.cluster = ClusterView(broker, routes, node_id, advertised_host)
         self.connections: set[KafkaConnection] = set()
         self.server: asyncio.Server | None = None
-        #: listeners side by side (listeners.py); the first is the one advertised to other brokers
+        #: listeners side by side (listeners.py); the first is ``port``, the one other brokers learn
         self.listeners = listeners or [Listener(PLAINTEXT, host, port)]
+        #: one server per listener, in listener order
         self.servers: list[tuple[Listener, asyncio.Server]] = []
-        if any(listener.tls for listener in self.listeners):
-            raise ValueError("SSL and SASL_SSL Kafka listeners need the TLS settings (not in this build)")
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
         self.retention_bytes = RetentionBytes(broker.store)
@@ -136,16 +135,7 @@ class KafkaFrontend:
         store.dispatch_listeners.append(self._on_replicated)
         store.batch_converters[BATCH_FORMAT_KAFKA_V2] = self._to_stored_messages
         store.stable_offset = self.txn_partitions.stable_limit
-        loop = asyncio.get_running_loop()
-        for listener in self.listeners:
-            server = await loop.create_server(
-                lambda listener=listener: KafkaConnection(self, listener),  # type: ignore[misc]
-                listener.host,
-                listener.port,
-                reuse_address=True,
-            )
-            self.servers.append((listener, server))
-        self.server = self.servers[0][1]
+        await self._listen()
         self.cluster.port = self.port
         await self.coordinator.start()
         await self.txn_coordinator.start()
@@ -189,9 +179,30 @@ class KafkaFrontend:
         mechanisms = [m.strip().upper() for m in c.kafka_sasl_mechanisms.split(",") if m.strip()]
         return SaslSession(mechanisms, self.broker.security.scram, c.kafka_connections_max_reauth_ms)
 
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        needs_tls = any(listener.tls for listener in self.listeners)
+        context = listeners.ssl_context(self.broker.config) if needs_tls else None
+        for listener in self.listeners:
+            server = await loop.create_server(
+                lambda listener=listener: KafkaConnection(self, listener),
+                listener.host,
+                listener.port,
+                reuse_address=True,
+                ssl=context if listener.tls else None,
+            )
+            self.servers.append((listener, server))
+        self.server = self.servers[0][1]
+
+    def bound_listeners(self) -> list[tuple[str, str, int]]:
+        """(protocol, host, bound port) of each listener."""
+        return [(spec.protocol, spec.host, int(s.sockets[0].getsockname()[1])) for spec, s in self.servers]
+
     async def stop(self) -> None:
         for _, server in self.servers:
             server.close()
+        if self.server is not None and not self.servers:
+            self.server.close()
         for conn in list(self.connections):
             conn.close()
         if self.broker.registrar is not None:

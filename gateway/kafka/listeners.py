@@ -1,26 +1,35 @@
-"""Kafka listeners side by side (broker.conf ``kafkaListeners``), as Kafka's ``listeners`` names them.
+"""Kafka listeners side by side (broker.conf ``kafkaListeners``, as Kafka's ``listeners`` names them).
 
-``PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9094``: one security protocol per listener (Kafka
-sniffs nothing); the listener name is its security protocol. A host left empty binds ``listenHost``; port 0
-takes a free port. Without the key the frontend has one PLAINTEXT listener on listenHost:kafkaListenPort.
+``PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9094,SSL://127.0.0.1:9093``: one security
+protocol per listener (Kafka sniffs nothing); the listener name is its security protocol, so each
+protocol appears once. A host left empty binds ``listenHost``; port 0 takes a free port. Without the key
+the frontend has one PLAINTEXT listener on listenHost:kafkaListenPort. Sans-IO: parsing and the SSL
+context (kafkaSslCertPath / kafkaSslKeyPath, client certificates checked against kafkaSslTrustCertPath
+when kafkaSslClientAuth is requested or required); frontend.py binds them.
 """
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
+
+from ferrymq.core.config import BrokerConfig, ConfigError
+from ferrymq.core.remoting.tls import TlsFiles, server_context
 
 PLAINTEXT = "PLAINTEXT"
 SASL_PLAINTEXT = "SASL_PLAINTEXT"
 SSL = "SSL"
 SASL_SSL = "SASL_SSL"
-PROTOCOLS = (PLAINTEXT, SASL_PLAINTEXT, SSL, SASL_SSL)
+PROTOCOLS = (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)
+#: Kafka's ssl.client.auth values as ferrymq's TLS helper names them
+_CLIENT_AUTH = {"none": "none", "requested": "optional", "required": "require"}
 
 
 @dataclass(frozen=True, slots=True)
 class Listener:
-    protocol: str
+    protocol: str  # one of PROTOCOLS
     host: str
-    port: int
+    port: int  # 0: a free one
 
     @property
     def sasl(self) -> bool:
@@ -31,22 +40,45 @@ class Listener:
         return self.protocol in (SSL, SASL_SSL)
 
 
-def parse_listeners(text: str, default_host: str) -> list[Listener]:
-    """The listeners a ``kafkaListeners`` value names; ValueError says which entry is wrong."""
+#: the name the TLS side of the frontend uses
+KafkaListener = Listener
+
+
+def parse_listeners(text: str, default_host: str = "") -> list[Listener]:
+    """``PROTOCOL://host:port,...`` in order (the first is the one other brokers learn);
+    ConfigError naming the bad entry."""
     out: list[Listener] = []
-    for raw in text.split(","):
-        entry = raw.strip()
-        if not entry:
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
             continue
-        protocol, sep, address = entry.partition("://")
-        host, colon, port = address.rpartition(":")
-        if not sep or not colon or protocol.upper() not in PROTOCOLS or not port.isdigit():
-            raise ValueError(
-                f"kafkaListeners entry {entry!r} is not PROTOCOL://host:port ({', '.join(PROTOCOLS)})"
-            )
-        if int(port) > 65535:
-            raise ValueError(f"kafkaListeners entry {entry!r}: port out of range")
+        protocol, sep, addr = item.partition("://")
+        host, colon, port = addr.rpartition(":")
+        if not sep or not colon or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"kafkaListeners: {item!r} is not PROTOCOL://host:port")
+        if protocol.upper() not in PROTOCOLS:
+            raise ConfigError(f"kafkaListeners: {item!r}: protocol must be one of {', '.join(PROTOCOLS)}")
         if any(listener.protocol == protocol.upper() for listener in out):
-            raise ValueError(f"kafkaListeners names {protocol.upper()} twice")
+            raise ConfigError(f"kafkaListeners names {protocol.upper()} twice")
         out.append(Listener(protocol.upper(), host.strip("[]") or default_host, int(port)))
+    if not out:
+        raise ConfigError("kafkaListeners is empty")
+    names = [(lst.host, lst.port) for lst in out if lst.port]
+    if len(names) != len(set(names)):
+        raise ConfigError(f"kafkaListeners: two listeners on one address in {text!r}")
     return out
+
+
+def ssl_context(config: BrokerConfig) -> ssl.SSLContext:
+    """The SSL listeners' context from the kafkaSsl* keys (ConfigError if they are missing)."""
+    if not config.kafka_ssl_cert_path or not config.kafka_ssl_key_path:
+        raise ConfigError("an SSL Kafka listener needs kafkaSslCertPath and kafkaSslKeyPath")
+    files = TlsFiles(
+        config.kafka_ssl_cert_path,
+        config.kafka_ssl_key_path,
+        config.kafka_ssl_key_password,
+        config.kafka_ssl_trust_cert_path,
+    )
+    try:
+        return server_context(files, _CLIENT_AUTH[config.kafka_ssl_client_auth])
+    except ValueError as exc:
+        raise ConfigError(f"Kafka SSL listener: {exc} (kafkaSslTrustCertPath)") from None

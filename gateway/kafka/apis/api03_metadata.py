@@ -99,7 +99,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         out.append(topic_metadata(cluster, tc.topic_name, cluster.placement(tc.topic_name)))
     brokers = [
         {"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None}
-        for n in map(ctx.node, cluster.nodes())
+        for n in cluster.nodes(ctx.conn.listener_port)
     ]
     return respond(
         request,

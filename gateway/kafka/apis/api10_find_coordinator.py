@@ -49,7 +49,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             return _refused(ErrorCode.group_authorization_failed)
         if key_type == TRANSACTION and not authz.transactional_id(ctx, Operation.DESCRIBE, key):
             return _refused(ErrorCode.transactional_id_authorization_failed)
-        node = ctx.node(await cluster.coordinator_of(key))
+        node = await cluster.coordinator_of(key, ctx.conn.listener_port)
         return {
             "node_id": node.node_id,
             "host": node.host,

@@ -87,7 +87,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             for result in out:
                 if result["error_code"] == ErrorCode.none:
                     result["error_code"] = ErrorCode.kafka_storage_error
-                    result["error_message"] = f"cannot persist the topic config: {exc}"
+                    result["error_message"] = "cannot persist the topic config (logged by the broker)"
     return respond(request, {"throttle_time": NO_THROTTLE, "topics": out})
 
 

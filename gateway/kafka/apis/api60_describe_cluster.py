@@ -24,7 +24,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     await cluster.refresh_peers()
     brokers = [
         {"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None}
-        for n in map(ctx.node, cluster.nodes())
+        for n in cluster.nodes(ctx.conn.listener_port)
     ]
     return respond(
         request,
