@@ -152,6 +152,7 @@ class Broker:
         await self.registrar.register_all()
         self.registrar.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
+        self._tasks.append(asyncio.create_task(self._sample_stats(), name="broker-stats"))
         log.info(
             "broker %s (cluster %s, id %d) listening on %s:%d, store %s",
             self.config.broker_name,
@@ -182,6 +183,7 @@ class Broker:
         await self.registrar.register_all()
         self.registrar.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
+        self._tasks.append(asyncio.create_task(self._sample_stats(), name="broker-stats"))
         self.controller = ControllerClient(self)
         self.controller.start()
         log.info(
@@ -295,6 +297,12 @@ class Broker:
                 self.clients.scan_expired(self.config.channel_expired_timeout / 1000)
             except Exception:
                 log.exception("housekeeping failed")
+
+    async def _sample_stats(self) -> None:
+        """Once a second, the counters into their rate windows (mqadmin's TPS figures)."""
+        while True:
+            self.stats.tick()
+            await asyncio.sleep(1.0)
 
     def _consumer_change(self, group: str, info: ConsumerGroupInfo) -> None:
         """Tell every member of the group to rebalance (NOTIFY_CONSUMER_IDS_CHANGED, oneway)."""

@@ -244,7 +244,7 @@ class PullMessageProcessor:
                 else list(result.buffers)  # converted and filtered already
             )
             body = bufs[0] if len(bufs) == 1 else b"".join(bufs)
-            self.broker.stats.on_get(q.topic, result.message_count, result.byte_count)
+            self.broker.stats.on_get(q.topic, result.message_count, result.byte_count, q.group)
         return cmd.response(code, None if code == ResponseCode.SUCCESS else result.status.value, ext, body)
 
 
