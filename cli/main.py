@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ferrymq import __version__
+from ferrymq.cli.logsetup import configure_logging, resolve
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.config import DEFAULT_DATA_DIR, BrokerConfig, ConfigError
 from ferrymq.namesrv import NameServer
@@ -39,7 +40,7 @@ log = logging.getLogger("ferrymq")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ferrymq", description="ferrymq message broker")
     p.add_argument("--version", action="version", version=f"ferrymq {__version__}")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    _log_args(p, None)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="all-in-one: a name server and a master broker in one process")
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _admin_args(s)
     _kafka_args(s)
+    _log_args(s, argparse.SUPPRESS)
 
     n = sub.add_parser("namesrv", help="a name server")
     n.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
@@ -74,12 +76,14 @@ def _parser() -> argparse.ArgumentParser:
         " --host:--port among them; one entry for a single controller)",
     )
     n.add_argument("--controller-dir", type=Path, help="where the controller keeps its Raft log")
+    _log_args(n, argparse.SUPPRESS)
 
     b = sub.add_parser("broker", help="a broker configured by a RocketMQ broker.conf")
     b.add_argument("-c", "--config", type=Path, help="broker.conf (RocketMQ keys)")
     b.add_argument("-n", "--namesrv-addr", help="name servers, 'host:port;host:port' (overrides namesrvAddr)")
     _admin_args(b)
     _kafka_args(b)
+    _log_args(b, argparse.SUPPRESS)
 
     # prefix_chars no option can start with: everything after "admin" goes to cli/admin.py
     a = sub.add_parser(
@@ -87,6 +91,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("admin_args", nargs=argparse.REMAINDER)
     return p
+
+
+def _log_args(p: argparse.ArgumentParser, default: object) -> None:
+    """Before or after the command (``ferrymq --log-level DEBUG serve``, ``ferrymq serve
+    --log-format json``); cli/logsetup.py says what they take."""
+    p.add_argument(
+        "--log-level",
+        default=default,
+        help="LEVEL and/or logger=LEVEL, comma-separated, e.g. INFO,ferrymq.kafka=DEBUG (default INFO,"
+        " or logLevel, or env FERRYMQ_LOG_LEVEL)",
+    )
+    p.add_argument(
+        "--log-format",
+        default=default,
+        choices=["text", "json"],
+        help="text, or json: one object per line (default text, or logFormat, or env FERRYMQ_LOG_FORMAT)",
+    )
 
 
 def _admin_args(p: argparse.ArgumentParser) -> None:
@@ -356,11 +377,12 @@ def main(argv: list[str] | None = None) -> None:
         from ferrymq.cli.admin import main as admin_main
 
         sys.exit(admin_main(args.admin_args))
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    fmt, levels = resolve(args.log_format, args.log_level, getattr(args, "config", None))
+    try:
+        configure_logging(fmt, levels, sys.stderr)
+    except ValueError as exc:
+        print(f"ferrymq: {exc}", file=sys.stderr)
+        sys.exit(2)
     runner = {"serve": _serve, "namesrv": _namesrv, "broker": _broker}[args.command]
     try:
         _run(runner(args))

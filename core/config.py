@@ -188,6 +188,11 @@ class BrokerConfig(BaseModel):
     #: with a token, let reads through without it (only mutating calls need it)
     admin_read_open: bool = Field(False, alias="adminReadOpen")
 
+    # logging (cli/logsetup.py reads them before the rest; the command line and env win)
+    log_format: Literal["text", "json"] = Field("text", alias="logFormat")
+    #: "LEVEL,logger=LEVEL,..."
+    log_level: str = Field("INFO", alias="logLevel")
+
     # Kafka consumer groups (Apache Kafka's group.* broker settings)
     group_initial_rebalance_delay_ms: int = Field(3000, alias="groupInitialRebalanceDelayMs", ge=0)
     group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)

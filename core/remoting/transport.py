@@ -87,6 +87,7 @@ class ConnectionGate:
                 self.open,
                 self.limit,
                 self._refused,
+                extra={"peer": peer, "reason": "connection_cap"},
             )
             self._logged_at = now
             self._refused = 0
@@ -184,7 +185,12 @@ class RemotingConnection(asyncio.Protocol):
                 backlog.append(cmd)
         if garbage is not None:
             # answer the good frames that came first, then close (close() flushes, abort() would not)
-            log.warning("closing connection from %s: %s", self.peer, garbage)
+            log.warning(
+                "closing connection from %s: %s",
+                self.peer,
+                garbage,
+                extra={"peer": self.peer, "reason": "bad_frame"},
+            )
             self._garbage = True
         self._drain()
 
@@ -293,6 +299,7 @@ class RemotingConnection(asyncio.Protocol):
             "closing connection from %s: idle for %.0fs (serverChannelMaxIdleTimeSeconds)",
             self.peer,
             limits.idle_timeout,
+            extra={"peer": self.peer},
         )
         self.abort()  # its unread replies go too: a peer that reads nothing is idle as well
 
@@ -302,7 +309,12 @@ class RemotingConnection(asyncio.Protocol):
         try:
             result = self.handler(cmd, self)
         except Exception as exc:  # a handler bug answers SYSTEM_ERROR, never kills the loop
-            log.exception("request code %s from %s failed", cmd.code, self.peer)
+            log.exception(
+                "request code %s from %s failed",
+                cmd.code,
+                self.peer,
+                extra={"peer": self.peer, "code": cmd.code},
+            )
             result = cmd.response(ResponseCode.SYSTEM_ERROR, f"{type(exc).__name__}: {exc}")
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(self._finish(cmd, result))
@@ -322,7 +334,12 @@ class RemotingConnection(asyncio.Protocol):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("request code %s from %s failed", cmd.code, self.peer)
+            log.exception(
+                "request code %s from %s failed",
+                cmd.code,
+                self.peer,
+                extra={"peer": self.peer, "code": cmd.code},
+            )
             result = cmd.response(ResponseCode.SYSTEM_ERROR, f"{type(exc).__name__}: {exc}")
         if result is not None and not cmd.is_oneway:
             self.send(result)
@@ -395,7 +412,12 @@ class RequestDispatcher:
     def __call__(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         handler = self.handlers.get(cmd.code)
         if handler is None:
-            log.info("unsupported request code %s from %s", cmd.code, conn.peer)
+            log.info(
+                "unsupported request code %s from %s",
+                cmd.code,
+                conn.peer,
+                extra={"peer": conn.peer, "code": cmd.code},
+            )
             return cmd.response(
                 ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f" request type {cmd.code} not supported"
             )

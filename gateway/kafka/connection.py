@@ -151,6 +151,7 @@ class KafkaConnection(asyncio.Protocol):
                 ctx.api_version,
                 self.peer,
                 self.client_id,
+                extra={"peer": self.peer, "api_key": ctx.api_key, "client_id": self.client_id},
             )
             self.close()
             return
@@ -168,7 +169,11 @@ class KafkaConnection(asyncio.Protocol):
             self.abort(f"malformed API key 0 v{version} request: {exc!r}")
             return
         log.info(
-            "Produce v%d from %s (client %s) answered UNSUPPORTED_VERSION", version, self.peer, self.client_id
+            "Produce v%d from %s (client %s) answered UNSUPPORTED_VERSION",
+            version,
+            self.peer,
+            self.client_id,
+            extra={"peer": self.peer, "api_key": 0, "client_id": self.client_id},
         )
         if data is not None:
             slot = _Slot()
@@ -209,7 +214,11 @@ class KafkaConnection(asyncio.Protocol):
     def abort(self, why: str) -> None:
         """Bad input: log it with the peer and close this connection only."""
         log.warning(
-            "kafka client %s (client id %s): %s; closing the connection", self.peer, self.client_id, why
+            "kafka client %s (client id %s): %s; closing the connection",
+            self.peer,
+            self.client_id,
+            why,
+            extra={"peer": self.peer, "client_id": self.client_id, "reason": "bad_frame"},
         )
         self.close()
 
