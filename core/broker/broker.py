@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
 from ferrymq.core.broker.controller_client import ControllerClient
+from ferrymq.core.broker.listeners import CountedListener, ListenerView
 from ferrymq.core.broker.long_polling import PullRequestHoldService
 from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.routing import build_dispatcher
@@ -34,7 +36,13 @@ from ferrymq.core.ha.slave import HaSlave
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, ServerLimits, serve
+from ferrymq.core.remoting.transport import (
+    ConnectionGate,
+    HandlerResult,
+    RemotingConnection,
+    ServerLimits,
+    serve,
+)
 from ferrymq.core.store import MessageStore
 
 log = logging.getLogger("ferrymq.broker")
@@ -85,6 +93,16 @@ class Broker:
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
+        self._remoting_gate = ConnectionGate(config.server_max_connections)
+        self._vip_gate = ConnectionGate(config.server_max_connections)
+        #: /metrics: open connections and refusals per listener; frontends add theirs (listeners.py)
+        self.listeners: dict[str, ListenerView] = {
+            "remoting": self._remoting_gate,
+            "vip": self._vip_gate,
+            "ha": CountedListener(lambda: self.ha_master.connection_count if self.ha_master else 0),
+        }
+        #: /metrics: requests parked now, by kind (long polls here, Kafka fetches from the frontend)
+        self.parked: dict[str, Callable[[], int]] = {"pull": lambda: self.hold.waiting}
 
     @property
     def port(self) -> int:
@@ -102,7 +120,7 @@ class Broker:
             return None
         return int(self.vip_server.sockets[0].getsockname()[1])
 
-    async def _serve(self, port: int) -> asyncio.Server:
+    async def _serve(self, port: int, gate: ConnectionGate) -> asyncio.Server:
         return await serve(
             self._handle,
             self.config.listen_host,
@@ -114,13 +132,14 @@ class Broker:
                 idle_timeout=self.config.server_channel_max_idle_time_seconds,
                 max_in_flight=self.config.server_max_in_flight_requests,
             ),
+            gate=gate,
         )
 
     async def _serve_vip(self, port: int) -> None:
         """Listen on the VIP port too; a busy default port (listenPort-2) only costs Java slaves
         their topic sync, so it is a warning, a configured fastListenPort an error."""
         try:
-            self.vip_server = await self._serve(port)
+            self.vip_server = await self._serve(port, self._vip_gate)
         except OSError as exc:
             if self.config.fast_listen_port is not None:
                 raise
@@ -164,7 +183,7 @@ class Broker:
         )
 
     async def _listen(self, vip_port: int | None) -> None:
-        self.server = await self._serve(self.config.listen_port)
+        self.server = await self._serve(self.config.listen_port, self._remoting_gate)
         if self.config.listen_port == 0:
             self.config.listen_port = self.port
             self.store.store_port = self.port

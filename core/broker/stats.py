@@ -4,15 +4,17 @@ latency histograms (the admin API, metrics and mqadmin's stats requests read the
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.stats_rates import ITEM_WINDOWS, StatsItemSet, StoreRate
+from ferrymq.core.histogram import LATENCY_BUCKETS, LatencyHistogram
 
 if TYPE_CHECKING:
     from ferrymq.core.remoting.transport import RequestDispatcher
+
+__all__ = ["LATENCY_BUCKETS", "BrokerStats", "LatencyHistogram", "RequestLatency"]
 
 #: RocketMQ's stats names served by VIEW_BROKER_STATS_DATA: (table, index of the value counted)
 STATS_NAMES = {
@@ -106,43 +108,6 @@ class BrokerStats:
     def minute_tps(self, name: str, key: str) -> float:
         items = self.items[name].items.get(key)
         return float(items.snapshot(0)["tps"]) if items is not None else 0.0
-
-
-#: upper bounds (seconds) of the request-latency buckets: 50 µs to 10 s, then +Inf
-LATENCY_BUCKETS = (
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
-
-
-class LatencyHistogram:
-    """Counts per bucket (not cumulative; the exporter sums them) and the total, kept cheap:
-    one bisect and two additions per observation."""
-
-    __slots__ = ("counts", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
 
 
 class RequestLatency:

@@ -24,7 +24,7 @@ import inspect
 import itertools
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
@@ -70,6 +70,8 @@ class ConnectionGate:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.open = 0
+        #: refusals since start by reason (core/broker/listeners.py names them), for /metrics
+        self.rejected: Counter[str] = Counter()
         self._refused = 0
         self._logged_at = -1.0
 
@@ -78,6 +80,7 @@ class ConnectionGate:
             self.open += 1
             return True
         self._refused += 1
+        self.rejected["connection_cap"] += 1
         now = time.monotonic()
         if now - self._logged_at >= 1.0:
             log.warning(
@@ -185,11 +188,14 @@ class RemotingConnection(asyncio.Protocol):
                 backlog.append(cmd)
         if garbage is not None:
             # answer the good frames that came first, then close (close() flushes, abort() would not)
+            reason = "frame_too_big" if garbage.too_big else "bad_frame"
+            if self._gate is not None:
+                self._gate.rejected[reason] += 1
             log.warning(
                 "closing connection from %s: %s",
                 self.peer,
                 garbage,
-                extra={"peer": self.peer, "reason": "bad_frame"},
+                extra={"peer": self.peer, "reason": reason},
             )
             self._garbage = True
         self._drain()
@@ -283,6 +289,8 @@ class RemotingConnection(asyncio.Protocol):
         if pause != self._reading_paused:
             self._reading_paused = pause
             if pause:
+                if self._gate is not None and len(self._tasks) >= limits.max_in_flight:
+                    self._gate.rejected["in_flight_cap"] += 1
                 transport.pause_reading()
             else:
                 transport.resume_reading()
@@ -327,6 +335,11 @@ class RemotingConnection(asyncio.Protocol):
         self._tasks.discard(task)
         if self._reading_paused or self._backlog:
             self._schedule_drain()
+
+    @property
+    def gate(self) -> ConnectionGate | None:
+        """The server's gate (None on a client connection): where its refusals are counted."""
+        return self._gate
 
     async def _finish(self, cmd: RemotingCommand, pending: Awaitable[RemotingCommand | None]) -> None:
         try:
@@ -469,12 +482,14 @@ async def serve(
     max_frame: int = DEFAULT_MAX_FRAME,
     on_close: Callable[[RemotingConnection], None] | None = None,
     limits: ServerLimits | None = None,
+    gate: ConnectionGate | None = None,
 ) -> asyncio.Server:
     """Start a remoting server; every connection gets its own RemotingConnection, all of them
-    bounded by ``limits`` (the defaults unless given)."""
+    bounded by ``limits`` (the defaults unless given). ``gate``: the caller's, to read its counts."""
     loop = asyncio.get_running_loop()
     limits = limits or ServerLimits()
-    gate = ConnectionGate(limits.max_connections)
+    if gate is None:
+        gate = ConnectionGate(limits.max_connections)
     return await loop.create_server(
         lambda: RemotingConnection(handler, max_frame=max_frame, on_close=on_close, limits=limits, gate=gate),
         host,

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, cast
 from ferrymq.gateway.kafka import apis
 from ferrymq.gateway.kafka.apis import api18_api_versions
 from ferrymq.gateway.kafka.context import Handler, RequestContext
-from ferrymq.gateway.kafka.framing import FrameDecoder, FrameError, encode_response, parse_header, peek_header
+from ferrymq.gateway.kafka.framing import (
+    FrameDecoder,
+    FrameError,
+    FrameTooLarge,
+    encode_response,
+    parse_header,
+    peek_header,
+)
 from ferrymq.gateway.kafka.legacy_produce import unsupported_response
 
 if TYPE_CHECKING:
@@ -87,7 +94,9 @@ class KafkaConnection(asyncio.Protocol):
         try:
             frames = self.decoder.feed(data)
         except FrameError as exc:
-            self.abort(f"bad frame: {exc}")
+            self.abort(
+                f"bad frame: {exc}", "frame_too_big" if isinstance(exc, FrameTooLarge) else "bad_frame"
+            )
             return
         for frame in frames:
             if self.closed:
@@ -104,7 +113,7 @@ class KafkaConnection(asyncio.Protocol):
             return
         spec = apis.API_HANDLERS.get(key)
         if spec is None:
-            self.abort(f"unknown API key {key} (version {version})")
+            self.abort(f"unknown API key {key} (version {version})", "unsupported_api")
             return
         if not spec.serves(version):
             if key == API_VERSIONS:  # header v0 body any client can read, with our key-18 range
@@ -114,7 +123,8 @@ class KafkaConnection(asyncio.Protocol):
                 self._legacy_produce(frame, version)
                 return
             self.abort(
-                f"API key {key} version {version} is not served ({spec.min_version}-{spec.max_version})"
+                f"API key {key} version {version} is not served ({spec.min_version}-{spec.max_version})",
+                "unsupported_api",
             )
             return
         try:
@@ -203,6 +213,8 @@ class KafkaConnection(asyncio.Protocol):
             return
         pause = self._writing_paused or len(self._slots) >= MAX_IN_FLIGHT
         if pause and not self._reading_paused:
+            if len(self._slots) >= MAX_IN_FLIGHT:
+                self.frontend.listener.rejected["in_flight_cap"] += 1
             self._reading_paused = True
             self.transport.pause_reading()
         elif not pause and self._reading_paused:
@@ -211,14 +223,15 @@ class KafkaConnection(asyncio.Protocol):
 
     # ---- closing -----------------------------------------------------------------------------
 
-    def abort(self, why: str) -> None:
-        """Bad input: log it with the peer and close this connection only."""
+    def abort(self, why: str, reason: str = "bad_frame") -> None:
+        """Bad input: log it with the peer, count it by ``reason`` (/metrics), close this connection only."""
+        self.frontend.listener.rejected[reason] += 1
         log.warning(
             "kafka client %s (client id %s): %s; closing the connection",
             self.peer,
             self.client_id,
             why,
-            extra={"peer": self.peer, "client_id": self.client_id, "reason": "bad_frame"},
+            extra={"peer": self.peer, "client_id": self.client_id, "reason": reason},
         )
         self.close()
 

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
+from ferrymq.core.broker.listeners import CountedListener
 from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, EntryKind, StoredEntry
 from ferrymq.gateway.kafka import mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
@@ -81,6 +82,10 @@ class KafkaFrontend:
         self.max_request_size = max_request_size
         self.cluster = ClusterView(broker, routes, node_id, advertised_host)
         self.connections: set[KafkaConnection] = set()
+        #: /metrics: this listener's open connections and refusals by reason (connection.py counts)
+        self.listener = CountedListener(lambda: len(self.connections))
+        #: /metrics: fetches waiting for data now
+        self.parked_fetches = 0
         self.server: asyncio.Server | None = None
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
@@ -130,6 +135,8 @@ class KafkaFrontend:
             lambda: KafkaConnection(self), self.host, self.requested_port, reuse_address=True
         )
         self.cluster.port = self.port
+        self.broker.listeners["kafka"] = self.listener
+        self.broker.parked["kafka_fetch"] = lambda: self.parked_fetches
         await self.coordinator.start()
         await self.txn_coordinator.start()
         self.broker.replicated_states.register(TXN_PARTITIONS, self.txn_partitions)  # slaves copy them
@@ -150,6 +157,8 @@ class KafkaFrontend:
         )
 
     async def stop(self) -> None:
+        self.broker.listeners.pop("kafka", None)
+        self.broker.parked.pop("kafka_fetch", None)
         if self.server is not None:
             self.server.close()
         for conn in list(self.connections):
@@ -196,6 +205,7 @@ class KafkaFrontend:
         keys = list(partitions)
         for key in keys:
             self._waiters.setdefault(key, []).append(fut)
+        self.parked_fetches += 1
         try:
             async with asyncio.timeout(timeout):
                 await fut
@@ -203,6 +213,7 @@ class KafkaFrontend:
         except TimeoutError:
             return False
         finally:
+            self.parked_fetches -= 1
             for key in keys:
                 waiters = self._waiters.get(key)
                 if waiters is not None and fut in waiters:

@@ -128,6 +128,8 @@ class PullMessageProcessor:
             if timeout_ms > 0:
                 parked = conn.attrs.get(PARKED_PULLS, 0)
                 if parked >= cfg.max_suspended_pulls_per_connection:
+                    if conn.gate is not None:
+                        conn.gate.rejected["parked_pull_cap"] += 1
                     return cmd.response(ResponseCode.SYSTEM_BUSY, BUSY)
                 conn.attrs[PARKED_PULLS] = parked + 1
                 return self._long_poll(cmd, conn, q, max_nums, max_bytes, timeout_ms)
