@@ -158,3 +158,27 @@ def test_flush_latency_and_fsync_errors(tmp_path: Path, monkeypatch: pytest.Monk
             disk.fail.clear()
 
     run(tmp_path, body)
+
+
+def test_in_flight_cap_and_unknown_kafka_api(tmp_path: Path) -> None:
+    def rejected(broker: Broker, listener: str, reason: str) -> float:
+        return metric(broker, "ferrymq_rejected_requests_total", listener=listener, reason=reason)
+
+    async def body(broker: Broker, frontend: KafkaFrontend) -> None:
+        request = struct.pack(">hhih", 999, 0, 1, -1)  # API key 999 v0, correlation 1, no client id
+        await closed_by_server(frontend.port, struct.pack(">i", len(request)) + request)
+        assert rejected(broker, "kafka", "unsupported_api") == 1
+        conn = await connect("127.0.0.1", broker.port)
+        try:
+            parked = asyncio.ensure_future(conn.invoke(pull("T", 0, 0, suspend_ms=20_000), timeout=30))
+            await until(lambda: rejected(broker, "remoting", "in_flight_cap") == 1)  # reading held back
+            other = await connect("127.0.0.1", broker.port)  # this one's requests wait for the pull
+            try:
+                await other.invoke(send_v2("T", b"x", 0, queue_nums=2), timeout=5)
+            finally:
+                other.close()
+            assert (await parked).code == ResponseCode.SUCCESS
+        finally:
+            conn.close()
+
+    run(tmp_path, body, server_max_in_flight_requests=1)
