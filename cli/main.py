@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrymq import __version__
 from ferrymq.cli.exposure import OpenListener, warn_open_listeners
+from ferrymq.cli.logsetup import configure_logging, resolve
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.config import DEFAULT_DATA_DIR, BrokerConfig, ConfigError
 from ferrymq.core.remoting.tls import ServerTls
@@ -41,7 +42,7 @@ log = logging.getLogger("ferrymq")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ferrymq", description="ferrymq message broker")
     p.add_argument("--version", action="version", version=f"ferrymq {__version__}")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    _log_args(p, None)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="all-in-one: a name server and a master broker in one process")
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _admin_args(s)
     _kafka_args(s)
+    _log_args(s, argparse.SUPPRESS)
 
     n = sub.add_parser("namesrv", help="a name server")
     n.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -93,12 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--tls-client-auth", choices=("none", "optional", "require"), default="none", help="mutual TLS"
     )
+    _log_args(n, argparse.SUPPRESS)
 
     b = sub.add_parser("broker", help="a broker configured by a RocketMQ broker.conf")
     b.add_argument("-c", "--config", type=Path, help="broker.conf (RocketMQ keys)")
     b.add_argument("-n", "--namesrv-addr", help="name servers, 'host:port;host:port' (overrides namesrvAddr)")
     _admin_args(b)
     _kafka_args(b)
+    _log_args(b, argparse.SUPPRESS)
 
     u = sub.add_parser(
         "kafka-user",
@@ -123,6 +127,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     a.add_argument("admin_args", nargs=argparse.REMAINDER)
     return p
+
+
+def _log_args(p: argparse.ArgumentParser, default: object) -> None:
+    """Before or after the command (``ferrymq --log-level DEBUG serve``, ``ferrymq serve
+    --log-format json``); cli/logsetup.py says what they take."""
+    p.add_argument(
+        "--log-level",
+        default=default,
+        help="LEVEL and/or logger=LEVEL, comma-separated, e.g. INFO,ferrymq.kafka=DEBUG (default INFO,"
+        " or logLevel, or env FERRYMQ_LOG_LEVEL)",
+    )
+    p.add_argument(
+        "--log-format",
+        default=default,
+        choices=["text", "json"],
+        help="text, or json: one object per line (default text, or logFormat, or env FERRYMQ_LOG_FORMAT)",
+    )
 
 
 def _admin_args(p: argparse.ArgumentParser) -> None:
@@ -463,11 +484,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(admin_main(args.admin_args))
     if args.command == "kafka-user":
         sys.exit(_kafka_user(args))
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    fmt, levels = resolve(args.log_format, args.log_level, getattr(args, "config", None))
+    try:
+        configure_logging(fmt, levels, sys.stderr)
+    except ValueError as exc:
+        print(f"ferrymq: {exc}", file=sys.stderr)
+        sys.exit(2)
     runner = {"serve": _serve, "namesrv": _namesrv, "broker": _broker}[args.command]
     try:
         _run(runner(args))

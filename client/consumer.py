@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ferrymq.client import _api
+from ferrymq.client import _api, admin_requests
 from ferrymq.client._instance import ConsumerClient
 from ferrymq.client._loop import BlockingFacade
 from ferrymq.client._pull import pull_addr, pulled_messages
@@ -195,6 +195,10 @@ class AsyncLitePullConsumer(ConsumerClient):
         self._next_auto_commit = 0.0
         self._legacy_pull: set[str] = set()
         self._state = "CREATED"
+        self._namesrv_addr = namesrv_addr if isinstance(namesrv_addr, str) else ";".join(namesrv_addr)
+        self._start_ms = int(time.time() * 1000)
+        # mqadmin consumerStatus; a pushed offset reset is ignored, as Java's lite pull ignores it
+        admin_requests.register(self._instance.remote, self.group, self._snapshot, None)
 
     # ---- configuration -------------------------------------------------------------------------
 
@@ -496,6 +500,30 @@ class AsyncLitePullConsumer(ConsumerClient):
             consume_type="CONSUME_ACTIVELY",
             consume_from_where=CONSUME_FROM_CHOICES[self.consume_from],
             subscriptions=subs,
+        )
+
+    def _snapshot(self) -> admin_requests.ConsumerSnapshot:
+        """GET_CONSUMER_RUNNING_INFO: as DefaultLitePullConsumerImpl.consumerRunningInfo, a row per
+        owned queue (what is buffered, from the consumed offset on) and the committed offsets."""
+        queues = {}
+        committed = {}
+        for mq, st in self._states.items():
+            first = st.consumed or 0
+            last = (st.enqueued - 1) if st.enqueued is not None and st.buffered else first
+            queues[mq] = admin_requests.QueueInfo(first, last, st.buffered, dropped=st.dropped)
+            if st.committed is not None:
+                committed[mq] = st.committed
+        subs = list(self._subs.values()) if self._mode == "SUBSCRIBE" else []
+        return admin_requests.ConsumerSnapshot(
+            self.group,
+            self._namesrv_addr,
+            False,
+            "CONSUME_ACTIVELY",
+            None,
+            self._start_ms,
+            subs,
+            queues,
+            committed,
         )
 
     def _on_route_change(self, topic: str, route: object) -> None:

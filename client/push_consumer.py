@@ -395,7 +395,7 @@ class AsyncPushConsumer(ConsumerClient):
             self.consume_thread_max,
             self._start_ms,
             list(self._subs.values()),
-            dict(self._pqs),
+            {mq: admin_requests.process_queue_info(pq) for mq, pq in self._pqs.items()},
             dict(self._offsets.offsets),
         )
 

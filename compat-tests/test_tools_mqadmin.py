@@ -20,7 +20,15 @@ import pytest
 import tools_support as ts
 
 from ferrymq.cli.testing import FerryServer
-from ferrymq.client import ConsumeStatus, Message, MessageExt, Producer, PushConsumer, SendResult
+from ferrymq.client import (
+    ConsumeStatus,
+    LitePullConsumer,
+    Message,
+    MessageExt,
+    Producer,
+    PushConsumer,
+    SendResult,
+)
 from tests.test_consumer_push import FAST
 from tests.test_consumer_support import create_topic, wait_until
 
@@ -140,6 +148,45 @@ def test_consumer_status(tools: ts.ToolSession, server: FerryServer, consumer: C
     assert "Same subscription in the same group of consumer" in out and "Rebalance OK" in out, out
     detail = admin(tools, server, "consumerStatus", "-g", GROUP, "-i", client_id)
     assert "PROP_CONSUME_TYPE" in detail and TOPIC in detail, detail
+
+
+def test_consumer_status_of_a_lite_pull_group(tools: ts.ToolSession, server: FerryServer) -> None:
+    """A lite-pull member answers GET_CONSUMER_RUNNING_INFO (before: 'request type 307 not supported')."""
+    lite = LitePullConsumer(server.namesrv_addr, "OpsLiteGroup", consume_from="FIRST_OFFSET")
+    lite.subscribe(TOPIC)
+    lite.start()
+    try:
+        assert wait_until(lambda: bool(lite.assignment()), 20)
+        out = admin(tools, server, "consumerConnection", "-g", "OpsLiteGroup")
+        assert "CONSUME_ACTIVELY" in out and lite.client_id in out, out
+        out = admin(tools, server, "consumerStatus", "-g", "OpsLiteGroup")
+        assert lite.client_id in out and "Same subscription in the same group of consumer" in out, out
+        detail = admin(tools, server, "consumerStatus", "-g", "OpsLiteGroup", "-i", lite.client_id)
+        assert "CONSUME_ACTIVELY" in detail and TOPIC in detail, detail
+    finally:
+        lite.shutdown()
+
+
+def test_rates_are_real(tools: ts.ToolSession, server: FerryServer) -> None:
+    """brokerStatus putTps and statsAll's in-TPS and 24-hour counts move with traffic (before: 0)."""
+    create_topic(server, "OpsRates", queues=2)
+    with Producer(server.namesrv_addr, group="ops-rates") as producer:
+        for i in range(20):
+            producer.send(Message("OpsRates", b"rate-%d" % i, tags="T"))
+
+    def put_tps() -> float:
+        out = admin(tools, server, "brokerStatus", "-b", server.broker_addr)
+        m = re.search(r"^putTps\s*:\s*(\S+)", out, re.M)
+        return float(m[1]) if m else 0.0
+
+    assert wait_until(lambda: put_tps() > 0, 15)
+
+    def in_today() -> int:
+        out = admin(tools, server, "statsAll", "-t", "OpsRates")
+        rows = [line.split() for line in out.splitlines() if line.startswith("OpsRates")]
+        return max((int(r[-2]) for r in rows if len(r) >= 4), default=0)  # no group: NO_CONSUMER last
+
+    assert wait_until(lambda: in_today() >= 20, 30), admin(tools, server, "statsAll", "-t", "OpsRates")
 
 
 def test_broker_consume_stats(tools: ts.ToolSession, server: FerryServer, consumer: Counting) -> None:

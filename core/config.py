@@ -246,6 +246,10 @@ class BrokerConfig(BaseModel):
     kafka_ssl_client_auth: Literal["none", "requested", "required"] = Field(
         "none", alias="kafkaSslClientAuth"
     )
+    # logging (cli/logsetup.py reads them before the rest; the command line and env win)
+    log_format: Literal["text", "json"] = Field("text", alias="logFormat")
+    #: "LEVEL,logger=LEVEL,..."
+    log_level: str = Field("INFO", alias="logLevel")
 
     # Kafka consumer groups (Apache Kafka's group.* broker settings)
     group_initial_rebalance_delay_ms: int = Field(3000, alias="groupInitialRebalanceDelayMs", ge=0)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from ferrymq.core.auth.security import Security
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
 from ferrymq.core.broker.controller_client import ControllerClient
+from ferrymq.core.broker.listeners import CountedListener, ListenerView
 from ferrymq.core.broker.long_polling import PullRequestHoldService
 from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.routing import build_dispatcher
@@ -37,7 +39,14 @@ from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.plain_acl import PlainAclFile
 from ferrymq.core.remoting.route import TopicConfig
-from ferrymq.core.remoting.transport import HandlerResult, Listener, RemotingConnection, ServerLimits, serve
+from ferrymq.core.remoting.transport import (
+    ConnectionGate,
+    HandlerResult,
+    Listener,
+    RemotingConnection,
+    ServerLimits,
+    serve,
+)
 from ferrymq.core.store import MessageStore
 
 log = logging.getLogger("ferrymq.broker")
@@ -104,6 +113,16 @@ class Broker:
         self.authorizer = self.security.acl_authorizer
         #: aclEnable: the remoting port's signature and permission check (core/broker/remoting_acl.py)
         self.acl = RemotingAcl(PlainAclFile(config.acl_file), self.authorizer) if config.acl_enable else None
+        self._remoting_gate = ConnectionGate(config.server_max_connections)
+        self._vip_gate = ConnectionGate(config.server_max_connections)
+        #: /metrics: open connections and refusals per listener; frontends add theirs (listeners.py)
+        self.listeners: dict[str, ListenerView] = {
+            "remoting": self._remoting_gate,
+            "vip": self._vip_gate,
+            "ha": CountedListener(lambda: self.ha_master.connection_count if self.ha_master else 0),
+        }
+        #: /metrics: requests parked now, by kind (long polls here, Kafka fetches from the frontend)
+        self.parked: dict[str, Callable[[], int]] = {"pull": lambda: self.hold.waiting}
 
     @property
     def port(self) -> int:
@@ -121,7 +140,7 @@ class Broker:
             return None
         return int(self.vip_server.sockets[0].getsockname()[1])
 
-    async def _serve(self, port: int) -> Listener:
+    async def _serve(self, port: int, gate: ConnectionGate) -> Listener:
         return await serve(
             self._handle,
             self.config.listen_host,
@@ -134,13 +153,14 @@ class Broker:
                 max_in_flight=self.config.server_max_in_flight_requests,
             ),
             tls=self._server_tls,
+            gate=gate,
         )
 
     async def _serve_vip(self, port: int) -> None:
         """Listen on the VIP port too; a busy default port (listenPort-2) only costs Java slaves
         their topic sync, so it is a warning, a configured fastListenPort an error."""
         try:
-            self.vip_server = await self._serve(port)
+            self.vip_server = await self._serve(port, self._vip_gate)
         except OSError as exc:
             if self.config.fast_listen_port is not None:
                 raise
@@ -174,6 +194,7 @@ class Broker:
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
         if self.acl is not None:
             self._tasks.append(asyncio.create_task(self.acl.file.watch(), name="broker-acl-watch"))
+        self._tasks.append(asyncio.create_task(self._sample_stats(), name="broker-stats"))
         log.info(
             "broker %s (cluster %s, id %d) listening on %s:%d, store %s",
             self.config.broker_name,
@@ -185,7 +206,7 @@ class Broker:
         )
 
     async def _listen(self, vip_port: int | None) -> None:
-        self.server = await self._serve(self.config.listen_port)
+        self.server = await self._serve(self.config.listen_port, self._remoting_gate)
         if self.config.listen_port == 0:
             self.config.listen_port = self.port
             self.store.store_port = self.port
@@ -206,6 +227,7 @@ class Broker:
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
         if self.acl is not None:
             self._tasks.append(asyncio.create_task(self.acl.file.watch(), name="broker-acl-watch"))
+        self._tasks.append(asyncio.create_task(self._sample_stats(), name="broker-stats"))
         self.controller = ControllerClient(self)
         self.controller.start()
         log.info(
@@ -321,6 +343,12 @@ class Broker:
                 self.clients.scan_expired(self.config.channel_expired_timeout / 1000)
             except Exception:
                 log.exception("housekeeping failed")
+
+    async def _sample_stats(self) -> None:
+        """Once a second, the counters into their rate windows (mqadmin's TPS figures)."""
+        while True:
+            self.stats.tick()
+            await asyncio.sleep(1.0)
 
     def _consumer_change(self, group: str, info: ConsumerGroupInfo) -> None:
         """Tell every member of the group to rebalance (NOTIFY_CONSUMER_IDS_CHANGED, oneway)."""

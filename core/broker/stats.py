@@ -1,25 +1,55 @@
-"""In and out counters per topic and request latency histograms (the admin API and metrics
-read them)."""
+"""In and out counters per topic (and per topic and group), their sampled rates, and request
+latency histograms (the admin API, metrics and mqadmin's stats requests read them)."""
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import time
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ferrymq.core.broker.stats_rates import ITEM_WINDOWS, StatsItemSet, StoreRate
+from ferrymq.core.histogram import LATENCY_BUCKETS, LatencyHistogram
 
 if TYPE_CHECKING:
     from ferrymq.core.remoting.transport import RequestDispatcher
 
+__all__ = ["LATENCY_BUCKETS", "BrokerStats", "LatencyHistogram", "RequestLatency"]
+
+#: RocketMQ's stats names served by VIEW_BROKER_STATS_DATA: (table, index of the value counted)
+STATS_NAMES = {
+    "TOPIC_PUT_NUMS": ("in", 0),
+    "TOPIC_PUT_SIZE": ("in", 1),
+    "GROUP_GET_NUMS": ("group", 0),
+    "GROUP_GET_SIZE": ("group", 1),
+}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
 
 class BrokerStats:
-    def __init__(self) -> None:
+    """Counters bumped once per request (never per message), sampled once a second by the
+    broker's sampler (:meth:`tick`) into RocketMQ's rate windows."""
+
+    def __init__(self, clock_ms: Callable[[], int] = _now_ms) -> None:
+        self.clock_ms = clock_ms
         self.put_messages = 0
         self.put_bytes = 0
         self.get_messages = 0
         self.get_bytes = 0
-        self.topic_in: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
-        self.topic_out: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
+        #: topic -> [messages, bytes, requests]
+        self.topic_in: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        self.topic_out: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        #: "topic@group" (RocketMQ's stats key) -> [messages, bytes, pulls]; native pulls only
+        self.group_out: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         self.latency = RequestLatency()
+        self.put_rate = StoreRate()
+        self.get_rate = StoreRate()
+        self.items = {name: StatsItemSet() for name in STATS_NAMES}
+        self._last_ms = -1
+        self._item_sampled = [-1 << 62] * len(ITEM_WINDOWS)
 
     def on_put(self, topic: str, messages: int, size: int) -> None:
         self.put_messages += messages
@@ -27,50 +57,57 @@ class BrokerStats:
         t = self.topic_in[topic]
         t[0] += messages
         t[1] += size
+        t[2] += 1
 
-    def on_get(self, topic: str, messages: int, size: int) -> None:
+    def on_get(self, topic: str, messages: int, size: int, group: str = "") -> None:
         self.get_messages += messages
         self.get_bytes += size
         t = self.topic_out[topic]
         t[0] += messages
         t[1] += size
+        t[2] += 1
+        if group:
+            g = self.group_out[f"{topic}@{group}"]
+            g[0] += messages
+            g[1] += size
+            g[2] += 1
 
+    # ---- rates -------------------------------------------------------------------------------
 
-#: upper bounds (seconds) of the request-latency buckets: 50 µs to 10 s, then +Inf
-LATENCY_BUCKETS = (
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
+    def tick(self) -> None:
+        self.sample(self.clock_ms())
 
+    def sample(self, now_ms: int) -> None:
+        """Record the totals at ``now_ms``; each stats window is sampled when its period is due."""
+        if now_ms <= self._last_ms:
+            return
+        self._last_ms = now_ms
+        self.put_rate.sample(now_ms, self.put_messages)
+        self.get_rate.sample(now_ms, self.get_messages)
+        for level, (_, period, _) in enumerate(ITEM_WINDOWS):
+            if now_ms - self._item_sampled[level] < period:
+                continue
+            self._item_sampled[level] = now_ms
+            for name, (table, index) in STATS_NAMES.items():
+                source = self.topic_in if table == "in" else self.group_out
+                counters = {k: (v[2], v[index]) for k, v in source.items()}
+                self.items[name].sample(level, now_ms, counters)
 
-class LatencyHistogram:
-    """Counts per bucket (not cumulative; the exporter sums them) and the total, kept cheap:
-    one bisect and two additions per observation."""
+    def put_tps_text(self) -> str:
+        return self.put_rate.text()
 
-    __slots__ = ("counts", "total")
+    def get_tps_text(self) -> str:
+        return self.get_rate.text()
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.total = 0.0
+    def stats_data(self, name: str, key: str) -> dict[str, Any] | None:
+        """A BrokerStatsData body, or None for an unknown name or key (RocketMQ's "not exist")."""
+        items = self.items.get(name)
+        item = items.items.get(key) if items is not None else None
+        return item.data() if item is not None else None
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
+    def minute_tps(self, name: str, key: str) -> float:
+        items = self.items[name].items.get(key)
+        return float(items.snapshot(0)["tps"]) if items is not None else 0.0
 
 
 class RequestLatency:

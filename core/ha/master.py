@@ -106,6 +106,11 @@ class HaMaster:
             self._wakeup = asyncio.Event()
         return self._wakeup
 
+    @property
+    def connection_count(self) -> int:
+        """Slaves connected to the HA port now (/metrics)."""
+        return len(self._connections)
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None

@@ -55,6 +55,8 @@ class RequestCode(IntEnum):
     GET_CONSUMER_RUNNING_INFO = 307
     SEND_MESSAGE_V2 = 310
     QUERY_TOPICS_BY_CONSUMER = 343
+    #: mqadmin statsAll: a BrokerStatsData of one stats item (TOPIC_PUT_NUMS, GROUP_GET_NUMS, ...)
+    VIEW_BROKER_STATS_DATA = 315
     GET_BROKER_CONSUME_STATS = 317
     SEND_BATCH_MESSAGE = 320
     GET_TOPIC_CONFIG = 351

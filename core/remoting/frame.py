@@ -23,9 +23,13 @@ class FrameError(ValueError):
     a server answers those first, as Netty's decoder passes them on before the exception.
     """
 
-    def __init__(self, message: str, commands: list[RemotingCommand] | None = None) -> None:
+    def __init__(
+        self, message: str, commands: list[RemotingCommand] | None = None, too_big: bool = False
+    ) -> None:
         super().__init__(message)
         self.commands = commands or []
+        #: the length prefix is past the limit (not malformed bytes): a metric tells them apart
+        self.too_big = too_big
 
 
 class FrameDecoder:
@@ -51,7 +55,9 @@ class FrameDecoder:
             (length,) = struct.unpack_from(">i", buf, pos)
             # Netty's LengthFieldBasedFrameDecoder counts the 4-byte length field in the limit
             if length < 4 or length + 4 > self.max_frame:
-                raise FrameError(f"frame length {length} outside 4..{self.max_frame - 4}", out)
+                raise FrameError(
+                    f"frame length {length} outside 4..{self.max_frame - 4}", out, too_big=length >= 4
+                )
             if n - pos - 4 < length:
                 break
             (ser_hdr,) = struct.unpack_from(">i", buf, pos + 4)

@@ -27,7 +27,7 @@ import logging
 import socket
 import ssl
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
@@ -77,6 +77,8 @@ class ConnectionGate:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.open = 0
+        #: refusals since start by reason (core/broker/listeners.py names them), for /metrics
+        self.rejected: Counter[str] = Counter()
         self._refused = 0
         self._logged_at = -1.0
 
@@ -85,6 +87,7 @@ class ConnectionGate:
             self.open += 1
             return True
         self._refused += 1
+        self.rejected["connection_cap"] += 1
         now = time.monotonic()
         if now - self._logged_at >= 1.0:
             log.warning(
@@ -94,6 +97,7 @@ class ConnectionGate:
                 self.open,
                 self.limit,
                 self._refused,
+                extra={"peer": peer, "reason": "connection_cap"},
             )
             self._logged_at = now
             self._refused = 0
@@ -191,7 +195,15 @@ class RemotingConnection(asyncio.Protocol):
                 backlog.append(cmd)
         if garbage is not None:
             # answer the good frames that came first, then close (close() flushes, abort() would not)
-            log.warning("closing connection from %s: %s", self.peer, garbage)
+            reason = "frame_too_big" if garbage.too_big else "bad_frame"
+            if self._gate is not None:
+                self._gate.rejected[reason] += 1
+            log.warning(
+                "closing connection from %s: %s",
+                self.peer,
+                garbage,
+                extra={"peer": self.peer, "reason": reason},
+            )
             self._garbage = True
         self._drain()
 
@@ -284,6 +296,8 @@ class RemotingConnection(asyncio.Protocol):
         if pause != self._reading_paused:
             self._reading_paused = pause
             if pause:
+                if self._gate is not None and len(self._tasks) >= limits.max_in_flight:
+                    self._gate.rejected["in_flight_cap"] += 1
                 transport.pause_reading()
             else:
                 transport.resume_reading()
@@ -300,6 +314,7 @@ class RemotingConnection(asyncio.Protocol):
             "closing connection from %s: idle for %.0fs (serverChannelMaxIdleTimeSeconds)",
             self.peer,
             limits.idle_timeout,
+            extra={"peer": self.peer},
         )
         self.abort()  # its unread replies go too: a peer that reads nothing is idle as well
 
@@ -309,7 +324,12 @@ class RemotingConnection(asyncio.Protocol):
         try:
             result = self.handler(cmd, self)
         except Exception:  # a handler bug answers SYSTEM_ERROR, never kills the loop
-            log.exception("request code %s from %s failed", cmd.code, self.peer)
+            log.exception(
+                "request code %s from %s failed",
+                cmd.code,
+                self.peer,
+                extra={"peer": self.peer, "code": cmd.code},
+            )
             result = cmd.response(ResponseCode.SYSTEM_ERROR, INTERNAL_ERROR_REMARK)
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(self._finish(cmd, result))
@@ -323,13 +343,23 @@ class RemotingConnection(asyncio.Protocol):
         if self._reading_paused or self._backlog:
             self._schedule_drain()
 
+    @property
+    def gate(self) -> ConnectionGate | None:
+        """The server's gate (None on a client connection): where its refusals are counted."""
+        return self._gate
+
     async def _finish(self, cmd: RemotingCommand, pending: Awaitable[RemotingCommand | None]) -> None:
         try:
             result = await pending
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("request code %s from %s failed", cmd.code, self.peer)
+            log.exception(
+                "request code %s from %s failed",
+                cmd.code,
+                self.peer,
+                extra={"peer": self.peer, "code": cmd.code},
+            )
             result = cmd.response(ResponseCode.SYSTEM_ERROR, INTERNAL_ERROR_REMARK)
         if result is not None and not cmd.is_oneway:
             self.send(result)
@@ -402,7 +432,12 @@ class RequestDispatcher:
     def __call__(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         handler = self.handlers.get(cmd.code)
         if handler is None:
-            log.info("unsupported request code %s from %s", cmd.code, conn.peer)
+            log.info(
+                "unsupported request code %s from %s",
+                cmd.code,
+                conn.peer,
+                extra={"peer": conn.peer, "code": cmd.code},
+            )
             return cmd.response(
                 ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f" request type {cmd.code} not supported"
             )
@@ -460,13 +495,16 @@ async def serve(
     on_close: Callable[[RemotingConnection], None] | None = None,
     limits: ServerLimits | None = None,
     tls: ServerTls | None = None,
+    gate: ConnectionGate | None = None,
 ) -> Listener:
     """Start a remoting server; every connection gets its own RemotingConnection, all of them
     bounded by ``limits`` (the defaults unless given). With ``tls`` (not disabled) connections are
-    accepted by a :class:`SniffingServer`, which tells TLS from plaintext by the first byte."""
+    accepted by a :class:`SniffingServer`, which tells TLS from plaintext by the first byte.
+    ``gate``: the caller's, to read its counts."""
     loop = asyncio.get_running_loop()
     limits = limits or ServerLimits()
-    gate = ConnectionGate(limits.max_connections)
+    if gate is None:
+        gate = ConnectionGate(limits.max_connections)
 
     def factory() -> RemotingConnection:
         return RemotingConnection(handler, max_frame=max_frame, on_close=on_close, limits=limits, gate=gate)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrymq.core.config import BrokerConfig
+from ferrymq.core.histogram import LatencyHistogram
 from ferrymq.core.remoting.message import BLANK_MAGIC, encode_stored_message, ip_bytes, stored_size
 from ferrymq.core.store import fileio
 from ferrymq.core.store.commit_log import (
@@ -195,6 +196,9 @@ class MessageStore:
         self.writable = True
         self.unwritable_reason: str | None = None
         self._sync_failure: str | None = None  # set once, never cleared: see the module docstring
+        #: /metrics: time each commit-log sync took, and syncs that failed (each poisons)
+        self.flush_latency = LatencyHistogram()
+        self.sync_errors = 0
         self._disk_full: str | None = None
         self._preparing = False
         self.commit_log.on_roll = self._prepare_next_segment
@@ -396,6 +400,7 @@ class MessageStore:
 
     def _poison(self, what: str, exc: OSError) -> None:
         """A sync failed: refuse every write until a restart and fail every waiting SYNC_FLUSH put."""
+        self.sync_errors += 1
         if self._sync_failure is None:
             self._sync_failure = f"{what} failed ({exc}): writes refused until the broker restarts"
             log.critical("STORE POISONED: %s", self._sync_failure)
@@ -492,11 +497,13 @@ class MessageStore:
             if target == self.flushed_offset and target == self.dispatched_durable:
                 return
             queues = self._queue_snapshot()  # consistent with target: dispatch is synchronous
+            started = time.perf_counter()
             try:
                 await asyncio.to_thread(self._flush_commit_log)
             except OSError as exc:
                 self._poison("syncing the commit log", exc)
                 return
+            self.flush_latency.observe(time.perf_counter() - started)
             self.flushed_offset = target
             waiters = self._flush_waiters
             self._flush_waiters = [w for w in waiters if w[0] > target]

@@ -18,6 +18,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.frontend_view import FrontendView
+from ferrymq.core.broker.listeners import CountedListener
 from ferrymq.core.broker.routes_source import ClusterSource
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ class AdminLauncher:
     async def start(self) -> None:
         broker = self._args[0]
         broker.stats.latency.attach(broker.dispatcher)  # /metrics' latencies count from the start
+        broker.listeners["admin"] = CountedListener(
+            lambda: self.server.open_connections if self.server else 0
+        )
         self._sock = bind(self._args[2], self._requested_port)
         asyncio.get_running_loop().add_reader(self._sock.fileno(), self._begin_load)
 

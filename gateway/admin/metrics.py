@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ferrymq import __version__
-from ferrymq.core.broker.stats import LATENCY_BUCKETS
+from ferrymq.core.histogram import LATENCY_BUCKETS, LatencyHistogram
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.gateway.admin.context import AdminContext
 
@@ -79,13 +79,9 @@ class BrokerCollector(Collector):
             labels=["protocol", "code", "name"],
         )
         for (protocol, code), hist in sorted(stats.latency.histograms.items()):
-            running = 0
-            buckets = []
-            for bound, n in zip((*LATENCY_BUCKETS, float("inf")), hist.counts, strict=True):
-                running += n
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
-            h.add_metric([protocol, str(code), _code_name(protocol, code)], buckets, hist.total)
+            h.add_metric([protocol, str(code), _code_name(protocol, code)], _buckets(hist), hist.total)
         yield h
+        yield from listener_metrics(b)
 
         lag = GaugeMetricFamily(
             "ferrymq_consumer_group_lag", "messages not yet consumed, per group", labels=["group", "protocol"]
@@ -116,7 +112,53 @@ class BrokerCollector(Collector):
             "bytes of the commit log retained",
             value=store.commit_log_bytes,
         )
+        flush = HistogramMetricFamily(
+            "ferrymq_store_flush_duration_seconds", "time each commit-log sync (fdatasync) took"
+        )
+        flush.add_metric([], _buckets(store.flush_latency), store.flush_latency.total)
+        yield flush
+        yield CounterMetricFamily(
+            "ferrymq_store_fsync_errors",
+            "syncs of store files that failed (the first poisons the store: writes refused until restart)",
+            value=store.sync_errors,
+        )
         yield from replication_metrics(b)
+
+
+def _buckets(hist: LatencyHistogram) -> list[tuple[str, float]]:
+    """Cumulative buckets as the exposition format wants them."""
+    running = 0
+    out = []
+    for bound, n in zip((*LATENCY_BUCKETS, float("inf")), hist.counts, strict=True):
+        running += n
+        out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+    return out
+
+
+def listener_metrics(b: Broker) -> Iterator[Metric]:
+    """Connections and refusals per listener, requests parked (core/broker/listeners.py)."""
+    conns = GaugeMetricFamily(
+        "ferrymq_listener_connections", "connections open now, per listener", labels=["listener"]
+    )
+    rejected = CounterMetricFamily(
+        "ferrymq_rejected_requests",
+        "connections or requests refused (or, for in_flight_cap, held back) per listener and reason",
+        labels=["listener", "reason"],
+    )
+    for name, listener in sorted(b.listeners.items()):
+        conns.add_metric([name], listener.open)
+        for reason, n in sorted(listener.rejected.items()):
+            rejected.add_metric([name, reason], n)
+    yield conns
+    yield rejected
+    parked = GaugeMetricFamily(
+        "ferrymq_parked_requests",
+        "requests waiting for messages now: long-polling pulls, Kafka fetches below min_bytes",
+        labels=["kind"],
+    )
+    for kind, count in sorted(b.parked.items()):
+        parked.add_metric([kind], count())
+    yield parked
 
 
 def replication_metrics(b: Broker) -> Iterator[Metric]:

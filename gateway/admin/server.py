@@ -79,6 +79,11 @@ class AdminServer:
         self.ctx.batch_decoders[fmt] = decoder
 
     @property
+    def open_connections(self) -> int:
+        """HTTP connections open now (/metrics' admin listener)."""
+        return len(self._server.server_state.connections) if self._server is not None else 0
+
+    @property
     def port(self) -> int:
         assert self._sock is not None
         return int(self._sock.getsockname()[1])

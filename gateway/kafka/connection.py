@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, cast
 from ferrymq.gateway.kafka import apis
 from ferrymq.gateway.kafka.apis import api18_api_versions
 from ferrymq.gateway.kafka.context import Handler, RequestContext
-from ferrymq.gateway.kafka.framing import FrameDecoder, FrameError, encode_response, parse_header, peek_header
+from ferrymq.gateway.kafka.framing import (
+    FrameDecoder,
+    FrameError,
+    FrameTooLarge,
+    encode_response,
+    parse_header,
+    peek_header,
+)
 from ferrymq.gateway.kafka.legacy_produce import unsupported_response
 from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
 from ferrymq.gateway.kafka.sasl import MAX_RECEIVE_SIZE, SaslSession, now_ms
@@ -114,7 +121,9 @@ class KafkaConnection(asyncio.Protocol):
         try:
             frames = self.decoder.feed(data)
         except FrameError as exc:
-            self.abort(f"bad frame: {exc}")
+            self.abort(
+                f"bad frame: {exc}", "frame_too_big" if isinstance(exc, FrameTooLarge) else "bad_frame"
+            )
             return
         for frame in frames:
             if self.closed:
@@ -134,7 +143,7 @@ class KafkaConnection(asyncio.Protocol):
             return
         spec = apis.API_HANDLERS.get(key)
         if spec is None:
-            self.abort(f"unknown API key {key} (version {version})")
+            self.abort(f"unknown API key {key} (version {version})", "unsupported_api")
             return
         if not spec.serves(version):
             if key == API_VERSIONS:  # header v0 body any client can read, with our key-18 range
@@ -144,7 +153,8 @@ class KafkaConnection(asyncio.Protocol):
                 self._legacy_produce(frame, version)
                 return
             self.abort(
-                f"API key {key} version {version} is not served ({spec.min_version}-{spec.max_version})"
+                f"API key {key} version {version} is not served ({spec.min_version}-{spec.max_version})",
+                "unsupported_api",
             )
             return
         try:
@@ -181,6 +191,7 @@ class KafkaConnection(asyncio.Protocol):
                 ctx.api_version,
                 self.peer,
                 self.client_id,
+                extra={"peer": self.peer, "api_key": ctx.api_key, "client_id": self.client_id},
             )
             self.close()
             return
@@ -219,7 +230,11 @@ class KafkaConnection(asyncio.Protocol):
             self.abort(f"malformed API key 0 v{version} request: {exc!r}")
             return
         log.info(
-            "Produce v%d from %s (client %s) answered UNSUPPORTED_VERSION", version, self.peer, self.client_id
+            "Produce v%d from %s (client %s) answered UNSUPPORTED_VERSION",
+            version,
+            self.peer,
+            self.client_id,
+            extra={"peer": self.peer, "api_key": 0, "client_id": self.client_id},
         )
         if data is not None:
             slot = _Slot()
@@ -249,6 +264,8 @@ class KafkaConnection(asyncio.Protocol):
             return
         pause = self._writing_paused or len(self._slots) >= MAX_IN_FLIGHT
         if pause and not self._reading_paused:
+            if len(self._slots) >= MAX_IN_FLIGHT:
+                self.frontend.counted.rejected["in_flight_cap"] += 1
             self._reading_paused = True
             self.transport.pause_reading()
         elif not pause and self._reading_paused:
@@ -257,10 +274,15 @@ class KafkaConnection(asyncio.Protocol):
 
     # ---- closing -----------------------------------------------------------------------------
 
-    def abort(self, why: str) -> None:
-        """Bad input: log it with the peer and close this connection only."""
+    def abort(self, why: str, reason: str = "bad_frame") -> None:
+        """Bad input: log it with the peer, count it by ``reason`` (/metrics), close this connection only."""
+        self.frontend.counted.rejected[reason] += 1
         log.warning(
-            "kafka client %s (client id %s): %s; closing the connection", self.peer, self.client_id, why
+            "kafka client %s (client id %s): %s; closing the connection",
+            self.peer,
+            self.client_id,
+            why,
+            extra={"peer": self.peer, "client_id": self.client_id, "reason": reason},
         )
         self.close()
 

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
+from ferrymq.core.broker.listeners import CountedListener
 from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, DispatchRequest, EntryKind, StoredEntry
 from ferrymq.gateway.kafka import listeners, mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
@@ -85,6 +86,10 @@ class KafkaFrontend:
         self.max_request_size = max_request_size
         self.cluster = ClusterView(broker, routes, node_id, advertised_host)
         self.connections: set[KafkaConnection] = set()
+        #: /metrics: this listener's open connections and refusals by reason (connection.py counts)
+        self.counted = CountedListener(lambda: len(self.connections))
+        #: /metrics: fetches waiting for data now
+        self.parked_fetches = 0
         self.server: asyncio.Server | None = None
         #: listeners side by side (listeners.py); the first is ``port``, the one other brokers learn
         self.listeners = listeners or [Listener(PLAINTEXT, host, port)]
@@ -137,6 +142,8 @@ class KafkaFrontend:
         store.stable_offset = self.txn_partitions.stable_limit
         await self._listen()
         self.cluster.port = self.port
+        self.broker.listeners["kafka"] = self.counted
+        self.broker.parked["kafka_fetch"] = lambda: self.parked_fetches
         await self.coordinator.start()
         await self.txn_coordinator.start()
         self.broker.replicated_states.register(TXN_PARTITIONS, self.txn_partitions)  # slaves copy them
@@ -199,6 +206,8 @@ class KafkaFrontend:
         return [(spec.protocol, spec.host, int(s.sockets[0].getsockname()[1])) for spec, s in self.servers]
 
     async def stop(self) -> None:
+        self.broker.listeners.pop("kafka", None)
+        self.broker.parked.pop("kafka_fetch", None)
         for _, server in self.servers:
             server.close()
         if self.server is not None and not self.servers:
@@ -249,6 +258,7 @@ class KafkaFrontend:
         keys = list(partitions)
         for key in keys:
             self._waiters.setdefault(key, []).append(fut)
+        self.parked_fetches += 1
         try:
             async with asyncio.timeout(timeout):
                 await fut
@@ -256,6 +266,7 @@ class KafkaFrontend:
         except TimeoutError:
             return False
         finally:
+            self.parked_fetches -= 1
             for key in keys:
                 waiters = self._waiters.get(key)
                 if waiters is not None and fut in waiters:

@@ -78,8 +78,10 @@ class AdminProcessor:
             "runtime": f"{int(time.time() - b.boot_timestamp / 1000)} seconds",
             "commitLogMinOffset": str(b.store.commit_log.min_offset),
             "commitLogMaxOffset": str(b.store.commit_log.write_offset),
-            "putTps": "0",
-            "getTransferedTps": "0",
+            "putTps": b.stats.put_tps_text(),
+            # 5.x mqadmin reads getTransferredTps, 4.x getTransferedTps
+            "getTransferredTps": b.stats.get_tps_text(),
+            "getTransferedTps": b.stats.get_tps_text(),
             "msgPutTotalTodayNow": str(b.stats.put_messages),
             "msgGetTotalTodayNow": str(b.stats.get_messages),
             **replication_runtime_info(b),

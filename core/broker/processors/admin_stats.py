@@ -1,10 +1,14 @@
 """What mqadmin's read-only group and topic commands ask: GET_TOPIC_STATS_INFO (202, topicStatus),
 GET_CONSUME_STATS (208, consumerProgress), GET_BROKER_CONSUME_STATS (317, brokerConsumeStats),
 QUERY_TOPIC_CONSUME_BY_WHO (300, the message tracks of queryMsgBy*) and
-GET_CONSUMER_CONNECTION_LIST (203, consumerConnection / consumerStatus).
+GET_CONSUMER_CONNECTION_LIST (203, consumerConnection / consumerStatus) and
+VIEW_BROKER_STATS_DATA (315, statsAll: TOPIC_PUT_NUMS/SIZE by topic, GROUP_GET_NUMS/SIZE by
+topic@group).
 
-TPS figures are reported as 0 (ferrymq keeps per-topic counters, not rates); pull offsets equal
-the committed offsets; static (logical-queue) topics are left out.
+Rates are RocketMQ's minute figures (``core/broker/stats_rates.py``): topicPutTps from
+TOPIC_PUT_NUMS, consumeTps from GROUP_GET_NUMS (native pulls; Kafka fetches carry no group).
+Pull offsets equal the committed offsets; static (logical-queue) topics and the BROKER_* and
+per-queue stats names are left out.
 """
 
 from __future__ import annotations
@@ -43,9 +47,13 @@ def _offset_wrappers(table: dict[QueueKey, QueueOffsets]) -> dict[QueueKey, dict
     }
 
 
-def _consume_stats_json(table: dict[QueueKey, QueueOffsets]) -> str:
+def _consume_stats_json(table: dict[QueueKey, QueueOffsets], tps: float) -> str:
     """One ConsumeStats object as JSON text."""
-    return '{"consumeTps":0.0,"offsetTable":' + dumps_mq_map(_offset_wrappers(table)) + "}"
+    return '{"consumeTps":' + repr(tps) + ',"offsetTable":' + dumps_mq_map(_offset_wrappers(table)) + "}"
+
+
+def _consume_tps(broker: Broker, group: str, topics: set[str]) -> float:
+    return sum(broker.stats.minute_tps("GROUP_GET_NUMS", f"{t}@{group}") for t in topics)
 
 
 class AdminStatsProcessor:
@@ -59,7 +67,8 @@ class AdminStatsProcessor:
             return exc.response(cmd)
         if self.broker.topics.get(topic) is None:
             return cmd.response(ResponseCode.TOPIC_NOT_EXIST, f"topic[{topic}] not exist")
-        body = with_mq_map({"topicPutTps": 0.0}, "offsetTable", topic_stats(self.broker, topic))
+        tps = self.broker.stats.minute_tps("TOPIC_PUT_NUMS", topic)
+        body = with_mq_map({"topicPutTps": tps}, "offsetTable", topic_stats(self.broker, topic))
         return cmd.response(body=body)
 
     def consume_stats(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
@@ -69,7 +78,8 @@ class AdminStatsProcessor:
             return exc.response(cmd)
         topic = cmd.ext_fields.get("topic") or None
         table = consume_stats(self.broker, group, topic)
-        return cmd.response(body=_consume_stats_json(table).encode("ascii"))
+        tps = _consume_tps(self.broker, group, {k[0] for k in table})
+        return cmd.response(body=_consume_stats_json(table, tps).encode("ascii"))
 
     def broker_consume_stats(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         entries: list[str] = []
@@ -79,7 +89,7 @@ class AdminStatsProcessor:
             for topic in group_topics(self.broker, group):
                 table = consume_stats(self.broker, group, topic)
                 if table:
-                    stats.append(_consume_stats_json(table))
+                    stats.append(_consume_stats_json(table, _consume_tps(self.broker, group, {topic})))
                     total += sum(max(0, v.broker_offset - v.consumer_offset) for v in table.values())
             if stats:
                 entries.append("{" + json.dumps(group) + ":[" + ",".join(stats) + "]}")
@@ -91,6 +101,17 @@ class AdminStatsProcessor:
         rest = json.dumps(head, separators=(",", ":"), sort_keys=True)
         body = '{"consumeStatsList":[' + ",".join(entries) + "]," + rest[1:]
         return cmd.response(body=body.encode("ascii"))
+
+    def broker_stats_data(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        try:
+            name = req_str(cmd.ext_fields, "statsName")
+            key = req_str(cmd.ext_fields, "statsKey")
+        except BadRequest as exc:
+            return exc.response(cmd)
+        data = self.broker.stats.stats_data(name, key)
+        if data is None:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, f"The stats <{name}> <{key}> not exist")
+        return cmd.response(body=dumps_json(data))
 
     def consume_by_who(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         try:

@@ -46,7 +46,13 @@ class ClientManageProcessor:
         for consumer in data.consumers:
             reason = self.broker.clients.consumer_group_refusal(consumer.group_name)
             if reason:
-                log.warning("consumer %s from %s refused: %s", data.client_id, conn.peer, reason)
+                log.warning(
+                    "consumer %s from %s refused: %s",
+                    data.client_id,
+                    conn.peer,
+                    reason,
+                    extra={"peer": conn.peer, "group": consumer.group_name, "code": cmd.code},
+                )
                 refused.append(reason)
                 continue
             self._consumer(consumer, data.client_id, cmd, conn)
@@ -65,7 +71,8 @@ class ClientManageProcessor:
             error = None if sub.is_tag_type else property_filter.check(sub)
             if error:  # registered all the same: its pulls get FILTER_DATA_NOT_EXIST
                 log.warning("consumer %s of %s from %s: %r does not compile: %s",
-                            client_id, group, conn.peer, sub.sub_string, error)  # fmt: skip
+                            client_id, group, conn.peer, sub.sub_string, error,
+                            extra={"peer": conn.peer, "group": group, "topic": sub.topic})  # fmt: skip
         if consumer.message_model == "CLUSTERING":
             tc = self.broker.topics.create_if_absent(RETRY_GROUP_TOPIC_PREFIX + group, 1)
             self.broker.topic_created(tc)

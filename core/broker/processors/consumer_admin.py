@@ -61,7 +61,14 @@ class ConsumerAdminProcessor:
         else:
             offsets = offsets_by_time(b, group, topic, timestamp, force)
         apply_reset(b, group, topic, offsets, timestamp)
-        log.info("%s reset offsets of group %s on %s to %s", conn.peer, group, topic, offsets)
+        log.info(
+            "%s reset offsets of group %s on %s to %s",
+            conn.peer,
+            group,
+            topic,
+            offsets,
+            extra={"peer": conn.peer, "group": group, "topic": topic, "code": cmd.code},
+        )
         name = b.config.broker_name
         body = with_mq_map({}, "offsetTable", {(topic, name, q): o for q, o in offsets.items()})
         return cmd.response(body=body)
@@ -83,6 +90,12 @@ class ConsumerAdminProcessor:
         try:
             answer = await channel.conn.invoke(ask, RUNNING_INFO_TIMEOUT)
         except RemotingError as exc:
-            log.warning("consumer running info of %s in %s: %s", client_id, group, exc)
+            log.warning(
+                "consumer running info of %s in %s: %s",
+                client_id,
+                group,
+                exc,
+                extra={"peer": channel.conn.peer, "group": group, "code": cmd.code},
+            )
             return cmd.response(ResponseCode.SYSTEM_ERROR, f"consumer <{client_id}> did not answer: {exc}")
         return cmd.response(answer.code, answer.remark, dict(answer.ext_fields), answer.body)

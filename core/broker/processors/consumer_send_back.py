@@ -111,7 +111,12 @@ class ConsumerSendBackProcessor:
                 return self.broker.topics.reply_when_persisted(cmd, response)
             return response
         except BadRequest as exc:
-            log.info("send-back from %s refused: %s", conn.peer, exc.remark)
+            log.info(
+                "send-back from %s refused: %s",
+                conn.peer,
+                exc.remark,
+                extra={"peer": conn.peer, "code": cmd.code, "group": cmd.ext_fields.get("group")},
+            )
             return exc.response(cmd)
 
     def _send_back(self, cmd: RemotingCommand) -> RemotingCommand:

@@ -38,7 +38,13 @@ class EndTransactionProcessor:
         try:
             self._end(cmd)
         except BadRequest as exc:
-            log.warning("END_TRANSACTION from %s refused: %s (%s)", conn.peer, exc.remark, cmd.ext_fields)
+            log.warning(
+                "END_TRANSACTION from %s refused: %s (%s)",
+                conn.peer,
+                exc.remark,
+                cmd.ext_fields,
+                extra={"peer": conn.peer, "code": cmd.code, "group": cmd.ext_fields.get("producerGroup")},
+            )
             return exc.response(cmd)
         return cmd.response(ResponseCode.SUCCESS)  # the transport drops it for a oneway request
 

@@ -130,6 +130,8 @@ class PullMessageProcessor:
             if timeout_ms > 0:
                 parked = conn.attrs.get(PARKED_PULLS, 0)
                 if parked >= cfg.max_suspended_pulls_per_connection:
+                    if conn.gate is not None:
+                        conn.gate.rejected["parked_pull_cap"] += 1
                     return cmd.response(ResponseCode.SYSTEM_BUSY, BUSY)
                 conn.attrs[PARKED_PULLS] = parked + 1
                 return self._long_poll(cmd, conn, q, max_nums, max_bytes, timeout_ms)
@@ -259,7 +261,7 @@ class PullMessageProcessor:
                 else list(result.buffers)  # converted and filtered already
             )
             body = bufs[0] if len(bufs) == 1 else b"".join(bufs)
-            self.broker.stats.on_get(q.topic, result.message_count, result.byte_count)
+            self.broker.stats.on_get(q.topic, result.message_count, result.byte_count, q.group)
         return cmd.response(code, None if code == ResponseCode.SUCCESS else result.status.value, ext, body)
 
 

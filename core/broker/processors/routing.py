@@ -85,6 +85,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.GET_BROKER_CONSUME_STATS: stats.broker_consume_stats,
         RequestCode.QUERY_TOPIC_CONSUME_BY_WHO: stats.consume_by_who,
         RequestCode.GET_CONSUMER_CONNECTION_LIST: stats.consumer_connections,
+        RequestCode.VIEW_BROKER_STATS_DATA: stats.broker_stats_data,
         # consumer_admin.py
         RequestCode.INVOKE_BROKER_TO_RESET_OFFSET: consumer_admin.reset_offset,
         RequestCode.GET_CONSUMER_RUNNING_INFO: consumer_admin.running_info,

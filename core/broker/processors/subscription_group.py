@@ -46,12 +46,19 @@ class SubscriptionGroupProcessor:
                 raise ValueError("the body is not a JSON object")
             cfg = SubscriptionGroupConfig.model_validate(obj)
         except (ValueError, ValidationError) as exc:
-            log.warning("bad subscription group config from %s: %s", conn.peer, exc)
+            log.warning(
+                "bad subscription group config from %s: %s", conn.peer, exc, extra={"peer": conn.peer}
+            )
             return cmd.response(ResponseCode.INVALID_PARAMETER, f"bad subscription group config: {exc}")
         reason = validate_group(cfg.group_name)
         if reason:
             return cmd.response(ResponseCode.INVALID_PARAMETER, reason)
-        log.info("subscription group %s updated by %s", cfg.group_name, conn.peer)
+        log.info(
+            "subscription group %s updated by %s",
+            cfg.group_name,
+            conn.peer,
+            extra={"peer": conn.peer, "group": cfg.group_name},
+        )
         self.groups.update(cfg)
         return cmd.response(ResponseCode.SUCCESS)
 
@@ -71,7 +78,9 @@ class SubscriptionGroupProcessor:
         group = cmd.ext_fields.get("groupName")
         if not group:
             return cmd.response(ResponseCode.SYSTEM_ERROR, "the custom field <groupName> is null")
-        log.info("subscription group %s deleted by %s", group, conn.peer)
+        log.info(
+            "subscription group %s deleted by %s", group, conn.peer, extra={"peer": conn.peer, "group": group}
+        )
         self.groups.delete(group)
         if (cmd.ext_fields.get("cleanOffset") or "").lower() == "true":
             self.broker.offsets.delete_group(group)
