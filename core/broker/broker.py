@@ -24,6 +24,7 @@ from ferrymq.core.broker.slave_sync import SlaveSyncService
 from ferrymq.core.broker.stats import BrokerStats
 from ferrymq.core.broker.subscription_group import SubscriptionGroupManager
 from ferrymq.core.broker.timer import TimerMessageService
+from ferrymq.core.broker.timeseries import TimeSeriesService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.broker.transaction import TransactionService
 from ferrymq.core.config import BrokerConfig
@@ -85,6 +86,8 @@ class Broker:
         self.registrar: NamesrvRegistrar | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[RemotingConnection] = set()
+        #: the console's charts: the last hour of rates, lag, disk use, replication lag
+        self.timeseries = TimeSeriesService(self)
 
     @property
     def port(self) -> int:
@@ -152,6 +155,7 @@ class Broker:
         await self.registrar.register_all()
         self.registrar.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
+        self.timeseries.start()
         log.info(
             "broker %s (cluster %s, id %d) listening on %s:%d, store %s",
             self.config.broker_name,
@@ -182,6 +186,7 @@ class Broker:
         await self.registrar.register_all()
         self.registrar.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="broker-housekeeping"))
+        self.timeseries.start()
         self.controller = ControllerClient(self)
         self.controller.start()
         log.info(
@@ -207,6 +212,7 @@ class Broker:
             await self.ha_slave.stop()
             self.ha_slave = None
         await self.slave_sync.stop()
+        await self.timeseries.stop()
         self.ha.master_addr = self.ha.master_ha_addr = None
         await self.store.truncate_to(self.store.commit_log_max_offset)  # a partial replicated entry
         await self.store.flush()  # the epoch's start is durable before the entry naming it
