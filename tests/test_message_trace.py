@@ -63,6 +63,10 @@ def test_trace_api_joins_store_publish_and_consumption(broker: EmbeddedBroker) -
         sent = http.post("/api/topics/Orders/messages", json={"body": "traced"}).json()
         msg = http.get(f"/api/messages/{sent['msg_id']}").json()
         uniq = msg["unique_key"]
+        # as Apache RocketMQ's broker stamps every message: a consumer's trace hook drops messages
+        # without a region, so without these no consumption would ever be traced
+        props = msg["properties"]
+        assert (props.get("MSG_REGION"), props.get("TRACE_ON")) == ("DefaultRegion", "true")
         trace = pub(uniq, sent["msg_id"]) + sub_before(uniq, "r1", 2000)
         trace += sub_after(uniq, "r1", 7, True, 2007)
         trace += sub_before(uniq, "r2", 3000, group="other")  # still in its listener
