@@ -13,6 +13,8 @@ import os
 import shutil
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,7 +37,6 @@ ARGS = [
     "--no-first-run",
 ]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-DOCS_SHOT = DOCS / "console.png"
 
 try:
     from playwright import sync_api
@@ -54,6 +55,22 @@ else:
 if SKIP_REASON is not None:
     warnings.warn(SKIP_REASON, stacklevel=1)
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+
+
+@contextmanager
+def console(server: FerryServer) -> Iterator[tuple[sync_api.Page, list[str]]]:
+    """Chromium on the console's overview, and the page errors it collects."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.set_default_timeout(20_000)
+            page.goto(server.admin_url + "/")
+            yield page, errors
+        finally:
+            browser.close()
 
 
 def commit_offset(server: FerryServer, group: str, topic: str, queue: int, offset: int) -> None:
@@ -95,67 +112,52 @@ def _capture(errors: list[BaseException], fn) -> None:  # type: ignore[no-untype
 
 @pytest.mark.timeout(180)
 def test_console_create_send_search_and_lag(tmp_path: Path) -> None:
-    with FerryServer(tmp_path / "srv") as server, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.set_default_timeout(15_000)
-            page.goto(server.admin_url + "/")
-            page.wait_for_selector("#brokers td:has-text('broker-a')")
+    with FerryServer(tmp_path / "srv") as server, console(server) as (page, errors):
+        page.wait_for_selector("#brokers td:has-text('broker-a')")
 
-            # create a topic
-            page.click("nav a[data-view=topics]")
-            page.fill("#create-topic-name", "WebOrders")
-            page.fill("#create-topic-queues", "1")
-            page.click("#create-topic-submit")
-            page.wait_for_selector("h1:has-text('Topic WebOrders')")
-            assert page.locator("#queues tbody tr").count() == 1
+        # create a topic
+        page.click("nav a[data-view=topics]")
+        page.fill("#create-topic-name", "WebOrders")
+        page.fill("#create-topic-queues", "1")
+        page.click("#create-topic-submit")
+        page.wait_for_selector("h1:has-text('Topic WebOrders')")
+        assert page.locator("#queues tbody tr").count() == 1
 
-            # send a message
-            page.click("nav a[data-view=send]")
-            page.select_option("#send-topic", "WebOrders")
-            page.fill("#send-body", "hello from the browser")
-            page.fill("#send-keys", "web-key-1")
-            page.fill("#send-tags", "Web")
-            page.click("#send-submit")
-            page.wait_for_selector("#send-result a")
-            msg_id = page.inner_text("#send-result a")
+        # send a message
+        page.click("nav a[data-view=send]")
+        page.select_option("#send-topic", "WebOrders")
+        page.fill("#send-body", "hello from the browser")
+        page.fill("#send-keys", "web-key-1")
+        page.fill("#send-tags", "Web")
+        page.click("#send-submit")
+        page.wait_for_selector("#send-result a")
+        msg_id = page.inner_text("#send-result a")
 
-            # find it by key, then open it
-            page.click("nav a[data-view=messages]")
-            page.select_option("#search-topic", "WebOrders")
-            page.fill("#search-key", "web-key-1")
-            page.click("#search-submit")
-            row = page.wait_for_selector("#search-results tbody tr:has-text('hello from the browser')")
-            assert row is not None and "web-key-1" in row.inner_text()
-            page.click("#search-results a:has-text('view')")
-            page.wait_for_selector("#message-body")
-            assert page.inner_text("#message-body") == "hello from the browser"
-            assert msg_id in page.inner_text("#message-view")
+        # find it by key, then open it
+        page.click("nav a[data-view=messages]")
+        page.select_option("#search-topic", "WebOrders")
+        page.fill("#search-key", "web-key-1")
+        page.click("#search-submit")
+        row = page.wait_for_selector("#search-results tbody tr:has-text('hello from the browser')")
+        assert row is not None and "web-key-1" in row.inner_text()
+        page.click("#search-results a:has-text('view')")
+        page.wait_for_selector("#message-body")
+        assert page.inner_text("#message-body") == "hello from the browser"
+        assert msg_id in page.inner_text("#message-view")
 
-            # a group that consumed nothing: its lag shows, and the chart follows new messages
-            commit_offset(server, "web-group", "WebOrders", 0, 0)
-            page.click("nav a[data-view=groups]")
-            page.wait_for_selector("#groups a:has-text('web-group')").click()
-            page.wait_for_selector("#group-total-lag:text-is('1')")
-            with httpx.Client(base_url=server.admin_url) as h:
-                for i in range(3):
-                    h.post("/api/topics/WebOrders/messages", json={"body": f"more {i}"}).raise_for_status()
-            page.wait_for_selector("#group-total-lag:text-is('4')")  # the page polls every 2 s
-            page.wait_for_selector("#chart-group-lag canvas")
-            assert page.locator("#group-queues tbody tr:has-text('WebOrders')").count() == 1
-            assert not errors, errors
-
-            shot = tmp_path / "console.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            if os.environ.get("FERRYMQ_UPDATE_SCREENSHOT"):  # refresh the README's picture on demand
-                DOCS_SHOT.parent.mkdir(exist_ok=True)
-                shutil.copyfile(shot, DOCS_SHOT)
-        finally:
-            browser.close()
+        # a group that consumed nothing: its lag shows, and the chart follows new messages
+        commit_offset(server, "web-group", "WebOrders", 0, 0)
+        page.click("nav a[data-view=groups]")
+        page.wait_for_selector("#groups a:has-text('web-group')").click()
+        page.wait_for_selector("#group-total-lag:text-is('1')")
+        with httpx.Client(base_url=server.admin_url) as h:
+            for i in range(3):
+                h.post("/api/topics/WebOrders/messages", json={"body": f"more {i}"}).raise_for_status()
+        page.wait_for_selector("#group-total-lag:text-is('4')")  # the page polls every 2 s
+        page.wait_for_selector("#chart-group-lag canvas")
+        assert page.locator("#group-queues tbody tr:has-text('WebOrders')").count() == 1
+        assert not errors, errors
+        shoot(page, tmp_path, "console.png")
 
 
 def shoot(page: sync_api.Page, tmp_path: Path, name: str) -> None:
@@ -206,19 +208,12 @@ def test_console_charts_match_metrics_and_lag_follows_a_consumer(tmp_path: Path)
     with (
         FerryServer(tmp_path / "srv", conf) as server,
         httpx.Client(base_url=server.admin_url) as h,
-        sync_api.sync_playwright() as pw,
     ):
         h.post("/api/topics", json={"name": "Charts", "queues": 1}).raise_for_status()
         for i in range(6):
             h.post("/api/topics/Charts/messages", json={"body": f"c{i}"}).raise_for_status()
         stored = metric(h, "ferrymq_messages_in_total", topic="Charts")
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.set_default_timeout(20_000)
-            page.goto(server.admin_url + "/")
+        with console(server) as (page, errors):
             # the topic chart's points add up to what /metrics counted (the page redraws every 2 s)
             page.wait_for_function(
                 f"(a) => Math.abs(({INTEGRAL_JS})(a) - {stored}) < 1e-6", arg=["chart-topic-in", "Charts"]
@@ -241,5 +236,3 @@ def test_console_charts_match_metrics_and_lag_follows_a_consumer(tmp_path: Path)
             page.wait_for_function(f"(a) => ({LAST_JS})(a) === 0", arg=["chart-group-lag", "chart-group"])
             shoot(page, tmp_path, "console-lag.png")
             assert not errors, errors
-        finally:
-            browser.close()
