@@ -144,6 +144,9 @@ def test_console_create_send_search_and_lag(tmp_path: Path) -> None:
         page.wait_for_selector("#message-body")
         assert page.inner_text("#message-body") == "hello from the browser"
         assert msg_id in page.inner_text("#message-view")
+        # its trace: where it is stored (no trace records: the admin API's send traces nothing)
+        page.wait_for_selector("#trace-stored:has-text('WebOrders, queue 0, offset 0')")
+        assert "no trace records" in page.inner_text("#message-trace")
 
         # a group that consumed nothing: its lag shows, and the chart follows new messages
         commit_offset(server, "web-group", "WebOrders", 0, 0)
