@@ -3,6 +3,7 @@ a bounded window, series past the cap are dropped, and the broker's reading matc
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from ferrymq.core.broker.broker import Broker
@@ -62,3 +63,19 @@ def test_reading_follows_the_broker_counters_and_lag(tmp_path: Path) -> None:
     assert r.counters[key("broker_in_rate")] == 3 and r.counters[key("topic_out_rate", topic="T")] == 1
     assert r.gauges[key("disk_used_bytes")] == 1234
     assert r.gauges[key("group_lag", group="g")] == 0  # nothing stored in the store itself
+
+
+def test_the_broker_samples_from_start_to_stop(tmp_path: Path) -> None:
+    async def main() -> None:
+        conf = {"listen_port": 0, "listen_host": "127.0.0.1", "store_path_root_dir": tmp_path / "store"}
+        b = Broker(BrokerConfig(**conf, timeSeriesSampleInterval=50))
+        await b.start()
+        try:
+            while not b.timeseries.ring.times():  # the first sample one interval after start
+                await asyncio.sleep(0.01)
+            assert b.timeseries.running
+        finally:
+            await b.stop()
+        assert not b.timeseries.running
+
+    asyncio.run(asyncio.wait_for(main(), 30))

@@ -212,7 +212,6 @@ class Broker:
             await self.ha_slave.stop()
             self.ha_slave = None
         await self.slave_sync.stop()
-        await self.timeseries.stop()
         self.ha.master_addr = self.ha.master_ha_addr = None
         await self.store.truncate_to(self.store.commit_log_max_offset)  # a partial replicated entry
         await self.store.flush()  # the epoch's start is durable before the entry naming it
@@ -333,6 +332,7 @@ class Broker:
         if self.registrar is not None:
             await self.registrar.stop()
         await self.slave_sync.stop()
+        await self.timeseries.stop()
         if self.controller is not None:
             await self.controller.stop()
         for task in self._tasks:
