@@ -63,6 +63,11 @@ def test_reading_follows_the_broker_counters_and_lag(tmp_path: Path) -> None:
     assert r.counters[key("broker_in_rate")] == 3 and r.counters[key("topic_out_rate", topic="T")] == 1
     assert r.gauges[key("disk_used_bytes")] == 1234
     assert r.gauges[key("group_lag", group="g")] == 0  # nothing stored in the store itself
+    assert not any(k[0] == "replication_lag_bytes" for k in r.gauges)  # no slaves, no series
+    end = b.store.commit_log.write_offset
+    b.ha.slave_acked("10.0.0.2:40000", end - 100, end)  # a master with a slave 100 bytes behind
+    r = read_broker(b, disk_used=0)
+    assert r.gauges[key("replication_lag_bytes", slave="10.0.0.2:40000")] == 100
 
 
 def test_the_broker_samples_from_start_to_stop(tmp_path: Path) -> None:
