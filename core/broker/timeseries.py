@@ -212,7 +212,10 @@ class TimeSeriesService:
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
+        """Start sampling. The counters start at zero with the broker, so the start itself is the
+        first sample's baseline: the rates account for every message from the start on."""
         if self._task is None:
+            self.sampler.sample(time.time(), Reading({}, {}))
             self._task = asyncio.create_task(self._run(), name="broker-timeseries")
 
     async def stop(self) -> None:
