@@ -207,6 +207,11 @@ class BrokerConfig(BaseModel):
     admin_token: str | None = Field(None, alias="adminToken")
     #: with a token, let reads through without it (only mutating calls need it)
     admin_read_open: bool = Field(False, alias="adminReadOpen")
+    #: the console's charts (core/broker/timeseries.py): sample every this many ms, keep this many ms,
+    #: record at most this many series (memory: 8 bytes x points x series)
+    time_series_sample_interval: int = Field(10_000, alias="timeSeriesSampleInterval", ge=50)
+    time_series_retention: int = Field(3_600_000, alias="timeSeriesRetention", ge=1000)
+    time_series_max_series: int = Field(2000, alias="timeSeriesMaxSeries", ge=1)
 
     # RocketMQ ACL 1.0 (README "RocketMQ ACL"): signed requests, accounts in a plain_acl.yml
     acl_enable: bool = Field(False, alias="aclEnable")

@@ -60,6 +60,7 @@ def test_pull_count_and_bytes_are_capped_and_one_message_always_comes(tmp_path: 
             await store(conn, [b"s" * 100] * 10 + [b"L" * 10_000] + [b"s" * 100])
             resp = await conn.invoke(pull(TOPIC, 0, 0, max_nums=1000))
             assert len(decode_stored_messages(resp.body)) == 5  # the count cap, not 1000
+            size = decode_stored_messages(resp.body)[0].store_size  # of one small message
             resp = await conn.invoke(pull(TOPIC, 0, 8, max_nums=1000))
             # 2 small ones fit in 3000 bytes, the large one does not: it waits for the next pull
             assert [len(m.body) for m in decode_stored_messages(resp.body)] == [100, 100]
@@ -70,7 +71,7 @@ def test_pull_count_and_bytes_are_capped_and_one_message_always_comes(tmp_path: 
             assert resp.ext_fields["nextBeginOffset"] == "11"
             # the client's maxMsgBytes is honoured below the broker's cap
             small = pull(TOPIC, 0, 0, max_nums=1000)
-            small.ext_fields["maxMsgBytes"] = "500"  # a stored message here is 228 bytes
+            small.ext_fields["maxMsgBytes"] = str(2 * size + size // 2)
             resp = await conn.invoke(small)
             assert len(decode_stored_messages(resp.body)) == 2
 

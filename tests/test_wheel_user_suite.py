@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import urllib.parse
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,10 @@ def test_user_suite_passes_in_a_fresh_virtualenv_from_the_wheel(tmp_path: Path) 
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)], tmp_path, env)
     [wheel] = dist.glob("ferrymq-*.whl")
+    with zipfile.ZipFile(wheel) as zf:  # the console's charting library ships with it (package-data)
+        names = set(zf.namelist())
+    for name in ("uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "console.js"):
+        assert f"ferrymq/gateway/admin/static/{name}" in names, name
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)

@@ -28,6 +28,7 @@ from ferrymq.core.broker.slave_sync import SlaveSyncService
 from ferrymq.core.broker.stats import BrokerStats
 from ferrymq.core.broker.subscription_group import SubscriptionGroupManager
 from ferrymq.core.broker.timer import TimerMessageService
+from ferrymq.core.broker.timeseries import TimeSeriesService
 from ferrymq.core.broker.topic_config import TopicConfigManager
 from ferrymq.core.broker.transaction import TransactionService
 from ferrymq.core.config import BrokerConfig
@@ -123,6 +124,8 @@ class Broker:
         }
         #: /metrics: requests parked now, by kind (long polls here, Kafka fetches from the frontend)
         self.parked: dict[str, Callable[[], int]] = {"pull": lambda: self.hold.waiting}
+        #: the console's charts: the last hour of rates, lag, disk use, replication lag
+        self.timeseries = TimeSeriesService(self)
 
     @property
     def port(self) -> int:
@@ -195,6 +198,7 @@ class Broker:
         if self.acl is not None:
             self._tasks.append(asyncio.create_task(self.acl.file.watch(), name="broker-acl-watch"))
         self._tasks.append(asyncio.create_task(self._sample_stats(), name="broker-stats"))
+        self.timeseries.start()
         log.info(
             "broker %s (cluster %s, id %d) listening on %s:%d, store %s",
             self.config.broker_name,
@@ -228,6 +232,7 @@ class Broker:
         if self.acl is not None:
             self._tasks.append(asyncio.create_task(self.acl.file.watch(), name="broker-acl-watch"))
         self._tasks.append(asyncio.create_task(self._sample_stats(), name="broker-stats"))
+        self.timeseries.start()
         self.controller = ControllerClient(self)
         self.controller.start()
         log.info(
@@ -381,6 +386,7 @@ class Broker:
         if self.registrar is not None:
             await self.registrar.stop()
         await self.slave_sync.stop()
+        await self.timeseries.stop()
         if self.controller is not None:
             await self.controller.stop()
         for task in self._tasks:

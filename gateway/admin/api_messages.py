@@ -92,12 +92,18 @@ async def get_message(
     topic: str | None = Query(None, description="where to look up a unique key (default: every topic)"),
     ctx: AdminContext = Depends(get_ctx),
 ) -> MessageOut:
+    found = find_message(ctx, msg_id, topic)
+    if found is None or (topic is not None and found.topic != topic):
+        raise not_found(f"message {msg_id!r} not found")
+    return found
+
+
+def find_message(ctx: AdminContext, msg_id: str, topic: str | None) -> MessageOut | None:
+    """A message by offset message id, else by unique key (in ``topic``, or every topic)."""
     found = _by_offset_id(ctx, msg_id)
     if found is None:
         topics = [topic] if topic is not None else sorted(ctx.broker.topics.topics)
         found = _by_unique_key(ctx, msg_id, topics)
-    if found is None or (topic is not None and found.topic != topic):
-        raise not_found(f"message {msg_id!r} not found")
     return found
 
 

@@ -25,7 +25,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ferrymq import __version__
-from ferrymq.gateway.admin import api_cluster, api_groups, api_messages, api_topics, health, metrics
+from ferrymq.gateway.admin import (
+    api_cluster,
+    api_groups,
+    api_messages,
+    api_timeseries,
+    api_topics,
+    api_trace,
+    health,
+    metrics,
+)
 from ferrymq.gateway.admin.context import AdminContext, peer_of
 
 log = logging.getLogger("ferrymq.admin")
@@ -67,7 +76,7 @@ def create_app(ctx: AdminContext) -> FastAPI:
     app.state.metrics = metrics.registry_for(ctx)
 
     api = APIRouter(prefix="/api", dependencies=[Depends(_documents_bearer)])
-    for module in (api_cluster, api_topics, api_groups, api_messages):
+    for module in (api_cluster, api_topics, api_groups, api_messages, api_trace, api_timeseries):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

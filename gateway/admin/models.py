@@ -301,3 +301,72 @@ class SendResultOut(BaseModel):
     topic: str
     queue_id: int
     queue_offset: int
+
+
+# ---- time series and message trace ----------------------------------------------------------
+
+TimeSeriesMetric = Literal[
+    "broker_in_rate",
+    "broker_out_rate",
+    "topic_in_rate",
+    "topic_out_rate",
+    "group_lag",
+    "queue_lag",
+    "disk_used_bytes",
+    "commitlog_bytes",
+    "replication_lag_bytes",
+]
+
+
+class SeriesOut(BaseModel):
+    labels: dict[str, str] = Field(description="e.g. {'topic': 'orders'}; empty for a broker-wide series")
+    values: list[float | None] = Field(description="one per timestamp; null where nothing was sampled")
+
+
+class TimeSeriesOut(BaseModel):
+    metric: TimeSeriesMetric
+    unit: str
+    interval_ms: int = Field(description="the sampling interval (timeSeriesSampleInterval)")
+    capacity: int = Field(description="points kept per series (the window is capacity x interval)")
+    timestamps: list[int] = Field(description="sample times, oldest first (ms)")
+    series: list[SeriesOut]
+
+
+class TraceStoreOut(BaseModel):
+    broker: str
+    store_host: str
+    topic: str
+    queue_id: int
+    queue_offset: int
+    commit_log_offset: int
+    store_timestamp: int
+
+
+class TracePublishOut(BaseModel):
+    producer_group: str
+    topic: str
+    timestamp: int = Field(description="when the producer sent it (ms)")
+    cost_ms: int
+    success: bool
+    store_host: str
+    offset_msg_id: str | None
+    client_host: str | None = None
+
+
+class TraceConsumeOut(BaseModel):
+    group: str
+    request_id: str
+    begin_timestamp: int = Field(description="when the consumer handed it to its listener (ms)")
+    end_timestamp: int | None = Field(description="when the listener returned (ms); null while unknown")
+    cost_ms: int | None
+    success: bool | None = Field(description="the listener's verdict; null while unknown")
+    retry_times: int
+    client_host: str | None = None
+
+
+class MessageTraceOut(BaseModel):
+    msg_id: str
+    stored: TraceStoreOut | None = Field(description="where this broker stored it (null: not here)")
+    published: list[TracePublishOut]
+    consumed: list[TraceConsumeOut]
+    trace_records: int = Field(description="trace records found in RMQ_SYS_TRACE_TOPIC for this id")

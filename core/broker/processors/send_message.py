@@ -31,9 +31,12 @@ from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, opt_int, req_int, req_str
 from ferrymq.core.remoting.message import (
+    DEFAULT_REGION,
     PROPERTY_CLUSTER,
     PROPERTY_KEYS,
+    PROPERTY_MSG_REGION,
     PROPERTY_TAGS,
+    PROPERTY_TRACE_SWITCH,
     PROPERTY_UNIQ_KEY,
     PROPERTY_WAIT_STORE_MSG_OK,
     SYSFLAG_TRANSACTION_MASK,
@@ -91,7 +94,12 @@ class SendMessageProcessor:
         self.config = broker.config
         self.store = broker.store
         self.topics = broker.topics
-        self.cluster_prop = f"{PROPERTY_CLUSTER}\x01{broker.config.broker_cluster_name}\x02"
+        #: what Apache RocketMQ's broker adds to every message it stores: its cluster, region and trace
+        #: switch (a Java consumer with trace on records nothing for a message without a region)
+        self.cluster_prop = (
+            f"{PROPERTY_CLUSTER}\x01{broker.config.broker_cluster_name}\x02"
+            f"{PROPERTY_MSG_REGION}\x01{DEFAULT_REGION}\x02{PROPERTY_TRACE_SWITCH}\x01true\x02"
+        )
         self._sync_master = self.config.broker_role == "SYNC_MASTER"
         #: a send waits after its put for the flush (SYNC_FLUSH) and for a slave (SYNC_MASTER)
         self._wait_after_put = self.config.sync_flush or self._sync_master
@@ -142,8 +150,8 @@ class SendMessageProcessor:
             "msgId": msg_ids,
             "queueId": str(queue_id),
             "queueOffset": str(result.queue_offset),
-            "MSG_REGION": "DefaultRegion",
-            "TRACE_ON": "true",
+            PROPERTY_MSG_REGION: DEFAULT_REGION,
+            PROPERTY_TRACE_SWITCH: "true",
         }
         if result.transaction_id is not None:  # what END_TRANSACTION echoes (SendMessageProcessor)
             fields["transactionId"] = result.transaction_id

@@ -119,6 +119,19 @@ async function viewOverview(root) {
         b.put_messages ?? "—", b.get_messages ?? "—"]),
       { id: "brokers", numeric: [2, 10, 11] }),
     ...replicaTables(c.brokers));
+  const charts = [
+    [chartBox("chart-broker-in", "Messages in per second (broker)"), "broker_in_rate", {}, fmtRate],
+    [chartBox("chart-broker-out", "Messages out per second (broker)"), "broker_out_rate", {}, fmtRate],
+    [chartBox("chart-topic-in", "Messages in per second by topic"), "topic_in_rate", {}, fmtRate],
+    [chartBox("chart-topic-out", "Messages out per second by topic"), "topic_out_rate", {}, fmtRate],
+    [chartBox("chart-group-lag", "Consumer lag by group"), "group_lag", {}, fmtCount],
+    [chartBox("chart-disk", "Store disk use"), "disk_used_bytes", {}, fmtBytes],
+  ];
+  if (c.brokers.some((b) => b.local && b.replication && b.replication.slaves.length)) {
+    charts.push([chartBox("chart-replication", "Replication lag by slave"), "replication_lag_bytes", {}, fmtBytes]);
+  }
+  root.querySelector("h2").before(h("h2", {}, "Last hour"), h("div", { class: "charts" }, charts.map((x) => x[0])));
+  return { every: 2000, refresh: () => refreshCharts(charts), charts };
 }
 
 // a master's in-sync slaves and worst lag, a slave's link to its master
@@ -229,37 +242,71 @@ async function viewGroups(root) {
       { id: "groups", numeric: [3, 5], empty: "no consumer groups yet" }));
 }
 
-const lagHistory = new Map(); // group -> [[time ms, total lag], ...], kept while the page lives
+// ---- charts: uPlot (static/uPlot.iife.min.js) over GET /api/timeseries ------------------------
 
-function lagChart(points) {
-  // drawn at the page's width in pixels, so text is never stretched
-  const W = Math.max(400, (document.querySelector("main")?.clientWidth || 1000) - 42), H = 200, P = 36;
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("id", "lag-chart");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const add = (tag, attrs, text) => {
-    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-    if (text !== undefined) el.textContent = text;
-    svg.append(el);
-  };
-  const max = Math.max(1, ...points.map((p) => p[1]));
-  const t0 = points.length ? points[0][0] : 0, t1 = points.length ? points[points.length - 1][0] : 1;
-  const x = (t) => P + ((t - t0) / Math.max(1, t1 - t0)) * (W - 2 * P);
-  const y = (v) => H - P / 2 - (v / max) * (H - P);
-  add("line", { class: "axis", x1: P, y1: y(0), x2: W - P, y2: y(0) });
-  add("line", { class: "axis", x1: P, y1: y(max), x2: W - P, y2: y(max) });
-  add("text", { x: 2, y: y(max) + 4 }, String(max));
-  add("text", { x: 2, y: y(0) + 4 }, "0");
-  if (points.length) {
-    const pts = points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`);
-    if (points.length === 1) pts.push(`${(W - P).toFixed(1)},${y(points[0][1]).toFixed(1)}`);
-    add("polygon", { class: "area", points: `${P},${y(0)} ${pts.join(" ")} ${pts[pts.length - 1].split(",")[0]},${y(0)}` });
-    add("polyline", { class: "line", points: pts.join(" ") });
-    add("text", { x: W - P - 60, y: H - 2 }, new Date(t1).toLocaleTimeString());
-    add("text", { x: P, y: H - 2 }, new Date(t0).toLocaleTimeString());
+const PALETTE = ["#2358c9", "#e8590c", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#c2255c", "#5c940d"];
+const MAX_LINES = 8; // a chart draws at most this many series: the busiest ones
+
+async function timeseries(metric, filter = {}) {
+  const q = new URLSearchParams({ metric });
+  for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== null) q.set(k, v);
+  return api("GET", `/api/timeseries?${q}`);
+}
+
+// a series' legend: its labels in this order, less those the chart is filtered on (unless that is all)
+const seriesName = (labels, filter = {}) => {
+  const names = (keep) => ["group", "topic", "queue", "slave"].filter((k) => k in labels && keep(k)).map((k) => labels[k]);
+  return (names((k) => !(k in filter)).join(" / ") || names(() => true).join(" / ")) || "broker";
+};
+const fmtRate = (v) => (v === null || v === undefined ? "—" : v >= 100 ? v.toFixed(0) : v.toFixed(2));
+const fmtCount = (v) => (v === null || v === undefined ? "—" : Number.isInteger(v) ? String(v) : v.toFixed(1));
+
+// a titled box whose chart is (re)drawn by drawChart; the uPlot instance and its data stay on the box
+function chartBox(id, title) {
+  return h("section", { class: "chart", id }, h("h3", {}, title), h("div", { class: "plot" }));
+}
+
+function drawChart(box, ts, fmt, filter) {
+  const busiest = ts.series
+    .map((s) => [s, s.values.reduce((a, v) => a + (v || 0), 0)])
+    .sort((a, b) => b[1] - a[1]).slice(0, MAX_LINES).map((x) => x[0]);
+  const data = [ts.timestamps.map((t) => t / 1000), ...busiest.map((s) => s.values)];
+  const names = busiest.map((s) => seriesName(s.labels, filter));
+  const plot = box.querySelector(".plot");
+  box.dataset.points = String(ts.timestamps.length);
+  box.dataset.series = JSON.stringify(names);
+  const width = Math.max(300, plot.clientWidth || box.clientWidth - 28 || 560);
+  const u = box._uplot;
+  if (u && u.series.length - 1 === names.length && names.every((n, i) => u.series[i + 1].label === n)) {
+    u.setData(data);
+    if (Math.abs(u.width - width) > 4) u.setSize({ width, height: 180 });
+    return;
   }
-  return svg;
+  if (u) u.destroy();
+  plot.replaceChildren();
+  if (!names.length) {
+    plot.append(h("p", { class: "muted" }, ts.timestamps.length ? "nothing to draw yet" : "no samples yet"));
+    box._uplot = null;
+    return;
+  }
+  box._uplot = new uPlot({
+    width, height: 180,
+    legend: { live: true },
+    cursor: { drag: { x: true, y: false } },
+    scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
+    axes: [{ stroke: "#687085", grid: { stroke: "#eef0f4" } },
+      { stroke: "#687085", grid: { stroke: "#eef0f4" }, size: 76, values: (_u, vals) => vals.map(fmt) }],
+    series: [{}, ...names.map((label, i) => ({
+      label, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: false,
+      fill: names.length === 1 ? "rgba(35, 88, 201, .10)" : undefined, value: (_u, v) => fmt(v) }))],
+  }, data, plot);
+}
+
+// boxes redrawn from the time-series API: [box, metric, filter, formatter]
+async function refreshCharts(charts) {
+  const all = await Promise.all(charts.map(([, metric, filter]) => timeseries(metric, filter)));
+  charts.forEach(([box, , filter, fmt], i) => drawChart(box, all[i], fmt, filter));
+  return all;
 }
 
 async function viewGroup(root, name) {
@@ -276,19 +323,17 @@ async function viewGroup(root, name) {
       h("label", { style: "flex-direction:row;gap:6px" }, h("input", { type: "checkbox", name: "force" }), "even with live members"),
       h("button", {}, "Reset offsets")));
   const live = h("div", {});
-  // the parts that change: redrawn every poll, while the form above keeps what is typed in it
+  const charts = [
+    [chartBox("chart-group-lag", "Lag over time"), "group_lag", { group: name }, fmtCount],
+    [chartBox("chart-queue-lag", "Lag per queue"), "queue_lag", { group: name }, fmtCount],
+  ];
+  // the parts that change: redrawn every poll, while the form above and the charts stay
   const draw = (g) => {
-    const hist = lagHistory.get(name) || [];
-    hist.push([Date.now(), g.total_lag]);
-    while (hist.length > 300) hist.shift();
-    lagHistory.set(name, hist);
     live.replaceChildren(
       h("div", { class: "cards" },
         h("div", { class: "card" }, h("b", { id: "group-total-lag" }, g.total_lag), h("span", {}, "total lag")),
         h("div", { class: "card" }, h("b", {}, g.member_count), h("span", {}, "members")),
         h("div", { class: "card" }, h("b", {}, g.state), h("span", {}, `state (${g.protocol})`))),
-      h("h2", {}, "Lag over time"),
-      lagChart(hist),
       h("h2", {}, "Queues"),
       table(["topic", "queue", "broker offset", "committed", "lag", "last stored"],
         g.queues.map((q) => [q.topic, q.queue_id, q.broker_offset, q.committed_offset ?? "—", q.lag, fmtTime(q.last_store_time)]),
@@ -301,7 +346,10 @@ async function viewGroup(root, name) {
       h("h2", {}, "Subscriptions"),
       table(["topic", "expression"], g.subscriptions.map((s) => [s.topic, s.expression])));
   };
-  const refresh = async () => draw(await api("GET", `/api/groups/${enc(name)}`));
+  const refresh = async () => {
+    draw(await api("GET", `/api/groups/${enc(name)}`));
+    await refreshCharts(charts);
+  };
   reset.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const v = formValues(reset);
@@ -314,8 +362,9 @@ async function viewGroup(root, name) {
     } catch (e) { notice(e.message); }
   });
   draw(g);
-  root.append(h("h1", {}, `Group ${g.name}`), live, h("h2", {}, "Reset offsets"), reset);
-  return { every: 2000, refresh }; // the lag history grows while the page stays here
+  root.append(h("h1", {}, `Group ${g.name}`),
+    h("div", { class: "charts" }, charts.map((c) => c[0])), live, h("h2", {}, "Reset offsets"), reset);
+  return { every: 2000, refresh, charts };
 }
 
 function messageTable(messages) {
@@ -387,7 +436,28 @@ async function viewMessage(root, id) {
         ["body", h("span", {}, `${m.body_size} bytes, ${m.body_encoding}`)]]),
       h("h2", {}, "Body"), h("pre", { id: "message-body" }, m.body),
       h("h2", {}, "Properties"),
-      table(["name", "value"], Object.entries(m.properties).map(([k, v]) => [k, v]))));
+      table(["name", "value"], Object.entries(m.properties).map(([k, v]) => [k, v]))),
+    h("h2", {}, "Trace"), await traceSection(id));
+}
+
+// where the message was stored and who consumed it when (RMQ_SYS_TRACE_TOPIC, written by clients
+// with trace on)
+async function traceSection(id) {
+  let t;
+  try { t = await api("GET", `/api/messages/${enc(id)}/trace`); } catch (e) { return h("p", { class: "bad" }, e.message); }
+  const s = t.stored;
+  const fmtOk = (ok) => (ok === null ? h("span", { class: "muted" }, "in progress")
+    : h("span", { class: ok ? "ok" : "bad" }, ok ? "success" : "failed"));
+  return h("section", { id: "message-trace" },
+    s ? h("p", { id: "trace-stored" }, `stored on ${s.broker} (${s.store_host}) in ${s.topic}, queue ${s.queue_id}, `
+      + `offset ${s.queue_offset}, at ${fmtTime(s.store_timestamp)}`) : h("p", { class: "muted" }, "not stored on this broker"),
+    t.trace_records ? null : h("p", { class: "muted" }, "no trace records: the clients did not have message trace on"),
+    table(["producer group", "topic", "sent", "took", "result", "store host"], t.published.map((p) => [
+      p.producer_group, p.topic, fmtTime(p.timestamp), `${p.cost_ms} ms`, fmtOk(p.success), p.store_host]),
+    { id: "trace-published", empty: "no send recorded" }),
+    table(["consumer group", "delivered", "took", "result", "retries"], t.consumed.map((c) => [
+      c.group, fmtTime(c.begin_timestamp), c.cost_ms === null ? "—" : `${c.cost_ms} ms`, fmtOk(c.success), c.retry_times]),
+    { id: "trace-consumed", empty: "no consumption recorded" }));
 }
 
 async function viewSend(root, params) {
@@ -455,6 +525,9 @@ async function route() {
   }
   if (gen !== routeGen) return;
   document.getElementById("view").replaceWith(fresh);
+  if (result && result.charts) {
+    try { await refreshCharts(result.charts); } catch (e) { notice(e.message); }
+  }
   if (result && result.refresh) {
     const tick = async () => {
       if (gen !== routeGen) return;
