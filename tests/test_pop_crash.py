@@ -15,7 +15,7 @@ from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.message import decode_stored_messages
 from tests.remoting_helpers import send_v2
 from tests.test_consumer_support import broker_conn
-from tests.test_pop_remoting import GROUP, TOPIC, ack_cmd, pop_cmd, receipts
+from tests.test_pop_remoting import TOPIC, ack_cmd, pop_cmd, receipts
 
 N = 40
 
