@@ -3,9 +3,10 @@ acked (RocketMQ 5's POP_MESSAGE model), shared by the remoting protocol and the 
 
 ``broker.pop`` is a :class:`~ferrymq.core.broker.pop.service.PopService`. Its typed API::
 
-    batch = broker.pop.pop(group, topic, queue_id, max_nums, invisible_ms,
-                           fifo=False, tag_codes=None, init_mode=INIT_MIN)   # queue_id -1: all queues
-    batch = await broker.pop.pop_wait(group, topic, queue_id, max_nums, invisible_ms, poll_ms, ...)
+    req = PopRequest(group, topic, queue_id, max_nums, invisible_ms,
+                     fifo=False, tag_codes=None, init_mode=INIT_MIN)   # queue_id -1: all queues
+    batch = broker.pop.pop(req)                    # at once
+    batch = await broker.pop.pop_wait(req, poll_ms)  # parked until a message arrives or revives
     for m in batch.messages:       # PoppedMessage: queue_id, offset, reconsume_times,
         m.data                     #   data (the stored record), receipt (a Receipt)
         handle = m.receipt.encode()    # the extraInfo string Java clients carry as POP_CK
@@ -19,6 +20,13 @@ changed, or revived already). Modules: ``receipt.py`` (Java's ExtraInfoUtil form
 """
 
 from ferrymq.core.broker.pop.receipt import Receipt
-from ferrymq.core.broker.pop.service import INIT_MAX, INIT_MIN, PopBatch, PoppedMessage, PopService
+from ferrymq.core.broker.pop.service import (
+    INIT_MAX,
+    INIT_MIN,
+    PopBatch,
+    PoppedMessage,
+    PopRequest,
+    PopService,
+)
 
-__all__ = ["INIT_MAX", "INIT_MIN", "PopBatch", "PopService", "PoppedMessage", "Receipt"]
+__all__ = ["INIT_MAX", "INIT_MIN", "PopBatch", "PopRequest", "PopService", "PoppedMessage", "Receipt"]

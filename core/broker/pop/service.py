@@ -35,6 +35,22 @@ INIT_MAX = 1
 _I32 = struct.Struct(">i")
 
 
+@dataclass(frozen=True, slots=True)
+class PopRequest:
+    """What a pop asks for; ``queue_id`` -1 pops every queue of the topic."""
+
+    group: str
+    topic: str
+    queue_id: int
+    max_nums: int
+    invisible_ms: int
+    fifo: bool = False
+    #: tag hash codes to match (None: every message)
+    tag_codes: frozenset[int] | None = None
+    #: where a group without a committed offset starts: INIT_MIN (oldest) or INIT_MAX (newest)
+    init_mode: int = INIT_MIN
+
+
 @dataclass(slots=True)
 class PoppedMessage:
     queue_id: int
@@ -92,27 +108,15 @@ class PopService(DueDeliveryLoop):
         self._rotor = 0
 
     # -- pop
-    def pop(
-        self,
-        group: str,
-        topic: str,
-        queue_id: int,
-        max_nums: int,
-        invisible_ms: int,
-        *,
-        fifo: bool = False,
-        tag_codes: frozenset[int] | None = None,
-        init_mode: int = INIT_MIN,
-        now: int | None = None,
-    ) -> PopBatch:
+    def pop(self, req: PopRequest, now: int | None = None) -> PopBatch:
         """Pop up to ``max_nums`` messages of one queue, or of every queue when ``queue_id`` < 0."""
         now = now_ms() if now is None else now
-        batch = PopBatch(now, invisible_ms, REVIVE_QID_FIFO if fifo else REVIVE_QID)
+        batch = PopBatch(now, req.invisible_ms, REVIVE_QID_FIFO if req.fifo else REVIVE_QID)
         seq = self.journal.seq
-        for qid in self._queues(topic, queue_id):
-            if len(batch.messages) >= max_nums:
+        for qid in self._queues(req.topic, req.queue_id):
+            if len(batch.messages) >= req.max_nums:
                 break
-            self._pop_queue(batch, QueueKey(group, topic, qid), max_nums, fifo, tag_codes, init_mode)
+            self._pop_queue(batch, QueueKey(req.group, req.topic, qid), req)
         if self.journal.seq != seq:
             self._dirty = True
             self.wake()  # the revive timer learns the new deadline
@@ -136,20 +140,13 @@ class PopService(DueDeliveryLoop):
             committed = hi if init_mode == INIT_MAX else lo
         self.state.open(key, committed)
 
-    def _pop_queue(
-        self,
-        batch: PopBatch,
-        key: QueueKey,
-        max_nums: int,
-        fifo: bool,
-        tag_codes: frozenset[int] | None,
-        init_mode: int,
-    ) -> None:
-        self._open(key, init_mode)
+    def _pop_queue(self, batch: PopBatch, key: QueueKey, req: PopRequest) -> None:
+        self._open(key, req.init_mode)
         state = self.state
+        fifo = req.fifo
         if fifo and state.fifo_blocked(key):
             return
-        want = max_nums - len(batch.messages)
+        want = req.max_nums - len(batch.messages)
         entries: list[tuple[int, int]] = []
         records: list[bytes | memoryview] = []
         gone: list[int] = []
@@ -167,7 +164,7 @@ class PopService(DueDeliveryLoop):
         cursor = state.cursor(key)
         next_cursor = cursor
         if len(entries) < want:  # every redelivery is taken (they are the lowest offsets)
-            found, next_cursor = self._read(key, cursor, want - len(entries), tag_codes)
+            found, next_cursor = self._read(key, cursor, want - len(entries), req.tag_codes)
             for off, record in found:
                 entries.append((off, 0))
                 records.append(record)
@@ -215,37 +212,16 @@ class PopService(DueDeliveryLoop):
                 pos += f.total
         return out[:max_nums], got.next_begin_offset
 
-    async def pop_wait(
-        self,
-        group: str,
-        topic: str,
-        queue_id: int,
-        max_nums: int,
-        invisible_ms: int,
-        poll_ms: int,
-        *,
-        fifo: bool = False,
-        tag_codes: frozenset[int] | None = None,
-        init_mode: int = INIT_MIN,
-    ) -> PopBatch:
+    async def pop_wait(self, req: PopRequest, poll_ms: int) -> PopBatch:
         """:meth:`pop`, parked up to ``poll_ms`` until a message arrives or one is revived."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + poll_ms / 1000
         while True:
-            batch = self.pop(
-                group,
-                topic,
-                queue_id,
-                max_nums,
-                invisible_ms,
-                fifo=fifo,
-                tag_codes=tag_codes,
-                init_mode=init_mode,
-            )
+            batch = self.pop(req)
             remaining = deadline - loop.time()
             if batch.messages or remaining <= 0:
                 return batch
-            await self._park(topic, self._queues(topic, queue_id), tag_codes, remaining)
+            await self._park(req.topic, self._queues(req.topic, req.queue_id), req.tag_codes, remaining)
 
     async def _park(
         self, topic: str, queues: list[int], tag_codes: frozenset[int] | None, timeout: float

@@ -20,7 +20,7 @@ import base64
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ferrymq.core.broker.pop import INIT_MIN, PopBatch, Receipt
+from ferrymq.core.broker.pop import INIT_MIN, PopBatch, PopRequest, Receipt
 from ferrymq.core.broker.pop.receipt import (
     NORMAL,
     msg_offset_info,
@@ -106,48 +106,22 @@ class PopMessageProcessor:
             codes = self._tag_codes(topic, ext.get("expType"), ext.get("exp"))
         except BadRequest as exc:
             return self._refused(cmd, conn, exc)
-        svc = self.broker.pop
+        req = PopRequest(group, topic, queue_id, max_nums, invisible, fifo, codes, init_mode)
         if poll <= 0:
-            batch = svc.pop(
-                group, topic, queue_id, max_nums, invisible, fifo=fifo, tag_codes=codes, init_mode=init_mode
-            )
-            return self._response(cmd, batch, fifo, ResponseCode.PULL_NOT_FOUND)
+            return self._response(cmd, self.broker.pop.pop(req), fifo, ResponseCode.PULL_NOT_FOUND)
         if conn.attrs.get(PARKED_POPS, 0) >= MAX_PARKED_POPS:
             return cmd.response(ResponseCode.POLLING_FULL, "the pop polling queue is full")
-        return self._pop_wait(
-            cmd, conn, group, topic, queue_id, max_nums, invisible, poll, fifo, codes, init_mode
-        )
+        return self._pop_wait(cmd, conn, req, poll)
 
     async def _pop_wait(
-        self,
-        cmd: RemotingCommand,
-        conn: RemotingConnection,
-        group: str,
-        topic: str,
-        queue_id: int,
-        max_nums: int,
-        invisible: int,
-        poll: int,
-        fifo: bool,
-        codes: frozenset[int] | None,
-        init_mode: int,
+        self, cmd: RemotingCommand, conn: RemotingConnection, req: PopRequest, poll: int
     ) -> RemotingCommand:
         conn.attrs[PARKED_POPS] = conn.attrs.get(PARKED_POPS, 0) + 1
         try:
-            batch = await self.broker.pop.pop_wait(
-                group,
-                topic,
-                queue_id,
-                max_nums,
-                invisible,
-                poll,
-                fifo=fifo,
-                tag_codes=codes,
-                init_mode=init_mode,
-            )
+            batch = await self.broker.pop.pop_wait(req, poll)
         finally:
             conn.attrs[PARKED_POPS] -= 1
-        return self._response(cmd, batch, fifo, ResponseCode.POLLING_TIMEOUT)
+        return self._response(cmd, batch, req.fifo, ResponseCode.POLLING_TIMEOUT)
 
     @staticmethod
     def _tag_codes(topic: str, exp_type: str | None, exp: str | None) -> frozenset[int] | None:
