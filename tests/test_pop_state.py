@@ -126,3 +126,19 @@ def test_state_survives_a_snapshot_and_a_replayed_journal() -> None:
     assert s2.commit_offset(K) == 0 and s2.cursor(K) == 3
     s2.revive(1000, max_reconsume=lambda g: 16)
     assert s2.ready(K, 10) == [(0, 1), (2, 1)]
+
+
+def test_acl_checks_pop_codes_like_a_pull() -> None:
+    """With aclEnable a POP, ACK or CHANGE_MESSAGE_INVISIBLETIME needs READ on the topic and the
+    group, as a pull does (ACL 2.0's SUB), and SET_MESSAGE_REQUEST_MODE is an admin request."""
+    from ferrymq.core.auth.acl import Operation, ResourceType
+    from ferrymq.core.broker.remoting_acl import needs
+    from ferrymq.core.remoting.codes import RequestCode
+    from ferrymq.core.remoting.command import RemotingCommand
+
+    for code in (RequestCode.POP_MESSAGE, RequestCode.ACK_MESSAGE, RequestCode.CHANGE_MESSAGE_INVISIBLETIME):
+        cmd = RemotingCommand(code=code, ext_fields={"topic": "T", "consumerGroup": "G"})
+        got = {(t, n) for t, n, op in needs(cmd) if op == Operation.READ}
+        assert (ResourceType.TOPIC, "T") in got and (ResourceType.GROUP, "G") in got, code
+    admin = list(needs(RemotingCommand(code=RequestCode.SET_MESSAGE_REQUEST_MODE)))
+    assert admin and admin[0][2] == Operation.ALTER
