@@ -261,6 +261,12 @@ class BrokerConfig(BaseModel):
     group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)
     group_max_session_timeout_ms: int = Field(1_800_000, alias="groupMaxSessionTimeoutMs", ge=1)
 
+    # POP consumption (core/broker/pop): fdatasync the journal before each POP/ACK is answered
+    # (survives a power loss; without it a kill -9 loses nothing, the page cache keeps it)
+    pop_journal_sync: bool = Field(False, alias="popJournalSync")
+    #: QUERY_ASSIGNMENT's mode for a topic/group nobody set with SET_MESSAGE_REQUEST_MODE
+    default_message_request_mode: Literal["PULL", "POP"] = Field("PULL", alias="defaultMessageRequestMode")
+
     #: controller mode: the configured brokerId (the broker's identity in its group) and the role it
     #: takes as master; ``broker_id``/``broker_role`` then follow the role the controller gave it
     _identity: int = PrivateAttr(0)

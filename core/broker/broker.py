@@ -19,6 +19,8 @@ from ferrymq.core.broker.controller_client import ControllerClient
 from ferrymq.core.broker.listeners import CountedListener, ListenerView
 from ferrymq.core.broker.long_polling import PullRequestHoldService
 from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
+from ferrymq.core.broker.pop import PopService
+from ferrymq.core.broker.pop.request_mode import RequestModes
 from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
 from ferrymq.core.broker.remoting_acl import RemotingAcl
@@ -78,6 +80,9 @@ class Broker:
         self.schedule = ScheduleMessageService(self)
         self.timer = TimerMessageService(self)
         self.transactions = TransactionService(self)
+        #: POP consumption (core/broker/pop): checkpoints, acks, revive; remoting and gRPC share it
+        self.pop = PopService(self)
+        self.pop_modes = RequestModes(config_dir / "messageRequestMode.json")
         #: who may do what (ACLs, the authorizer when on) and Kafka's SCRAM users (core/auth)
         self.security = Security(
             config_dir,
@@ -183,6 +188,7 @@ class Broker:
             self.schedule.start()
             self.timer.start()
             self.transactions.start()
+            self.pop.start()
         await self._listen(vip_port)
         if self.config.is_slave:
             self.ha_slave = HaSlave(self.config, self.store, self.ha)
@@ -274,6 +280,7 @@ class Broker:
         self.schedule.start()
         self.timer.start()
         self.transactions.start()
+        self.pop.start()
         await self.replicated_states.promoted()  # e.g. Kafka transactions the old master left open
         if self.registrar is not None:
             await self.registrar.register_all()  # the name servers move this address to id 0
@@ -294,6 +301,7 @@ class Broker:
             await self.schedule.stop()
             await self.timer.stop()
             await self.transactions.stop()
+            await self.pop.stop()
         if self.ha_slave is not None:
             await self.ha_slave.stop()
             self.ha_slave = None
@@ -400,6 +408,8 @@ class Broker:
             await self.ha_master.stop()
         if self.ha_slave is not None:
             await self.ha_slave.stop()
+        await self.pop.stop()
+        self.pop.close()
         self.offsets.persist(force=True)
         self.topics.persist()
         if not self.config.is_slave:

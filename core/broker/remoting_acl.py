@@ -21,7 +21,9 @@ so Kafka ACLs of the same user count too). Which code needs what is RocketMQ 5.3
 - Any other code: the signature only.
 
 Added beyond 5.3.2: LITE_PULL_MESSAGE, QUERY_CONSUMER_OFFSET and END_TRANSACTION are checked as
-ACL 2.0 checks them. Every refusal is NO_PERMISSION (16) with RocketMQ's message as remark
+ACL 2.0 checks them; POP_MESSAGE, ACK_MESSAGE and CHANGE_MESSAGE_INVISIBLETIME as a pull (READ on
+topic and group), SET_MESSAGE_REQUEST_MODE as an admin code (BATCH_ACK_MESSAGE: the signature only).
+Every refusal is NO_PERMISSION (16) with RocketMQ's message as remark
 ("No permission for topic:T", "Check signature failed for accessKey=K", ...) — what a 5.3 ACL 2.0
 broker answers (5.3.2's ACL 1.0 answered SYSTEM_ERROR with the exception text and a stack frame);
 a oneway request is dropped. Each refusal is logged with its peer.
@@ -45,7 +47,8 @@ log = logging.getLogger("ferrymq.acl")
 
 TRACE_TOPIC = "RMQ_SYS_TRACE_TOPIC"
 #: ``Permission.ADMIN_CODE``: topic and group admin, broker config, static topics, ACL config
-ADMIN_CODES = frozenset({17, 25, 200, 207, 215, 513, 50, 51, 52})
+#: ... and SET_MESSAGE_REQUEST_MODE (401), which changes how a group consumes
+ADMIN_CODES = frozenset({17, 25, 200, 207, 215, 513, 50, 51, 52, 401})
 
 Need = tuple[ResourceType, str, Operation]
 
@@ -80,6 +83,9 @@ def needs(cmd: RemotingCommand) -> Iterator[Need]:
         RequestCode.LITE_PULL_MESSAGE,
         RequestCode.UPDATE_CONSUMER_OFFSET,
         RequestCode.QUERY_CONSUMER_OFFSET,
+        RequestCode.POP_MESSAGE,
+        RequestCode.ACK_MESSAGE,
+        RequestCode.CHANGE_MESSAGE_INVISIBLETIME,
     ):
         yield from _topic(ext.get("topic"), Operation.READ)
         yield from _group(ext.get("consumerGroup"))

@@ -63,6 +63,11 @@ class RequestCode(IntEnum):
     GET_SUBSCRIPTIONGROUP_CONFIG = 352
     LITE_PULL_MESSAGE = 361
     QUERY_ASSIGNMENT = 400
+    SET_MESSAGE_REQUEST_MODE = 401
+    POP_MESSAGE = 200050
+    ACK_MESSAGE = 200051
+    CHANGE_MESSAGE_INVISIBLETIME = 200053
+    BATCH_ACK_MESSAGE = 200151
     GET_BROKER_HA_STATUS = 907
     #: ferrymq's own: a slave names its HA socket (host:port) so its master knows it reads
     #: Kafka batch entries (an Apache RocketMQ master answers REQUEST_CODE_NOT_SUPPORTED)
@@ -114,6 +119,8 @@ class ResponseCode(IntEnum):
     NOT_IN_CURRENT_UNIT = 205
     CONSUMER_NOT_ONLINE = 206
     NO_MESSAGE = 208
+    POLLING_FULL = 209
+    POLLING_TIMEOUT = 210
     #: END_TRANSACTION not from a check, past the half message's CHECK_IMMUNITY_TIME_IN_SECONDS
     ILLEGAL_OPERATION = 604
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.processors.admin import AdminProcessor
 from ferrymq.core.broker.processors.admin_stats import AdminStatsProcessor
+from ferrymq.core.broker.processors.assignment import AssignmentProcessor
 from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
 from ferrymq.core.broker.processors.consumer_admin import ConsumerAdminProcessor
 from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
@@ -17,6 +18,7 @@ from ferrymq.core.broker.processors.consumer_send_back import ConsumerSendBackPr
 from ferrymq.core.broker.processors.end_transaction import EndTransactionProcessor
 from ferrymq.core.broker.processors.lock import LockProcessor
 from ferrymq.core.broker.processors.metadata import MetadataProcessor
+from ferrymq.core.broker.processors.pop_message import PopMessageProcessor
 from ferrymq.core.broker.processors.pull_message import PullMessageProcessor
 from ferrymq.core.broker.processors.query_message import QueryMessageProcessor
 from ferrymq.core.broker.processors.replication import ReplicationProcessor
@@ -45,6 +47,8 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
     metadata = MetadataProcessor(broker)
     replication = ReplicationProcessor(broker)
     end_txn = EndTransactionProcessor(broker)
+    pop = PopMessageProcessor(broker)
+    assignment = AssignmentProcessor(broker)
     table: dict[RequestCode, Handler] = {
         # send_message.py
         RequestCode.SEND_MESSAGE: send.send,
@@ -55,6 +59,14 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         # pull_message.py
         RequestCode.PULL_MESSAGE: pull.pull,
         RequestCode.LITE_PULL_MESSAGE: pull.pull,
+        # pop_message.py
+        RequestCode.POP_MESSAGE: pop.pop,
+        RequestCode.ACK_MESSAGE: pop.ack,
+        RequestCode.BATCH_ACK_MESSAGE: pop.batch_ack,
+        RequestCode.CHANGE_MESSAGE_INVISIBLETIME: pop.change_invisible,
+        # assignment.py
+        RequestCode.QUERY_ASSIGNMENT: assignment.query,
+        RequestCode.SET_MESSAGE_REQUEST_MODE: assignment.set_mode,
         # consumer_manage.py
         RequestCode.QUERY_CONSUMER_OFFSET: manage.query_offset,
         RequestCode.UPDATE_CONSUMER_OFFSET: manage.update_offset,
@@ -113,6 +125,10 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
             RequestCode.SEND_MESSAGE_V2,
             RequestCode.SEND_BATCH_MESSAGE,
             RequestCode.CONSUMER_SEND_MSG_BACK,
+            RequestCode.POP_MESSAGE,  # POP state is the master's
+            RequestCode.ACK_MESSAGE,
+            RequestCode.BATCH_ACK_MESSAGE,
+            RequestCode.CHANGE_MESSAGE_INVISIBLETIME,
         ):
             table[code] = send.refuse_fenced if broker.fenced else send.refuse_on_slave
         table[RequestCode.END_TRANSACTION] = end_txn.refuse_on_slave
