@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from ferrymq.core.remoting.message import MessageExt
@@ -142,23 +138,3 @@ def test_vendored_protocol_is_the_official_clients() -> None:
 
     assert ours.DESCRIPTOR.serialized_pb == theirs.DESCRIPTOR.serialized_pb
     assert ours.SendMessageRequest is theirs.SendMessageRequest
-
-
-def test_a_broker_without_grpc_never_imports_grpcio() -> None:
-    code = (
-        "import json, sys\nimport ferrymq.cli.main, ferrymq.cli.embedded\n"
-        "watched = ('grpc', 'google.protobuf', 'ferrymq.gateway.grpc')\n"
-        "print(json.dumps([m for m in watched if m in sys.modules]))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
-
-
-def test_grpc_frontend_imports_no_other_frontend() -> None:
-    code = (
-        "import json, sys\nimport ferrymq.gateway.grpc.frontend\n"
-        "print(json.dumps([m for m in ('ferrymq.gateway.kafka', 'ferrymq.gateway.admin', 'fastapi') "
-        "if m in sys.modules]))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
