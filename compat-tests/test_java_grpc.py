@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,7 @@ import java_support as js
 import pytest
 
 from ferrymq.cli.testing import FerryServer
-from ferrymq.client import LitePullConsumer, MessageExt
-from tests.cluster_helpers import create_topic
+from tests.cluster_helpers import create_topic, read_topic
 
 SKIP_REASON = js.skip_reason()
 pytestmark = [
@@ -62,22 +60,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
         yield srv
 
 
-def _drain(server: FerryServer, topic: str, want: int, timeout: float = 15.0) -> list[MessageExt]:
-    consumer = LitePullConsumer(
-        server.namesrv_addr, group=f"cg-{uuid.uuid4().hex[:8]}", consume_from="FIRST_OFFSET"
-    )
-    consumer.subscribe(topic, "*")
-    consumer.start()
-    got: list[MessageExt] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(got) < want and time.monotonic() < deadline:
-            got += consumer.poll(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
-    finally:
-        consumer.shutdown()
-    return got
-
-
 def test_java_5x_producer_scenarios(server: FerryServer) -> None:
     classpath = _build()
     run = uuid.uuid4().hex[:8]
@@ -105,14 +87,17 @@ def test_java_5x_producer_scenarios(server: FerryServer) -> None:
     assert len(sent) == 9 and all(r["msgId"] for r in sent.values())
     assert [r["body"] for r in js.of_type(results, "check")] == ["java-checked"]
 
-    normal = {m.body: m for m in _drain(server, topics["Normal"], 2)}
+    normal = {m.body: m for m in read_topic(server.namesrv_addr, topics["Normal"], 2)}
     assert set(normal) == {b"java-sync", b"java-async"}
     sync = normal[b"java-sync"]
     assert (sync.tags, sync.keys, sync.user_properties["color"]) == ("TagA", "k1", "red")
     assert sync.msg_id == sent["java-sync"]["msgId"]
-    fifo = _drain(server, topics["Fifo"], 3)
+    fifo = read_topic(server.namesrv_addr, topics["Fifo"], 3)
     assert [m.body for m in fifo] == [b"fifo-0", b"fifo-1", b"fifo-2"] and len(
         {m.queue_id for m in fifo}
     ) == 1
-    assert [m.body for m in _drain(server, topics["Delay"], 1)] == [b"java-later"]
-    assert sorted(m.body for m in _drain(server, topics["Txn"], 2)) == [b"java-checked", b"java-committed"]
+    assert [m.body for m in read_topic(server.namesrv_addr, topics["Delay"], 1)] == [b"java-later"]
+    assert sorted(m.body for m in read_topic(server.namesrv_addr, topics["Txn"], 2)) == [
+        b"java-checked",
+        b"java-committed",
+    ]

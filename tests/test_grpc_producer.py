@@ -16,8 +16,7 @@ import grpc
 import pytest
 
 from ferrymq.cli.testing import FerryServer
-from ferrymq.client import LitePullConsumer, MessageExt
-from tests.cluster_helpers import create_topic
+from tests.cluster_helpers import create_topic, read_topic
 
 rocketmq = pytest.importorskip("rocketmq")
 from rocketmq import (  # noqa: E402
@@ -72,20 +71,6 @@ def message(topic: str, body: bytes, **fields: object) -> Message:
     return msg
 
 
-def drain(server: FerryServer, topic: str, want: int, timeout: float = 15.0) -> list[MessageExt]:
-    consumer = LitePullConsumer(server.namesrv_addr, group=uniq("cg"), consume_from="FIRST_OFFSET")
-    consumer.subscribe(topic, "*")
-    consumer.start()
-    got: list[MessageExt] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(got) < want and time.monotonic() < deadline:
-            got += consumer.poll(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
-    finally:
-        consumer.shutdown()
-    return got
-
-
 def test_sync_and_async_sends_read_by_rocketmq_and_kafka(server: FerryServer) -> None:
     topic = topic_on(server, "GrpcT")
     p = producer(server, topic)
@@ -95,7 +80,7 @@ def test_sync_and_async_sends_read_by_rocketmq_and_kafka(server: FerryServer) ->
     finally:
         p.shutdown()
     assert receipt.message_id and receipt_async.message_id
-    got = {m.body: m for m in drain(server, topic, 2)}
+    got = {m.body: m for m in read_topic(server.namesrv_addr, topic, 2)}
     assert set(got) == {b"sync", b"async"}
     m = got[b"sync"]
     assert m.tags == "TagA" and m.keys == "k1" and m.user_properties["color"] == "red"
@@ -132,7 +117,7 @@ def test_fifo_message_group_keeps_one_queue_in_order(server: FerryServer) -> Non
             p.send(message(topic, f"m{i}".encode(), message_group="order-42"))
     finally:
         p.shutdown()
-    got = drain(server, topic, 5)
+    got = read_topic(server.namesrv_addr, topic, 5)
     assert [m.body for m in got] == [f"m{i}".encode() for i in range(5)]
     assert len({m.queue_id for m in got}) == 1
     assert all(m.properties["__SHARDINGKEY"] == "order-42" for m in got)
@@ -146,7 +131,7 @@ def test_delay_by_delivery_timestamp(server: FerryServer) -> None:
         p.send(message(topic, b"later", delivery_timestamp=due))
     finally:
         p.shutdown()
-    got = drain(server, topic, 1, timeout=10)
+    got = read_topic(server.namesrv_addr, topic, 1, timeout=10)
     assert [m.body for m in got] == [b"later"]
     assert time.time() >= due - 0.05  # not delivered before its time (seconds, as the SDK sends it)
     assert int(got[0].properties["TIMER_DELIVER_MS"]) == due * 1000
@@ -174,7 +159,7 @@ def test_transactions_commit_rollback_and_check(server: FerryServer) -> None:
         t2.rollback()
         t3 = p.begin_transaction()
         p.send(message(topic, b"checked"), t3)  # never ended: the broker asks the checker
-        got = drain(server, topic, 2, timeout=15)
+        got = read_topic(server.namesrv_addr, topic, 2, timeout=15)
     finally:
         p.shutdown()
     assert sorted(m.body for m in got) == [b"checked", b"committed"]
