@@ -66,6 +66,10 @@ java:
 			mvn -q -B -f compat-tests/tools-java/pom.xml -DskipTests package dependency:build-classpath \
 				-Dmdep.outputFile=target/classpath.txt || exit 1; \
 		fi; \
+		if [ -f compat-tests/grpc-java/pom.xml ]; then \
+			mvn -q -B -f compat-tests/grpc-java/pom.xml -DskipTests package dependency:build-classpath \
+				-Dmdep.outputFile=target/classpath.txt || exit 1; \
+		fi; \
 		if [ -f compat-tests/kafka-java/pom.xml ]; then \
 			for line in kafka-3.9 kafka-4; do \
 				mvn -q -B -f compat-tests/kafka-java/pom.xml -P $$line -DskipTests package \
@@ -84,4 +88,4 @@ bench: $(STAMP) java
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache compat-tests/java/target compat-tests/tools-java/target
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache compat-tests/java/target compat-tests/tools-java/target compat-tests/grpc-java/target

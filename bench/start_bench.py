@@ -116,11 +116,11 @@ class _Serve(FerryServer):
         return [*cmd[:i], "-c", code, *cmd[i + 2 :]]
 
 
-def serve_start(prelude: str = "") -> dict[str, object]:
+def serve_start(prelude: str = "", grpc: bool = False) -> dict[str, object]:
     runs = []
     with _bytecode_cached(), tempfile.TemporaryDirectory() as tmp:
         for i in range(4):  # the first writes the .pyc files; the median of the others
-            server = _Serve(Path(tmp) / str(i))
+            server = _Serve(Path(tmp) / str(i), grpc=grpc)
             server.prelude = prelude
             t = time.perf_counter()
             with server:
@@ -133,7 +133,7 @@ def serve_start(prelude: str = "") -> dict[str, object]:
             runs.append((took, cpu))
     took, cpu = sorted(runs[1:])[1]
     return {
-        "what": "ferrymq serve" + (" (no hypothesis)" if prelude else ""),
+        "what": "ferrymq serve" + (" (no hypothesis)" if prelude else "") + (" (gRPC on)" if grpc else ""),
         "start_s": f"{took:.3f}",
         "start_cpu_s": f"{cpu:.2f}",
         "idle_rss_mib": f"{rss:.0f}",
@@ -160,6 +160,7 @@ def _java_start(
 
 def run(*, java: bool = True) -> list[dict[str, object]]:
     rows = [embedded_start(), embedded_start(NO_HYPOTHESIS), serve_start(), serve_start(NO_HYPOTHESIS)]
+    rows.append(serve_start(NO_HYPOTHESIS, grpc=True))  # what grpcio adds when the listener is on
     if not java or not (shutil.which("java") and shutil.which("mvn")):
         rows.append({"what": "Apache Kafka / RocketMQ", "start_s": "SKIPPED (no Java or Maven)"})
         return rows

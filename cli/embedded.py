@@ -64,13 +64,16 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         conf: Mapping[str, object] | None = None,
         start_timeout: float = 30.0,
+        grpc: bool = False,
     ) -> None:
         """``data_dir``: the store root (default: a temporary directory removed at stop);
-        ``conf``: broker.conf keys (RocketMQ names, e.g. ``{"defaultTopicQueueNums": 4}``)."""
+        ``conf``: broker.conf keys (RocketMQ names, e.g. ``{"defaultTopicQueueNums": 4}``);
+        ``grpc``: serve the RocketMQ 5 gRPC listener on a free port (``grpc_endpoint``)."""
         self._given_dir = Path(data_dir) if data_dir is not None else None
         self.data_dir: Path | None = self._given_dir
         self.host = host
         self._kafka = kafka
+        self._grpc = grpc
         self._admin_at_start = admin
         self._conf = dict(conf or {})
         self._timeout = start_timeout
@@ -117,6 +120,7 @@ class EmbeddedBroker:
             "storePathRootDir": self.data_dir / "store",
             "adminPort": -1,  # started lazily by admin_url
             "kafkaListenPort": 0 if self._kafka else -1,
+            "grpcListenPort": 0 if self._grpc else -1,
             **self._conf,
             "namesrvAddr": self.namesrv_addr,
         }
@@ -203,6 +207,14 @@ class EmbeddedBroker:
         if kafka is None:
             raise EmbeddedError("started without the Kafka frontend (kafka=False)")
         return f"{kafka.advertised_host}:{kafka.port}"
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """``host:port`` for RocketMQ 5 SDKs (EmbeddedError if started without ``grpc=True``)."""
+        grpc = self._require().grpc
+        if grpc is None:
+            raise EmbeddedError("started without the gRPC listener (grpc=True)")
+        return f"{grpc.advertised_host}:{grpc.port}"
 
     @property
     def admin_url(self) -> str:

@@ -34,6 +34,7 @@ from ferrymq.namesrv import NameServer
 if TYPE_CHECKING:  # imported when a server starts, so `ferrymq admin` starts quickly
     from ferrymq.core.broker.routes_source import ClusterSource
     from ferrymq.gateway.admin import AdminLauncher
+    from ferrymq.gateway.grpc.frontend import GrpcFrontend
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
 
 log = logging.getLogger("ferrymq")
@@ -172,6 +173,12 @@ def _kafka_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="host Kafka clients are told to connect to (default: the broker's advertised address)",
     )
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="RocketMQ 5 gRPC port (default 8081 or grpcListenPort; 0 = a free port, -1 = off)",
+    )
 
 
 def _admin_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -183,6 +190,8 @@ def _admin_overrides(args: argparse.Namespace) -> dict[str, object]:
         out["adminToken"] = token
     if args.kafka_port is not None:
         out["kafkaListenPort"] = args.kafka_port
+    if args.grpc_port is not None:
+        out["grpcListenPort"] = args.grpc_port
     return out
 
 
@@ -220,6 +229,19 @@ async def _start_kafka(
     return kafka
 
 
+async def _start_grpc(broker: Broker) -> GrpcFrontend | None:
+    """The gRPC listener of a master broker unless grpcListenPort is -1; grpcio is imported only
+    then, so a broker without it starts as fast as before."""
+    c = broker.config
+    if c.grpc_listen_port < 0 or c.broker_id != 0:
+        return None
+    from ferrymq.gateway.grpc.frontend import GrpcFrontend
+
+    grpc = GrpcFrontend(broker, c.listen_host, c.grpc_listen_port, c.broker_ip1)
+    await grpc.start()
+    return grpc
+
+
 async def _run_until_signal(
     start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
 ) -> None:
@@ -248,6 +270,7 @@ class BrokerProcess:
         self.kafka_advertised_host = kafka_advertised_host
         self.admin: AdminLauncher | None = None
         self.kafka: KafkaFrontend | None = None
+        self.grpc: GrpcFrontend | None = None
         self._routes: ClusterSource | None = None  # closed here when no admin server owns it
 
     async def start(self, routes: ClusterSource) -> str:
@@ -271,6 +294,9 @@ class BrokerProcess:
                 parts += f", kafka_{protocol.lower()} {self.kafka.advertised_host}:{port}"
             if self.admin is not None:  # Kafka groups as "kafka", Kafka batches record by record
                 self.admin.add_frontend(self.kafka)
+        self.grpc = await _start_grpc(self.broker)
+        if self.grpc is not None:
+            parts += f", grpc {self.grpc.advertised_host}:{self.grpc.port}"
         return parts
 
     def listeners(self) -> list[OpenListener]:
@@ -289,6 +315,8 @@ class BrokerProcess:
             ]
         if self.admin is not None:
             out.append(OpenListener("admin", c.listen_host, self.admin.port, bool(c.admin_token)))
+        if self.grpc is not None:
+            out.append(OpenListener("grpc", c.listen_host, self.grpc.port))
         return out
 
     async def serve_admin(self, port: int = 0) -> AdminLauncher:
@@ -303,6 +331,8 @@ class BrokerProcess:
         return self.admin
 
     async def stop(self) -> None:
+        if self.grpc is not None:
+            await self.grpc.stop()
         if self.kafka is not None:
             await self.kafka.stop()
         if self.admin is not None:
@@ -324,6 +354,7 @@ def _slave_overrides(overrides: dict[str, object], i: int) -> dict[str, object]:
         "haListenPort": slave_port + 1 if slave_port else 0,
         "adminPort": -1,
         "kafkaListenPort": -1,
+        "grpcListenPort": -1,
     }
     if "storePathRootDir" in overrides:
         out["storePathRootDir"] = Path(str(overrides["storePathRootDir"])).parent / f"slave-{i}"

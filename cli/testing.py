@@ -92,7 +92,10 @@ class FerryServer:
         host: str = "127.0.0.1",
         start_timeout: float = 30.0,
         extra_args: list[str] | None = None,
+        grpc: bool = False,
     ) -> None:
+        """``grpc``: serve the RocketMQ 5 gRPC listener on a free port (off otherwise: grpcio is
+        then never imported, and no test binds its default 8081)."""
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.host = host
@@ -103,6 +106,7 @@ class FerryServer:
         self.broker_port = 0
         self.admin_port = 0
         self.kafka_port = 0  # always passed: no test ever binds Kafka's default 9092
+        self.grpc_port = 0 if grpc else -1
         #: every "<frontend> host:port" part of the ready line, e.g. {"admin": 8080}
         self.ports: dict[str, int] = {}
         self.ha_addr: str | None = None
@@ -128,6 +132,11 @@ class FerryServer:
         """``bootstrap.servers`` for Kafka clients, e.g. 127.0.0.1:40127"""
         return f"{self.host}:{self.kafka_port}"
 
+    @property
+    def grpc_endpoint(self) -> str:
+        """``host:port`` of the gRPC listener, what a RocketMQ 5 SDK's endpoints name"""
+        return f"{self.host}:{self.grpc_port}"
+
     def command(self) -> list[str]:
         cmd = [
             sys.executable,
@@ -146,6 +155,8 @@ class FerryServer:
             str(self.admin_port),
             "--kafka-port",
             str(self.kafka_port),
+            "--grpc-port",
+            str(self.grpc_port),
         ]
         conf_text = self.broker_conf
         if "ha" in self.ports and "haListenPort" not in conf_text:  # a restart: the same HA port
@@ -167,6 +178,7 @@ class FerryServer:
         self.ports = {p["what"]: int(p["port"]) for p in READY_PART.finditer(m["extra"])}
         self.admin_port = self.ports.get("admin", 0)
         self.kafka_port = self.ports.get("kafka", 0)
+        self.grpc_port = self.ports.get("grpc", -1)
         #: ``host:port`` of the broker's HA server (a master's; what a slave's haMasterAddress names)
         self.ha_addr = f"{self.host}:{self.ports['ha']}" if "ha" in self.ports else None
         return self
@@ -282,6 +294,7 @@ class FerryBroker(_Spawned):
         admin: bool = False,
         start_timeout: float = 30.0,
         conf: dict[str, str] | None = None,
+        grpc: bool = False,
     ) -> None:
         """``conf``: more broker.conf keys (e.g. brokerRole, brokerId for a slave of ``name``)."""
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -294,10 +307,13 @@ class FerryBroker(_Spawned):
         self.log_path = data_dir / "broker.log"
         cmd = [sys.executable, "-m", "ferrymq.cli.main", "broker", "-c", str(conf_path), "-n", namesrv_addr]
         cmd += ["--admin-port", "0" if admin else "-1", "--kafka-port", "0" if kafka else "-1"]
+        cmd += ["--grpc-port", "0" if grpc else "-1"]
         m = self._launch(cmd, BROKER_READY, start_timeout)
         self.addr = f"{m['bhost']}:{m['bport']}"
         parts = {p["what"]: f"{p['host']}:{p['port']}" for p in READY_PART.finditer(m["extra"])}
         self.kafka_bootstrap: str | None = parts.get("kafka")
+        #: ``host:port`` of the gRPC listener when ``grpc`` is true
+        self.grpc_endpoint: str | None = parts.get("grpc")
         #: ``host:port`` of the admin REST API when ``admin`` is true
         self.admin_addr: str | None = parts.get("admin")
         #: ``host:port`` of a master's HA server (what a slave's haMasterAddress names)

@@ -169,6 +169,8 @@ class BrokerConfig(BaseModel):
     rebalance_lock_max_live_time: int = Field(60_000, alias="rebalanceLockMaxLiveTime", ge=100)  # ms
     # the Kafka frontend of a master broker: 0 = a free port, -1 = off
     kafka_listen_port: int = Field(9092, alias="kafkaListenPort", ge=-1, le=65535)
+    #: the RocketMQ 5 gRPC listener of a master broker (gateway/grpc): 0 = a free port, -1 = off
+    grpc_listen_port: int = Field(8081, alias="grpcListenPort", ge=-1, le=65535)
     #: how far a compressed Kafka batch may inflate (produce refuses beyond: MESSAGE_TOO_LARGE)
     kafka_max_inflated_batch_bytes: int = Field(
         32 * 1024 * 1024, alias="kafkaMaxInflatedBatchBytes", ge=64 * 1024, le=1024 * 1024 * 1024

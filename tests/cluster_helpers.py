@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from ferrymq.cli.testing import FerryBroker
+from ferrymq.client import LitePullConsumer, MessageExt
 from ferrymq.client._remote import request
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -118,3 +120,19 @@ def elected(ns_addr: str, group: str, brokers: list[FerryBroker]) -> FerryBroker
     ids = set(range(1, len(brokers) + 1))
     eventually(lambda: replica_info(ns_addr, group)[1] == ids, 20, "every replica in the in-sync set")
     return by_addr[replica_info(ns_addr, group)[0] or ""]
+
+
+def read_topic(namesrv_addr: str, topic: str, want: int, timeout: float = 15.0) -> list[MessageExt]:
+    """Up to ``want`` messages of ``topic`` from its first offset, read by a new LitePullConsumer group
+    (each poll waits on the consumer's arrival event; returns early once ``want`` arrived)."""
+    consumer = LitePullConsumer(namesrv_addr, group=f"cg-{uuid.uuid4().hex[:8]}", consume_from="FIRST_OFFSET")
+    consumer.subscribe(topic, "*")
+    consumer.start()
+    got: list[MessageExt] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            got += consumer.poll(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+    finally:
+        consumer.shutdown()
+    return got

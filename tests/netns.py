@@ -150,7 +150,7 @@ class Host:
         }
         conf_path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         args = ["broker", "-c", str(conf_path), "-n", ";".join(namesrv_addrs)]
-        args += ["--admin-port", "-1", "--kafka-port", "-1"]
+        args += ["--admin-port", "-1", "--kafka-port", "-1", "--grpc-port", "-1"]
         return self.spawn(args, data_dir / "broker.log", BROKER_READY)
 
 

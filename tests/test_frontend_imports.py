@@ -47,6 +47,21 @@ def test_admin_app_loads_no_kafka_frontend(module: str) -> None:
     assert loaded == ["fastapi"]
 
 
+def test_a_broker_without_grpc_never_imports_grpcio() -> None:
+    """grpcio and protobuf load only when the gRPC listener starts (``ferrymq serve`` start time)."""
+    loaded = _loaded_after(
+        ["ferrymq.cli.main", "ferrymq.cli.embedded"], ["grpc", "google.protobuf", "ferrymq.gateway.grpc"]
+    )
+    assert loaded == []
+
+
+def test_grpc_frontend_loads_no_other_frontend() -> None:
+    loaded = _loaded_after(
+        ["ferrymq.gateway.grpc.frontend"], ["ferrymq.gateway.kafka", "ferrymq.gateway.admin", "fastapi"]
+    )
+    assert loaded == []
+
+
 def test_every_served_api_version_has_schemas() -> None:
     """Schemas load on a version's first request, not at import: every advertised version must
     have kio request and response schemas, or a client would meet the gap at run time."""

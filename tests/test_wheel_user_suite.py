@@ -77,6 +77,8 @@ def test_user_suite_passes_in_a_fresh_virtualenv_from_the_wheel(tmp_path: Path) 
         names = set(zf.namelist())
     for name in ("uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "console.js"):
         assert f"ferrymq/gateway/admin/static/{name}" in names, name
+    for name in ("service_pb2.py", "LICENSE", "NOTICE"):  # the vendored gRPC code, with its license
+        assert f"ferrymq/gateway/grpc/protocol/{name}" in names, name
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)

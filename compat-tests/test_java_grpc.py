@@ -1,0 +1,103 @@
+"""The official RocketMQ 5.x Java client (rocketmq-client-java, gRPC, unmodified) producing to
+``ferrymq serve`` through its gRPC listener: sync, async, FIFO, delay and transactions with a
+checker, all in ONE JVM (compat-tests/grpc-java, ``GrpcProducerScenarios``); what it sent is read
+back with ferrymq's LitePullConsumer over remoting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import java_support as js
+import pytest
+
+from ferrymq.cli.testing import FerryServer
+from tests.cluster_helpers import create_topic, read_topic
+
+SKIP_REASON = js.skip_reason()
+pytestmark = [
+    pytest.mark.compat,
+    pytest.mark.slow,
+    pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
+]
+
+MODULE = js.REPO_ROOT / "compat-tests" / "grpc-java"
+TARGET = MODULE / "target"
+CLASSPATH_FILE = TARGET / "classpath.txt"
+# `make java` runs exactly this (from the repository root)
+MVN_ARGS = [
+    "-q",
+    "-B",
+    "-f",
+    "compat-tests/grpc-java/pom.xml",
+    "-DskipTests",
+    "package",
+    "dependency:build-classpath",
+    "-Dmdep.outputFile=target/classpath.txt",
+]
+CONF = "transactionTimeOut=500\ntransactionCheckInterval=200\n"
+
+
+def _build() -> str:
+    """The module's classpath, built first unless its classes are newer than its sources."""
+    sources = [MODULE / "pom.xml", *MODULE.joinpath("src").rglob("*.java")]
+    classes = list((TARGET / "classes").rglob("*.class")) if TARGET.is_dir() else []
+    fresh = CLASSPATH_FILE.exists() and classes
+    if not fresh or max(p.stat().st_mtime for p in sources) > min(p.stat().st_mtime for p in classes):
+        mvn = js.find_mvn()
+        assert mvn is not None
+        proc = subprocess.run([mvn, *MVN_ARGS], cwd=js.REPO_ROOT, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"mvn build of compat-tests/grpc-java failed:\n{proc.stdout[-4000:]}"
+    return f"{TARGET / 'classes'}{os.pathsep}{CLASSPATH_FILE.read_text().strip()}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
+    with FerryServer(Path(tmp_path_factory.mktemp("java-grpc")), CONF, grpc=True) as srv:
+        yield srv
+
+
+def test_java_5x_producer_scenarios(server: FerryServer) -> None:
+    classpath = _build()
+    run = uuid.uuid4().hex[:8]
+    topics = {name: f"Java5{name}-{run}" for name in ("Normal", "Fifo", "Delay", "Txn")}
+    for topic in topics.values():
+        create_topic(server.broker_addr, topic, 4 if "Normal" in topic or "Fifo" in topic else 1)
+    java = js.find_java()
+    assert java is not None
+    cmd = [
+        java,
+        *js.DEFAULT_JVM_ARGS,
+        "-cp",
+        classpath,
+        "io.ferrymq.grpc.GrpcProducerScenarios",
+        server.grpc_endpoint,
+        *topics.values(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    results = js.parse_results(proc.stdout)
+    assert proc.returncode == 0 and results[-1:] == [{"type": "done"}], (
+        proc.stdout[-3000:] + proc.stderr[-3000:]
+    )
+    assert not js.of_type(results, "error"), results
+    sent = {r["body"]: r for r in js.of_type(results, "send")}
+    assert len(sent) == 9 and all(r["msgId"] for r in sent.values())
+    assert [r["body"] for r in js.of_type(results, "check")] == ["java-checked"]
+
+    normal = {m.body: m for m in read_topic(server.namesrv_addr, topics["Normal"], 2)}
+    assert set(normal) == {b"java-sync", b"java-async"}
+    sync = normal[b"java-sync"]
+    assert (sync.tags, sync.keys, sync.user_properties["color"]) == ("TagA", "k1", "red")
+    assert sync.msg_id == sent["java-sync"]["msgId"]
+    fifo = read_topic(server.namesrv_addr, topics["Fifo"], 3)
+    assert [m.body for m in fifo] == [b"fifo-0", b"fifo-1", b"fifo-2"] and len(
+        {m.queue_id for m in fifo}
+    ) == 1
+    assert [m.body for m in read_topic(server.namesrv_addr, topics["Delay"], 1)] == [b"java-later"]
+    assert sorted(m.body for m in read_topic(server.namesrv_addr, topics["Txn"], 2)) == [
+        b"java-checked",
+        b"java-committed",
+    ]

@@ -1,0 +1,202 @@
+"""Clients: the Telemetry stream, Heartbeat and NotifyClientTermination (the proxy's ``ClientActivity``).
+
+A client is known by its ``x-mq-client-id`` metadata (CLIENT_ID_REQUIRED without it). On its
+Telemetry stream it writes its Settings; the broker answers with the settings it will apply, as
+``GrpcClientSettingsManager`` merges them: producers get a backoff of 3 attempts (10 ms, doubling,
+at most 1 s), ``max_body_size`` = maxMessageSize and ``validate_message_type``; consumers get a
+receive batch of 32, a 20 s long-polling limit, FIFO from the group's consumeMessageOrderly and
+retryMaxTimes + 1 attempts. A client that never receives that answer cannot start (the Python SDK
+waits 10 s for it).
+
+A producer is registered in the broker's ``ClientManager`` under each topic it publishes to (the
+proxy's producer group for transactional messages is the topic), with a ``GrpcProducerLink`` as its
+connection: the transaction checker's CHECK_TRANSACTION_STATE to that link becomes a
+RecoverOrphanedTransactionCommand on the client's stream; the client answers with EndTransaction
+(SOURCE_SERVER_CHECK). Heartbeats keep the registration fresh; the stream's end or
+NotifyClientTermination removes it. Thread-stack and verify-message results are logged and dropped
+(the broker asks for neither yet). Each stream's outgoing commands are bounded (``OUTBOX``): a
+client that does not read loses checks (logged), never the broker's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ferrymq.core.broker.client_manager import ClientChannel
+from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.message import decode_stored_message
+from ferrymq.core.remoting.transport import RemotingConnection
+from ferrymq.gateway.grpc.mapping import to_proto
+from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
+from ferrymq.gateway.grpc.protocol import service_pb2 as spb
+from ferrymq.gateway.grpc.route import status
+
+if TYPE_CHECKING:
+    from ferrymq.core.broker.broker import Broker
+
+log = logging.getLogger("ferrymq.grpc")
+
+OUTBOX = 256
+#: delays a consumer's n-th retry waits (RocketMQ's delay levels 3 and up, the group's default policy)
+RETRY_DELAYS_S = [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200]
+
+
+@dataclass(eq=False)
+class ClientSession:
+    """One client's Telemetry stream and what it told us."""
+
+    client_id: str
+    peer: str
+    outbox: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(OUTBOX))
+    topics: set[str] = field(default_factory=set)
+    open: bool = True
+
+    def push(self, command: Any) -> bool:
+        try:
+            self.outbox.put_nowait(command)
+        except asyncio.QueueFull:
+            log.warning(
+                "gRPC client %s at %s reads no telemetry: a command was dropped",
+                self.client_id,
+                self.peer,
+                extra={"peer": self.peer},
+            )
+            return False
+        return True
+
+
+class GrpcProducerLink(RemotingConnection):
+    """What the broker's transaction checker sees of a gRPC producer: a oneway CHECK_TRANSACTION_STATE
+    sent to it becomes a RecoverOrphanedTransactionCommand on the client's Telemetry stream."""
+
+    def __init__(self, session: ClientSession) -> None:
+        super().__init__()
+        self.session = session
+        self.peer = session.peer
+
+    @property
+    def is_open(self) -> bool:
+        return self.session.open
+
+    def invoke_oneway(self, cmd: RemotingCommand) -> None:
+        if cmd.code != RequestCode.CHECK_TRANSACTION_STATE:
+            return
+        msg = decode_stored_message(bytes(cmd.body))
+        command = spb.TelemetryCommand()
+        recover = command.recover_orphaned_transaction_command
+        recover.message.CopyFrom(to_proto(msg, msg.topic))
+        recover.transaction_id = cmd.ext_fields.get("offsetMsgId", "")
+        self.session.push(command)
+
+
+class Clients:
+    """Every gRPC client of this listener with an open Telemetry stream."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.sessions: dict[str, ClientSession] = {}
+        self.links: dict[str, GrpcProducerLink] = {}
+
+    def settings_reply(self, settings: Any) -> Any:
+        out = pb.Settings()
+        out.CopyFrom(settings)
+        if settings.HasField("publishing"):
+            backoff = out.backoff_policy
+            backoff.max_attempts = 3
+            backoff.exponential_backoff.initial.FromMilliseconds(10)
+            backoff.exponential_backoff.max.FromMilliseconds(1000)
+            backoff.exponential_backoff.multiplier = 2.0
+            out.publishing.max_body_size = self.broker.config.max_message_size
+            out.publishing.validate_message_type = True
+        elif settings.HasField("subscription"):
+            group = self.broker.subscription_groups.find(settings.subscription.group.name)
+            out.subscription.receive_batch_size = 32
+            out.subscription.long_polling_timeout.FromMilliseconds(20_000)
+            out.subscription.fifo = bool(group and group.consume_message_orderly)
+            retries = group.retry_max_times if group else 16
+            out.backoff_policy.max_attempts = retries + 1
+            out.backoff_policy.customized_backoff.ClearField("next")
+            for seconds in RETRY_DELAYS_S:
+                out.backoff_policy.customized_backoff.next.add(seconds=seconds)
+        out.metric.on = False
+        return out
+
+    def register_producer(self, session: ClientSession, topics: list[str]) -> None:
+        link = self.links.get(session.client_id)
+        if link is None or link.session is not session:
+            link = self.links[session.client_id] = GrpcProducerLink(session)
+        session.topics.update(topics)
+        for topic in session.topics:
+            self.broker.clients.register_producer(topic, ClientChannel(session.client_id, link, "PYTHON", 0))
+
+    def heartbeat(self, client_id: str) -> None:
+        session = self.sessions.get(client_id)
+        if session is not None and session.topics:
+            self.register_producer(session, [])
+
+    def terminate(self, client_id: str) -> None:
+        session = self.sessions.pop(client_id, None)
+        link = self.links.pop(client_id, None)
+        if session is None:
+            return
+        session.open = False
+        if link is not None:
+            for topic in session.topics:
+                self.broker.clients.unregister_producer(topic, link)
+
+    async def stream(self, session: ClientSession, commands: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Serve one Telemetry stream: read the client's commands while writing ours."""
+        old = self.sessions.get(session.client_id)
+        if old is not None:
+            self.terminate(session.client_id)
+        self.sessions[session.client_id] = session
+        reader = asyncio.ensure_future(self._read(session, commands))
+        try:
+            while session.open or not session.outbox.empty():
+                item = await session.outbox.get()
+                if item is None:
+                    break
+                yield item
+        finally:
+            reader.cancel()
+            if self.sessions.get(session.client_id) is session:
+                self.terminate(session.client_id)
+
+    async def _read(self, session: ClientSession, commands: AsyncIterator[Any]) -> None:
+        try:
+            async for command in commands:
+                kind = command.WhichOneof("command")
+                if kind == "settings":
+                    settings = command.settings
+                    if settings.HasField("publishing"):
+                        self.register_producer(session, [t.name for t in settings.publishing.topics])
+                    session.push(
+                        spb.TelemetryCommand(status=status(pb.OK), settings=self.settings_reply(settings))
+                    )
+                elif kind in ("thread_stack_trace", "verify_message_result"):
+                    log.info("gRPC client %s sent %s (not asked for; dropped)", session.client_id, kind)
+                else:
+                    log.info(
+                        "gRPC client %s at %s sent telemetry %s: ignored",
+                        session.client_id,
+                        session.peer,
+                        kind,
+                        extra={"peer": session.peer},
+                    )
+        finally:
+            session.open = False
+            with contextlib.suppress(asyncio.QueueFull):  # full: the writer drains it and sees closed
+                session.outbox.put_nowait(None)
+
+
+def client_id_of(metadata: Any) -> str:
+    for key, value in metadata or ():
+        if key == "x-mq-client-id":
+            return str(value)
+    return ""
