@@ -9,11 +9,16 @@ a crash at the swap point leaves the old compacted part; the cleaner runs off th
 from __future__ import annotations
 
 import asyncio
+import signal
+import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import crc32c
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.record.default_records import DefaultRecordBatchBuilder
@@ -34,9 +39,9 @@ CT = "changelog"
 HOUR = 3_600_000
 
 
-def keyed(*pairs: tuple[str, str | None], ts: int | None = None) -> bytes:
+def keyed(*pairs: tuple[str, str | None], ts: int | None = None, codec: int = 0) -> bytes:
     ts = int(time.time() * 1000) if ts is None else ts
-    b = DefaultRecordBatchBuilder(2, 0, False, -1, -1, -1, 1 << 20)
+    b = DefaultRecordBatchBuilder(2, codec, False, -1, -1, -1, 1 << 20)
     for i, (k, v) in enumerate(pairs):
         b.append(i, ts + i, k.encode(), None if v is None else v.encode(), [])
     return bytes(b.build())
@@ -162,6 +167,23 @@ def test_latest_value_per_key_survives_with_its_offset_for_kafka_and_rocketmq(tm
     run(tmp_path, after_restart)
 
 
+def test_a_compressed_batch_is_rewritten_with_its_codec(tmp_path: Path) -> None:
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        w = await Wire.open(f.port)
+        await make_topic(w)
+        one, two = "1" * 100, "2" * 100  # kafka-python leaves small batches uncompressed
+        await produced(w, keyed(("a", one), ("b", one), ("a", two), codec=rb.GZIP), topic=CT)
+        assert await f.cleaner.clean_all() == 1
+        data = bytes((await w.call(fetch(0, topic=CT))).responses[0].partitions[0].records)
+        assert rb.read_header(data).compression == rb.GZIP
+        info = rb.read_header(data)
+        assert info.size == len(data)
+        assert crc32c.crc32c(data[rb.CRC_START :]) == struct.unpack_from(">I", data, 17)[0]
+        assert await fetched(w) == [(1, "b", one), (2, "a", two)]
+
+    run(tmp_path, body)
+
+
 def test_records_younger_than_min_compaction_lag_stay(tmp_path: Path) -> None:
     async def body(broker: Broker, f: KafkaFrontend) -> None:
         w = await Wire.open(f.port)
@@ -233,6 +255,54 @@ def test_a_crash_at_the_swap_point_leaves_the_old_compacted_part(tmp_path: Path)
 
     run(tmp_path, first)
     run(tmp_path, after_restart)
+
+
+_KILL_AT_SWAP = """
+import os, signal, sys, time
+from pathlib import Path
+from ferrymq.core.config import BrokerConfig
+from ferrymq.core.store import MessageStore
+from ferrymq.gateway.kafka.compaction import CleanPolicy, clean_partition
+store = MessageStore(BrokerConfig(store_path_root_dir=Path(sys.argv[1]), listen_port=0))
+def kill(tmp):
+    print(tmp, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+clean_partition(store, sys.argv[2], 0, CleanPolicy(0, 0, 0.0), int(time.time() * 1000), force=True,
+                before_swap=kill)
+"""
+
+
+@pytest.mark.process
+def test_kill_9_at_the_swap_point_leaves_a_consistent_partition(tmp_path: Path) -> None:
+    """A real kill -9 of a process cleaning the store, between writing the new part and the rename."""
+    seen: dict[str, Any] = {}
+
+    async def first(broker: Broker, f: KafkaFrontend) -> None:
+        w = await Wire.open(f.port)
+        await make_topic(w)
+        await produced(w, keyed(("a", "0")), topic=CT)
+        await produced(w, keyed(("a", "1"), ("b", "1")), topic=CT)
+        assert await f.cleaner.clean_all() == 1
+        await produced(w, keyed(("a", "2")), topic=CT)
+        seen["before"] = await fetched(w)
+
+    async def after_restart(broker: Broker, f: KafkaFrontend) -> None:
+        w = await Wire.open(f.port)
+        old = [(1, "a", "1"), (2, "b", "1"), (3, "a", "2")]  # the old part and the dirty head
+        assert await fetched(w) == seen["before"] == old
+        assert await pulled(broker) == old
+
+    run(tmp_path, first)
+    done = subprocess.run(
+        [sys.executable, "-c", _KILL_AT_SWAP, str(tmp_path / "store"), CT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert Path(done.stdout.strip()).exists()  # killed with the new part written, not swapped in
+    run(tmp_path, after_restart)
+    assert not Path(done.stdout.strip()).exists()
 
 
 def test_after_the_rename_the_newest_part_wins_and_the_old_goes(tmp_path: Path) -> None:
