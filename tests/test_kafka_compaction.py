@@ -9,6 +9,7 @@ a crash at the swap point leaves the old compacted part; the cleaner runs off th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import struct
 import subprocess
@@ -32,8 +33,18 @@ from ferrymq.gateway.kafka import compaction
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
 from tests.remoting_helpers import pull
-from tests.test_kafka_frontend import Wire, create_topic, fetch, list_offsets, produced, run
+from tests.test_kafka_frontend import (
+    Wire,
+    create_topic,
+    fetch,
+    init_producer,
+    list_offsets,
+    produce,
+    produced,
+    run,
+)
 from tests.test_kafka_topic_configs import _errors
+from tests.test_kafka_txn_partition import FakeCoordinator
 
 CT = "changelog"
 HOUR = 3_600_000
@@ -180,6 +191,47 @@ def test_a_compressed_batch_is_rewritten_with_its_codec(tmp_path: Path) -> None:
         assert info.size == len(data)
         assert crc32c.crc32c(data[rb.CRC_START :]) == struct.unpack_from(">I", data, 17)[0]
         assert await fetched(w) == [(1, "b", one), (2, "a", two)]
+
+    run(tmp_path, body)
+
+
+def txn_keyed(pid: int, seq: int, *pairs: tuple[str, str]) -> bytes:
+    b = DefaultRecordBatchBuilder(2, 0, True, pid, 0, seq, 1 << 20)
+    for i, (k, v) in enumerate(pairs):
+        b.append(i, int(time.time() * 1000), k.encode(), v.encode(), [])
+    return bytes(b.build())
+
+
+def test_aborted_records_go_committed_ones_compact_and_open_transactions_wait(tmp_path: Path) -> None:
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        coord = f.txn_coordinator = FakeCoordinator()  # type: ignore[assignment]
+        w = await Wire.open(f.port)
+        await make_topic(w)
+        pid = (await w.call(init_producer())).producer_id
+
+        async def in_txn(seq: int, *pairs: tuple[str, str]) -> None:
+            coord.added.add((pid, CT, 0))
+            request = produce(txn_keyed(pid, seq, *pairs), topic=CT)
+            r = await w.call(dataclasses.replace(request, transactional_id="tx"))
+            assert r.responses[0].partition_responses[0].error_code == ErrorCode.none
+
+        await produced(w, keyed(("a", "plain"), ("b", "plain")), topic=CT)  # 0-1
+        await in_txn(0, ("a", "aborted"))  # 2
+        await f.txn_partitions.write_markers(pid, 0, False, 0, [(CT, 0)])  # 3: ABORT
+        await in_txn(1, ("b", "committed"), ("c", "committed"))  # 4-5
+        await f.txn_partitions.write_markers(pid, 0, True, 0, [(CT, 0)])  # 6: COMMIT
+        await in_txn(3, ("c", "open"))  # 7: still open, beyond the last stable offset
+        assert await f.cleaner.clean_all() == 1
+        assert broker.store.compacted[(CT, 0)].end == 7
+        got = await fetched(w)
+        assert [o for o, k, _ in got if k.startswith("\x00")] == [3, 6]  # the markers stay
+        survivors = [(o, k, v) for o, k, v in got if not k.startswith("\x00")]
+        assert survivors == [
+            (0, "a", "plain"),
+            (4, "b", "committed"),
+            (5, "c", "committed"),
+            (7, "c", "open"),
+        ]
 
     run(tmp_path, body)
 

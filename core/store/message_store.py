@@ -126,6 +126,15 @@ class GetResult:
     message_count: int = 0
     byte_count: int = 0
 
+    def finish(self, next_begin_offset: int, found: int, total: int) -> GetResult:
+        """The result of a read that took ``found`` entries of ``total`` bytes."""
+        self.next_begin_offset = next_begin_offset
+        self.message_count = found
+        self.byte_count = total
+        if found:
+            self.status = GetStatus.FOUND
+        return self
+
 
 class StoreError(Exception):
     """A put that cannot be stored (illegal message, store not writable)."""
@@ -1169,12 +1178,7 @@ class MessageStore:
                 if u is None or u[0] != last_phys:
                     break
                 cursor += 1
-        result.next_begin_offset = cursor
-        result.message_count = found
-        result.byte_count = total
-        if found:
-            result.status = GetStatus.FOUND
-        return result
+        return result.finish(cursor, found, total)
 
     @staticmethod
     def _get_compacted(
@@ -1193,12 +1197,7 @@ class MessageStore:
             cursor = entry.next_queue_offset
         else:
             cursor = max(cursor, min(part.end, result.max_offset))
-        result.next_begin_offset = cursor
-        result.message_count = found
-        result.byte_count = total
-        if found:
-            result.status = GetStatus.FOUND
-        return result
+        return result.finish(cursor, found, total)
 
     def as_stored_messages(
         self,

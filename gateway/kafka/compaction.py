@@ -2,8 +2,8 @@
 
 Serves the topic configs cleanup.policy (compact, compact+delete), min.cleanable.dirty.ratio,
 delete.retention.ms and min.compaction.lag.ms; leaves out max.compaction.lag.ms (stored and
-described only), the removal of aborted transactional records and of transaction markers, and
-Kafka's refusal of keyless records (they are kept).
+described only), the removal of transaction markers (kept), and Kafka's refusal of keyless records
+(they are kept).
 
 Design. ferrymq's commit log holds every topic interleaved, so a compacted partition's dead
 records cannot be removed from it in place. As RocketMQ 5's compaction topic does, a partition
@@ -16,16 +16,17 @@ is one atomic rename, so a crash leaves the old part or the new one.
 
 What a clean keeps, per partition:
 
-- the cleanable end: the high watermark, or the first entry appended less than
-  min.compaction.lag.ms ago (records younger than that stay as they are, in the dirty head);
+- the cleanable end: the last stable offset (no open transaction is cleaned), or the first entry
+  appended less than min.compaction.lag.ms ago (records younger than that stay as they are, in the
+  dirty head);
 - a clean runs when dirty / (clean + dirty) bytes reaches min.cleanable.dirty.ratio;
 - below the cleanable end the latest record of each key survives; a tombstone (null value) that
   is the latest of its key goes once it was appended more than delete.retention.ms ago;
 - offsets are kept: a rewritten batch has its original base offset and last offset delta (gaps
   inside, as Kafka's cleaner leaves them), an emptied batch goes whole;
-- transactional batches and markers are kept whole and do not supersede older values; records
-  without a key and native RocketMQ messages without KEYS are kept; a native message's key is its
-  KEYS property (what the Kafka view of it shows);
+- records of aborted transactions go; committed transactional records are compacted as any
+  other; transaction markers are kept; records without a key and native RocketMQ messages without
+  KEYS are kept; a native message's key is its KEYS property (what the Kafka view of it shows);
 - compact,delete also applies retention.ms and retention.bytes (frontend.apply_retention).
 
 The clean runs in a worker thread (``asyncio.to_thread``): reading entries of the mapped commit
@@ -59,7 +60,8 @@ log = logging.getLogger(__name__)
 #: how often partitions of compacted topics are looked at (Kafka's log.cleaner.backoff.ms)
 CLEANER_CHECK_S = 15.0
 _EPOCH = struct.Struct(">i")
-_KEEP_WHOLE = rb.TRANSACTIONAL | rb.CONTROL
+#: (producer id, batch base offset) -> whether the batch belongs to an aborted transaction
+Aborted = Callable[[int, int], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +103,20 @@ def cleanable_end(dirty: Iterable[StoredEntry], start: int, now_ms: int, min_lag
     return end, size
 
 
-def _batches(entry: StoredEntry, limit: int) -> Iterable[tuple[int, rb.BatchInfo, list[rb.Record] | None]]:
-    """(base offset, header, records or None to keep the batch whole) of a Kafka batch entry."""
+def _batches(
+    entry: StoredEntry, limit: int, aborted: Aborted | None
+) -> Iterable[tuple[int, rb.BatchInfo, list[rb.Record] | None]]:
+    """(base offset, header, records) of a Kafka batch entry: None to keep the batch whole (a
+    marker, one that does not inflate), none for a batch of an aborted transaction."""
     payload = entry.payload
     pos = 0
     while pos + rb.HEADER_SIZE <= len(payload):
         info = rb.read_header(payload, pos)
         base = rb.base_offset_of(payload, pos)
         records: list[rb.Record] | None = None
-        if not info.attributes & _KEEP_WHOLE:
+        if info.attributes & rb.TRANSACTIONAL and aborted is not None and aborted(info.producer_id, base):
+            records = [] if not info.attributes & rb.CONTROL else None
+        elif not info.attributes & rb.CONTROL:
             try:
                 data = rb.records_bytes(payload, info, limit)
                 records = list(rb.iter_records(data, info.count, info.base_timestamp))
@@ -124,7 +131,9 @@ def _native_key(entry: StoredEntry) -> bytes | None:
     return keys.encode() if keys else None
 
 
-def latest_offsets(entries: Iterable[StoredEntry], end: int, limit: int) -> dict[bytes, int]:
+def latest_offsets(
+    entries: Iterable[StoredEntry], end: int, limit: int, aborted: Aborted | None = None
+) -> dict[bytes, int]:
     """Kafka's OffsetMap: the last offset below ``end`` of every key."""
     latest: dict[bytes, int] = {}
     for entry in entries:
@@ -137,7 +146,7 @@ def latest_offsets(entries: Iterable[StoredEntry], end: int, limit: int) -> dict
             continue
         if entry.format != BATCH_FORMAT_KAFKA_V2:
             continue
-        for base, _info, records in _batches(entry, limit):
+        for base, _info, records in _batches(entry, limit, aborted):
             for r in records or ():
                 if r.key is not None and base + r.offset_delta < end:
                     latest[r.key] = base + r.offset_delta
@@ -153,7 +162,12 @@ def _kept(record: rb.Record, offset: int, latest: dict[bytes, int], tombstone_al
 
 
 def rewrite(
-    entry: StoredEntry, latest: dict[bytes, int], now_ms: int, policy: CleanPolicy, limit: int
+    entry: StoredEntry,
+    latest: dict[bytes, int],
+    now_ms: int,
+    policy: CleanPolicy,
+    limit: int,
+    aborted: Aborted | None = None,
 ) -> bytes | memoryview | None:
     """The entry as the compacted part keeps it: whole, rewritten, or None (nothing survives)."""
     tombstone_alive = entry.store_timestamp > now_ms - policy.delete_retention_ms
@@ -164,13 +178,13 @@ def rewrite(
         return entry.view
     out: list[bytes | memoryview] = []
     changed = False
-    for base, info, records in _batches(entry, limit):
+    for base, info, records in _batches(entry, limit, aborted):
         whole = entry.payload[info.start : info.start + info.size]
         if records is None:
             out.append(whole)
             continue
         kept = [r for r in records if _kept(r, base + r.offset_delta, latest, tombstone_alive)]
-        if len(kept) == len(records):
+        if records and len(kept) == len(records):
             out.append(whole)
             continue
         changed = True
@@ -216,10 +230,15 @@ def clean_partition(
     limit: int = rb.DEFAULT_MAX_INFLATED,
     force: bool = False,
     before_swap: Callable[[Path], None] | None = None,
+    stable: int | None = None,
+    aborted: Aborted | None = None,
 ) -> compacted_log.CompactedLog | None:
     """Write the partition's new compacted part if it is worth it (``force``: any dirty bytes);
-    returns it for the caller to install on the loop, or None."""
+    returns it for the caller to install on the loop, or None. ``stable``: the first offset of
+    the oldest open transaction; ``aborted`` tells the batches of aborted ones."""
     lo, hi = store.readable_bounds(topic, queue_id)
+    if stable is not None:
+        hi = max(lo, min(hi, stable))
     part = store.compacted.get((topic, queue_id))
     start = max(lo, part.end) if part is not None else lo
     end, dirty = cleanable_end(store.entries(topic, queue_id, start, hi), start, now_ms, policy.min_lag_ms)
@@ -228,10 +247,10 @@ def clean_partition(
     clean = part.size if part is not None else 0
     if not force and dirty / (clean + dirty) < policy.min_dirty_ratio:
         return None
-    latest = latest_offsets(store.entries(topic, queue_id, lo, end), end, limit)
+    latest = latest_offsets(store.entries(topic, queue_id, lo, end), end, limit, aborted)
     kept: list[bytes | memoryview] = []
     for entry in store.entries(topic, queue_id, lo, end):
-        survivor = rewrite(entry, latest, now_ms, policy, limit)
+        survivor = rewrite(entry, latest, now_ms, policy, limit, aborted)
         if survivor is not None:
             kept.append(survivor)
     directory = compacted_log.queue_dir(store.compacted_root, topic, queue_id)
@@ -241,8 +260,10 @@ def clean_partition(
 class LogCleaner:
     """Cleans the partitions of compacted topics one at a time, off the loop."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, aborted: Callable[[str, int, int, int], bool] | None = None) -> None:
         self.broker = broker
+        #: (topic, partition, producer id, offset) -> in an aborted transaction (txn_partitions)
+        self.aborted = aborted
         self.cleans = 0  # partitions cleaned (tests, metrics)
 
     async def run(self) -> None:
@@ -269,8 +290,20 @@ class LogCleaner:
                 if (tc.topic_name, q) not in store.consume_queues:
                     continue
                 now = int(time.time() * 1000) if now_ms is None else now_ms
+                # on the loop: the transactions' state is built (or rebuilt) here, not in the thread
+                stable = store.stable_offset(tc.topic_name, q) if store.stable_offset is not None else None
                 part = await asyncio.to_thread(
-                    clean_partition, store, tc.topic_name, q, policy, now, limit, force
+                    clean_partition,
+                    store,
+                    tc.topic_name,
+                    q,
+                    policy,
+                    now,
+                    limit,
+                    force,
+                    None,
+                    stable,
+                    self._aborted_in(tc.topic_name, q),
                 )
                 if part is not None and (tc.topic_name, q) in store.consume_queues:
                     store.install_compacted(tc.topic_name, q, part)
@@ -285,3 +318,9 @@ class LogCleaner:
                     )
         self.cleans += cleaned
         return cleaned
+
+    def _aborted_in(self, topic: str, queue: int) -> Aborted | None:
+        check = self.aborted
+        if check is None:
+            return None
+        return lambda pid, offset: check(topic, queue, pid, offset)

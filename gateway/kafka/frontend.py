@@ -99,7 +99,6 @@ class KafkaFrontend:
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
         self.retention_bytes = RetentionBytes(broker.store)
-        self.cleaner = LogCleaner(broker)
         self.inflater = ThreadPoolExecutor(INFLATE_THREADS, thread_name_prefix="kafka-inflate")
         self.producers = ProducerStates(
             config_dir / "kafkaProducerIds.json",
@@ -119,6 +118,7 @@ class KafkaFrontend:
         self.coordinator = GroupCoordinator(broker, self.cluster)
         self.txn_coordinator = TxnCoordinator(self)
         self.fetch_sessions = FetchSessionCache(broker.config.kafka_fetch_session_cache_slots)
+        self.cleaner = LogCleaner(broker, self.txn_partitions.is_aborted)
 
     @property
     def groups(self) -> GroupCoordinator:
