@@ -18,7 +18,8 @@ settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its 
 ``fetch-sessions`` (broker CPU and bytes per Kafka fetch of 1,000 quiet partitions, sessionless against
 an incremental KIP-227 session), ``tls`` (produce and consume MB/s over plaintext and TLS in the same
 run: Kafka PLAINTEXT vs SSL listeners with confluent-kafka, remoting plaintext vs TLS with the Python
-client).
+client), ``compaction`` (one Kafka partition's log clean in-process: records per second, bytes before
+and after).
 """
 
 from __future__ import annotations
@@ -159,6 +160,13 @@ def section_tls(args: argparse.Namespace) -> None:
     print("  (Apache Kafka over TLS: not measured)")
 
 
+def section_compaction(args: argparse.Namespace) -> None:
+    from bench import compaction_bench
+
+    print("log compaction of one partition (in-process, 100-record batches):")
+    _table(compaction_bench.run())
+
+
 def section_start(args: argparse.Namespace) -> None:
     from bench import start_bench
 
@@ -176,6 +184,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "tls": section_tls,
     "replication": section_replication,
     "fetch-sessions": section_fetch_sessions,
+    "compaction": section_compaction,
 }
 
 

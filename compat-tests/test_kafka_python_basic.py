@@ -135,12 +135,12 @@ def test_admin_creates_describes_alters_and_deletes_topics(server: FerryServer) 
 
 
 def test_admin_topic_configs_that_are_not_served_are_refused(server: FerryServer) -> None:
-    """cleanup.policy=compact, compression.type=zstd, LogAppendTime: refused with INVALID_CONFIG by
-    CreateTopics and AlterConfigs, not accepted and ignored. (min.insync.replicas is served since
-    broker groups replicate: acks=all enforces it, see tests/test_kafka_acks_all.py.)"""
+    """compression.type=zstd, LogAppendTime: refused with INVALID_CONFIG by CreateTopics and
+    AlterConfigs, not accepted and ignored. (min.insync.replicas is served since broker groups
+    replicate: acks=all enforces it, see tests/test_kafka_acks_all.py; cleanup.policy=compact since
+    log compaction, tests/test_kafka_compaction.py.)"""
     admin = KafkaAdminClient(bootstrap_servers=server.kafka_bootstrap)
     refused = {
-        "cleanup.policy": "compact",
         "compression.type": "zstd",
         "message.timestamp.type": "LogAppendTime",
     }

@@ -1,10 +1,10 @@
 """Kafka topic configs are enforced or refused, never accepted and then ignored.
 
-cleanup.policy=compact, compression.type other than "producer", LogAppendTime and
-min.insync.replicas below 1 are refused with INVALID_CONFIG naming the config, by CreateTopics,
-AlterConfigs and IncrementalAlterConfigs alike; their defaults and min.insync.replicas of 1 and
-more (enforced by acks=all, test_kafka_acks_all.py) are accepted. retention.bytes is enforced:
-a partition keeps its newest entries within it.
+compression.type other than "producer", LogAppendTime and min.insync.replicas below 1 are refused
+with INVALID_CONFIG naming the config, by CreateTopics, AlterConfigs and IncrementalAlterConfigs
+alike; their defaults and min.insync.replicas of 1 and more (enforced by acks=all,
+test_kafka_acks_all.py) are accepted. retention.bytes is enforced: a partition keeps its newest
+entries within it. cleanup.policy=compact is served: test_kafka_compaction.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from ferrymq.gateway.kafka.frontend import KafkaFrontend
 from tests.test_kafka_frontend import TOPIC, Wire, alter_topic, batch, create_topic, produced, run
 
 REFUSED = [
-    ("cleanup.policy", "compact"),
-    ("cleanup.policy", "delete,compact"),
     ("compression.type", "zstd"),
     ("compression.type", "uncompressed"),
     ("message.timestamp.type", "LogAppendTime"),
@@ -31,6 +29,7 @@ REFUSED = [
 ]
 ACCEPTED = [
     ("cleanup.policy", "delete"),
+    ("cleanup.policy", "delete,compact"),  # log compaction: test_kafka_compaction.py
     ("compression.type", "producer"),
     ("message.timestamp.type", "CreateTime"),
     ("min.insync.replicas", "1"),

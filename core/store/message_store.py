@@ -47,7 +47,7 @@ from typing import Any
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.histogram import LatencyHistogram
 from ferrymq.core.remoting.message import BLANK_MAGIC, encode_stored_message, ip_bytes, stored_size
-from ferrymq.core.store import fileio
+from ferrymq.core.store import compacted_log, fileio
 from ferrymq.core.store.commit_log import (
     END_FILE_MIN_BLANK_LENGTH,
     CommitLog,
@@ -125,6 +125,15 @@ class GetResult:
     buffers: list[memoryview] = field(default_factory=list)
     message_count: int = 0
     byte_count: int = 0
+
+    def finish(self, next_begin_offset: int, found: int, total: int) -> GetResult:
+        """The result of a read that took ``found`` entries of ``total`` bytes."""
+        self.next_begin_offset = next_begin_offset
+        self.message_count = found
+        self.byte_count = total
+        if found:
+            self.status = GetStatus.FOUND
+        return self
 
 
 class StoreError(Exception):
@@ -212,6 +221,12 @@ class MessageStore:
         #: told when ``truncate_to`` cut the log (the Kafka frontend rebuilds its producer state)
         self.truncate_listeners: list[TruncateListener] = []
         self._prepare_task: asyncio.Task[None] | None = None
+        #: queues of compacted topics with a cleaned part (offsets below its ``end`` are read from
+        #: it, not from the commit log): core/store/compacted_log.py
+        self.compacted_root = self.root / "compacted"
+        self.compacted: dict[tuple[str, int], compacted_log.CompactedLog] = compacted_log.load_all(
+            self.compacted_root
+        )
         self._load()
         #: on a slave: where the replicated bytes received so far end (a partial entry included)
         self._replicated_end = self.commit_log.write_offset
@@ -271,8 +286,7 @@ class MessageStore:
                 if (req.topic, req.queue_id) in damaged:
                     self._dispatch_cq(req)
             assert self.commit_log.write_offset == end
-        for cq in self.consume_queues.values():
-            cq.correct_min_offset(self.commit_log.min_offset)
+        self._correct_min_offsets()
         if crashed and redispatch:
             log.warning("recovered %d commit-log entries up to offset %d", len(redispatch), end)
         self.flushed_offset = end
@@ -362,6 +376,18 @@ class MessageStore:
         for listener in self.queue_opened_listeners:
             listener(topic, queue_id)
         return cq
+
+    def _correct_min_offsets(self) -> None:
+        """Queues start after what deleted commit-log segments held, except those with a compacted
+        part: their old offsets are read from it, so segment retention does not move their start."""
+        min_phys = self.commit_log.min_offset
+        for key, cq in self.consume_queues.items():
+            if key not in self.compacted:
+                cq.correct_min_offset(min_phys)
+
+    def install_compacted(self, topic: str, queue_id: int, part: compacted_log.CompactedLog) -> None:
+        """Serve offsets below ``part.end`` from a compacted part just written (on the loop)."""
+        self.compacted[(topic, queue_id)] = part
 
     def _dispatch(self, req: DispatchRequest) -> None:
         self._dispatch_cq(req)
@@ -602,8 +628,7 @@ class MessageStore:
                 forcibly = self.disk_used_ratio() > cfg.disk_space_clean_forcibly_ratio
         if deleted:
             min_phys = self.commit_log.min_offset
-            for cq in self.consume_queues.values():
-                cq.correct_min_offset(min_phys)
+            self._correct_min_offsets()
             self.index.delete_before(min_phys)
         return deleted
 
@@ -1104,6 +1129,10 @@ class MessageStore:
         if offset > hi:
             return GetResult(GetStatus.OFFSET_OVERFLOW_BADLY, lo if lo == 0 else hi, lo, hi)
         result = GetResult(GetStatus.NO_MATCHED_MESSAGE, offset, lo, hi)
+        if self.compacted:
+            part = self.compacted.get((topic, queue_id))
+            if part is not None and offset < part.end:
+                return self._get_compacted(part, result, offset, max_nums, max_bytes)
         buffers = result.buffers
         clog = self.commit_log
         min_phys = clog.min_offset
@@ -1149,12 +1178,26 @@ class MessageStore:
                 if u is None or u[0] != last_phys:
                     break
                 cursor += 1
-        result.next_begin_offset = cursor
-        result.message_count = found
-        result.byte_count = total
-        if found:
-            result.status = GetStatus.FOUND
-        return result
+        return result.finish(cursor, found, total)
+
+    @staticmethod
+    def _get_compacted(
+        part: compacted_log.CompactedLog, result: GetResult, offset: int, max_nums: int, max_bytes: int
+    ) -> GetResult:
+        """A pull below the cleaned point: whole entries of the compacted part (the batch
+        converter leaves out records before ``offset``; tag filters apply to batch entries there)."""
+        found = total = 0
+        cursor = offset
+        for entry in part.entries(offset, result.max_offset):
+            if found and (found >= max_nums or total + entry.size > max_bytes):
+                break
+            result.buffers.append(entry.view)
+            found += 1
+            total += entry.size
+            cursor = entry.next_queue_offset
+        else:
+            cursor = max(cursor, min(part.end, result.max_offset))
+        return result.finish(cursor, found, total)
 
     def as_stored_messages(
         self,
@@ -1238,6 +1281,10 @@ class MessageStore:
     def entry_for(self, topic: str, queue_id: int, queue_offset: int) -> StoredEntry | None:
         """The entry holding ``queue_offset`` (a batch entry may start before it), if readable."""
         cq = self.consume_queues.get((topic, queue_id))
+        if self.compacted and cq is not None and cq.min_offset <= queue_offset:
+            part = self.compacted.get((topic, queue_id))
+            if part is not None and queue_offset < part.end:
+                return part.entry_for(queue_offset)
         unit = cq.unit(queue_offset) if cq else None
         return None if unit is None else self._unit_entry(unit[0], unit[1])
 
@@ -1254,6 +1301,12 @@ class MessageStore:
             return
         clog = self.commit_log
         cursor = max(from_offset, cq.min_offset)
+        if self.compacted:
+            part = self.compacted.get((topic, queue_id))
+            if part is not None and cursor < part.end:
+                stop = cq.max_offset if end_offset is None else min(end_offset, cq.max_offset)
+                yield from part.entries(cursor, stop)
+                cursor = part.end
         while cursor < (stop := cq.max_offset if end_offset is None else min(end_offset, cq.max_offset)):
             units = cq.read_units(cursor, min(_UNITS_PER_READ, stop - cursor))
             if not units:
@@ -1284,7 +1337,9 @@ class MessageStore:
             return
         stop = max(stop_offset, cq.min_offset)
         cursor = min(end_offset, cq.max_offset) - 1
-        while cursor >= stop:
+        part = self.compacted.get((topic, queue_id)) if self.compacted else None
+        floor = stop if part is None else max(stop, part.end)
+        while cursor >= floor:
             unit = cq.unit(cursor)
             entry = None if unit is None else self._unit_entry(unit[0], unit[1])
             if entry is None:
@@ -1292,6 +1347,8 @@ class MessageStore:
                 continue
             yield entry
             cursor = min(cursor, entry.queue_offset) - 1
+        if part is not None and cursor >= stop:
+            yield from part.entries_before(cursor + 1, stop)
 
     @property
     def commit_log_min_offset(self) -> int:
@@ -1383,6 +1440,9 @@ class MessageStore:
             cq = self.consume_queues.pop(key)
             cq.close()
         shutil.rmtree(self.root / "consumequeue" / topic, ignore_errors=True)
+        for key in [k for k in self.compacted if k[0] == topic]:
+            del self.compacted[key]
+        shutil.rmtree(self.compacted_root / topic, ignore_errors=True)
         # the next flush must rewrite the checkpoint even without new messages: it still lists
         # these queues, and a recovery would take them for damaged ones and rebuild them
         self.dispatched_durable = -1

@@ -30,6 +30,7 @@ from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, DispatchRequest, EntryKind
 from ferrymq.gateway.kafka import listeners, mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.cluster import ClusterView
+from ferrymq.gateway.kafka.compaction import LogCleaner
 from ferrymq.gateway.kafka.connection import KafkaConnection
 from ferrymq.gateway.kafka.fetch_sessions import FetchSessionCache
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
@@ -117,6 +118,7 @@ class KafkaFrontend:
         self.coordinator = GroupCoordinator(broker, self.cluster)
         self.txn_coordinator = TxnCoordinator(self)
         self.fetch_sessions = FetchSessionCache(broker.config.kafka_fetch_session_cache_slots)
+        self.cleaner = LogCleaner(broker, self.txn_partitions.is_aborted)
 
     @property
     def groups(self) -> GroupCoordinator:
@@ -153,6 +155,7 @@ class KafkaFrontend:
             registrar.extra_fields["kafkaAddr"] = f"{self.advertised_host}:{self.port}"
             registrar.kick()
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="kafka-retention"))
+        self._tasks.append(asyncio.create_task(self.cleaner.run(), name="kafka-log-cleaner"))
         log.info(
             "kafka frontend of broker %s listening on %s:%d (advertised %s:%d, node %d)",
             self.broker.config.broker_name,

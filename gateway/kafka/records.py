@@ -351,16 +351,18 @@ def build_batch(
     base_sequence: int = -1,
     leader_epoch: int = 0,
     attributes: int = 0,
+    last_offset_delta: int | None = None,
 ) -> bytes:
     """A batch of (offset delta, timestamp, key, value, headers) records, CRC computed;
-    ``attributes`` adds flags (TRANSACTIONAL, CONTROL) to the codec."""
+    ``attributes`` adds flags (TRANSACTIONAL, CONTROL) to the codec. ``last_offset_delta``
+    (default: the last record's) keeps a compacted batch's span, as Kafka's cleaner does."""
     if not records:
         raise ValueError("a batch needs at least one record")
     base_ts = min(r[1] for r in records)
     max_ts = max(r[1] for r in records)
     body = b"".join(encode_record(d, ts - base_ts, k, v, h) for d, ts, k, v, h in records)
     body = compress(codec, body)
-    last_delta = records[-1][0]
+    last_delta = records[-1][0] if last_offset_delta is None else last_offset_delta
     after_crc = struct.pack(
         ">hiqqqhii",
         codec | attributes,

@@ -5,9 +5,10 @@ follow Kafka's rules ([a-zA-Z0-9._-], at most 249, not "." or ".."). RocketMQ's 
 (TBW102, SCHEDULE_TOPIC_XXXX, the cluster and broker-name topics, %RETRY%/%DLQ% ...) are not
 listed to Kafka clients. Topic configs are kept as topic attributes; retention.ms,
 retention.bytes, max.message.bytes and min.insync.replicas (acks=all in a broker group, isr.py)
-are enforced; cleanup.policy=compact, compression.type other than "producer" and
-message.timestamp.type=LogAppendTime are refused (INVALID_CONFIG); the other known Kafka names
-are stored and described only.
+are enforced; cleanup.policy compact and compact,delete with min.cleanable.dirty.ratio,
+delete.retention.ms and min.compaction.lag.ms are served by compaction.py; compression.type other
+than "producer" and message.timestamp.type=LogAppendTime are refused (INVALID_CONFIG); the other
+known Kafka names are stored and described only.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 RETENTION_MS = "retention.ms"
 RETENTION_BYTES = "retention.bytes"
 MAX_MESSAGE_BYTES = "max.message.bytes"
+CLEANUP_POLICY = "cleanup.policy"
+DELETE_RETENTION_MS = "delete.retention.ms"
+MIN_COMPACTION_LAG_MS = "min.compaction.lag.ms"
+MIN_CLEANABLE_DIRTY_RATIO = "min.cleanable.dirty.ratio"
 #: Kafka's default max.message.bytes (message.max.bytes)
 DEFAULT_MAX_MESSAGE_BYTES = 1048588
 
@@ -63,7 +68,7 @@ TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
     "message.timestamp.before.max.ms": "9223372036854775807",
     "message.timestamp.after.max.ms": "9223372036854775807",
 }
-_LONG_CONFIGS = {RETENTION_MS, RETENTION_BYTES, "segment.ms", "delete.retention.ms"}
+_LONG_CONFIGS = {RETENTION_MS, RETENTION_BYTES, "segment.ms", DELETE_RETENTION_MS, MIN_COMPACTION_LAG_MS}
 
 
 def invalid_name(name: str | None) -> str | None:
@@ -135,6 +140,15 @@ def config_value_error(name: str, value: str | None) -> str | None:
             return f"Invalid value {value} for configuration {name}: Value must be at least 0"
         if name in (RETENTION_MS, RETENTION_BYTES) and number < -1:
             return f"Invalid value {value} for configuration {name}: Value must be at least -1"
+        if name in (DELETE_RETENTION_MS, MIN_COMPACTION_LAG_MS) and number < 0:
+            return f"Invalid value {value} for configuration {name}: Value must be at least 0"
+    if name == MIN_CLEANABLE_DIRTY_RATIO:
+        try:
+            ratio = float(value)
+        except ValueError:
+            return f"Invalid value {value} for configuration {name}: Not a number of type DOUBLE"
+        if not 0 <= ratio <= 1:
+            return f"Invalid value {value} for configuration {name}: Value must be between 0 and 1"
     return _unserved(name, value)
 
 
@@ -142,8 +156,8 @@ def config_value_error(name: str, value: str | None) -> str | None:
 _SERVED: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
     "cleanup.policy": (
         frozenset({"delete", "compact"}),
-        frozenset({"delete"}),
-        "log compaction is not implemented",
+        frozenset({"delete", "compact"}),
+        "",
     ),
     "compression.type": (
         frozenset({"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"}),
