@@ -162,6 +162,19 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
         _fail_skip(report, collector.nodeid)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the wheel build of tests/test_wheel_user_suite.py now, in the background, when that test
+    will run: it mostly waits on PyPI, so the rest of the suite runs meanwhile."""
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        if item.nodeid.endswith("test_user_suite_passes_in_a_fresh_virtualenv_from_the_wheel"):
+            start = getattr(getattr(item, "module", None), "start_build", None)
+            if start is not None:
+                start()
+            return
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _starts_processes(item):

@@ -15,8 +15,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -51,7 +54,61 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -
     return out.stdout
 
 
-def test_user_suite_passes_in_a_fresh_virtualenv_from_the_wheel(tmp_path: Path) -> None:
+@dataclass
+class Installed:
+    """The wheel built and installed with its testing extra into a fresh virtualenv."""
+
+    wheel: Path
+    python: str
+    env: dict[str, str]
+    work: Path
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def build_and_install(work: Path) -> Installed:
+    """Copy the sources, build the wheel, make a fresh virtualenv and install the wheel there.
+
+    Mostly waiting on PyPI, so conftest.py starts it in a thread as soon as this test is collected
+    and the test only waits for it (the whole suite must stay under 20 minutes)."""
+    env = _env()
+    src = work / "src"  # a copy: the build leaves build/ and *.egg-info behind
+    src.mkdir(parents=True)
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(path, src / name)
+    dist = work / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)], work, env)
+    [wheel] = dist.glob("ferrymq-*.whl")
+    venv = work / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], work, env)
+    py = str(venv / "bin" / "python")
+    _run([py, "-m", "pip", "install", "-q", f"{wheel}[testing]", *CLIENTS], work, env)
+    return Installed(wheel, py, env, work)
+
+
+_started: dict[str, Future[Installed]] = {}
+
+
+def start_build() -> None:
+    """Begin build_and_install in the background (once per session), when PyPI answers."""
+    if not _started and _index_reachable() is None:
+        work = Path(tempfile.mkdtemp(prefix="ferrymq-wheel-"))
+        pool = ThreadPoolExecutor(1, thread_name_prefix="wheel-build")
+        _started["build"] = pool.submit(build_and_install, work)
+        pool.shutdown(wait=False)
+
+
+def test_user_suite_passes_in_a_fresh_virtualenv_from_the_wheel(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     why = _index_reachable()
     if why is not None:
         print(
@@ -59,31 +116,16 @@ def test_user_suite_passes_in_a_fresh_virtualenv_from_the_wheel(tmp_path: Path) 
             file=sys.stderr,
         )
         pytest.skip(f"PyPI not reachable: {why}")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-
-    src = tmp_path / "src"  # a copy: the build leaves build/ and *.egg-info behind
-    src.mkdir()
-    for name in SOURCES:
-        path = ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(path, src / name)
-    dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)], tmp_path, env)
-    [wheel] = dist.glob("ferrymq-*.whl")
+    start_build()  # already running when the session collected this test
+    installed = _started["build"].result(timeout=900)
+    request.addfinalizer(lambda: shutil.rmtree(installed.work, ignore_errors=True))
+    wheel, py, env = installed.wheel, installed.python, installed.env
     with zipfile.ZipFile(wheel) as zf:  # the console's charting library ships with it (package-data)
         names = set(zf.namelist())
     for name in ("uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "console.js"):
         assert f"ferrymq/gateway/admin/static/{name}" in names, name
     for name in ("service_pb2.py", "LICENSE", "NOTICE"):  # the vendored gRPC code, with its license
         assert f"ferrymq/gateway/grpc/protocol/{name}" in names, name
-
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
-    py = str(venv / "bin" / "python")
-    _run([py, "-m", "pip", "install", "-q", f"{wheel}[testing]", *CLIENTS], tmp_path, env)
 
     user = tmp_path / "user"  # no conftest.py, no repository on the path
     user.mkdir()
