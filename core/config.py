@@ -260,6 +260,11 @@ class BrokerConfig(BaseModel):
     group_initial_rebalance_delay_ms: int = Field(3000, alias="groupInitialRebalanceDelayMs", ge=0)
     group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)
     group_max_session_timeout_ms: int = Field(1_800_000, alias="groupMaxSessionTimeoutMs", ge=1)
+    # KIP-848 consumer groups (Kafka's group.consumer.* settings)
+    group_consumer_session_timeout_ms: int = Field(45_000, alias="groupConsumerSessionTimeoutMs", ge=1)
+    group_consumer_heartbeat_interval_ms: int = Field(5_000, alias="groupConsumerHeartbeatIntervalMs", ge=1)
+    #: server-side assignors a member may name ("uniform", "range"); the first is the default
+    group_consumer_assignors: str = Field("uniform,range", alias="groupConsumerAssignors")
 
     #: controller mode: the configured brokerId (the broker's identity in its group) and the role it
     #: takes as master; ``broker_id``/``broker_role`` then follow the role the controller gave it

@@ -20,6 +20,13 @@ so one group never runs on two brokers.
 A group is active under one protocol at a time: a Kafka member cannot join a group that has live
 native consumers (INCONSISTENT_GROUP_PROTOCOL), and a guard registered with the broker's
 ``ClientManager`` refuses native consumers of a group with live Kafka members.
+
+KIP-848 consumer groups (consumer_group.py) live beside the classic ones, one group id in one of
+them: an empty classic group becomes a consumer group when a consumer-protocol member joins it,
+and an empty consumer group a classic one when a classic member joins it (Kafka's conversion of
+empty groups, which it does under every group.consumer.migration.policy). A group with live
+members of the other protocol is refused: ConsumerGroupHeartbeat answers GROUP_ID_NOT_FOUND ("not
+a consumer group", as Kafka with the policy ``disabled``) and JoinGroup INCONSISTENT_GROUP_PROTOCOL.
 """
 
 from __future__ import annotations
@@ -38,6 +45,13 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.group_views import GroupView, MemberView
 from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.gateway.kafka.group.consumer_group import (
+    ConsumerGroupConfig,
+    ConsumerGroupManager,
+    HeartbeatRequest,
+    HeartbeatResult,
+    TopicCatalog,
+)
 from ferrymq.gateway.kafka.group.owner_offsets import OwnerOffsets
 from ferrymq.gateway.kafka.group.state import (
     DescribedMember,
@@ -60,8 +74,9 @@ log = logging.getLogger("ferrymq.kafka.group")
 
 #: Kafka's offset.metadata.max.bytes
 OFFSET_METADATA_MAX_SIZE = 4096
-#: ListGroups' group type of every group here (KIP-848's "consumer" groups are not served)
+#: ListGroups' group types: classic groups, and KIP-848's consumer groups
 CLASSIC = "classic"
+CONSUMER = "consumer"
 #: protocol type shown for a group that native RocketMQ consumers hold: "", as Kafka shows its
 #: simple groups, because the Java Admin and librdkafka drop or refuse any type but "consumer"
 #: and "" (so kafka-consumer-groups.sh can list native groups and show their lag)
@@ -100,6 +115,7 @@ class GroupCoordinator:
         self.cluster = cluster  # partitions of topics across broker groups, for offset commits
         self.owners = OwnerOffsets(broker, cluster)
         self.groups = GroupManager(config or _config_from(broker))
+        self.consumers = ConsumerGroupManager(_consumer_config_from(broker))
         self._tokens = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[Result]] = {}
         self._wakeup = asyncio.Event()
@@ -143,13 +159,22 @@ class GroupCoordinator:
             now = _now_ms()
             self.groups.tick(now)
             self._deliver()
+            for group_id, member_id in self.consumers.tick(now):
+                log.info("group %s: member %s fenced (session or rebalance timeout)", group_id, member_id)
             if now >= self._next_sweep:
                 self.groups.forget_empty(now)
-                for group_id in [g for g in self.groups.groups if not self.cluster.coordinates(g)]:
+                self.consumers.forget_empty(now)
+                for group_id in [
+                    g
+                    for g in [*self.groups.groups, *self.consumers.groups]
+                    if not self.cluster.coordinates(g)
+                ]:
                     self._drop(group_id)
                 self._next_sweep = now + self._sweep_ms
             self._wakeup.clear()
-            self._scheduled = deadline = self.groups.next_deadline()
+            self._scheduled = deadline = _earliest(
+                self.groups.next_deadline(), self.consumers.next_deadline()
+            )
             wake = self._next_sweep if deadline is None else min(deadline, self._next_sweep)
             timeout = max(0.0, (wake - now) / 1000)
             with contextlib.suppress(TimeoutError):
@@ -200,8 +225,9 @@ class GroupCoordinator:
     def _drop(self, group_id: str) -> None:
         """Forget a group another broker coordinates now: its parked members get
         COORDINATOR_NOT_AVAILABLE and look for the coordinator again."""
-        if self.groups.get(group_id) is None:
+        if self.groups.get(group_id) is None and self.consumers.get(group_id) is None:
             return
+        self.consumers.delete(group_id)
         log.info(
             "group %s: coordinated by another broker group now; its membership here is dropped", group_id
         )
@@ -217,11 +243,14 @@ class GroupCoordinator:
 
     def _native_refusal(self, group_id: str) -> str | None:
         group = self.groups.get(group_id)
-        if group is None or not group.has_members:
+        consumers = self.consumers.get(group_id)
+        n = len(group.members) if group is not None and group.has_members else 0
+        n += len(consumers.members) if consumers is not None else 0
+        if not n:
             return None
         return (
             f"consumer group {group_id} is active as a Kafka consumer group "
-            f"({len(group.members)} Kafka members); a group is active under one protocol at a time"
+            f"({n} Kafka members); a group is active under one protocol at a time"
         )
 
     def _refuse_kafka(self, group_id: str, peer: str, what: str) -> bool:
@@ -242,6 +271,19 @@ class GroupCoordinator:
     async def join(self, group_id: str, req: JoinRequest, peer: str) -> JoinResult:
         if group_id and self._refuse_kafka(group_id, peer, f"JoinGroup of {req.client_id}"):
             return JoinResult(ErrorCode.inconsistent_group_protocol, req.member_id)
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            if consumers.members:
+                log.warning(
+                    "JoinGroup of %s from %s refused: group %s is a consumer-protocol (KIP-848) group "
+                    "with %d members",
+                    req.client_id,
+                    peer,
+                    group_id,
+                    len(consumers.members),
+                )
+                return JoinResult(ErrorCode.inconsistent_group_protocol, req.member_id)
+            self.consumers.delete(group_id)  # an empty consumer group becomes a classic one
         token, fut = self._park()
         self.groups.join(group_id, req, token, _now_ms())
         self._after(group_id)
@@ -255,6 +297,35 @@ class GroupCoordinator:
         self._after(group_id)
         result = await self._wait(token, fut)
         assert isinstance(result, SyncResult)
+        return result
+
+    def consumer_heartbeat(self, req: HeartbeatRequest, catalog: TopicCatalog, peer: str) -> HeartbeatResult:
+        """ConsumerGroupHeartbeat: a KIP-848 member joins, heartbeats, reconciles or leaves."""
+        group_id = req.group_id
+        if group_id and self._refuse_kafka(group_id, peer, f"ConsumerGroupHeartbeat of {req.client_id}"):
+            return HeartbeatResult(
+                ErrorCode.inconsistent_group_protocol, f"Group {group_id} has live RocketMQ consumers."
+            )
+        classic = self.groups.get(group_id)
+        if classic is not None and classic.state != GroupState.DEAD:
+            if classic.state != GroupState.EMPTY:
+                log.info(
+                    "ConsumerGroupHeartbeat of %s from %s refused: group %s is a classic group with members",
+                    req.client_id,
+                    peer,
+                    group_id,
+                )
+                return HeartbeatResult(
+                    ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group."
+                )
+            log.info("group %s: empty classic group converted to a consumer group", group_id)
+        if classic is not None:
+            self.groups.delete(group_id)
+            self._deliver()
+        result = self.consumers.heartbeat(req, catalog, _now_ms())
+        deadline = self.consumers.next_deadline()
+        if deadline is not None and (self._scheduled is None or deadline < self._scheduled):
+            self._wakeup.set()
         return result
 
     def heartbeat(
@@ -332,6 +403,11 @@ class GroupCoordinator:
             return ErrorCode.invalid_group_id
         if self._refuse_kafka(group_id, peer, what):
             return ErrorCode.inconsistent_group_protocol
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            # KIP-848: the generation is the member epoch; transactional commits may use any version
+            version = api_version if what == "OffsetCommit" else 9
+            return consumers.validate_offset_commit(member_id, generation_id, version)
         group = self.groups.get(group_id)
         if group is not None:
             return group.validate_offset_commit(member_id, group_instance_id, generation_id, _now_ms())
@@ -339,6 +415,11 @@ class GroupCoordinator:
             # a member of a group that is gone (e.g. the broker restarted): make it rejoin
             return ErrorCode.group_id_not_found if api_version >= 9 else ErrorCode.illegal_generation
         return None
+
+    def check_fetcher(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode | None:
+        """OffsetFetch v9's check of a consumer-protocol member (None: it may fetch)."""
+        consumers = self.consumers.get(group_id)
+        return consumers.validate_offset_fetch(member_id, member_epoch) if consumers is not None else None
 
     async def apply_offsets(self, group_id: str, entries: list[tuple[str, int, int, str]]) -> list[ErrorCode]:
         """Store (topic, partition, offset, metadata) entries without a member check: a committed
@@ -421,6 +502,9 @@ class GroupCoordinator:
     async def describe(self, group_id: str) -> GroupSummary:
         """A group as DescribeGroups shows it: Kafka's, a live native group's, Empty with offsets
         on some broker group, or Dead if unknown."""
+        if self.consumers.get(group_id) is not None:
+            # Kafka 4 before DescribeGroups v6: a consumer group is "Dead" to the classic API
+            return GroupSummary(group_id, GroupState.DEAD, "", "", ())
         group = self.groups.get(group_id)
         if group is not None and (group.has_members or not self.native_consumers(group_id)):
             return group.summary()
@@ -446,10 +530,10 @@ class GroupCoordinator:
         for group_id, group in self.groups.groups.items():
             if group.state != GroupState.DEAD:
                 listed[group_id] = ListedGroup(group_id, group.protocol_type or "", group.state.value)
+        for group_id, cgroup in self.consumers.groups.items():
+            listed[group_id] = ListedGroup(group_id, CONSUMER, cgroup.state, CONSUMER)
         for group_id in list(self.broker.clients.consumers):
-            if self.native_consumers(group_id) and not (
-                (g := self.groups.get(group_id)) is not None and g.has_members
-            ):
+            if self.native_consumers(group_id) and not self._native_refusal(group_id):
                 listed[group_id] = ListedGroup(group_id, NATIVE_PROTOCOL_TYPE, GroupState.STABLE.value)
         want_states = {s.lower() for s in states}
         want_types = {t.lower() for t in types}
@@ -469,13 +553,19 @@ class GroupCoordinator:
         if self.native_consumers(group_id):
             return ErrorCode.non_empty_group
         group = self.groups.get(group_id)
-        if group is not None and group.state in _ACTIVE:
+        consumers = self.consumers.get(group_id)
+        if (group is not None and group.state in _ACTIVE) or (consumers is not None and consumers.members):
             return ErrorCode.non_empty_group
-        if group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
+        if (
+            group is None
+            and consumers is None
+            and (error := await self._offsets_exist(group_id)) != ErrorCode.none
+        ):
             return error
         if not await self.owners.delete_group(group_id):
             return ErrorCode.coordinator_not_available
         self.groups.delete(group_id)
+        self.consumers.delete(group_id)
         self.broker.offsets.delete_group(group_id)
         self.broker.offsets.persist()
         if self._metadata.pop(group_id, None):
@@ -494,7 +584,10 @@ class GroupCoordinator:
         if self.native_consumers(group_id):
             return ErrorCode.non_empty_group, []
         group = self.groups.get(group_id)
-        if group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None and consumers.members:
+            group = None  # a live consumer group: offsets of topics it subscribes to stay
+        elif group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
             return error, []
         active = group is not None and group.state in _ACTIVE
         if group is not None and active and group.protocol_type != "consumer":
@@ -504,7 +597,9 @@ class GroupCoordinator:
         out = []
         dropped: list[tuple[str, int, int]] = []
         for topic, partitions in topics:
-            subscribed = group is not None and active and group.is_subscribed_to(topic)
+            subscribed = (group is not None and active and group.is_subscribed_to(topic)) or (
+                consumers is not None and bool(consumers.members) and consumers.is_subscribed_to(topic)
+            )
             error = ErrorCode.group_subscribed_to_topic if subscribed else ErrorCode.none
             out.append((topic, [(p, error) for p in partitions]))
             if not subscribed:
@@ -534,9 +629,20 @@ class GroupCoordinator:
     # ---- GroupProvider (the admin API's view) ------------------------------------------
 
     def group_names(self) -> list[str]:
-        return [g for g, group in self.groups.groups.items() if group.state != GroupState.DEAD]
+        classic = [g for g, group in self.groups.groups.items() if group.state != GroupState.DEAD]
+        return classic + [g for g in self.consumers.groups if g not in classic]
 
     def group_state(self, group_id: str) -> GroupView | None:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None and consumers.members:
+            cmembers = [
+                MemberView(
+                    m.member_id, m.client_host.lstrip("/"), f"kafka consumer protocol ({m.client_id})", ""
+                )
+                for m in consumers.members.values()
+            ]
+            topics = {t: "*" for t in sorted(consumers.subscribed_topics())}
+            return GroupView(group_id, "kafka", consumers.state, cmembers, topics)
         group = self.groups.get(group_id)
         if group is None or not group.members:
             return None
@@ -557,6 +663,21 @@ def _config_from(broker: Broker) -> GroupConfig:
         initial_rebalance_delay_ms=cfg.group_initial_rebalance_delay_ms,
         new_member_join_timeout_ms=GroupConfig().new_member_join_timeout_ms,
     )
+
+
+def _consumer_config_from(broker: Broker) -> ConsumerGroupConfig:
+    """Kafka's group.consumer.* settings."""
+    cfg = broker.config
+    assignors = tuple(a.strip() for a in cfg.group_consumer_assignors.split(",") if a.strip())
+    return ConsumerGroupConfig(
+        session_timeout_ms=cfg.group_consumer_session_timeout_ms,
+        heartbeat_interval_ms=cfg.group_consumer_heartbeat_interval_ms,
+        assignors=assignors or ConsumerGroupConfig().assignors,
+    )
+
+
+def _earliest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _load_metadata(path: Path) -> dict[str, dict[str, dict[int, str]]]:
