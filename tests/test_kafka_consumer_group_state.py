@@ -218,3 +218,18 @@ def test_offset_commit_checks_member_epoch() -> None:
     assert g.validate_offset_commit("", -1, 9) == ErrorCode.unknown_member_id  # not while members are in
     beat(mgr, topics, "a", -1, None)
     assert g.validate_offset_commit("", -1, 9) is None
+
+
+def test_commit_with_the_epoch_before_a_revocation_ack_is_accepted_for_held_partitions() -> None:
+    mgr, topics = ConsumerGroupManager(), Topics(t=2)
+    a = join(mgr, topics, "a")
+    join(mgr, topics, "b")
+    kept = frozenset(parts(beat(mgr, topics, "a", a.member_epoch, {"t": frozenset({0, 1})})))
+    acked = beat(mgr, topics, "a", a.member_epoch, {"t": kept})
+    assert acked.member_epoch > a.member_epoch
+    g = mgr.get(G)
+    (held,) = kept
+    # a commit sent before the ack's response arrived carries the old epoch
+    assert g.validate_offset_commit("a", a.member_epoch, 9, [("t", held)]) is None
+    assert g.validate_offset_commit("a", a.member_epoch, 9, [("t", 1 - held)]) == ErrorCode.stale_member_epoch
+    assert g.validate_offset_commit("a", a.member_epoch - 1, 9, [("t", held)]) == ErrorCode.stale_member_epoch

@@ -106,7 +106,7 @@ def test_members_share_partitions_with_epochs_offsets_and_describe(tmp_path: Pat
 
         ok = await wire.call(commit(epoch_a))
         assert ok.topics[0].partitions[0].error_code == ErrorCode.none
-        stale = await wire.call(commit(epoch_a - 1))
+        stale = await wire.call(commit(epoch_a + 1))
         assert stale.topics[0].partitions[0].error_code == ErrorCode.stale_member_epoch
 
         def fetch(epoch: int) -> FetchV9:
@@ -116,7 +116,7 @@ def test_members_share_partitions_with_epochs_offsets_and_describe(tmp_path: Pat
 
         f = await wire.call(fetch(epoch_a))
         assert f.groups[0].topics[0].partitions[0].committed_offset == 5
-        assert (await wire.call(fetch(epoch_a - 1))).groups[0].error_code == ErrorCode.stale_member_epoch
+        assert (await wire.call(fetch(epoch_a + 1))).groups[0].error_code == ErrorCode.stale_member_epoch
 
         listed = await wire.call(ListGroupsRequest(states_filter=(), types_filter=("consumer",)))
         assert [(g.group_id, g.group_type, g.group_state) for g in listed.groups] == [

@@ -263,8 +263,15 @@ class ConsumerGroup:
             self.remove(mid, now)
         return expired
 
-    def validate_offset_commit(self, member_id: str, member_epoch: int, api_version: int) -> ErrorCode | None:
-        """Kafka's ConsumerGroup.validateOffsetCommit: None if the commit may go ahead."""
+    def validate_offset_commit(
+        self, member_id: str, member_epoch: int, api_version: int, partitions: Iterable[tuple[str, int]] = ()
+    ) -> ErrorCode | None:
+        """Kafka's ConsumerGroup.validateOffsetCommit: None if the commit may go ahead.
+
+        One relaxation: a commit carrying the epoch the member had before its latest bump is
+        accepted for partitions it still holds. The epoch moves on the heartbeat acknowledging a
+        revocation, and a commit the client sent before that heartbeat's response arrived carries
+        the old one (Kafka answers STALE_MEMBER_EPOCH there, and the Java client's commitSync fails)."""
         if member_epoch < 0 and not self.members:
             return None  # an admin or a consumer without group management, on an empty group
         member = self.members.get(member_id)
@@ -272,7 +279,10 @@ class ConsumerGroup:
             return ErrorCode.unknown_member_id
         if api_version < 9:
             return ErrorCode.unsupported_version
-        return ErrorCode.stale_member_epoch if member_epoch != member.epoch else None
+        if member_epoch == member.epoch:
+            return None
+        held = partitions and all(p in member.assigned.get(t, ()) for t, p in partitions)
+        return None if held and member_epoch == member.previous_epoch else ErrorCode.stale_member_epoch
 
     def validate_offset_fetch(self, member_id: str | None, member_epoch: int) -> ErrorCode | None:
         """OffsetFetch v9's member check (KIP-848): none without a member id and epoch -1."""
@@ -396,7 +406,7 @@ class ConsumerGroupManager:
             if member is not None:  # a rejoin: what it held is released, it starts over
                 group.remove(member_id, now)
             member = group.members[member_id] = ConsumerMember(member_id, req.instance_id)
-            group.epoch += 1
+            group.epoch += 1 if not (req.subscribed_topic_names or req.subscribed_topic_regex) else 0
             return member, None
         if member is None:
             return None, self._error(

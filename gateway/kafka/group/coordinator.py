@@ -355,7 +355,11 @@ class GroupCoordinator:
         peer: str,
     ) -> list[tuple[str, list[tuple[int, ErrorCode]]]]:
         """Store (partition, offset, metadata) per topic; an error per partition, as the response has."""
-        error = self.check_committer(group_id, member_id, group_instance_id, generation_id, api_version, peer)
+        topics = [(t, list(parts)) for t, parts in topics]
+        held = [(t, p) for t, parts in topics for p, _, _ in parts]
+        error = self.check_committer(
+            group_id, member_id, group_instance_id, generation_id, api_version, peer, partitions=held
+        )
         out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
         stored: list[tuple[str, int, int]] = []  # offset -1: "no offset", as OffsetFetch reports it
         stored_at: list[tuple[list[tuple[int, ErrorCode]], int, str]] = []  # its result, metadata
@@ -396,6 +400,7 @@ class GroupCoordinator:
         api_version: int,
         peer: str,
         what: str = "OffsetCommit",
+        partitions: Iterable[tuple[str, int]] = (),
     ) -> ErrorCode | None:
         """Why a commit of this member must be refused (None: it may commit): OffsetCommit's and
         KIP-447's TxnOffsetCommit v3+ check of the group, generation, member and instance id."""
@@ -407,7 +412,7 @@ class GroupCoordinator:
         if consumers is not None:
             # KIP-848: the generation is the member epoch; transactional commits may use any version
             version = api_version if what == "OffsetCommit" else 9
-            return consumers.validate_offset_commit(member_id, generation_id, version)
+            return consumers.validate_offset_commit(member_id, generation_id, version, partitions)
         group = self.groups.get(group_id)
         if group is not None:
             return group.validate_offset_commit(member_id, group_instance_id, generation_id, _now_ms())
