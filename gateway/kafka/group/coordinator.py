@@ -45,6 +45,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.group_views import GroupView, MemberView
 from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.gateway.kafka.group.assignors import ASSIGNORS
 from ferrymq.gateway.kafka.group.consumer_group import (
     ConsumerGroupConfig,
     ConsumerGroupManager,
@@ -673,7 +674,10 @@ def _config_from(broker: Broker) -> GroupConfig:
 def _consumer_config_from(broker: Broker) -> ConsumerGroupConfig:
     """Kafka's group.consumer.* settings."""
     cfg = broker.config
-    assignors = tuple(a.strip() for a in cfg.group_consumer_assignors.split(",") if a.strip())
+    named = [a.strip() for a in cfg.group_consumer_assignors.split(",") if a.strip()]
+    if unknown := [a for a in named if a not in ASSIGNORS]:
+        log.warning("groupConsumerAssignors: unknown assignors %s left out (known: %s)", unknown, ASSIGNORS)
+    assignors = tuple(a for a in named if a in ASSIGNORS)
     return ConsumerGroupConfig(
         session_timeout_ms=cfg.group_consumer_session_timeout_ms,
         heartbeat_interval_ms=cfg.group_consumer_heartbeat_interval_ms,
