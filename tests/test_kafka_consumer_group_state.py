@@ -90,13 +90,19 @@ def test_wrong_epochs_are_fenced_and_unknown_members_told_so() -> None:
     assert beat(other, topics, "a", 3, None).error == ErrorCode.unknown_member_id
 
 
-def test_lost_response_previous_epoch_is_accepted() -> None:
+def a_revokes_for_b() -> tuple[ConsumerGroupManager, Topics, HeartbeatResult, frozenset[int]]:
+    """a owns both partitions, b joins, a revokes one and acknowledges: (.., a's join, a's kept)."""
     mgr, topics = ConsumerGroupManager(), Topics(t=2)
     a = join(mgr, topics, "a")
     join(mgr, topics, "b")
     kept = frozenset(parts(beat(mgr, topics, "a", a.member_epoch, {"t": frozenset({0, 1})})))
-    r = beat(mgr, topics, "a", a.member_epoch, {"t": kept})
-    assert r.member_epoch > a.member_epoch
+    acked = beat(mgr, topics, "a", a.member_epoch, {"t": kept})
+    assert acked.member_epoch > a.member_epoch
+    return mgr, topics, a, kept
+
+
+def test_lost_response_previous_epoch_is_accepted() -> None:
+    mgr, topics, a, kept = a_revokes_for_b()
     # the response was lost: the member heartbeats again with the epoch it had, owning a subset
     again = beat(mgr, topics, "a", a.member_epoch, {"t": kept})
     assert again.error == ErrorCode.none
@@ -221,12 +227,7 @@ def test_offset_commit_checks_member_epoch() -> None:
 
 
 def test_commit_with_the_epoch_before_a_revocation_ack_is_accepted_for_held_partitions() -> None:
-    mgr, topics = ConsumerGroupManager(), Topics(t=2)
-    a = join(mgr, topics, "a")
-    join(mgr, topics, "b")
-    kept = frozenset(parts(beat(mgr, topics, "a", a.member_epoch, {"t": frozenset({0, 1})})))
-    acked = beat(mgr, topics, "a", a.member_epoch, {"t": kept})
-    assert acked.member_epoch > a.member_epoch
+    mgr, _, a, kept = a_revokes_for_b()
     g = mgr.get(G)
     (held,) = kept
     # a commit sent before the ack's response arrived carries the old epoch

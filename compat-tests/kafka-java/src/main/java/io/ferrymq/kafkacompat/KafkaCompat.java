@@ -145,7 +145,7 @@ public final class KafkaCompat {
         }
     }
 
-    private static Properties consumerProps(String bootstrap, String group) {
+    static Properties consumerProps(String bootstrap, String group) {
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
