@@ -265,6 +265,12 @@ class BrokerConfig(BaseModel):
     group_consumer_heartbeat_interval_ms: int = Field(5_000, alias="groupConsumerHeartbeatIntervalMs", ge=1)
     #: server-side assignors a member may name ("uniform", "range"); the first is the default
     group_consumer_assignors: str = Field("uniform,range", alias="groupConsumerAssignors")
+    #: Kafka's group.consumer.migration.policy: disabled, upgrade, downgrade or bidirectional
+    group_consumer_migration_policy: str = Field(
+        "bidirectional",
+        alias="groupConsumerMigrationPolicy",
+        pattern="(?i)^(disabled|upgrade|downgrade|bidirectional)$",
+    )
 
     #: controller mode: the configured brokerId (the broker's identity in its group) and the role it
     #: takes as master; ``broker_id``/``broker_role`` then follow the role the controller gave it

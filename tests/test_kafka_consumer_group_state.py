@@ -3,10 +3,19 @@ fencing and timeouts, with time passed in."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import struct
 from collections.abc import Iterable
 
+from kio.schema.consumer_protocol_subscription.v1.data import ConsumerProtocolSubscription
+from kio.schema.consumer_protocol_subscription.v1.data import TopicPartition as SubPartition
 from kio.schema.errors import ErrorCode
+from kio.schema.types import TopicName
+from kio.serial import entity_writer
+from kio.static.primitive import i32
 
+from ferrymq.gateway.kafka.group import classic_members
 from ferrymq.gateway.kafka.group.assignors import range_assign, uniform_assign
 from ferrymq.gateway.kafka.group.consumer_group import (
     ConsumerGroupConfig,
@@ -15,6 +24,8 @@ from ferrymq.gateway.kafka.group.consumer_group import (
     HeartbeatResult,
     regex_error,
 )
+from ferrymq.gateway.kafka.group.consumer_protocol import assigned_partitions, encode_assignment
+from ferrymq.gateway.kafka.group.state import GroupConfig, GroupManager, JoinRequest, JoinResult, SyncRequest
 
 G = "g"
 
@@ -234,3 +245,52 @@ def test_commit_with_the_epoch_before_a_revocation_ack_is_accepted_for_held_part
     assert g.validate_offset_commit("a", a.member_epoch, 9, [("t", held)]) is None
     assert g.validate_offset_commit("a", a.member_epoch, 9, [("t", 1 - held)]) == ErrorCode.stale_member_epoch
     assert g.validate_offset_commit("a", a.member_epoch - 1, 9, [("t", held)]) == ErrorCode.stale_member_epoch
+
+
+def _classic_join(member_id: str, owned: dict[str, list[int]]) -> JoinRequest:
+    sub = ConsumerProtocolSubscription(
+        topics=(TopicName("t"),),
+        user_data=None,
+        owned_partitions=tuple(
+            SubPartition(topic=TopicName(t), partitions=tuple(i32(p) for p in ps)) for t, ps in owned.items()
+        ),
+    )
+    buf = io.BytesIO()
+    buf.write(struct.pack(">h", 1))
+    entity_writer(ConsumerProtocolSubscription)(buf, sub)
+    return JoinRequest(member_id, None, "cli", "/h", 10_000, 10_000, "consumer", (("range", buf.getvalue()),))
+
+
+def test_classic_members_of_a_consumer_group_rejoin_to_revoke() -> None:
+    """A classic group upgraded by a consumer-protocol member: the classic member keeps its
+    partitions until told to rejoin, gives them up by rejoining, and gets its share in SyncGroup."""
+    classic = GroupManager(GroupConfig(initial_rebalance_delay_ms=0))
+    first = dataclasses.replace(_classic_join("", {}), require_known_member_id=False)
+    classic.join(G, first, 1, 0)
+    classic.tick(0)
+    joined_classic = dict(classic.drain())[1]
+    assert isinstance(joined_classic, JoinResult) and joined_classic.error == ErrorCode.none
+    k, generation = joined_classic.member_id, joined_classic.generation_id
+    both = {k: encode_assignment({"t": frozenset({0, 1})})}
+    classic.sync(G, SyncRequest(k, None, generation, "consumer", "range", both), 2, 0)
+    old = classic.get(G)
+    assert old is not None and classic_members.convertible(old)
+    topics = Topics(t=2)
+    mgr = ConsumerGroupManager()
+    group = mgr.groups[G] = classic_members.convert(old, mgr.config, 0)
+    assert group.members[k].assigned == {"t": frozenset({0, 1})} and group.epoch == generation
+    n = join(mgr, topics, "n")  # a consumer-protocol member: nothing until k gives a partition up
+    assert parts(n) == set()
+    assert classic_members.heartbeat(group, k, generation, topics, 10) == ErrorCode.rebalance_in_progress
+    assert classic_members.heartbeat(group, k, generation + 9, topics, 10) == ErrorCode.illegal_generation
+    rejoined = classic_members.join(group, _classic_join(k, {}), topics, 20)  # eager: owns nothing now
+    assert rejoined.error == ErrorCode.none and rejoined.generation_id == group.assignment_epoch
+    epoch = rejoined.generation_id
+    synced = classic_members.sync(group, SyncRequest(k, None, epoch, "consumer", "range", {}), 20)
+    kept = assigned_partitions(synced.assignment)
+    assert kept is not None and len(kept["t"]) == 1
+    assert classic_members.heartbeat(group, k, epoch, topics, 30) == ErrorCode.none
+    assert parts(beat(mgr, topics, "n", n.member_epoch, {})) == {0, 1} - set(kept["t"])
+    assert group.validate_offset_commit(k, epoch, 2) is None
+    assert group.validate_offset_commit(k, epoch - 1, 2) == ErrorCode.illegal_generation
+    assert classic_members.leave(group, k, 40) == ErrorCode.none

@@ -4,6 +4,7 @@ client checks, offsets with member epochs, listing and describing, and the one-p
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from kio.schema.consumer_group_heartbeat.v1.request import ConsumerGroupHeartbea
 from kio.schema.consumer_group_heartbeat.v1.request import TopicPartitions as OwnedPartitions
 from kio.schema.describe_groups.v5.request import DescribeGroupsRequest
 from kio.schema.errors import ErrorCode
+from kio.schema.heartbeat.v4.request import HeartbeatRequest
 from kio.schema.list_groups.v5.request import ListGroupsRequest
 from kio.schema.offset_commit.v9.request import OffsetCommitRequest as CommitV9
 from kio.schema.offset_commit.v9.request import OffsetCommitRequestPartition as CommitPartV9
@@ -143,20 +145,41 @@ def test_members_share_partitions_with_epochs_offsets_and_describe(tmp_path: Pat
     run(tmp_path, body)
 
 
-def test_one_protocol_per_group_and_empty_groups_convert(tmp_path: Path) -> None:
+def test_groups_of_both_protocols_upgrade_and_convert(tmp_path: Path) -> None:
     async def body(broker: Broker, frontend: KafkaFrontend) -> None:
         wire = await Wire.open(frontend.port)
-        member = await join_member(wire, "classic")
-        joined = await wire.call(join_v5(member, group="classic"))
+        # a classic group of another protocol type (Kafka Connect's) cannot become a consumer group
+        member = await join_member(wire, "connect")
+        joined = await wire.call(
+            dataclasses.replace(join_v5(member, group="connect"), protocol_type="connect")
+        )
         assert joined.error_code == ErrorCode.none
-        r = await wire.call(hb("x", 0, group="classic"))
+        r = await wire.call(hb("x", 0, group="connect"))
         assert r.error_code == ErrorCode.group_id_not_found
-        assert r.error_message == "Group classic is not a consumer group."
-        # the consumer group "cg" with a member refuses classic members
+        assert r.error_message == "Group connect is not a consumer group."
+        # a classic consumer group with a member is upgraded by a consumer-protocol member ...
+        member = await join_member(wire, "mixed")
+        joined = await wire.call(join_v5(member, group="mixed"))
+        assert joined.error_code == ErrorCode.none
+        n = await wire.call(hb("n", 0, group="mixed"))
+        assert n.error_code == ErrorCode.none
+        listed = await wire.call(ListGroupsRequest(states_filter=(), types_filter=("consumer",)))
+        assert "mixed" in [g.group_id for g in listed.groups]
+        # ... and the classic member stays in it: told to rejoin, it rejoins at the member epoch
+        beat = await wire.call(
+            HeartbeatRequest(
+                group_id="mixed", generation_id=joined.generation_id, member_id=member, group_instance_id=None
+            )
+        )
+        assert beat.error_code == ErrorCode.rebalance_in_progress
+        rejoined = await wire.call(join_v5(member, group="mixed"))
+        assert rejoined.error_code == ErrorCode.none and rejoined.generation_id > joined.generation_id
+        d = await wire.call(
+            ConsumerGroupDescribeRequest(group_ids=("mixed",), include_authorized_operations=False)
+        )
+        assert sorted(m.member_type for m in d.groups[0].members) == [0, 1]  # classic, consumer
+        # an empty consumer group converts to a classic one
         assert (await wire.call(hb("a", 0))).error_code == ErrorCode.none
-        refused = await wire.call(join_v5(group="cg"))
-        assert refused.error_code == ErrorCode.inconsistent_group_protocol
-        # once empty it converts
         assert (await wire.call(hb("a", -1))).error_code == ErrorCode.none
         first = await wire.call(join_v5(group="cg"))
         assert first.error_code == ErrorCode.member_id_required

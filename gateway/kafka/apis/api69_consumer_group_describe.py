@@ -7,7 +7,8 @@ is GROUP_ID_NOT_FOUND "Group X not found.", a classic group GROUP_ID_NOT_FOUND "
 consumer group.", as Kafka answers.
 With an authorizer: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED) and on every topic its
 members subscribe to (else TOPIC_AUTHORIZATION_FAILED for the group).
-Leaves out: classic-protocol members inside a consumer group (not served, member type 0).
+Classic-protocol members of a group being upgraded are listed with member type 0.
+Leaves out: nothing of v0-1.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from ferrymq.gateway.kafka.group.assignors import Assignment
 from ferrymq.gateway.kafka.group.consumer_group import ConsumerGroup
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
-#: ConsumerGroupDescribe v1's member type of a consumer-protocol member
+#: ConsumerGroupDescribe v1's member types: a consumer-protocol member, a classic one (an upgrade)
 CONSUMER_MEMBER = 1
+CLASSIC_MEMBER = 0
 
 
 def _failed(group_id: str, error: ErrorCode, message: str | None = None) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def _described(group: ConsumerGroup, cluster_id: str) -> dict[str, Any]:
                 "subscribed_topic_regex": m.topic_regex,
                 "assignment": _assignment(cluster_id, m.assigned),
                 "target_assignment": _assignment(cluster_id, group.target.get(m.member_id, {})),
-                "member_type": CONSUMER_MEMBER,
+                "member_type": CONSUMER_MEMBER if m.classic is None else CLASSIC_MEMBER,
             }
             for m in sorted(group.members.values(), key=lambda m: m.member_id)
         ],

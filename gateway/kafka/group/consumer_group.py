@@ -106,6 +106,19 @@ class HeartbeatResult:
     assignment: Assignment | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ClassicMeta:
+    """What a classic-protocol member of a consumer group joined with."""
+
+    session_timeout_ms: int
+    protocol_type: str
+    protocols: tuple[tuple[str, bytes], ...]
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocols[0][0] if self.protocols else ""
+
+
 @dataclass(slots=True)
 class ConsumerMember:
     member_id: str
@@ -124,6 +137,8 @@ class ConsumerMember:
     pending_revocation: Assignment = field(default_factory=dict)
     session_deadline: int | None = None
     rebalance_deadline: int | None = None
+    #: a member speaking the classic protocol (JoinGroup/SyncGroup) inside this group
+    classic: ClassicMeta | None = None
 
     def subscription(self, catalog_names: Iterable[str] | None) -> frozenset[str]:
         subs = set(self.topic_names)
@@ -277,6 +292,8 @@ class ConsumerGroup:
         member = self.members.get(member_id)
         if member is None:
             return ErrorCode.unknown_member_id
+        if member.classic is not None:  # a classic member: its generation is its member epoch
+            return None if member_epoch == member.epoch else ErrorCode.illegal_generation
         if api_version < 9:
             return ErrorCode.unsupported_version
         if member_epoch == member.epoch:
@@ -327,7 +344,7 @@ class ConsumerGroupManager:
             return error
         assert member is not None
         before = dict(member.assigned)
-        self._update(group, member, req)
+        update_member(group, member, req)
         member.session_deadline = now + self.config.session_timeout_ms
         group.empty_since = None
         group.refresh_target(catalog)
@@ -431,34 +448,6 @@ class ConsumerGroupManager:
             )
         return member, None
 
-    def _update(self, group: ConsumerGroup, member: ConsumerMember, req: HeartbeatRequest) -> None:
-        changed = False
-        if (
-            req.subscribed_topic_names is not None
-            and tuple(sorted(req.subscribed_topic_names)) != member.topic_names
-        ):
-            member.topic_names = tuple(sorted(req.subscribed_topic_names))
-            changed = True
-        if (
-            req.subscribed_topic_regex is not None
-            and (req.subscribed_topic_regex or None) != member.topic_regex
-        ):
-            member.topic_regex = req.subscribed_topic_regex or None
-            changed = True
-        if req.server_assignor is not None and req.server_assignor != member.server_assignor:
-            member.server_assignor = req.server_assignor
-            changed = True
-        if req.rebalance_timeout_ms >= 0:
-            member.rebalance_timeout_ms = req.rebalance_timeout_ms
-        if req.rack_id is not None:
-            member.rack_id = req.rack_id
-        if req.client_id:
-            member.client_id = req.client_id
-        if req.client_host:
-            member.client_host = req.client_host
-        if changed:
-            group.epoch += 1
-
     def _leave(self, req: HeartbeatRequest, now: int) -> HeartbeatResult:
         group = self.groups.get(req.group_id)
         if group is None:
@@ -499,6 +488,33 @@ class ConsumerGroupManager:
             and now - grp.empty_since >= self.config.empty_group_retention_ms
         ]:
             del self.groups[gid]
+
+
+def update_member(group: ConsumerGroup, member: ConsumerMember, req: HeartbeatRequest) -> None:
+    """Take what the request changes; a subscription change moves the group epoch."""
+    changed = False
+    if (
+        req.subscribed_topic_names is not None
+        and tuple(sorted(req.subscribed_topic_names)) != member.topic_names
+    ):
+        member.topic_names = tuple(sorted(req.subscribed_topic_names))
+        changed = True
+    if req.subscribed_topic_regex is not None and (req.subscribed_topic_regex or None) != member.topic_regex:
+        member.topic_regex = req.subscribed_topic_regex or None
+        changed = True
+    if req.server_assignor is not None and req.server_assignor != member.server_assignor:
+        member.server_assignor = req.server_assignor
+        changed = True
+    if req.rebalance_timeout_ms >= 0:
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms
+    if req.rack_id is not None:
+        member.rack_id = req.rack_id
+    if req.client_id:
+        member.client_id = req.client_id
+    if req.client_host:
+        member.client_host = req.client_host
+    if changed:
+        group.epoch += 1
 
 
 _RE2_UNSUPPORTED = re.compile(r"\(\?[=!]|\(\?<[=!]|\\[1-9]|\(\?P=")

@@ -23,10 +23,11 @@ native consumers (INCONSISTENT_GROUP_PROTOCOL), and a guard registered with the 
 
 KIP-848 consumer groups (consumer_group.py) live beside the classic ones, one group id in one of
 them: an empty classic group becomes a consumer group when a consumer-protocol member joins it,
-and an empty consumer group a classic one when a classic member joins it (Kafka's conversion of
-empty groups, which it does under every group.consumer.migration.policy). A group with live
-members of the other protocol is refused: ConsumerGroupHeartbeat answers GROUP_ID_NOT_FOUND ("not
-a consumer group", as Kafka with the policy ``disabled``) and JoinGroup INCONSISTENT_GROUP_PROTOCOL.
+and an empty consumer group a classic one when a classic member joins it (Kafka does this under
+every group.consumer.migration.policy). Under the policies ``upgrade`` and ``bidirectional`` a
+classic "consumer" group with members is upgraded too, keeping its members as classic members of
+the consumer group (classic_members.py), which JoinGroup/SyncGroup/Heartbeat/LeaveGroup then reach;
+otherwise ConsumerGroupHeartbeat answers GROUP_ID_NOT_FOUND ("not a consumer group").
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.group_views import GroupView, MemberView
 from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.gateway.kafka.group import classic_members
 from ferrymq.gateway.kafka.group.assignors import ASSIGNORS
 from ferrymq.gateway.kafka.group.consumer_group import (
     ConsumerGroupConfig,
@@ -53,6 +55,7 @@ from ferrymq.gateway.kafka.group.consumer_group import (
     HeartbeatResult,
     TopicCatalog,
 )
+from ferrymq.gateway.kafka.group.consumer_protocol import subscribed_topics
 from ferrymq.gateway.kafka.group.owner_offsets import OwnerOffsets
 from ferrymq.gateway.kafka.group.state import (
     DescribedMember,
@@ -82,6 +85,8 @@ CONSUMER = "consumer"
 #: simple groups, because the Java Admin and librdkafka drop or refuse any type but "consumer"
 #: and "" (so kafka-consumer-groups.sh can list native groups and show their lag)
 NATIVE_PROTOCOL_TYPE = ""
+#: group.consumer.migration.policy values under which a classic group with members upgrades
+UPGRADE_POLICIES = ("upgrade", "bidirectional")
 _ACTIVE = (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
 
 
@@ -117,6 +122,8 @@ class GroupCoordinator:
         self.owners = OwnerOffsets(broker, cluster)
         self.groups = GroupManager(config or _config_from(broker))
         self.consumers = ConsumerGroupManager(_consumer_config_from(broker))
+        #: Kafka's group.consumer.migration.policy: whether classic groups with members upgrade
+        self.migration_policy = broker.config.group_consumer_migration_policy.lower()
         self._tokens = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[Result]] = {}
         self._wakeup = asyncio.Event()
@@ -274,16 +281,14 @@ class GroupCoordinator:
             return JoinResult(ErrorCode.inconsistent_group_protocol, req.member_id)
         consumers = self.consumers.get(group_id)
         if consumers is not None:
-            if consumers.members:
-                log.warning(
-                    "JoinGroup of %s from %s refused: group %s is a consumer-protocol (KIP-848) group "
-                    "with %d members",
-                    req.client_id,
-                    peer,
-                    group_id,
-                    len(consumers.members),
+            if consumers.members:  # a classic member of a consumer group (an upgrade under way)
+                topics = dict.fromkeys(
+                    subscribed_topics(req.protocols[0][1]) or () if req.protocols else (), -1
                 )
-                return JoinResult(ErrorCode.inconsistent_group_protocol, req.member_id)
+                await self.cluster.placements(topics)
+                result = classic_members.join(consumers, req, _Topics(self), _now_ms())
+                self._rearm()
+                return result
             self.consumers.delete(group_id)  # an empty consumer group becomes a classic one
         token, fut = self._park()
         self.groups.join(group_id, req, token, _now_ms())
@@ -293,6 +298,9 @@ class GroupCoordinator:
         return result
 
     async def sync(self, group_id: str, req: SyncRequest) -> SyncResult:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            return classic_members.sync(consumers, req, _now_ms())
         token, fut = self._park()
         self.groups.sync(group_id, req, token, _now_ms())
         self._after(group_id)
@@ -308,30 +316,48 @@ class GroupCoordinator:
                 ErrorCode.inconsistent_group_protocol, f"Group {group_id} has live RocketMQ consumers."
             )
         classic = self.groups.get(group_id)
-        if classic is not None and classic.state != GroupState.DEAD:
-            if classic.state != GroupState.EMPTY:
+        now = _now_ms()
+        if classic is not None and classic.state not in (GroupState.DEAD, GroupState.EMPTY):
+            if not (self.migration_policy in UPGRADE_POLICIES and classic_members.convertible(classic)):
                 log.info(
-                    "ConsumerGroupHeartbeat of %s from %s refused: group %s is a classic group with members",
+                    "ConsumerGroupHeartbeat of %s from %s refused: group %s is a classic group with members "
+                    "(groupConsumerMigrationPolicy=%s)",
                     req.client_id,
                     peer,
                     group_id,
+                    self.migration_policy,
                 )
                 return HeartbeatResult(
                     ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group."
                 )
+            log.info(
+                "group %s: classic group with %d members upgraded to a consumer group",
+                group_id,
+                len(classic.members),
+            )
+            self.consumers.groups[group_id] = classic_members.convert(classic, self.consumers.config, now)
+        elif classic is not None and classic.state == GroupState.EMPTY:
             log.info("group %s: empty classic group converted to a consumer group", group_id)
         if classic is not None:
-            self.groups.delete(group_id)
+            self.groups.delete(group_id)  # members waiting in a rebalance rejoin, into the consumer group
             self._deliver()
-        result = self.consumers.heartbeat(req, catalog, _now_ms())
+        result = self.consumers.heartbeat(req, catalog, now)
+        self._rearm()
+        return result
+
+    def _rearm(self) -> None:
         deadline = self.consumers.next_deadline()
         if deadline is not None and (self._scheduled is None or deadline < self._scheduled):
             self._wakeup.set()
-        return result
 
     def heartbeat(
         self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
     ) -> ErrorCode:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            error = classic_members.heartbeat(consumers, member_id, generation_id, _Topics(self), _now_ms())
+            self._rearm()
+            return error
         error = self.groups.heartbeat(group_id, member_id, group_instance_id, generation_id, _now_ms())
         self._after(group_id)
         return error
@@ -339,6 +365,9 @@ class GroupCoordinator:
     def leave(
         self, group_id: str, members: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            return ErrorCode.none, [classic_members.leave(consumers, m, _now_ms()) for m, _ in members]
         result = self.groups.leave(group_id, members, _now_ms())
         self._after(group_id)
         return result
@@ -683,6 +712,19 @@ def _consumer_config_from(broker: Broker) -> ConsumerGroupConfig:
         heartbeat_interval_ms=cfg.group_consumer_heartbeat_interval_ms,
         assignors=assignors or ConsumerGroupConfig().assignors,
     )
+
+
+class _Topics:
+    """Topic partition counts from the cluster's cached routes (classic members name topics; no regex)."""
+
+    def __init__(self, coordinator: GroupCoordinator) -> None:
+        self.cluster = coordinator.cluster
+
+    def partition_count(self, topic: str) -> int:
+        return self.cluster.partition_count(topic)
+
+    def topic_names(self) -> list[str]:
+        return []
 
 
 def _earliest(a: int | None, b: int | None) -> int | None:

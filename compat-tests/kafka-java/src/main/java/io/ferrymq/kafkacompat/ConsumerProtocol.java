@@ -27,9 +27,10 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *
  * Produces COUNT records (record i to partition i % PARTITIONS). Phase "share": consumer c1 reads
  * a quarter alone, c2 joins and both read (commitSync after every poll) until half is read, the
- * Admin describes GROUP, c1 leaves, c2 reads the rest. Phase "upgrade": in GROUP2 a classic
- * consumer reads half and commits, closes, and a consumer-protocol consumer resumes from its
- * commits. Each record read is a {@code record} result with its phase, consumer, partition, offset.
+ * Admin describes GROUP, c1 leaves, c2 reads the rest. Phase "upgrade", a rolling upgrade of GROUP2:
+ * classic members k1 and k2 share the topic, k1 is restarted with group.protocol=consumer (k1n)
+ * while k2 stays classic, then k2 is restarted likewise (k2n). Each record read is a {@code record}
+ * result with its phase, consumer, partition and offset.
  */
 final class ConsumerProtocol {
     private static final Duration WAIT = Duration.ofSeconds(30);
@@ -64,21 +65,42 @@ final class ConsumerProtocol {
             }
             Json.result(Json.obj("type", "after-leave", "c2", partitionsOf(c2.assignment())));
         }
-        // a group's only member is restarted with the new protocol: the empty classic group converts
+        // a rolling upgrade: two classic members; k1 is restarted with the new protocol while k2 stays
+        // classic (the group becomes a consumer group holding a classic member), then k2 too
         int[] upgraded = {0};
-        try (KafkaConsumer<byte[], byte[]> k1 = consumer(bootstrap, group2, "classic", "k1")) {
-            k1.subscribe(List.of(topic));
-            long deadline = System.nanoTime() + WAIT.toNanos();
-            while (upgraded[0] < count / 2 && System.nanoTime() < deadline) {
-                poll(k1, "upgrade", "k1", upgraded);
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        KafkaConsumer<byte[], byte[]> k2 = consumer(bootstrap, group2, "classic", "k2");
+        try {
+            try (KafkaConsumer<byte[], byte[]> k1 = consumer(bootstrap, group2, "classic", "k1")) {
+                k1.subscribe(List.of(topic));
+                k2.subscribe(List.of(topic));
+                while ((upgraded[0] < count / 4 || k1.assignment().isEmpty() || k2.assignment().isEmpty())
+                        && System.nanoTime() < deadline) {
+                    poll(k1, "upgrade", "k1", upgraded);
+                    poll(k2, "upgrade", "k2", upgraded);
+                }
             }
-        }
-        try (KafkaConsumer<byte[], byte[]> k2 = consumer(bootstrap, group2, "consumer", "k2")) {
-            k2.subscribe(List.of(topic));
-            long deadline = System.nanoTime() + WAIT.toNanos();
-            while (upgraded[0] < count && System.nanoTime() < deadline) {
-                poll(k2, "upgrade", "k2", upgraded);
+            try (KafkaConsumer<byte[], byte[]> k1 = consumer(bootstrap, group2, "consumer", "k1n")) {
+                k1.subscribe(List.of(topic));
+                while ((upgraded[0] < count / 2 || k1.assignment().isEmpty() || k2.assignment().isEmpty())
+                        && System.nanoTime() < deadline) {
+                    poll(k1, "upgrade", "k1n", upgraded);
+                    poll(k2, "upgrade", "k2", upgraded);
+                }
+                Json.result(Json.obj("type", "mixed", "k1n", partitionsOf(k1.assignment()), "k2",
+                    partitionsOf(k2.assignment())));
+                k2.close();
+                k2 = consumer(bootstrap, group2, "consumer", "k2n");
+                k2.subscribe(List.of(topic));
+                while ((upgraded[0] < count || k2.assignment().isEmpty()) && System.nanoTime() < deadline) {
+                    poll(k1, "upgrade", "k1n", upgraded);
+                    poll(k2, "upgrade", "k2n", upgraded);
+                }
+                Json.result(Json.obj("type", "upgraded", "k1n", partitionsOf(k1.assignment()), "k2n",
+                    partitionsOf(k2.assignment())));
             }
+        } finally {
+            k2.close();
         }
     }
 
@@ -102,6 +124,9 @@ final class ConsumerProtocol {
         props.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "5");
         props.put(ConsumerConfig.CLIENT_ID_CONFIG, name);
         props.put("group.protocol", protocol);
+        if (protocol.equals("classic")) {
+            props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "200"); // it learns of rebalances by heartbeat
+        }
         return new KafkaConsumer<>(props);
     }
 
