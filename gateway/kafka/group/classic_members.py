@@ -34,7 +34,7 @@ from ferrymq.gateway.kafka.group.consumer_group import (
     HeartbeatRequest,
     MemberState,
     TopicCatalog,
-    _overlaps,
+    overlaps,
     update_member,
 )
 from ferrymq.gateway.kafka.group.consumer_protocol import (
@@ -89,9 +89,10 @@ def join(group: ConsumerGroup, req: JoinRequest, catalog: TopicCatalog, now: int
     group.refresh_target(catalog)
     owned = owned_partitions(metadata)
     group.reconcile(member, owned, now)
-    if member.state == MemberState.UNREVOKED_PARTITIONS and not _overlaps(owned, member.pending_revocation):
+    if member.state == MemberState.UNREVOKED_PARTITIONS and not overlaps(owned, member.pending_revocation):
         group.reconcile(member, owned, now)  # its rejoin already gave those partitions up
-    member.rebalance_deadline = None
+    if member.state != MemberState.UNREVOKED_PARTITIONS:
+        member.rebalance_deadline = None  # it rejoined as asked (a revocation keeps its own deadline)
     return JoinResult(
         ErrorCode.none,
         member_id,

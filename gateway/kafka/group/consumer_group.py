@@ -225,7 +225,7 @@ class ConsumerGroup:
     def reconcile(self, member: ConsumerMember, owned: Assignment | None, now: int) -> None:
         """Move the member toward its target (Kafka's CurrentAssignmentBuilder)."""
         if member.state == MemberState.UNREVOKED_PARTITIONS:
-            if owned is None or _overlaps(owned, member.pending_revocation):
+            if owned is None or overlaps(owned, member.pending_revocation):
                 return  # still revoking
             self._release(member, member.pending_revocation)
             member.pending_revocation = {}
@@ -534,7 +534,7 @@ def regex_error(pattern: str) -> str | None:
     return None
 
 
-def _overlaps(a: Assignment, b: Assignment) -> bool:
+def overlaps(a: Assignment, b: Assignment) -> bool:
     return any(a.get(t, frozenset()) & ps for t, ps in b.items())
 
 
