@@ -106,13 +106,23 @@ def test_configs_describe_and_alter(tools: ts.ToolSession, server: FerryServer, 
     assert "retention.ms=3600000" not in out, out
 
 
-def console_consume(tools: ts.ToolSession, server: FerryServer, topic: str, group: str) -> str:
+def console_consume(tools: ts.ToolSession, server: FerryServer, topic: str, group: str, *extra: str) -> str:
     """kafka-console-consumer from the beginning in ``group``, printing headers|key|value."""
     props = ["print.key=true", "print.headers=true", "key.separator=|", "headers.separator=,"]
     args = [a for p in props for a in ("--formatter-property", p)]
     limits = ["--max-messages", str(len(RECORDS)), "--timeout-ms", "20000"]
     return kafka(
-        tools, server, CONSUMER, "--topic", topic, "--from-beginning", *limits, "--group", group, *args
+        tools,
+        server,
+        CONSUMER,
+        "--topic",
+        topic,
+        "--from-beginning",
+        *limits,
+        "--group",
+        group,
+        *args,
+        *extra,
     )
 
 
@@ -160,6 +170,19 @@ def test_consumer_groups_list_describe_reset_delete(
     out = kafka(tools, server, GROUPS, "--delete", "--group", GROUP)
     assert f"Deletion of requested consumer groups ('{GROUP}') was successful." in out, out
     assert GROUP not in kafka(tools, server, GROUPS, "--list").split()
+
+
+def test_consumer_groups_of_the_consumer_protocol(
+    tools: ts.ToolSession, server: FerryServer, produced: str
+) -> None:
+    """A KIP-848 group (group.protocol=consumer): listed with its type, described with its offsets."""
+    group = "ops-kip848"
+    console_consume(tools, server, produced, group, "--consumer-property", "group.protocol=consumer")
+    out = kafka(tools, server, GROUPS, "--list", "--type")
+    assert re.search(rf"^{group}\s+Consumer\s*$", out, re.M), out
+    out = kafka(tools, server, GROUPS, "--describe", "--group", group)
+    row = next(line.split() for line in out.splitlines() if line.startswith(group))
+    assert row[1:6] == [produced, "0", str(len(RECORDS)), str(len(RECORDS)), "0"], out
 
 
 def test_delete_records(tools: ts.ToolSession, server: FerryServer, produced: str) -> None:

@@ -262,6 +262,17 @@ class BrokerConfig(BaseModel):
     group_initial_rebalance_delay_ms: int = Field(3000, alias="groupInitialRebalanceDelayMs", ge=0)
     group_min_session_timeout_ms: int = Field(6000, alias="groupMinSessionTimeoutMs", ge=1)
     group_max_session_timeout_ms: int = Field(1_800_000, alias="groupMaxSessionTimeoutMs", ge=1)
+    # KIP-848 consumer groups (Kafka's group.consumer.* settings)
+    group_consumer_session_timeout_ms: int = Field(45_000, alias="groupConsumerSessionTimeoutMs", ge=1)
+    group_consumer_heartbeat_interval_ms: int = Field(5_000, alias="groupConsumerHeartbeatIntervalMs", ge=1)
+    #: server-side assignors a member may name ("uniform", "range"); the first is the default
+    group_consumer_assignors: str = Field("uniform,range", alias="groupConsumerAssignors")
+    #: Kafka's group.consumer.migration.policy: disabled, upgrade, downgrade or bidirectional
+    group_consumer_migration_policy: str = Field(
+        "bidirectional",
+        alias="groupConsumerMigrationPolicy",
+        pattern="(?i)^(disabled|upgrade|downgrade|bidirectional)$",
+    )
 
     # POP consumption (core/broker/pop): fdatasync the journal before each POP/ACK is answered
     # (survives a power loss; without it a kill -9 loses nothing, the page cache keeps it)

@@ -8,8 +8,9 @@ mean every partition the group has an offset for, on any broker group. A partiti
 offset answers -1. With require_stable (v7+), a partition with a pending transactional offset
 (TxnOffsetCommit of a transaction not yet ended) answers UNSTABLE_OFFSET_COMMIT, which clients retry.
 With an authorizer, DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED).
-Leaves out: v0 (gone from Kafka 4 and from kio), committed leader epochs (always -1),
-v9's member epoch check (KIP-848).
+v9 (KIP-848): a member of a consumer-protocol group names itself and its epoch: an unknown member
+is UNKNOWN_MEMBER_ID, another epoch STALE_MEMBER_EPOCH (no member id and epoch -1: not checked).
+Leaves out: v0 (gone from Kafka 4 and from kio), committed leader epochs (always -1).
 """
 
 from __future__ import annotations
@@ -29,16 +30,24 @@ UNREACHABLE = ErrorCode.coordinator_not_available
 
 
 async def _group(
-    ctx: RequestContext, group_id: str, topics: Any, has_group_error: bool, require_stable: bool
+    ctx: RequestContext,
+    group_id: str,
+    topics: Any,
+    has_group_error: bool,
+    require_stable: bool,
+    member: tuple[str | None, int] = (None, -1),
 ) -> dict[str, Any]:
     wanted = None if topics is None else [(t.name, list(t.partition_indexes)) for t in topics]
     coordinator = ctx.frontend.coordinator
+    results: list[tuple[str, list[PartitionOffset]]] = []
     if not authz.group(ctx, Operation.DESCRIBE, group_id):
-        error, results = ErrorCode.group_authorization_failed, []
-    elif await coordinator.serves(group_id):
-        error, results = await coordinator.fetch_offsets(group_id, wanted)
+        error = ErrorCode.group_authorization_failed
+    elif not await coordinator.serves(group_id):
+        error = ErrorCode.not_coordinator
+    elif (member_error := coordinator.check_fetcher(group_id, *member)) is not None:
+        error = member_error
     else:
-        error, results = ErrorCode.not_coordinator, []
+        error, results = await coordinator.fetch_offsets(group_id, wanted)
     if has_group_error and any(p.error == UNREACHABLE for _, parts in results for p in parts):
         # an owner out of reach: the whole group is retried (clients fail on unknown partition errors)
         error, results = UNREACHABLE, []
@@ -78,7 +87,17 @@ def _stable(ctx: RequestContext, group_id: str, topic: str, p: PartitionOffset) 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     if ctx.api_version >= 8:
         stable = request.require_stable
-        groups = [await _group(ctx, g.group_id, g.topics, True, stable) for g in request.groups]
+        groups = [
+            await _group(
+                ctx,
+                g.group_id,
+                g.topics,
+                True,
+                stable,
+                (getattr(g, "member_id", None), getattr(g, "member_epoch", -1)),
+            )
+            for g in request.groups
+        ]
         return respond(request, {"throttle_time": NO_THROTTLE, "groups": groups})
     stable = getattr(request, "require_stable", False)
     one = await _group(ctx, request.group_id, request.topics, ctx.api_version >= 2, stable)

@@ -4,7 +4,9 @@ Every API is advertised from version 0 (reference §0/§1.5: librdkafka < 2.11.1
 enable features only if the advertised range contains old versions) up to its highest served
 version. An ApiVersions request of a version we do not serve is answered by the connection with a
 v0 body carrying UNSUPPORTED_VERSION and our range for key 18 (KIP-511), so the client retries
-lower. Leaves out: supported/finalized features (none: no transaction.version, no KIP-848).
+lower. Features (v3+): ``group.version`` finalized at 1 (KIP-848 consumer groups are served, as a
+Kafka 4 broker says), supported 0-1 (v4 only: v3 omits features whose minimum is 0, as Kafka does).
+Leaves out: transaction.version and the other features (their level 0 is what we serve).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from typing import Any
 
 from kio.schema.errors import ErrorCode
-from kio.static.primitive import i16
+from kio.static.primitive import i16, i64
 
 from ferrymq.gateway.kafka.apis import API_HANDLERS, api
 from ferrymq.gateway.kafka.context import RequestContext
@@ -23,17 +25,44 @@ API_KEY = 18
 NO_THROTTLE = datetime.timedelta(0)
 
 
+#: (name, min supported, max supported, finalized level) of the features this broker reports
+FEATURES = (("group.version", 0, 1, 1),)
+#: the epoch of the finalized features (they never change at run time)
+FEATURES_EPOCH = 1
+
+
+def _features(version: int, module: Any) -> dict[str, Any]:
+    if version < 3:
+        return {}
+    supported = tuple(
+        module.SupportedFeatureKey(name=n, min_version=i16(lo), max_version=i16(hi))
+        for n, lo, hi, _ in FEATURES
+        if version >= 4 or lo > 0
+    )
+    finalized = tuple(
+        module.FinalizedFeatureKey(name=n, max_version_level=i16(level), min_version_level=i16(level))
+        for n, _, _, level in FEATURES
+        if level > 0
+    )
+    return {
+        "supported_features": supported,
+        "finalized_features_epoch": i64(FEATURES_EPOCH),
+        "finalized_features": finalized,
+    }
+
+
 def build_response(version: int, error: ErrorCode = ErrorCode.none) -> Any:
     """The ApiVersions response at ``version`` listing every registered API."""
     resp_type = API_HANDLERS[API_KEY].response_type(version)
-    entry_type = sys.modules[resp_type.__module__].ApiVersion
+    module = sys.modules[resp_type.__module__]
+    entry_type = module.ApiVersion
     keys = tuple(
         entry_type(api_key=i16(spec.api_key), min_version=i16(0), max_version=i16(spec.max_version))
         for spec in sorted(API_HANDLERS.values(), key=lambda s: s.api_key)
     )
     if version == 0:
         return resp_type(error_code=error, api_keys=keys)
-    return resp_type(error_code=error, api_keys=keys, throttle_time=NO_THROTTLE)
+    return resp_type(error_code=error, api_keys=keys, throttle_time=NO_THROTTLE, **_features(version, module))
 
 
 def unsupported_response() -> Any:

@@ -7,15 +7,24 @@ version extends version 0, so we read the version-0 prefix with kio, as Kafka's 
 
 from __future__ import annotations
 
+import io
 import struct
 
 from kio.schema.consumer_protocol_assignment.v0.data import ConsumerProtocolAssignment
+from kio.schema.consumer_protocol_assignment.v0.data import TopicPartition as AssignedPartitions
 from kio.schema.consumer_protocol_subscription.v0.data import ConsumerProtocolSubscription
-from kio.serial import entity_reader
+from kio.schema.consumer_protocol_subscription.v1.data import (
+    ConsumerProtocolSubscription as SubscriptionV1,
+)
+from kio.schema.types import TopicName
+from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
+from kio.static.primitive import i32
 
 _read_subscription = entity_reader(ConsumerProtocolSubscription)
+_read_subscription_v1 = entity_reader(SubscriptionV1)
 _read_assignment = entity_reader(ConsumerProtocolAssignment)
+_write_assignment = entity_writer(ConsumerProtocolAssignment)
 
 
 def subscribed_topics(metadata: bytes) -> list[str] | None:
@@ -43,3 +52,31 @@ def assigned_partitions(assignment: bytes) -> dict[str, list[int]] | None:
     for tp in parsed.assigned_partitions:
         out.setdefault(tp.topic, []).extend(int(p) for p in tp.partitions)
     return out
+
+
+def owned_partitions(metadata: bytes) -> dict[str, frozenset[int]]:
+    """topic -> partitions a member says it owns (subscription v1+); {} before v1 or if unreadable."""
+    if len(metadata) < 2 or struct.unpack_from(">h", metadata)[0] < 1:
+        return {}
+    try:
+        sub, _ = _read_subscription_v1(memoryview(metadata), 2)
+    except (SerialError, ValueError, IndexError, struct.error):
+        return {}
+    return {
+        tp.topic: frozenset(int(p) for p in tp.partitions) for tp in sub.owned_partitions if tp.partitions
+    }
+
+
+def encode_assignment(parts: dict[str, frozenset[int]]) -> bytes:
+    """A version-0 "consumer" assignment of these partitions, as SyncGroup hands it out."""
+    assignment = ConsumerProtocolAssignment(
+        assigned_partitions=tuple(
+            AssignedPartitions(topic=TopicName(t), partitions=tuple(i32(p) for p in sorted(ps)))
+            for t, ps in sorted(parts.items())
+        ),
+        user_data=None,
+    )
+    buf = io.BytesIO()
+    buf.write(struct.pack(">h", 0))
+    _write_assignment(buf, assignment)
+    return buf.getvalue()

@@ -20,6 +20,14 @@ so one group never runs on two brokers.
 A group is active under one protocol at a time: a Kafka member cannot join a group that has live
 native consumers (INCONSISTENT_GROUP_PROTOCOL), and a guard registered with the broker's
 ``ClientManager`` refuses native consumers of a group with live Kafka members.
+
+KIP-848 consumer groups (consumer_group.py) live beside the classic ones, one group id in one of
+them: an empty classic group becomes a consumer group when a consumer-protocol member joins it,
+and an empty consumer group a classic one when a classic member joins it (Kafka does this under
+every group.consumer.migration.policy). Under the policies ``upgrade`` and ``bidirectional`` a
+classic "consumer" group with members is upgraded too, keeping its members as classic members of
+the consumer group (classic_members.py), which JoinGroup/SyncGroup/Heartbeat/LeaveGroup then reach;
+otherwise ConsumerGroupHeartbeat answers GROUP_ID_NOT_FOUND ("not a consumer group").
 """
 
 from __future__ import annotations
@@ -38,6 +46,16 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.group_views import GroupView, MemberView
 from ferrymq.core.persist import read_json, write_json_atomic
+from ferrymq.gateway.kafka.group import classic_members
+from ferrymq.gateway.kafka.group.assignors import ASSIGNORS
+from ferrymq.gateway.kafka.group.consumer_group import (
+    ConsumerGroupConfig,
+    ConsumerGroupManager,
+    HeartbeatRequest,
+    HeartbeatResult,
+    TopicCatalog,
+)
+from ferrymq.gateway.kafka.group.consumer_protocol import subscribed_topics
 from ferrymq.gateway.kafka.group.owner_offsets import OwnerOffsets
 from ferrymq.gateway.kafka.group.state import (
     DescribedMember,
@@ -60,12 +78,15 @@ log = logging.getLogger("ferrymq.kafka.group")
 
 #: Kafka's offset.metadata.max.bytes
 OFFSET_METADATA_MAX_SIZE = 4096
-#: ListGroups' group type of every group here (KIP-848's "consumer" groups are not served)
+#: ListGroups' group types: classic groups, and KIP-848's consumer groups
 CLASSIC = "classic"
+CONSUMER = "consumer"
 #: protocol type shown for a group that native RocketMQ consumers hold: "", as Kafka shows its
 #: simple groups, because the Java Admin and librdkafka drop or refuse any type but "consumer"
 #: and "" (so kafka-consumer-groups.sh can list native groups and show their lag)
 NATIVE_PROTOCOL_TYPE = ""
+#: group.consumer.migration.policy values under which a classic group with members upgrades
+UPGRADE_POLICIES = ("upgrade", "bidirectional")
 _ACTIVE = (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
 
 
@@ -100,6 +121,9 @@ class GroupCoordinator:
         self.cluster = cluster  # partitions of topics across broker groups, for offset commits
         self.owners = OwnerOffsets(broker, cluster)
         self.groups = GroupManager(config or _config_from(broker))
+        self.consumers = ConsumerGroupManager(_consumer_config_from(broker))
+        #: Kafka's group.consumer.migration.policy: whether classic groups with members upgrade
+        self.migration_policy = broker.config.group_consumer_migration_policy.lower()
         self._tokens = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[Result]] = {}
         self._wakeup = asyncio.Event()
@@ -143,13 +167,22 @@ class GroupCoordinator:
             now = _now_ms()
             self.groups.tick(now)
             self._deliver()
+            for group_id, member_id in self.consumers.tick(now):
+                log.info("group %s: member %s fenced (session or rebalance timeout)", group_id, member_id)
             if now >= self._next_sweep:
                 self.groups.forget_empty(now)
-                for group_id in [g for g in self.groups.groups if not self.cluster.coordinates(g)]:
+                self.consumers.forget_empty(now)
+                for group_id in [
+                    g
+                    for g in [*self.groups.groups, *self.consumers.groups]
+                    if not self.cluster.coordinates(g)
+                ]:
                     self._drop(group_id)
                 self._next_sweep = now + self._sweep_ms
             self._wakeup.clear()
-            self._scheduled = deadline = self.groups.next_deadline()
+            self._scheduled = deadline = _earliest(
+                self.groups.next_deadline(), self.consumers.next_deadline()
+            )
             wake = self._next_sweep if deadline is None else min(deadline, self._next_sweep)
             timeout = max(0.0, (wake - now) / 1000)
             with contextlib.suppress(TimeoutError):
@@ -200,8 +233,9 @@ class GroupCoordinator:
     def _drop(self, group_id: str) -> None:
         """Forget a group another broker coordinates now: its parked members get
         COORDINATOR_NOT_AVAILABLE and look for the coordinator again."""
-        if self.groups.get(group_id) is None:
+        if self.groups.get(group_id) is None and self.consumers.get(group_id) is None:
             return
+        self.consumers.delete(group_id)
         log.info(
             "group %s: coordinated by another broker group now; its membership here is dropped", group_id
         )
@@ -217,11 +251,14 @@ class GroupCoordinator:
 
     def _native_refusal(self, group_id: str) -> str | None:
         group = self.groups.get(group_id)
-        if group is None or not group.has_members:
+        consumers = self.consumers.get(group_id)
+        n = len(group.members) if group is not None and group.has_members else 0
+        n += len(consumers.members) if consumers is not None else 0
+        if not n:
             return None
         return (
             f"consumer group {group_id} is active as a Kafka consumer group "
-            f"({len(group.members)} Kafka members); a group is active under one protocol at a time"
+            f"({n} Kafka members); a group is active under one protocol at a time"
         )
 
     def _refuse_kafka(self, group_id: str, peer: str, what: str) -> bool:
@@ -242,6 +279,17 @@ class GroupCoordinator:
     async def join(self, group_id: str, req: JoinRequest, peer: str) -> JoinResult:
         if group_id and self._refuse_kafka(group_id, peer, f"JoinGroup of {req.client_id}"):
             return JoinResult(ErrorCode.inconsistent_group_protocol, req.member_id)
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            if consumers.members:  # a classic member of a consumer group (an upgrade under way)
+                topics = dict.fromkeys(
+                    subscribed_topics(req.protocols[0][1]) or () if req.protocols else (), -1
+                )
+                await self.cluster.placements(topics)
+                result = classic_members.join(consumers, req, _Topics(self), _now_ms())
+                self._rearm()
+                return result
+            self.consumers.delete(group_id)  # an empty consumer group becomes a classic one
         token, fut = self._park()
         self.groups.join(group_id, req, token, _now_ms())
         self._after(group_id)
@@ -250,6 +298,9 @@ class GroupCoordinator:
         return result
 
     async def sync(self, group_id: str, req: SyncRequest) -> SyncResult:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            return classic_members.sync(consumers, req, _now_ms())
         token, fut = self._park()
         self.groups.sync(group_id, req, token, _now_ms())
         self._after(group_id)
@@ -257,9 +308,56 @@ class GroupCoordinator:
         assert isinstance(result, SyncResult)
         return result
 
+    def consumer_heartbeat(self, req: HeartbeatRequest, catalog: TopicCatalog, peer: str) -> HeartbeatResult:
+        """ConsumerGroupHeartbeat: a KIP-848 member joins, heartbeats, reconciles or leaves."""
+        group_id = req.group_id
+        if group_id and self._refuse_kafka(group_id, peer, f"ConsumerGroupHeartbeat of {req.client_id}"):
+            return HeartbeatResult(
+                ErrorCode.inconsistent_group_protocol, f"Group {group_id} has live RocketMQ consumers."
+            )
+        classic = self.groups.get(group_id)
+        now = _now_ms()
+        if classic is not None and classic.state not in (GroupState.DEAD, GroupState.EMPTY):
+            if not (self.migration_policy in UPGRADE_POLICIES and classic_members.convertible(classic)):
+                log.info(
+                    "ConsumerGroupHeartbeat of %s from %s refused: group %s is a classic group with members "
+                    "(groupConsumerMigrationPolicy=%s)",
+                    req.client_id,
+                    peer,
+                    group_id,
+                    self.migration_policy,
+                )
+                return HeartbeatResult(
+                    ErrorCode.group_id_not_found, f"Group {group_id} is not a consumer group."
+                )
+            log.info(
+                "group %s: classic group with %d members upgraded to a consumer group",
+                group_id,
+                len(classic.members),
+            )
+            self.consumers.groups[group_id] = classic_members.convert(classic, self.consumers.config, now)
+        elif classic is not None and classic.state == GroupState.EMPTY:
+            log.info("group %s: empty classic group converted to a consumer group", group_id)
+        if classic is not None:
+            self.groups.delete(group_id)  # members waiting in a rebalance rejoin, into the consumer group
+            self._deliver()
+        result = self.consumers.heartbeat(req, catalog, now)
+        self._rearm()
+        return result
+
+    def _rearm(self) -> None:
+        deadline = self.consumers.next_deadline()
+        if deadline is not None and (self._scheduled is None or deadline < self._scheduled):
+            self._wakeup.set()
+
     def heartbeat(
         self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int
     ) -> ErrorCode:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            error = classic_members.heartbeat(consumers, member_id, generation_id, _Topics(self), _now_ms())
+            self._rearm()
+            return error
         error = self.groups.heartbeat(group_id, member_id, group_instance_id, generation_id, _now_ms())
         self._after(group_id)
         return error
@@ -267,6 +365,9 @@ class GroupCoordinator:
     def leave(
         self, group_id: str, members: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            return ErrorCode.none, [classic_members.leave(consumers, m, _now_ms()) for m, _ in members]
         result = self.groups.leave(group_id, members, _now_ms())
         self._after(group_id)
         return result
@@ -284,7 +385,11 @@ class GroupCoordinator:
         peer: str,
     ) -> list[tuple[str, list[tuple[int, ErrorCode]]]]:
         """Store (partition, offset, metadata) per topic; an error per partition, as the response has."""
-        error = self.check_committer(group_id, member_id, group_instance_id, generation_id, api_version, peer)
+        topics = [(t, list(parts)) for t, parts in topics]
+        held = [(t, p) for t, parts in topics for p, _, _ in parts]
+        error = self.check_committer(
+            group_id, member_id, group_instance_id, generation_id, api_version, peer, partitions=held
+        )
         out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
         stored: list[tuple[str, int, int]] = []  # offset -1: "no offset", as OffsetFetch reports it
         stored_at: list[tuple[list[tuple[int, ErrorCode]], int, str]] = []  # its result, metadata
@@ -325,6 +430,7 @@ class GroupCoordinator:
         api_version: int,
         peer: str,
         what: str = "OffsetCommit",
+        partitions: Iterable[tuple[str, int]] = (),
     ) -> ErrorCode | None:
         """Why a commit of this member must be refused (None: it may commit): OffsetCommit's and
         KIP-447's TxnOffsetCommit v3+ check of the group, generation, member and instance id."""
@@ -332,6 +438,11 @@ class GroupCoordinator:
             return ErrorCode.invalid_group_id
         if self._refuse_kafka(group_id, peer, what):
             return ErrorCode.inconsistent_group_protocol
+        consumers = self.consumers.get(group_id)
+        if consumers is not None:
+            # KIP-848: the generation is the member epoch; transactional commits may use any version
+            version = api_version if what == "OffsetCommit" else 9
+            return consumers.validate_offset_commit(member_id, generation_id, version, partitions)
         group = self.groups.get(group_id)
         if group is not None:
             return group.validate_offset_commit(member_id, group_instance_id, generation_id, _now_ms())
@@ -339,6 +450,11 @@ class GroupCoordinator:
             # a member of a group that is gone (e.g. the broker restarted): make it rejoin
             return ErrorCode.group_id_not_found if api_version >= 9 else ErrorCode.illegal_generation
         return None
+
+    def check_fetcher(self, group_id: str, member_id: str | None, member_epoch: int) -> ErrorCode | None:
+        """OffsetFetch v9's check of a consumer-protocol member (None: it may fetch)."""
+        consumers = self.consumers.get(group_id)
+        return consumers.validate_offset_fetch(member_id, member_epoch) if consumers is not None else None
 
     async def apply_offsets(self, group_id: str, entries: list[tuple[str, int, int, str]]) -> list[ErrorCode]:
         """Store (topic, partition, offset, metadata) entries without a member check: a committed
@@ -421,6 +537,9 @@ class GroupCoordinator:
     async def describe(self, group_id: str) -> GroupSummary:
         """A group as DescribeGroups shows it: Kafka's, a live native group's, Empty with offsets
         on some broker group, or Dead if unknown."""
+        if self.consumers.get(group_id) is not None:
+            # Kafka 4 before DescribeGroups v6: a consumer group is "Dead" to the classic API
+            return GroupSummary(group_id, GroupState.DEAD, "", "", ())
         group = self.groups.get(group_id)
         if group is not None and (group.has_members or not self.native_consumers(group_id)):
             return group.summary()
@@ -446,10 +565,10 @@ class GroupCoordinator:
         for group_id, group in self.groups.groups.items():
             if group.state != GroupState.DEAD:
                 listed[group_id] = ListedGroup(group_id, group.protocol_type or "", group.state.value)
+        for group_id, cgroup in self.consumers.groups.items():
+            listed[group_id] = ListedGroup(group_id, CONSUMER, cgroup.state, CONSUMER)
         for group_id in list(self.broker.clients.consumers):
-            if self.native_consumers(group_id) and not (
-                (g := self.groups.get(group_id)) is not None and g.has_members
-            ):
+            if self.native_consumers(group_id) and not self._native_refusal(group_id):
                 listed[group_id] = ListedGroup(group_id, NATIVE_PROTOCOL_TYPE, GroupState.STABLE.value)
         want_states = {s.lower() for s in states}
         want_types = {t.lower() for t in types}
@@ -469,13 +588,19 @@ class GroupCoordinator:
         if self.native_consumers(group_id):
             return ErrorCode.non_empty_group
         group = self.groups.get(group_id)
-        if group is not None and group.state in _ACTIVE:
+        consumers = self.consumers.get(group_id)
+        if (group is not None and group.state in _ACTIVE) or (consumers is not None and consumers.members):
             return ErrorCode.non_empty_group
-        if group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
+        if (
+            group is None
+            and consumers is None
+            and (error := await self._offsets_exist(group_id)) != ErrorCode.none
+        ):
             return error
         if not await self.owners.delete_group(group_id):
             return ErrorCode.coordinator_not_available
         self.groups.delete(group_id)
+        self.consumers.delete(group_id)
         self.broker.offsets.delete_group(group_id)
         self.broker.offsets.persist()
         if self._metadata.pop(group_id, None):
@@ -494,7 +619,10 @@ class GroupCoordinator:
         if self.native_consumers(group_id):
             return ErrorCode.non_empty_group, []
         group = self.groups.get(group_id)
-        if group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None and consumers.members:
+            group = None  # a live consumer group: offsets of topics it subscribes to stay
+        elif group is None and (error := await self._offsets_exist(group_id)) != ErrorCode.none:
             return error, []
         active = group is not None and group.state in _ACTIVE
         if group is not None and active and group.protocol_type != "consumer":
@@ -504,7 +632,9 @@ class GroupCoordinator:
         out = []
         dropped: list[tuple[str, int, int]] = []
         for topic, partitions in topics:
-            subscribed = group is not None and active and group.is_subscribed_to(topic)
+            subscribed = (group is not None and active and group.is_subscribed_to(topic)) or (
+                consumers is not None and bool(consumers.members) and consumers.is_subscribed_to(topic)
+            )
             error = ErrorCode.group_subscribed_to_topic if subscribed else ErrorCode.none
             out.append((topic, [(p, error) for p in partitions]))
             if not subscribed:
@@ -534,9 +664,20 @@ class GroupCoordinator:
     # ---- GroupProvider (the admin API's view) ------------------------------------------
 
     def group_names(self) -> list[str]:
-        return [g for g, group in self.groups.groups.items() if group.state != GroupState.DEAD]
+        classic = [g for g, group in self.groups.groups.items() if group.state != GroupState.DEAD]
+        return classic + [g for g in self.consumers.groups if g not in classic]
 
     def group_state(self, group_id: str) -> GroupView | None:
+        consumers = self.consumers.get(group_id)
+        if consumers is not None and consumers.members:
+            cmembers = [
+                MemberView(
+                    m.member_id, m.client_host.lstrip("/"), f"kafka consumer protocol ({m.client_id})", ""
+                )
+                for m in consumers.members.values()
+            ]
+            topics = {t: "*" for t in sorted(consumers.subscribed_topics())}
+            return GroupView(group_id, "kafka", consumers.state, cmembers, topics)
         group = self.groups.get(group_id)
         if group is None or not group.members:
             return None
@@ -557,6 +698,37 @@ def _config_from(broker: Broker) -> GroupConfig:
         initial_rebalance_delay_ms=cfg.group_initial_rebalance_delay_ms,
         new_member_join_timeout_ms=GroupConfig().new_member_join_timeout_ms,
     )
+
+
+def _consumer_config_from(broker: Broker) -> ConsumerGroupConfig:
+    """Kafka's group.consumer.* settings."""
+    cfg = broker.config
+    named = [a.strip() for a in cfg.group_consumer_assignors.split(",") if a.strip()]
+    if unknown := [a for a in named if a not in ASSIGNORS]:
+        log.warning("groupConsumerAssignors: unknown assignors %s left out (known: %s)", unknown, ASSIGNORS)
+    assignors = tuple(a for a in named if a in ASSIGNORS)
+    return ConsumerGroupConfig(
+        session_timeout_ms=cfg.group_consumer_session_timeout_ms,
+        heartbeat_interval_ms=cfg.group_consumer_heartbeat_interval_ms,
+        assignors=assignors or ConsumerGroupConfig().assignors,
+    )
+
+
+class _Topics:
+    """Topic partition counts from the cluster's cached routes (classic members name topics; no regex)."""
+
+    def __init__(self, coordinator: GroupCoordinator) -> None:
+        self.cluster = coordinator.cluster
+
+    def partition_count(self, topic: str) -> int:
+        return self.cluster.partition_count(topic)
+
+    def topic_names(self) -> list[str]:
+        return []
+
+
+def _earliest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _load_metadata(path: Path) -> dict[str, dict[str, dict[int, str]]]:

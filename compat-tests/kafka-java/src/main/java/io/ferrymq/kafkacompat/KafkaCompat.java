@@ -50,6 +50,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *                                                    GROUP, a producer with transactional.id TXID; per poll one
  *                                                    transaction: "t-"+value to OUT and sendOffsetsToTransaction;
  *                                                    one transaction aborted first (its output and offsets dropped)
+ *   kip848 BOOTSTRAP TOPIC PARTITIONS COUNT G G2     group.protocol=consumer: two members share, one leaves; a
+ *                                                    classic member restarted as a consumer one (ConsumerProtocol)
  * </pre>
  *
  * Arguments of the form {@code name=value} anywhere are client settings added to the defaults
@@ -90,6 +92,8 @@ public final class KafkaCompat {
                 case "times" -> times(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]));
                 case "ctp" -> consumeTransformProduce(args[1], args[2], args[3], args[4], args[5],
                     Integer.parseInt(args[6]));
+                case "kip848" -> ConsumerProtocol.run(args[1], args[2], Integer.parseInt(args[3]),
+                    Integer.parseInt(args[4]), args[5], args[6]);
                 default -> throw new IllegalArgumentException("unknown command " + args[0]);
             }
         } catch (Exception e) {
@@ -141,7 +145,7 @@ public final class KafkaCompat {
         }
     }
 
-    private static Properties consumerProps(String bootstrap, String group) {
+    static Properties consumerProps(String bootstrap, String group) {
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
