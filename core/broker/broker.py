@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ferrymq.core.auth.quotas import QuotaConfig
 from ferrymq.core.auth.security import Security
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
@@ -84,6 +85,7 @@ class Broker:
             config.kafka_authorizer_enable,
             config.super_users,
             config.allow_everyone_if_no_acl_found,
+            QuotaConfig(config.quota_window_num, config.quota_window_size_seconds * 1000),
         )
         self.store.visible_listeners.append(self.hold.notify)
         self.ha.confirm_listeners.append(self.store.set_read_limit)  # the group high watermark
