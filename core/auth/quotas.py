@@ -178,6 +178,11 @@ class ClientQuotas:
     def active(self, kind: str) -> bool:
         return kind in self._kinds
 
+    @property
+    def any(self) -> bool:
+        """Whether any quota is set: a frontend's one test per request when none is."""
+        return bool(self._kinds)
+
     def resolve(self, kind: str, user: str, client_id: str) -> tuple[str | None, str | None, float] | None:
         """The entity whose quota of ``kind`` applies, as the rate's key (user, client id), and the bound;
         None when no quota of that kind applies (DefaultQuotaCallback's order)."""
@@ -217,9 +222,10 @@ class ClientQuotas:
         measured = rate.measure(now_ms)
         if measured <= bound:
             return 0
-        if bound <= 0:  # a zero quota: the longest throttle Kafka would give
-            return self.config.samples * self.config.window_ms
-        delay = throttle_ms(measured, bound, rate.window_ms(now_ms))
+        if bound <= 0:  # a zero quota: any use waits out the whole monitored window
+            delay = self.config.samples * self.config.window_ms
+        else:
+            delay = throttle_ms(measured, bound, rate.window_ms(now_ms))
         if kind == REQUEST:
             delay = min(delay, self.config.window_ms)
         return delay
