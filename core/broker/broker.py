@@ -23,6 +23,8 @@ from ferrymq.core.broker.namesrv_registrar import NamesrvRegistrar
 from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
 from ferrymq.core.broker.remoting_acl import RemotingAcl
+from ferrymq.core.broker.remoting_quotas import CODES as QUOTA_CODES
+from ferrymq.core.broker.remoting_quotas import RemotingQuotas
 from ferrymq.core.broker.replicated_state import ReplicatedStates
 from ferrymq.core.broker.schedule import ScheduleMessageService
 from ferrymq.core.broker.slave_sync import SlaveSyncService
@@ -116,6 +118,8 @@ class Broker:
         self.authorizer = self.security.acl_authorizer
         #: aclEnable: the remoting port's signature and permission check (core/broker/remoting_acl.py)
         self.acl = RemotingAcl(PlainAclFile(config.acl_file), self.authorizer) if config.acl_enable else None
+        #: client quotas on the remoting port, as Kafka counts them (core/broker/remoting_quotas.py)
+        self.remoting_quotas = RemotingQuotas(self.security.quotas, config.acl_enable)
         self._remoting_gate = ConnectionGate(config.server_max_connections)
         self._vip_gate = ConnectionGate(config.server_max_connections)
         #: /metrics: open connections and refusals per listener; frontends add theirs (listeners.py)
@@ -335,6 +339,8 @@ class Broker:
             self.connections.add(conn)
         if self.acl is not None and (refused := self.acl.check(cmd, conn.peer)) is not None:
             return refused
+        if self.security.quotas.any and cmd.code in QUOTA_CODES:
+            return self.remoting_quotas.handle(cmd, conn, self.dispatcher)
         return self.dispatcher(cmd, conn)
 
     def _on_close(self, conn: RemotingConnection) -> None:

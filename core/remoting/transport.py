@@ -10,7 +10,8 @@ A server's connections are bounded by its :class:`ServerLimits` (as the Kafka fr
 connection.py bounds its own): requests wait in a per-connection backlog and reading pauses while
 the connection's write buffer is above its high-water mark (a client that does not read its
 responses stops being served, instead of having them piled up in memory), while it has
-``max_in_flight`` requests awaiting their response, or while the backlog is not empty. At most
+``max_in_flight`` requests awaiting their response, while the backlog is not empty, or while a quota
+mutes it (``mute``: neither read nor handled, as Kafka mutes a throttled channel). At most
 ``TURN_BUDGET`` requests of one connection are handled per event-loop turn, so a flood on one
 connection does not starve the others. Connections past ``max_connections`` are closed at once,
 and connections with no traffic for ``idle_timeout`` seconds are closed, both logged with the peer.
@@ -157,6 +158,9 @@ class RemotingConnection(asyncio.Protocol):
         self._last_read = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_timer_clock: Callable[[], float] = time.monotonic
+        #: a quota's mute: nothing is read until this timer fires (core/broker/remoting_quotas.py)
+        self._unmute: asyncio.TimerHandle | None = None
+        self._muted_until = 0.0
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -224,7 +228,7 @@ class RemotingConnection(asyncio.Protocol):
         self._backlog.clear()
         for task in self._tasks:
             task.cancel()
-        for handle in (self._idle_timer, self._drain_soon):
+        for handle in (self._idle_timer, self._drain_soon, self._unmute):
             if handle is not None:
                 handle.cancel()
         if self._admitted and self._gate is not None:
@@ -253,7 +257,12 @@ class RemotingConnection(asyncio.Protocol):
                     self._handle_request(backlog.popleft())
             else:
                 budget = TURN_BUDGET
-                while backlog and not self._writing_paused and len(self._tasks) < limits.max_in_flight:
+                while (
+                    backlog
+                    and self._unmute is None
+                    and not self._writing_paused
+                    and len(self._tasks) < limits.max_in_flight
+                ):
                     if budget == 0:
                         self._schedule_drain()
                         break
@@ -282,13 +291,31 @@ class RemotingConnection(asyncio.Protocol):
         else:
             self._update_reading()
 
+    def mute(self, seconds: float) -> None:
+        """Read nothing from the peer for ``seconds`` (replies still go out): a client over its quota."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if until <= self._muted_until or self.transport is None or self.transport.is_closing():
+            return
+        self._muted_until = until
+        if self._unmute is not None:
+            self._unmute.cancel()
+        self._unmute = loop.call_at(until, self._end_mute)
+        self._update_reading()
+
+    def _end_mute(self) -> None:
+        self._unmute = None
+        self._muted_until = 0.0
+        self._schedule_drain()  # requests read before the mute first, then reading again
+
     def _update_reading(self) -> None:
         transport = self.transport
         limits = self._limits
         if limits is None or transport is None or transport.is_closing():
             return
         pause = (
-            bool(self._backlog)
+            self._unmute is not None
+            or bool(self._backlog)
             or self._garbage
             or self._writing_paused
             or len(self._tasks) >= limits.max_in_flight
