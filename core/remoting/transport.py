@@ -121,6 +121,44 @@ class RemotingError(Exception):
         self.code = code
 
 
+class Mute:
+    """A connection muted by a quota until a time; ``on_end`` runs when it ends. Kafka's connections use it
+    too (gateway/kafka/connection.py)."""
+
+    __slots__ = ("_handle", "_on_end", "_until")
+
+    def __init__(self, on_end: Callable[[], None]) -> None:
+        self._on_end = on_end
+        self._handle: asyncio.TimerHandle | None = None
+        self._until = 0.0
+
+    @property
+    def on(self) -> bool:
+        return self._handle is not None
+
+    def extend(self, seconds: float) -> bool:
+        """Muted for at least ``seconds`` from now; whether that changed anything."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if until <= self._until:
+            return False
+        self._until = until
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = loop.call_at(until, self._end)
+        return True
+
+    def _end(self) -> None:
+        self._handle = None
+        self._until = 0.0
+        self._on_end()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class RemotingConnection(asyncio.Protocol):
     """One remoting connection; see the module docstring."""
 
@@ -158,9 +196,8 @@ class RemotingConnection(asyncio.Protocol):
         self._last_read = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_timer_clock: Callable[[], float] = time.monotonic
-        #: a quota's mute: nothing is read until this timer fires (core/broker/remoting_quotas.py)
-        self._unmute: asyncio.TimerHandle | None = None
-        self._muted_until = 0.0
+        #: a quota's mute: nothing is read or handled while on (core/broker/remoting_quotas.py)
+        self._mute = Mute(self._schedule_drain)
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -228,9 +265,10 @@ class RemotingConnection(asyncio.Protocol):
         self._backlog.clear()
         for task in self._tasks:
             task.cancel()
-        for handle in (self._idle_timer, self._drain_soon, self._unmute):
+        for handle in (self._idle_timer, self._drain_soon):
             if handle is not None:
                 handle.cancel()
+        self._mute.cancel()
         if self._admitted and self._gate is not None:
             self._gate.release()
             self._admitted = False
@@ -259,7 +297,7 @@ class RemotingConnection(asyncio.Protocol):
                 budget = TURN_BUDGET
                 while (
                     backlog
-                    and self._unmute is None
+                    and not self._mute.on
                     and not self._writing_paused
                     and len(self._tasks) < limits.max_in_flight
                 ):
@@ -292,21 +330,10 @@ class RemotingConnection(asyncio.Protocol):
             self._update_reading()
 
     def mute(self, seconds: float) -> None:
-        """Read nothing from the peer for ``seconds`` (replies still go out): a client over its quota."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + seconds
-        if until <= self._muted_until or self.transport is None or self.transport.is_closing():
-            return
-        self._muted_until = until
-        if self._unmute is not None:
-            self._unmute.cancel()
-        self._unmute = loop.call_at(until, self._end_mute)
-        self._update_reading()
-
-    def _end_mute(self) -> None:
-        self._unmute = None
-        self._muted_until = 0.0
-        self._schedule_drain()  # requests read before the mute first, then reading again
+        """Read nothing from the peer for ``seconds`` (replies still go out): a client over its quota.
+        When it ends, requests read before the mute are handled first, then reading resumes."""
+        if self.transport is not None and not self.transport.is_closing() and self._mute.extend(seconds):
+            self._update_reading()
 
     def _update_reading(self) -> None:
         transport = self.transport
@@ -314,7 +341,7 @@ class RemotingConnection(asyncio.Protocol):
         if limits is None or transport is None or transport.is_closing():
             return
         pause = (
-            self._unmute is not None
+            self._mute.on
             or bool(self._backlog)
             or self._garbage
             or self._writing_paused

@@ -24,6 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from ferrymq.core.auth.quotas import REQUEST, user_name
+from ferrymq.core.remoting.transport import Mute
 from ferrymq.gateway.kafka import apis
 from ferrymq.gateway.kafka.apis import api18_api_versions
 from ferrymq.gateway.kafka.context import Handler, RequestContext
@@ -91,9 +92,8 @@ class KafkaConnection(asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._reading_paused = False
         self._writing_paused = False
-        #: muted by a quota until this loop time (KIP-219); the timer that ends it
-        self._muted_until = 0.0
-        self._unmute: asyncio.TimerHandle | None = None
+        #: muted by a quota (KIP-219): nothing read while on
+        self._mute = Mute(self._update_reading)
         self.closed = False
         #: Produce requests store one at a time, in arrival order, even when one awaits (a large
         #: inflate off the event loop): a pipelining producer's batches land in order
@@ -117,8 +117,7 @@ class KafkaConnection(asyncio.Protocol):
         self.frontend.connections.discard(self)
         for task in self._tasks:
             task.cancel()
-        if self._unmute is not None:
-            self._unmute.cancel()
+        self._mute.cancel()
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -243,20 +242,8 @@ class KafkaConnection(asyncio.Protocol):
 
     def throttle(self, ms: int) -> None:
         """Read nothing from this client for ``ms`` (its response still goes out: KIP-219)."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + ms / 1000
-        if until <= self._muted_until or self.closed:
-            return
-        self._muted_until = until
-        if self._unmute is not None:
-            self._unmute.cancel()
-        self._unmute = loop.call_at(until, self._end_throttle)
-        self._update_reading()
-
-    def _end_throttle(self) -> None:
-        self._unmute = None
-        self._muted_until = 0.0
-        self._update_reading()
+        if not self.closed and self._mute.extend(ms / 1000):
+            self._update_reading()
 
     def authenticated(self, principal: str) -> None:
         """SASL completed: the principal for the authorizer, and the listener's full frame size."""
@@ -314,7 +301,7 @@ class KafkaConnection(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self.transport is None or self.closed:
             return
-        pause = self._writing_paused or len(self._slots) >= MAX_IN_FLIGHT or self._unmute is not None
+        pause = self._writing_paused or len(self._slots) >= MAX_IN_FLIGHT or self._mute.on
         if pause and not self._reading_paused:
             if len(self._slots) >= MAX_IN_FLIGHT:
                 self.frontend.counted.rejected["in_flight_cap"] += 1
