@@ -18,7 +18,8 @@ settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its 
 ``fetch-sessions`` (broker CPU and bytes per Kafka fetch of 1,000 quiet partitions, sessionless against
 an incremental KIP-227 session), ``tls`` (produce and consume MB/s over plaintext and TLS in the same
 run: Kafka PLAINTEXT vs SSL listeners with confluent-kafka, remoting plaintext vs TLS with the Python
-client).
+client), ``quotas`` (a kafka-python producer of 2 MB under a 100 KB/s quota at Kafka's default windows,
+and a bystander's produce latency beside an unthrottled and a throttled flooder).
 """
 
 from __future__ import annotations
@@ -159,6 +160,13 @@ def section_tls(args: argparse.Namespace) -> None:
     print("  (Apache Kafka over TLS: not measured)")
 
 
+def section_quotas(args: argparse.Namespace) -> None:
+    from bench import quota_bench
+
+    print("client quotas at Kafka's default windows: a throttled producer, then a bystander's latency:")
+    _table(quota_bench.main())
+
+
 def section_start(args: argparse.Namespace) -> None:
     from bench import start_bench
 
@@ -176,6 +184,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "tls": section_tls,
     "replication": section_replication,
     "fetch-sessions": section_fetch_sessions,
+    "quotas": section_quotas,
 }
 
 
