@@ -9,10 +9,12 @@ throttle of a rate bound T is (B - T) / T * 1000 ms, small enough to watch.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kio.schema.alter_client_quotas.v1.request import AlterClientQuotasRequest, EntityData, EntryData, OpData
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.describe_client_quotas.v1.request import ComponentData, DescribeClientQuotasRequest
@@ -60,7 +62,7 @@ def described(response: Any) -> dict[tuple[tuple[str, str | None], ...], dict[st
     }
 
 
-def test_alter_and_describe_client_quotas(tmp_path: Path) -> None:
+def test_alter_and_describe_client_quotas(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def body(broker: Broker, f: KafkaFrontend) -> None:
         w = await Wire.open(f.port)
         r = await w.call(alter(({"user": "alice"}, {"producer_byte_rate": 1024.0}), validate_only=True))
@@ -79,6 +81,10 @@ def test_alter_and_describe_client_quotas(tmp_path: Path) -> None:
         codes = [e.error_code for e in r.entries]
         assert codes == [ErrorCode.none] * 3 + [ErrorCode.invalid_request] * 3
         assert "ip" in r.entries[3].error_message
+        refused = [
+            r.getMessage() for r in caplog.records if "AlterClientQuotas from 127.0.0.1" in r.getMessage()
+        ]
+        assert len(refused) == 3, refused  # each bad entry logged with its peer
         everything = described(await w.call(describe()))
         assert everything == {
             (("user", "alice"),): {"producer_byte_rate": 1024.0, "consumer_byte_rate": 2048.0},
@@ -103,7 +109,8 @@ def test_alter_and_describe_client_quotas(tmp_path: Path) -> None:
             '{"consumer_byte_rate": 10.0}',
         }
 
-    run(tmp_path, body)
+    with caplog.at_level(logging.INFO, logger="ferrymq.kafka"):
+        run(tmp_path, body)
 
 
 def test_quota_apis_need_cluster_config_permissions(tmp_path: Path) -> None:

@@ -51,8 +51,9 @@ PRODUCE = 0
 #: what a SASL connection may send before it authenticates: ApiVersions, SaslHandshake, SaslAuthenticate
 SASL_OPEN_KEYS = frozenset({18, 17, 36})
 ANONYMOUS = "User:ANONYMOUS"
-#: not counted against request_percentage: the SASL exchange (Kafka handles it before any quota applies)
-QUOTA_EXEMPT_KEYS = frozenset({17, 36})
+#: not counted against request_percentage: the SASL exchange (Kafka handles it before any quota applies) and
+#: WriteTxnMarkers, the one inter-broker API here (Kafka exempts CLUSTER_ACTION requests)
+QUOTA_EXEMPT_KEYS = frozenset({17, 36, 27})
 #: a failed SASL exchange is closed this long after its error response (Kafka's default 100 ms)
 FAILED_AUTH_CLOSE_DELAY_S = 0.1
 #: stop reading from a client with this many requests in progress (its TCP window fills up)

@@ -9,6 +9,7 @@ Leaves out: ``ip`` entities.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -19,6 +20,8 @@ from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+
+log = logging.getLogger("ferrymq.kafka")
 
 
 @api(48, 0, 1)
@@ -33,6 +36,13 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     try:
         found = ctx.frontend.broker.security.quota_store.describe(components, request.strict)
     except InvalidQuota as exc:
+        log.info(
+            "DescribeClientQuotas from %s (client %s): %s",
+            ctx.conn.peer,
+            ctx.conn.client_id,
+            exc,
+            extra={"peer": ctx.conn.peer, "api_key": 48},
+        )
         return error(ErrorCode.invalid_request, str(exc))
     entries = [
         {

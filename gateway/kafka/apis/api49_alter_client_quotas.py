@@ -11,6 +11,7 @@ Leaves out: ``ip`` entities and controller_mutation_rate (INVALID_REQUEST).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -22,6 +23,8 @@ from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+
+log = logging.getLogger("ferrymq.kafka")
 
 
 def _check(entry: Any) -> tuple[Entity, dict[str, float | None]]:
@@ -48,6 +51,13 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 changes.append(_check(entry))
             except InvalidQuota as exc:
                 code, message = ErrorCode.invalid_request, str(exc)
+                log.info(
+                    "AlterClientQuotas from %s (client %s): %s",
+                    ctx.conn.peer,
+                    ctx.conn.client_id,
+                    exc,
+                    extra={"peer": ctx.conn.peer, "api_key": 49},
+                )
         results.append(
             {
                 "error_code": code,
