@@ -55,6 +55,18 @@ def throttled_producer(broker: EmbeddedBroker) -> dict[str, object]:
     }
 
 
+def flood(producer: Producer, topic: str, stop: threading.Event) -> None:
+    """Produce VALUE as fast as the client lets until ``stop``; then drop what is still queued."""
+    while not stop.is_set():
+        try:
+            producer.produce(topic, VALUE)
+        except BufferError:
+            producer.poll(0.01)
+        producer.poll(0)
+    producer.purge()  # what the quota held back in the client
+    producer.flush(5)
+
+
 def _latency(p: Producer, n: int) -> float:
     out = []
     for _ in range(n):
@@ -73,18 +85,7 @@ def bystander(broker: EmbeddedBroker, flooder_rate: float | None) -> dict[str, o
     alone = _latency(by, 50)
     fl = Producer({**conf, "client.id": "flooder"})
     stop = threading.Event()
-
-    def flood() -> None:
-        while not stop.is_set():
-            try:
-                fl.produce(TOPIC, VALUE)
-            except BufferError:
-                fl.poll(0.01)
-            fl.poll(0)
-        fl.purge()
-        fl.flush(5)
-
-    t = threading.Thread(target=flood)
+    t = threading.Thread(target=flood, args=(fl, TOPIC, stop))
     t.start()
     time.sleep(1)
     during = _latency(by, 50)

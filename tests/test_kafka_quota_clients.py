@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from bench.quota_bench import VALUE, flood
 from ferrymq.cli.embedded import EmbeddedBroker
 from ferrymq.core.auth.quotas import entity
 
 RATE = 1_000_000  # bytes/s
-VALUE = b"v" * 10_000
 TOPIC = "quota-flood"
 
 
@@ -102,18 +102,7 @@ def test_a_bystander_keeps_its_latency_while_a_throttled_flooder_floods(broker: 
     throttles = Throttles()
     flooder = producer(broker, "flooder", throttles)
     stop = threading.Event()
-
-    def flood() -> None:
-        while not stop.is_set():
-            try:
-                flooder.produce(TOPIC, VALUE)
-            except BufferError:
-                flooder.poll(0.01)
-            flooder.poll(0)
-        flooder.purge()  # what the quota held back in the client
-        flooder.flush(5)
-
-    thread = threading.Thread(target=flood, daemon=True)
+    thread = threading.Thread(target=flood, args=(flooder, TOPIC, stop), daemon=True)
     thread.start()
     try:
         time.sleep(0.3)  # let the flood build up before measuring (a load, not an event to await)
