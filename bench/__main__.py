@@ -19,7 +19,8 @@ settings; about 6 minutes; ``python -m bench.replication_bench --help`` for its 
 an incremental KIP-227 session), ``tls`` (produce and consume MB/s over plaintext and TLS in the same
 run: Kafka PLAINTEXT vs SSL listeners with confluent-kafka, remoting plaintext vs TLS with the Python
 client), ``compaction`` (one Kafka partition's log clean in-process: records per second, bytes before
-and after).
+and after), ``quotas`` (a kafka-python producer of 2 MB under a 100 KB/s quota at Kafka's default
+windows, and a bystander's produce latency beside an unthrottled and a throttled flooder).
 """
 
 from __future__ import annotations
@@ -167,6 +168,13 @@ def section_compaction(args: argparse.Namespace) -> None:
     _table(compaction_bench.run())
 
 
+def section_quotas(args: argparse.Namespace) -> None:
+    from bench import quota_bench
+
+    print("client quotas at Kafka's default windows: a throttled producer, then a bystander's latency:")
+    _table(quota_bench.main())
+
+
 def section_start(args: argparse.Namespace) -> None:
     from bench import start_bench
 
@@ -185,6 +193,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "replication": section_replication,
     "fetch-sessions": section_fetch_sessions,
     "compaction": section_compaction,
+    "quotas": section_quotas,
 }
 
 

@@ -194,3 +194,17 @@ def test_delete_records(tools: ts.ToolSession, server: FerryServer, produced: st
     assert re.search(rf"partition: {produced}-0\s+low_watermark: 2", out), out
     out = kafka(tools, server, GET_OFFSETS, "--topic", produced, "--time", "-2")
     assert f"{produced}:0:2" in out.split(), out
+
+
+def test_configs_client_quotas(tools: ts.ToolSession, server: FerryServer) -> None:
+    """kafka-configs on users and client ids: AlterClientQuotas and DescribeClientQuotas underneath."""
+    base = ["--entity-type", "users", "--entity-name", "ops-alice", "--entity-type", "clients"]
+    out = kafka(tools, server, CONFIGS, "--alter", *base, "--entity-name", "ops-app",
+                "--add-config", "producer_byte_rate=1048576,consumer_byte_rate=2097152")  # fmt: skip
+    assert "Completed updating config" in out, out
+    out = kafka(tools, server, CONFIGS, "--describe", *base, "--entity-name", "ops-app")
+    assert "producer_byte_rate=1048576.0" in out and "consumer_byte_rate=2097152.0" in out, out
+    kafka(tools, server, CONFIGS, "--alter", *base, "--entity-name", "ops-app", "--delete-config",
+          "producer_byte_rate,consumer_byte_rate")  # fmt: skip
+    out = kafka(tools, server, CONFIGS, "--describe", *base, "--entity-name", "ops-app")
+    assert "producer_byte_rate" not in out, out

@@ -200,6 +200,9 @@ class BrokerConfig(BaseModel):
     kafka_authorizer_enable: bool = Field(False, alias="kafkaAuthorizerEnable")
     super_users: str = Field("", alias="superUsers")
     allow_everyone_if_no_acl_found: bool = Field(False, alias="allowEveryoneIfNoAclFound")
+    #: client quotas' rate windows (Kafka's quota.window.num and quota.window.size.seconds)
+    quota_window_num: int = Field(11, alias="quotaWindowNum", ge=2)
+    quota_window_size_seconds: int = Field(1, alias="quotaWindowSizeSeconds", ge=1)
     #: incremental fetch sessions (KIP-227) kept at once (Kafka's max.incremental.fetch.session.cache.slots;
     #: 0 = none, every fetch is a full one)
     kafka_fetch_session_cache_slots: int = Field(1000, alias="kafkaFetchSessionCacheSlots", ge=0)

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ferrymq.core.auth.quotas import QuotaConfig
 from ferrymq.core.auth.security import Security
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
@@ -24,6 +25,8 @@ from ferrymq.core.broker.pop.request_mode import RequestModes
 from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
 from ferrymq.core.broker.remoting_acl import RemotingAcl
+from ferrymq.core.broker.remoting_quotas import CODES as QUOTA_CODES
+from ferrymq.core.broker.remoting_quotas import RemotingQuotas
 from ferrymq.core.broker.replicated_state import ReplicatedStates
 from ferrymq.core.broker.schedule import ScheduleMessageService
 from ferrymq.core.broker.slave_sync import SlaveSyncService
@@ -89,6 +92,7 @@ class Broker:
             config.kafka_authorizer_enable,
             config.super_users,
             config.allow_everyone_if_no_acl_found,
+            QuotaConfig(config.quota_window_num, config.quota_window_size_seconds * 1000),
         )
         self.store.visible_listeners.append(self.hold.notify)
         self.ha.confirm_listeners.append(self.store.set_read_limit)  # the group high watermark
@@ -119,6 +123,8 @@ class Broker:
         self.authorizer = self.security.acl_authorizer
         #: aclEnable: the remoting port's signature and permission check (core/broker/remoting_acl.py)
         self.acl = RemotingAcl(PlainAclFile(config.acl_file), self.authorizer) if config.acl_enable else None
+        #: client quotas on the remoting port, as Kafka counts them (core/broker/remoting_quotas.py)
+        self.remoting_quotas = RemotingQuotas(self.security.quotas, config.acl_enable)
         self._remoting_gate = ConnectionGate(config.server_max_connections)
         self._vip_gate = ConnectionGate(config.server_max_connections)
         #: /metrics: open connections and refusals per listener; frontends add theirs (listeners.py)
@@ -341,6 +347,8 @@ class Broker:
             self.connections.add(conn)
         if self.acl is not None and (refused := self.acl.check(cmd, conn.peer)) is not None:
             return refused
+        if self.security.quotas.any and cmd.code in QUOTA_CODES:
+            return self.remoting_quotas.handle(cmd, conn, self.dispatcher)
         return self.dispatcher(cmd, conn)
 
     def _on_close(self, conn: RemotingConnection) -> None:

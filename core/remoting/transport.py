@@ -10,7 +10,8 @@ A server's connections are bounded by its :class:`ServerLimits` (as the Kafka fr
 connection.py bounds its own): requests wait in a per-connection backlog and reading pauses while
 the connection's write buffer is above its high-water mark (a client that does not read its
 responses stops being served, instead of having them piled up in memory), while it has
-``max_in_flight`` requests awaiting their response, or while the backlog is not empty. At most
+``max_in_flight`` requests awaiting their response, while the backlog is not empty, or while a quota
+mutes it (``mute``: neither read nor handled, as Kafka mutes a throttled channel). At most
 ``TURN_BUDGET`` requests of one connection are handled per event-loop turn, so a flood on one
 connection does not starve the others. Connections past ``max_connections`` are closed at once,
 and connections with no traffic for ``idle_timeout`` seconds are closed, both logged with the peer.
@@ -120,6 +121,44 @@ class RemotingError(Exception):
         self.code = code
 
 
+class Mute:
+    """A connection muted by a quota until a time; ``on_end`` runs when it ends. Kafka's connections use it
+    too (gateway/kafka/connection.py)."""
+
+    __slots__ = ("_handle", "_on_end", "_until")
+
+    def __init__(self, on_end: Callable[[], None]) -> None:
+        self._on_end = on_end
+        self._handle: asyncio.TimerHandle | None = None
+        self._until = 0.0
+
+    @property
+    def on(self) -> bool:
+        return self._handle is not None
+
+    def extend(self, seconds: float) -> bool:
+        """Muted for at least ``seconds`` from now; whether that changed anything."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if until <= self._until:
+            return False
+        self._until = until
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = loop.call_at(until, self._end)
+        return True
+
+    def _end(self) -> None:
+        self._handle = None
+        self._until = 0.0
+        self._on_end()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class RemotingConnection(asyncio.Protocol):
     """One remoting connection; see the module docstring."""
 
@@ -157,6 +196,8 @@ class RemotingConnection(asyncio.Protocol):
         self._last_read = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_timer_clock: Callable[[], float] = time.monotonic
+        #: a quota's mute: nothing is read or handled while on (core/broker/remoting_quotas.py)
+        self._mute = Mute(self._schedule_drain)
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -227,6 +268,7 @@ class RemotingConnection(asyncio.Protocol):
         for handle in (self._idle_timer, self._drain_soon):
             if handle is not None:
                 handle.cancel()
+        self._mute.cancel()
         if self._admitted and self._gate is not None:
             self._gate.release()
             self._admitted = False
@@ -253,7 +295,12 @@ class RemotingConnection(asyncio.Protocol):
                     self._handle_request(backlog.popleft())
             else:
                 budget = TURN_BUDGET
-                while backlog and not self._writing_paused and len(self._tasks) < limits.max_in_flight:
+                while (
+                    backlog
+                    and not self._mute.on
+                    and not self._writing_paused
+                    and len(self._tasks) < limits.max_in_flight
+                ):
                     if budget == 0:
                         self._schedule_drain()
                         break
@@ -282,13 +329,20 @@ class RemotingConnection(asyncio.Protocol):
         else:
             self._update_reading()
 
+    def mute(self, seconds: float) -> None:
+        """Read nothing from the peer for ``seconds`` (replies still go out): a client over its quota.
+        When it ends, requests read before the mute are handled first, then reading resumes."""
+        if self.transport is not None and not self.transport.is_closing() and self._mute.extend(seconds):
+            self._update_reading()
+
     def _update_reading(self) -> None:
         transport = self.transport
         limits = self._limits
         if limits is None or transport is None or transport.is_closing():
             return
         pause = (
-            bool(self._backlog)
+            self._mute.on
+            or bool(self._backlog)
             or self._garbage
             or self._writing_paused
             or len(self._tasks) >= limits.max_in_flight

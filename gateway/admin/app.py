@@ -29,6 +29,7 @@ from ferrymq.gateway.admin import (
     api_cluster,
     api_groups,
     api_messages,
+    api_quotas,
     api_timeseries,
     api_topics,
     api_trace,
@@ -76,7 +77,7 @@ def create_app(ctx: AdminContext) -> FastAPI:
     app.state.metrics = metrics.registry_for(ctx)
 
     api = APIRouter(prefix="/api", dependencies=[Depends(_documents_bearer)])
-    for module in (api_cluster, api_topics, api_groups, api_messages, api_trace, api_timeseries):
+    for module in (api_cluster, api_topics, api_groups, api_messages, api_trace, api_timeseries, api_quotas):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

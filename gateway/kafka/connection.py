@@ -10,6 +10,8 @@ On a SASL listener a connection has a ``sasl.SaslSession``: until it authenticat
 SaslHandshake and SaslAuthenticate run (frames above sasl.MAX_RECEIVE_SIZE close it), and a request after
 its session expired (KIP-368) closes it; either way one check per request. ``principal`` is who the
 authorizer asks about (User:ANONYMOUS on a PLAINTEXT listener, as in Kafka).
+Client quotas (throttle.py): with none set, one test per request; over quota the response carries the
+throttle time and the connection stops reading for that long (``throttle``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
+from ferrymq.core.auth.quotas import REQUEST, user_name
+from ferrymq.core.remoting.transport import Mute
 from ferrymq.gateway.kafka import apis
 from ferrymq.gateway.kafka.apis import api18_api_versions
 from ferrymq.gateway.kafka.context import Handler, RequestContext
@@ -35,6 +39,7 @@ from ferrymq.gateway.kafka.framing import (
 from ferrymq.gateway.kafka.legacy_produce import unsupported_response
 from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
 from ferrymq.gateway.kafka.sasl import MAX_RECEIVE_SIZE, SaslSession, now_ms
+from ferrymq.gateway.kafka.throttle import PERCENT_PER_SECOND, Timed, with_throttle
 
 if TYPE_CHECKING:
     from ferrymq.gateway.kafka.frontend import KafkaFrontend
@@ -46,6 +51,9 @@ PRODUCE = 0
 #: what a SASL connection may send before it authenticates: ApiVersions, SaslHandshake, SaslAuthenticate
 SASL_OPEN_KEYS = frozenset({18, 17, 36})
 ANONYMOUS = "User:ANONYMOUS"
+#: not counted against request_percentage: the SASL exchange (Kafka handles it before any quota applies) and
+#: WriteTxnMarkers, the one inter-broker API here (Kafka exempts CLUSTER_ACTION requests)
+QUOTA_EXEMPT_KEYS = frozenset({17, 36, 27})
 #: a failed SASL exchange is closed this long after its error response (Kafka's default 100 ms)
 FAILED_AUTH_CLOSE_DELAY_S = 0.1
 #: stop reading from a client with this many requests in progress (its TCP window fills up)
@@ -85,6 +93,8 @@ class KafkaConnection(asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._reading_paused = False
         self._writing_paused = False
+        #: muted by a quota (KIP-219): nothing read while on
+        self._mute = Mute(self._update_reading)
         self.closed = False
         #: Produce requests store one at a time, in arrival order, even when one awaits (a large
         #: inflate off the event loop): a pipelining producer's batches land in order
@@ -108,6 +118,7 @@ class KafkaConnection(asyncio.Protocol):
         self.frontend.connections.discard(self)
         for task in self._tasks:
             task.cancel()
+        self._mute.cancel()
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -165,7 +176,7 @@ class KafkaConnection(asyncio.Protocol):
             return
         if header.client_id is not None:
             self.client_id = header.client_id
-        ctx = RequestContext(self.frontend, self, key, version, corr)
+        ctx = RequestContext(self.frontend, self, key, version, corr, len(frame))
         slot = _Slot()
         self._slots.append(slot)
         run = self._run(spec.handler, ctx, request, slot, time.perf_counter())
@@ -178,8 +189,12 @@ class KafkaConnection(asyncio.Protocol):
         self, handler: Handler, ctx: RequestContext, request: Any, slot: _Slot, started: float
     ) -> None:
         """Run the handler found for the request; its response takes the request's slot."""
+        quotas = self.frontend.broker.security.quotas
         try:
-            response = await handler(ctx, request)
+            if quotas.any:
+                response = await self._run_quoted(handler, ctx, request)
+            else:
+                response = await handler(ctx, request)
             if response is not None:
                 slot.data = encode_response(ctx.correlation_id, response, ctx.api_key == API_VERSIONS)
         except asyncio.CancelledError:
@@ -205,6 +220,31 @@ class KafkaConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.pause_reading()
                 asyncio.get_running_loop().call_later(FAILED_AUTH_CLOSE_DELAY_S, self.transport.close)
+
+    async def _run_quoted(self, handler: Handler, ctx: RequestContext, request: Any) -> Any:
+        """The handler run while quotas are set: its time counted, the response throttled if over."""
+        throttle = 0
+        if self.frontend.broker.security.quotas.active(REQUEST) and ctx.api_key not in QUOTA_EXEMPT_KEYS:
+            timed = Timed(handler(ctx, request))
+            response = await timed
+            throttle = self.quota(REQUEST, timed.busy * PERCENT_PER_SECOND)
+        else:
+            response = await handler(ctx, request)
+        throttle = max(throttle, ctx.throttle_ms)
+        if throttle > 0:
+            self.throttle(throttle)
+            response = with_throttle(response, throttle)
+        return response
+
+    def quota(self, kind: str, value: float) -> int:
+        """Count ``value`` against this client's quota of ``kind`` (core/auth/quotas.py): the throttle, ms."""
+        quotas = self.frontend.broker.security.quotas
+        return quotas.record(kind, user_name(self.principal), self.client_id or "", value, now_ms())
+
+    def throttle(self, ms: int) -> None:
+        """Read nothing from this client for ``ms`` (its response still goes out: KIP-219)."""
+        if not self.closed and self._mute.extend(ms / 1000):
+            self._update_reading()
 
     def authenticated(self, principal: str) -> None:
         """SASL completed: the principal for the authorizer, and the listener's full frame size."""
@@ -262,7 +302,7 @@ class KafkaConnection(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self.transport is None or self.closed:
             return
-        pause = self._writing_paused or len(self._slots) >= MAX_IN_FLIGHT
+        pause = self._writing_paused or len(self._slots) >= MAX_IN_FLIGHT or self._mute.on
         if pause and not self._reading_paused:
             if len(self._slots) >= MAX_IN_FLIGHT:
                 self.frontend.counted.rejected["in_flight_cap"] += 1

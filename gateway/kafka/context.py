@@ -24,6 +24,11 @@ class RequestContext:
     api_key: int
     api_version: int
     correlation_id: int
+    #: the request frame's size (what Kafka counts against producer_byte_rate)
+    size: int = 0
+    #: a byte-rate quota's throttle time the handler found (Produce, Fetch); the connection puts the larger
+    #: of it and the request-time quota's into the response and mutes for it (KIP-219)
+    throttle_ms: int = 0
 
 
 #: kio request dataclass in, kio response dataclass out (None: no response, acks=0 Produce)

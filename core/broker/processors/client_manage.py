@@ -17,6 +17,7 @@ import orjson
 
 from ferrymq.core.broker import property_filter
 from ferrymq.core.broker.client_manager import ClientChannel
+from ferrymq.core.broker.remoting_quotas import CLIENT_ID_ATTR
 from ferrymq.core.broker.topic_config import RETRY_GROUP_TOPIC_PREFIX
 from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
@@ -39,6 +40,7 @@ class ClientManageProcessor:
             data = HeartbeatData.decode(cmd.body)
         except (ValueError, KeyError, TypeError) as exc:
             return cmd.response(ResponseCode.SYSTEM_ERROR, f"bad heartbeat body: {exc}")
+        conn.attrs[CLIENT_ID_ATTR] = data.client_id  # who this connection is, for client quotas
         for group in data.producer_groups:
             channel = ClientChannel(data.client_id, conn, cmd.language, cmd.version)
             self.broker.clients.register_producer(group, channel)

@@ -24,6 +24,8 @@ batch of a transaction on a partition is verified with the transaction coordinat
 one (KIP-890 part 1, ``KafkaFrontend.txn_coordinator.partition_in_transaction``): not in the
 transaction is TRANSACTION_ABORTABLE for v11, INVALID_TXN_STATE before. Control batches are
 INVALID_RECORD (only the coordinator writes markers).
+Client quotas: the request's size counts once against producer_byte_rate (as Kafka, request.sizeInBytes);
+over it the connection puts the throttle time in the response and mutes (throttle.py), acks=0 included.
 Leaves out: LogAppendTime topics, per-record errors (v8 record_errors stay empty).
 """
 
@@ -37,6 +39,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.auth.acl import Operation
+from ferrymq.core.auth.quotas import PRODUCE
 from ferrymq.core.remoting.route import PERM_WRITE
 from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, PutStatus, StoreUnavailable
 from ferrymq.gateway.kafka import authz, isr, mapping, topics
@@ -60,6 +63,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     deadline = time.monotonic() + millis(request.timeout) / 1000
     async with ctx.conn.produce_order:
         responses, end_offset = await _store(ctx, request)
+    if ctx.frontend.broker.security.quotas.active(PRODUCE):
+        ctx.throttle_ms = ctx.conn.quota(PRODUCE, ctx.size)
     if acks == -1 and end_offset:
         await _acknowledge_all(ctx, request, responses, end_offset, deadline)
     if acks == 0:

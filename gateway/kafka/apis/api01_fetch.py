@@ -14,6 +14,9 @@ offset) only for read_committed (null otherwise). Control batches are served lik
 parked read_committed fetch wakes on the marker's arrival, which moves the LSO.
 Fetch sessions (KIP-227, v7+): fetch_sessions.py keeps each session's partitions; an incremental
 fetch reads every partition of its session and answers only those with news.
+Client quotas (as Kafka): max_bytes is capped at what consumer_byte_rate allows in its window; the records'
+bytes count once against it; a throttled fetch is answered at once with no partitions and its bytes are taken
+back (the connection adds the throttle time and mutes, throttle.py).
 Leaves out: follower fetching and rack awareness.
 """
 
@@ -25,6 +28,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.auth.acl import Operation
+from ferrymq.core.auth.quotas import FETCH, user_name
 from ferrymq.core.remoting.route import PERM_READ
 from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
@@ -33,6 +37,7 @@ from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.fetch_sessions import FetchPlan, SessionPartition
 from ferrymq.gateway.kafka.leader_epochs import check_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
+from ferrymq.gateway.kafka.sasl import now_ms
 
 READ_COMMITTED = 1
 
@@ -59,12 +64,31 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         {topic: max(p.partition for p in parts) for topic, parts in by_topic.items()}
     )
     denied = {topic for topic in by_topic if not authz.topic(ctx, Operation.READ, topic)}
-    responses, total, waitable = _read(ctx, request, by_topic, placed, denied)
-    while total < request.min_bytes and waitable:
+    budget = request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF
+    quotas = ctx.frontend.broker.security.quotas
+    quoted = quotas.active(FETCH)
+    if quoted:
+        cap = quotas.max_in_window(FETCH, user_name(ctx.conn.principal), ctx.conn.client_id or "")
+        budget = budget if cap is None else min(budget, max(int(cap), 1))
+    responses, total, waitable = _read(ctx, request, by_topic, placed, denied, budget)
+    while total < min(request.min_bytes, budget) and waitable:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not await ctx.frontend.wait_for_data(waitable, remaining):
             break
-        responses, total, waitable = _read(ctx, request, by_topic, placed, denied)
+        responses, total, waitable = _read(ctx, request, by_topic, placed, denied, budget)
+    if quoted and (throttle := ctx.conn.quota(FETCH, total)) > 0:
+        quotas.unrecord(FETCH, user_name(ctx.conn.principal), ctx.conn.client_id or "", total, now_ms())
+        ctx.throttle_ms = throttle
+        incremental = plan.session is not None and plan.incremental
+        return respond(
+            request,
+            {
+                "throttle_time": NO_THROTTLE,
+                "error_code": ErrorCode.none,
+                "session_id": plan.session_id if incremental else 0,
+                "responses": (),
+            },
+        )
     if plan.session is not None:
         responses = _session_answer(plan, responses)
     return respond(
@@ -135,6 +159,7 @@ def _read(
     by_topic: dict[str, list[SessionPartition]],
     placed: dict[str, TopicPartitions],
     denied: set[str],
+    budget: int,
 ) -> tuple[list[dict[str, Any]], int, list[tuple[str, int]]]:
     """Every requested partition read once: (responses, bytes, partitions worth waiting on);
     ``denied`` topics (no READ) are TOPIC_AUTHORIZATION_FAILED."""
@@ -142,7 +167,6 @@ def _read(
     plog = ctx.frontend.log
     txns = ctx.frontend.txn_partitions
     committed = request.isolation_level == READ_COMMITTED
-    budget = request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF
     total = 0
     waitable: list[tuple[str, int]] = []
     responses = []
