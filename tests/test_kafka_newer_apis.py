@@ -260,3 +260,22 @@ def test_init_producer_id_with_a_transactional_id_while_transactions_are_off(tmp
         wire.close()
 
     run(tmp_path, body, kafka_transactions_enable=False, kafka_authorizer_enable=True)
+
+
+def test_metadata_by_topic_id_with_an_empty_name_as_the_java_client_sends_it(tmp_path: Path) -> None:
+    async def body(broker: Broker, frontend: KafkaFrontend) -> None:
+        wire = await Wire.open(frontend.port)
+        tid = await topic_id_of(wire, TOPIC)
+        for name in ("", None):
+            r = await wire.call(
+                MetadataRequest(
+                    topics=(MetadataRequestTopic(name=name, topic_id=tid),),
+                    allow_auto_topic_creation=False,
+                    include_topic_authorized_operations=False,
+                )
+            )
+            got = r.topics[0]
+            assert (got.error_code, got.name, got.topic_id) == (ErrorCode.none, TOPIC, tid)
+        wire.close()
+
+    run(tmp_path, body)

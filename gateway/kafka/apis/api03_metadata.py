@@ -62,11 +62,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
     auto = getattr(request, "allow_auto_topic_creation", True) and broker.config.auto_create_topic_enable
     await cluster.refresh_peers()
-    named = {name: -1 for name, _ in wanted if name is not None}
+    named = {name: -1 for name, _ in wanted if name}
     placed = await cluster.placements(named, max_age=ROUTE_FRESH_S)
     out = []
     for name, tid in wanted:
-        if name is None and tid is not None:
+        if not name and tid is not None and tid != ZERO:  # by id: the Java client sends the name as ""
             name = ctx.frontend.topic_ids.name_of(tid, broker.topics.topics)
             if name is None:
                 out.append(_error(ErrorCode.unknown_topic_id, None, tid))

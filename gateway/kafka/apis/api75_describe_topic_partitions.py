@@ -7,7 +7,8 @@ order, partitions in index order. At most ``response_partition_limit`` partition
 request's ``cursor`` starts there (its topic must be among the named ones: INVALID_REQUEST otherwise, as
 Kafka's DescribeTopicPartitionsRequestHandler). A named topic that does not exist is
 UNKNOWN_TOPIC_OR_PARTITION (no auto-creation); without DESCRIBE on it, TOPIC_AUTHORIZATION_FAILED.
-Leaves out: eligible leader replicas (KIP-966 ELR: null, there is no ISR shrinking to speak of), racks,
+Eligible leader replicas (KIP-966) are empty lists, as a broker without ELR sends them.
+Leaves out: ELR itself (no ISR to shrink below min.insync.replicas here), racks,
 authorized operations (not computed).
 """
 
@@ -60,7 +61,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         assert where is not None
         described = topic_metadata(cluster, name, where)
         first = start_partition if name == start_topic else 0
-        parts = described["partitions"][first:]
+        # ELR lists empty, never null: Kafka's broker sends [] and the Java admin client reads them unchecked
+        parts = [
+            {**p, "eligible_leader_replicas": (), "last_known_elr": ()}
+            for p in described["partitions"][first:]
+        ]
         if len(parts) > limit:
             next_cursor = {"topic_name": name, "partition_index": first + limit}
             parts = parts[:limit]
