@@ -113,6 +113,7 @@ def test_describe_topic_partitions_pages_with_a_cursor(tmp_path: Path) -> None:
         # names in order: "kt" < "nope" < "other"; two partitions answered, "kt"'s
         assert [(t.name, len(t.partitions)) for t in r.topics] == [(TOPIC, 2)]
         assert r.topics[0].topic_id == tid
+        assert r.topics[0].partitions[0].eligible_leader_replicas == ()  # a list, never null (Java reads it)
         assert (r.next_cursor.topic_name, r.next_cursor.partition_index) == ("nope", 0)
         cursor = Cursor(topic_name="other", partition_index=1)
         r = await wire.call(
