@@ -44,8 +44,9 @@ READ_COMMITTED = 1
 @api(1, 4, 17)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     by_id = request.__version__ >= 13
-    unknown = _unknown_ids(ctx, request) if by_id else []
-    plan = _plan(ctx, request)
+    names = _names(ctx, request)
+    unknown = _unknown_ids(request, names) if by_id else []
+    plan = _plan(ctx, request, names)
     if plan.error is not None:
         return respond(
             request,
@@ -89,9 +90,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-def _plan(ctx: RequestContext, request: Any) -> FetchPlan:
+def _plan(ctx: RequestContext, request: Any, names: list[str | None]) -> FetchPlan:
     """The partitions this request reads: its own, or its session's (v7+)."""
-    names = _names(ctx, request)
     requested = [
         SessionPartition(
             names[i],
@@ -129,9 +129,8 @@ def _names(ctx: RequestContext, request: Any, topics: Any = None) -> list[str | 
     return [index.name_of(ft.topic_id, local) for ft in topics]
 
 
-def _unknown_ids(ctx: RequestContext, request: Any) -> list[dict[str, Any]]:
+def _unknown_ids(request: Any, names: list[str | None]) -> list[dict[str, Any]]:
     """The answer for the topic ids no topic here has: UNKNOWN_TOPIC_ID on each partition."""
-    names = _names(ctx, request)
     return [
         {
             "topic_id": ft.topic_id,
