@@ -32,6 +32,7 @@ from kio.schema.push_telemetry.v0.request import PushTelemetryRequest
 
 from ferrymq.core.broker.broker import Broker
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
+from ferrymq.gateway.kafka.topic_ids import TopicIdIndex, topic_id
 from tests.inprocess import kafka_broker
 from tests.test_kafka_fetch_sessions import session_fetch
 from tests.test_kafka_frontend import TOPIC, Wire, batch, ms, produced, records_of, run
@@ -280,3 +281,13 @@ def test_metadata_by_topic_id_with_an_empty_name_as_the_java_client_sends_it(tmp
         wire.close()
 
     run(tmp_path, body)
+
+
+def test_the_topic_id_index_rebuilds_only_when_the_topic_table_changed() -> None:
+    index = TopicIdIndex("C")
+    names = ["a"]
+    assert index.name_of(topic_id("C", "a"), names, 1) == "a"
+    names.append("b")  # the table changed but its version was not bumped: an unknown id costs no rebuild
+    assert index.name_of(topic_id("C", "b"), names, 1) is None
+    assert index.name_of(topic_id("C", "b"), names, 2) == "b"
+    assert index.name_of(uuid.UUID(int=0), names, 3) is None and topic_id("C", "a") != topic_id("D", "a")

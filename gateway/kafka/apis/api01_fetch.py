@@ -125,8 +125,8 @@ def _names(ctx: RequestContext, request: Any, topics: Any = None) -> list[str | 
     topics = request.topics if topics is None else topics
     if request.__version__ < 13:
         return [ft.topic for ft in topics]
-    index, local = ctx.frontend.topic_ids, ctx.frontend.broker.topics.topics
-    return [index.name_of(ft.topic_id, local) for ft in topics]
+    index, local = ctx.frontend.topic_ids, ctx.frontend.broker.topics
+    return [index.name_in(ft.topic_id, local) for ft in topics]
 
 
 def _unknown_ids(request: Any, names: list[str | None]) -> list[dict[str, Any]]:

@@ -67,7 +67,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     out = []
     for name, tid in wanted:
         if not name and tid is not None and tid != ZERO:  # by id: the Java client sends the name as ""
-            name = ctx.frontend.topic_ids.name_of(tid, broker.topics.topics)
+            name = ctx.frontend.topic_ids.name_in(tid, broker.topics)
             if name is None:
                 out.append(_error(ErrorCode.unknown_topic_id, None, tid))
                 continue

@@ -32,7 +32,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     out = []
     for name, tid in wanted:
         if not name and tid is not None and tid != uuid.UUID(int=0):
-            name = f.topic_ids.name_of(tid, broker.topics.topics)
+            name = f.topic_ids.name_in(tid, broker.topics)
             if name is None:
                 out.append(
                     _result(None, tid, ErrorCode.unknown_topic_id, "This server does not host this topic ID.")
