@@ -12,6 +12,7 @@ Leaves out: moving a partition between broker groups (the store does not move qu
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -21,6 +22,8 @@ from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+
+log = logging.getLogger("ferrymq.kafka")
 
 CANNOT_MOVE = (
     "ferrymq partitions are replicated by their broker group's slaves; the replica set of a partition "
@@ -52,6 +55,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             parts.append(
                 {"partition_index": p.partition_index, "error_code": error, "error_message": message}
             )
+            if error not in (ErrorCode.none, ErrorCode.no_reassignment_in_progress):
+                log.info(
+                    "reassigning %s-%d from %s: %s", t.name, p.partition_index, ctx.conn.peer, error.name
+                )
         out.append({"name": t.name, "partitions": parts})
     return respond(
         request,

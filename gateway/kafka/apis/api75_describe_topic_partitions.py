@@ -14,6 +14,7 @@ authorized operations (not computed).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -29,6 +30,8 @@ from ferrymq.gateway.kafka.topic_ids import ZERO
 #: Kafka's max.request.partition.size.limit default
 PARTITION_LIMIT = 2000
 
+log = logging.getLogger("ferrymq.kafka")
+
 
 @api(75, 0, 0)
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -38,6 +41,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     if request.topics:
         names = sorted({t.name for t in request.topics})
         if cursor is not None and cursor.topic_name not in names:
+            log.info(
+                "DescribeTopicPartitions from %s: cursor topic %r not requested",
+                ctx.conn.peer,
+                cursor.topic_name,
+            )
             # Kafka's error response for an InvalidRequestException: the error on every requested topic
             refused = [_error(ErrorCode.invalid_request, n) for n in names]
             return respond(request, {"throttle_time": NO_THROTTLE, "topics": refused, "next_cursor": None})
