@@ -25,6 +25,7 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -42,11 +43,14 @@ from kafka_support import (
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.client import LitePullConsumer, Message, MessageQueue, Producer
+from ferrymq.gateway.kafka.topic_ids import topic_id
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicCollection, TopicPartition  # noqa: E402
 from confluent_kafka import Producer as KafkaProducer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+MASK64 = (1 << 64) - 1
 
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(60)]
 
@@ -347,6 +351,9 @@ def test_admin_creates_describes_and_deletes_topics(server: FerryServer) -> None
     assert created.result() is None
     described = admin.describe_topics(TopicCollection(["ck-admin"]), request_timeout=15)["ck-admin"].result()
     assert described.name == "ck-admin" and not described.is_internal
+    # the stable topic id every broker of the cluster derives (gateway/kafka/topic_ids.py), read by librdkafka
+    msb, lsb = described.topic_id.get_most_significant_bits(), described.topic_id.get_least_significant_bits()
+    assert uuid.UUID(int=((msb & MASK64) << 64) | (lsb & MASK64)) == topic_id("DefaultCluster", "ck-admin")
     assert [p.id for p in described.partitions] == [0, 1, 2]
     assert all(
         p.leader is not None and p.leader.id == described.partitions[0].leader.id

@@ -1,6 +1,7 @@
 """Kafka's own command-line tools (org.apache.kafka:kafka-tools and kafka_2.13 4.3.1, unmodified)
 against ``ferrymq serve``'s Kafka listener: kafka-topics, kafka-configs, kafka-consumer-groups,
-kafka-console-producer / -consumer (keys and headers), kafka-get-offsets, kafka-delete-records,
+kafka-console-producer / -consumer (keys and headers), kafka-get-offsets, kafka-log-dirs,
+kafka-delete-records,
 each output read as an operator reads it.
 
 One JVM for the module (tools_support.ToolSession): the driver calls each tool's main with
@@ -34,6 +35,7 @@ PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell"
 DELETE_RECORDS = "org.apache.kafka.tools.DeleteRecordsCommand"
+LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand"
 
 TOPIC = "ops-kafka"
 GROUP = "ops-kafka-group"
@@ -86,6 +88,7 @@ def test_topics_create_describe_alter_delete(tools: ts.ToolSession, server: Ferr
     assert f"Created topic {name}." in out, out
     out = kafka(tools, server, TOPICS, "--describe", "--topic", name)
     assert re.search(rf"Topic: {name}\s+TopicId: \S+\s+PartitionCount: 2\s+ReplicationFactor: 1", out), out
+    assert "TopicId: AAAAAAAAAAAAAAAAAAAAAA" not in out, out  # a real topic id (DescribeTopicPartitions)
     assert len(re.findall(rf"Topic: {name}\s+Partition: \d+\s+Leader: \d+", out)) == 2, out
     kafka(tools, server, TOPICS, "--alter", "--topic", name, "--partitions", "3")
     out = kafka(tools, server, TOPICS, "--describe", "--topic", name)
@@ -183,6 +186,18 @@ def test_consumer_groups_of_the_consumer_protocol(
     out = kafka(tools, server, GROUPS, "--describe", "--group", group)
     row = next(line.split() for line in out.splitlines() if line.startswith(group))
     assert row[1:6] == [produced, "0", str(len(RECORDS)), str(len(RECORDS)), "0"], out
+
+
+def test_log_dirs_name_the_store_and_each_partitions_size(
+    tools: ts.ToolSession, server: FerryServer, produced: str
+) -> None:
+    out = kafka(tools, server, LOG_DIRS, "--describe", "--topic-list", produced)
+    report = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    (broker,) = report["brokers"]
+    (log_dir,) = broker["logDirs"]
+    assert log_dir["error"] is None and log_dir["logDir"].endswith("store"), out
+    (partition,) = log_dir["partitions"]
+    assert partition["partition"] == f"{produced}-0" and partition["size"] > 0, out
 
 
 def test_delete_records(tools: ts.ToolSession, server: FerryServer, produced: str) -> None:

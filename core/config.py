@@ -182,6 +182,9 @@ class BrokerConfig(BaseModel):
     #: transaction.max.timeout.ms), how often timed-out transactions are aborted
     #: (transaction.abort.timed.out.transaction.cleanup.interval.ms), and how long a finished
     #: transactional id is kept idle (transactional.id.expiration.ms)
+    #: Kafka transactions served at all: off, InitProducerId with a transactional id is UNSUPPORTED_VERSION
+    #: (idempotent producers are unaffected)
+    kafka_transactions_enable: bool = Field(True, alias="kafkaTransactionsEnable")
     kafka_transaction_max_timeout_ms: int = Field(900_000, alias="kafkaTransactionMaxTimeoutMs", ge=1)
     kafka_transaction_abort_check_ms: int = Field(10_000, alias="kafkaTransactionAbortCheckMs", ge=10)
     kafka_transactional_id_expiration_ms: int = Field(

@@ -83,7 +83,7 @@ def test_api_versions_response_uses_header_v0_even_when_flexible() -> None:
     resp_type = load_response_schema(18, 3)
     _, decoded = decode_response(frame[4:], resp_type)
     keys = {k.api_key: (k.min_version, k.max_version) for k in decoded.api_keys}
-    assert keys[0] == (0, 11) and keys[1] == (0, 12) and keys[18] == (0, 4)
+    assert keys[0] == (0, 12) and keys[1] == (0, 17) and keys[18] == (0, 4)  # Kafka 4.0's (release.py)
     assert all(lo == 0 for lo, _ in keys.values())  # advertised from 0 (reference §0)
 
 

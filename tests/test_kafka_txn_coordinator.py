@@ -366,12 +366,12 @@ def test_api_versions_advertise_the_transaction_apis_up_to_transaction_version_1
     response = build_response(3)
     ranges = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys}
     assert {k: ranges[k] for k in (10, 22, 24, 25, 26, 28, 65, 66)} == {
-        10: (0, 4),
+        10: (0, 6),
         22: (0, 5),  # v3+: KIP-360 epoch bumps
         24: (0, 5),  # v4+: brokers' batched form (clients stay at 3)
         25: (0, 4),
-        26: (0, 4),  # v5 is transaction version 2
-        28: (0, 4),  # v5 likewise
+        26: (0, 5),  # Kafka 4.0's maximum; clients send v5 only with transaction.version 2 finalized
+        28: (0, 5),  # likewise
         65: (0, 0),
         66: (0, 1),
     }

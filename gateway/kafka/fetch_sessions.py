@@ -15,7 +15,10 @@ slot from a session unused for ``eviction_ms``, else from the smallest session i
 partitions, else it is not created (session id 0: the client keeps doing full fetches). Partitions that
 returned records move to the end of the session's order, so a byte-limited fetch serves them in turn.
 Pure state over request fields; the Fetch handler (apis/api01_fetch.py) does the reading.
-Leaves out: topic ids (v13+), follower (privileged) sessions.
+A session remembers whether it was made by a request naming topics by id (v13+); a request of the other
+kind on it is FETCH_SESSION_TOPIC_ID_ERROR, as Kafka. Partitions are kept by topic name (an id names
+one topic for good, topic_ids.py).
+Leaves out: follower (privileged) sessions.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class FetchSession:
     epoch: int  # the epoch the next incremental fetch must carry
     last_used: float
     partitions: dict[Key, SessionPartition] = field(default_factory=dict)
+    topic_ids: bool = False
 
     def bump(self, now: float) -> None:
         self.epoch = 1 if self.epoch >= MAX_EPOCH else self.epoch + 1
@@ -98,7 +102,7 @@ class FetchPlan:
     partitions: list[SessionPartition]
     session_id: int = INVALID_SESSION_ID
     incremental: bool = False
-    error: str | None = None  # "fetch_session_id_not_found" | "invalid_fetch_session_epoch"
+    error: str | None = None  # fetch_session_id_not_found | invalid_fetch_session_epoch | ..._topic_id_error
     session: FetchSession | None = None
 
 
@@ -119,6 +123,7 @@ class FetchSessionCache:
         requested: list[SessionPartition],
         forgotten: Iterable[Key],
         now: float,
+        topic_ids: bool = False,
     ) -> FetchPlan:
         """Apply one request's session fields; say which partitions to read and how to answer."""
         if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
@@ -129,12 +134,15 @@ class FetchSessionCache:
             session = self._create(len(requested), now)
             if session is None:
                 return FetchPlan(requested)
+            session.topic_ids = topic_ids
             for part in requested:
                 session.partitions[(part.topic, part.partition)] = part
             return FetchPlan(list(session.partitions.values()), session.id, session=session)
         session = self.sessions.get(session_id)
         if session is None:
             return FetchPlan([], error="fetch_session_id_not_found")
+        if session.topic_ids != topic_ids:
+            return FetchPlan([], session_id, error="fetch_session_topic_id_error")
         if session.epoch != epoch:
             return FetchPlan([], session_id, error="invalid_fetch_session_epoch")
         for part in requested:

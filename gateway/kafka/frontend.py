@@ -38,9 +38,11 @@ from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
+from ferrymq.gateway.kafka.partition_sizes import PartitionSizes
 from ferrymq.gateway.kafka.producer_state import REBUILD_ENTRIES, ProducerStates
 from ferrymq.gateway.kafka.retention_bytes import RetentionBytes
 from ferrymq.gateway.kafka.sasl import SaslSession
+from ferrymq.gateway.kafka.topic_ids import TopicIdIndex
 from ferrymq.gateway.kafka.txn.coordinator import TxnCoordinator
 from ferrymq.gateway.kafka.txn_partitions import TxnPartitions
 
@@ -119,6 +121,8 @@ class KafkaFrontend:
         self.txn_coordinator = TxnCoordinator(self)
         self.fetch_sessions = FetchSessionCache(broker.config.kafka_fetch_session_cache_slots)
         self.cleaner = LogCleaner(broker, self.txn_partitions.is_aborted)
+        self.topic_ids = TopicIdIndex(self.cluster.cluster_id)
+        self.partition_sizes = PartitionSizes()
 
     @property
     def groups(self) -> GroupCoordinator:

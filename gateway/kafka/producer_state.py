@@ -175,6 +175,14 @@ class ProducerStates:
                 gone += 1
         return gone
 
+    def producers(self, topic: str, partition: int) -> list[tuple[int, int, int, int]]:
+        """(producer id, epoch, last sequence, last write ms) of each producer the partition holds
+        (DescribeProducers); rebuilt from the log on first use, as for a produce."""
+        return [
+            (pid, p.epoch, p.batches[-1].last_seq if p.batches else -1, p.last_ms)
+            for pid, p in self._partition(topic, partition).items()
+        ]
+
     def producer_count(self) -> int:
         """(partition, producer) states held."""
         return sum(len(state) for state in self._partitions.values())

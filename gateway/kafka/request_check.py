@@ -105,8 +105,11 @@ def _compile_entity(entity_type: type[Any]) -> Step:
 
 
 def _field_step(hint: Any, kafka_type: str | None, flexible: bool, name: str) -> Step:
-    if typing.get_origin(hint) is UnionType:
+    nullable = typing.get_origin(hint) is UnionType
+    if nullable:
         hint = next(a for a in typing.get_args(hint) if a is not NoneType)
+    if nullable and dataclasses.is_dataclass(hint):  # a nullable struct: an int8 marker first (KIP-893)
+        return _nullable_entity_step(_entity_step(typing.cast(type[Any], hint)), name)
     if typing.get_origin(hint) is tuple:
         return _array_step(_field_step(typing.get_args(hint)[0], kafka_type, flexible, name), flexible, name)
     if dataclasses.is_dataclass(hint):
@@ -123,6 +126,14 @@ def _field_step(hint: Any, kafka_type: str | None, flexible: bool, name: str) ->
 
         return variable
     raise TypeError(f"no length check for field {name} of kafka type {kafka_type}")
+
+
+def _nullable_entity_step(entity: Step, name: str) -> Step:
+    def nullable(buf: bytes, pos: int, end: int) -> int:
+        marker = _signed(buf, pos, 1)
+        return pos + 1 if marker < 0 else entity(buf, pos + 1, end)
+
+    return nullable
 
 
 def _array_step(element: Step, flexible: bool, name: str) -> Step:

@@ -3,7 +3,8 @@
 Each ``apiNN_<name>.py`` registers its handler with :func:`api`; this module imports every such
 module in the package at the end, so a new API module only needs to exist. ApiVersions is built
 from the registry: every API is advertised from version 0 (old librdkafka and kafka-python infer
-features from "the range contains version X", reference §0/§1.5) up to the highest served version;
+features from "the range contains version X", reference §0/§1.5) up to the highest served version,
+capped at the advertised Kafka release's (release.py; keys that release lacks are not advertised);
 a request for a version outside [min_version, max_version] is not served (UNSUPPORTED_VERSION for
 ApiVersions, a closed connection otherwise, as Apache Kafka does).
 """

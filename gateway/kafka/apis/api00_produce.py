@@ -1,4 +1,6 @@
-"""Produce (key 0), versions 3-11 (advertised from 0; 0-2 are not served, as Kafka 4.0).
+"""Produce (key 0), versions 3-12 (advertised from 0; 0-2 are not served, as Kafka 4.0).
+v12 is v11 on the wire (it tells a TV2 broker the producer may skip AddPartitionsToTxn; we finalize no
+transaction.version, so Java clients keep adding partitions).
 
 Each record batch is checked through its header (size, magic 2, CRC-32C, counts), its base
 offset and leader epoch patched, and stored verbatim as one batch entry; compressed batches
@@ -57,7 +59,7 @@ _CHECK_ERRORS = {
 }
 
 
-@api(0, 3, 11)
+@api(0, 3, 12)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
     deadline = time.monotonic() + millis(request.timeout) / 1000

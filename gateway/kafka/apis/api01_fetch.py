@@ -1,4 +1,4 @@
-"""Fetch (key 1), versions 4-12 (advertised from 0; v13+ name topics by id).
+"""Fetch (key 1), versions 4-17 (advertised from 0; 0-3 are not served, as Kafka 4.0).
 
 Stored batches are served as they were written (no re-encoding); the batch holding the fetch
 offset is served whole even if it starts before it. Native RocketMQ messages are served as record
@@ -17,6 +17,9 @@ fetch reads every partition of its session and answers only those with news.
 Client quotas (as Kafka): max_bytes is capped at what consumer_byte_rate allows in its window; the records'
 bytes count once against it; a throttled fetch is answered at once with no partitions and its bytes are taken
 back (the connection adds the throttle time and mutes, throttle.py).
+v13+ name topics by id (topic_ids.py): an id no topic here has is answered UNKNOWN_TOPIC_ID for its
+partitions, and a session keeps the kind of naming it was made with (fetch_sessions.py). v15's replica
+state, v16's node endpoints and v17's replica directory concern followers and leader moves: not filled.
 Leaves out: follower fetching and rack awareness.
 """
 
@@ -38,13 +41,17 @@ from ferrymq.gateway.kafka.fetch_sessions import FetchPlan, SessionPartition
 from ferrymq.gateway.kafka.leader_epochs import check_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 from ferrymq.gateway.kafka.sasl import now_ms
+from ferrymq.gateway.kafka.topic_ids import topic_id
 
 READ_COMMITTED = 1
 
 
-@api(1, 4, 12)
+@api(1, 4, 17)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    plan = _plan(ctx, request)
+    by_id = request.__version__ >= 13
+    names = _names(ctx, request)
+    unknown = _unknown_ids(request, names) if by_id else []
+    plan = _plan(ctx, request, names)
     if plan.error is not None:
         return respond(
             request,
@@ -91,6 +98,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         )
     if plan.session is not None:
         responses = _session_answer(plan, responses)
+    if by_id:
+        cluster_id = ctx.frontend.cluster.cluster_id
+        for topic in responses:
+            topic["topic_id"] = topic_id(cluster_id, topic["topic"])
+        responses += unknown
     return respond(
         request,
         {
@@ -102,26 +114,68 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-def _plan(ctx: RequestContext, request: Any) -> FetchPlan:
+def _plan(ctx: RequestContext, request: Any, names: list[str | None]) -> FetchPlan:
     """The partitions this request reads: its own, or its session's (v7+)."""
     requested = [
         SessionPartition(
-            ft.topic,
+            names[i],
             fp.partition,
             fp.fetch_offset,
             fp.partition_max_bytes,
             getattr(fp, "log_start_offset", -1),
             getattr(fp, "current_leader_epoch", -1),
         )
-        for ft in request.topics
+        for i, ft in enumerate(request.topics)
+        if names[i] is not None
         for fp in ft.partitions
     ]
     if request.__version__ < 7:
         return FetchPlan(requested)
-    forgotten = [(ft.topic, p) for ft in request.forgotten_topics_data for p in ft.partitions]
+    gone = request.forgotten_topics_data
+    gone_names = _names(ctx, request, gone)
+    forgotten = [(gone_names[i], p) for i, ft in enumerate(gone) if gone_names[i] for p in ft.partitions]
     return ctx.frontend.fetch_sessions.plan(
-        request.session_id, request.session_epoch, requested, forgotten, time.monotonic()
+        request.session_id,
+        request.session_epoch,
+        requested,
+        forgotten,
+        time.monotonic(),
+        topic_ids=request.__version__ >= 13,
     )
+
+
+def _names(ctx: RequestContext, request: Any, topics: Any = None) -> list[str | None]:
+    """The topic names of ``topics`` (the request's by default): v13+ name them by id (None: unknown)."""
+    topics = request.topics if topics is None else topics
+    if request.__version__ < 13:
+        return [ft.topic for ft in topics]
+    index, local = ctx.frontend.topic_ids, ctx.frontend.broker.topics
+    return [index.name_in(ft.topic_id, local) for ft in topics]
+
+
+def _unknown_ids(request: Any, names: list[str | None]) -> list[dict[str, Any]]:
+    """The answer for the topic ids no topic here has: UNKNOWN_TOPIC_ID on each partition."""
+    return [
+        {
+            "topic_id": ft.topic_id,
+            "topic": "",
+            "partitions": [
+                {
+                    "partition_index": fp.partition,
+                    "error_code": ErrorCode.unknown_topic_id,
+                    "high_watermark": -1,
+                    "last_stable_offset": -1,
+                    "log_start_offset": -1,
+                    "aborted_transactions": None,
+                    "preferred_read_replica": -1,
+                    "records": b"",
+                }
+                for fp in ft.partitions
+            ],
+        }
+        for i, ft in enumerate(request.topics)
+        if names[i] is None
+    ]
 
 
 def _session_answer(plan: FetchPlan, responses: list[dict[str, Any]]) -> list[dict[str, Any]]:

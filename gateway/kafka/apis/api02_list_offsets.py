@@ -1,4 +1,4 @@
-"""ListOffsets (key 2), versions 1-7 (advertised from 0; v0's offset arrays are not served).
+"""ListOffsets (key 2), versions 1-10 (advertised from 0; v0's offset arrays are not served).
 
 Per partition: -2 earliest (the log start offset), -1 latest (the high watermark), -3 max
 timestamp (v7; the last entries' largest timestamp and the last offset of that entry), or a
@@ -8,7 +8,9 @@ A partition owned by another broker group is NOT_LEADER_OR_FOLLOWER.
 isolation_level (v2+): under read_committed the end is the last stable offset instead of the high
 watermark (-1 answers it; timestamp lookups stop below it), as Kafka.
 With an authorizer, DESCRIBE on the topic (else TOPIC_AUTHORIZATION_FAILED).
-Leaves out: v8-v9 tiered-storage sentinels (-4, -5).
+Without tiered storage, -4 (earliest local, v8+) is the log start and -5 (latest tiered, v9+) finds
+nothing (-1/-1), as Kafka answers with remote storage off. v10's timeout_ms has nothing to wait for.
+Leaves out: tiered storage.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.leader_epochs import check_epoch, current_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
-LATEST, EARLIEST, MAX_TIMESTAMP = -1, -2, -3
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 READ_COMMITTED = 1
 
 
-@api(2, 1, 7)
+@api(2, 1, 10)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     plog = ctx.frontend.log
     cluster = ctx.frontend.cluster
@@ -60,7 +62,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 end = ctx.frontend.txn_partitions.last_stable_offset(t.name, index, end)
             if p.timestamp == LATEST:
                 entry["offset"] = end
-            elif p.timestamp == EARLIEST:
+            elif p.timestamp in (EARLIEST, EARLIEST_LOCAL):
                 entry["offset"] = start
             elif p.timestamp == MAX_TIMESTAMP:
                 found = plog.max_timestamp(t.name, index)
@@ -70,7 +72,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 found = plog.offset_for_time(t.name, index, p.timestamp)
                 if found is not None and found[0] < end:  # never past the high watermark
                     entry["offset"], entry["timestamp"] = found
-            else:
+            elif p.timestamp != LATEST_TIERED:  # no tiered storage: nothing found (-1/-1)
                 entry["error_code"] = ErrorCode.invalid_request
         out.append({"name": t.name, "partitions": parts})
     return respond(request, {"throttle_time": NO_THROTTLE, "topics": out})

@@ -1,4 +1,4 @@
-"""Metadata (key 3), versions 0-12: brokers, topics, partitions and their leaders.
+"""Metadata (key 3), versions 0-13: brokers, topics, partitions and their leaders.
 
 Partition p of a topic is queue p with one broker group; with several, the topic's queues are
 numbered across the groups sorted by broker name (cluster.py). A partition's leader is the broker
@@ -10,19 +10,19 @@ missing from ``brokers`` is a placeholder node (host "", port -1) to Java's Meta
 an unknown broker to librdkafka's rack lookups, for no gain to a client (acks=all waits for the
 group's in-sync slaves all the same, isr.py); the admin API and metrics show the group's
 replication. Brokers are this one and every other group whose Kafka address the name servers know.
-Topic ids are stable UUIDs derived from the cluster and topic names. A named topic that does not
-exist is created when auto-creation is allowed (the request's allow_auto_topic_creation, v4+, and
+Topic ids are stable UUIDs derived from the cluster and topic names (topic_ids.py). A named topic that
+does not exist is created when auto-creation is allowed (the request's allow_auto_topic_creation, v4+, and
 the broker's autoCreateTopicEnable) with defaultTopicQueueNums partitions; a name Kafka does not
 allow is INVALID_TOPIC_EXCEPTION. Listing all topics leaves RocketMQ's system topics out, and
 lists this broker's topics only.
 With an authorizer (authz.py), a full listing shows only topics the principal may DESCRIBE, a named one it
 may not is TOPIC_AUTHORIZATION_FAILED, and auto-creation needs CREATE on the cluster or the topic.
-Leaves out: racks, authorized operations (always "not computed"), v13's top-level error.
+v13's top-level error is always NONE (we never redirect a client). Leaves out: racks, authorized
+operations (always "not computed").
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
@@ -34,21 +34,19 @@ from ferrymq.gateway.kafka.cluster import NO_LEADER, TopicPartitions
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.leader_epochs import current_epoch
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.topic_ids import ZERO, topic_id
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from ferrymq.gateway.kafka.cluster import ClusterView
 
-_NAMESPACE = uuid.UUID("6f1b0c8e-5d2a-4e0b-9a53-6b8f2d1c7e40")
 NOT_COMPUTED = -2147483648
 #: Metadata is how clients learn of new partitions and brokers: its routes are at most this old
 ROUTE_FRESH_S = 1.0
 
 
-def topic_id(cluster: str, topic: str) -> uuid.UUID:
-    return uuid.uuid5(_NAMESPACE, f"{cluster}/{topic}")
-
-
-@api(3, 0, 12)
+@api(3, 0, 13)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     cluster = ctx.frontend.cluster
     broker = ctx.frontend.broker
@@ -64,12 +62,12 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         wanted = [(t.name, getattr(t, "topic_id", None)) for t in requested]
     auto = getattr(request, "allow_auto_topic_creation", True) and broker.config.auto_create_topic_enable
     await cluster.refresh_peers()
-    named = {name: -1 for name, _ in wanted if name is not None}
+    named = {name: -1 for name, _ in wanted if name}
     placed = await cluster.placements(named, max_age=ROUTE_FRESH_S)
     out = []
     for name, tid in wanted:
-        if name is None and tid is not None:
-            name = next((n for n in broker.topics.topics if topic_id(cluster.cluster_id, n) == tid), None)
+        if not name and tid is not None and tid != ZERO:  # by id: the Java client sends the name as ""
+            name = ctx.frontend.topic_ids.name_in(tid, broker.topics)
             if name is None:
                 out.append(_error(ErrorCode.unknown_topic_id, None, tid))
                 continue
@@ -105,6 +103,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         request,
         {
             "throttle_time": NO_THROTTLE,
+            "error_code": ErrorCode.none,
             "brokers": brokers,
             "cluster_id": cluster.cluster_id,
             "controller_id": cluster.node_id,
@@ -113,11 +112,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-def _error(code: ErrorCode, name: str | None, tid: uuid.UUID | None = None) -> dict[str, Any]:
+def _error(code: ErrorCode, name: str | None, tid: UUID | None = None) -> dict[str, Any]:
     return {
         "error_code": code,
         "name": name,
-        "topic_id": tid or uuid.UUID(int=0),
+        "topic_id": tid or ZERO,
         "is_internal": False,
         "partitions": (),
         "topic_authorized_operations": NOT_COMPUTED,

@@ -1,4 +1,4 @@
-"""FindCoordinator (key 10), versions 0-4: the coordinator of a group or transactional id.
+"""FindCoordinator (key 10), versions 0-6: the coordinator of a group or transactional id.
 
 key_type 0 names a group's coordinator, 1 a transactional id's (txn/coordinator.py serves the
 transaction APIs there). With one broker group its Kafka node coordinates every group (and
@@ -9,7 +9,9 @@ It moves when such a group comes or goes; the group's offsets stay with the part
 NOT_COORDINATOR. v4 answers a batch of keys.
 With an authorizer, DESCRIBE on the group or transactional id (else GROUP_ or
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
-Leaves out: v5-v6 (TRANSACTION_ABORTABLE, share groups).
+v5 only widens the errors a client may get; v6's share-group key type (2) is INVALID_REQUEST (no
+share groups here).
+Leaves out: share groups.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def _refused(error: ErrorCode) -> dict[str, Any]:
     return {"node_id": -1, "host": "", "port": -1, "error_code": error, "error_message": None}
 
 
-@api(10, 0, 4)
+@api(10, 0, 6)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     cluster = ctx.frontend.cluster
     key_type = getattr(request, "key_type", GROUP)

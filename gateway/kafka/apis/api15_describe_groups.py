@@ -1,11 +1,12 @@
-"""DescribeGroups (key 15), versions 0-5: state, protocol and members of groups.
+"""DescribeGroups (key 15), versions 0-6: state, protocol and members of groups.
 
 A Kafka group as Kafka describes it (member metadata and assignments only once Stable); a group
 held by native RocketMQ consumers as "Stable" with protocol type "" (as Kafka's simple groups, so
 Kafka admin tools accept it) and its consumers without assignments;
-a group with only committed offsets (on any broker group) as "Empty"; an unknown group as "Dead".
+a group with only committed offsets (on any broker group) as "Empty"; an unknown group as "Dead",
+from v6 GROUP_ID_NOT_FOUND with a message (KIP-1043, as Kafka 4.0).
 With an authorizer, DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED).
-Leaves out: v6 (GROUP_ID_NOT_FOUND with messages); authorized operations are all group operations
+Leaves out: authorized operations are all group operations
 (there are no ACLs).
 """
 
@@ -27,7 +28,7 @@ GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 NOT_REQUESTED = -(2**31)
 
 
-@api(15, 0, 5)
+@api(15, 0, 6)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     ops = GROUP_OPERATIONS if getattr(request, "include_authorized_operations", False) else NOT_REQUESTED
     groups = []
@@ -40,11 +41,16 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             )
         elif await coordinator.serves(group_id):
             error, s = ErrorCode.none, await coordinator.describe(group_id)
+            if ctx.api_version >= 6 and s.state == GroupState.DEAD and not s.members:
+                error = ErrorCode.group_id_not_found
         else:
             error, s = ErrorCode.not_coordinator, GroupSummary(group_id, GroupState.DEAD, "", "", ())
         groups.append(
             {
                 "error_code": error,
+                "error_message": (
+                    f"Group {group_id} not found." if error == ErrorCode.group_id_not_found else None
+                ),
                 "group_id": group_id,
                 "group_state": s.state.value,
                 "protocol_type": s.protocol_type,

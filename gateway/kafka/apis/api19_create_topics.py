@@ -22,9 +22,9 @@ from kio.schema.errors import ErrorCode
 from ferrymq.core.auth.acl import Operation
 from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
-from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.topic_ids import topic_id
 
 log = logging.getLogger("ferrymq.kafka.topics")
 

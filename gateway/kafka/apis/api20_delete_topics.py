@@ -16,9 +16,9 @@ from kio.schema.errors import ErrorCode
 from ferrymq.core.auth.acl import Operation
 from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
-from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.topic_ids import topic_id
 
 
 @api(20, 1, 6)
@@ -32,7 +32,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     out = []
     for name, tid in wanted:
         if not name and tid is not None and tid != uuid.UUID(int=0):
-            name = next((n for n in broker.topics.topics if topic_id(f.cluster.cluster_id, n) == tid), None)
+            name = f.topic_ids.name_in(tid, broker.topics)
             if name is None:
                 out.append(
                     _result(None, tid, ErrorCode.unknown_topic_id, "This server does not host this topic ID.")

@@ -8,6 +8,9 @@ epoch bumped (a new id once exhausted), an Ongoing transaction of the old produc
 the epoch fence (CONCURRENT_TRANSACTIONS, the client retries), a stale v3+ id/epoch fenced
 (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH before v4), a timeout above 900 000 ms
 INVALID_TRANSACTION_TIMEOUT, an empty id INVALID_REQUEST.
+With kafkaTransactionsEnable off, a transactional id is UNSUPPORTED_VERSION before any permission check,
+as Kafka's transactional APIs answer a broker that cannot serve them (ensureInterBrokerVersion's
+UnsupportedVersionException), never an authorization failure.
 With an authorizer, WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); without one,
 IDEMPOTENT_WRITE on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
 Leaves out: v6 (KIP-939 two-phase commit).
@@ -35,7 +38,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     error = ErrorCode.none
     if request.transactional_id is not None:
         txn = ctx.frontend.txn_coordinator
-        if not authz.transactional_id(ctx, Operation.WRITE, request.transactional_id):
+        if not ctx.frontend.broker.config.kafka_transactions_enable:
+            error, pid, epoch = ErrorCode.unsupported_version, -1, -1
+        elif not authz.transactional_id(ctx, Operation.WRITE, request.transactional_id):
             error, pid, epoch = ErrorCode.transactional_id_authorization_failed, -1, -1
         elif request.transactional_id and not await txn.serves(request.transactional_id):
             error, pid, epoch = ErrorCode.not_coordinator, -1, -1

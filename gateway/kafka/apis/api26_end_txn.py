@@ -1,11 +1,13 @@
-"""EndTxn (key 26), versions 0-4: commit or abort a producer's transaction.
+"""EndTxn (key 26), versions 0-5: commit or abort a producer's transaction.
 
 Served by the transactional id's coordinator (NOT_COORDINATOR elsewhere). Answered once
 PrepareCommit/PrepareAbort is on disk; the markers are written afterwards, retried until done
 (txn/coordinator.py). Errors as the reference table (§2.3): CONCURRENT_TRANSACTIONS while one is
 being finished, a repeat of a finished end is NONE, INVALID_TXN_STATE otherwise.
 With an authorizer, WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
-Leaves out: v5 (transaction version 2: epoch bumped at every end; not advertised).
+v5 is served as v4 (producer id and epoch -1): clients send it only to a broker with transaction.version
+2 finalized, which this one does not advertise.
+Leaves out: transaction version 2 (the epoch bumped at every end).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
-@api(26, 0, 4)
+@api(26, 0, 5)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     txn = ctx.frontend.txn_coordinator
     if not authz.transactional_id(ctx, Operation.WRITE, request.transactional_id):

@@ -1,4 +1,5 @@
-"""TxnOffsetCommit (key 28), versions 0-4: a group's offsets, pending until the transaction ends.
+"""TxnOffsetCommit (key 28), versions 0-5 (v5 is v4 on the wire, the TV2 signal): a group's
+offsets, pending until the transaction ends.
 
 Served by the group's coordinator (NOT_COORDINATOR elsewhere). The offsets are held per group and
 producer id by the transaction coordinator (txn/coordinator.py, on disk before the reply): applied
@@ -74,7 +75,7 @@ def _check_producer(ctx: RequestContext, request: Any) -> ErrorCode | None:
     return None
 
 
-@api(28, 0, 4)
+@api(28, 0, 5)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     error = await _check_group(ctx, request)
     txn = ctx.frontend.txn_coordinator

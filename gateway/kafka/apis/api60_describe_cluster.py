@@ -1,8 +1,8 @@
-"""DescribeCluster (key 60), versions 0-1: the cluster id, controller and brokers.
+"""DescribeCluster (key 60), versions 0-2: the cluster id, controller and brokers.
 
 The controller is this broker's Kafka node; the brokers are this one and every other broker
 group whose Kafka listener the name servers know. Leaves out: racks, authorized operations (not
-computed); every endpoint type is answered with the brokers.
+computed); no broker is fenced (v2 lists the same brokers); every endpoint type is answered with the brokers.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 NOT_COMPUTED = -2147483648
 
 
-@api(60, 0, 1)
+@api(60, 0, 2)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     cluster = ctx.frontend.cluster
     await cluster.refresh_peers()
     brokers = [
-        {"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None}
+        {"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None, "is_fenced": False}
         for n in cluster.nodes(ctx.conn.listener_port)
     ]
     return respond(

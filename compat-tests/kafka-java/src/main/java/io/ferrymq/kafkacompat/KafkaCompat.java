@@ -89,6 +89,7 @@ public final class KafkaCompat {
                 case "read" -> read(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]),
                     Integer.parseInt(args[5]));
                 case "admin" -> admin(args[1], args[2], args[3]);
+                case "apis" -> AdminApis.run(args[1], args[2], EXTRA);
                 case "times" -> times(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]));
                 case "ctp" -> consumeTransformProduce(args[1], args[2], args[3], args[4], args[5],
                     Integer.parseInt(args[6]));
