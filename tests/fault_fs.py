@@ -77,7 +77,10 @@ class FaultyDisk:
         self._real["fsync_dir"](path)
         listing = {}
         for entry in os.scandir(path):
-            st = entry.stat(follow_symlinks=False)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:  # another writer's temporary file, renamed meanwhile
+                continue
             listing[entry.name] = (st.st_ino, stat.S_ISDIR(st.st_mode))
         with self._lock:
             self._listings[os.path.realpath(path)] = listing
