@@ -25,7 +25,7 @@ run: $(RUN_STAMP)
 
 ## make test: lint, type-check, unit and integration tests, then compat tests with real clients
 test: $(STAMP) lint typecheck java
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=30 $(PYTEST_ARGS)
 
 ## make test-fast: only the tests that run in this interpreter (no server processes, no JVM), in seconds
 test-fast: $(STAMP)

@@ -4,10 +4,8 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.apache.rocketmq.client.consumer.DefaultLitePullConsumer;
 import org.apache.rocketmq.client.exception.MQClientException;
@@ -31,11 +29,12 @@ import org.apache.rocketmq.remoting.exception.RemotingSendRequestException;
  * with the filter), then a seek per --seek (default begin). COUNT &lt;= 0 reads until the timeout.
  * After COUNT messages, polling goes on for --linger-ms (default 0) so that extra messages show.
  *
- * <p>In assign mode a seek races the pull task it replaces (DefaultLitePullConsumerImpl checks
- * isCancelled() outside the queue lock, so a pull already in flight can land its batch after the new
- * task consumed the seek offset): the client then hands out the same queue offsets twice, or offsets
- * before the seek target. Those client-side replays are dropped here and counted in the summary
- * ("seekReplays"); any repeat in subscribe mode, or without a seek, still shows.
+ * <p>In assign mode the queues are assigned and paused before start() and resumed only after every seek, so
+ * no pull task is in flight while a seek runs. rocketmq-client 5.3.x races a seek against a running pull task
+ * (DefaultLitePullConsumerImpl checks isCancelled() outside the queue lock, and the cancelled task can consume
+ * the seek offset or land its batch after the new task started), which loses or repeats messages whatever the
+ * server; an application that seeks at start-up avoids it the same way. Every message is printed, so a repeat
+ * or a gap is the server's.
  *
  * Lines: {@code RESULT {"type":"queue","topic","brokerName","queueId"}} per assigned queue (assign mode),
  * {@code {"type":"msg","topic","brokerName","queueId","queueOffset","commitLogOffset","msgId","offsetMsgId",
@@ -95,7 +94,6 @@ public final class LitePullRead {
         long start = System.nanoTime();
         long firstMessageMs = -1;
         int received = 0;
-        SeekGuard guard = new SeekGuard();
         try {
             switch (mode) {
                 case "subscribe" -> {
@@ -106,16 +104,19 @@ public final class LitePullRead {
                     if (!"*".equals(filter)) {
                         consumer.setSubExpressionForAssign(topic, filter); // only allowed before start()
                     }
-                    consumer.start();
-                    List<MessageQueue> mqs = new ArrayList<>(consumer.fetchMessageQueues(topic));
-                    mqs.sort(Comparator.comparing(MessageQueue::getBrokerName).thenComparingInt(MessageQueue::getQueueId));
+                    List<MessageQueue> mqs = queuesOf(namesrv, topic);
+                    String seek = cli.opt("seek", "begin");
                     consumer.assign(mqs);
+                    if (!"none".equals(seek)) {
+                        consumer.pause(mqs); // pull tasks start paused: nothing in flight while we seek
+                    }
+                    consumer.start();
                     for (MessageQueue mq : mqs) {
                         Out.result(Common.fields("type", "queue", "topic", mq.getTopic(), "brokerName", mq.getBrokerName(),
                             "queueId", mq.getQueueId()));
                     }
-                    guard.active = !"none".equals(cli.opt("seek", "begin"));
-                    seek(consumer, mqs, cli.opt("seek", "begin"), cli, guard);
+                    seek(consumer, mqs, seek, cli);
+                    consumer.resume(mqs);
                 }
                 default -> throw cli.fail("unknown --mode " + mode);
             }
@@ -124,9 +125,6 @@ public final class LitePullRead {
             while ((count <= 0 || received < count) && System.nanoTime() < deadline) {
                 List<MessageExt> batch = consumer.poll(pollMs);
                 for (MessageExt msg : batch) {
-                    if (guard.replay(msg)) {
-                        continue;
-                    }
                     if (firstMessageMs < 0) {
                         firstMessageMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
                     }
@@ -137,9 +135,6 @@ public final class LitePullRead {
             long lingerEnd = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(lingerMs);
             while (lingerMs > 0 && System.nanoTime() < lingerEnd) {
                 for (MessageExt msg : consumer.poll(Math.min(pollMs, lingerMs))) {
-                    if (guard.replay(msg)) {
-                        continue;
-                    }
                     Out.result(Common.describeReceived(msg));
                     received++;
                 }
@@ -154,8 +149,7 @@ public final class LitePullRead {
         }
         boolean complete = count <= 0 || received >= count;
         Out.result(Common.fields("type", "summary", "mode", mode, "received", received, "complete", complete,
-            "elapsedMs", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start), "firstMessageMs", firstMessageMs,
-            "seekReplays", guard.dropped));
+            "elapsedMs", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start), "firstMessageMs", firstMessageMs));
         if (!complete) {
             System.err.println("LitePullRead: only " + received + " of " + count + " messages within " + timeoutMs + " ms");
         }
@@ -163,8 +157,8 @@ public final class LitePullRead {
     }
 
     /** begin | end | none | OFFSET (every queue) | QID:OFFSET,... (listed queues; the others from the beginning). */
-    private static void seek(DefaultLitePullConsumer consumer, Collection<MessageQueue> mqs, String spec, Cli cli,
-        SeekGuard guard) throws Exception {
+    private static void seek(DefaultLitePullConsumer consumer, Collection<MessageQueue> mqs, String spec, Cli cli)
+        throws Exception {
         if ("none".equals(spec)) {
             return;
         }
@@ -188,11 +182,9 @@ public final class LitePullRead {
             } else if (all != null) {
                 long to = all;
                 retryingSeek(() -> consumer.seek(mq, to));
-                guard.floor.put(SeekGuard.key(mq.getBrokerName(), mq.getQueueId()), all);
             } else if (perQueue.containsKey(mq.getQueueId())) {
                 long to = perQueue.get(mq.getQueueId());
                 retryingSeek(() -> consumer.seek(mq, to));
-                guard.floor.put(SeekGuard.key(mq.getBrokerName(), mq.getQueueId()), to);
             } else {
                 retryingSeek(() -> consumer.seekToBegin(mq));
             }
@@ -211,7 +203,8 @@ public final class LitePullRead {
      * RemotingSendRequestException, on which NettyRemotingClient closes the broker channel, and the seek's own
      * minOffset/maxOffset request on that channel fails with "send request to ... failed" (seen in CI, and in
      * the client log as "invokeSync: send request exception, so close the channel"). The next call opens a new
-     * channel, so a retry is what an application would do.
+     * channel, so a retry is what an application would do. With the queues paused no pull thread should be
+     * inside a request when a seek runs; the retry stays for the interrupt that still reaches a busy thread.
      */
     private static void retryingSeek(SeekCall call) throws MQClientException, InterruptedException {
         for (int attempt = 1; ; attempt++) {
@@ -237,29 +230,17 @@ public final class LitePullRead {
         return false;
     }
 
-    /** Drops what the client replays after a seek in assign mode (see the class comment). */
-    private static final class SeekGuard {
-        boolean active;
-        int dropped;
-        final Map<String, Long> floor = new HashMap<>();
-        private final Set<String> seen = new HashSet<>();
-
-        static String key(String brokerName, int queueId) {
-            return brokerName + "/" + queueId;
-        }
-
-        boolean replay(MessageExt msg) {
-            if (!active) {
-                return false;
-            }
-            String queue = key(msg.getBrokerName(), msg.getQueueId());
-            Long min = floor.get(queue);
-            if ((min != null && msg.getQueueOffset() < min) || !seen.add(queue + "@" + msg.getQueueOffset())) {
-                dropped++;
-                System.err.println("LitePullRead: dropped a seek replay of " + queue + "@" + msg.getQueueOffset());
-                return true;
-            }
-            return false;
+    /** The topic's queues in (broker, id) order, from a short-lived consumer: assign() must come before start(). */
+    private static List<MessageQueue> queuesOf(String namesrv, String topic) throws MQClientException {
+        DefaultLitePullConsumer probe = new DefaultLitePullConsumer("ferrymq_compat_probe_" + ProcessHandle.current().pid());
+        Common.configure(probe, namesrv, "litepull-probe");
+        probe.start();
+        try {
+            List<MessageQueue> mqs = new ArrayList<>(probe.fetchMessageQueues(topic));
+            mqs.sort(Comparator.comparing(MessageQueue::getBrokerName).thenComparingInt(MessageQueue::getQueueId));
+            return mqs;
+        } finally {
+            probe.shutdown();
         }
     }
 }
