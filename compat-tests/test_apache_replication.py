@@ -13,6 +13,7 @@ the Java client tools of compat-tests/java.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,8 +74,18 @@ def ferry_master(tmp_path: Path) -> Iterator[tuple[FerryNameServer, FerryBroker]
         ns.stop()
 
 
+#: the Apache slave's own topic-table copy runs 60 s after it starts (BrokerController's fixed slave
+#: sync), too long for make test: there the topic is created on the slave by UPDATE_AND_CREATE_TOPIC,
+#: and compat-tests/test_tools_mqadmin.py checks that Java decodes the tables that sync reads; make soak
+#: (FERRYMQ_SOAK_TESTS=1) runs the whole wait as well
+SOAK_ONLY = pytest.mark.skipif(
+    os.environ.get("FERRYMQ_SOAK_TESTS") != "1", reason="the 60 s Apache slave sync runs under make soak"
+)
+
+
+@pytest.mark.parametrize("topic_from", ["admin", pytest.param("slave-sync", marks=SOAK_ONLY)])
 def test_an_apache_slave_follows_a_ferrymq_master(
-    ferry_master: tuple[FerryNameServer, FerryBroker], tmp_path: Path
+    ferry_master: tuple[FerryNameServer, FerryBroker], tmp_path: Path, topic_from: str
 ) -> None:
     ns, master = ferry_master
     topic = js.unique_name("ApacheSlave")
@@ -115,9 +126,13 @@ def test_an_apache_slave_follows_a_ferrymq_master(
         with pytest.raises(PolicyViolationError):
             refused.send(topic, b"refused", partition=1).get(timeout=30)
         refused.close()
-        # an Apache slave first copies its master's topics about 60 s after it starts
-        # (BrokerController's slave sync); without the topic it refuses pulls
-        eventually(lambda: knows_topic(slave.addr, topic), 90, "the Apache slave copied the topic")
+        # without the topic an Apache slave refuses pulls; it copies its master's topics 60 s after it
+        # starts (BrokerController's slave sync), or an operator creates it there
+        if topic_from == "admin":
+            create_topic(slave.addr, topic, QUEUES)
+            assert knows_topic(slave.addr, topic)
+        else:
+            eventually(lambda: knows_topic(slave.addr, topic), 90, "the Apache slave copied the topic")
         master.kill()
         # the unmodified Java consumer, master gone, reads what the slave holds: all of `sent`
         got = js.of_type(js.read(ns.addr, topic, js.unique_name("cg"), len(sent), linger_ms=1000), "msg")

@@ -14,6 +14,7 @@ import threading
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import java_support as js
 import pytest
@@ -228,6 +229,20 @@ def test_update_sub_group(tools: ts.ToolSession, server: FerryServer) -> None:
     out = admin(tools, server, "updateSubGroup", "-g", "OpsNewGroup", "-c", "DefaultCluster", "-r", "3")
     assert "create subscription group to" in out and "groupName=OpsNewGroup" in out, out
     assert "retryMaxTimes=3" in out, out
+
+
+def test_export_metadata_decodes_the_topic_and_group_tables(
+    tools: ts.ToolSession, server: FerryServer, sent: list[SendResult], tmp_path: Path
+) -> None:
+    """exportMetadata reads GET_ALL_TOPIC_CONFIG and GET_ALL_SUBSCRIPTIONGROUP_CONFIG with the classes an
+    Apache slave's SlaveSynchronize uses to copy its master's tables (the same JSON, decoded by Java)."""
+    admin(tools, server, "updateSubGroup", "-g", "OpsExportGroup", "-c", "DefaultCluster", "-r", "5")
+    out = admin(tools, server, "exportMetadata", "-c", "DefaultCluster", "-f", str(tmp_path))
+    assert "success" in out, out
+    exported = json.loads((tmp_path / "metadata.json").read_text())
+    topic = exported["topicConfigTable"][TOPIC]
+    assert (topic["readQueueNums"], topic["writeQueueNums"], topic["perm"]) == (4, 4, 6), topic
+    assert exported["subscriptionGroupTable"]["OpsExportGroup"]["retryMaxTimes"] == 5, exported
 
 
 def test_reset_offset_by_time_reaches_live_consumer(

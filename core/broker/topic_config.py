@@ -51,6 +51,24 @@ NOT_ALLOWED_SEND = frozenset(
 )
 
 
+#: ``TopicValidator``'s system topic set, which GET_SYSTEM_TOPIC_LIST_FROM_BROKER answers with
+SYSTEM_TOPICS = frozenset(
+    {
+        AUTO_CREATE_TOPIC_KEY,
+        SCHEDULE_TOPIC,
+        "BenchmarkTest",
+        "RMQ_SYS_TRANS_HALF_TOPIC",
+        TRACE_TOPIC,
+        "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+        "TRANS_CHECK_MAX_TIME_TOPIC",
+        SELF_TEST_TOPIC,
+        OFFSET_MOVED_EVENT,
+        "CHECKPOINT_TOPIC",
+        TIMER_TOPIC,
+    }
+)
+
+
 def validate_topic(topic: str) -> str | None:
     """None if ``topic`` is a legal name, else the reason (RocketMQ's wording)."""
     if not topic:

@@ -51,6 +51,8 @@ class RequestCode(IntEnum):
     RESET_CONSUMER_CLIENT_OFFSET = 220
     INVOKE_BROKER_TO_RESET_OFFSET = 222
     QUERY_TOPIC_CONSUME_BY_WHO = 300
+    #: the broker's system topic names (mqadmin exportMetadata drops them from the topic table)
+    GET_SYSTEM_TOPIC_LIST_FROM_BROKER = 305
     #: admin -> broker -> client (the broker forwards to the client named in the header)
     GET_CONSUMER_RUNNING_INFO = 307
     SEND_MESSAGE_V2 = 310

@@ -1,6 +1,7 @@
 """GET_ALL_TOPIC_CONFIG (21), GET_ALL_CONSUMER_OFFSET (43) and GET_ALL_DELAY_OFFSET (45): the
 tables a slave copies from its master (``core/broker/slave_sync.py``; a Java slave's
-``SlaveSynchronize`` parses the same bodies), also read by mqadmin.
+``SlaveSynchronize`` parses the same bodies), also read by mqadmin, with
+GET_SYSTEM_TOPIC_LIST_FROM_BROKER (305), the system topic names its exportMetadata leaves out.
 
 Bodies are the JSON of RocketMQ's ``TopicConfigAndMappingSerializeWrapper``,
 ``ConsumerOffsetSerializeWrapper`` and the delayOffset file. The topic table is one page: no
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from ferrymq.core.broker.topic_config import SYSTEM_TOPICS
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import DataVersion
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
@@ -34,6 +36,9 @@ class MetadataProcessor:
         body["topicQueueMappingDetailMap"] = {}
         body["topicQueueMappingInfoMap"] = {}
         return cmd.response(body=json.dumps(body).encode())
+
+    def system_topics(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        return cmd.response(body=json.dumps({"topicList": sorted(SYSTEM_TOPICS)}).encode())
 
     def all_consumer_offsets(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         table = {k: {str(q): o for q, o in v.items()} for k, v in self.broker.offsets.table.items()}

@@ -105,6 +105,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.GET_ALL_TOPIC_CONFIG: metadata.all_topics,
         RequestCode.GET_ALL_CONSUMER_OFFSET: metadata.all_consumer_offsets,
         RequestCode.GET_ALL_DELAY_OFFSET: metadata.all_delay_offsets,
+        RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_BROKER: metadata.system_topics,
         # query_message.py
         RequestCode.VIEW_MESSAGE_BY_ID: query.view_by_id,
         RequestCode.QUERY_MESSAGE: query.query,
