@@ -1,12 +1,12 @@
 """``apache.rocketmq.v2.MessagingService``: which RPC is served by what, and the refusals.
 
 Served: QueryRoute, QueryAssignment (``route.py``), SendMessage, EndTransaction (``send.py``),
-Heartbeat, NotifyClientTermination and the Telemetry stream (``telemetry.py``). Answered with the
-status NOT_IMPLEMENTED (50100, in the response's ``status``, the gRPC call itself OK, so the SDKs
-report "not implemented" instead of retrying a transport error): ReceiveMessage (one status
-message on the stream), AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue,
-RecallMessage, PullMessage, UpdateOffset, GetOffset, QueryOffset, SyncLiteSubscription: consumers
-come with POP consumption in core.
+Heartbeat, NotifyClientTermination and the Telemetry stream (``telemetry.py``), ReceiveMessage
+(server streaming), AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue
+(``consume.py``, on core/broker/pop). Answered with the status NOT_IMPLEMENTED (50100, in the
+response's ``status``, the gRPC call itself OK, so the SDKs report "not implemented" instead of
+retrying a transport error): RecallMessage, PullMessage (one status message on the stream),
+UpdateOffset, GetOffset, QueryOffset, SyncLiteSubscription.
 
 Requests arrive as bytes and are parsed here, so a malformed protobuf is answered
 INVALID_ARGUMENT and logged with its peer (grpcio's own deserializer would log neither the peer
@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError
 
 from ferrymq.core.broker.topic_config import validate_topic
 from ferrymq.gateway.grpc import route, send
+from ferrymq.gateway.grpc.consume import Consume
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
 from ferrymq.gateway.grpc.route import status
@@ -40,19 +41,7 @@ Unary = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Any]]
 
 #: RPCs answered NOT_IMPLEMENTED for now: name -> (request class, response class, server-streaming)
 NOT_YET: dict[str, tuple[Any, Any, bool]] = {
-    "ReceiveMessage": (spb.ReceiveMessageRequest, spb.ReceiveMessageResponse, True),
     "PullMessage": (spb.PullMessageRequest, spb.PullMessageResponse, True),
-    "AckMessage": (spb.AckMessageRequest, spb.AckMessageResponse, False),
-    "ChangeInvisibleDuration": (
-        spb.ChangeInvisibleDurationRequest,
-        spb.ChangeInvisibleDurationResponse,
-        False,
-    ),
-    "ForwardMessageToDeadLetterQueue": (
-        spb.ForwardMessageToDeadLetterQueueRequest,
-        spb.ForwardMessageToDeadLetterQueueResponse,
-        False,
-    ),
     "RecallMessage": (spb.RecallMessageRequest, spb.RecallMessageResponse, False),
     "UpdateOffset": (spb.UpdateOffsetRequest, spb.UpdateOffsetResponse, False),
     "GetOffset": (spb.GetOffsetRequest, spb.GetOffsetResponse, False),
@@ -99,6 +88,7 @@ class MessagingService(grpc.GenericRpcHandler):
     def __init__(self, broker: Broker, advertised_host: str, port: int) -> None:
         self.broker = broker
         self.clients = Clients(broker)
+        self.consume = Consume(broker)
         self.broker_message = route.broker_message(broker.config.broker_name, advertised_host, port)
         unary: dict[str, tuple[Any, Unary]] = {
             "QueryRoute": (spb.QueryRouteRequest, self.query_route),
@@ -107,12 +97,21 @@ class MessagingService(grpc.GenericRpcHandler):
             "SendMessage": (spb.SendMessageRequest, self.send_message),
             "EndTransaction": (spb.EndTransactionRequest, self.end_transaction),
             "NotifyClientTermination": (spb.NotifyClientTerminationRequest, self.notify_termination),
+            "AckMessage": (spb.AckMessageRequest, self.ack_message),
+            "ChangeInvisibleDuration": (spb.ChangeInvisibleDurationRequest, self.change_invisible_duration),
+            "ForwardMessageToDeadLetterQueue": (
+                spb.ForwardMessageToDeadLetterQueueRequest,
+                self.forward_to_dlq,
+            ),
         }
         self.handlers: dict[str, grpc.RpcMethodHandler] = {
             SERVICE + name: self._unary(name, cls, fn) for name, (cls, fn) in unary.items()
         }
         for name, (cls, response_cls, streaming) in NOT_YET.items():
             self.handlers[SERVICE + name] = self._not_yet(name, cls, response_cls, streaming)
+        self.handlers[SERVICE + "ReceiveMessage"] = grpc.unary_stream_rpc_method_handler(
+            self.receive_message, response_serializer=_serialize
+        )
         self.handlers[SERVICE + "Telemetry"] = grpc.stream_stream_rpc_method_handler(
             self.telemetry, response_serializer=_serialize
         )
@@ -190,6 +189,20 @@ class MessagingService(grpc.GenericRpcHandler):
             )
         self.clients.terminate(client_id)
         return spb.NotifyClientTerminationResponse(status=status(pb.OK))
+
+    async def receive_message(self, data: bytes, context: Any) -> AsyncIterator[Any]:
+        request = await _parse(spb.ReceiveMessageRequest, data, "ReceiveMessage", context)
+        async for response in self.consume.receive(request, context.time_remaining(), peer_of(context)):
+            yield response
+
+    async def ack_message(self, request: Any, context: Any) -> Any:
+        return self.consume.ack(request, peer_of(context))
+
+    async def change_invisible_duration(self, request: Any, context: Any) -> Any:
+        return self.consume.change_invisible(request, peer_of(context))
+
+    async def forward_to_dlq(self, request: Any, context: Any) -> Any:
+        return self.consume.forward_to_dlq(request, peer_of(context))
 
     async def telemetry(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[Any]:
         peer = peer_of(context)
