@@ -154,6 +154,29 @@ def test_receive_ack_change_invisible_and_redelivery(server: FerryServer) -> Non
         c.shutdown()
 
 
+def test_sql92_filter(server: FerryServer) -> None:
+    from rocketmq.grpc_protocol import FilterType
+
+    topic = uniq("GrpcSql")
+    create_topic(server.broker_addr, topic, 1)
+    group = create_group(server)
+    send_grpc(
+        server,
+        topic,
+        [{"body": b"blue", "properties": {"n": "1"}}, {"body": b"red", "properties": {"n": "7"}}],
+    )
+    c = SimpleConsumer(
+        config(server), group, {topic: FilterExpression("n > 5", FilterType.SQL)}, await_duration=2
+    )
+    c.startup()
+    try:
+        got = receive_until(c, lambda got: len(got) >= 1, invisible=5)
+        assert [m.body for m in got] == [b"red"]
+        c.ack(got[0])
+    finally:
+        c.shutdown()
+
+
 def test_never_acked_is_redelivered_then_dead_lettered(server: FerryServer) -> None:
     topic = uniq("GrpcDlq")
     create_topic(server.broker_addr, topic, 1)
