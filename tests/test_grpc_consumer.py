@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -320,3 +321,56 @@ def test_bad_input_gets_the_proper_code_and_hanging_receives_are_bounded(server:
         assert ok[0].status.code == pb.OK and ok[1].message.body == b"still-served"
     log = server.log_path.read_text()
     assert "gRPC ReceiveMessage from 127.0.0.1:" in log and "receipt handle parse failed" in log
+
+
+def test_pull_and_offsets_for_the_pull_consumer(server: FerryServer) -> None:
+    """PullMessage/UpdateOffset/GetOffset/QueryOffset (the Python SDK 5.1.2 has no PullConsumer:
+    raw stubs)."""
+    topic = uniq("GrpcPull")
+    create_topic(server.broker_addr, topic, 1)
+    group = create_group(server)
+    send_grpc(
+        server, topic, [{"body": b"p0", "tag": "A"}, {"body": b"p1", "tag": "B"}, {"body": b"p2", "tag": "A"}]
+    )
+    mq = pb.MessageQueue(topic=pb.Resource(name=topic), id=0)
+    g = pb.Resource(name=group)
+    with grpc.insecure_channel(server.grpc_endpoint) as channel:
+        stub = MessagingServiceStub(channel)
+        end = stub.QueryOffset(
+            spb.QueryOffsetRequest(message_queue=mq, query_offset_policy=pb.END), timeout=5
+        )
+        assert (end.status.code, end.offset) == (pb.OK, 3)
+        first = stub.QueryOffset(spb.QueryOffsetRequest(message_queue=mq, query_offset_policy=pb.BEGINNING))
+        assert first.offset == 0
+        assert stub.GetOffset(spb.GetOffsetRequest(group=g, message_queue=mq), timeout=5).status.code == (
+            pb.OFFSET_NOT_FOUND
+        )
+
+        def pull(offset: int, expression: str = "*", poll_ms: int = 100) -> tuple[int, list[bytes], int]:
+            request = spb.PullMessageRequest(
+                group=g,
+                message_queue=mq,
+                offset=offset,
+                batch_size=10,
+                filter_expression=pb.FilterExpression(type=pb.TAG, expression=expression),
+            )
+            request.long_polling_timeout.FromMilliseconds(poll_ms)
+            out = list(stub.PullMessage(request, timeout=5))
+            return out[0].status.code, [r.message.body for r in out[1:-1]], out[-1].next_offset
+
+        assert pull(0) == (pb.OK, [b"p0", b"p1", b"p2"], 3)
+        assert pull(0, "A") == (pb.OK, [b"p0", b"p2"], 3)
+        assert pull(3) == (pb.MESSAGE_NOT_FOUND, [], 3)  # a short long poll, nothing new
+        assert pull(99)[0] == pb.ILLEGAL_OFFSET and pull(99)[2] == 3
+        with ThreadPoolExecutor(1) as pool:  # a long-polling pull is answered by the next arrival
+            waiting = pool.submit(pull, 3, "*", 4000)
+            send_grpc(server, topic, [{"body": b"p3"}])
+            assert waiting.result(timeout=10) == (pb.OK, [b"p3"], 4)
+        update = stub.UpdateOffset(spb.UpdateOffsetRequest(group=g, message_queue=mq, offset=2), timeout=5)
+        assert update.status.code == pb.OK
+        got = stub.GetOffset(spb.GetOffsetRequest(group=g, message_queue=mq), timeout=5)
+        assert (got.status.code, got.offset) == (pb.OK, 2)
+        bad_queue = pb.MessageQueue(topic=pb.Resource(name=topic), id=7)
+        assert stub.GetOffset(spb.GetOffsetRequest(group=g, message_queue=bad_queue)).status.code == (
+            pb.BAD_REQUEST
+        )

@@ -175,8 +175,8 @@ def test_not_yet_served_rpcs_answer_not_implemented(server: FerryServer) -> None
         stub = MessagingServiceStub(channel)
         recall = stub.RecallMessage(spb.RecallMessageRequest(), timeout=5)
         assert recall.status.code == pb.NOT_IMPLEMENTED
-        pulled = list(stub.PullMessage(spb.PullMessageRequest(), timeout=5))
-        assert [r.status.code for r in pulled] == [pb.NOT_IMPLEMENTED]
+        lite = stub.SyncLiteSubscription(spb.SyncLiteSubscriptionRequest(), timeout=5)
+        assert lite.status.code == pb.NOT_IMPLEMENTED
         route = stub.QueryRoute(spb.QueryRouteRequest(topic=pb.Resource(name=uniq("Missing"))), timeout=5)
         assert route.status.code == pb.TOPIC_NOT_FOUND
 

@@ -53,6 +53,8 @@ from ferrymq.gateway.grpc.route import status
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
+    from ferrymq.core.broker.topic_config import TopicConfig
+    from ferrymq.core.config import BrokerConfig
 
 log = logging.getLogger("ferrymq.grpc")
 
@@ -87,11 +89,73 @@ class Filter:
         return self.predicate is None or self.predicate(msg.properties)
 
 
-def _millis(duration: Any) -> int:
+def check_readable(broker: Broker, topic: str) -> TopicConfig:
+    """The topic's config, or Refused: ILLEGAL_TOPIC, TOPIC_NOT_FOUND, FORBIDDEN (not readable)."""
+    reason = validate_topic(topic)
+    if reason:
+        raise Refused(pb.ILLEGAL_TOPIC, reason)
+    tc = broker.topics.get(topic)
+    if tc is None:
+        raise Refused(pb.TOPIC_NOT_FOUND, f"topic {topic} not found")
+    if not tc.perm & PERM_READ:
+        raise Refused(pb.FORBIDDEN, f"topic {topic} is not readable")
+    return tc
+
+
+def check_group(broker: Broker, group: str) -> None:
+    """Refused: ILLEGAL_CONSUMER_GROUP, CONSUMER_GROUP_NOT_FOUND, FORBIDDEN (consumeEnable off)."""
+    reason = validate_group(group)
+    if reason:
+        raise Refused(pb.ILLEGAL_CONSUMER_GROUP, reason)
+    cfg = broker.subscription_groups.find(group)
+    if cfg is None:
+        raise Refused(pb.CONSUMER_GROUP_NOT_FOUND, f"consumer group {group} not found")
+    if not cfg.consume_enable:
+        raise Refused(pb.FORBIDDEN, f"consumer group {group} may not consume")
+
+
+def millis(duration: Any) -> int:
     return int(duration.seconds) * 1000 + int(duration.nanos) // 1_000_000
 
 
-def _refusal(method: str, peer: str, exc: Refused, group: str, topic: str) -> Any:
+def polling_ms(cfg: BrokerConfig, request: Any, remaining_ms: int | None) -> int:
+    """How long a receive or pull may wait: the request's long polling timeout (else half what the
+    deadline leaves), clamped to the configured bounds and to the deadline; ILLEGAL_POLLING_TIME
+    when too little of the deadline is left."""
+    lo = cfg.grpc_client_consumer_min_long_polling_timeout_millis
+    hi = cfg.grpc_client_consumer_max_long_polling_timeout_millis
+    if request.HasField("long_polling_timeout"):
+        polling = millis(request.long_polling_timeout)
+    else:
+        polling = hi if remaining_ms is None else remaining_ms // 2
+    polling = min(max(polling, lo), hi)
+    if remaining_ms is not None and polling > remaining_ms - DEADLINE_MARGIN_MS:
+        if remaining_ms - DEADLINE_MARGIN_MS < lo:
+            raise Refused(
+                pb.ILLEGAL_POLLING_TIME,
+                "The deadline time remaining is not enough for polling, please check network condition",
+            )
+        polling = remaining_ms - DEADLINE_MARGIN_MS
+    return polling
+
+
+def read_filter(cfg: BrokerConfig, topic: str, expression: Any) -> Filter:
+    """A request's ``FilterExpression``; ILLEGAL_FILTER_EXPRESSION if it cannot be evaluated."""
+    text = expression.expression
+    if expression.type == pb.SQL:
+        if not cfg.enable_property_filter:
+            raise Refused(pb.ILLEGAL_FILTER_EXPRESSION, "SQL92 filtering is off (enablePropertyFilter)")
+        try:
+            return Filter(None, predicate=compiled(text))
+        except SqlSyntaxError as exc:
+            raise Refused(pb.ILLEGAL_FILTER_EXPRESSION, str(exc)) from None
+    if expression.type not in (pb.FILTER_TYPE_UNSPECIFIED, pb.TAG):
+        raise Refused(pb.ILLEGAL_FILTER_EXPRESSION, f"filter type {expression.type} is not supported")
+    sub = SubscriptionData.build(topic, text)
+    return Filter(sub.tag_codes(), frozenset(sub.tags_set) if sub.tags_set else None)
+
+
+def refusal(method: str, peer: str, exc: Refused, group: str, topic: str) -> Any:
     log.info(
         "gRPC %s from %s refused: %s",
         method,
@@ -125,44 +189,12 @@ class Consume:
         self.broker = broker
 
     def _check(self, topic: str, group: str) -> None:
-        reason = validate_topic(topic)
-        if reason:
-            raise Refused(pb.ILLEGAL_TOPIC, reason)
-        reason = validate_group(group)
-        if reason:
-            raise Refused(pb.ILLEGAL_CONSUMER_GROUP, reason)
-        tc = self.broker.topics.get(topic)
-        if tc is None:
-            raise Refused(pb.TOPIC_NOT_FOUND, f"topic {topic} not found")
-        if not tc.perm & PERM_READ:
-            raise Refused(pb.FORBIDDEN, f"topic {topic} is not readable")
-        cfg = self.broker.subscription_groups.find(group)
-        if cfg is None:
-            raise Refused(pb.CONSUMER_GROUP_NOT_FOUND, f"consumer group {group} not found")
-        if not cfg.consume_enable:
-            raise Refused(pb.FORBIDDEN, f"consumer group {group} may not consume")
+        check_readable(self.broker, topic)
+        check_group(self.broker, group)
 
     # -- ReceiveMessage
-    def _polling_ms(self, request: Any, remaining_ms: int | None) -> int:
-        cfg = self.broker.config
-        lo = cfg.grpc_client_consumer_min_long_polling_timeout_millis
-        hi = cfg.grpc_client_consumer_max_long_polling_timeout_millis
-        if request.HasField("long_polling_timeout"):
-            polling = _millis(request.long_polling_timeout)
-        else:
-            polling = hi if remaining_ms is None else remaining_ms // 2
-        polling = min(max(polling, lo), hi)
-        if remaining_ms is not None and polling > remaining_ms - DEADLINE_MARGIN_MS:
-            if remaining_ms - DEADLINE_MARGIN_MS < lo:
-                raise Refused(
-                    pb.ILLEGAL_POLLING_TIME,
-                    "The deadline time remaining is not enough for polling, please check network condition",
-                )
-            polling = remaining_ms - DEADLINE_MARGIN_MS
-        return polling
-
     def _invisible_ms(self, request: Any) -> int:
-        invisible = _millis(request.invisible_duration)
+        invisible = millis(request.invisible_duration)
         if request.auto_renew and not request.HasField("invisible_duration"):
             return DEFAULT_INVISIBLE_MS
         low = self.broker.config.min_invisible_time_mills_for_recv
@@ -174,27 +206,13 @@ class Consume:
             )
         return invisible
 
-    def _filter(self, topic: str, expression: Any) -> Filter:
-        text = expression.expression
-        if expression.type == pb.SQL:
-            if not self.broker.config.enable_property_filter:
-                raise Refused(pb.ILLEGAL_FILTER_EXPRESSION, "SQL92 filtering is off (enablePropertyFilter)")
-            try:
-                return Filter(None, predicate=compiled(text))
-            except SqlSyntaxError as exc:
-                raise Refused(pb.ILLEGAL_FILTER_EXPRESSION, str(exc)) from None
-        if expression.type not in (pb.FILTER_TYPE_UNSPECIFIED, pb.TAG):
-            raise Refused(pb.ILLEGAL_FILTER_EXPRESSION, f"filter type {expression.type} is not supported")
-        sub = SubscriptionData.build(topic, text)
-        return Filter(sub.tag_codes(), frozenset(sub.tags_set) if sub.tags_set else None)
-
     def _request(self, request: Any, remaining_ms: int | None) -> tuple[PopRequest, int, Filter]:
         topic = request.message_queue.topic.name
         group = request.group.name
         self._check(topic, group)
-        polling = self._polling_ms(request, remaining_ms)
+        polling = polling_ms(self.broker.config, request, remaining_ms)
         invisible = self._invisible_ms(request)
-        flt = self._filter(topic, request.filter_expression)
+        flt = read_filter(self.broker.config, topic, request.filter_expression)
         if request.batch_size <= 0:
             raise Refused(pb.BAD_REQUEST, f"batch size {request.batch_size} must be positive")
         cfg = self.broker.subscription_groups.find(group)
@@ -212,7 +230,7 @@ class Consume:
                 request, None if remaining_s is None else int(remaining_s * 1000)
             )
         except Refused as exc:
-            yield spb.ReceiveMessageResponse(status=_refusal("ReceiveMessage", peer, exc, group, topic))
+            yield spb.ReceiveMessageResponse(status=refusal("ReceiveMessage", peer, exc, group, topic))
             yield _delivered_at()
             return
         batch = await self.broker.pop.pop_wait(req, polling)
@@ -262,7 +280,7 @@ class Consume:
             if not request.entries:
                 raise Refused(pb.BAD_REQUEST, "no entry to ack")
         except Refused as exc:
-            return spb.AckMessageResponse(status=_refusal("AckMessage", peer, exc, group, topic))
+            return spb.AckMessageResponse(status=refusal("AckMessage", peer, exc, group, topic))
         response = spb.AckMessageResponse()
         codes = set()
         now = _now_ms()
@@ -272,7 +290,7 @@ class Consume:
                 self.broker.pop.ack(group, topic, receipt)  # a spent one is OK, as the broker's ack
                 entry_status = status(pb.OK, "OK")
             except Refused as exc:
-                entry_status = _refusal("AckMessage", peer, exc, group, topic)
+                entry_status = refusal("AckMessage", peer, exc, group, topic)
             response.entries.add(
                 message_id=entry.message_id, receipt_handle=entry.receipt_handle, status=entry_status
             )
@@ -289,7 +307,7 @@ class Consume:
         topic, group = request.topic.name, request.group.name
         try:
             self._check(topic, group)
-            invisible = _millis(request.invisible_duration)
+            invisible = millis(request.invisible_duration)
             if invisible < 0 or invisible > MAX_INVISIBLE_MS:
                 raise Refused(
                     pb.ILLEGAL_INVISIBLE_TIME, f"the invisibleTime must be within 0..{MAX_INVISIBLE_MS}"
@@ -301,7 +319,7 @@ class Consume:
                 raise Refused(pb.INVALID_RECEIPT_HANDLE, SPENT)
         except Refused as exc:
             return spb.ChangeInvisibleDurationResponse(
-                status=_refusal("ChangeInvisibleDuration", peer, exc, group, topic)
+                status=refusal("ChangeInvisibleDuration", peer, exc, group, topic)
             )
         handle = f"{new.encode()} {tail}" if tail else new.encode()
         return spb.ChangeInvisibleDurationResponse(status=status(pb.OK, "OK"), receipt_handle=handle)
@@ -316,7 +334,7 @@ class Consume:
                 raise Refused(pb.INVALID_RECEIPT_HANDLE, SPENT)
         except Refused as exc:
             return spb.ForwardMessageToDeadLetterQueueResponse(
-                status=_refusal("ForwardMessageToDeadLetterQueue", peer, exc, group, topic)
+                status=refusal("ForwardMessageToDeadLetterQueue", peer, exc, group, topic)
             )
         return spb.ForwardMessageToDeadLetterQueueResponse(status=status(pb.OK, "OK"))
 

@@ -3,10 +3,10 @@
 Served: QueryRoute, QueryAssignment (``route.py``), SendMessage, EndTransaction (``send.py``),
 Heartbeat, NotifyClientTermination and the Telemetry stream (``telemetry.py``), ReceiveMessage
 (server streaming), AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue
-(``consume.py``, on core/broker/pop). Answered with the status NOT_IMPLEMENTED (50100, in the
-response's ``status``, the gRPC call itself OK, so the SDKs report "not implemented" instead of
-retrying a transport error): RecallMessage, PullMessage (one status message on the stream),
-UpdateOffset, GetOffset, QueryOffset, SyncLiteSubscription.
+(``consume.py``, on core/broker/pop), PullMessage (server streaming), UpdateOffset, GetOffset,
+QueryOffset (``pull.py``). Answered with the status NOT_IMPLEMENTED (50100, in the response's
+``status``, the gRPC call itself OK, so the SDKs report "not implemented" instead of retrying a
+transport error): RecallMessage, SyncLiteSubscription.
 
 Requests arrive as bytes and are parsed here, so a malformed protobuf is answered
 INVALID_ARGUMENT and logged with its peer (grpcio's own deserializer would log neither the peer
@@ -28,6 +28,7 @@ from ferrymq.gateway.grpc import route, send
 from ferrymq.gateway.grpc.consume import Consume
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
+from ferrymq.gateway.grpc.pull import Pull
 from ferrymq.gateway.grpc.route import status
 from ferrymq.gateway.grpc.telemetry import Clients, ClientSession, client_id_of
 
@@ -41,11 +42,7 @@ Unary = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Any]]
 
 #: RPCs answered NOT_IMPLEMENTED for now: name -> (request class, response class, server-streaming)
 NOT_YET: dict[str, tuple[Any, Any, bool]] = {
-    "PullMessage": (spb.PullMessageRequest, spb.PullMessageResponse, True),
     "RecallMessage": (spb.RecallMessageRequest, spb.RecallMessageResponse, False),
-    "UpdateOffset": (spb.UpdateOffsetRequest, spb.UpdateOffsetResponse, False),
-    "GetOffset": (spb.GetOffsetRequest, spb.GetOffsetResponse, False),
-    "QueryOffset": (spb.QueryOffsetRequest, spb.QueryOffsetResponse, False),
     "SyncLiteSubscription": (spb.SyncLiteSubscriptionRequest, spb.SyncLiteSubscriptionResponse, False),
 }
 
@@ -89,6 +86,7 @@ class MessagingService(grpc.GenericRpcHandler):
         self.broker = broker
         self.clients = Clients(broker)
         self.consume = Consume(broker)
+        self.pull = Pull(broker)
         self.broker_message = route.broker_message(broker.config.broker_name, advertised_host, port)
         unary: dict[str, tuple[Any, Unary]] = {
             "QueryRoute": (spb.QueryRouteRequest, self.query_route),
@@ -103,6 +101,9 @@ class MessagingService(grpc.GenericRpcHandler):
                 spb.ForwardMessageToDeadLetterQueueRequest,
                 self.forward_to_dlq,
             ),
+            "UpdateOffset": (spb.UpdateOffsetRequest, self.update_offset),
+            "GetOffset": (spb.GetOffsetRequest, self.get_offset),
+            "QueryOffset": (spb.QueryOffsetRequest, self.query_offset),
         }
         self.handlers: dict[str, grpc.RpcMethodHandler] = {
             SERVICE + name: self._unary(name, cls, fn) for name, (cls, fn) in unary.items()
@@ -111,6 +112,9 @@ class MessagingService(grpc.GenericRpcHandler):
             self.handlers[SERVICE + name] = self._not_yet(name, cls, response_cls, streaming)
         self.handlers[SERVICE + "ReceiveMessage"] = grpc.unary_stream_rpc_method_handler(
             self.receive_message, response_serializer=_serialize
+        )
+        self.handlers[SERVICE + "PullMessage"] = grpc.unary_stream_rpc_method_handler(
+            self.pull_message, response_serializer=_serialize
         )
         self.handlers[SERVICE + "Telemetry"] = grpc.stream_stream_rpc_method_handler(
             self.telemetry, response_serializer=_serialize
@@ -203,6 +207,20 @@ class MessagingService(grpc.GenericRpcHandler):
 
     async def forward_to_dlq(self, request: Any, context: Any) -> Any:
         return self.consume.forward_to_dlq(request, peer_of(context))
+
+    async def pull_message(self, data: bytes, context: Any) -> AsyncIterator[Any]:
+        request = await _parse(spb.PullMessageRequest, data, "PullMessage", context)
+        async for response in self.pull.pull(request, context.time_remaining(), peer_of(context)):
+            yield response
+
+    async def update_offset(self, request: Any, context: Any) -> Any:
+        return self.pull.update_offset(request, peer_of(context))
+
+    async def get_offset(self, request: Any, context: Any) -> Any:
+        return self.pull.get_offset(request, peer_of(context))
+
+    async def query_offset(self, request: Any, context: Any) -> Any:
+        return self.pull.query_offset(request, peer_of(context))
 
     async def telemetry(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[Any]:
         peer = peer_of(context)
