@@ -46,6 +46,7 @@ from ferrymq.core.filter.sql92 import Predicate, SqlSyntaxError, compiled
 from ferrymq.core.remoting.message import MessageExt, decode_stored_message
 from ferrymq.core.remoting.route import PERM_READ
 from ferrymq.core.remoting.subscription import SubscriptionData
+from ferrymq.gateway.grpc.mapping import MessageRefused as Refused
 from ferrymq.gateway.grpc.mapping import to_proto
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
@@ -66,13 +67,6 @@ NACK_INVISIBLE_MS = 1_000
 SPENT = "the receipt handle is spent: acked, revived or changed"
 #: answered this long before the call's deadline, so the answer is not lost to it
 DEADLINE_MARGIN_MS = 200
-
-
-class Refused(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 @dataclass(slots=True)

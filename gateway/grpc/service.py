@@ -81,6 +81,15 @@ def _unimplemented(method: str) -> Callable[[AsyncIterator[bytes], Any], AsyncIt
     return refuse
 
 
+def _with_peer(fn: Callable[[Any, str], Any]) -> Unary:
+    """A synchronous ``fn(request, peer)`` as a unary handler."""
+
+    async def call(request: Any, context: Any) -> Any:
+        return fn(request, peer_of(context))
+
+    return call
+
+
 class MessagingService(grpc.GenericRpcHandler):
     def __init__(self, broker: Broker, advertised_host: str, port: int) -> None:
         self.broker = broker
@@ -95,26 +104,29 @@ class MessagingService(grpc.GenericRpcHandler):
             "SendMessage": (spb.SendMessageRequest, self.send_message),
             "EndTransaction": (spb.EndTransactionRequest, self.end_transaction),
             "NotifyClientTermination": (spb.NotifyClientTerminationRequest, self.notify_termination),
-            "AckMessage": (spb.AckMessageRequest, self.ack_message),
-            "ChangeInvisibleDuration": (spb.ChangeInvisibleDurationRequest, self.change_invisible_duration),
+            "AckMessage": (spb.AckMessageRequest, _with_peer(self.consume.ack)),
+            "ChangeInvisibleDuration": (
+                spb.ChangeInvisibleDurationRequest,
+                _with_peer(self.consume.change_invisible),
+            ),
             "ForwardMessageToDeadLetterQueue": (
                 spb.ForwardMessageToDeadLetterQueueRequest,
-                self.forward_to_dlq,
+                _with_peer(self.consume.forward_to_dlq),
             ),
-            "UpdateOffset": (spb.UpdateOffsetRequest, self.update_offset),
-            "GetOffset": (spb.GetOffsetRequest, self.get_offset),
-            "QueryOffset": (spb.QueryOffsetRequest, self.query_offset),
+            "UpdateOffset": (spb.UpdateOffsetRequest, _with_peer(self.pull.update_offset)),
+            "GetOffset": (spb.GetOffsetRequest, _with_peer(self.pull.get_offset)),
+            "QueryOffset": (spb.QueryOffsetRequest, _with_peer(self.pull.query_offset)),
         }
         self.handlers: dict[str, grpc.RpcMethodHandler] = {
             SERVICE + name: self._unary(name, cls, fn) for name, (cls, fn) in unary.items()
         }
         for name, (cls, response_cls, streaming) in NOT_YET.items():
             self.handlers[SERVICE + name] = self._not_yet(name, cls, response_cls, streaming)
-        self.handlers[SERVICE + "ReceiveMessage"] = grpc.unary_stream_rpc_method_handler(
-            self.receive_message, response_serializer=_serialize
+        self.handlers[SERVICE + "ReceiveMessage"] = self._streaming(
+            "ReceiveMessage", spb.ReceiveMessageRequest, self.consume.receive
         )
-        self.handlers[SERVICE + "PullMessage"] = grpc.unary_stream_rpc_method_handler(
-            self.pull_message, response_serializer=_serialize
+        self.handlers[SERVICE + "PullMessage"] = self._streaming(
+            "PullMessage", spb.PullMessageRequest, self.pull.pull
         )
         self.handlers[SERVICE + "Telemetry"] = grpc.stream_stream_rpc_method_handler(
             self.telemetry, response_serializer=_serialize
@@ -133,6 +145,17 @@ class MessagingService(grpc.GenericRpcHandler):
             return await fn(request, context)
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
+
+    @staticmethod
+    def _streaming(name: str, cls: Any, fn: Callable[[Any, float | None, str], AsyncIterator[Any]]) -> Any:
+        """A server-streaming RPC: ``fn(request, seconds left before the deadline, peer)``."""
+
+        async def handle(data: bytes, context: Any) -> AsyncIterator[Any]:
+            request = await _parse(cls, data, name, context)
+            async for response in fn(request, context.time_remaining(), peer_of(context)):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(handle, response_serializer=_serialize)
 
     @staticmethod
     def _not_yet(name: str, cls: Any, response_cls: Any, streaming: bool) -> grpc.RpcMethodHandler:
@@ -193,34 +216,6 @@ class MessagingService(grpc.GenericRpcHandler):
             )
         self.clients.terminate(client_id)
         return spb.NotifyClientTerminationResponse(status=status(pb.OK))
-
-    async def receive_message(self, data: bytes, context: Any) -> AsyncIterator[Any]:
-        request = await _parse(spb.ReceiveMessageRequest, data, "ReceiveMessage", context)
-        async for response in self.consume.receive(request, context.time_remaining(), peer_of(context)):
-            yield response
-
-    async def ack_message(self, request: Any, context: Any) -> Any:
-        return self.consume.ack(request, peer_of(context))
-
-    async def change_invisible_duration(self, request: Any, context: Any) -> Any:
-        return self.consume.change_invisible(request, peer_of(context))
-
-    async def forward_to_dlq(self, request: Any, context: Any) -> Any:
-        return self.consume.forward_to_dlq(request, peer_of(context))
-
-    async def pull_message(self, data: bytes, context: Any) -> AsyncIterator[Any]:
-        request = await _parse(spb.PullMessageRequest, data, "PullMessage", context)
-        async for response in self.pull.pull(request, context.time_remaining(), peer_of(context)):
-            yield response
-
-    async def update_offset(self, request: Any, context: Any) -> Any:
-        return self.pull.update_offset(request, peer_of(context))
-
-    async def get_offset(self, request: Any, context: Any) -> Any:
-        return self.pull.get_offset(request, peer_of(context))
-
-    async def query_offset(self, request: Any, context: Any) -> Any:
-        return self.pull.query_offset(request, peer_of(context))
 
     async def telemetry(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[Any]:
         peer = peer_of(context)
