@@ -171,6 +171,15 @@ class BrokerConfig(BaseModel):
     kafka_listen_port: int = Field(9092, alias="kafkaListenPort", ge=-1, le=65535)
     #: the RocketMQ 5 gRPC listener of a master broker (gateway/grpc): 0 = a free port, -1 = off
     grpc_listen_port: int = Field(8081, alias="grpcListenPort", ge=-1, le=65535)
+    #: gRPC ReceiveMessage (the proxy's names and defaults): the shortest invisible duration a
+    #: receive may ask for, and the bounds a receive's long polling is clamped to
+    min_invisible_time_mills_for_recv: int = Field(10_000, alias="minInvisibleTimeMillsForRecv", ge=0)
+    grpc_client_consumer_min_long_polling_timeout_millis: int = Field(
+        5_000, alias="grpcClientConsumerMinLongPollingTimeoutMillis", ge=0
+    )
+    grpc_client_consumer_max_long_polling_timeout_millis: int = Field(
+        20_000, alias="grpcClientConsumerMaxLongPollingTimeoutMillis", ge=1
+    )
     #: how far a compressed Kafka batch may inflate (produce refuses beyond: MESSAGE_TOO_LARGE)
     kafka_max_inflated_batch_bytes: int = Field(
         32 * 1024 * 1024, alias="kafkaMaxInflatedBatchBytes", ge=64 * 1024, le=1024 * 1024 * 1024

@@ -173,10 +173,10 @@ def test_not_yet_served_rpcs_answer_not_implemented(server: FerryServer) -> None
 
     with grpc.insecure_channel(server.grpc_endpoint) as channel:
         stub = MessagingServiceStub(channel)
-        ack = stub.AckMessage(spb.AckMessageRequest(), timeout=5)
-        assert ack.status.code == pb.NOT_IMPLEMENTED
-        received = list(stub.ReceiveMessage(spb.ReceiveMessageRequest(), timeout=5))
-        assert [r.status.code for r in received] == [pb.NOT_IMPLEMENTED]
+        recall = stub.RecallMessage(spb.RecallMessageRequest(), timeout=5)
+        assert recall.status.code == pb.NOT_IMPLEMENTED
+        lite = stub.SyncLiteSubscription(spb.SyncLiteSubscriptionRequest(), timeout=5)
+        assert lite.status.code == pb.NOT_IMPLEMENTED
         route = stub.QueryRoute(spb.QueryRouteRequest(topic=pb.Resource(name=uniq("Missing"))), timeout=5)
         assert route.status.code == pb.TOPIC_NOT_FOUND
 

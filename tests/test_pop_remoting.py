@@ -237,3 +237,21 @@ def test_unacked_state_survives_a_restart(tmp_path: Path) -> None:
 
     run(tmp_path, first)
     run(tmp_path, second)
+
+
+def test_init_max_starts_a_new_group_where_java_does(tmp_path: Path) -> None:
+    """ConsumeInitMode.MAX (what gRPC receives use): a queue still holding offset 0 is read from 0
+    (Java's initPopOffsetByCheckMsgInMem); any other queue from its last message."""
+    from ferrymq.core.broker.pop.service import _init_max
+
+    assert (_init_max(0, 3), _init_max(0, 0), _init_max(5, 9), _init_max(9, 9)) == (0, 0, 8, 8)
+
+    async def body(broker: Broker, conn: RemotingConnection) -> None:
+        await send(conn, 3, 0)
+        cmd = pop_cmd(queue_id=0)
+        cmd.ext_fields["initMode"] = "1"
+        resp = await conn.invoke(cmd)
+        assert resp.code == ResponseCode.SUCCESS, resp.remark
+        assert [b for _, _, b in receipts(resp)] == [b"m0", b"m1", b"m2"]
+
+    run(tmp_path, body)

@@ -1,12 +1,12 @@
 """``apache.rocketmq.v2.MessagingService``: which RPC is served by what, and the refusals.
 
 Served: QueryRoute, QueryAssignment (``route.py``), SendMessage, EndTransaction (``send.py``),
-Heartbeat, NotifyClientTermination and the Telemetry stream (``telemetry.py``). Answered with the
-status NOT_IMPLEMENTED (50100, in the response's ``status``, the gRPC call itself OK, so the SDKs
-report "not implemented" instead of retrying a transport error): ReceiveMessage (one status
-message on the stream), AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue,
-RecallMessage, PullMessage, UpdateOffset, GetOffset, QueryOffset, SyncLiteSubscription: consumers
-come with POP consumption in core.
+Heartbeat, NotifyClientTermination and the Telemetry stream (``telemetry.py``), ReceiveMessage
+(server streaming), AckMessage, ChangeInvisibleDuration, ForwardMessageToDeadLetterQueue
+(``consume.py``, on core/broker/pop), PullMessage (server streaming), UpdateOffset, GetOffset,
+QueryOffset (``pull.py``). Answered with the status NOT_IMPLEMENTED (50100, in the response's
+``status``, the gRPC call itself OK, so the SDKs report "not implemented" instead of retrying a
+transport error): RecallMessage, SyncLiteSubscription.
 
 Requests arrive as bytes and are parsed here, so a malformed protobuf is answered
 INVALID_ARGUMENT and logged with its peer (grpcio's own deserializer would log neither the peer
@@ -25,8 +25,10 @@ from google.protobuf.message import DecodeError
 
 from ferrymq.core.broker.topic_config import validate_topic
 from ferrymq.gateway.grpc import route, send
+from ferrymq.gateway.grpc.consume import Consume
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
+from ferrymq.gateway.grpc.pull import Pull
 from ferrymq.gateway.grpc.route import status
 from ferrymq.gateway.grpc.telemetry import Clients, ClientSession, client_id_of
 
@@ -40,23 +42,7 @@ Unary = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Any]]
 
 #: RPCs answered NOT_IMPLEMENTED for now: name -> (request class, response class, server-streaming)
 NOT_YET: dict[str, tuple[Any, Any, bool]] = {
-    "ReceiveMessage": (spb.ReceiveMessageRequest, spb.ReceiveMessageResponse, True),
-    "PullMessage": (spb.PullMessageRequest, spb.PullMessageResponse, True),
-    "AckMessage": (spb.AckMessageRequest, spb.AckMessageResponse, False),
-    "ChangeInvisibleDuration": (
-        spb.ChangeInvisibleDurationRequest,
-        spb.ChangeInvisibleDurationResponse,
-        False,
-    ),
-    "ForwardMessageToDeadLetterQueue": (
-        spb.ForwardMessageToDeadLetterQueueRequest,
-        spb.ForwardMessageToDeadLetterQueueResponse,
-        False,
-    ),
     "RecallMessage": (spb.RecallMessageRequest, spb.RecallMessageResponse, False),
-    "UpdateOffset": (spb.UpdateOffsetRequest, spb.UpdateOffsetResponse, False),
-    "GetOffset": (spb.GetOffsetRequest, spb.GetOffsetResponse, False),
-    "QueryOffset": (spb.QueryOffsetRequest, spb.QueryOffsetResponse, False),
     "SyncLiteSubscription": (spb.SyncLiteSubscriptionRequest, spb.SyncLiteSubscriptionResponse, False),
 }
 
@@ -95,10 +81,21 @@ def _unimplemented(method: str) -> Callable[[AsyncIterator[bytes], Any], AsyncIt
     return refuse
 
 
+def _with_peer(fn: Callable[[Any, str], Any]) -> Unary:
+    """A synchronous ``fn(request, peer)`` as a unary handler."""
+
+    async def call(request: Any, context: Any) -> Any:
+        return fn(request, peer_of(context))
+
+    return call
+
+
 class MessagingService(grpc.GenericRpcHandler):
     def __init__(self, broker: Broker, advertised_host: str, port: int) -> None:
         self.broker = broker
         self.clients = Clients(broker)
+        self.consume = Consume(broker)
+        self.pull = Pull(broker)
         self.broker_message = route.broker_message(broker.config.broker_name, advertised_host, port)
         unary: dict[str, tuple[Any, Unary]] = {
             "QueryRoute": (spb.QueryRouteRequest, self.query_route),
@@ -107,12 +104,30 @@ class MessagingService(grpc.GenericRpcHandler):
             "SendMessage": (spb.SendMessageRequest, self.send_message),
             "EndTransaction": (spb.EndTransactionRequest, self.end_transaction),
             "NotifyClientTermination": (spb.NotifyClientTerminationRequest, self.notify_termination),
+            "AckMessage": (spb.AckMessageRequest, _with_peer(self.consume.ack)),
+            "ChangeInvisibleDuration": (
+                spb.ChangeInvisibleDurationRequest,
+                _with_peer(self.consume.change_invisible),
+            ),
+            "ForwardMessageToDeadLetterQueue": (
+                spb.ForwardMessageToDeadLetterQueueRequest,
+                _with_peer(self.consume.forward_to_dlq),
+            ),
+            "UpdateOffset": (spb.UpdateOffsetRequest, _with_peer(self.pull.update_offset)),
+            "GetOffset": (spb.GetOffsetRequest, _with_peer(self.pull.get_offset)),
+            "QueryOffset": (spb.QueryOffsetRequest, _with_peer(self.pull.query_offset)),
         }
         self.handlers: dict[str, grpc.RpcMethodHandler] = {
             SERVICE + name: self._unary(name, cls, fn) for name, (cls, fn) in unary.items()
         }
         for name, (cls, response_cls, streaming) in NOT_YET.items():
             self.handlers[SERVICE + name] = self._not_yet(name, cls, response_cls, streaming)
+        self.handlers[SERVICE + "ReceiveMessage"] = self._streaming(
+            "ReceiveMessage", spb.ReceiveMessageRequest, self.consume.receive
+        )
+        self.handlers[SERVICE + "PullMessage"] = self._streaming(
+            "PullMessage", spb.PullMessageRequest, self.pull.pull
+        )
         self.handlers[SERVICE + "Telemetry"] = grpc.stream_stream_rpc_method_handler(
             self.telemetry, response_serializer=_serialize
         )
@@ -130,6 +145,17 @@ class MessagingService(grpc.GenericRpcHandler):
             return await fn(request, context)
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
+
+    @staticmethod
+    def _streaming(name: str, cls: Any, fn: Callable[[Any, float | None, str], AsyncIterator[Any]]) -> Any:
+        """A server-streaming RPC: ``fn(request, seconds left before the deadline, peer)``."""
+
+        async def handle(data: bytes, context: Any) -> AsyncIterator[Any]:
+            request = await _parse(cls, data, name, context)
+            async for response in fn(request, context.time_remaining(), peer_of(context)):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(handle, response_serializer=_serialize)
 
     @staticmethod
     def _not_yet(name: str, cls: Any, response_cls: Any, streaming: bool) -> grpc.RpcMethodHandler:

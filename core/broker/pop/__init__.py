@@ -12,6 +12,7 @@ acked (RocketMQ 5's POP_MESSAGE model), shared by the remoting protocol and the 
         handle = m.receipt.encode()    # the extraInfo string Java clients carry as POP_CK
     broker.pop.ack(group, topic, Receipt.parse(handle))                       # -> bool
     broker.pop.change_invisible(group, topic, Receipt.parse(handle), ms)      # -> new Receipt | None
+    broker.pop.forward_to_dlq(group, topic, Receipt.parse(handle))          # -> bool (acked, to %DLQ%)
 
 ``ack``/``change_invisible`` return False/None for a receipt that is unknown or spent (acked,
 changed, or revived already). Modules: ``receipt.py`` (Java's ExtraInfoUtil format),

@@ -93,6 +93,15 @@ def _with_reconsume(record: bytes | memoryview, times: int) -> bytes | memoryvie
     return bytes(patched)
 
 
+def _init_max(lo: int, hi: int) -> int:
+    """Java's ``getInitOffset`` for ConsumeInitMode.MAX: a queue still holding its first message
+    starts there (initPopOffsetByCheckMsgInMem, on by default: ferrymq counts a queue whose oldest
+    offset is 0 as "in memory"); any other starts at its last message (max - 1)."""
+    if lo <= 0 < hi:
+        return 0
+    return max(hi - 1, 0)
+
+
 class PopService(DueDeliveryLoop):
     """The revive timer is this loop's tick; ``persist`` compacts the journal."""
 
@@ -135,9 +144,8 @@ class PopService(DueDeliveryLoop):
             return
         committed = self.broker.offsets.query(key.group, key.topic, key.queue_id)
         if committed is None or committed < 0:
-            store = self.broker.store
-            lo, hi = store.queue_bounds(key.topic, key.queue_id)
-            committed = hi if init_mode == INIT_MAX else lo
+            lo, hi = self.broker.store.queue_bounds(key.topic, key.queue_id)
+            committed = lo if init_mode == INIT_MIN else _init_max(lo, hi)
         self.state.open(key, committed)
 
     def _pop_queue(self, batch: PopBatch, key: QueueKey, req: PopRequest) -> None:
@@ -252,6 +260,19 @@ class PopService(DueDeliveryLoop):
         self._dirty = True
         if receipt.fifo:
             self._wake_parked()  # the queue may be free for the next FIFO pop
+        return True
+
+    def forward_to_dlq(self, group: str, topic: str, receipt: Receipt) -> bool:
+        """The consumer gives up on a message in flight: acked, and a copy put in the group's DLQ
+        (``%DLQ%group``, as a revive past maxReconsumeTimes would). False if the receipt is spent."""
+        key = QueueKey(group, topic, receipt.queue_id)
+        ck = self.state.checkpoint(key, receipt.ck_offset, receipt.pop_time)
+        if ck is None or receipt.offset not in ck.offsets:
+            return False
+        times = ck.reconsume[ck.offsets.index(receipt.offset)]
+        if not self.ack(group, topic, receipt):
+            return False
+        self._dead_letter(key, receipt.offset, times)
         return True
 
     def change_invisible(
