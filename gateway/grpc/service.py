@@ -25,10 +25,12 @@ from google.protobuf.message import DecodeError
 
 from ferrymq.core.broker.topic_config import validate_topic
 from ferrymq.gateway.grpc import route, send
+from ferrymq.gateway.grpc.acl import GrpcAcl
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
 from ferrymq.gateway.grpc.route import status
 from ferrymq.gateway.grpc.telemetry import Clients, ClientSession, client_id_of
+from ferrymq.gateway.grpc.tls_front import real_peer
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -63,7 +65,7 @@ NOT_YET: dict[str, tuple[Any, Any, bool]] = {
 
 def peer_of(context: Any) -> str:
     """``ipv4:127.0.0.1:5000`` -> ``127.0.0.1:5000`` (what remoting logs call the peer)."""
-    peer = str(context.peer() or "?")
+    peer = real_peer(str(context.peer() or "?"))
     kind, _, rest = peer.partition(":")
     if kind == "ipv6" and rest.startswith("["):
         return rest[1:].replace("]", "")
@@ -108,6 +110,8 @@ class MessagingService(grpc.GenericRpcHandler):
             "EndTransaction": (spb.EndTransactionRequest, self.end_transaction),
             "NotifyClientTermination": (spb.NotifyClientTerminationRequest, self.notify_termination),
         }
+        #: aclEnable: every call's signature and resources, as remoting's (gateway/grpc/acl.py)
+        self.acl = GrpcAcl(broker.acl) if broker.acl is not None else None
         self.handlers: dict[str, grpc.RpcMethodHandler] = {
             SERVICE + name: self._unary(name, cls, fn) for name, (cls, fn) in unary.items()
         }
@@ -123,21 +127,32 @@ class MessagingService(grpc.GenericRpcHandler):
 
     # ---- plumbing ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _unary(name: str, cls: Any, fn: Unary) -> grpc.RpcMethodHandler:
+    def refused(self, name: str, request: Any, context: Any) -> Any | None:
+        """The UNAUTHORIZED status for a call the ACL refuses (None: go on, or ACL is off);
+        every handler asks before it serves."""
+        if self.acl is None:
+            return None
+        reason = self.acl.refusal(name, request, context.invocation_metadata(), peer_of(context))
+        return None if reason is None else status(pb.UNAUTHORIZED, reason)
+
+    def _unary(self, name: str, cls: Any, fn: Unary) -> grpc.RpcMethodHandler:
+        response_cls = getattr(spb, f"{name}Response")
+
         async def handle(data: bytes, context: Any) -> Any:
             request = await _parse(cls, data, name, context)
+            if (refused := self.refused(name, request, context)) is not None:
+                return response_cls(status=refused)
             return await fn(request, context)
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
-    @staticmethod
-    def _not_yet(name: str, cls: Any, response_cls: Any, streaming: bool) -> grpc.RpcMethodHandler:
+    def _not_yet(self, name: str, cls: Any, response_cls: Any, streaming: bool) -> grpc.RpcMethodHandler:
         message = f"{name} is not implemented by ferrymq yet"
 
         async def handle(data: bytes, context: Any) -> Any:
-            await _parse(cls, data, name, context)
-            return response_cls(status=status(pb.NOT_IMPLEMENTED, message))
+            request = await _parse(cls, data, name, context)
+            refused = self.refused(name, request, context)
+            return response_cls(status=refused or status(pb.NOT_IMPLEMENTED, message))
 
         async def handle_stream(data: bytes, context: Any) -> AsyncIterator[Any]:
             yield await handle(data, context)
@@ -198,9 +213,17 @@ class MessagingService(grpc.GenericRpcHandler):
             yield spb.TelemetryCommand(status=status(pb.CLIENT_ID_REQUIRED, "client id cannot be empty"))
             return
 
+        if (refused := self.refused("Telemetry", spb.TelemetryCommand(), context)) is not None:
+            yield spb.TelemetryCommand(status=refused)
+            return
+
         async def commands() -> AsyncIterator[Any]:
             async for data in requests:
-                yield await _parse(spb.TelemetryCommand, data, "Telemetry", context)
+                command = await _parse(spb.TelemetryCommand, data, "Telemetry", context)
+                if (refused := self.refused("Telemetry", command, context)) is not None:
+                    session.push(spb.TelemetryCommand(status=refused))  # its settings are not taken
+                    continue
+                yield command
 
         session = ClientSession(client_id, peer)
         log.info("gRPC client %s connected from %s", client_id, peer, extra={"peer": peer})
