@@ -2,13 +2,12 @@
 resources each call needs (sans-IO), then one ``ferrymq serve`` with ``aclEnable`` and
 ``tls.server.mode=permissive``: the unmodified official Python SDK with credentials (allowed and
 refused per topic), and grpcio over TLS and plaintext on the one port, refusals logged with the
-client's real address. Enforcing mode's refusal of plaintext: compat-tests/test_java_grpc_security.py
-and the last test here."""
+client's real address. Enforcing mode (TLS served, plaintext refused):
+compat-tests/test_java_grpc_security.py."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,25 +148,3 @@ def test_tls_and_plaintext_on_one_port_signature_checked_on_both(
         assert _route(plain, metadata("writer", "writer-secret")).status.code == pb.OK  # type: ignore[attr-defined]
         unsigned = _route(plain, None).status  # type: ignore[attr-defined]
         assert (unsigned.code, unsigned.message) == (pb.UNAUTHORIZED, "No accessKey is configured")
-
-
-def test_enforcing_refuses_plaintext_and_serves_tls(tmp_path: Path, certs: TlsCerts) -> None:
-    conf = "\n".join(f"{k}={v}" for k, v in certs.broker_conf("enforcing").items())
-    conf += "\ntls.enable=true\n" + f"tls.client.trustCertPath={certs.ca}\n"
-    with FerryServer(tmp_path / "ferrymq", conf, grpc=True) as srv:
-        with grpc.insecure_channel(srv.grpc_endpoint) as plain:
-            with pytest.raises(grpc.RpcError) as refused:
-                _route(plain, None)
-            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
-        credentials = grpc.ssl_channel_credentials(Path(certs.ca).read_bytes())
-        options = [("grpc.ssl_target_name_override", "localhost")]
-        with grpc.secure_channel(srv.grpc_endpoint, credentials, options) as tls:
-            route = MessagingServiceStub(tls).QueryRoute(
-                spb.QueryRouteRequest(topic=pb.Resource(name=f"Missing-{uuid.uuid4().hex[:6]}")), timeout=10
-            )
-            assert route.status.code == pb.TOPIC_NOT_FOUND  # served: the call went through TLS
-        eventually(
-            lambda: "plaintext while tls.server.mode=enforcing" in srv.log_tail(200),
-            10.0,
-            "the plaintext connection logged with its peer",
-        )
