@@ -1,4 +1,9 @@
-"""``GrpcFrontend``: the gRPC listener of a master broker, on the broker's own event loop.
+"""``GrpcFrontend``: the gRPC listener of a broker (master or slave), on the broker's own event loop.
+
+It registers its address with the name servers (``grpcAddr``) so the other groups' listeners
+name it in QueryRoute; a slave's serves reads, and a send to it answers what the broker answers
+a remoting send on a slave (SERVICE_NOT_AVAILABLE, as INTERNAL_SERVER_ERROR: the proxy's local
+mode answers so too).
 
 Bounds: a request larger than maxMessageSize + 1 MiB is refused by grpcio itself
 (RESOURCE_EXHAUSTED) before it is read whole; at most ``MAX_CONCURRENT_RPCS`` calls at once (each
@@ -23,6 +28,7 @@ from ferrymq.gateway.grpc.tls_front import GrpcTlsFront
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
+    from ferrymq.core.broker.routes_source import ClusterSource
 
 log = logging.getLogger("ferrymq.grpc")
 
@@ -33,8 +39,11 @@ STOP_GRACE_S = 2.0
 
 
 class GrpcFrontend:
-    def __init__(self, broker: Broker, host: str, port: int, advertised_host: str) -> None:
+    def __init__(
+        self, broker: Broker, host: str, port: int, advertised_host: str, routes: ClusterSource | None = None
+    ) -> None:
         self.broker = broker
+        self.routes = routes
         self.host = host
         self.requested_port = port
         self.advertised_host = advertised_host
@@ -69,13 +78,19 @@ class GrpcFrontend:
             self.port = await self.front.start(self.host, self.requested_port)
         if not self.port:
             raise OSError(f"gRPC listener: cannot bind {self.host}:{self.requested_port}")
-        self.service = MessagingService(self.broker, self.advertised_host, self.port)
+        self.service = MessagingService(self.broker, self.advertised_host, self.port, self.routes)
         server.add_generic_rpc_handlers((self.service,))
         await server.start()
         self.server = server
+        registrar = self.broker.registrar
+        if registrar is not None:  # the other groups' listeners name this one in their routes
+            registrar.extra_fields["grpcAddr"] = f"{self.advertised_host}:{self.port}"
+            registrar.kick()
         log.info("gRPC listener on %s:%d (TLS %s)", self.host, self.port, tls.mode if tls else "disabled")
 
     async def stop(self) -> None:
+        if self.broker.registrar is not None:
+            self.broker.registrar.extra_fields.pop("grpcAddr", None)
         if self.front is not None:
             front, self.front = self.front, None
             await front.stop()

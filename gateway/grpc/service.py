@@ -24,6 +24,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from ferrymq.core.broker.topic_config import validate_topic
+from ferrymq.core.remoting.route import PERM_WRITE
 from ferrymq.gateway.grpc import route, send
 from ferrymq.gateway.grpc.acl import GrpcAcl
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
@@ -34,6 +35,7 @@ from ferrymq.gateway.grpc.tls_front import real_peer
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
+    from ferrymq.core.broker.routes_source import ClusterSource
 
 log = logging.getLogger("ferrymq.grpc")
 
@@ -98,8 +100,12 @@ def _unimplemented(method: str) -> Callable[[AsyncIterator[bytes], Any], AsyncIt
 
 
 class MessagingService(grpc.GenericRpcHandler):
-    def __init__(self, broker: Broker, advertised_host: str, port: int) -> None:
+    def __init__(
+        self, broker: Broker, advertised_host: str, port: int, routes: ClusterSource | None = None
+    ) -> None:
         self.broker = broker
+        #: the name servers' routes, for QueryRoute across broker groups (None: this broker only)
+        self.routes = routes
         self.clients = Clients(broker)
         self.broker_message = route.broker_message(broker.config.broker_name, advertised_host, port)
         unary: dict[str, tuple[Any, Unary]] = {
@@ -167,20 +173,32 @@ class MessagingService(grpc.GenericRpcHandler):
         reason = validate_topic(topic.name)
         return status(pb.ILLEGAL_TOPIC, reason) if reason else None
 
+    async def _broker_queues(self, topic: str) -> list[route.BrokerQueues]:
+        """The topic's queues in every broker group (route.py): the name servers' route, and this
+        broker's own queues (a slave's for reading, when its master is unknown)."""
+        tc = self.broker.topics.get(topic)
+        slave = self.broker.config.is_slave
+        own = None
+        if tc is not None:
+            perm = tc.perm & ~PERM_WRITE if slave else tc.perm
+            own = route.BrokerQueues(self.broker_message, perm, tc.read_queue_nums, tc.write_queue_nums)
+        known = await self.routes.topic_route(topic) if self.routes is not None else None
+        return route.cluster_queues(known, own, self.broker.config.broker_name, own_wins=not slave)
+
     async def query_route(self, request: Any, context: Any) -> Any:
         if (refused := self._topic_refusal(request.topic)) is not None:
             return spb.QueryRouteResponse(status=refused)
-        return route.query_route(
-            self.broker.topics.get(request.topic.name), request.topic, self.broker_message
-        )
+        tc = self.broker.topics.get(request.topic.name)
+        types = route.accepted_types(tc) if tc is not None else route.ALL_TYPES
+        return route.query_route(await self._broker_queues(request.topic.name), request.topic, types)
 
     async def query_assignment(self, request: Any, context: Any) -> Any:
         if (refused := self._topic_refusal(request.topic)) is not None:
             return spb.QueryAssignmentResponse(status=refused)
         group = self.broker.subscription_groups.find(request.group.name)
         orderly = bool(group and group.consume_message_orderly)
-        tc = self.broker.topics.get(request.topic.name)
-        return route.query_assignment(tc, request.topic, self.broker_message, orderly)
+        groups = await self._broker_queues(request.topic.name)
+        return route.query_assignment(groups, request.topic, orderly)
 
     async def heartbeat(self, request: Any, context: Any) -> Any:
         client_id = client_id_of(context.invocation_metadata())
