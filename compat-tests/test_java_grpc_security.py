@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
 import java_support as js
 import pytest
-from test_java_grpc import _build
+from test_java_grpc import run_scenarios
 
 from ferrymq.cli.testing import FerryServer
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
@@ -49,7 +48,6 @@ def create_topic_over_tls(broker_addr: str, topic: str, context: ssl.SSLContext)
 
 
 def test_java_5x_over_tls_with_credentials(tmp_path: Path) -> None:
-    classpath = _build()
     certs = make_certs(tmp_path / "certs")
 
     def tls(mode: str) -> str:
@@ -65,14 +63,8 @@ def test_java_5x_over_tls_with_credentials(tmp_path: Path) -> None:
         for topic in ("AclT", "AclDenied"):
             create_topic_signed(permissive.broker_addr, permissive.namesrv_addr, topic)
         create_topic_over_tls(enforcing.broker_addr, "TlsOnly", certs.client())
-        java = js.find_java()
-        assert java is not None
-        cmd = [
-            java,
-            *js.DEFAULT_JVM_ARGS,
-            "-cp",
-            classpath,
-            "io.ferrymq.grpc.GrpcSecurityScenarios",
+        proc = run_scenarios(
+            "GrpcSecurityScenarios",
             permissive.grpc_endpoint,
             enforcing.grpc_endpoint,
             "AclT",
@@ -80,8 +72,7 @@ def test_java_5x_over_tls_with_credentials(tmp_path: Path) -> None:
             "writer",
             "writer-secret",
             "TlsOnly",
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        )
         permissive_log, enforcing_log = permissive.log_tail(400), enforcing.log_tail(400)
     results = js.parse_results(proc.stdout)
     assert proc.returncode == 0 and results[-1:] == [{"type": "done"}], (
