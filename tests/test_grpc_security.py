@@ -146,5 +146,12 @@ def test_tls_and_plaintext_on_one_port_signature_checked_on_both(
         )
     with grpc.insecure_channel(server.grpc_endpoint) as plain:
         assert _route(plain, metadata("writer", "writer-secret")).status.code == pb.OK  # type: ignore[attr-defined]
+        publishing = pb.Settings(publishing=pb.Publishing(topics=[pb.Resource(name="AclDenied")]))
+        stream = MessagingServiceStub(plain).Telemetry(
+            iter([spb.TelemetryCommand(settings=publishing)]),
+            metadata=metadata("writer", "writer-secret"),
+            timeout=10,
+        )
+        assert [c.status.code for c in stream] == [pb.UNAUTHORIZED]  # its settings not taken
         unsigned = _route(plain, None).status  # type: ignore[attr-defined]
         assert (unsigned.code, unsigned.message) == (pb.UNAUTHORIZED, "No accessKey is configured")
