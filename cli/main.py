@@ -229,15 +229,15 @@ async def _start_kafka(
     return kafka
 
 
-async def _start_grpc(broker: Broker) -> GrpcFrontend | None:
-    """The gRPC listener of a master broker unless grpcListenPort is -1; grpcio is imported only
-    then, so a broker without it starts as fast as before."""
+async def _start_grpc(broker: Broker, routes: ClusterSource) -> GrpcFrontend | None:
+    """The gRPC listener of a broker (a slave's serves reads) unless grpcListenPort is -1; grpcio
+    is imported only then, so a broker without it starts as fast as before."""
     c = broker.config
-    if c.grpc_listen_port < 0 or c.broker_id != 0:
+    if c.grpc_listen_port < 0:
         return None
     from ferrymq.gateway.grpc.frontend import GrpcFrontend
 
-    grpc = GrpcFrontend(broker, c.listen_host, c.grpc_listen_port, c.broker_ip1)
+    grpc = GrpcFrontend(broker, c.listen_host, c.grpc_listen_port, c.broker_ip1, routes)
     await grpc.start()
     return grpc
 
@@ -294,7 +294,7 @@ class BrokerProcess:
                 parts += f", kafka_{protocol.lower()} {self.kafka.advertised_host}:{port}"
             if self.admin is not None:  # Kafka groups as "kafka", Kafka batches record by record
                 self.admin.add_frontend(self.kafka)
-        self.grpc = await _start_grpc(self.broker)
+        self.grpc = await _start_grpc(self.broker, routes)
         if self.grpc is not None:
             parts += f", grpc {self.grpc.advertised_host}:{self.grpc.port}"
         return parts
@@ -316,7 +316,7 @@ class BrokerProcess:
         if self.admin is not None:
             out.append(OpenListener("admin", c.listen_host, self.admin.port, bool(c.admin_token)))
         if self.grpc is not None:
-            out.append(OpenListener("grpc", c.listen_host, self.grpc.port))
+            out.append(OpenListener("grpc", c.listen_host, self.grpc.port, signed))
         return out
 
     async def serve_admin(self, port: int = 0) -> AdminLauncher:

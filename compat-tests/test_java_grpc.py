@@ -54,6 +54,15 @@ def _build() -> str:
     return f"{TARGET / 'classes'}{os.pathsep}{CLASSPATH_FILE.read_text().strip()}"
 
 
+def run_scenarios(main_class: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One JVM running ``io.ferrymq.grpc.<main_class>`` of this module with ``args``."""
+    classpath = _build()
+    java = js.find_java()
+    assert java is not None
+    cmd = [java, *js.DEFAULT_JVM_ARGS, "-cp", classpath, f"io.ferrymq.grpc.{main_class}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
     with FerryServer(Path(tmp_path_factory.mktemp("java-grpc")), CONF, grpc=True) as srv:
@@ -61,23 +70,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FerryServer]:
 
 
 def test_java_5x_producer_scenarios(server: FerryServer) -> None:
-    classpath = _build()
     run = uuid.uuid4().hex[:8]
     topics = {name: f"Java5{name}-{run}" for name in ("Normal", "Fifo", "Delay", "Txn")}
     for topic in topics.values():
         create_topic(server.broker_addr, topic, 4 if "Normal" in topic or "Fifo" in topic else 1)
-    java = js.find_java()
-    assert java is not None
-    cmd = [
-        java,
-        *js.DEFAULT_JVM_ARGS,
-        "-cp",
-        classpath,
-        "io.ferrymq.grpc.GrpcProducerScenarios",
-        server.grpc_endpoint,
-        *topics.values(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = run_scenarios("GrpcProducerScenarios", server.grpc_endpoint, *topics.values())
     results = js.parse_results(proc.stdout)
     assert proc.returncode == 0 and results[-1:] == [{"type": "done"}], (
         proc.stdout[-3000:] + proc.stderr[-3000:]

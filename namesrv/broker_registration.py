@@ -9,8 +9,8 @@ response carries ``masterAddr``/``haServerAddr`` for a slave whose master is reg
 Left out: the order-topic KV table a Java name server may return as the response body,
 QUERY_DATA_VERSION (322) and BROKER_HEARTBEAT (904), which default-configured brokers do not
 send (they re-register every 30 s instead).
-Added: the ``kafkaAddr`` extField of ferrymq brokers (Java name servers ignore it), kept per
-broker member and returned in BrokerData's ``kafkaAddrs``.
+Added: the ``kafkaAddr`` and ``grpcAddr`` extFields of ferrymq brokers (Java name servers ignore
+them), kept per broker member and returned in BrokerData's ``kafkaAddrs`` and ``grpcAddrs``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ log = logging.getLogger("ferrymq.namesrv")
 ZONE_NAME_FIELD = "__ZONE_NAME"
 #: extFields key of a ferrymq broker's Kafka listener (host:port), returned as BrokerData.kafkaAddrs.
 KAFKA_ADDR_FIELD = "kafkaAddr"
+#: ... and of its RocketMQ 5 gRPC listener, returned as BrokerData.grpcAddrs.
+GRPC_ADDR_FIELD = "grpcAddr"
 
 
 def body_crc32(body: bytes | bytearray | memoryview) -> int:
@@ -76,6 +78,7 @@ class BrokerRegistrationProcessor:
             zone_name=ext.get(ZONE_NAME_FIELD),
             connection=conn,
             kafka_addr=ext.get(KAFKA_ADDR_FIELD),
+            grpc_addr=ext.get(GRPC_ADDR_FIELD),
         )
         log.log(
             logging.DEBUG if known else logging.INFO,

@@ -105,6 +105,7 @@ class RouteInfoManager:
         zone_name: str | None = None,
         connection: object | None = None,
         kafka_addr: str | None = None,
+        grpc_addr: str | None = None,
     ) -> RegisterBrokerResult:
         """Record or refresh a broker; a master's topics (re)define its queues of each topic.
 
@@ -125,6 +126,10 @@ class RouteInfoManager:
             broker_data.kafka_addrs[broker_id] = kafka_addr
         else:
             broker_data.kafka_addrs.pop(broker_id, None)
+        if grpc_addr:
+            broker_data.grpc_addrs[broker_id] = grpc_addr
+        else:
+            broker_data.grpc_addrs.pop(broker_id, None)
         addrs = broker_data.broker_addrs
 
         # A slave promoted to master (or the reverse) keeps its address under a new id:
@@ -223,6 +228,7 @@ class RouteInfoManager:
         for bid in stale:
             del broker_data.broker_addrs[bid]
             broker_data.kafka_addrs.pop(bid, None)
+            broker_data.grpc_addrs.pop(bid, None)
         known = known or bool(stale)
         if broker_data.broker_addrs:
             return known

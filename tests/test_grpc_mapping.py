@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ferrymq.core.remoting.message import MessageExt
-from ferrymq.core.remoting.route import PERM_READ, PERM_WRITE, TopicConfig
+from ferrymq.core.remoting.route import (
+    PERM_READ,
+    PERM_WRITE,
+    BrokerData,
+    QueueData,
+    TopicConfig,
+    TopicRouteData,
+)
 from ferrymq.gateway.grpc import route
 from ferrymq.gateway.grpc.mapping import MessageRefused, from_proto, to_proto
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
@@ -111,23 +118,64 @@ def test_stored_message_back_to_proto_with_digest() -> None:
     assert sp.born_host == "10.0.0.1"
 
 
+def _own(tc: TopicConfig, broker: object) -> list[route.BrokerQueues]:
+    return [route.BrokerQueues(broker, tc.perm, tc.read_queue_nums, tc.write_queue_nums)]
+
+
 def test_route_splits_queues_as_the_proxy_does() -> None:
     broker = route.broker_message("b", "127.0.0.1", 8081)
     topic = pb.Resource(name="T")
     tc = TopicConfig("T", read_queue_nums=4, write_queue_nums=2, perm=PERM_READ | PERM_WRITE)
-    queues = route.query_route(tc, topic, broker).message_queues
+    queues = route.query_route(_own(tc, broker), topic, route.accepted_types(tc)).message_queues
     assert [q.permission for q in queues] == [pb.READ, pb.READ, pb.READ_WRITE, pb.READ_WRITE]
     assert [q.id for q in queues] == [0, 1, 2, 3]
     assert list(queues[0].accept_message_types) == route.ALL_TYPES
     assert queues[0].broker.endpoints.addresses[0].port == 8081
     tc.attributes["+message.type"] = "FIFO"
-    assert list(route.query_route(tc, topic, broker).message_queues[0].accept_message_types) == [pb.FIFO]
-    assert route.query_route(None, topic, broker).status.code == pb.TOPIC_NOT_FOUND
-    assignment = route.query_assignment(tc, topic, broker, orderly=False)
+    assert route.accepted_types(tc) == [pb.FIFO]
+    assert route.query_route([], topic, route.ALL_TYPES).status.code == pb.TOPIC_NOT_FOUND
+    assignment = route.query_assignment(_own(tc, broker), topic, orderly=False)
     assert [a.message_queue.id for a in assignment.assignments] == [-1]
-    assert len(route.query_assignment(tc, topic, broker, orderly=True).assignments) == 4
+    assert len(route.query_assignment(_own(tc, broker), topic, orderly=True).assignments) == 4
     tc.perm = PERM_WRITE
-    assert route.query_assignment(tc, topic, broker, orderly=False).status.code == pb.FORBIDDEN
+    assert route.query_assignment(_own(tc, broker), topic, orderly=False).status.code == pb.FORBIDDEN
+
+
+def test_route_across_broker_groups_names_each_masters_grpc_listener() -> None:
+    rw = PERM_READ | PERM_WRITE
+    known = TopicRouteData(
+        queue_datas=[
+            QueueData("broker-b", 2, 2, rw),
+            QueueData("broker-a", 1, 1, rw),
+            QueueData("broker-c", 1, 1, rw),
+        ],
+        broker_datas=[
+            BrokerData("C", "broker-a", {0: "h:1"}, grpc_addrs={0: "10.0.0.1:8081", 1: "10.0.0.2:8081"}),
+            BrokerData("C", "broker-b", {0: "h:2", 1: "h:3"}, grpc_addrs={0: "10.0.0.3:9091"}),
+            BrokerData("C", "broker-c", {0: "h:4"}),  # no gRPC listener: left out
+        ],
+    )
+    topic = pb.Resource(name="T")
+    groups = route.cluster_queues(known, None, "broker-x", own_wins=True)
+    queues = route.query_route(groups, topic, route.ALL_TYPES).message_queues
+    seen = [(q.broker.name, q.id, q.broker.endpoints.addresses[0].port) for q in queues]
+    assert seen == [("broker-a", 0, 8081), ("broker-b", 0, 9091), ("broker-b", 1, 9091)]
+    # a master's own queues come from its topic config and name its own listener
+    mine = route.BrokerQueues(route.broker_message("broker-a", "127.0.0.1", 7000), rw, 3, 3)
+    groups = route.cluster_queues(known, mine, "broker-a", own_wins=True)
+    assert [(g.broker.name, g.read_queue_nums) for g in groups] == [("broker-a", 3), ("broker-b", 2)]
+    # a slave's stand in only while its master is unknown; reads only
+    slave = route.BrokerQueues(route.broker_message("broker-c", "127.0.0.1", 7001), PERM_READ, 1, 1)
+    groups = route.cluster_queues(known, slave, "broker-c", own_wins=False)
+    assert [q.permission for q in route.query_route(groups, topic, route.ALL_TYPES).message_queues][
+        -1
+    ] == pb.READ
+    assert (
+        route.cluster_queues(known, slave, "broker-a", own_wins=False)[0].broker.endpoints.addresses[0].port
+        == 8081
+    )
+    assignment = route.query_assignment(route.cluster_queues(known, None, "x", own_wins=True), topic, False)
+    assert [a.message_queue.broker.name for a in assignment.assignments] == ["broker-a", "broker-b"]
 
 
 def test_vendored_protocol_is_the_official_clients() -> None:

@@ -32,7 +32,7 @@ a oneway request is dropped. Each refusal is logged with its peer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ferrymq.core.auth.acl import CLUSTER_NAME, Authorizer, Operation, ResourceType
 from ferrymq.core.auth.plain_acl import apply_plain_acl
@@ -41,7 +41,7 @@ from ferrymq.core.remoting.acl_sign import ACCESS_KEY, verify
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.heartbeat import HeartbeatData
-from ferrymq.core.remoting.plain_acl import PlainAclFile, address_matches
+from ferrymq.core.remoting.plain_acl import Account, PlainAclFile, address_matches
 
 log = logging.getLogger("ferrymq.acl")
 
@@ -57,7 +57,7 @@ class AclRefused(Exception):
     """A request the ACL refuses; the message is the response's remark."""
 
 
-def _topic(name: str | None, op: Operation) -> Iterator[Need]:
+def topic_need(name: str | None, op: Operation) -> Iterator[Need]:
     if not name:
         return
     if name.startswith(RETRY_GROUP_TOPIC_PREFIX):  # a group's retry topic is the group
@@ -66,7 +66,7 @@ def _topic(name: str | None, op: Operation) -> Iterator[Need]:
         yield (ResourceType.TOPIC, name, op)
 
 
-def _group(name: str | None) -> Iterator[Need]:
+def group_need(name: str | None) -> Iterator[Need]:
     if name:
         yield (ResourceType.GROUP, name, Operation.READ)
 
@@ -75,9 +75,9 @@ def needs(cmd: RemotingCommand) -> Iterator[Need]:
     """What the request touches, as RocketMQ's PlainAccessResource.parse sees it."""
     ext, code = cmd.ext_fields, cmd.code
     if code == RequestCode.SEND_MESSAGE:
-        yield from _topic(ext.get("topic"), Operation.WRITE)
+        yield from topic_need(ext.get("topic"), Operation.WRITE)
     elif code in (RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE):
-        yield from _topic(ext.get("b"), Operation.WRITE)
+        yield from topic_need(ext.get("b"), Operation.WRITE)
     elif code in (
         RequestCode.PULL_MESSAGE,
         RequestCode.LITE_PULL_MESSAGE,
@@ -87,25 +87,25 @@ def needs(cmd: RemotingCommand) -> Iterator[Need]:
         RequestCode.ACK_MESSAGE,
         RequestCode.CHANGE_MESSAGE_INVISIBLETIME,
     ):
-        yield from _topic(ext.get("topic"), Operation.READ)
-        yield from _group(ext.get("consumerGroup"))
+        yield from topic_need(ext.get("topic"), Operation.READ)
+        yield from group_need(ext.get("consumerGroup"))
     elif code == RequestCode.QUERY_MESSAGE:
-        yield from _topic(ext.get("topic"), Operation.READ)
+        yield from topic_need(ext.get("topic"), Operation.READ)
     elif code == RequestCode.CONSUMER_SEND_MSG_BACK:
-        yield from _group(ext.get("group"))
+        yield from group_need(ext.get("group"))
     elif code in (RequestCode.UNREGISTER_CLIENT, RequestCode.GET_CONSUMER_LIST_BY_GROUP):
-        yield from _group(ext.get("consumerGroup"))
+        yield from group_need(ext.get("consumerGroup"))
     elif code == RequestCode.END_TRANSACTION:
-        yield from _topic(ext.get("topic"), Operation.WRITE)
+        yield from topic_need(ext.get("topic"), Operation.WRITE)
     elif code == RequestCode.HEART_BEAT:
         try:
             heartbeat = HeartbeatData.decode(cmd.body)
         except (ValueError, KeyError, TypeError) as exc:
             raise AclRefused(f"cannot read the heartbeat to check its groups: {exc}") from None
         for consumer in heartbeat.consumers:
-            yield from _group(consumer.group_name)
+            yield from group_need(consumer.group_name)
             for sub in consumer.subscriptions:
-                yield from _topic(sub.topic, Operation.READ)
+                yield from topic_need(sub.topic, Operation.READ)
     elif code in ADMIN_CODES:
         yield (ResourceType.CLUSTER, CLUSTER_NAME, Operation.ALTER)
 
@@ -132,29 +132,45 @@ class RemotingAcl:
             return cmd.response(ResponseCode.NO_PERMISSION, str(exc))
         return None
 
-    def authorize(self, cmd: RemotingCommand, host: str) -> None:
-        """Raise AclRefused unless the request may run (see the module docstring)."""
+    def authenticate(self, key: str | None, host: str, signed: Callable[[Account], bool]) -> str | None:
+        """The principal of a request from ``host`` signed by ``key`` (``signed`` checks the
+        signature with the account), None for a white-listed peer; AclRefused otherwise. Shared by
+        remoting and the gRPC listener: the same accounts and white lists."""
         acl = self.file.acl
         if acl.globally_white(host):
-            return
-        key = cmd.ext_fields.get(ACCESS_KEY)
+            return None
         if key is None:
             raise AclRefused("No accessKey is configured")
         account = acl.accounts.get(key)
         if account is None:
             raise AclRefused(f"No acl config for {key}")
         if address_matches(account.white_remote_address, host):
-            return
-        if not verify(cmd, account.secret_key):
+            return None
+        if not signed(account):
             raise AclRefused(f"Check signature failed for accessKey={key}")
-        principal = account.principal
-        for need in needs(cmd):
-            resource_type, name, op = need
-            if resource_type == ResourceType.TOPIC and name == TRACE_TOPIC and op == Operation.WRITE:
-                continue
-            if not self.authorizer.authorize(principal, host, op, resource_type, name):
-                if resource_type == ResourceType.CLUSTER:
-                    raise AclRefused(
-                        f"Need admin permission for request code={cmd.code}, but accessKey={key} is not"
-                    )
-                raise AclRefused(f"No permission for {_describe(need)}")
+        return account.principal
+
+    def authorize(self, cmd: RemotingCommand, host: str) -> None:
+        """Raise AclRefused unless the request may run (see the module docstring)."""
+        principal = self.authenticate(
+            cmd.ext_fields.get(ACCESS_KEY), host, lambda account: verify(cmd, account.secret_key)
+        )
+        if principal is None:
+            return
+        authorize_needs(self.authorizer, principal, host, needs(cmd), f"request code={cmd.code}")
+
+
+def authorize_needs(
+    authorizer: Authorizer, principal: str, host: str, wanted: Iterable[Need], what: str
+) -> None:
+    """Raise AclRefused at the first resource ``principal`` may not use; shared with the gRPC
+    listener (gateway/grpc/acl.py), so one user has one set of permissions on both."""
+    for need in wanted:
+        resource_type, name, op = need
+        if resource_type == ResourceType.TOPIC and name == TRACE_TOPIC and op == Operation.WRITE:
+            continue
+        if not authorizer.authorize(principal, host, op, resource_type, name):
+            if resource_type == ResourceType.CLUSTER:
+                user = principal.removeprefix("User:")
+                raise AclRefused(f"Need admin permission for {what}, but accessKey={user} is not")
+            raise AclRefused(f"No permission for {_describe(need)}")

@@ -433,6 +433,8 @@ class BrokerData:
 
     ``kafka_addrs`` (ferrymq's, JSON "kafkaAddrs", only written when set) holds each member's
     Kafka listener, so brokers learn each other's Kafka address; Java clients ignore it.
+    ``grpc_addrs`` (JSON "grpcAddrs") likewise holds each member's RocketMQ 5 gRPC listener, which
+    a gRPC QueryRoute names as that broker's endpoint.
     """
 
     cluster: str
@@ -441,6 +443,7 @@ class BrokerData:
     enable_acting_master: bool = False
     zone_name: str | None = None
     kafka_addrs: dict[int, str] = field(default_factory=dict)
+    grpc_addrs: dict[int, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -453,12 +456,15 @@ class BrokerData:
             obj["zoneName"] = self.zone_name
         if self.kafka_addrs:
             obj["kafkaAddrs"] = {str(bid): addr for bid, addr in sorted(self.kafka_addrs.items())}
+        if self.grpc_addrs:
+            obj["grpcAddrs"] = {str(bid): addr for bid, addr in sorted(self.grpc_addrs.items())}
         return obj
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> BrokerData:
         addrs = _obj(obj.get("brokerAddrs") or {}, "brokerAddrs")
         kafka = _obj(obj.get("kafkaAddrs") or {}, "kafkaAddrs")
+        grpc = _obj(obj.get("grpcAddrs") or {}, "grpcAddrs")
         zone = obj.get("zoneName")
         return cls(
             cluster=str(obj.get("cluster") or ""),
@@ -467,6 +473,7 @@ class BrokerData:
             enable_acting_master=_bool(obj.get("enableActingMaster", False)),
             zone_name=None if zone is None else str(zone),
             kafka_addrs={_int(k): str(v) for k, v in kafka.items()},
+            grpc_addrs={_int(k): str(v) for k, v in grpc.items()},
         )
 
     def copy(self) -> BrokerData:
@@ -477,6 +484,7 @@ class BrokerData:
             self.enable_acting_master,
             self.zone_name,
             dict(self.kafka_addrs),
+            dict(self.grpc_addrs),
         )
 
     def select_broker_addr(self) -> str | None:

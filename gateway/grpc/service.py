@@ -24,16 +24,20 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from ferrymq.core.broker.topic_config import validate_topic
+from ferrymq.core.remoting.route import PERM_WRITE
 from ferrymq.gateway.grpc import route, send
+from ferrymq.gateway.grpc.acl import GrpcAcl
 from ferrymq.gateway.grpc.consume import Consume
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
 from ferrymq.gateway.grpc.pull import Pull
 from ferrymq.gateway.grpc.route import status
 from ferrymq.gateway.grpc.telemetry import Clients, ClientSession, client_id_of
+from ferrymq.gateway.grpc.tls_front import real_peer
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
+    from ferrymq.core.broker.routes_source import ClusterSource
 
 log = logging.getLogger("ferrymq.grpc")
 
@@ -49,7 +53,7 @@ NOT_YET: dict[str, tuple[Any, Any, bool]] = {
 
 def peer_of(context: Any) -> str:
     """``ipv4:127.0.0.1:5000`` -> ``127.0.0.1:5000`` (what remoting logs call the peer)."""
-    peer = str(context.peer() or "?")
+    peer = real_peer(str(context.peer() or "?"))
     kind, _, rest = peer.partition(":")
     if kind == "ipv6" and rest.startswith("["):
         return rest[1:].replace("]", "")
@@ -91,8 +95,12 @@ def _with_peer(fn: Callable[[Any, str], Any]) -> Unary:
 
 
 class MessagingService(grpc.GenericRpcHandler):
-    def __init__(self, broker: Broker, advertised_host: str, port: int) -> None:
+    def __init__(
+        self, broker: Broker, advertised_host: str, port: int, routes: ClusterSource | None = None
+    ) -> None:
         self.broker = broker
+        #: the name servers' routes, for QueryRoute across broker groups (None: this broker only)
+        self.routes = routes
         self.clients = Clients(broker)
         self.consume = Consume(broker)
         self.pull = Pull(broker)
@@ -117,6 +125,8 @@ class MessagingService(grpc.GenericRpcHandler):
             "GetOffset": (spb.GetOffsetRequest, _with_peer(self.pull.get_offset)),
             "QueryOffset": (spb.QueryOffsetRequest, _with_peer(self.pull.query_offset)),
         }
+        #: aclEnable: every call's signature and resources, as remoting's (gateway/grpc/acl.py)
+        self.acl = GrpcAcl(broker.acl) if broker.acl is not None else None
         self.handlers: dict[str, grpc.RpcMethodHandler] = {
             SERVICE + name: self._unary(name, cls, fn) for name, (cls, fn) in unary.items()
         }
@@ -138,32 +148,49 @@ class MessagingService(grpc.GenericRpcHandler):
 
     # ---- plumbing ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _unary(name: str, cls: Any, fn: Unary) -> grpc.RpcMethodHandler:
+    def refused(self, name: str, request: Any, context: Any) -> Any | None:
+        """The UNAUTHORIZED status for a call the ACL refuses (None: go on, or ACL is off);
+        every handler asks before it serves."""
+        if self.acl is None:
+            return None
+        reason = self.acl.refusal(name, request, context.invocation_metadata(), peer_of(context))
+        return None if reason is None else status(pb.UNAUTHORIZED, reason)
+
+    def _unary(self, name: str, cls: Any, fn: Unary) -> grpc.RpcMethodHandler:
+        response_cls = getattr(spb, f"{name}Response")
+
         async def handle(data: bytes, context: Any) -> Any:
             request = await _parse(cls, data, name, context)
+            if (refused := self.refused(name, request, context)) is not None:
+                return response_cls(status=refused)
             return await fn(request, context)
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
-    @staticmethod
-    def _streaming(name: str, cls: Any, fn: Callable[[Any, float | None, str], AsyncIterator[Any]]) -> Any:
-        """A server-streaming RPC: ``fn(request, seconds left before the deadline, peer)``."""
+    def _streaming(
+        self, name: str, cls: Any, fn: Callable[[Any, float | None, str], AsyncIterator[Any]]
+    ) -> Any:
+        """A server-streaming RPC: ``fn(request, seconds left before the deadline, peer)``, after the
+        ACL check (a refusal is the stream's one response)."""
+        response_cls = getattr(spb, f"{name}Response")
 
         async def handle(data: bytes, context: Any) -> AsyncIterator[Any]:
             request = await _parse(cls, data, name, context)
+            if (refused := self.refused(name, request, context)) is not None:
+                yield response_cls(status=refused)
+                return
             async for response in fn(request, context.time_remaining(), peer_of(context)):
                 yield response
 
         return grpc.unary_stream_rpc_method_handler(handle, response_serializer=_serialize)
 
-    @staticmethod
-    def _not_yet(name: str, cls: Any, response_cls: Any, streaming: bool) -> grpc.RpcMethodHandler:
+    def _not_yet(self, name: str, cls: Any, response_cls: Any, streaming: bool) -> grpc.RpcMethodHandler:
         message = f"{name} is not implemented by ferrymq yet"
 
         async def handle(data: bytes, context: Any) -> Any:
-            await _parse(cls, data, name, context)
-            return response_cls(status=status(pb.NOT_IMPLEMENTED, message))
+            request = await _parse(cls, data, name, context)
+            refused = self.refused(name, request, context)
+            return response_cls(status=refused or status(pb.NOT_IMPLEMENTED, message))
 
         async def handle_stream(data: bytes, context: Any) -> AsyncIterator[Any]:
             yield await handle(data, context)
@@ -178,20 +205,32 @@ class MessagingService(grpc.GenericRpcHandler):
         reason = validate_topic(topic.name)
         return status(pb.ILLEGAL_TOPIC, reason) if reason else None
 
+    async def _broker_queues(self, topic: str) -> list[route.BrokerQueues]:
+        """The topic's queues in every broker group (route.py): the name servers' route, and this
+        broker's own queues (a slave's for reading, when its master is unknown)."""
+        tc = self.broker.topics.get(topic)
+        slave = self.broker.config.is_slave
+        own = None
+        if tc is not None:
+            perm = tc.perm & ~PERM_WRITE if slave else tc.perm
+            own = route.BrokerQueues(self.broker_message, perm, tc.read_queue_nums, tc.write_queue_nums)
+        known = await self.routes.topic_route(topic) if self.routes is not None else None
+        return route.cluster_queues(known, own, self.broker.config.broker_name, own_wins=not slave)
+
     async def query_route(self, request: Any, context: Any) -> Any:
         if (refused := self._topic_refusal(request.topic)) is not None:
             return spb.QueryRouteResponse(status=refused)
-        return route.query_route(
-            self.broker.topics.get(request.topic.name), request.topic, self.broker_message
-        )
+        tc = self.broker.topics.get(request.topic.name)
+        types = route.accepted_types(tc) if tc is not None else route.ALL_TYPES
+        return route.query_route(await self._broker_queues(request.topic.name), request.topic, types)
 
     async def query_assignment(self, request: Any, context: Any) -> Any:
         if (refused := self._topic_refusal(request.topic)) is not None:
             return spb.QueryAssignmentResponse(status=refused)
         group = self.broker.subscription_groups.find(request.group.name)
         orderly = bool(group and group.consume_message_orderly)
-        tc = self.broker.topics.get(request.topic.name)
-        return route.query_assignment(tc, request.topic, self.broker_message, orderly)
+        groups = await self._broker_queues(request.topic.name)
+        return route.query_assignment(groups, request.topic, orderly)
 
     async def heartbeat(self, request: Any, context: Any) -> Any:
         client_id = client_id_of(context.invocation_metadata())
@@ -224,9 +263,17 @@ class MessagingService(grpc.GenericRpcHandler):
             yield spb.TelemetryCommand(status=status(pb.CLIENT_ID_REQUIRED, "client id cannot be empty"))
             return
 
+        if (refused := self.refused("Telemetry", spb.TelemetryCommand(), context)) is not None:
+            yield spb.TelemetryCommand(status=refused)
+            return
+
         async def commands() -> AsyncIterator[Any]:
             async for data in requests:
-                yield await _parse(spb.TelemetryCommand, data, "Telemetry", context)
+                command = await _parse(spb.TelemetryCommand, data, "Telemetry", context)
+                if (refused := self.refused("Telemetry", command, context)) is not None:
+                    session.push(spb.TelemetryCommand(status=refused))  # its settings are not taken
+                    continue
+                yield command
 
         session = ClientSession(client_id, peer)
         log.info("gRPC client %s connected from %s", client_id, peer, extra={"peer": peer})
