@@ -12,7 +12,7 @@ SHARE_SESSION_NOT_FOUND). v2's is_renew_ack fetches nothing, as Kafka.
 Partition errors: UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER (another broker
 group owns it), TOPIC_AUTHORIZATION_FAILED (no READ). READ on the group (else
 GROUP_AUTHORIZATION_FAILED for the whole request).
-Leaves out: min_bytes/max_bytes/batch_size (max_records bounds the reply), v2's record-limit
+Leaves out: min_bytes/max_bytes/batch_size (max_records, at most 5000, bounds the reply), v2's record-limit
 acquire mode (records are always acquired one by one, which both modes allow), node endpoints.
 """
 
@@ -33,7 +33,10 @@ from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, millis, respond
 from ferrymq.gateway.kafka.topic_ids import topic_id
 
-UNLIMITED_RECORDS = 500
+#: records acquired per ShareFetch when max_records is not positive, and at most otherwise (a fetch
+#: reads what it acquires at once)
+DEFAULT_RECORDS = 500
+MAX_RECORDS = 5000
 
 
 def failed(request: Any, error: ErrorCode, message: str | None = None, lock_ms: int = 0) -> Any:
@@ -177,7 +180,7 @@ async def _fetch(
         if entry is None:
             entry = entries[(name, p)] = _entry(p)
         entry["error_code"] = error
-    budget = request.max_records if request.max_records > 0 else UNLIMITED_RECORDS
+    budget = min(request.max_records, MAX_RECORDS) if request.max_records > 0 else DEFAULT_RECORDS
     deadline = time.monotonic() + millis(request.max_wait) / 1000
     node = frontend.cluster.node_id
     while True:
