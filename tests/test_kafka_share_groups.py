@@ -313,7 +313,7 @@ def test_a_share_group_and_a_pop_group_of_the_same_name_share_records(tmp_path: 
 
 def test_share_group_state_expires_silent_members() -> None:
     groups = ShareGroups(heartbeat_interval_ms=100, session_timeout_ms=1000)
-    a = groups.heartbeat("g", "a", 0, ("t",), {"t": 2}, now=0)
+    a, _ = groups.heartbeat("g", "a", 0, ("t",), {"t": 2}, now=0)
     assert a.assignment == {"t": frozenset({0, 1})}
     groups.heartbeat("g", "b", 0, ("t",), {"t": 2}, now=900)
     groups.heartbeat("g", "b", groups.groups["g"].members["b"].epoch, None, {"t": 3}, now=1500)

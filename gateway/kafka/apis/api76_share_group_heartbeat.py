@@ -13,7 +13,6 @@ Leaves out: racks (accepted, not used), regex subscriptions (the share consumer 
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -21,24 +20,11 @@ from kio.schema.errors import ErrorCode
 from ferrymq.core.auth.acl import Operation
 from ferrymq.gateway.kafka import authz, share_delivery
 from ferrymq.gateway.kafka.apis import api
-from ferrymq.gateway.kafka.apis.api03_metadata import topic_id
 from ferrymq.gateway.kafka.apis.api11_join_group import client_host
+from ferrymq.gateway.kafka.apis.api68_consumer_group_heartbeat import _error, _response
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.group.share_group import HeartbeatResult
-from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
+from ferrymq.gateway.kafka.responses import respond
 from ferrymq.gateway.kafka.sasl import now_ms
-
-
-def _error(error: ErrorCode, message: str | None = None) -> dict[str, Any]:
-    return {
-        "throttle_time": NO_THROTTLE,
-        "error_code": error,
-        "error_message": message,
-        "member_id": None,
-        "member_epoch": -1,
-        "heartbeat_interval": datetime.timedelta(0),
-        "assignment": None,
-    }
 
 
 @api(76, 1, 1)
@@ -69,7 +55,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     cluster = frontend.cluster
     await cluster.placements(dict.fromkeys(topics, -1))
     counts = {t: cluster.partition_count(t) for t in topics}
-    result = shares.heartbeat(
+    result, released = shares.heartbeat(
         group_id,
         request.member_id,
         request.member_epoch,
@@ -80,29 +66,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         client_host=client_host(ctx),
         rack_id=request.rack_id,
     )
-    share_delivery.release(broker, group_id, result.released)
+    share_delivery.release(broker, group_id, released)
     if result.error == ErrorCode.none and request.member_epoch == 0:
         share_delivery.ensure_pop_group(broker, group_id)
-    return respond(request, _response(result, cluster.cluster_id, shares.heartbeat_interval_ms))
-
-
-def _response(result: HeartbeatResult, cluster_id: str, interval_ms: int) -> dict[str, Any]:
-    if result.error != ErrorCode.none:
-        return _error(result.error, result.message)
-    assignment = None
-    if result.assignment is not None:
-        assignment = {
-            "topic_partitions": [
-                {"topic_id": topic_id(cluster_id, t), "partitions": sorted(ps)}
-                for t, ps in sorted(result.assignment.items())
-            ]
-        }
-    return {
-        "throttle_time": NO_THROTTLE,
-        "error_code": ErrorCode.none,
-        "error_message": None,
-        "member_id": result.member_id,
-        "member_epoch": result.member_epoch,
-        "heartbeat_interval": datetime.timedelta(milliseconds=interval_ms),
-        "assignment": assignment,
-    }
+    return respond(request, _response(result, cluster.cluster_id))

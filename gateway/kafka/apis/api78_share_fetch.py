@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -103,21 +104,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     ):
         if n:
             session.partitions.difference_update((n, p) for p in gone.partitions)
-    entries: dict[tuple[str, int], dict[str, Any]] = {}
-    unknown: dict[Any, list[dict[str, Any]]] = {}
-    for n, t in zip(names, request.topics, strict=True):
-        for fp in t.partitions:
-            if n is None:
-                unknown.setdefault(t.topic_id, []).append(
-                    _entry(fp.partition_index, ErrorCode.unknown_topic_id)
-                )
-                continue
-            entry = entries[(n, fp.partition_index)] = _entry(fp.partition_index)
-            if fp.acknowledgement_batches:
-                code, text = share_delivery.acknowledge(
-                    broker, shares, group_id, member_id, n, fp.partition_index, fp.acknowledgement_batches
-                )
-                entry["acknowledge_error_code"], entry["acknowledge_error_message"] = code, text
+    entries, unknown = acknowledge_request(ctx, request, names, _entry)
     if epoch == -1:
         share_delivery.release(broker, group_id, shares.close_session(group_id, member_id))
     elif not getattr(request, "is_renew_ack", False):
@@ -135,13 +122,51 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-def _entry(partition: int, error: ErrorCode = ErrorCode.none) -> dict[str, Any]:
+Entry = Callable[[int, ErrorCode, ErrorCode, "str | None"], dict[str, Any]]
+
+
+def acknowledge_request(
+    ctx: RequestContext, request: Any, names: list[str | None], entry: Entry
+) -> tuple[dict[tuple[str, int], dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
+    """Apply the acknowledgements of every partition a ShareFetch/ShareAcknowledge names; its answer
+    ``entry(partition, error, acknowledge error, message)`` per (topic, partition), and per unknown id."""
+    broker, shares = ctx.frontend.broker, ctx.frontend.share_groups
+    entries: dict[tuple[str, int], dict[str, Any]] = {}
+    unknown: dict[Any, list[dict[str, Any]]] = {}
+    for n, t in zip(names, request.topics, strict=True):
+        for p in t.partitions:
+            if n is None:
+                unknown.setdefault(t.topic_id, []).append(
+                    entry(p.partition_index, ErrorCode.unknown_topic_id, ErrorCode.none, None)
+                )
+                continue
+            code, text = ErrorCode.none, None
+            if p.acknowledgement_batches:
+                code, text = share_delivery.acknowledge(
+                    broker,
+                    shares,
+                    request.group_id,
+                    request.member_id,
+                    n,
+                    p.partition_index,
+                    p.acknowledgement_batches,
+                )
+            entries[(n, p.partition_index)] = entry(p.partition_index, ErrorCode.none, code, text)
+    return entries, unknown
+
+
+def _entry(
+    partition: int,
+    error: ErrorCode = ErrorCode.none,
+    ack_error: ErrorCode = ErrorCode.none,
+    ack_message: str | None = None,
+) -> dict[str, Any]:
     return {
         "partition_index": partition,
         "error_code": error,
         "error_message": None,
-        "acknowledge_error_code": ErrorCode.none,
-        "acknowledge_error_message": None,
+        "acknowledge_error_code": ack_error,
+        "acknowledge_error_message": ack_message,
         "current_leader": {"leader_id": -1, "leader_epoch": -1},
         "records": b"",
         "acquired_records": (),

@@ -18,7 +18,13 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.gateway.kafka import share_delivery
 from ferrymq.gateway.kafka.apis import api
-from ferrymq.gateway.kafka.apis.api78_share_fetch import by_topic, failed, named, preflight
+from ferrymq.gateway.kafka.apis.api78_share_fetch import (
+    acknowledge_request,
+    by_topic,
+    failed,
+    named,
+    preflight,
+)
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
@@ -39,19 +45,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     if session is None:
         return failed(request, error, None, lock_ms)
     names = named(ctx, [t.topic_id for t in request.topics])
-    entries: dict[tuple[str, int], dict[str, Any]] = {}
-    unknown: dict[Any, list[dict[str, Any]]] = {}
-    for n, t in zip(names, request.topics, strict=True):
-        for p in t.partitions:
-            if n is None:
-                unknown.setdefault(t.topic_id, []).append(
-                    _entry(p.partition_index, ErrorCode.unknown_topic_id)
-                )
-                continue
-            code, text = share_delivery.acknowledge(
-                broker, shares, group_id, member_id, n, p.partition_index, p.acknowledgement_batches
-            )
-            entries[(n, p.partition_index)] = _entry(p.partition_index, code, text)
+    entries, unknown = acknowledge_request(ctx, request, names, _entry)
     if epoch == -1:
         share_delivery.release(broker, group_id, shares.close_session(group_id, member_id))
     return respond(
@@ -67,10 +61,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-def _entry(partition: int, error: ErrorCode = ErrorCode.none, message: str | None = None) -> dict[str, Any]:
+def _entry(partition: int, error: ErrorCode, ack_error: ErrorCode, message: str | None) -> dict[str, Any]:
     return {
         "partition_index": partition,
-        "error_code": error,
+        "error_code": error if error != ErrorCode.none else ack_error,
         "error_message": message,
         "current_leader": {"leader_id": -1, "leader_epoch": -1},
     }

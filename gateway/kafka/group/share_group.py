@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.pop import Receipt
+from ferrymq.gateway.kafka.group.consumer_group import HeartbeatResult
 
 Assignment = dict[str, frozenset[int]]
 #: (topic, partition, offset)
@@ -72,18 +73,6 @@ class ShareGroup:
         return {t for m in self.members.values() for t in m.topics}
 
 
-@dataclass(frozen=True, slots=True)
-class HeartbeatResult:
-    error: ErrorCode = ErrorCode.none
-    message: str | None = None
-    member_id: str | None = None
-    member_epoch: int = -1
-    #: None: unchanged since the member's last heartbeat
-    assignment: Assignment | None = None
-    #: records the member held when it left (to release)
-    released: list[Held] = field(default_factory=list)
-
-
 class ShareGroups:
     def __init__(self, heartbeat_interval_ms: int, session_timeout_ms: int) -> None:
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -108,21 +97,20 @@ class ShareGroups:
         client_id: str = "",
         client_host: str = "",
         rack_id: str | None = None,
-    ) -> HeartbeatResult:
-        """One ShareGroupHeartbeat; ``partition_count`` names the partitions of the subscribed topics
-        that exist (0 or absent: no such topic)."""
+    ) -> tuple[HeartbeatResult, list[Held]]:
+        """One ShareGroupHeartbeat and the records to release (of members that left or went silent);
+        ``partition_count`` names the partitions of the subscribed topics (0 or absent: no such topic)."""
         g = self.group(group_id)
         released = self.expire(g, now)
         member = g.members.get(member_id)
         if member_epoch == -1:
             if member is not None:
                 released += self._drop(g, member_id)
-            return HeartbeatResult(member_id=member_id, member_epoch=-1, released=released)
+            return HeartbeatResult(ErrorCode.none, member_id=member_id, member_epoch=-1), released
         if member_epoch == 0:
             if topics is None and member is None:
-                return HeartbeatResult(
-                    ErrorCode.invalid_request, "SubscribedTopicNames must be set in first request."
-                )
+                error = ErrorCode.invalid_request, "SubscribedTopicNames must be set in first request."
+                return HeartbeatResult(*error), released
             if member is None:
                 member = g.members[member_id] = ShareMember(
                     member_id, 0, tuple(topics or ()), client_id, client_host, rack_id, now
@@ -131,16 +119,15 @@ class ShareGroups:
                 member.topics = tuple(topics)
             member.epoch = 0  # a rejoin is answered its full assignment again
         elif member is None:
-            return HeartbeatResult(
-                ErrorCode.unknown_member_id, f"Member {member_id} is not a member of group {group_id}."
-            )
+            error = ErrorCode.unknown_member_id, f"Member {member_id} is not a member of group {group_id}."
+            return HeartbeatResult(*error), released
         elif member_epoch not in (member.epoch, member.epoch - 1):
             return HeartbeatResult(
                 ErrorCode.fenced_member_epoch,
                 f"The share group member has a smaller member epoch ({member_epoch}) than the one known "
                 f"by the group coordinator ({member.epoch}). The member must abandon all its partitions "
                 "and rejoin.",
-            )
+            ), released
         elif topics is not None:
             member.topics = tuple(topics)
         member.last_seen_ms = now
@@ -154,12 +141,14 @@ class ShareGroups:
             g.epoch += 1
             member.epoch = g.epoch
             member.assignment = target
-        return HeartbeatResult(
+        result = HeartbeatResult(
+            ErrorCode.none,
             member_id=member_id,
             member_epoch=member.epoch,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
             assignment=target if changed else None,
-            released=released,
         )
+        return result, released
 
     def expire(self, g: ShareGroup, now: int) -> list[Held]:
         """Drop the members silent for the session timeout; the records they held."""
