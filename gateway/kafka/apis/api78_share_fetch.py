@@ -42,6 +42,17 @@ MAX_RECORDS = 5000
 
 def failed(request: Any, error: ErrorCode, message: str | None = None, lock_ms: int = 0) -> Any:
     """The whole request refused (also ShareAcknowledge's shape)."""
+    return answer(request, lock_ms, (), error, message)
+
+
+def answer(
+    request: Any,
+    lock_ms: int,
+    responses: Any,
+    error: ErrorCode = ErrorCode.none,
+    message: str | None = None,
+) -> Any:
+    """A ShareFetch or ShareAcknowledge response (the same top level)."""
     return respond(
         request,
         {
@@ -49,7 +60,7 @@ def failed(request: Any, error: ErrorCode, message: str | None = None, lock_ms: 
             "error_code": error,
             "error_message": message,
             "acquisition_lock_timeout": datetime.timedelta(milliseconds=lock_ms),
-            "responses": (),
+            "responses": responses,
             "node_endpoints": (),
         },
     )
@@ -109,17 +120,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         share_delivery.release(broker, group_id, shares.close_session(group_id, member_id))
     elif not getattr(request, "is_renew_ack", False):
         await _fetch(ctx, request, sorted(session.partitions), entries, lock_ms)
-    return respond(
-        request,
-        {
-            "throttle_time": NO_THROTTLE,
-            "error_code": ErrorCode.none,
-            "error_message": None,
-            "acquisition_lock_timeout": datetime.timedelta(milliseconds=lock_ms),
-            "responses": by_topic(frontend.cluster.cluster_id, entries, unknown),
-            "node_endpoints": (),
-        },
-    )
+    return answer(request, lock_ms, by_topic(frontend.cluster.cluster_id, entries, unknown))
 
 
 Entry = Callable[[int, ErrorCode, ErrorCode, "str | None"], dict[str, Any]]

@@ -11,7 +11,6 @@ Leaves out: node endpoints (one leader per partition here).
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -20,13 +19,13 @@ from ferrymq.gateway.kafka import share_delivery
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.apis.api78_share_fetch import (
     acknowledge_request,
+    answer,
     by_topic,
     failed,
     named,
     preflight,
 )
 from ferrymq.gateway.kafka.context import RequestContext
-from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
 
 
 @api(79, 1, 2)
@@ -48,17 +47,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     entries, unknown = acknowledge_request(ctx, request, names, _entry)
     if epoch == -1:
         share_delivery.release(broker, group_id, shares.close_session(group_id, member_id))
-    return respond(
-        request,
-        {
-            "throttle_time": NO_THROTTLE,
-            "error_code": ErrorCode.none,
-            "error_message": None,
-            "acquisition_lock_timeout": datetime.timedelta(milliseconds=lock_ms),
-            "responses": by_topic(frontend.cluster.cluster_id, entries, unknown),
-            "node_endpoints": (),
-        },
-    )
+    return answer(request, lock_ms, by_topic(frontend.cluster.cluster_id, entries, unknown))
 
 
 def _entry(partition: int, error: ErrorCode, ack_error: ErrorCode, message: str | None) -> dict[str, Any]:
