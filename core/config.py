@@ -218,6 +218,20 @@ class BrokerConfig(BaseModel):
     #: incremental fetch sessions (KIP-227) kept at once (Kafka's max.incremental.fetch.session.cache.slots;
     #: 0 = none, every fetch is a full one)
     kafka_fetch_session_cache_slots: int = Field(1000, alias="kafkaFetchSessionCacheSlots", ge=0)
+    #: share groups (KIP-932) over POP: off answers the share APIs' keys absent from ApiVersions
+    kafka_share_groups_enable: bool = Field(True, alias="kafkaShareGroupsEnable")
+    #: how long a ShareFetch acquires a record (Kafka's group.share.record.lock.duration.ms): POP invisibility
+    kafka_share_record_lock_duration_ms: int = Field(
+        30_000, alias="kafkaShareRecordLockDurationMs", ge=1000, le=3_600_000
+    )
+    #: deliveries before a record is archived to the group's DLQ (group.share.delivery.count.limit)
+    kafka_share_delivery_count_limit: int = Field(5, alias="kafkaShareDeliveryCountLimit", ge=2, le=10)
+    #: where a share group without offsets starts (share.auto.offset.reset): latest or earliest
+    kafka_share_auto_offset_reset: Literal["latest", "earliest"] = Field(
+        "latest", alias="kafkaShareAutoOffsetReset"
+    )
+    kafka_share_heartbeat_interval_ms: int = Field(5_000, alias="kafkaShareHeartbeatIntervalMs", ge=1)
+    kafka_share_session_timeout_ms: int = Field(45_000, alias="kafkaShareSessionTimeoutMs", ge=1)
     # admin REST API and web console: 0 = a free port, -1 = off
     admin_port: int = Field(8080, alias="adminPort", ge=-1, le=65535)
     #: with a token, every /api call needs ``Authorization: Bearer <token>``

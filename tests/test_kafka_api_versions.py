@@ -21,7 +21,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.broker import Broker
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
-from ferrymq.gateway.kafka.release import KAFKA_4_0_MAX
+from ferrymq.gateway.kafka.release import KAFKA_4_0_MAX, SHARE_GROUP_VERSIONS
 from tests.test_kafka_frontend import Wire, run
 
 #: SASL needs a SASL listener (a plaintext one closes on SaslAuthenticate, as Kafka does)
@@ -88,6 +88,8 @@ def test_every_advertised_key_is_kafka_4_0s_and_served_at_its_maximum(tmp_path: 
         wire = await Wire.open(frontend.port)
         r = await wire.call(ApiVersionsRequest(client_software_name="t", client_software_version="1"))
         advertised = {int(k.api_key): (int(k.min_version), int(k.max_version)) for k in r.api_keys}
+        share = {k: advertised.pop(k, None) for k in SHARE_GROUP_VERSIONS}
+        assert share == SHARE_GROUP_VERSIONS, "share groups as Kafka 4.2 advertises them"
         assert all(lo == 0 for lo, _ in advertised.values())
         wrong = {
             k: (hi, KAFKA_4_0_MAX.get(k)) for k, (_, hi) in advertised.items() if KAFKA_4_0_MAX.get(k) != hi

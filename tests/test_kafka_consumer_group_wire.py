@@ -52,7 +52,7 @@ def test_api_versions_advertises_the_consumer_protocol_and_group_version(tmp_pat
         keys = {k.api_key: (k.min_version, k.max_version) for k in r.api_keys}
         assert keys[68] == (0, 1) and keys[69] == (0, 1)
         finalized = {f.name: f.max_version_level for f in r.finalized_features}
-        assert finalized == {"group.version": 1}
+        assert finalized == {"group.version": 1, "share.version": 1}
         assert r.finalized_features_epoch >= 0
         wire.close()
 

@@ -35,6 +35,7 @@ from ferrymq.gateway.kafka.connection import KafkaConnection
 from ferrymq.gateway.kafka.fetch_sessions import FetchSessionCache
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
+from ferrymq.gateway.kafka.group.share_group import ShareGroups
 from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
@@ -123,6 +124,9 @@ class KafkaFrontend:
         self.cleaner = LogCleaner(broker, self.txn_partitions.is_aborted)
         self.topic_ids = TopicIdIndex(self.cluster.cluster_id)
         self.partition_sizes = PartitionSizes()
+        self.share_groups = ShareGroups(
+            broker.config.kafka_share_heartbeat_interval_ms, broker.config.kafka_share_session_timeout_ms
+        )
 
     @property
     def groups(self) -> GroupCoordinator:

@@ -31,3 +31,10 @@ def advertised_max(api_key: int, served_max: int) -> int | None:
     if release_max is None:
         return None
     return min(served_max, release_max)
+
+
+#: KIP-932 share groups, advertised as Kafka 4.2 does while ``share.version`` is finalized at 1 (4.0 had
+#: them as unstable v0 RPCs, 4.1 as a preview; 4.2 made them generally available): key -> (min, max).
+SHARE_GROUP_VERSIONS: dict[int, tuple[int, int]] = {76: (1, 1), 77: (1, 1), 78: (1, 2), 79: (1, 2)}
+#: the feature a share consumer's broker finalizes: (name, min supported, max supported, finalized)
+SHARE_FEATURE = ("share.version", 0, 1, 1)

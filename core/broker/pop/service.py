@@ -20,7 +20,7 @@ from ferrymq.core.broker.pop.receipt import NORMAL, REVIVE_QID, REVIVE_QID_FIFO,
 from ferrymq.core.broker.pop.state import QueueKey
 from ferrymq.core.broker.schedule import load_message, reput
 from ferrymq.core.broker.topic_config import DLQ_GROUP_TOPIC_PREFIX
-from ferrymq.core.remoting.message import PROPERTY_RETRY_TOPIC, read_stored_fields
+from ferrymq.core.remoting.message import PROPERTY_RETRY_TOPIC, decode_stored_message, read_stored_fields
 from ferrymq.core.remoting.route import PERM_READ, PERM_WRITE
 from ferrymq.core.store import GetStatus
 
@@ -218,7 +218,9 @@ class PopService(DueDeliveryLoop):
                 if f.queue_offset >= offset:
                     out.append((f.queue_offset, buf[pos : pos + f.total]))
                 pos += f.total
-        return out[:max_nums], got.next_begin_offset
+        if len(out) > max_nums:  # a Kafka batch holds more than asked for: go on after the last one taken
+            return out[:max_nums], out[max_nums - 1][0] + 1
+        return out, got.next_begin_offset
 
     async def pop_wait(self, req: PopRequest, poll_ms: int) -> PopBatch:
         """:meth:`pop`, parked up to ``poll_ms`` until a message arrives or one is revived."""
@@ -245,6 +247,15 @@ class PopService(DueDeliveryLoop):
                 w.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
+    def on_revive(self) -> asyncio.Future[None]:
+        """A future done when the revive timer next gives messages back (any queue), registered at once
+        so nothing revived after this call is missed; cancel it when done waiting. For frontends that
+        park on arrivals themselves (Kafka's ShareFetch)."""
+        revived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._revived.add(revived)
+        revived.add_done_callback(self._revived.discard)
+        return revived
+
     def _wake_parked(self) -> None:
         for fut in self._revived:
             if not fut.done():
@@ -269,10 +280,14 @@ class PopService(DueDeliveryLoop):
         ck = self.state.checkpoint(key, receipt.ck_offset, receipt.pop_time)
         if ck is None or receipt.offset not in ck.offsets:
             return False
-        times = ck.reconsume[ck.offsets.index(receipt.offset)]
+        return self.dead_letter(group, topic, receipt, ck.reconsume[ck.offsets.index(receipt.offset)])
+
+    def dead_letter(self, group: str, topic: str, receipt: Receipt, times: int) -> bool:
+        """Dead-letter a message in flight now (a Kafka share group's REJECT), as the revive timer does
+        at the group's retry maximum; False (nothing sent) if the receipt is unknown or spent."""
         if not self.ack(group, topic, receipt):
             return False
-        self._dead_letter(key, receipt.offset, times)
+        self._dead_letter(QueueKey(group, topic, receipt.queue_id), receipt.offset, times)
         return True
 
     def change_invisible(
@@ -332,9 +347,10 @@ class PopService(DueDeliveryLoop):
         dlq = DLQ_GROUP_TOPIC_PREFIX + key.group
         if broker.topics.get(dlq) is None:
             broker.topic_created(broker.topics.create_if_absent(dlq, 1, PERM_READ | PERM_WRITE))
-        msg = load_message(broker.store, read_stored_fields(found[0][1]).phys)
-        if msg is None:
-            return
+        record = found[0][1]
+        msg = load_message(broker.store, read_stored_fields(record).phys)
+        if msg is None:  # one record of a batch entry (Kafka): the stored form the pop read
+            msg = decode_stored_message(record)
         props = dict(msg.properties)
         props.setdefault(PROPERTY_RETRY_TOPIC, key.topic)
         result = reput(broker.store, msg, dlq, 0, props, msg.reconsume_times + times + 1)  # as a send-back

@@ -95,6 +95,7 @@ public final class KafkaCompat {
                     Integer.parseInt(args[6]));
                 case "kip848" -> ConsumerProtocol.run(args[1], args[2], Integer.parseInt(args[3]),
                     Integer.parseInt(args[4]), args[5], args[6]);
+                case "share" -> ShareGroups.run(args[1], args[2], Integer.parseInt(args[3]));
                 default -> throw new IllegalArgumentException("unknown command " + args[0]);
             }
         } catch (Exception e) {
