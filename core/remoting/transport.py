@@ -198,6 +198,8 @@ class RemotingConnection(asyncio.Protocol):
         self._idle_timer_clock: Callable[[], float] = time.monotonic
         #: a quota's mute: nothing is read or handled while on (core/broker/remoting_quotas.py)
         self._mute = Mute(self._schedule_drain)
+        #: applied to each request this side sends (a broker's signing, core/remoting/outbound.py)
+        self.request_hook: Callable[[RemotingCommand], None] | None = None
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -436,6 +438,8 @@ class RemotingConnection(asyncio.Protocol):
         """Send a request and wait for its response."""
         if not self.is_open:
             raise RemotingError(f"connection to {self.peer} is closed")
+        if self.request_hook is not None:
+            self.request_hook(cmd)
         cmd.opaque = next_opaque()
         fut: asyncio.Future[RemotingCommand] = asyncio.get_running_loop().create_future()
         self._pending[cmd.opaque] = fut
@@ -451,6 +455,8 @@ class RemotingConnection(asyncio.Protocol):
             self._pending.pop(cmd.opaque, None)
 
     def invoke_oneway(self, cmd: RemotingCommand) -> None:
+        if self.request_hook is not None:
+            self.request_hook(cmd)
         cmd.opaque = next_opaque()
         cmd.flag |= FLAG_ONEWAY
         self.send(cmd)
