@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -269,11 +269,12 @@ def start_kafka(
     home: Path | None = None,
     *,
     heap: str = "512m",
-    extra_props: dict[str, object] | None = None,
+    extra_props: dict[str, object] | Callable[[int, int], dict[str, object]] | None = None,
     timeout: float = 120.0,
     keep_home: bool = False,
 ) -> KafkaRef:
     """Format a KRaft log dir and start a single-node Kafka on loopback; returns once it serves.
+    ``extra_props`` may be a function of the broker's (port, controller port), e.g. to add listeners.
 
     ``home`` (default: a new temp dir, removed by stop() unless keep_home) holds server.properties,
     the log dirs and server.log (the broker's Log4j output and its stdout).
@@ -283,7 +284,8 @@ def start_kafka(
     home = Path(tempfile.mkdtemp(prefix="kafka-ref-")) if home is None else Path(home)
     home.mkdir(parents=True, exist_ok=True)
     ref = KafkaRef(home, free_port(), free_port(), owns_home, keep_home=keep_home, version=kafka_version(cp))
-    _format(ref, cp, server_properties(home, ref.port, ref.controller_port, extra_props or {}), None, timeout)
+    extra = extra_props(ref.port, ref.controller_port) if callable(extra_props) else extra_props or {}
+    _format(ref, cp, server_properties(home, ref.port, ref.controller_port, extra), None, timeout)
     _launch(ref, cp, heap, timeout)
     return ref
 

@@ -466,7 +466,7 @@ async def _broker(args: argparse.Namespace) -> None:
     async def start() -> None:
         from ferrymq.core.broker.routes_source import RemoteRoutes
 
-        frontends = await process.start(RemoteRoutes(config.namesrv_addrs))
+        frontends = await process.start(RemoteRoutes(config.namesrv_addrs, config.outbound()))
         warn_open_listeners(process.listeners())
         print(
             f"ferrymq ready: broker {config.broker_name} {config.broker_ip1}:{process.broker.port}"

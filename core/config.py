@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from ferrymq.core.remoting.outbound import Outbound
 from ferrymq.core.remoting.tls import ClientAuth, ServerTls, TlsFiles, TlsMode, client_context, server_context
 
 log = logging.getLogger("ferrymq.config")
@@ -404,6 +405,11 @@ class BrokerConfig(BaseModel):
         if not self.tls_enable:
             return None
         return client_context(self._client_files)
+
+    def outbound(self) -> Outbound:
+        """How the broker's own remoting connections go out: over TLS with tls.enable, every
+        request signed with accessKey/secretKey when set (core/remoting/outbound.py)."""
+        return Outbound(self.client_tls(), self.access_key, self.secret_key)
 
     @field_validator("delete_when")
     @classmethod

@@ -116,6 +116,30 @@ def ha_streams() -> list[bytes]:
     return [b"\x03" + frames, b"\x00" + frames, b"\x07" + reports]
 
 
+def tls_hellos() -> list[bytes]:
+    """piece-size byte + the first flight of TLS 1.2 and 1.3 clients (whole, cut short, run
+    into garbage), and a plaintext remoting frame a TLS listener must refuse."""
+    import ssl
+
+    hellos = []
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.minimum_version = ctx.maximum_version = version
+        obj = ctx.wrap_bio(ssl.MemoryBIO(), out := ssl.MemoryBIO(), server_hostname="localhost")
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            hellos.append(out.read())
+    plain = encode_frame_bytes(_commands()[0])
+    return [
+        *(b"\x00" + h for h in hellos),
+        *(b"\x05" + h[: len(h) // 2] for h in hellos),
+        *(b"\x00" + h[:60] + bytes(range(256)) for h in hellos),
+        b"\x00" + plain,
+    ]
+
+
 SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "remoting_frames": remoting_frames,
     "remoting_header": remoting_headers,
@@ -126,4 +150,5 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "kafka_stored_batch": kafka_batches,
     "kafka_request": kafka_requests,
     "ha_stream": ha_streams,
+    "tls_hello": tls_hellos,
 }

@@ -9,6 +9,8 @@ memory blow-ups are caught by the runners (libFuzzer's -timeout/-rss_limit_mb, h
 
 from __future__ import annotations
 
+import functools
+import ssl
 import struct
 from collections.abc import Callable
 
@@ -16,6 +18,7 @@ from ferrymq.core.ha import codec as ha_codec
 from ferrymq.core.remoting import frame as remoting_frame
 from ferrymq.core.remoting.command import HeaderError, decode_header
 from ferrymq.core.remoting.message import decode_stored_messages, read_stored_fields
+from ferrymq.core.remoting.tls import ServerTls, TlsFiles, server_context
 from ferrymq.core.store import entry as store_entry
 from ferrymq.gateway.kafka import apis, framing, legacy_produce, mapping
 from ferrymq.gateway.kafka import records as rb
@@ -181,6 +184,52 @@ def ha_stream(data: bytes) -> None:
         return
 
 
+@functools.cache
+def _tls_server_context() -> ssl.SSLContext:
+    """The listeners' server context (core/remoting/tls.py) with a throwaway certificate."""
+    import trustme  # a dev dependency, as hypothesis and atheris
+
+    leaf = trustme.CA().issue_cert("127.0.0.1")
+    with leaf.private_key_and_cert_chain_pem.tempfile() as pem:
+        return server_context(TlsFiles(pem, pem))
+
+
+def tls_hello(data: bytes) -> None:
+    """What a TLS listener (transport.SniffingServer: remoting, Kafka SSL, HA, admin HTTPS) does with
+    a new connection's bytes: the first byte decides TLS or plaintext in each mode (ServerTls.accepts),
+    then the server side of the handshake is fed the bytes in pieces and a closed stream. It may want
+    more bytes, answer (a ServerHello or an alert) or fail with ssl.SSLError, which the listener
+    logs with the peer before closing; anything else escapes."""
+    if len(data) < 2:
+        return
+    body = data[1:]
+    for mode in ("disabled", "permissive", "enforcing"):
+        context = None if mode == "disabled" else _tls_server_context()
+        is_tls, refused = ServerTls(mode, context).accepts(body[0])
+        assert is_tls == (body[0] == 0x16)
+        assert refused is None or isinstance(refused, str)
+        assert not (mode == "enforcing" and not is_tls and refused is None)
+    if body[0] != 0x16:
+        return
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = _tls_server_context().wrap_bio(incoming, outgoing, server_side=True)
+    step = (data[0] % 8 + 1) * 16  # records arrive in pieces; byte by byte costs time, finds nothing more
+    try:
+        for at in range(0, len(body), step):
+            incoming.write(body[at : at + step])
+            try:
+                server.do_handshake()
+                return  # a garbled hello cannot finish a handshake alone, but stop if it did
+            except ssl.SSLWantReadError:
+                outgoing.read()
+        incoming.write_eof()
+        server.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    except ssl.SSLError:
+        pass
+
+
 TARGETS: dict[str, Target] = {
     "remoting_frames": remoting_frames,
     "remoting_header": remoting_header,
@@ -191,4 +240,5 @@ TARGETS: dict[str, Target] = {
     "kafka_stored_batch": kafka_stored_batch,
     "kafka_request": kafka_request,
     "ha_stream": ha_stream,
+    "tls_hello": tls_hello,
 }

@@ -1,11 +1,14 @@
-"""The name server's ACL: who may register and unregister brokers (REGISTER_BROKER 103, UNREGISTER 104).
+"""The name server's ACL: who may register and unregister brokers (REGISTER_BROKER 103, UNREGISTER 104)
+and, on a name server running the controller, change what it knows of a group (BROKER_HEARTBEAT 904,
+CONTROLLER_ALTER_SYNC_STATE_SET 1001, CONTROLLER_ELECT_MASTER 1002, CONTROLLER_REGISTER_BROKER 1003).
 
 RocketMQ's name server checks nothing; ferrymq's, given a plain_acl.yml (``ferrymq namesrv
 --acl-file``, or ``aclEnable`` in the broker.conf of ``ferrymq serve``), refuses a registration
 unless it comes from a ``globalWhiteRemoteAddresses`` peer or is signed (core/remoting/acl_sign.py)
 by an ``admin: true`` account — the accessKey/secretKey in the broker's broker.conf. Refusals are
 NO_PERMISSION (16) with the reason as remark, logged with the peer. Route queries stay open, as
-clients of every RocketMQ version send them unsigned to name servers.
+clients of every RocketMQ version send them unsigned to name servers, and so do the controller's
+queries (metadata, replica info). A broker signs all of these (core/remoting/outbound.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ from ferrymq.core.remoting.plain_acl import PlainAclFile
 
 log = logging.getLogger("ferrymq.namesrv")
 
-GUARDED = frozenset({RequestCode.REGISTER_BROKER, RequestCode.UNREGISTER_BROKER})
+GUARDED = frozenset(
+    {
+        RequestCode.REGISTER_BROKER,
+        RequestCode.UNREGISTER_BROKER,
+        RequestCode.BROKER_HEARTBEAT,
+        RequestCode.CONTROLLER_ALTER_SYNC_STATE_SET,
+        RequestCode.CONTROLLER_ELECT_MASTER,
+        RequestCode.CONTROLLER_REGISTER_BROKER,
+    }
+)
 
 
 def refusal(acl_file: PlainAclFile, cmd: RemotingCommand, peer: str) -> RemotingCommand | None:
@@ -41,5 +53,5 @@ def refusal(acl_file: PlainAclFile, cmd: RemotingCommand, peer: str) -> Remoting
         reason = f"Need admin permission for request code={cmd.code}, but accessKey={key} is not"
     else:
         return None
-    log.warning("broker (un)registration from %s refused: %s", peer, reason)
+    log.warning("broker request code %s from %s refused: %s", cmd.code, peer, reason, extra={"peer": peer})
     return cmd.response(ResponseCode.NO_PERMISSION, reason)

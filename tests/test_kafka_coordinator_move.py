@@ -17,6 +17,7 @@ from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.broker import Broker
 from ferrymq.core.broker.consumer_offsets import ConsumerOffsetManager
+from ferrymq.core.remoting.outbound import Outbound
 from ferrymq.gateway.kafka.cluster import Node, node_id_of, place
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
 from ferrymq.gateway.kafka.group.owner_offsets import OwnerOffsets
@@ -65,7 +66,7 @@ async def _unreachable_owner(tmp_path: Path) -> None:
         broker_addr=lambda name: dead,
         other_broker_addrs=lambda: [dead],
     )
-    owners = OwnerOffsets(SimpleNamespace(offsets=offsets), cluster)  # type: ignore[arg-type]
+    owners = OwnerOffsets(SimpleNamespace(offsets=offsets, outbound=Outbound()), cluster)  # type: ignore[arg-type]
     try:
         committed = await owners.commit("g", [(TOPIC, 1, 5), (TOPIC, 2, 7)])
         assert committed == [ErrorCode.none, ErrorCode.coordinator_not_available]

@@ -106,8 +106,9 @@ class Broker:
         self.dispatcher = build_dispatcher(self)
         #: TLS of the remoting and VIP ports (tls.server.*), loaded now so bad files stop start-up
         self._server_tls = config.server_tls()
-        #: the broker's own connections out (name servers, a slave's master) with tls.enable
-        self.client_tls = config.client_tls()
+        #: the broker's own connections out (name servers, controller, a slave's master, other
+        #: brokers): TLS with tls.enable, signed with accessKey/secretKey (core/remoting/outbound.py)
+        self.outbound = config.outbound()
         self.server: Listener | None = None
         #: the VIP port (listenPort-2) Java slaves pull topic configs from; same handler
         self.vip_server: Listener | None = None
@@ -197,7 +198,7 @@ class Broker:
             self.pop.start()
         await self._listen(vip_port)
         if self.config.is_slave:
-            self.ha_slave = HaSlave(self.config, self.store, self.ha)
+            self.ha_slave = HaSlave(self.config, self.store, self.ha, outbound=self.outbound)
             self.ha_slave.start()
             self.slave_sync.start()
         else:  # before registering: REGISTER_BROKER advertises the real HA port
@@ -318,8 +319,8 @@ class Broker:
         self.ha.master_ha_addr = self.config.ha_master_address  # else learnt from the name servers
         if self.registrar is not None:
             await self.registrar.register_all()  # the answer names the new master's HA address
-        follower = EpochFollower(self.store, self.epochs, epoch)
-        self.ha_slave = HaSlave(self.config, self.store, self.ha, follower)
+        follower = EpochFollower(self.store, self.epochs, epoch, self.outbound)
+        self.ha_slave = HaSlave(self.config, self.store, self.ha, follower, self.outbound)
         self.ha_slave.start()
         self.slave_sync.start()
         log.warning("broker %s is SLAVE of %s at epoch %d", self.config.broker_name, master_addr, epoch)

@@ -16,10 +16,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from ferrymq.core.remoting.acl_sign import sign_if_configured
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
+from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -61,7 +60,7 @@ class ConfirmFollower:
                     if conn is None or not conn.is_open or conn_addr != addr:
                         if conn is not None:
                             conn.close()
-                        conn, conn_addr = await connect(*split_addr(addr)), addr
+                        conn, conn_addr = await self.broker.outbound.connect(addr), addr
                     await self._ask(conn)
                 except (RemotingError, OSError, TimeoutError, ValueError) as exc:
                     log.debug("high watermark of master %s not learnt: %s", addr, exc)
@@ -77,7 +76,6 @@ class ConfirmFollower:
             code=RequestCode.HA_CONFIRM_OFFSET,
             ext_fields={"knownOffset": str(known), "timeoutMillis": str(HOLD_MS)},
         )
-        sign_if_configured(cmd, self.broker.config.access_key, self.broker.config.secret_key)
         resp = await conn.invoke(cmd, HOLD_MS / 1000 + 5)
         if resp.code != ResponseCode.SUCCESS:
             raise ValueError(f"{resp.code} {resp.remark}")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from ferrymq.core.broker.confirm_follow import ConfirmFollower
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
+from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -151,7 +151,7 @@ class ControllerClient:
     async def _conn(self, addr: str) -> RemotingConnection:
         conn = self.conns.get(addr)
         if conn is None or not conn.is_open:
-            conn = self.conns[addr] = await connect(*split_addr(addr))
+            conn = self.conns[addr] = await self.broker.outbound.connect(addr)
         return conn
 
     def _fields(self) -> dict[str, str]:

@@ -21,11 +21,10 @@ import logging
 import zlib
 from typing import TYPE_CHECKING
 
-from ferrymq.core.remoting.acl_sign import sign_if_configured
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import RegisterBrokerBody
-from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
+from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -84,9 +83,7 @@ class NamesrvRegistrar:
     async def _conn(self, addr: str) -> RemotingConnection:
         conn = self.conns.get(addr)
         if conn is None or not conn.is_open:
-            host, port = split_addr(addr)
-            conn = await connect(host, port, ssl_context=self.broker.client_tls)
-            self.conns[addr] = conn
+            conn = self.conns[addr] = await self.broker.outbound.connect(addr)
         return conn
 
     def _request(self, code: int) -> RemotingCommand:
@@ -100,10 +97,6 @@ class NamesrvRegistrar:
                 "brokerId": str(c.broker_id),
             },
         )
-
-    def _sign(self, cmd: RemotingCommand) -> RemotingCommand:
-        """Sign with broker.conf's accessKey/secretKey, for name servers with ACL on."""
-        return sign_if_configured(cmd, self.broker.config.access_key, self.broker.config.secret_key)
 
     async def register_all(self) -> None:
         if not self.addrs:
@@ -157,7 +150,6 @@ class NamesrvRegistrar:
             }
         )
         cmd.body = body
-        self._sign(cmd)
         try:
             conn = await self._conn(addr)
             resp = await conn.invoke(cmd, timeout=6.0)
@@ -181,7 +173,7 @@ class NamesrvRegistrar:
         async def one(addr: str) -> None:
             try:
                 conn = await self._conn(addr)
-                await conn.invoke(self._sign(self._request(RequestCode.UNREGISTER_BROKER)), timeout=3.0)
+                await conn.invoke(self._request(RequestCode.UNREGISTER_BROKER), timeout=3.0)
                 log.info("unregistered from name server %s", addr)
             except RemotingError as exc:
                 log.warning("cannot unregister from name server %s: %s", addr, exc)

@@ -16,8 +16,9 @@ from typing import Protocol
 
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.outbound import Outbound
 from ferrymq.core.remoting.route import ClusterInfo, RouteCodecError, TopicRouteData
-from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
+from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
 
 log = logging.getLogger("ferrymq.routes")
 
@@ -71,15 +72,16 @@ class LocalRoutes:
 class RemoteRoutes:
     """Name servers over remoting; one kept connection per address, reopened when closed."""
 
-    def __init__(self, addrs: list[str]) -> None:
+    def __init__(self, addrs: list[str], outbound: Outbound | None = None) -> None:
         self.namesrv_addrs = list(addrs)
+        #: the broker's TLS and signing (core/remoting/outbound.py), None: neither
+        self.outbound = outbound or Outbound()
         self._conns: dict[str, RemotingConnection] = {}
 
     async def invoke(self, addr: str, cmd: RemotingCommand) -> RemotingCommand:
         conn = self._conns.get(addr)
         if conn is None or not conn.is_open:
-            host, port = split_addr(addr)
-            conn = self._conns[addr] = await connect(host, port, timeout=TIMEOUT_S)
+            conn = self._conns[addr] = await self.outbound.connect(addr, timeout=TIMEOUT_S)
         return await conn.invoke(cmd, timeout=TIMEOUT_S)
 
     async def cluster_info(self) -> tuple[ClusterInfo | None, dict[str, bool]]:

@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ferrymq.core.broker.subscription_group import SubscriptionGroupConfig
-from ferrymq.core.remoting.acl_sign import sign_if_configured
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import DataVersion, RouteCodecError, TopicConfig, loads_fastjson
-from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
+from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -157,10 +156,9 @@ class SlaveSyncService:
         if self._conn is None or not self._conn.is_open or self._conn_addr != master:
             if self._conn is not None:
                 self._conn.close()
-            self._conn = await connect(*split_addr(master))
+            self._conn = await self.broker.outbound.connect(master)
             self._conn_addr = master
-        c = self.broker.config  # a master with aclEnable wants these signed
-        cmd = sign_if_configured(RemotingCommand(code=code, ext_fields=ext or {}), c.access_key, c.secret_key)
+        cmd = RemotingCommand(code=code, ext_fields=ext or {})  # signed by the connection
         resp = await self._conn.invoke(cmd, timeout=PULL_TIMEOUT)
         if resp.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED and code == RequestCode.REPLICATED_STATE:
             raise NotFerryMaster(master)

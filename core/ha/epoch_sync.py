@@ -29,7 +29,8 @@ from ferrymq.core.ha.epoch import (
 )
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import RemotingError, connect, split_addr
+from ferrymq.core.remoting.outbound import Outbound
+from ferrymq.core.remoting.transport import RemotingError
 from ferrymq.core.store import MessageStore
 
 log = logging.getLogger("ferrymq.ha")
@@ -43,10 +44,12 @@ class MasterNotReady(Exception):
     """The master cannot say its history yet (not master at the named epoch, or unreachable)."""
 
 
-async def fetch_epoch_cache(master_addr: str, timeout: float = 5.0) -> tuple[list[EpochEntry], int]:
+async def fetch_epoch_cache(
+    master_addr: str, outbound: Outbound, timeout: float = 5.0
+) -> tuple[list[EpochEntry], int]:
     """GET_BROKER_EPOCH_CACHE on ``master_addr``: its epoch entries and commit-log max offset."""
     try:
-        conn = await connect(*split_addr(master_addr))
+        conn = await outbound.connect(master_addr)
         try:
             resp = await conn.invoke(RemotingCommand(code=RequestCode.GET_BROKER_EPOCH_CACHE), timeout)
         finally:
@@ -61,15 +64,18 @@ async def fetch_epoch_cache(master_addr: str, timeout: float = 5.0) -> tuple[lis
 class EpochFollower:
     """A slave's epoch bookkeeping while it follows the master of ``master_epoch``."""
 
-    def __init__(self, store: MessageStore, epochs: EpochFile, master_epoch: int) -> None:
+    def __init__(
+        self, store: MessageStore, epochs: EpochFile, master_epoch: int, outbound: Outbound | None = None
+    ) -> None:
         self.store = store
+        self.outbound = outbound or Outbound()
         self.epochs = epochs
         self.master_epoch = master_epoch
         self._pending: list[EpochEntry] = []
 
     async def prepare(self, master_addr: str) -> int:
         """Fetch the master's history, then :meth:`align`; the offset to follow from."""
-        entries, master_max = await fetch_epoch_cache(master_addr)
+        entries, master_max = await fetch_epoch_cache(master_addr, self.outbound)
         return await self.align(entries, master_max)
 
     async def align(self, master_entries: Sequence[EpochEntry], master_max: int) -> int:

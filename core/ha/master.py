@@ -29,6 +29,7 @@ import time
 from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha.codec import HaProtocolError, ReportDecoder, encode_frame_header
 from ferrymq.core.ha.state import ReplicationState
+from ferrymq.core.remoting.transport import Listener, serve_tls_only
 from ferrymq.core.store import MessageStore, ReplicationMismatch
 
 log = logging.getLogger("ferrymq.ha")
@@ -47,7 +48,7 @@ class HaMaster:
         self.config = config
         self.store = store
         self.state = state
-        self.server: asyncio.Server | None = None
+        self.server: Listener | None = None
         self._connections: set[asyncio.Task[None]] = set()
         #: set by the next put; None while no writer waits (a put then costs one attribute read)
         self._wakeup: asyncio.Event | None = None
@@ -69,9 +70,21 @@ class HaMaster:
     async def start(self, port: int) -> None:
         """Listen on ``port`` (0: a free one) and record the real port in ``config.ha_listen_port``,
         which REGISTER_BROKER advertises."""
-        self.server = await asyncio.start_server(
-            self._accept, self.config.listen_host, port, ssl=self.config.ha_server_tls()
-        )
+        context = self.config.ha_server_tls()
+        if context is None:
+            self.server = await asyncio.start_server(self._accept, self.config.listen_host, port)
+        else:  # TLS only, refusals logged with the peer
+
+            def factory() -> asyncio.StreamReaderProtocol:
+                return asyncio.StreamReaderProtocol(asyncio.StreamReader(), self._accept)
+
+            self.server = await serve_tls_only(
+                factory,
+                context,
+                "plaintext on the HA port (haTlsEnable)",
+                host=self.config.listen_host,
+                port=port,
+            )
         self.config.ha_listen_port = self.port
         self.store.arrival_listeners.append(self._on_put)
         log.info(

@@ -20,10 +20,10 @@ from ferrymq.core.config import BrokerConfig
 from ferrymq.core.ha.codec import FrameDecoder, HaProtocolError, encode_report
 from ferrymq.core.ha.epoch_sync import EpochFollower, MasterNotReady, NoConsistentPoint
 from ferrymq.core.ha.state import ReplicationState
-from ferrymq.core.remoting.acl_sign import sign_if_configured
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import RemotingError, connect, split_addr
+from ferrymq.core.remoting.outbound import Outbound
+from ferrymq.core.remoting.transport import RemotingError
 from ferrymq.core.store import MessageStore, ReplicationMismatch
 
 log = logging.getLogger("ferrymq.ha")
@@ -49,6 +49,7 @@ class HaSlave:
         store: MessageStore,
         state: ReplicationState,
         follower: EpochFollower | None = None,
+        outbound: Outbound | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -60,6 +61,8 @@ class HaSlave:
         self._got_frames = False
         #: haTlsEnable: the HA link is TLS, trusting tls.client.trustCertPath
         self._tls = config.ha_client_tls()
+        #: remoting to the master (HA_SLAVE_HELLO): tls.enable and signing (core/remoting/outbound.py)
+        self.outbound = outbound or config.outbound()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ha-slave")
@@ -119,13 +122,12 @@ class HaSlave:
             )
             return
         try:
-            conn = await connect(*split_addr(master), ssl_context=self.config.client_tls())
+            conn = await self.outbound.connect(master)
             try:
                 ext = {"haClientAddr": ha_client_addr}
                 if self.config.enable_controller_mode:  # the master reports in-sync replicas by id
                     ext["brokerId"] = str(self.config.controller_identity)
                 cmd = RemotingCommand(code=RequestCode.HA_SLAVE_HELLO, ext_fields=ext)
-                sign_if_configured(cmd, self.config.access_key, self.config.secret_key)
                 resp = await conn.invoke(cmd, timeout=5.0)
             finally:
                 conn.close()

@@ -79,6 +79,9 @@ class ServerTls:
     context: ssl.SSLContext | None
     #: seconds a new connection has to send its first byte and finish a handshake
     handshake_timeout: float = 10.0
+    #: what the log says when plaintext comes in enforcing mode (the Kafka, HA and admin ports
+    #: take TLS only and name their own setting)
+    plaintext_refusal: str = "plaintext while tls.server.mode=enforcing"
 
     def accepts(self, first_byte: int) -> tuple[bool, str | None]:
         """Sans-IO: (TLS?, why refused) for a connection whose first byte is ``first_byte``."""
@@ -87,5 +90,5 @@ class ServerTls:
                 return True, "TLS handshake while tls.server.mode=disabled"
             return True, None
         if self.mode == "enforcing":
-            return False, "plaintext while tls.server.mode=enforcing"
+            return False, self.plaintext_refusal
         return False, None

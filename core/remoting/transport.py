@@ -198,6 +198,8 @@ class RemotingConnection(asyncio.Protocol):
         self._idle_timer_clock: Callable[[], float] = time.monotonic
         #: a quota's mute: nothing is read or handled while on (core/broker/remoting_quotas.py)
         self._mute = Mute(self._schedule_drain)
+        #: applied to each request this side sends (a broker's signing, core/remoting/outbound.py)
+        self.request_hook: Callable[[RemotingCommand], None] | None = None
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -436,6 +438,8 @@ class RemotingConnection(asyncio.Protocol):
         """Send a request and wait for its response."""
         if not self.is_open:
             raise RemotingError(f"connection to {self.peer} is closed")
+        if self.request_hook is not None:
+            self.request_hook(cmd)
         cmd.opaque = next_opaque()
         fut: asyncio.Future[RemotingCommand] = asyncio.get_running_loop().create_future()
         self._pending[cmd.opaque] = fut
@@ -451,6 +455,8 @@ class RemotingConnection(asyncio.Protocol):
             self._pending.pop(cmd.opaque, None)
 
     def invoke_oneway(self, cmd: RemotingCommand) -> None:
+        if self.request_hook is not None:
+            self.request_hook(cmd)
         cmd.opaque = next_opaque()
         cmd.flag |= FLAG_ONEWAY
         self.send(cmd)
@@ -600,6 +606,10 @@ class SniffingServer:
         except OSError:
             sock.close()
             raise
+        self.adopt(sock)
+
+    def adopt(self, sock: socket.socket) -> None:
+        """Accept on ``sock``, a listening non-blocking socket bound elsewhere (closed by close())."""
         self._socks.append(sock)
         self._spawn(self._accept(sock))
 
@@ -632,7 +642,7 @@ class SniffingServer:
                     return
                 is_tls, refused = tls.accepts(first[0])
                 if refused is not None:
-                    log.warning("closing connection from %s: %s", peer, refused)
+                    log.warning("closing connection from %s: %s", peer, refused, extra={"peer": peer})
                     sock.close()
                     return
                 await loop.connect_accepted_socket(
@@ -642,7 +652,10 @@ class SniffingServer:
                     ssl_handshake_timeout=tls.handshake_timeout if is_tls else None,
                 )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            log.warning("closing connection from %s: TLS handshake failed: %s", peer, exc or "timed out")
+            why = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
+            log.warning(
+                "closing connection from %s: TLS handshake failed: %s", peer, why, extra={"peer": peer}
+            )
             sock.close()
         except asyncio.CancelledError:  # the server closes before the connection was handed over
             sock.close()
@@ -662,6 +675,27 @@ class SniffingServer:
 
     def is_serving(self) -> bool:
         return not self._closed.is_set()
+
+
+async def serve_tls_only(
+    factory: Callable[[], asyncio.Protocol],
+    context: ssl.SSLContext,
+    plaintext_refusal: str,
+    *,
+    host: str = "",
+    port: int = 0,
+    sock: socket.socket | None = None,
+) -> SniffingServer:
+    """A TLS-only listener (on ``sock``, or bound to ``host``:``port``) that logs with the peer every
+    connection it refuses: plaintext (by its first byte), garbage, a handshake cut short or too slow.
+    asyncio's own TLS server drops those silently; the Kafka SSL listeners, the HA port and the
+    admin API's HTTPS use this instead."""
+    server = SniffingServer(factory, ServerTls("enforcing", context, plaintext_refusal=plaintext_refusal))
+    if sock is not None:
+        server.adopt(sock)
+    else:
+        await server.listen(host, port)
+    return server
 
 
 #: what serve() returns: asyncio's server, or the sniffing one when TLS is on

@@ -17,8 +17,9 @@ from ferrymq.core.broker.replication_view import ha_runtime_info
 from ferrymq.core.broker.routes_source import TIMEOUT_S
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.outbound import Outbound
 from ferrymq.core.remoting.route import MASTER_ID, BrokerData
-from ferrymq.core.remoting.transport import RemotingError, connect, split_addr
+from ferrymq.core.remoting.transport import RemotingError
 from ferrymq.gateway.admin.context import AdminContext, get_ctx
 from ferrymq.gateway.admin.models import BrokerOut, ClusterOut, NameServerOut, ReplicaOut, ReplicationOut
 
@@ -97,11 +98,10 @@ def _int(table: dict[str, Any], key: str) -> int | None:
         return None
 
 
-async def _broker_json(addr: str, code: RequestCode) -> dict[str, Any] | None:
+async def _broker_json(outbound: Outbound, addr: str, code: RequestCode) -> dict[str, Any] | None:
     """Another broker's JSON answer to ``code``, or None if it does not answer with one."""
     try:
-        host, port = split_addr(addr)
-        conn = await connect(host, port, timeout=TIMEOUT_S)
+        conn = await outbound.connect(addr, timeout=TIMEOUT_S)
     except (RemotingError, ValueError):
         return None
     try:
@@ -116,16 +116,16 @@ async def _broker_json(addr: str, code: RequestCode) -> dict[str, Any] | None:
         conn.close()
 
 
-async def broker_runtime_info(addr: str) -> dict[str, Any] | None:
+async def broker_runtime_info(outbound: Outbound, addr: str) -> dict[str, Any] | None:
     """Another broker's GET_BROKER_RUNTIME_INFO table, or None if it does not answer."""
-    body = await _broker_json(addr, RequestCode.GET_BROKER_RUNTIME_INFO)
+    body = await _broker_json(outbound, addr, RequestCode.GET_BROKER_RUNTIME_INFO)
     table = body.get("table") if body is not None else None
     return table if isinstance(table, dict) else None
 
 
-async def remote_broker(bd: BrokerData, broker_id: int, addr: str) -> BrokerOut:
+async def remote_broker(outbound: Outbound, bd: BrokerData, broker_id: int, addr: str) -> BrokerOut:
     table, ha = await asyncio.gather(
-        broker_runtime_info(addr), _broker_json(addr, RequestCode.GET_BROKER_HA_STATUS)
+        broker_runtime_info(outbound, addr), _broker_json(outbound, addr, RequestCode.GET_BROKER_HA_STATUS)
     )
     out = BrokerOut(
         cluster=bd.cluster,
@@ -165,7 +165,7 @@ async def cluster(ctx: AdminContext = Depends(get_ctx)) -> ClusterOut:
             for bid, addr in sorted(bd.broker_addrs.items()):
                 if name == me.broker_name and bid == me.broker_id:
                     continue
-                pending.append(remote_broker(bd, bid, addr))
+                pending.append(remote_broker(ctx.broker.outbound, bd, bid, addr))
     brokers = [me, *await asyncio.gather(*pending)]
     clusters.setdefault(me.cluster, [])
     if me.broker_name not in clusters[me.cluster]:

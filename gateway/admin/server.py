@@ -10,13 +10,15 @@ import logging
 import socket
 import ssl
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import uvicorn
 
 from ferrymq.core.broker.frontend_view import FrontendView
 from ferrymq.core.broker.group_views import GroupProvider
 from ferrymq.core.broker.routes_source import ClusterSource
+from ferrymq.core.remoting.tls import server_context
+from ferrymq.core.remoting.transport import serve_tls_only
 from ferrymq.gateway.admin.app import create_app
 from ferrymq.gateway.admin.context import AdminContext
 from ferrymq.gateway.admin.frontends import batch_decoder
@@ -30,9 +32,31 @@ log = logging.getLogger("ferrymq.admin")
 
 
 class _Server(uvicorn.Server):
+    #: adminTlsEnable: HTTPS through core's TLS-only listener, which logs each refused connection
+    #: with its peer (uvicorn's own TLS drops bad handshakes silently)
+    tls: ssl.SSLContext | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.tls is None or not sockets:
+            await super().startup(sockets)
+            return
+        await super().startup([])  # the app and state, no listener: ours serves the sockets
+        config, state = self.config, self.server_state
+
+        def protocol() -> asyncio.Protocol:
+            # what uvicorn's own startup builds per connection
+            make: Any = config.http_protocol_class
+            made: asyncio.Protocol = make(config=config, server_state=state, app_state=self.lifespan.state)
+            return made
+
+        refusal = "plaintext on the admin HTTPS port (adminTlsEnable)"
+        for sock in sockets:
+            listener = await serve_tls_only(protocol, self.tls, refusal, sock=sock)
+            self.servers.append(cast(asyncio.Server, listener))  # closed and awaited by shutdown
 
 
 class AdminServer:
@@ -98,9 +122,11 @@ class AdminServer:
             lifespan="off",
             timeout_graceful_shutdown=3,
             ws="none",
-            **self._tls_options(),
         )
         self._server = _Server(config)
+        if self.tls:
+            c = self.ctx.broker.config
+            self._server.tls = server_context(c.tls_server_files, c.tls_server_need_client_auth)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="admin-http")
         while not self._server.started:
             if self._task.done():
@@ -110,19 +136,6 @@ class AdminServer:
         log.info(
             "admin API and console on %s://%s:%d/", "https" if self.tls else "http", self.host, self.port
         )
-
-    def _tls_options(self) -> dict[str, Any]:
-        c = self.ctx.broker.config
-        if not self.tls:
-            return {}
-        required = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "require": ssl.CERT_REQUIRED}
-        return {
-            "ssl_certfile": c.tls_server_cert_path,
-            "ssl_keyfile": c.tls_server_key_path,
-            "ssl_keyfile_password": c.tls_server_key_password,
-            "ssl_ca_certs": c.tls_server_trust_cert_path,
-            "ssl_cert_reqs": required[c.tls_server_need_client_auth],
-        }
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

@@ -22,10 +22,13 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.frontend_view import RecordView
 from ferrymq.core.broker.listeners import CountedListener
+from ferrymq.core.remoting.transport import Listener as Server
+from ferrymq.core.remoting.transport import serve_tls_only
 from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, DispatchRequest, EntryKind, StoredEntry
 from ferrymq.gateway.kafka import listeners, mapping, record_views, topics
 from ferrymq.gateway.kafka import records as rb
@@ -94,11 +97,11 @@ class KafkaFrontend:
         self.counted = CountedListener(lambda: len(self.connections))
         #: /metrics: fetches waiting for data now
         self.parked_fetches = 0
-        self.server: asyncio.Server | None = None
+        self.server: Server | None = None
         #: listeners side by side (listeners.py); the first is ``port``, the one other brokers learn
         self.listeners = listeners or [Listener(PLAINTEXT, host, port)]
         #: one server per listener, in listener order
-        self.servers: list[tuple[Listener, asyncio.Server]] = []
+        self.servers: list[tuple[Listener, Server]] = []
         config_dir = broker.config.store_path_root_dir / "config"
         self.log = PartitionLog(broker.store)
         self.retention_bytes = RetentionBytes(broker.store)
@@ -202,13 +205,23 @@ class KafkaFrontend:
         needs_tls = any(listener.tls for listener in self.listeners)
         context = listeners.ssl_context(self.broker.config) if needs_tls else None
         for listener in self.listeners:
-            server = await loop.create_server(
-                lambda listener=listener: KafkaConnection(self, listener),
-                listener.host,
-                listener.port,
-                reuse_address=True,
-                ssl=context if listener.tls else None,
-            )
+            server: Server
+            if listener.tls and context is not None:  # refusals logged with the peer
+                refusal = f"plaintext on the {listener.protocol} listener"
+                server = await serve_tls_only(
+                    partial(KafkaConnection, self, listener),
+                    context,
+                    refusal,
+                    host=listener.host,
+                    port=listener.port,
+                )
+            else:
+                server = await loop.create_server(
+                    partial(KafkaConnection, self, listener),
+                    listener.host,
+                    listener.port,
+                    reuse_address=True,
+                )
             self.servers.append((listener, server))
         self.server = self.servers[0][1]
 

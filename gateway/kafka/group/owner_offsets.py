@@ -25,7 +25,7 @@ from kio.schema.errors import ErrorCode
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import RouteCodecError, TopicList
-from ferrymq.core.remoting.transport import RemotingConnection, RemotingError, connect, split_addr
+from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -188,8 +188,7 @@ class OwnerOffsets:
         async with self._connecting.setdefault(addr, asyncio.Lock()):
             conn = self._conns.get(addr)
             if conn is None or not conn.is_open:
-                host, port = split_addr(addr)
-                conn = self._conns[addr] = await connect(host, port, timeout=TIMEOUT_S)
+                conn = self._conns[addr] = await self.broker.outbound.connect(addr, timeout=TIMEOUT_S)
             return conn
 
     def close(self) -> None:
