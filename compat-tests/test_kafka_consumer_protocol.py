@@ -6,7 +6,9 @@ move to the other, and every record is read exactly once (commits after each pol
 epoch); the Admin client describes the group as a "consumer" group (ConsumerGroupDescribe); a
 rolling upgrade of a group of two classic consumers, one restarted with the new protocol at a
 time (the group holds members of both protocols in between), reads every record once; ListGroups
-shows the group type.
+shows the group type; and the rolling change back (librdkafka): the consumer-protocol member
+leaves, the group turns classic, and the classic member owns every partition from the committed
+offsets.
 """
 
 from __future__ import annotations
@@ -130,3 +132,53 @@ def test_librdkafka_consumer_protocol_share_and_leave(server: FerryServer) -> No
         c2.close()
     assert len(seen) == COUNT and max(seen.values()) == 1
     assert who["c1"] and who["c2"]
+
+
+def test_librdkafka_downgrade_classic_member_carries_on(server: FerryServer) -> None:
+    """The rolling change back: a consumer-protocol member and a classic one (both librdkafka)
+    share a group; the consumer-protocol one leaves, the group turns classic again, and the classic
+    member owns every partition and reads on from the committed offsets: every record once."""
+    topic, group = "kip848-down", "kip848-down-g"
+    create_topic(server, topic, PARTITIONS)
+    producer = Producer({"bootstrap.servers": server.kafka_bootstrap})
+    for i in range(COUNT):
+        producer.produce(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
+    assert producer.flush(10) == 0
+    conf = {
+        "bootstrap.servers": server.kafka_bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    }
+    seen: Counter[tuple[int, int]] = Counter()
+    who: Counter[str] = Counter()
+    new = Consumer({**conf, "group.protocol": "consumer"})
+    classic = Consumer({**conf, "partition.assignment.strategy": "range", "heartbeat.interval.ms": 200})
+    admin = AdminClient({"bootstrap.servers": server.kafka_bootstrap})
+
+    def group_type() -> str:
+        listed = admin.list_consumer_groups().result(10)
+        return {g.group_id: str(getattr(g, "type", "")).upper() for g in listed.valid}.get(group, "")
+
+    try:
+        new.subscribe([topic])
+        deadline = time.monotonic() + 40
+        while sum(seen.values()) < COUNT // 4 and time.monotonic() < deadline:
+            _poll(new, "new", seen, who)
+        classic.subscribe([topic])
+        while not (new.assignment() and classic.assignment()) and time.monotonic() < deadline:
+            _poll(new, "new", seen, who, 1)  # slowly: the classic member must find records left
+            _poll(classic, "classic", seen, who, 1)
+        assert len(new.assignment()) + len(classic.assignment()) == PARTITIONS
+        assert "CONSUMER" in group_type()
+        new.close()
+        while (
+            sum(seen.values()) < COUNT or len(classic.assignment()) < PARTITIONS
+        ) and time.monotonic() < deadline:
+            _poll(classic, "classic", seen, who)
+        assert len(classic.assignment()) == PARTITIONS
+        assert "CLASSIC" in group_type()
+    finally:
+        classic.close()
+    assert len(seen) == COUNT and max(seen.values()) == 1
+    assert who["new"] and who["classic"]
