@@ -8,7 +8,7 @@ rolling upgrade of a group of two classic consumers, one restarted with the new 
 time (the group holds members of both protocols in between), reads every record once; ListGroups
 shows the group type; and the rolling change back (librdkafka): the consumer-protocol member
 leaves, the group turns classic, and the classic member owns every partition from the committed
-offsets.
+offsets; the broker's rack reaches the clients.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ferrymq.cli.testing import FerryServer
 pytestmark = [pytest.mark.compat, pytest.mark.timeout(90)]
 
 #: heartbeats every 300 ms, so reconciliation takes a fraction of a second
-FERRYMQ_CONF = FAST_GROUPS_CONF + "groupConsumerHeartbeatIntervalMs=300\n"
+FERRYMQ_CONF = FAST_GROUPS_CONF + "groupConsumerHeartbeatIntervalMs=300\nbrokerRack=rack-a\n"
 PARTITIONS = 4
 COUNT = 120
 
@@ -149,6 +149,7 @@ def test_librdkafka_downgrade_classic_member_carries_on(server: FerryServer) -> 
         "group.id": group,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
+        "client.rack": "rack-a",
     }
     seen: Counter[tuple[int, int]] = Counter()
     who: Counter[str] = Counter()
@@ -160,6 +161,8 @@ def test_librdkafka_downgrade_classic_member_carries_on(server: FerryServer) -> 
         listed = admin.list_consumer_groups().result(10)
         return {g.group_id: str(getattr(g, "type", "")).upper() for g in listed.valid}.get(group, "")
 
+    # the broker's rack (brokerRack) as the client's rack-aware assignors see it
+    assert [n.rack for n in admin.describe_cluster().result(10).nodes] == ["rack-a"]
     try:
         new.subscribe([topic])
         deadline = time.monotonic() + 40

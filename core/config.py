@@ -273,6 +273,10 @@ class BrokerConfig(BaseModel):
     group_consumer_heartbeat_interval_ms: int = Field(5_000, alias="groupConsumerHeartbeatIntervalMs", ge=1)
     #: server-side assignors a member may name ("uniform", "range"); the first is the default
     group_consumer_assignors: str = Field("uniform,range", alias="groupConsumerAssignors")
+    #: Kafka's broker.rack: the rack (zone) of this broker group, sent to the name servers as its
+    #: RocketMQ zone (__ZONE_NAME) and shown as every Kafka partition's rack it owns (rack-aware
+    #: assignment, KIP-881 / KIP-848); a group's master and slaves share one
+    broker_rack: str | None = Field(None, alias="brokerRack")
     #: Kafka's group.consumer.migration.policy: disabled, upgrade, downgrade or bidirectional
     group_consumer_migration_policy: str = Field(
         "bidirectional",

@@ -46,6 +46,7 @@ from ferrymq.gateway.kafka.group.consumer_protocol import (
     encode_assignment,
     owned_partitions,
     subscribed_topics,
+    subscription_rack,
 )
 from ferrymq.gateway.kafka.group.state import (
     CONSUMER_PROTOCOL_TYPE,
@@ -83,6 +84,7 @@ def join(group: ConsumerGroup, req: JoinRequest, catalog: TopicCatalog, now: int
             group.group_id,
             member_id,
             member.epoch,
+            rack_id=subscription_rack(metadata),
             rebalance_timeout_ms=req.rebalance_timeout_ms,
             subscribed_topic_names=topics,
             client_id=req.client_id,

@@ -16,6 +16,9 @@ from kio.schema.consumer_protocol_subscription.v0.data import ConsumerProtocolSu
 from kio.schema.consumer_protocol_subscription.v1.data import (
     ConsumerProtocolSubscription as SubscriptionV1,
 )
+from kio.schema.consumer_protocol_subscription.v3.data import (
+    ConsumerProtocolSubscription as SubscriptionV3,
+)
 from kio.schema.types import TopicName
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
@@ -23,6 +26,7 @@ from kio.static.primitive import i32
 
 _read_subscription = entity_reader(ConsumerProtocolSubscription)
 _read_subscription_v1 = entity_reader(SubscriptionV1)
+_read_subscription_v3 = entity_reader(SubscriptionV3)
 _read_assignment = entity_reader(ConsumerProtocolAssignment)
 _write_assignment = entity_writer(ConsumerProtocolAssignment)
 
@@ -65,6 +69,17 @@ def owned_partitions(metadata: bytes) -> dict[str, frozenset[int]]:
     return {
         tp.topic: frozenset(int(p) for p in tp.partitions) for tp in sub.owned_partitions if tp.partitions
     }
+
+
+def subscription_rack(metadata: bytes) -> str | None:
+    """The rack a member names in its subscription (v3+, KIP-881's client.rack); None if none."""
+    if len(metadata) < 2 or struct.unpack_from(">h", metadata)[0] < 3:
+        return None
+    try:
+        sub, _ = _read_subscription_v3(memoryview(metadata), 2)
+    except (SerialError, ValueError, IndexError, struct.error):
+        return None
+    return sub.rack_id or None
 
 
 def encode_assignment(parts: dict[str, frozenset[int]]) -> bytes:

@@ -756,6 +756,9 @@ class _Topics:
     def topic_names(self) -> list[str]:
         return []
 
+    def partition_racks(self, topic: str) -> list[frozenset[str]]:
+        return self.cluster.partition_racks(topic)
+
 
 def _earliest(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
