@@ -175,6 +175,11 @@ class BrokerConfig(BaseModel):
     kafka_max_inflated_batch_bytes: int = Field(
         32 * 1024 * 1024, alias="kafkaMaxInflatedBatchBytes", ge=64 * 1024, le=1024 * 1024 * 1024
     )
+    #: memory for one clean's offset map (Kafka's log.cleaner.dedupe.buffer.size): key digests of
+    #: the dirty section, about 136 bytes each; a dirty section with more keys is cleaned in parts
+    kafka_cleaner_dedupe_buffer_size: int = Field(
+        128 * 1024 * 1024, alias="kafkaCleanerDedupeBufferSize", ge=1024, le=16 * 1024 * 1024 * 1024
+    )
     #: an idempotent producer's state is dropped this long after its last write (Kafka's
     #: producer.id.expiration.ms)
     kafka_producer_id_expiration_ms: int = Field(86_400_000, alias="kafkaProducerIdExpirationMs", ge=1)
