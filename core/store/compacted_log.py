@@ -82,6 +82,10 @@ class CompactedLog:
     def __len__(self) -> int:
         return len(self._starts)
 
+    def read(self, position: int, length: int) -> bytes:
+        """Raw bytes of the file (a slave copies the part: slave_sync.py)."""
+        return bytes(self._view[position : position + length])
+
     def _entry(self, i: int) -> StoredEntry:
         return read_entry(self._view, self._pos[i])
 
@@ -152,6 +156,49 @@ def load_all(root: Path) -> dict[tuple[str, int], CompactedLog]:
     return found
 
 
+class PartWriter:
+    """A new compacted part being written as ``.tmp``: ``append`` bytes, then ``commit`` (fsync,
+    the atomic rename, the older files removed) or ``abort``. Blocking file I/O: off the loop."""
+
+    def __init__(self, directory: Path, end: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.end = end
+        self.path = directory / f"{end:020d}{SUFFIX}"
+        self.tmp = self.path.with_suffix(TMP)
+        self.written = 0
+        self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def append(self, data: bytes | memoryview) -> None:
+        assert self._fd is not None
+        fileio.write(self._fd, data)
+        self.written += len(data)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def abort(self) -> None:
+        self._close()
+        self.tmp.unlink(missing_ok=True)
+
+    def commit(self, before_swap: Callable[[Path], None] | None = None) -> CompactedLog:
+        assert self._fd is not None
+        try:
+            fileio.fsync(self._fd)
+        finally:
+            self._close()
+        if before_swap is not None:
+            before_swap(self.tmp)
+        os.replace(self.tmp, self.path)
+        fileio.fsync_dir(self.directory)
+        for old in self.directory.glob("*" + SUFFIX):
+            if old != self.path:
+                old.unlink(missing_ok=True)
+        return CompactedLog.open(self.path, self.end)
+
+
 def write(
     directory: Path,
     end: int,
@@ -163,10 +210,7 @@ def write(
     Blocking file I/O: run it off the event loop. ``before_swap`` (tests) is called with the
     complete temporary file just before the rename, where a crash is most interesting.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{end:020d}{SUFFIX}"
-    tmp = path.with_suffix(TMP)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    writer = PartWriter(directory, end)
     try:  # streamed in chunks: the survivors are never all in memory
         chunk: list[bytes | memoryview] = []
         pending = 0
@@ -174,18 +218,11 @@ def write(
             chunk.append(entry)
             pending += len(entry)
             if pending >= _WRITE_CHUNK:
-                fileio.write(fd, b"".join(chunk))
+                writer.append(b"".join(chunk))
                 chunk, pending = [], 0
         if chunk:
-            fileio.write(fd, b"".join(chunk))
-        fileio.fsync(fd)
-    finally:
-        os.close(fd)
-    if before_swap is not None:
-        before_swap(tmp)
-    os.replace(tmp, path)
-    fileio.fsync_dir(directory)
-    for old in directory.glob("*" + SUFFIX):
-        if old != path:
-            old.unlink(missing_ok=True)
-    return CompactedLog.open(path, end)
+            writer.append(b"".join(chunk))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit(before_swap)
