@@ -6,9 +6,9 @@ move to the other, and every record is read exactly once (commits after each pol
 epoch); the Admin client describes the group as a "consumer" group (ConsumerGroupDescribe); a
 rolling upgrade of a group of two classic consumers, one restarted with the new protocol at a
 time (the group holds members of both protocols in between), reads every record once; ListGroups
-shows the group type; and the rolling change back (librdkafka): the consumer-protocol member
-leaves, the group turns classic, and the classic member owns every partition from the committed
-offsets; the broker's rack reaches the clients.
+shows the group type; and the rolling change back (Java and librdkafka): the consumer-protocol
+member leaves, the group turns classic, and the classic member owns every partition from the
+committed offsets, every record read once; the broker's rack reaches the clients.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_java_consumer_protocol_share_leave_and_upgrade(server: FerryServer) -> 
         "kip848-g2",
     )
     records = kj.of_type(run.results, "record")
-    for phase in ("share", "upgrade"):
+    for phase in ("share", "upgrade", "downgrade"):
         seen = Counter((r["partition"], r["offset"]) for r in records if r["phase"] == phase)
         assert len(seen) == COUNT, f"{phase}: every record read"
         assert max(seen.values()) == 1, (
@@ -66,12 +66,18 @@ def test_java_consumer_protocol_share_leave_and_upgrade(server: FerryServer) -> 
     assert mixed["k1n"] and mixed["k2"] and sorted(mixed["k1n"] + mixed["k2"]) == list(range(PARTITIONS))
     (upgraded,) = kj.of_type(run.results, "upgraded")
     assert sorted(upgraded["k1n"] + upgraded["k2n"]) == list(range(PARTITIONS))
-    (described,) = kj.of_type(run.results, "described")
+    described, after_downgrade = kj.of_type(run.results, "described")
     assert (described["groupType"].lower(), described["members"], described["assignor"]) == (
         "consumer",
         2,
         "uniform",
     )
+    # the way back: the consumer-protocol member leaves, the classic one owns every partition
+    (before,) = kj.of_type(run.results, "before-downgrade")
+    assert before["d1"] and before["d2"]
+    (downgraded,) = kj.of_type(run.results, "downgraded")
+    assert downgraded["d2"] == list(range(PARTITIONS))
+    assert (after_downgrade["groupType"].lower(), after_downgrade["members"]) == ("classic", 1)
 
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
