@@ -14,6 +14,7 @@ from kio.schema.consumer_group_describe.v1.request import ConsumerGroupDescribeR
 from kio.schema.consumer_group_heartbeat.v1.request import ConsumerGroupHeartbeatRequest
 from kio.schema.consumer_group_heartbeat.v1.request import TopicPartitions as OwnedPartitions
 from kio.schema.describe_groups.v5.request import DescribeGroupsRequest
+from kio.schema.describe_groups.v6.request import DescribeGroupsRequest as DescribeGroupsV6
 from kio.schema.errors import ErrorCode
 from kio.schema.heartbeat.v4.request import HeartbeatRequest
 from kio.schema.list_groups.v5.request import ListGroupsRequest
@@ -252,6 +253,24 @@ def test_last_consumer_protocol_member_leaving_downgrades_the_group_to_classic(t
                 require_stable=False,
             )
             assert (await wire.call(fetch)).groups[0].topics[0].partitions[0].committed_offset == 7
+        wire.close()
+
+    run(tmp_path, body)
+
+
+def test_describe_groups_v6_names_why_a_group_is_not_described(tmp_path: Path) -> None:
+    """KIP-1043 (Kafka 4.0): DescribeGroups v6 answers GROUP_ID_NOT_FOUND with Kafka's message for
+    an unknown group and for a consumer-protocol group (not a classic group)."""
+
+    async def body(broker: Broker, frontend: KafkaFrontend) -> None:
+        wire = await Wire.open(frontend.port)
+        assert (await wire.call(hb("a", 0))).error_code == ErrorCode.none
+        r = await wire.call(DescribeGroupsV6(groups=("cg", "nope"), include_authorized_operations=False))
+        got = [(g.group_id, g.error_code, g.error_message, g.group_state) for g in r.groups]
+        assert got == [
+            ("cg", ErrorCode.group_id_not_found, "Group cg is not a classic group.", "Dead"),
+            ("nope", ErrorCode.group_id_not_found, "Group nope not found.", "Dead"),
+        ]
         wire.close()
 
     run(tmp_path, body)
