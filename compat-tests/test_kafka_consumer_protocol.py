@@ -98,20 +98,24 @@ def _poll(consumer: Any, name: str, seen: Counter[tuple[int, int]], who: Counter
             assert e.args[0].code() == confluent_kafka.KafkaError._NO_OFFSET
 
 
-def test_librdkafka_consumer_protocol_share_and_leave(server: FerryServer) -> None:
-    topic, group = "kip848-rdk", "kip848-rdk-g"
+def _topic_with_records(server: FerryServer, topic: str, group: str) -> dict[str, Any]:
+    """COUNT records spread over the topic's partitions; the consumer config of ``group``."""
     create_topic(server, topic, PARTITIONS)
     producer = Producer({"bootstrap.servers": server.kafka_bootstrap})
     for i in range(COUNT):
         producer.produce(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
     assert producer.flush(10) == 0
-    conf = {
+    return {
         "bootstrap.servers": server.kafka_bootstrap,
         "group.id": group,
-        "group.protocol": "consumer",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
     }
+
+
+def test_librdkafka_consumer_protocol_share_and_leave(server: FerryServer) -> None:
+    topic, group = "kip848-rdk", "kip848-rdk-g"
+    conf = {**_topic_with_records(server, topic, group), "group.protocol": "consumer"}
     seen: Counter[tuple[int, int]] = Counter()
     who: Counter[str] = Counter()
     c1, c2 = Consumer(conf), Consumer(conf)
@@ -145,18 +149,7 @@ def test_librdkafka_downgrade_classic_member_carries_on(server: FerryServer) -> 
     share a group; the consumer-protocol one leaves, the group turns classic again, and the classic
     member owns every partition and reads on from the committed offsets: every record once."""
     topic, group = "kip848-down", "kip848-down-g"
-    create_topic(server, topic, PARTITIONS)
-    producer = Producer({"bootstrap.servers": server.kafka_bootstrap})
-    for i in range(COUNT):
-        producer.produce(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
-    assert producer.flush(10) == 0
-    conf = {
-        "bootstrap.servers": server.kafka_bootstrap,
-        "group.id": group,
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "client.rack": "rack-a",
-    }
+    conf = {**_topic_with_records(server, topic, group), "client.rack": "rack-a"}
     seen: Counter[tuple[int, int]] = Counter()
     who: Counter[str] = Counter()
     new = Consumer({**conf, "group.protocol": "consumer"})
