@@ -301,6 +301,9 @@ def test_metadata_and_describe_cluster_name_the_broker_rack(tmp_path: Path) -> N
         )
         assert [b.rack for b in d.brokers] == ["rack-a"]
         assert frontend.cluster.partition_racks(TOPIC)[0] == frozenset({"rack-a"})
+        # another broker group's rack is its zone as the name servers report it
+        frontend.cluster._learn_peer("other-group", "127.0.0.1:19092", "rack-b")
+        assert {n.rack for n in frontend.cluster.nodes()} == {"rack-a", "rack-b"}
         wire.close()
 
     run(tmp_path, body)
