@@ -185,6 +185,11 @@ class BrokerConfig(BaseModel):
     kafka_max_inflated_batch_bytes: int = Field(
         32 * 1024 * 1024, alias="kafkaMaxInflatedBatchBytes", ge=64 * 1024, le=1024 * 1024 * 1024
     )
+    #: memory for one clean's offset map (Kafka's log.cleaner.dedupe.buffer.size): key digests of
+    #: the dirty section, about 136 bytes each; a dirty section with more keys is cleaned in parts
+    kafka_cleaner_dedupe_buffer_size: int = Field(
+        128 * 1024 * 1024, alias="kafkaCleanerDedupeBufferSize", ge=1024, le=16 * 1024 * 1024 * 1024
+    )
     #: an idempotent producer's state is dropped this long after its last write (Kafka's
     #: producer.id.expiration.ms)
     kafka_producer_id_expiration_ms: int = Field(86_400_000, alias="kafkaProducerIdExpirationMs", ge=1)
@@ -297,6 +302,10 @@ class BrokerConfig(BaseModel):
     group_consumer_heartbeat_interval_ms: int = Field(5_000, alias="groupConsumerHeartbeatIntervalMs", ge=1)
     #: server-side assignors a member may name ("uniform", "range"); the first is the default
     group_consumer_assignors: str = Field("uniform,range", alias="groupConsumerAssignors")
+    #: Kafka's broker.rack: the rack (zone) of this broker group, sent to the name servers as its
+    #: RocketMQ zone (__ZONE_NAME) and shown as every Kafka partition's rack it owns (rack-aware
+    #: assignment, KIP-881 / KIP-848); a group's master and slaves share one
+    broker_rack: str | None = Field(None, alias="brokerRack")
     #: Kafka's group.consumer.migration.policy: disabled, upgrade, downgrade or bidirectional
     group_consumer_migration_policy: str = Field(
         "bidirectional",

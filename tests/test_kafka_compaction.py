@@ -26,9 +26,10 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from kio.schema.errors import ErrorCode
 
 from ferrymq.core.broker.broker import Broker
+from ferrymq.core.config import BrokerConfig
 from ferrymq.core.remoting.message import decode_stored_messages
 from ferrymq.core.remoting.transport import connect
-from ferrymq.core.store import compacted_log
+from ferrymq.core.store import BATCH_FORMAT_KAFKA_V2, MessageStore, compacted_log
 from ferrymq.gateway.kafka import compaction
 from ferrymq.gateway.kafka import records as rb
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
@@ -443,3 +444,43 @@ def test_the_cleaner_does_not_block_the_loop(tmp_path: Path, monkeypatch: pytest
         assert len(await fetched(w)) == 20
 
     run(tmp_path, body)
+
+
+# ---- bounded memory --------------------------------------------------------------------------
+
+
+def test_a_partition_with_more_keys_than_the_offset_map_holds_compacts_in_passes(tmp_path: Path) -> None:
+    """The offset map holds the dirty section's keys only, at most ``map_capacity``: a clean stops
+    where it fills and the next goes on; the end result is the latest record per key, offsets kept,
+    read from a compacted part that is mapped, not loaded."""
+    store = MessageStore(BrokerConfig(storePathRootDir=tmp_path, mappedFileSizeCommitLog=4 * 1024 * 1024))
+    try:
+        now = int(time.time() * 1000)
+        n, keys, per_batch = 600, 40, 10
+        for base in range(0, n, per_batch):
+            recs: list[rb.RecordTuple] = [
+                (i, now, f"k{(base + i) * 7 % keys}".encode(), f"v{base + i}".encode(), [])
+                for i in range(per_batch)
+            ]
+            batch = bytearray(rb.build_batch(0, recs))
+            rb.patch_base(batch, base)
+            store.put_batch_entry(CT, 0, per_batch, BATCH_FORMAT_KAFKA_V2, bytes(batch))
+        policy, later = compaction.CleanPolicy(HOUR, 0, 0.0), int(time.time() * 1000) + 1000
+        ends = []
+        while (part := compaction.clean_partition(store, CT, 0, policy, later, map_capacity=15)) is not None:
+            store.install_compacted(CT, 0, part)
+            ends.append(part.end)
+        assert len(ends) > 2 and ends[-1] == n, "several passes, the last one reaching the end"
+        survivors: dict[str, tuple[int, str]] = {}
+        for entry in store.entries(CT, 0, 0):
+            data = entry.payload
+            info = rb.read_header(data, 0)
+            base = rb.base_offset_of(data, 0)
+            for r in rb.iter_records(rb.records_bytes(data, info), info.count, info.base_timestamp):
+                key = r.key.decode()
+                assert key not in survivors, f"{key} survived twice"
+                survivors[key] = (base + r.offset_delta, r.value.decode())
+        latest = {f"k{o * 7 % keys}": o for o in range(n)}
+        assert survivors == {k: (o, f"v{o}") for k, o in latest.items()}
+    finally:
+        store.close()

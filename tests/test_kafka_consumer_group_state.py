@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from kio.schema.consumer_protocol_subscription.v1.data import ConsumerProtocolSubscription
 from kio.schema.consumer_protocol_subscription.v1.data import TopicPartition as SubPartition
+from kio.schema.consumer_protocol_subscription.v3.data import ConsumerProtocolSubscription as SubV3
 from kio.schema.errors import ErrorCode
 from kio.schema.types import TopicName
 from kio.serial import entity_writer
@@ -33,12 +34,16 @@ G = "g"
 class Topics:
     def __init__(self, **counts: int) -> None:
         self.counts = counts
+        self.racks: dict[str, list[frozenset[str]]] = {}
 
     def partition_count(self, topic: str) -> int:
         return self.counts.get(topic, 0)
 
     def topic_names(self) -> Iterable[str]:
         return list(self.counts)
+
+    def partition_racks(self, topic: str) -> list[frozenset[str]]:
+        return self.racks.get(topic) or [frozenset()] * self.counts.get(topic, 0)
 
 
 def join(
@@ -224,6 +229,54 @@ def test_assignors() -> None:
     assert len(after["c"]["x"]) == 2
 
 
+def racks(*names: str) -> list[frozenset[str]]:
+    return [frozenset({n}) for n in names]
+
+
+def test_range_assignor_matches_racks_within_its_quotas() -> None:
+    subs = {"m1": frozenset({"t"}), "m2": frozenset({"t"})}
+    on = {"t": racks("a", "a", "b", "b")}
+    assert range_assign(subs, {"t": 4})["m1"] == {"t": frozenset({0, 1})}
+    ranged = range_assign(subs, {"t": 4}, {"m1": "b", "m2": "a"}, on)
+    assert ranged == {"m1": {"t": frozenset({2, 3})}, "m2": {"t": frozenset({0, 1})}}
+    # three on one rack, two members there: the quota (2 each) wins over racks
+    ranged = range_assign(subs, {"t": 4}, {"m1": "a", "m2": "b"}, {"t": racks("a", "a", "a", "b")})
+    assert ranged == {"m1": {"t": frozenset({0, 1})}, "m2": {"t": frozenset({2, 3})}}
+    # every partition on the same rack (or no member rack among them): plain ranges
+    same = range_assign(subs, {"t": 4}, {"m1": "b", "m2": "a"}, {"t": racks("a", "a", "a", "a")})
+    assert same["m1"] == {"t": frozenset({0, 1})}
+    assert range_assign(subs, {"t": 4}, {"m1": "z", "m2": "y"}, on)["m1"] == {"t": frozenset({0, 1})}
+
+
+def test_uniform_assignor_matches_racks_and_stays_balanced() -> None:
+    subs = {"x": frozenset({"t"}), "y": frozenset({"t"})}
+    on = {"t": racks("a", "b", "a", "b")}
+    fresh = uniform_assign(subs, {"t": 4}, {}, {"x": "a", "y": "b"}, on)
+    assert fresh == {"x": {"t": frozenset({0, 2})}, "y": {"t": frozenset({1, 3})}}
+    # owned partitions off the member's rack move to the member on their rack
+    crossed = {"x": {"t": frozenset({1, 3})}, "y": {"t": frozenset({0, 2})}}
+    assert uniform_assign(subs, {"t": 4}, crossed, {"x": "a", "y": "b"}, on) == fresh
+    # without member racks it stays sticky
+    assert uniform_assign(subs, {"t": 4}, crossed) == crossed
+    # balance wins: three partitions on rack a, one member there
+    lopsided = uniform_assign(subs, {"t": 4}, {}, {"x": "a", "y": "b"}, {"t": racks("a", "a", "a", "b")})
+    assert sorted(len(a["t"]) for a in lopsided.values()) == [2, 2]
+    assert 3 in lopsided["y"]["t"] and lopsided["x"]["t"] <= {0, 1, 2}
+
+
+def test_member_racks_reach_the_server_side_assignor() -> None:
+    mgr, topics = ConsumerGroupManager(), Topics(t=4)
+    topics.racks["t"] = racks("a", "b", "a", "b")
+    join(mgr, topics, "x", rack_id="b")
+    join(mgr, topics, "y", rack_id="a")
+    g = mgr.get(G)
+    assert g is not None and g.target == {"x": {"t": frozenset({1, 3})}, "y": {"t": frozenset({0, 2})}}
+    epoch = g.epoch
+    topics.racks["t"] = racks("b", "a", "b", "a")  # partitions' racks changed: a new target
+    beat(mgr, topics, "x", g.members["x"].epoch, None)
+    assert g.epoch > epoch and g.target["x"] == {"t": frozenset({0, 2})}
+
+
 def test_offset_commit_checks_member_epoch() -> None:
     mgr, topics = ConsumerGroupManager(), Topics(t=1)
     a = join(mgr, topics, "a")
@@ -294,3 +347,19 @@ def test_classic_members_of_a_consumer_group_rejoin_to_revoke() -> None:
     assert group.validate_offset_commit(k, epoch, 2) is None
     assert group.validate_offset_commit(k, epoch - 1, 2) == ErrorCode.illegal_generation
     assert classic_members.leave(group, k, 40) == ErrorCode.none
+
+
+def test_a_classic_members_subscription_rack_reaches_the_assignor() -> None:
+    sub = SubV3(topics=(TopicName("t"),), user_data=None, owned_partitions=(), rack_id="b")
+    buf = io.BytesIO()
+    buf.write(struct.pack(">h", 3))
+    entity_writer(SubV3)(buf, sub)
+    req = dataclasses.replace(_classic_join("k", {}), protocols=(("range", buf.getvalue()),))
+    mgr, topics = ConsumerGroupManager(), Topics(t=4)
+    topics.racks["t"] = racks("a", "b", "a", "b")
+    join(mgr, topics, "x", rack_id="a")
+    group = mgr.get(G)
+    assert group is not None
+    assert classic_members.join(group, req, topics, 0).error == ErrorCode.none
+    assert group.members["k"].rack_id == "b"
+    assert group.target["k"] == {"t": frozenset({1, 3})}

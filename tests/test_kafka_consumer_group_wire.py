@@ -14,6 +14,7 @@ from kio.schema.consumer_group_describe.v1.request import ConsumerGroupDescribeR
 from kio.schema.consumer_group_heartbeat.v1.request import ConsumerGroupHeartbeatRequest
 from kio.schema.consumer_group_heartbeat.v1.request import TopicPartitions as OwnedPartitions
 from kio.schema.describe_groups.v5.request import DescribeGroupsRequest
+from kio.schema.describe_groups.v6.request import DescribeGroupsRequest as DescribeGroupsV6
 from kio.schema.errors import ErrorCode
 from kio.schema.heartbeat.v4.request import HeartbeatRequest
 from kio.schema.list_groups.v5.request import ListGroupsRequest
@@ -23,9 +24,11 @@ from kio.schema.offset_commit.v9.request import OffsetCommitRequestTopic as Comm
 from kio.schema.offset_fetch.v9.request import OffsetFetchRequest as FetchV9
 from kio.schema.offset_fetch.v9.request import OffsetFetchRequestGroup as FetchGroupV9
 from kio.schema.offset_fetch.v9.request import OffsetFetchRequestTopics as FetchTopicsV9
+from kio.schema.sync_group.v5.request import SyncGroupRequest, SyncGroupRequestAssignment
 
 from ferrymq.core.broker.broker import Broker
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
+from ferrymq.gateway.kafka.group.consumer_protocol import assigned_partitions, encode_assignment
 from tests.test_kafka_group_wire import TOPIC, Wire, join_member, join_v5, run
 
 
@@ -183,6 +186,91 @@ def test_groups_of_both_protocols_upgrade_and_convert(tmp_path: Path) -> None:
         assert (await wire.call(hb("a", -1))).error_code == ErrorCode.none
         first = await wire.call(join_v5(group="cg"))
         assert first.error_code == ErrorCode.member_id_required
+        wire.close()
+
+    run(tmp_path, body)
+
+
+def test_last_consumer_protocol_member_leaving_downgrades_the_group_to_classic(tmp_path: Path) -> None:
+    """KIP-848 downgrade (group.consumer.migration.policy bidirectional): the classic member
+    carries on in a classic group, rejoins as its leader, and owns every partition; the offsets
+    committed while it was a consumer group stay. Under ``upgrade`` the group stays a consumer group."""
+
+    async def body(broker: Broker, frontend: KafkaFrontend) -> None:
+        wire = await Wire.open(frontend.port)
+        for group, policy in (("down", "bidirectional"), ("stays", "upgrade")):
+            frontend.coordinator.migration_policy = policy
+            k = await join_member(wire, group)
+            joined = await wire.call(join_v5(k, group=group))
+            everything = encode_assignment({TOPIC: frozenset(range(4))})
+            sync = SyncGroupRequest(
+                group_id=group,
+                generation_id=joined.generation_id,
+                member_id=k,
+                group_instance_id=None,
+                protocol_type="consumer",
+                protocol_name="range",
+                assignments=(SyncGroupRequestAssignment(member_id=k, assignment=everything),),
+            )
+            assert (await wire.call(sync)).error_code == ErrorCode.none
+            n = await wire.call(hb("n", 0, group=group))  # the upgrade
+            assert n.error_code == ErrorCode.none
+            rejoined = await wire.call(join_v5(k, group=group))
+            epoch = rejoined.generation_id
+            part = CommitPartV9(partition_index=0, committed_offset=7, committed_metadata=None)
+            commit = CommitV9(
+                group_id=group,
+                generation_id_or_member_epoch=epoch,
+                member_id=k,
+                group_instance_id=None,
+                topics=(CommitTopicV9(name=TOPIC, partitions=(part,)),),
+            )
+            assert (await wire.call(commit)).topics[0].partitions[0].error_code == ErrorCode.none
+            assert (await wire.call(hb("n", -1, group=group))).error_code == ErrorCode.none
+            listed = await wire.call(ListGroupsRequest(states_filter=(), types_filter=()))
+            types = {g.group_id: g.group_type for g in listed.groups}
+            if policy == "upgrade":
+                assert types[group] == "consumer"
+                continue
+            assert types[group] == "classic"
+            described = await wire.call(
+                DescribeGroupsRequest(groups=(group,), include_authorized_operations=False)
+            )
+            assert described.groups[0].group_state == "PreparingRebalance"
+            beat = HeartbeatRequest(group_id=group, generation_id=epoch, member_id=k, group_instance_id=None)
+            assert (await wire.call(beat)).error_code == ErrorCode.rebalance_in_progress
+            again = await wire.call(join_v5(k, group=group))
+            assert again.error_code == ErrorCode.none and again.leader == k
+            assert again.generation_id == epoch + 1
+            sync = dataclasses.replace(sync, generation_id=again.generation_id)
+            synced = await wire.call(sync)
+            assert assigned_partitions(synced.assignment) == {TOPIC: [0, 1, 2, 3]}
+            beat = dataclasses.replace(beat, generation_id=again.generation_id)
+            assert (await wire.call(beat)).error_code == ErrorCode.none
+            topics = (FetchTopicsV9(name=TOPIC, partition_indexes=(0,)),)
+            fetch = FetchV9(
+                groups=(FetchGroupV9(group_id=group, member_id=None, member_epoch=-1, topics=topics),),
+                require_stable=False,
+            )
+            assert (await wire.call(fetch)).groups[0].topics[0].partitions[0].committed_offset == 7
+        wire.close()
+
+    run(tmp_path, body)
+
+
+def test_describe_groups_v6_names_why_a_group_is_not_described(tmp_path: Path) -> None:
+    """KIP-1043 (Kafka 4.0): DescribeGroups v6 answers GROUP_ID_NOT_FOUND with Kafka's message for
+    an unknown group and for a consumer-protocol group (not a classic group)."""
+
+    async def body(broker: Broker, frontend: KafkaFrontend) -> None:
+        wire = await Wire.open(frontend.port)
+        assert (await wire.call(hb("a", 0))).error_code == ErrorCode.none
+        r = await wire.call(DescribeGroupsV6(groups=("cg", "nope"), include_authorized_operations=False))
+        got = [(g.group_id, g.error_code, g.error_message, g.group_state) for g in r.groups]
+        assert got == [
+            ("cg", ErrorCode.group_id_not_found, "Group cg is not a classic group.", "Dead"),
+            ("nope", ErrorCode.group_id_not_found, "Group nope not found.", "Dead"),
+        ]
         wire.close()
 
     run(tmp_path, body)

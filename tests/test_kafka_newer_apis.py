@@ -16,6 +16,7 @@ from kio.schema.alter_partition_reassignments.v0.request import (
     ReassignablePartition,
     ReassignableTopic,
 )
+from kio.schema.describe_cluster.v1.request import DescribeClusterRequest
 from kio.schema.describe_log_dirs.v4.request import DescribableLogDirTopic, DescribeLogDirsRequest
 from kio.schema.describe_producers.v0.request import DescribeProducersRequest, TopicRequest
 from kio.schema.describe_quorum.v2.request import DescribeQuorumRequest, PartitionData, TopicData
@@ -278,6 +279,31 @@ def test_metadata_by_topic_id_with_an_empty_name_as_the_java_client_sends_it(tmp
             )
             got = r.topics[0]
             assert (got.error_code, got.name, got.topic_id) == (ErrorCode.none, TOPIC, tid)
+        wire.close()
+
+    run(tmp_path, body)
+
+
+def test_metadata_and_describe_cluster_name_the_broker_rack(tmp_path: Path) -> None:
+    """brokerRack (Kafka's broker.rack) reaches clients, whose rack-aware assignors read it."""
+
+    async def body(broker: Broker, frontend: KafkaFrontend) -> None:
+        wire = await Wire.open(frontend.port)
+        broker.config.broker_rack = "rack-a"
+        r = await wire.call(
+            MetadataRequest(
+                topics=(), allow_auto_topic_creation=False, include_topic_authorized_operations=False
+            )
+        )
+        assert [b.rack for b in r.brokers] == ["rack-a"]
+        d = await wire.call(
+            DescribeClusterRequest(include_cluster_authorized_operations=False, endpoint_type=1)
+        )
+        assert [b.rack for b in d.brokers] == ["rack-a"]
+        assert frontend.cluster.partition_racks(TOPIC)[0] == frozenset({"rack-a"})
+        # another broker group's rack is its zone as the name servers report it
+        frontend.cluster._learn_peer("other-group", "127.0.0.1:19092", "rack-b")
+        assert {n.rack for n in frontend.cluster.nodes()} == {"rack-a", "rack-b"}
         wire.close()
 
     run(tmp_path, body)

@@ -146,6 +146,7 @@ class NamesrvRegistrar:
                 "bodyCrc32": str(zlib.crc32(body) & 0x7FFFFFFF),
                 "heartbeatTimeoutMillis": str(c.broker_not_active_timeout_millis),
                 "enableActingMaster": "false",
+                **({"__ZONE_NAME": c.broker_rack} if c.broker_rack else {}),
                 **self.extra_fields,
             }
         )

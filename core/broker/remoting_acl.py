@@ -95,6 +95,8 @@ def needs(cmd: RemotingCommand) -> Iterator[Need]:
         yield from group_need(ext.get("group"))
     elif code in (RequestCode.UNREGISTER_CLIENT, RequestCode.GET_CONSUMER_LIST_BY_GROUP):
         yield from group_need(ext.get("consumerGroup"))
+    elif code == RequestCode.COMPACTED_PART and "topic" in ext:  # a slave copies message data
+        yield from topic_need(ext.get("topic"), Operation.READ)
     elif code == RequestCode.END_TRANSACTION:
         yield from topic_need(ext.get("topic"), Operation.WRITE)
     elif code == RequestCode.HEART_BEAT:

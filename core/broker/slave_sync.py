@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from ferrymq.core.broker.subscription_group import SubscriptionGroupConfig
+from ferrymq.core.broker.topic_config import validate_topic
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import DataVersion, RouteCodecError, TopicConfig, loads_fastjson
 from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
+from ferrymq.core.store import compacted_log
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -41,6 +43,8 @@ SLAVE_REFUSES_REMARK = (
 )
 #: metadata pulls may carry every topic of the master: as long as Java's 30 s topic pull
 PULL_TIMEOUT = 30.0
+#: bytes of a compacted part asked per COMPACTED_PART read
+PART_CHUNK = 4 * 1024 * 1024
 
 
 class SyncError(Exception):
@@ -144,7 +148,66 @@ class SlaveSyncService:
                     "cannot copy the %s state of master %s: %s; retrying next round", name, master, exc
                 )
                 ok = False
+        if master not in self._no_replicated_state:
+            try:
+                await self.sync_compacted(master)
+            except NotFerryMaster:
+                self._no_replicated_state.add(master)
+            except (RemotingError, SyncError, OSError, ValueError, TypeError, KeyError) as exc:
+                log.warning(
+                    "cannot copy the compacted parts of master %s: %s; retrying next round", master, exc
+                )
+                ok = False
         return ok
+
+    async def sync_compacted(self, master: str) -> int:
+        """Copy the master's compacted parts this slave lacks or holds older (the master's log
+        cleaner decides what survives; a slave serves the same view and never cleans on its
+        own); how many were copied. A part replaced on the master mid-copy is retried next round."""
+        body = await self._pull(master, RequestCode.COMPACTED_PART)
+        parts = body.get("parts")
+        if not isinstance(parts, list):
+            raise SyncError("no parts list")
+        store = self.broker.store
+        copied = 0
+        for topic, queue_id, end, size in parts:
+            topic, queue_id, end, size = str(topic), int(queue_id), int(end), int(size)
+            if (why := validate_topic(topic)) is not None or queue_id < 0 or size < 0:
+                raise SyncError(f"bad compacted part {topic!r}-{queue_id}: {why or 'negative numbers'}")
+            local = store.compacted.get((topic, queue_id))
+            if local is not None and (local.end, local.size) == (end, size):
+                continue
+            store.install_compacted(
+                topic, queue_id, await self._copy_part(master, topic, queue_id, end, size)
+            )
+            copied += 1
+            log.info(
+                "copied the compacted part of %s-%d below offset %d from %s", topic, queue_id, end, master
+            )
+        return copied
+
+    async def _copy_part(
+        self, master: str, topic: str, queue_id: int, end: int, size: int
+    ) -> compacted_log.CompactedLog:
+        directory = compacted_log.queue_dir(self.broker.store.compacted_root, topic, queue_id)
+        writer = await asyncio.to_thread(compacted_log.PartWriter, directory, end)
+        try:
+            while writer.written < size:
+                ext = {
+                    "topic": topic,
+                    "queueId": str(queue_id),
+                    "end": str(end),
+                    "position": str(writer.written),
+                    "length": str(min(PART_CHUNK, size - writer.written)),
+                }
+                chunk = await self._pull_raw(master, RequestCode.COMPACTED_PART, ext)
+                if not chunk:
+                    raise SyncError(f"the compacted part of {topic}-{queue_id} ended early")
+                await asyncio.to_thread(writer.append, chunk)
+            return await asyncio.to_thread(writer.commit)
+        except BaseException:
+            writer.abort()
+            raise
 
     async def _pull(self, master: str, code: int) -> dict[str, Any]:
         obj = loads_fastjson(await self._pull_raw(master, code))
@@ -160,7 +223,10 @@ class SlaveSyncService:
             self._conn_addr = master
         cmd = RemotingCommand(code=code, ext_fields=ext or {})  # signed by the connection
         resp = await self._conn.invoke(cmd, timeout=PULL_TIMEOUT)
-        if resp.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED and code == RequestCode.REPLICATED_STATE:
+        if resp.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED and code in (
+            RequestCode.REPLICATED_STATE,
+            RequestCode.COMPACTED_PART,
+        ):
             raise NotFerryMaster(master)
         if resp.code != ResponseCode.SUCCESS:
             raise SyncError(f"answered {resp.code} {resp.remark}")

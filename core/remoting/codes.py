@@ -80,6 +80,9 @@ class RequestCode(IntEnum):
     #: ferrymq's own: a slave copies a frontend's state named ``name`` (e.g. kafkaTransactions)
     #: from its master (core/broker/replicated_state.py); SYSTEM_ERROR for an unknown name
     REPLICATED_STATE = 9903
+    #: ferrymq's own: a slave copies its master's compacted parts (core/store/compacted_log.py):
+    #: without ``topic`` the list of them, with it a byte range of one
+    COMPACTED_PART = 9904
     # the failover controller (RocketMQ 5 controller mode; namesrv/controller)
     BROKER_HEARTBEAT = 904
     CONTROLLER_ALTER_SYNC_STATE_SET = 1001

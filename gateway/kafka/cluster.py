@@ -122,6 +122,8 @@ class Node:
     node_id: int
     host: str
     port: int
+    #: the broker group's rack (brokerRack, registered as its zone with the name servers)
+    rack: str | None = None
 
 
 class ClusterView:
@@ -148,6 +150,8 @@ class ClusterView:
         #: by the local queue count and whether this broker leads its group
         self._placed: dict[str, tuple[int, bool, TopicPartitions]] = {}
         self._peers: dict[str, Node] = {}
+        #: broker name -> its rack (zone) as the name servers report it
+        self._racks: dict[str, str] = {}
         #: controller mode, on a slave: the Kafka listener of this group's master (route id 0)
         self._master_node: Node | None = None
         self._broker_addrs: dict[str, str] = {}  # broker name -> its master's remoting address
@@ -166,7 +170,9 @@ class ClusterView:
         master's (as last seen)."""
         if not self.leads and self._master_node is not None:
             return self._master_node
-        return Node(self.node_id, self.advertised_host, listener_port or self.port)
+        return Node(
+            self.node_id, self.advertised_host, listener_port or self.port, self.broker.config.broker_rack
+        )
 
     def nodes(self, listener_port: int = 0) -> list[Node]:
         """The Kafka brokers of the cluster: this one and every other group with a Kafka address
@@ -232,6 +238,18 @@ class ClusterView:
             placed = place(counts, self.broker_name if leads else "")
         self._placed[topic] = (local_count, leads, placed)
         return placed
+
+    def partition_racks(self, topic: str) -> list[frozenset[str]]:
+        """The rack of each partition of a topic: its broker group's (one rack per group, whose
+        slaves share it); an empty set where the group's rack is unknown."""
+        placed = self.placement(topic)
+        out: list[frozenset[str]] = []
+        for p in range(self.partition_count(topic)):
+            owner = placed.owner_of(p)
+            name = owner.broker_name if owner is not None else self.broker_name
+            rack = self.broker.config.broker_rack if name == self.broker_name else self._racks.get(name)
+            out.append(frozenset((rack,)) if rack else frozenset())
+        return out
 
     def partition_count(self, topic: str) -> int:
         """Partitions of a topic: its queues here, or across every broker group that has it; 0 if
@@ -299,7 +317,7 @@ class ClusterView:
                     if qd.broker_name != self.broker_name:
                         remote[qd.broker_name] = qd.read_queue_nums
                 for bd in route.broker_datas:
-                    self._learn_peer(bd.broker_name, bd.kafka_addrs.get(0))
+                    self._learn_peer(bd.broker_name, bd.kafka_addrs.get(0), bd.zone_name)
                     self._learn_addr(bd.broker_name, bd.broker_addrs.get(0))
         self._remote.pop(topic, None)  # re-inserted last: the dict's order is lookup order
         self._remote[topic] = (time.monotonic(), remote)
@@ -309,17 +327,21 @@ class ClusterView:
             del self._remote[oldest]
             self._placed.pop(oldest, None)
 
-    def _learn_peer(self, broker_name: str, kafka_addr: str | None) -> None:
+    def _learn_peer(self, broker_name: str, kafka_addr: str | None, rack: str | None = None) -> None:
         if broker_name == self.broker_name:
             if kafka_addr:  # our group's master (this broker itself while it is master)
                 host, _, port = kafka_addr.rpartition(":")
-                self._master_node = Node(self.node_id, host, int(port))
+                self._master_node = Node(self.node_id, host, int(port), self.broker.config.broker_rack)
             return
+        if rack:
+            self._racks[broker_name] = rack
+        else:
+            self._racks.pop(broker_name, None)
         if not kafka_addr:
             self._peers.pop(broker_name, None)
             return
         host, _, port = kafka_addr.rpartition(":")
-        self._peers[broker_name] = Node(node_id_of(broker_name), host, int(port))
+        self._peers[broker_name] = Node(node_id_of(broker_name), host, int(port), rack or None)
 
     def _learn_addr(self, broker_name: str, addr: str | None) -> None:
         if addr:
@@ -340,7 +362,7 @@ class ClusterView:
             return
         seen = set()
         for name, bd in info.broker_addr_table.items():
-            self._learn_peer(name, bd.kafka_addrs.get(0))
+            self._learn_peer(name, bd.kafka_addrs.get(0), bd.zone_name)
             self._learn_addr(name, bd.broker_addrs.get(0))
             seen.add(name)
         for gone in [n for n in self._peers if n not in seen]:

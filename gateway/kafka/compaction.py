@@ -22,6 +22,12 @@ What a clean keeps, per partition:
 - a clean runs when dirty / (clean + dirty) bytes reaches min.cleanable.dirty.ratio;
 - below the cleanable end the latest record of each key survives; a tombstone (null value) that
   is the latest of its key goes once it was appended more than delete.retention.ms ago;
+- memory is bounded whatever the partition's size, as Kafka's cleaner bounds it: the offset map
+  (``OffsetMap``) holds 16-byte digests of the keys of the *dirty* section only, at most
+  kafkaCleanerDedupeBufferSize bytes of them (log.cleaner.dedupe.buffer.size); a record older
+  than its key's offset there goes, any other stays (the cleaned part already holds one record
+  per key). When the map fills, the clean stops at that entry and the next pass goes on from
+  there. The view is read entry by entry and the survivors streamed to the new part's file;
 - offsets are kept: a rewritten batch has its original base offset and last offset delta (gaps
   inside, as Kafka's cleaner leaves them), an emptied batch goes whole;
 - records of aborted transactions go; committed transactional records are compacted as any
@@ -37,6 +43,7 @@ happens on the loop. The pure functions below take time as an argument.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import struct
 import time
@@ -131,39 +138,79 @@ def _native_key(entry: StoredEntry) -> bytes | None:
     return keys.encode() if keys else None
 
 
-def latest_offsets(
-    entries: Iterable[StoredEntry], end: int, limit: int, aborted: Aborted | None = None
-) -> dict[bytes, int]:
-    """Kafka's OffsetMap: the last offset below ``end`` of every key."""
-    latest: dict[bytes, int] = {}
+#: what one key of the offset map costs in memory (a 16-byte digest and an int in a dict)
+MAP_ENTRY_BYTES = 136
+
+
+class OffsetMap:
+    """Kafka's SkimpyOffsetMap: 16-byte key digests -> the key's latest offset, at most
+    ``capacity`` of them (a collision of 128-bit digests is as unlikely as Kafka's MD5 one)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self._latest: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    @staticmethod
+    def digest(key: bytes | memoryview) -> bytes:
+        return hashlib.blake2b(key, digest_size=16).digest()
+
+    def get(self, key: bytes | memoryview) -> int | None:
+        return self._latest.get(self.digest(key))
+
+    def put_all(self, keyed: list[tuple[bytes, int]]) -> bool:
+        """Add one entry's (digest, offset) pairs, or none of them (False) if they do not fit."""
+        new = {d for d, _ in keyed if d not in self._latest}
+        if self._latest and len(self._latest) + len(new) > self.capacity:
+            return False
+        for d, offset in keyed:
+            self._latest[d] = offset
+        return True
+
+
+def _entry_keys(entry: StoredEntry, end: int, limit: int, aborted: Aborted | None) -> list[tuple[bytes, int]]:
+    """(key digest, offset) of every keyed record of an entry below ``end``, in order."""
+    if entry.kind is EntryKind.MESSAGE:
+        key = _native_key(entry)
+        return [] if key is None else [(OffsetMap.digest(key), entry.queue_offset)]
+    if entry.format != BATCH_FORMAT_KAFKA_V2:
+        return []
+    return [
+        (OffsetMap.digest(r.key), base + r.offset_delta)
+        for base, _info, records in _batches(entry, limit, aborted)
+        for r in records or ()
+        if r.key is not None and base + r.offset_delta < end
+    ]
+
+
+def build_offset_map(
+    entries: Iterable[StoredEntry], end: int, limit: int, capacity: int, aborted: Aborted | None = None
+) -> tuple[OffsetMap, int]:
+    """The offset map of the dirty entries below ``end``, and where it stops: ``end``, or the first
+    entry whose keys no longer fit (the first entry always goes in, so a clean always progresses)."""
+    offsets = OffsetMap(capacity)
     for entry in entries:
         if entry.queue_offset >= end:
             break
-        if entry.kind is EntryKind.MESSAGE:
-            key = _native_key(entry)
-            if key is not None:
-                latest[key] = entry.queue_offset
-            continue
-        if entry.format != BATCH_FORMAT_KAFKA_V2:
-            continue
-        for base, _info, records in _batches(entry, limit, aborted):
-            for r in records or ():
-                if r.key is not None and base + r.offset_delta < end:
-                    latest[r.key] = base + r.offset_delta
-    return latest
+        if not offsets.put_all(_entry_keys(entry, end, limit, aborted)):
+            return offsets, entry.queue_offset
+    return offsets, end
 
 
-def _kept(record: rb.Record, offset: int, latest: dict[bytes, int], tombstone_alive: bool) -> bool:
+def _kept(record: rb.Record, offset: int, latest: OffsetMap, tombstone_alive: bool) -> bool:
     if record.key is None:
         return True
-    if latest.get(record.key) != offset:
+    found = latest.get(record.key)
+    if found is not None and offset < found:
         return False
     return record.value is not None or tombstone_alive
 
 
 def rewrite(
     entry: StoredEntry,
-    latest: dict[bytes, int],
+    latest: OffsetMap,
     now_ms: int,
     policy: CleanPolicy,
     limit: int,
@@ -173,7 +220,8 @@ def rewrite(
     tombstone_alive = entry.store_timestamp > now_ms - policy.delete_retention_ms
     if entry.kind is EntryKind.MESSAGE:
         key = _native_key(entry)
-        return entry.view if key is None or latest.get(key) == entry.queue_offset else None
+        found = latest.get(key) if key is not None else None
+        return entry.view if found is None or found <= entry.queue_offset else None
     if entry.format != BATCH_FORMAT_KAFKA_V2:
         return entry.view
     out: list[bytes | memoryview] = []
@@ -232,10 +280,12 @@ def clean_partition(
     before_swap: Callable[[Path], None] | None = None,
     stable: int | None = None,
     aborted: Aborted | None = None,
+    map_capacity: int = 1_000_000,
 ) -> compacted_log.CompactedLog | None:
     """Write the partition's new compacted part if it is worth it (``force``: any dirty bytes);
     returns it for the caller to install on the loop, or None. ``stable``: the first offset of
-    the oldest open transaction; ``aborted`` tells the batches of aborted ones."""
+    the oldest open transaction; ``aborted`` tells the batches of aborted ones; ``map_capacity``:
+    the most keys the offset map holds (the clean stops where it fills)."""
     lo, hi = store.readable_bounds(topic, queue_id)
     if stable is not None:
         hi = max(lo, min(hi, stable))
@@ -247,12 +297,14 @@ def clean_partition(
     clean = part.size if part is not None else 0
     if not force and dirty / (clean + dirty) < policy.min_dirty_ratio:
         return None
-    latest = latest_offsets(store.entries(topic, queue_id, lo, end), end, limit, aborted)
-    kept: list[bytes | memoryview] = []
-    for entry in store.entries(topic, queue_id, lo, end):
-        survivor = rewrite(entry, latest, now_ms, policy, limit, aborted)
-        if survivor is not None:
-            kept.append(survivor)
+    latest, end = build_offset_map(
+        store.entries(topic, queue_id, start, end), end, limit, map_capacity, aborted
+    )
+    kept = (
+        survivor
+        for entry in store.entries(topic, queue_id, lo, end)
+        if (survivor := rewrite(entry, latest, now_ms, policy, limit, aborted)) is not None
+    )
     directory = compacted_log.queue_dir(store.compacted_root, topic, queue_id)
     return compacted_log.write(directory, end, kept, before_swap)
 
@@ -281,6 +333,7 @@ class LogCleaner:
         if store.replica_only:  # a slave serves what its master's log holds
             return 0
         limit = self.broker.config.kafka_max_inflated_batch_bytes
+        capacity = self.broker.config.kafka_cleaner_dedupe_buffer_size // MAP_ENTRY_BYTES
         cleaned = 0
         for tc in list(self.broker.topics.topics.values()):
             policy = policy_of(tc)
@@ -304,6 +357,7 @@ class LogCleaner:
                     None,
                     stable,
                     self._aborted_in(tc.topic_name, q),
+                    capacity,
                 )
                 if part is not None and (tc.topic_name, q) in store.consume_queues:
                     store.install_compacted(tc.topic_name, q, part)

@@ -5,12 +5,17 @@ streams it Kafka batch entries too (core/ha/master.py, "Foreign slaves"). The fi
 ``haClientAddr``, the slave's local host:port of that connection, which is what the master sees
 as its peer (a NAT between them makes the slave look foreign: replication then stops before the
 first batch entry, which is safe). HA_CONFIRM_OFFSET (9902): the master's high watermark.
-REPLICATED_STATE (9903): a frontend's state a slave copies (core/broker/replicated_state.py)."""
+REPLICATED_STATE (9903): a frontend's state a slave copies (core/broker/replicated_state.py).
+COMPACTED_PART (9904): the master's compacted parts, listed (no ``topic``: a JSON body
+``{"parts": [[topic, queueId, end, size], ...]}``) or read (``topic``, ``queueId``, ``end``,
+``position``, ``length``: at most 4 MiB of the part's file; SYSTEM_ERROR once the part was
+replaced, its ``end`` moved), so a slave serves the same compacted view (slave_sync.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import TYPE_CHECKING
 
 from ferrymq.core.ha.epoch import encode_epoch_cache
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
 
 #: the longest a HA_CONFIRM_OFFSET waits for the watermark to pass the slave's (ms)
 MAX_CONFIRM_WAIT_MS = 10_000
+#: the most bytes of a compacted part one COMPACTED_PART read returns
+MAX_PART_READ = 4 * 1024 * 1024
 
 
 class ReplicationProcessor:
@@ -65,6 +72,29 @@ class ReplicationProcessor:
         if provider is None:
             return cmd.response(ResponseCode.SYSTEM_ERROR, f"no replicated state named {name}")
         return cmd.response(ResponseCode.SUCCESS, body=provider.dump())
+
+    @guarded
+    def compacted_part(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        store = self.broker.store
+        if self.broker.config.is_slave:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, "this broker is not a master")
+        ext = cmd.ext_fields
+        if "topic" not in ext:
+            parts = [[t, q, p.end, p.size] for (t, q), p in sorted(store.compacted.items())]
+            return cmd.response(ResponseCode.SUCCESS, body=json.dumps({"parts": parts}).encode())
+        topic = req_str(ext, "topic", ResponseCode.INVALID_PARAMETER)
+        queue_id = req_int(ext, "queueId", ResponseCode.INVALID_PARAMETER)
+        end = req_int(ext, "end", ResponseCode.INVALID_PARAMETER)
+        position = req_int(ext, "position", ResponseCode.INVALID_PARAMETER)
+        length = req_int(ext, "length", ResponseCode.INVALID_PARAMETER)
+        part = store.compacted.get((topic, queue_id))
+        if part is None or part.end != end:
+            return cmd.response(
+                ResponseCode.SYSTEM_ERROR, f"the compacted part of {topic}-{queue_id} changed"
+            )
+        if position < 0 or length < 0:
+            return cmd.response(ResponseCode.INVALID_PARAMETER, "position and length must not be negative")
+        return cmd.response(ResponseCode.SUCCESS, body=part.read(position, min(length, MAX_PART_READ)))
 
     def confirm_offset(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         """HA_CONFIRM_OFFSET (9902): this master's high watermark once it is past ``knownOffset``

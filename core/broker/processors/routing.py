@@ -81,6 +81,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.GET_BROKER_EPOCH_CACHE: replication.epoch_cache,
         RequestCode.HA_CONFIRM_OFFSET: replication.confirm_offset,
         RequestCode.REPLICATED_STATE: replication.replicated_state,
+        RequestCode.COMPACTED_PART: replication.compacted_part,
         # client_manage.py
         RequestCode.HEART_BEAT: clients.heartbeat,
         RequestCode.UNREGISTER_CLIENT: clients.unregister,

@@ -17,7 +17,8 @@ allow is INVALID_TOPIC_EXCEPTION. Listing all topics leaves RocketMQ's system to
 lists this broker's topics only.
 With an authorizer (authz.py), a full listing shows only topics the principal may DESCRIBE, a named one it
 may not is TOPIC_AUTHORIZATION_FAILED, and auto-creation needs CREATE on the cluster or the topic.
-v13's top-level error is always NONE (we never redirect a client). Leaves out: racks, authorized
+v13's top-level error is always NONE (we never redirect a client). A broker's rack is its group's
+brokerRack (cluster.py; client-side rack-aware assignors read it). Leaves out: authorized
 operations (always "not computed").
 """
 
@@ -96,7 +97,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             tc = topics.create(broker, name, broker.config.default_topic_queue_nums)
         out.append(topic_metadata(cluster, tc.topic_name, cluster.placement(tc.topic_name)))
     brokers = [
-        {"node_id": n.node_id, "host": n.host, "port": n.port, "rack": None}
+        {"node_id": n.node_id, "host": n.host, "port": n.port, "rack": n.rack}
         for n in cluster.nodes(ctx.conn.listener_port)
     ]
     return respond(

@@ -4,7 +4,9 @@ A Kafka group as Kafka describes it (member metadata and assignments only once S
 held by native RocketMQ consumers as "Stable" with protocol type "" (as Kafka's simple groups, so
 Kafka admin tools accept it) and its consumers without assignments;
 a group with only committed offsets (on any broker group) as "Empty"; an unknown group as "Dead",
-from v6 GROUP_ID_NOT_FOUND with a message (KIP-1043, as Kafka 4.0).
+from v6 GROUP_ID_NOT_FOUND with a message (KIP-1043, as Kafka 4.0): "Group … not found.", or for a
+KIP-848 consumer group "Group … is not a classic group." (Kafka's wording; ConsumerGroupDescribe
+describes it).
 With an authorizer, DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED).
 Leaves out: authorized operations are all group operations
 (there are no ACLs).
@@ -45,12 +47,16 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 error = ErrorCode.group_id_not_found
         else:
             error, s = ErrorCode.not_coordinator, GroupSummary(group_id, GroupState.DEAD, "", "", ())
+        message = None
+        if error == ErrorCode.group_id_not_found:
+            kind = (
+                "is not a classic group" if coordinator.consumers.get(group_id) is not None else "not found"
+            )
+            message = f"Group {group_id} {kind}."
         groups.append(
             {
                 "error_code": error,
-                "error_message": (
-                    f"Group {group_id} not found." if error == ErrorCode.group_id_not_found else None
-                ),
+                "error_message": message,
                 "group_id": group_id,
                 "group_state": s.state.value,
                 "protocol_type": s.protocol_type,

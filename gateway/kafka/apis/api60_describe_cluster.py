@@ -1,8 +1,9 @@
 """DescribeCluster (key 60), versions 0-2: the cluster id, controller and brokers.
 
 The controller is this broker's Kafka node; the brokers are this one and every other broker
-group whose Kafka listener the name servers know. Leaves out: racks, authorized operations (not
-computed); no broker is fenced (v2 lists the same brokers); every endpoint type is answered with the brokers.
+group whose Kafka listener the name servers know, each with its group's rack (brokerRack).
+Leaves out: authorized operations (not computed); no broker is fenced (v2 lists the same
+brokers); every endpoint type is answered with the brokers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     cluster = ctx.frontend.cluster
     await cluster.refresh_peers()
     brokers = [
-        {"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": None, "is_fenced": False}
+        {"broker_id": n.node_id, "host": n.host, "port": n.port, "rack": n.rack, "is_fenced": False}
         for n in cluster.nodes(ctx.conn.listener_port)
     ]
     return respond(

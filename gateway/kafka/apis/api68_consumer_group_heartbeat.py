@@ -43,6 +43,9 @@ class ClusterCatalog:
     def partition_count(self, topic: str) -> int:
         return self.cluster.partition_count(topic)
 
+    def partition_racks(self, topic: str) -> list[frozenset[str]]:
+        return self.cluster.partition_racks(topic)
+
     def topic_names(self) -> Iterable[str]:
         return [
             tc.topic_name

@@ -15,9 +15,13 @@ group (Kafka's ``classicGroupJoinToConsumerGroup`` and friends):
 
 ``convert`` turns a classic group whose members all speak the "consumer" protocol type into a
 consumer group keeping every member's generation and assignment (the upgrade half of
-``group.consumer.migration.policy``).
-Left out: the downgrade conversion back to a classic group (the group stays a consumer group once
-upgraded; classic members keep working in it), static classic members' replacement.
+``group.consumer.migration.policy``); ``downgrade`` turns a consumer group whose last
+consumer-protocol member left (left, or was fenced by its session or rebalance timeout) while
+classic members remain back into a classic group (the downgrade half, Kafka's
+``convertToClassicGroup``): its members keep their target assignment at the group's generation,
+and a rebalance makes them rejoin, the classic leader assigning client-side from then on.
+Left out: static classic members' replacement (and with it Kafka's downgrade when a classic
+static member replaces the last consumer-protocol one).
 """
 
 from __future__ import annotations
@@ -42,12 +46,14 @@ from ferrymq.gateway.kafka.group.consumer_protocol import (
     encode_assignment,
     owned_partitions,
     subscribed_topics,
+    subscription_rack,
 )
 from ferrymq.gateway.kafka.group.state import (
     CONSUMER_PROTOCOL_TYPE,
     Group,
     JoinRequest,
     JoinResult,
+    Member,
     SyncRequest,
     SyncResult,
 )
@@ -78,6 +84,7 @@ def join(group: ConsumerGroup, req: JoinRequest, catalog: TopicCatalog, now: int
             group.group_id,
             member_id,
             member.epoch,
+            rack_id=subscription_rack(metadata),
             rebalance_timeout_ms=req.rebalance_timeout_ms,
             subscribed_topic_names=topics,
             client_id=req.client_id,
@@ -183,3 +190,32 @@ def convert(classic: Group, config: ConsumerGroupConfig, now: int) -> ConsumerGr
             for p in ps:
                 group.owners.setdefault((t, p), m.member_id)
     return group
+
+
+def downgradable(group: ConsumerGroup) -> bool:
+    """Whether the group holds members and they all speak the classic protocol (its last
+    consumer-protocol member has gone): Kafka's ``validateOnlineDowngradeWithFencedMember``
+    without the policy, which the caller checks."""
+    return bool(group.members) and all(m.classic is not None for m in group.members.values())
+
+
+def downgrade(group: ConsumerGroup, classic: Group, now: int) -> None:
+    """Move the consumer group's (classic) members into ``classic``, a new empty classic group,
+    at the generation of the group's target assignment, each with its target as its assignment;
+    the classic group then rebalances."""
+    members = [
+        Member(
+            m.member_id,
+            m.instance_id,
+            m.client_id,
+            m.client_host,
+            m.rebalance_timeout_ms,
+            m.classic.session_timeout_ms,
+            CONSUMER_PROTOCOL_TYPE,
+            m.classic.protocols,
+            assignment=encode_assignment(group.target.get(m.member_id, {})),
+        )
+        for m in group.members.values()
+        if m.classic is not None
+    ]
+    classic.adopt(members, group.assignment_epoch, now)

@@ -23,7 +23,9 @@ caller passes in; the caller calls :meth:`ConsumerGroupManager.tick` at ``next_d
 Regular expressions: Kafka matches the whole topic name with RE2J; here Python's ``re`` with
 ``fullmatch``; what RE2 rejects and ``re`` accepts (look-around, back-references) is refused with
 INVALID_REGULAR_EXPRESSION, and Python-only syntax such as possessive quantifiers is accepted.
-Left out: rack-aware assignment, group.consumer.max.size, client-side assignors, keeping
+Racks: a member's rack id and the racks of the subscribed partitions (the broker group each lives
+on, ``TopicCatalog.partition_racks``) go to the assignor (assignors.py: Kafka's rack rules); a
+change of either moves the group epoch. Left out: group.consumer.max.size, client-side assignors, keeping
 membership across a restart (members are told UNKNOWN_MEMBER_ID and rejoin).
 """
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -62,6 +64,10 @@ class TopicCatalog(Protocol):
 
     def topic_names(self) -> Iterable[str]:
         """Every topic a regex subscription may match."""
+        ...
+
+    def partition_racks(self, topic: str) -> Sequence[frozenset[str]]:
+        """The racks of each partition of the topic (empty sets where none is known)."""
         ...
 
 
@@ -162,6 +168,8 @@ class ConsumerGroup:
         self.owners: dict[tuple[str, int], str] = {}
         #: partition counts of the subscribed topics the target was computed from
         self.topic_counts: dict[str, int] = {}
+        #: the racks of those topics' partitions, as the target saw them
+        self.topic_racks: dict[str, tuple[frozenset[str], ...]] = {}
         self.assignor = config.assignors[0]
         self.empty_since: int | None = None
 
@@ -213,13 +221,15 @@ class ConsumerGroup:
         names = list(catalog.topic_names()) if any(m.topic_regex for m in self.members.values()) else None
         subs = {mid: m.subscription(names) for mid, m in self.members.items()}
         counts = {t: n for t in sorted(set().union(*subs.values())) if (n := catalog.partition_count(t)) > 0}
-        if counts != self.topic_counts:
-            self.topic_counts = counts
+        racks = {t: tuple(catalog.partition_racks(t)) for t in counts}
+        if counts != self.topic_counts or racks != self.topic_racks:
+            self.topic_counts, self.topic_racks = counts, racks
             self.epoch += 1
         chosen = Counter(m.server_assignor for m in self.members.values() if m.server_assignor)
         self.assignor = min(chosen, key=lambda a: (-chosen[a], a)) if chosen else self.config.assignors[0]
         if self.assignment_epoch < self.epoch:
-            self.target = assign(self.assignor, subs, counts, self.target)
+            member_racks = {mid: m.rack_id for mid, m in self.members.items()}
+            self.target = assign(self.assignor, subs, counts, self.target, member_racks, racks)
             self.assignment_epoch = self.epoch
 
     def reconcile(self, member: ConsumerMember, owned: Assignment | None, now: int) -> None:
@@ -507,8 +517,9 @@ def update_member(group: ConsumerGroup, member: ConsumerMember, req: HeartbeatRe
         changed = True
     if req.rebalance_timeout_ms >= 0:
         member.rebalance_timeout_ms = req.rebalance_timeout_ms
-    if req.rack_id is not None:
-        member.rack_id = req.rack_id
+    if req.rack_id is not None and (req.rack_id or None) != member.rack_id:
+        member.rack_id = req.rack_id or None
+        changed = True
     if req.client_id:
         member.client_id = req.client_id
     if req.client_host:

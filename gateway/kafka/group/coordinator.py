@@ -27,7 +27,10 @@ and an empty consumer group a classic one when a classic member joins it (Kafka 
 every group.consumer.migration.policy). Under the policies ``upgrade`` and ``bidirectional`` a
 classic "consumer" group with members is upgraded too, keeping its members as classic members of
 the consumer group (classic_members.py), which JoinGroup/SyncGroup/Heartbeat/LeaveGroup then reach;
-otherwise ConsumerGroupHeartbeat answers GROUP_ID_NOT_FOUND ("not a consumer group").
+otherwise ConsumerGroupHeartbeat answers GROUP_ID_NOT_FOUND ("not a consumer group"). Under
+``downgrade`` and ``bidirectional`` a consumer group whose last consumer-protocol member leaves
+or is fenced while classic members remain becomes a classic group again (classic_members.downgrade)
+and rebalances; the committed offsets, kept per partition owner, are untouched by either move.
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ CONSUMER = "consumer"
 NATIVE_PROTOCOL_TYPE = ""
 #: group.consumer.migration.policy values under which a classic group with members upgrades
 UPGRADE_POLICIES = ("upgrade", "bidirectional")
+#: group.consumer.migration.policy values under which a consumer group left to classic members downgrades
+DOWNGRADE_POLICIES = ("downgrade", "bidirectional")
 _ACTIVE = (GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
 
 
@@ -169,6 +174,7 @@ class GroupCoordinator:
             self._deliver()
             for group_id, member_id in self.consumers.tick(now):
                 log.info("group %s: member %s fenced (session or rebalance timeout)", group_id, member_id)
+                self._maybe_downgrade(group_id, now)
             if now >= self._next_sweep:
                 self.groups.forget_empty(now)
                 self.consumers.forget_empty(now)
@@ -342,8 +348,29 @@ class GroupCoordinator:
             self.groups.delete(group_id)  # members waiting in a rebalance rejoin, into the consumer group
             self._deliver()
         result = self.consumers.heartbeat(req, catalog, now)
+        self._maybe_downgrade(group_id, now)
         self._rearm()
         return result
+
+    def _maybe_downgrade(self, group_id: str, now: int) -> None:
+        """A consumer group left with classic members only becomes a classic group again."""
+        consumers = self.consumers.get(group_id)
+        if consumers is None or not classic_members.downgradable(consumers):
+            return
+        if self.migration_policy not in DOWNGRADE_POLICIES:
+            log.info(
+                "group %s: only classic members remain; not downgraded (groupConsumerMigrationPolicy=%s)",
+                group_id,
+                self.migration_policy,
+            )
+            return
+        self.consumers.delete(group_id)
+        self.groups.delete(group_id)
+        classic_members.downgrade(consumers, self.groups.get_or_create(group_id), now)
+        log.info(
+            "group %s: downgraded from consumer to classic with %d members", group_id, len(consumers.members)
+        )
+        self._after(group_id)
 
     def _rearm(self) -> None:
         deadline = self.consumers.next_deadline()
@@ -367,7 +394,10 @@ class GroupCoordinator:
     ) -> tuple[ErrorCode, list[ErrorCode]]:
         consumers = self.consumers.get(group_id)
         if consumers is not None:
-            return ErrorCode.none, [classic_members.leave(consumers, m, _now_ms()) for m, _ in members]
+            now = _now_ms()
+            errors = [classic_members.leave(consumers, m, now) for m, _ in members]
+            self._maybe_downgrade(group_id, now)
+            return ErrorCode.none, errors
         result = self.groups.leave(group_id, members, _now_ms())
         self._after(group_id)
         return result
@@ -725,6 +755,9 @@ class _Topics:
 
     def topic_names(self) -> list[str]:
         return []
+
+    def partition_racks(self, topic: str) -> list[frozenset[str]]:
+        return self.cluster.partition_racks(topic)
 
 
 def _earliest(a: int | None, b: int | None) -> int | None:

@@ -366,6 +366,20 @@ class Group:
     def _reschedule_heartbeat(self, member: Member, now: int, timeout_ms: int | None = None) -> None:
         member.heartbeat_deadline = now + (member.session_timeout_ms if timeout_ms is None else timeout_ms)
 
+    def adopt(self, members: list[Member], generation_id: int, now: int) -> None:
+        """Take over the members of a consumer group downgraded to this (new, empty) classic group
+        at their generation and assignment, then rebalance so they rejoin (Kafka's
+        ``ClassicGroup.fromConsumerGroup`` and the ``prepareRebalance`` after it)."""
+        for member in members:
+            self._add(member, None)
+            self._reschedule_heartbeat(member, now)
+        self.generation_id = generation_id
+        self.protocol_type = CONSUMER_PROTOCOL_TYPE
+        self.protocol_name = self.select_protocol()
+        self.subscribed_topics = self._compute_subscribed_topics()
+        self.previous_state, self.state = GroupState.COMPLETING_REBALANCE, GroupState.STABLE
+        self._prepare_rebalance(now, f"Downgrade group {self.group_id} from consumer to classic.")
+
     # ---- JoinGroup ----------------------------------------------------------------------
 
     def join(self, req: JoinRequest, token: int, now: int) -> None:

@@ -29,8 +29,10 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * a quarter alone, c2 joins and both read (commitSync after every poll) until half is read, the
  * Admin describes GROUP, c1 leaves, c2 reads the rest. Phase "upgrade", a rolling upgrade of GROUP2:
  * classic members k1 and k2 share the topic, k1 is restarted with group.protocol=consumer (k1n)
- * while k2 stays classic, then k2 is restarted likewise (k2n). Each record read is a {@code record}
- * result with its phase, consumer, partition and offset.
+ * while k2 stays classic, then k2 is restarted likewise (k2n). Phase "downgrade", the way back, in
+ * GROUP2-down: a consumer-protocol member d1 and a classic member d2 share the topic, d1 leaves, the
+ * group turns classic again and d2 owns every partition from the committed offsets. Each record
+ * read is a {@code record} result with its phase, consumer, partition and offset.
  */
 final class ConsumerProtocol {
     private static final Duration WAIT = Duration.ofSeconds(30);
@@ -101,6 +103,34 @@ final class ConsumerProtocol {
             }
         } finally {
             k2.close();
+        }
+        downgrade(bootstrap, topic, partitions, count, group2 + "-down");
+    }
+
+    private static void downgrade(String bootstrap, String topic, int partitions, int count, String group)
+            throws Exception {
+        int[] seen = {0};
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        try (KafkaConsumer<byte[], byte[]> d2 = consumer(bootstrap, group, "classic", "d2")) {
+            try (KafkaConsumer<byte[], byte[]> d1 = consumer(bootstrap, group, "consumer", "d1")) {
+                d1.subscribe(List.of(topic));
+                while (seen[0] < count / 4 && System.nanoTime() < deadline) {
+                    poll(d1, "downgrade", "d1", seen);
+                }
+                d2.subscribe(List.of(topic));
+                while ((seen[0] < count / 2 || d1.assignment().isEmpty() || d2.assignment().isEmpty())
+                        && System.nanoTime() < deadline) {
+                    poll(d1, "downgrade", "d1", seen);
+                    poll(d2, "downgrade", "d2", seen);
+                }
+                Json.result(Json.obj("type", "before-downgrade", "d1", partitionsOf(d1.assignment()), "d2",
+                    partitionsOf(d2.assignment())));
+            }
+            while ((seen[0] < count || d2.assignment().size() < partitions) && System.nanoTime() < deadline) {
+                poll(d2, "downgrade", "d2", seen);
+            }
+            Json.result(Json.obj("type", "downgraded", "d2", partitionsOf(d2.assignment())));
+            describe(bootstrap, group);
         }
     }
 
