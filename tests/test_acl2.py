@@ -19,10 +19,12 @@ from ferrymq.core.auth.acl import (
 )
 from ferrymq.core.auth.acl2 import AuthError, parse_acl, parse_user
 from ferrymq.core.auth.acl2_store import Acl2Store
+from ferrymq.core.auth.plain_acl import apply_plain_acl
 from ferrymq.core.broker.remoting_acl2 import RemotingAcl2, needs_v2
 from ferrymq.core.remoting.acl_sign import sign
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.plain_acl import PlainAclFile
 
 HOST = "10.0.0.7"
 NOPE = {"a": "g", "b": "nope"}
@@ -216,3 +218,20 @@ def test_authentication_only_lets_any_enabled_user_anywhere(store: Acl2Store) ->
     assert (
         check(guard, signed(RequestCode.AUTH_CREATE_USER, {"username": "x"}, "alice", "alice-pw")) is not None
     )
+
+
+def test_with_acl_1_0_on_too_plain_acl_accounts_authenticate_under_acl_2_0(
+    store: Acl2Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "plain_acl.yml"
+    path.write_text(
+        "accounts:\n  - accessKey: legacy\n    secretKey: legacy-secret\n    topicPerms: [orders=PUB]\n"
+    )
+    plain = PlainAclFile(path)
+    apply_plain_acl(store.authorizer, plain.acl)
+    guard = RemotingAcl2(store, store.authorizer, authentication=True, authorization=True, plain=plain)
+    send = {"a": "g", "b": "orders"}
+    assert check(guard, signed(RequestCode.SEND_MESSAGE_V2, send, "legacy", "legacy-secret")) is None
+    assert check(guard, signed(RequestCode.SEND_MESSAGE_V2, send, "legacy", "nope")) == (
+        ResponseCode.NO_PERMISSION, "check signature failed.")  # fmt: skip
+    assert check(guard, signed(RequestCode.SEND_MESSAGE_V2, NOPE, "legacy", "legacy-secret")) is not None

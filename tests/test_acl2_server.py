@@ -140,3 +140,12 @@ def test_one_identity_for_kafka_and_rocketmq(broker: tuple[EmbeddedBroker, int])
     b._require().broker.security.acls.create([grant])  # what Kafka's CreateAcls stores
     with Producer(b.namesrv_addr, group="acl2-k", access_key="alice", secret_key="alice-pw") as p:
         assert p.send(Message("KafkaT", b"rocketmq-under-kafka-acl")).ok
+
+
+def test_a_broker_without_any_acl_refuses_the_user_admin_codes(tmp_path: Path) -> None:
+    """Else anyone could make themselves a Super user, and with it a Kafka super user."""
+    with EmbeddedBroker(tmp_path, kafka=False) as b:
+        user = {"username": "mallory", "password": "x", "userType": "Super"}
+        resp = admin(b.broker_addr, RequestCode.AUTH_CREATE_USER, {"username": "mallory"}, user)
+        assert resp.code == ResponseCode.NO_PERMISSION
+        assert b._require().broker.acl2_store.users == {}

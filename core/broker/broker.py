@@ -142,9 +142,9 @@ class Broker:
             if config.authentication_enabled or config.authorization_enabled
             else None
         )
-        self._remoting_guard: RemotingAcl | RemotingAcl2 | None = self.acl2 or self.acl
+        self.remoting_guard: RemotingAcl | RemotingAcl2 | None = self.acl2 or self.acl
         #: client quotas on the remoting port, as Kafka counts them (core/broker/remoting_quotas.py)
-        self.remoting_quotas = RemotingQuotas(self.security.quotas, self._remoting_guard is not None)
+        self.remoting_quotas = RemotingQuotas(self.security.quotas, self.remoting_guard is not None)
         self._remoting_gate = ConnectionGate(config.server_max_connections)
         self._vip_gate = ConnectionGate(config.server_max_connections)
         #: /metrics: open connections and refusals per listener; frontends add theirs (listeners.py)
@@ -365,7 +365,7 @@ class Broker:
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         if conn not in self.connections:
             self.connections.add(conn)
-        guard = self._remoting_guard
+        guard = self.remoting_guard
         if guard is not None and (refused := guard.check(cmd, conn.peer)) is not None:
             return refused
         if self.security.quotas.any and cmd.code in QUOTA_CODES:

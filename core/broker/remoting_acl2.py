@@ -27,6 +27,7 @@ from collections.abc import Iterator
 
 from ferrymq.core.auth.acl import CLUSTER_NAME, Authorizer, Operation, ResourceType
 from ferrymq.core.auth.acl2_store import Acl2Store
+from ferrymq.core.broker.processors.auth_admin import AUTH_CODES
 from ferrymq.core.broker.remoting_acl import TRACE_TOPIC, AclRefused, Need, needs
 from ferrymq.core.remoting.acl_sign import ACCESS_KEY, verify
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
@@ -35,7 +36,6 @@ from ferrymq.core.remoting.plain_acl import PlainAclFile
 
 log = logging.getLogger("ferrymq.acl")
 
-AUTH_CODES = frozenset(range(RequestCode.AUTH_CREATE_USER, RequestCode.AUTH_LIST_ACL + 1))
 _KINDS = {ResourceType.TOPIC: "Topic", ResourceType.GROUP: "Group", ResourceType.CLUSTER: "Cluster"}
 
 

@@ -7,8 +7,10 @@ Headers: ``username`` (3001-3004), ``filter`` (3005), ``subject`` (3006-3009), 3
 list of nothing is SUCCESS without a body. A refusal of the stores ("The user is existed", "The acl is not
 exist.") is NO_PERMISSION with that text, as RocketMQ's ``handleAuthException``; a body that does not
 parse is INVALID_PARAMETER. Only a Super user may create or change a Super user (SYSTEM_ERROR otherwise,
-as RocketMQ). Who may call these at all is the ACL's business (core/broker/remoting_acl2.py: Super users
-only). Left out: subjects other than ``User:``; a slave serves them on its own store.
+as RocketMQ). Who may call these is the ACL's business (core/broker/remoting_acl2.py: Super users only;
+ACL 1.0: ``admin: true`` accounts). Unlike RocketMQ, a broker with no remoting ACL at all refuses them
+(NO_PERMISSION): there anyone could make themselves a Super user, and Super users are Kafka super users
+too. Left out: subjects other than ``User:``; a slave serves them on its own store.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from ferrymq.core.auth.acl2 import SUPER, AuthError, User, parse_acl, parse_subject, parse_user
 from ferrymq.core.remoting.acl_sign import ACCESS_KEY
-from ferrymq.core.remoting.codes import ResponseCode
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.route import loads_fastjson
-from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection
+from ferrymq.core.remoting.transport import Handler, HandlerResult, RemotingConnection
 
 if TYPE_CHECKING:
     from ferrymq.core.auth.acl2_store import Acl2Store
@@ -43,9 +45,35 @@ def _json(obj: object) -> bytes:
     return json.dumps(obj).encode()
 
 
+AUTH_CODES = frozenset(
+    RequestCode(c) for c in range(RequestCode.AUTH_CREATE_USER, RequestCode.AUTH_LIST_ACL + 1)
+)
+
+
 class AuthAdminProcessor:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self._handlers: dict[int, Handler] = {
+            RequestCode.AUTH_CREATE_USER: self.create_user,
+            RequestCode.AUTH_UPDATE_USER: self.update_user,
+            RequestCode.AUTH_DELETE_USER: self.delete_user,
+            RequestCode.AUTH_GET_USER: self.get_user,
+            RequestCode.AUTH_LIST_USER: self.list_users,
+            RequestCode.AUTH_CREATE_ACL: self.put_acl,
+            RequestCode.AUTH_UPDATE_ACL: self.put_acl,
+            RequestCode.AUTH_DELETE_ACL: self.delete_acl,
+            RequestCode.AUTH_GET_ACL: self.get_acl,
+            RequestCode.AUTH_LIST_ACL: self.list_acls,
+        }
+
+    def handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
+        if self.broker.remoting_guard is None:
+            log.warning("auth admin code %s from %s refused: no ACL on", cmd.code, conn.peer)
+            return cmd.response(
+                ResponseCode.NO_PERMISSION,
+                "users and ACLs need authenticationEnabled, authorizationEnabled or aclEnable",
+            )
+        return self._handlers[cmd.code](cmd, conn)
 
     @property
     def store(self) -> Acl2Store:

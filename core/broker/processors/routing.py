@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ferrymq.core.broker.processors.admin import AdminProcessor
 from ferrymq.core.broker.processors.admin_stats import AdminStatsProcessor
 from ferrymq.core.broker.processors.assignment import AssignmentProcessor
-from ferrymq.core.broker.processors.auth_admin import AuthAdminProcessor
+from ferrymq.core.broker.processors.auth_admin import AUTH_CODES, AuthAdminProcessor
 from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
 from ferrymq.core.broker.processors.consumer_admin import ConsumerAdminProcessor
 from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
@@ -122,16 +122,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.DELETE_SUBSCRIPTIONGROUP: groups.delete,
         RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: groups.get_one,
         # auth_admin.py
-        RequestCode.AUTH_CREATE_USER: auth.create_user,
-        RequestCode.AUTH_UPDATE_USER: auth.update_user,
-        RequestCode.AUTH_DELETE_USER: auth.delete_user,
-        RequestCode.AUTH_GET_USER: auth.get_user,
-        RequestCode.AUTH_LIST_USER: auth.list_users,
-        RequestCode.AUTH_CREATE_ACL: auth.put_acl,
-        RequestCode.AUTH_UPDATE_ACL: auth.put_acl,
-        RequestCode.AUTH_DELETE_ACL: auth.delete_acl,
-        RequestCode.AUTH_GET_ACL: auth.get_acl,
-        RequestCode.AUTH_LIST_ACL: auth.list_acls,
+        **{code: auth.handle for code in AUTH_CODES},
     }
     if broker.config.is_slave:  # a slave's store is written by replication only
         for code in (
