@@ -222,6 +222,29 @@ def run_java(
     return results
 
 
+def run_acl_clients(namesrv: str, access_key: str, secret_key: str) -> dict[str, dict[str, Any]]:
+    """AclClients (the Java client's AclClientRPCHook) against topics AclT and AclDenied: each scenario's
+    result (allowed, read, denied, wrongSignature), asserting the ones every ACL version agrees on."""
+    results = run_java(
+        "AclClients",
+        namesrv,
+        "AclT",
+        "AclDenied",
+        access_key,
+        secret_key,
+        "--timeout-ms",
+        "20000",
+        timeout=180,
+    )
+    by = {r["scenario"]: r for r in results if r["type"] in ("send", "sendFailed", "read")}
+    assert by["allowed"] == {"type": "send", "scenario": "allowed", "status": "SEND_OK"}, by
+    assert by["read"]["found"] is True, by
+    for refused in ("denied", "wrongSignature"):
+        assert by[refused]["type"] == "sendFailed", by
+        assert by[refused]["code"] == 16, by  # NO_PERMISSION
+    return by
+
+
 def _options(options: Mapping[str, object]) -> list[str]:
     out: list[str] = []
     for name, value in options.items():

@@ -77,7 +77,8 @@ def build() -> None:
 class ToolSession:
     """One driver JVM; ``run(main_class, *args)`` returns what that tool printed."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, jvm_args: list[str] | None = None) -> None:
+        """``jvm_args``: more -D options, e.g. ``-Drocketmq.home.dir`` for mqadmin's conf/tools.yml."""
         build()
         self.cwd = cwd
         self._inputs = 0
@@ -93,6 +94,7 @@ class ToolSession:
             "-Drocketmq.log.level=warn",
             "-Dlog4j2.level=warn",
             "-Duser.home=" + str(cwd),
+            *(jvm_args or []),
             "-cp",
             cp,
             DRIVER,

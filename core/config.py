@@ -7,6 +7,7 @@ and the value (:class:`ConfigError`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -258,6 +259,18 @@ class BrokerConfig(BaseModel):
     access_key: str | None = Field(None, alias="accessKey")
     secret_key: str | None = Field(None, alias="secretKey")
 
+    # RocketMQ ACL 2.0 (README "RocketMQ ACL 2.0"): users and policies in <storePathRootDir>/config/auth.json
+    #: every remoting request signed by an enabled user (the ACL 1.0 signature keyed with its password)
+    authentication_enabled: bool = Field(False, alias="authenticationEnabled")
+    #: every remoting request allowed by the user's policies (Super users skip them)
+    authorization_enabled: bool = Field(False, alias="authorizationEnabled")
+    #: JSON {"username","password"}: the Super user created at first start
+    init_authentication_user: str | None = Field(None, alias="initAuthenticationUser")
+    #: JSON {"accessKey","secretKey"}: what the broker signs its own requests with (unless accessKey is set)
+    inner_client_authentication_credentials: str | None = Field(
+        None, alias="innerClientAuthenticationCredentials"
+    )
+
     #: admin paths (prefixes, comma-separated) served without the token, e.g. "/healthz,/metrics"
     admin_open_paths: str = Field("", alias="adminOpenPaths")
     #: serve the admin API over HTTPS with tls.server.certPath / tls.server.keyPath
@@ -359,6 +372,20 @@ class BrokerConfig(BaseModel):
                 " a slave brokerRole=SLAVE"
             )
         return self
+
+    @model_validator(mode="after")
+    def _acl2_credentials(self) -> BrokerConfig:
+        """Parse ACL 2.0's JSON keys now, so a typo stops start-up; the inner client's credentials
+        become accessKey/secretKey when those are not set."""
+        self.init_user()
+        inner = _json_pair(self.inner_client_authentication_credentials, "accessKey", "secretKey")
+        if inner is not None and not self.access_key:
+            self.__dict__["access_key"], self.__dict__["secret_key"] = inner
+        return self
+
+    def init_user(self) -> tuple[str, str] | None:
+        """``initAuthenticationUser`` as (username, password)."""
+        return _json_pair(self.init_authentication_user, "username", "password")
 
     @model_validator(mode="after")
     def _tls_has_files(self) -> BrokerConfig:
@@ -559,6 +586,19 @@ def parse_properties(text: str) -> dict[str, str]:
 
 
 _PROPERTY_LINE = re.compile(r"(?P<key>[^=:\s]*)\s*[=:]?\s*(?P<value>.*)")
+
+
+def _json_pair(text: str | None, first: str, second: str) -> tuple[str, str] | None:
+    """Two string fields of a JSON object (ACL 2.0's credentials keys); ValueError if not."""
+    if not text:
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict) or not all(isinstance(obj.get(k), str) and obj[k] for k in (first, second)):
+        raise ValueError(f"{text!r} is not a JSON object with {first!r} and {second!r}")
+    return obj[first], obj[second]
 
 
 _DELAY_UNITS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ferrymq.core.auth.acl2_store import Acl2Store
 from ferrymq.core.auth.quotas import QuotaConfig
 from ferrymq.core.auth.security import Security
 from ferrymq.core.broker.client_manager import ClientManager, ConsumerGroupInfo
@@ -25,6 +26,7 @@ from ferrymq.core.broker.pop.request_mode import RequestModes
 from ferrymq.core.broker.processors.routing import build_dispatcher
 from ferrymq.core.broker.rebalance_lock import RebalanceLockManager
 from ferrymq.core.broker.remoting_acl import RemotingAcl
+from ferrymq.core.broker.remoting_acl2 import RemotingAcl2
 from ferrymq.core.broker.remoting_quotas import CODES as QUOTA_CODES
 from ferrymq.core.broker.remoting_quotas import RemotingQuotas
 from ferrymq.core.broker.replicated_state import ReplicatedStates
@@ -124,8 +126,26 @@ class Broker:
         self.authorizer = self.security.acl_authorizer
         #: aclEnable: the remoting port's signature and permission check (core/broker/remoting_acl.py)
         self.acl = RemotingAcl(PlainAclFile(config.acl_file), self.authorizer) if config.acl_enable else None
+        #: ACL 2.0 users and ACLs (core/auth/acl2_store.py), served by the codes 3001-3010 always
+        self.acl2_store = Acl2Store(config_dir / "auth.json", self.authorizer)
+        if (init_user := config.init_user()) is not None and self.acl2_store.init_user(*init_user):
+            log.info("ACL 2.0: created the super user %s (initAuthenticationUser)", init_user[0])
+        #: authenticationEnabled / authorizationEnabled: ACL 2.0 checks the remoting port; it wins over
+        #: aclEnable, whose plain_acl.yml accounts then authenticate as ACL 2.0 users
+        self.acl2 = (
+            RemotingAcl2(
+                self.acl2_store,
+                self.authorizer,
+                config.authentication_enabled,
+                config.authorization_enabled,
+                self.acl.file if self.acl is not None else None,
+            )
+            if config.authentication_enabled or config.authorization_enabled
+            else None
+        )
+        self.remoting_guard: RemotingAcl | RemotingAcl2 | None = self.acl2 or self.acl
         #: client quotas on the remoting port, as Kafka counts them (core/broker/remoting_quotas.py)
-        self.remoting_quotas = RemotingQuotas(self.security.quotas, config.acl_enable)
+        self.remoting_quotas = RemotingQuotas(self.security.quotas, self.remoting_guard is not None)
         self._remoting_gate = ConnectionGate(config.server_max_connections)
         self._vip_gate = ConnectionGate(config.server_max_connections)
         #: /metrics: open connections and refusals per listener; frontends add theirs (listeners.py)
@@ -346,7 +366,8 @@ class Broker:
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         if conn not in self.connections:
             self.connections.add(conn)
-        if self.acl is not None and (refused := self.acl.check(cmd, conn.peer)) is not None:
+        guard = self.remoting_guard
+        if guard is not None and (refused := guard.check(cmd, conn.peer)) is not None:
             return refused
         if self.security.quotas.any and cmd.code in QUOTA_CODES:
             return self.remoting_quotas.handle(cmd, conn, self.dispatcher)

@@ -16,8 +16,8 @@ so Kafka ACLs of the same user count too). Which code needs what is RocketMQ 5.3
 - HEART_BEAT (34): READ on each consumer group and each topic it subscribes.
 - CONSUMER_SEND_MSG_BACK (36), UNREGISTER_CLIENT (35), GET_CONSUMER_LIST_BY_GROUP (38): READ on
   the group. END_TRANSACTION (37): WRITE on its ``topic`` field when present (as ACL 2.0).
-- The admin codes (17, 25, 200, 207, 215, 513 and ACL 50-52): ALTER on the cluster, which only
-  super users (``admin: true``) and Kafka cluster ACLs grant.
+- The admin codes (17, 25, 200, 207, 215, 513, ACL 50-52, ACL 2.0's 3001-3010): ALTER on the
+  cluster, which only super users (``admin: true``) and Kafka cluster ACLs grant.
 - Any other code: the signature only.
 
 Added beyond 5.3.2: LITE_PULL_MESSAGE, QUERY_CONSUMER_OFFSET and END_TRANSACTION are checked as
@@ -48,7 +48,8 @@ log = logging.getLogger("ferrymq.acl")
 TRACE_TOPIC = "RMQ_SYS_TRACE_TOPIC"
 #: ``Permission.ADMIN_CODE``: topic and group admin, broker config, static topics, ACL config
 #: ... and SET_MESSAGE_REQUEST_MODE (401), which changes how a group consumes
-ADMIN_CODES = frozenset({17, 25, 200, 207, 215, 513, 50, 51, 52, 401})
+#: ... and ACL 2.0's user and ACL admin codes (3001-3010), so ACL 1.0 lets only admins near them
+ADMIN_CODES = frozenset({17, 25, 200, 207, 215, 513, 50, 51, 52, 401, *range(3001, 3011)})
 
 Need = tuple[ResourceType, str, Operation]
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ferrymq.core.broker.processors.admin import AdminProcessor
 from ferrymq.core.broker.processors.admin_stats import AdminStatsProcessor
 from ferrymq.core.broker.processors.assignment import AssignmentProcessor
+from ferrymq.core.broker.processors.auth_admin import AUTH_CODES, AuthAdminProcessor
 from ferrymq.core.broker.processors.client_manage import ClientManageProcessor
 from ferrymq.core.broker.processors.consumer_admin import ConsumerAdminProcessor
 from ferrymq.core.broker.processors.consumer_manage import ConsumerManageProcessor
@@ -49,6 +50,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
     end_txn = EndTransactionProcessor(broker)
     pop = PopMessageProcessor(broker)
     assignment = AssignmentProcessor(broker)
+    auth = AuthAdminProcessor(broker)
     table: dict[RequestCode, Handler] = {
         # send_message.py
         RequestCode.SEND_MESSAGE: send.send,
@@ -120,6 +122,8 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: groups.get_all,
         RequestCode.DELETE_SUBSCRIPTIONGROUP: groups.delete,
         RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG: groups.get_one,
+        # auth_admin.py
+        **{code: auth.handle for code in AUTH_CODES},
     }
     if broker.config.is_slave:  # a slave's store is written by replication only
         for code in (
