@@ -142,3 +142,15 @@ def test_acl_checks_pop_codes_like_a_pull() -> None:
         assert (ResourceType.TOPIC, "T") in got and (ResourceType.GROUP, "G") in got, code
     admin = list(needs(RemotingCommand(code=RequestCode.SET_MESSAGE_REQUEST_MODE)))
     assert admin and admin[0][2] == Operation.ALTER
+
+
+def test_a_change_in_the_millisecond_of_the_pop_spends_the_old_receipt() -> None:
+    """The new checkpoint of a single message starts at its offset: made in the pop's own millisecond
+    it must not take the old receipt's (offset, pop time), or the spent receipt would work again."""
+    s = PopState()
+    s.open(K, 0)
+    pop_new(s, K, 1, now=100, inv=50)
+    ck = s.change_invisible(K, 0, 100, 0, now=100, invisible_ms=60_000)
+    assert ck is not None and (ck.start, ck.pop_time) == (0, 101)
+    assert s.change_invisible(K, 0, 100, 0, now=100, invisible_ms=1) is None
+    assert s.ack(K, 0, 101, 0) is True

@@ -192,7 +192,9 @@ class PopState:
         old, reconsume = taken
         q = self.queues[key]
         pt = now
-        while (offset, pt) in q.cks:  # keep receipts unique within the queue
+        # receipts stay unique within the queue, and the spent one must not come back: a change in the
+        # millisecond of its pop would otherwise hand out the old receipt's (offset, pop time) again
+        while (offset, pt) in q.cks or (offset, pt) == (ck_offset, pop_time):
             pt += 1
         ck = Checkpoint(offset, pt, invisible_ms, [offset], [reconsume], 0, old.fifo)
         q.cks[(offset, pt)] = ck
