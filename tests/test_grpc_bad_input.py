@@ -11,8 +11,6 @@ subchannel pool), so the server sees the flooder and the bystander as different 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import queue
 import uuid
 from collections.abc import Iterator
@@ -24,12 +22,10 @@ import grpc
 import pytest
 
 from ferrymq.cli.testing import FerryServer
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
-from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import connect, split_addr
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
 from ferrymq.gateway.grpc.protocol.service_pb2_grpc import MessagingServiceStub
+from tests import cluster_helpers
 from tests.cluster_helpers import create_topic, eventually
 
 SERVICE = "/apache.rocketmq.v2.MessagingService/"
@@ -55,17 +51,7 @@ def channel(server: FerryServer) -> grpc.Channel:
 
 def create_group(server: FerryServer) -> str:
     group = uniq("BadG")
-
-    async def go() -> int:
-        conn = await connect(*split_addr(server.broker_addr))
-        try:
-            body = json.dumps({"groupName": group}).encode()
-            cmd = RemotingCommand(code=RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body)
-            return (await conn.invoke(cmd, timeout=10)).code
-        finally:
-            conn.close()
-
-    assert asyncio.run(go()) == ResponseCode.SUCCESS
+    cluster_helpers.create_group(server.broker_addr, group)
     return group
 
 
