@@ -49,7 +49,7 @@ public final class GrpcBench {
         AtomicLong failed = new AtomicLong();
         AtomicLong rtNanos = new AtomicLong();
         AtomicLong maxRtNanos = new AtomicLong();
-        long sendSeconds;
+        long sendNanos;
         try (Producer producer = PROVIDER.newProducerBuilder().setClientConfiguration(config).setTopics(topic)
             .build()) {
             Message message = PROVIDER.newMessageBuilder().setTopic(topic).setTag("bench").setBody(body).build();
@@ -77,7 +77,7 @@ public final class GrpcBench {
             for (Thread w : workers) {
                 w.join();
             }
-            sendSeconds = System.nanoTime() - start;
+            sendNanos = System.nanoTime() - start;
         }
 
         AtomicLong received = new AtomicLong();
@@ -115,7 +115,7 @@ public final class GrpcBench {
             }
         }
         long n = sent.get();
-        double sendS = sendSeconds / 1e9;
+        double sendS = sendNanos / 1e9;
         double receiveS = Math.max(lastReceived.get() - receiveStart, 1) / 1e9;
         System.out.println("RESULT {\"sent\":" + n + ",\"sendTps\":" + Math.round(n / sendS)
             + ",\"avgRtMs\":" + String.format(Locale.ROOT, "%.3f", n == 0 ? 0.0 : rtNanos.get() / 1e6 / n)
