@@ -20,7 +20,9 @@ an incremental KIP-227 session), ``tls`` (produce and consume MB/s over plaintex
 run: Kafka PLAINTEXT vs SSL listeners with confluent-kafka, remoting plaintext vs TLS with the Python
 client), ``compaction`` (one Kafka partition's log clean in-process: records per second, bytes before
 and after), ``quotas`` (a kafka-python producer of 2 MB under a 100 KB/s quota at Kafka's default
-windows, and a bystander's produce latency beside an unthrottled and a throttled flooder).
+windows, and a bystander's produce latency beside an unthrottled and a throttled flooder),
+``grpc`` (send and receive TPS of the RocketMQ 5.x Java client over gRPC against ferrymq's listener
+and against Apache RocketMQ's proxy in local mode from Maven Central jars, in the same run).
 """
 
 from __future__ import annotations
@@ -174,6 +176,19 @@ def section_quotas(args: argparse.Namespace) -> None:
     _table(quota_bench.main())
 
 
+def section_grpc(args: argparse.Namespace) -> None:
+    if not (shutil.which("java") and shutil.which("mvn")):
+        print("grpc: SKIPPED — Java and Maven are needed for the RocketMQ 5.x Java client")
+        return
+    from bench import grpc_bench
+
+    print(
+        f"RocketMQ 5.x Java client over gRPC, {args.threads} threads, {args.size} B, "
+        f"{args.seconds:.0f} s of sync sends, then a SimpleConsumer receiving and acking them:"
+    )
+    _table(grpc_bench.run(args.seconds, args.threads, args.size))
+
+
 def section_start(args: argparse.Namespace) -> None:
     from bench import start_bench
 
@@ -193,6 +208,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "fetch-sessions": section_fetch_sessions,
     "compaction": section_compaction,
     "quotas": section_quotas,
+    "grpc": section_grpc,
 }
 
 

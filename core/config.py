@@ -182,6 +182,18 @@ class BrokerConfig(BaseModel):
     grpc_client_consumer_max_long_polling_timeout_millis: int = Field(
         20_000, alias="grpcClientConsumerMaxLongPollingTimeoutMillis", ge=1
     )
+    #: the largest gRPC message the listener reads (RESOURCE_EXHAUSTED beyond; the proxy's name);
+    #: 0 = maxMessageSize + 1 MiB
+    grpc_max_inbound_message_size: int = Field(0, alias="grpcMaxInboundMessageSize", ge=0)
+    #: a Telemetry stream that has not sent its settings this long after opening is closed
+    grpc_telemetry_settings_timeout_millis: int = Field(
+        10_000, alias="grpcTelemetrySettingsTimeoutMillis", ge=1
+    )
+    #: ReceiveMessage calls one gRPC connection may have parked (long polling) at once; more are
+    #: answered TOO_MANY_REQUESTS
+    grpc_max_parked_receives_per_connection: int = Field(
+        256, alias="grpcMaxParkedReceivesPerConnection", ge=1
+    )
     #: how far a compressed Kafka batch may inflate (produce refuses beyond: MESSAGE_TOO_LARGE)
     kafka_max_inflated_batch_bytes: int = Field(
         32 * 1024 * 1024, alias="kafkaMaxInflatedBatchBytes", ge=64 * 1024, le=1024 * 1024 * 1024

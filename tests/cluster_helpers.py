@@ -63,6 +63,22 @@ def create_topic(broker_addr: str, topic: str, queues: int = 4, *, order: bool =
     assert code == ResponseCode.SUCCESS, remark
 
 
+def create_group(broker_addr: str, group: str, **fields: object) -> None:
+    """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP on one broker, as mqadmin updateSubGroup sends it."""
+
+    async def go() -> RemotingCommand:
+        conn = await connect(*split_addr(broker_addr))
+        try:
+            body = json.dumps({"groupName": group, **fields}).encode()
+            cmd = RemotingCommand(code=RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body)
+            return await conn.invoke(cmd, timeout=10)
+        finally:
+            conn.close()
+
+    resp = asyncio.run(go())
+    assert resp.code == ResponseCode.SUCCESS, resp.remark
+
+
 def max_offset(broker_addr: str, topic: str, queue: int) -> int:
     """GET_MAX_OFFSET: how many messages the broker's queue holds."""
     resp = call(broker_addr, RequestCode.GET_MAX_OFFSET, {"topic": topic, "queueId": str(queue)})

@@ -8,8 +8,6 @@ invisible durations and long polls are allowed by the module's config); each tes
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
 import uuid
@@ -22,9 +20,7 @@ import grpc
 import pytest
 
 from ferrymq.cli.testing import FerryServer
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
-from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import connect, split_addr
+from tests import cluster_helpers
 from tests.cluster_helpers import create_topic, read_topic
 
 rocketmq = pytest.importorskip("rocketmq")
@@ -61,19 +57,8 @@ def uniq(prefix: str) -> str:
 
 
 def create_group(server: FerryServer, **fields: Any) -> str:
-    """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, as mqadmin updateSubGroup sends it."""
     group = uniq("GrpcG")
-
-    async def go() -> int:
-        conn = await connect(*split_addr(server.broker_addr))
-        try:
-            body = json.dumps({"groupName": group, **fields}).encode()
-            cmd = RemotingCommand(code=RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body)
-            return (await conn.invoke(cmd, timeout=10)).code
-        finally:
-            conn.close()
-
-    assert asyncio.run(go()) == ResponseCode.SUCCESS
+    cluster_helpers.create_group(server.broker_addr, group, **fields)
     return group
 
 

@@ -9,9 +9,12 @@ What the proxy's activities do, read for facts:
   -1), FIFO (one message group per queue at a time) when the group consumes orderly, new groups
   from ConsumeInitMode.MAX. Long polling is the request's ``long_polling_timeout`` (else what the
   deadline leaves), clamped to grpcClientConsumer{Min,Max}LongPollingTimeoutMillis and the
-  deadline: too little time left is ILLEGAL_POLLING_TIME. The invisible duration must be within
-  minInvisibleTimeMillsForRecv..12 h (ILLEGAL_INVISIBLE_TIME); ``auto_renew`` without one takes
-  the proxy's 60 s default (ferrymq does not renew: the client acks or changes in time).
+  deadline: too little time left is ILLEGAL_POLLING_TIME. A receive that finds nothing parks only
+  if its connection has fewer than grpcMaxParkedReceivesPerConnection parked (and the listener
+  fewer than ``MAX_PARKED_RECEIVES``); else it is TOO_MANY_REQUESTS, logged with the peer. The
+  invisible duration must be within minInvisibleTimeMillsForRecv..12 h (ILLEGAL_INVISIBLE_TIME);
+  ``auto_renew`` without one takes the proxy's 60 s default (ferrymq does not renew: the client
+  acks or changes in time).
   Filters: TAG (the pop filters by tag hash, exact tags re-checked) and SQL92 (evaluated on the
   popped messages when enablePropertyFilter is on); messages that do not match are acked, as the
   proxy's PopMessageResultFilter does. A bad expression is ILLEGAL_FILTER_EXPRESSION.
@@ -36,7 +39,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ferrymq.core.broker.pop import INIT_MAX, PoppedMessage, PopRequest, Receipt
@@ -67,6 +70,9 @@ NACK_INVISIBLE_MS = 1_000
 SPENT = "the receipt handle is spent: acked, revived or changed"
 #: answered this long before the call's deadline, so the answer is not lost to it
 DEADLINE_MARGIN_MS = 200
+#: parked receives of the whole listener: half of frontend.MAX_CONCURRENT_RPCS, so other calls
+#: always find room
+MAX_PARKED_RECEIVES = 2048
 
 
 @dataclass(slots=True)
@@ -176,11 +182,40 @@ def _unexpired(text: str, now: int) -> Receipt:
     return receipt
 
 
+@dataclass(slots=True)
+class Parking:
+    """The ReceiveMessage calls parked (long polling) per connection: a connection may park at most
+    ``per_connection``, the listener ``total``; a receive past either is TOO_MANY_REQUESTS."""
+
+    per_connection: int
+    total: int = MAX_PARKED_RECEIVES
+    counts: dict[str, int] = field(default_factory=dict)
+    parked: int = 0
+
+    def enter(self, peer: str) -> str | None:
+        """None if ``peer`` may park one more receive (counted), else why not."""
+        n = self.counts.get(peer, 0)
+        if n >= self.per_connection:
+            return f"{n} parked receives on this connection (grpcMaxParkedReceivesPerConnection)"
+        if self.parked >= self.total:
+            return f"{self.parked} parked receives on this listener"
+        self.counts[peer] = n + 1
+        self.parked += 1
+        return None
+
+    def leave(self, peer: str) -> None:
+        self.parked -= 1
+        n = self.counts.pop(peer) - 1
+        if n:
+            self.counts[peer] = n
+
+
 class Consume:
     """The four consumer RPCs of one listener."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self.parking = Parking(broker.config.grpc_max_parked_receives_per_connection)
 
     def _check(self, topic: str, group: str) -> None:
         check_readable(self.broker, topic)
@@ -227,7 +262,17 @@ class Consume:
             yield spb.ReceiveMessageResponse(status=refusal("ReceiveMessage", peer, exc, group, topic))
             yield _delivered_at()
             return
-        batch = await self.broker.pop.pop_wait(req, polling)
+        batch = self.broker.pop.pop(req)
+        if not batch.messages and polling > 0:  # nothing yet: park, if the connection may
+            if (full := self.parking.enter(peer)) is not None:
+                busy = Refused(pb.TOO_MANY_REQUESTS, full)
+                yield spb.ReceiveMessageResponse(status=refusal("ReceiveMessage", peer, busy, group, topic))
+                yield _delivered_at()
+                return
+            try:
+                batch = await self.broker.pop.pop_wait(req, polling)
+            finally:
+                self.parking.leave(peer)
         out = self._kept(req, batch.messages, flt)
         if not out:
             yield spb.ReceiveMessageResponse(status=status(pb.MESSAGE_NOT_FOUND, "no new message"))

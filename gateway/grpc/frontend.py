@@ -5,8 +5,8 @@ name it in QueryRoute; a slave's serves reads, and a send to it answers what the
 a remoting send on a slave (SERVICE_NOT_AVAILABLE, as INTERNAL_SERVER_ERROR: the proxy's local
 mode answers so too).
 
-Bounds: a request larger than maxMessageSize + 1 MiB is refused by grpcio itself
-(RESOURCE_EXHAUSTED) before it is read whole; at most ``MAX_CONCURRENT_RPCS`` calls at once (each
+Bounds: a request larger than grpcMaxInboundMessageSize (default maxMessageSize + 1 MiB) is refused by grpcio
+itself (RESOURCE_EXHAUSTED) before it is read whole; at most ``MAX_CONCURRENT_RPCS`` calls at once (each
 client's Telemetry stream is one); HTTP/2 keepalive pings find dead peers (a stream that hangs
 is closed after ``KEEPALIVE_TIMEOUT_MS`` without an answer). With ``tls.server.mode`` permissive
 or enforcing the port is a sniffing TLS front and grpcio listens on a private Unix socket behind it
@@ -54,11 +54,13 @@ class GrpcFrontend:
         self.socket_dir: Path | None = None
 
     async def start(self) -> None:
-        limit = self.broker.config.max_message_size + 1024 * 1024
+        cfg = self.broker.config
+        outbound = cfg.max_message_size + 1024 * 1024  # one stored message and its envelope
+        inbound = cfg.grpc_max_inbound_message_size or outbound  # the bound on requests, when set
         server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", inbound),
+                ("grpc.max_send_message_length", outbound),
                 ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
                 ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),

@@ -15,7 +15,8 @@ RecoverOrphanedTransactionCommand on the client's stream; the client answers wit
 (SOURCE_SERVER_CHECK). Heartbeats keep the registration fresh; the stream's end or
 NotifyClientTermination removes it. Thread-stack and verify-message results are logged and dropped
 (the broker asks for neither yet). Each stream's outgoing commands are bounded (``OUTBOX``): a
-client that does not read loses checks (logged), never the broker's memory.
+client that does not read loses checks (logged), never the broker's memory. A stream that sends no
+settings within grpcTelemetrySettingsTimeoutMillis is answered BAD_REQUEST and closed (logged).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class ClientSession:
     outbox: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(OUTBOX))
     topics: set[str] = field(default_factory=set)
     open: bool = True
+    #: the client has sent its settings (a stream that does not in time is closed)
+    settled: bool = False
 
     def push(self, command: Any) -> bool:
         try:
@@ -157,9 +160,24 @@ class Clients:
             self.terminate(session.client_id)
         self.sessions[session.client_id] = session
         reader = asyncio.ensure_future(self._read(session, commands))
+        wait_ms = self.broker.config.grpc_telemetry_settings_timeout_millis
+        settle_by = asyncio.get_running_loop().time() + wait_ms / 1000
         try:
             while session.open or not session.outbox.empty():
-                item = await session.outbox.get()
+                try:
+                    async with asyncio.timeout_at(None if session.settled else settle_by):
+                        item = await session.outbox.get()
+                except TimeoutError:
+                    log.warning(
+                        "gRPC client %s at %s sent no settings within %d ms: its Telemetry stream is closed",
+                        session.client_id,
+                        session.peer,
+                        wait_ms,
+                        extra={"peer": session.peer},
+                    )
+                    reason = f"no settings within {wait_ms} ms of opening the stream"
+                    yield spb.TelemetryCommand(status=status(pb.BAD_REQUEST, reason))
+                    break
                 if item is None:
                     break
                 yield item
@@ -173,6 +191,7 @@ class Clients:
             async for command in commands:
                 kind = command.WhichOneof("command")
                 if kind == "settings":
+                    session.settled = True
                     settings = command.settings
                     if settings.HasField("publishing"):
                         self.register_producer(session, [t.name for t in settings.publishing.topics])
