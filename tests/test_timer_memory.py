@@ -17,6 +17,8 @@ from ferrymq.core.remoting.message import MessageExt, properties_to_string
 FAR = 100_000
 SOON = 20
 BOUND = 1000
+#: how late a due timer may be stored: scheduling on a loaded 2-core machine, not a speed target
+LATE_MS = 5000
 
 
 def _config(tmp_path: Path) -> BrokerConfig:
@@ -79,13 +81,16 @@ def test_100000_far_timers_stay_on_disk_and_the_soon_ones_fire_on_time(tmp_path:
                     body = f"soon-{i}".encode()
                     due[body] = now + 1500 + len(due) * 50
                     _put_timer(broker, body, due[body])
+            loaded = int(time.time() * 1000)  # the timer could not run while the loop above did
             broker.timer.wake()
             async with asyncio.timeout(30):
                 await arrived.wait()
             print(f"held in memory: {_held(broker)}, sweeps {broker.timer.sweeps}")
             assert _held(broker) <= BOUND
             for m in _delivered(broker, SOON):
-                assert due[m.body] <= m.store_timestamp <= due[m.body] + 2000, m.body
+                # never early; late only by scheduling (a soon timer stuck behind the far ones would
+                # wait for the 60 s window), counted from when it was due or could first run
+                assert due[m.body] <= m.store_timestamp <= max(due[m.body], loaded) + LATE_MS, m.body
             assert broker.store.max_offset("TimerT", 0) == SOON
         finally:
             await broker.stop()
