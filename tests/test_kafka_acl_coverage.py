@@ -23,9 +23,11 @@ from kio.schema.errors import ErrorCode
 from ferrymq.core.auth.acl import CLUSTER_NAME, AclBinding, Operation, PatternType, Permission, ResourceType
 from ferrymq.core.broker.broker import Broker
 from ferrymq.gateway.kafka.apis import API_HANDLERS
+from ferrymq.gateway.kafka.framing import encode_request
 from ferrymq.gateway.kafka.frontend import KafkaFrontend
 from ferrymq.gateway.kafka.responses import build
-from tests.test_kafka_frontend import TOPIC, Wire, batch
+from ferrymq.gateway.kafka.txn.peer import FORWARD_CLIENT_ID
+from tests.test_kafka_frontend import TOPIC, Wire, batch, run
 from tests.test_kafka_sasl import add_user, plain_login, sasl_port
 
 TOPIC_T, GROUP_T, CLUSTER_T, TXN_T = (
@@ -767,11 +769,38 @@ def test_each_api_refuses_a_principal_without_its_acl_and_serves_one_with_it(tmp
         granted.close()
         assert not failures, "\n".join(failures)
 
-    from tests.test_kafka_frontend import run
-
     run(
         tmp_path,
         body,
         kafka_listeners="SASL_PLAINTEXT://127.0.0.1:0",
         kafka_authorizer_enable=True,
     )
+
+
+def test_a_client_naming_the_forwarding_client_id_is_checked_as_a_client(tmp_path: Path) -> None:
+    """TxnOffsetCommit's forwarded form skips the member checks; only a principal with CLUSTER_ACTION (the
+    inter-broker one) may send it, so a client cannot commit for a group it is not a member of."""
+
+    async def body(broker: Broker, f: KafkaFrontend) -> None:
+        add_user(broker, "granted", "pw")
+        wire, ok = await plain_login(sasl_port(f), "granted", "pw")
+        assert ok.error_code == E.none  # type: ignore[attr-defined]
+        state = await prepare(broker, wire)
+        authorizer = broker.security.authorizer
+        assert authorizer is not None
+        authorizer.set_bindings(
+            "coverage-test",
+            [
+                binding("User:granted", g)
+                for g in [(TXN_T, TXN, Operation.WRITE), (GROUP_T, GROUP, Operation.READ)]
+            ],
+        )
+        commit = next(c for c in CASES if c.key == 28)
+        request = dataclasses.replace(request_of(commit, state), member_id="not-a-member", generation_id=7)
+        wire.writer.write(encode_request(request, 99, FORWARD_CLIENT_ID))
+        _, response = await wire.receive(type(request))
+        codes = error_codes(response)
+        assert codes & {E.unknown_member_id, E.illegal_generation, E.fenced_member_epoch}, codes
+        wire.close()
+
+    run(tmp_path, body, kafka_listeners="SASL_PLAINTEXT://127.0.0.1:0", kafka_authorizer_enable=True)
