@@ -92,6 +92,27 @@ def _txn(state: dict[str, Any], **more: Any) -> dict[str, Any]:
     return {"transactional_id": TXN, "producer_id": state["pid"], "producer_epoch": state["epoch"], **more}
 
 
+def alter_configs(key: int, version: int, resource: tuple[ResourceType, str], config: dict[str, Any]) -> Case:
+    """(Incremental)AlterConfigs of one topic (ALTER_CONFIGS on it) or of the broker (on the cluster)."""
+    resource_type, name = resource
+    config_type = 2 if resource_type == TOPIC_T else 4  # Kafka's ConfigResource TOPIC, BROKER
+    values = {
+        "resources": [{"resource_type": config_type, "resource_name": name, "configs": [config]}],
+        "validate_only": True,
+    }
+    if resource_type == TOPIC_T:
+        return Case(
+            key, version, values, [(TOPIC_T, name, Operation.ALTER_CONFIGS)], E.topic_authorization_failed
+        )
+    return Case(
+        key,
+        version,
+        values,
+        [(CLUSTER_T, CLUSTER_NAME, Operation.ALTER_CONFIGS)],
+        E.cluster_authorization_failed,
+    )
+
+
 PART0 = [{"partition_index": 0}]
 CASES: list[Case] = [
     Case(
@@ -456,34 +477,8 @@ CASES: list[Case] = [
         [(CLUSTER_T, CLUSTER_NAME, Operation.DESCRIBE_CONFIGS)],
         E.cluster_authorization_failed,
     ),
-    Case(
-        33,
-        2,
-        {
-            "resources": [
-                {
-                    "resource_type": 2,
-                    "resource_name": TOPIC,
-                    "configs": [{"name": "retention.ms", "value": "1000"}],
-                }
-            ],
-            "validate_only": True,
-        },
-        [(TOPIC_T, TOPIC, Operation.ALTER_CONFIGS)],
-        E.topic_authorization_failed,
-    ),
-    Case(
-        33,
-        2,
-        {
-            "resources": [
-                {"resource_type": 4, "resource_name": "", "configs": [{"name": "x", "value": "1"}]}
-            ],
-            "validate_only": True,
-        },
-        [(CLUSTER_T, CLUSTER_NAME, Operation.ALTER_CONFIGS)],
-        E.cluster_authorization_failed,
-    ),
+    alter_configs(33, 2, (TOPIC_T, TOPIC), {"name": "retention.ms", "value": "1000"}),
+    alter_configs(33, 2, (CLUSTER_T, ""), {"name": "x", "value": "1"}),
     Case(
         35,
         4,
@@ -513,38 +508,8 @@ CASES: list[Case] = [
         [(CLUSTER_T, CLUSTER_NAME, Operation.ALTER)],
         E.cluster_authorization_failed,
     ),
-    Case(
-        44,
-        1,
-        {
-            "resources": [
-                {
-                    "resource_type": 2,
-                    "resource_name": TOPIC,
-                    "configs": [{"name": "retention.ms", "config_operation": 0, "value": "1000"}],
-                }
-            ],
-            "validate_only": True,
-        },
-        [(TOPIC_T, TOPIC, Operation.ALTER_CONFIGS)],
-        E.topic_authorization_failed,
-    ),
-    Case(
-        44,
-        1,
-        {
-            "resources": [
-                {
-                    "resource_type": 4,
-                    "resource_name": "",
-                    "configs": [{"name": "x", "config_operation": 0, "value": "1"}],
-                }
-            ],
-            "validate_only": True,
-        },
-        [(CLUSTER_T, CLUSTER_NAME, Operation.ALTER_CONFIGS)],
-        E.cluster_authorization_failed,
-    ),
+    alter_configs(44, 1, (TOPIC_T, TOPIC), {"name": "retention.ms", "config_operation": 0, "value": "1000"}),
+    alter_configs(44, 1, (CLUSTER_T, ""), {"name": "x", "config_operation": 0, "value": "1"}),
     Case(
         45,
         0,
