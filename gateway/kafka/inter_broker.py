@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import scramp
@@ -40,7 +40,7 @@ class LoginFailed(OSError):
 @dataclass(frozen=True, slots=True)
 class InterBrokerLogin:
     user: str
-    password: str
+    password: str = field(repr=False)
     mechanism: str
 
     @property
