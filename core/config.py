@@ -231,6 +231,13 @@ class BrokerConfig(BaseModel):
     kafka_authorizer_enable: bool = Field(False, alias="kafkaAuthorizerEnable")
     super_users: str = Field("", alias="superUsers")
     allow_everyone_if_no_acl_found: bool = Field(False, alias="allowEveryoneIfNoAclFound")
+    #: the principal this broker logs in as on other brokers' Kafka listeners (gateway/kafka/inter_broker.py;
+    #: Kafka's inter-broker JAAS user and sasl.mechanism.inter.broker.protocol); unset: no SASL to brokers
+    kafka_inter_broker_user: str | None = Field(None, alias="kafkaInterBrokerUser")
+    kafka_inter_broker_password: str | None = Field(None, alias="kafkaInterBrokerPassword")
+    kafka_inter_broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", alias="kafkaInterBrokerSaslMechanism"
+    )
     #: client quotas' rate windows (Kafka's quota.window.num and quota.window.size.seconds)
     quota_window_num: int = Field(11, alias="quotaWindowNum", ge=2)
     quota_window_size_seconds: int = Field(1, alias="quotaWindowSizeSeconds", ge=1)

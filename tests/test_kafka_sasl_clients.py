@@ -88,16 +88,18 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Embedded
         yield broker, port
 
 
+def admin_client_conf(port: int) -> dict[str, str]:
+    return {
+        "bootstrap.servers": f"127.0.0.1:{port}",
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "SCRAM-SHA-256",
+        "sasl.username": "admin",
+        "sasl.password": ADMIN_PASSWORD,
+    }
+
+
 def admin_client(port: int) -> AdminClient:
-    return AdminClient(
-        {
-            "bootstrap.servers": f"127.0.0.1:{port}",
-            "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanisms": "SCRAM-SHA-256",
-            "sasl.username": "admin",
-            "sasl.password": ADMIN_PASSWORD,
-        }
-    )
+    return AdminClient(admin_client_conf(port))
 
 
 def until(client: Producer, errors: list[KafkaError], timeout: float = 10.0) -> None:
@@ -249,6 +251,35 @@ def test_confluent_scram_and_acl_admin(secured: tuple[EmbeddedBroker, int]) -> N
     with pytest.raises(kerrors.ClusterAuthorizationFailedError):
         alice.describe_acls(any_acl)
     alice.close()
+
+
+def test_confluent_admin_calls_are_refused_without_their_acls(secured: tuple[EmbeddedBroker, int]) -> None:
+    """alice may read and write OK_TOPIC and read order-* groups, nothing more: the admin APIs that once let
+    anyone through (configs, partitions, records, group deletion) refuse her as Kafka does; admin passes."""
+    from confluent_kafka import KafkaException, TopicPartition
+    from confluent_kafka.admin import ConfigResource, NewPartitions
+
+    _, port = secured
+    conf = {**admin_client_conf(port), "sasl.username": "alice", "sasl.password": PASSWORD}
+    alice, admin = AdminClient(conf), admin_client(port)
+
+    def refused(fut: object) -> int:
+        with pytest.raises(KafkaException) as caught:
+            fut.result(10)  # type: ignore[attr-defined]
+        return int(caught.value.args[0].code())
+
+    topic_configs = ConfigResource(ConfigResource.Type.TOPIC, OK_TOPIC)
+    (fut,) = alice.describe_configs([topic_configs]).values()
+    assert refused(fut) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    (fut,) = alice.create_partitions([NewPartitions(OK_TOPIC, 2)], validate_only=True).values()
+    assert refused(fut) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    (fut,) = alice.delete_records([TopicPartition(OK_TOPIC, 0, 0)]).values()
+    assert refused(fut) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    (fut,) = alice.delete_consumer_groups([OK_GROUP]).values()
+    assert refused(fut) == KafkaError.GROUP_AUTHORIZATION_FAILED
+    # the super user is served
+    (fut,) = admin.describe_configs([topic_configs]).values()
+    assert "retention.ms" in fut.result(10)
 
 
 def test_aiokafka_scram(secured: tuple[EmbeddedBroker, int]) -> None:

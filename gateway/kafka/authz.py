@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kio.schema.errors import ErrorCode
+
 from ferrymq.core.auth.acl import ANY_PRINCIPAL, CLUSTER_NAME, WILDCARD, Operation, Permission, ResourceType
 
 if TYPE_CHECKING:
@@ -61,3 +63,30 @@ def idempotent_write(ctx: RequestContext) -> bool:
         and authorizer.authorize(principal, host, Operation.WRITE, ResourceType.TOPIC, b.resource_name)
         for b in authorizer.bindings()
     )
+
+
+#: Kafka's ConfigResource types checked on a topic or group (the others on the cluster)
+_CONFIG_TOPIC, _CONFIG_GROUP = 2, 32
+#: Kafka's messages for the three refusals a config request can carry
+_CONFIG_REFUSALS = {
+    ResourceType.TOPIC: (ErrorCode.topic_authorization_failed, "Topic authorization failed."),
+    ResourceType.GROUP: (ErrorCode.group_authorization_failed, "Group authorization failed."),
+    ResourceType.CLUSTER: (ErrorCode.cluster_authorization_failed, "Cluster authorization failed."),
+}
+
+
+def config_refusal(
+    ctx: RequestContext, operation: Operation, config_type: int, name: str
+) -> tuple[ErrorCode, str] | None:
+    """Describe/(Incremental)AlterConfigs on one config resource (DESCRIBE_CONFIGS or ALTER_CONFIGS): a
+    topic's on the topic, a group's on the group, the broker's, its loggers' and client metrics' on the
+    cluster (as Kafka's ConfigHelper and KafkaApis ask); the error and message of a refusal, or None."""
+    if config_type == _CONFIG_TOPIC:
+        resource_type = ResourceType.TOPIC
+    elif config_type == _CONFIG_GROUP:
+        resource_type = ResourceType.GROUP
+    else:
+        resource_type, name = ResourceType.CLUSTER, CLUSTER_NAME
+    if allowed(ctx, operation, resource_type, name):
+        return None
+    return _CONFIG_REFUSALS[resource_type]

@@ -39,6 +39,8 @@ from ferrymq.gateway.kafka.fetch_sessions import FetchSessionCache
 from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.group.share_group import ShareGroups
+from ferrymq.gateway.kafka.inter_broker import SOURCE as INTER_BROKER
+from ferrymq.gateway.kafka.inter_broker import InterBrokerLogin
 from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
@@ -122,6 +124,10 @@ class KafkaFrontend:
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.coordinator = GroupCoordinator(broker, self.cluster)
+        #: who this broker is on other brokers' Kafka listeners (inter_broker.py): a super user here too
+        self.inter_broker = InterBrokerLogin.of(broker.config)
+        if self.inter_broker is not None:
+            broker.security.acl_authorizer.set_super_users(INTER_BROKER, [self.inter_broker.principal])
         self.txn_coordinator = TxnCoordinator(self)
         self.fetch_sessions = FetchSessionCache(broker.config.kafka_fetch_session_cache_slots)
         self.cleaner = LogCleaner(broker, self.txn_partitions.is_aborted)

@@ -4,6 +4,7 @@ Records before the offset (-1: the high watermark) are gone for Kafka and Rocket
 alike; the new start is persisted (log_start.py) and re-applied after a restart. The bytes stay
 in the commit log until retention deletes its segment. A partition owned by another broker
 group is NOT_LEADER_OR_FOLLOWER.
+With an authorizer, DELETE on the topic (else TOPIC_AUTHORIZATION_FAILED per partition).
 Leaves out: the request's timeout (there are no followers to wait for).
 """
 
@@ -13,6 +14,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -27,8 +30,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     out = []
     for t in request.topics:
         parts = []
+        denied = not authz.topic(ctx, Operation.DELETE, t.name)
         for p in t.partitions:
             index, error = f.cluster.local_queue(t.name, placed[t.name], p.partition_index)
+            if denied:
+                error = ErrorCode.topic_authorization_failed
             low = -1
             if not error:
                 start, end = f.log.offsets(t.name, index)

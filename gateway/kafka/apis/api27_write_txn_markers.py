@@ -8,13 +8,19 @@ transaction closed (the last stable offset moves; an ABORT enters the aborted in
 partition without one answers NONE (a coordinator's retry after a crash). A partition another
 broker group leads is NOT_LEADER_OR_FOLLOWER.
 Leaves out: v0 (removed in Kafka 4.0; kio has no schema for it), v2's TransactionVersion (TV1
-only: it is ignored), authorization (no ACLs: any client may call it, as any may produce).
+only: it is ignored).
+With an authorizer, CLUSTER_ACTION on the cluster (a broker: the inter-broker principal, txn/peer.py), else
+CLUSTER_AUTHORIZATION_FAILED on every partition and nothing written, as Kafka.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import respond
@@ -23,12 +29,16 @@ from ferrymq.gateway.kafka.responses import respond
 @api(27, 1, 2)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     txns = ctx.frontend.txn_partitions
+    may = authz.cluster(ctx, Operation.CLUSTER_ACTION)
     out = []
     for m in request.markers:
         wanted = [(t.name, int(p)) for t in m.topics for p in t.partition_indexes]
-        codes = await txns.write_markers(
-            m.producer_id, m.producer_epoch, m.transaction_result, m.coordinator_epoch, wanted
-        )
+        if may:
+            codes = await txns.write_markers(
+                m.producer_id, m.producer_epoch, m.transaction_result, m.coordinator_epoch, wanted
+            )
+        else:
+            codes = dict.fromkeys(wanted, ErrorCode.cluster_authorization_failed)
         topics = [
             {
                 "name": t.name,

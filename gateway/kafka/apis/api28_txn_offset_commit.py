@@ -15,7 +15,8 @@ not coordinate the transactional id forwards the request, once checked, to the b
 transaction commits; OffsetFetch's require_stable sees only the pending offsets held by the broker
 it asks.
 With an authorizer, WRITE on the transactional id and READ on the group (TRANSACTIONAL_ID_ or
-GROUP_AUTHORIZATION_FAILED on every partition); a forwarded request is checked again where it lands.
+GROUP_AUTHORIZATION_FAILED on every partition); a forwarded request is checked again where it lands, and
+counts as forwarded only from a principal with CLUSTER_ACTION (the inter-broker one, inter_broker.py).
 Leaves out: v5 (transaction version 2: the group added implicitly); the committed leader epoch.
 """
 
@@ -44,7 +45,7 @@ async def _check_group(ctx: RequestContext, request: Any) -> ErrorCode | None:
         return ErrorCode.group_authorization_failed
     if not request.group_id:
         return ErrorCode.invalid_group_id
-    forwarded = ctx.conn.client_id == peer.FORWARD_CLIENT_ID
+    forwarded = _forwarded(ctx)
     if not forwarded and not await group.serves(request.group_id):
         return ErrorCode.not_coordinator
     member = getattr(request, "member_id", "")
@@ -60,6 +61,12 @@ async def _check_group(ctx: RequestContext, request: Any) -> ErrorCode | None:
             "TxnOffsetCommit",
         )
     return None
+
+
+def _forwarded(ctx: RequestContext) -> bool:
+    """A request another broker forwarded (its group checks made there): the forwarding client id from a
+    principal with CLUSTER_ACTION (the inter-broker one), so a client cannot skip the checks by naming it."""
+    return ctx.conn.client_id == peer.FORWARD_CLIENT_ID and authz.cluster(ctx, Operation.CLUSTER_ACTION)
 
 
 def _check_producer(ctx: RequestContext, request: Any) -> ErrorCode | None:
@@ -80,11 +87,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     error = await _check_group(ctx, request)
     txn = ctx.frontend.txn_coordinator
     if error is None and not await txn.serves(request.transactional_id):
-        if ctx.conn.client_id == peer.FORWARD_CLIENT_ID:  # forwarded here, but not ours (any more)
+        if _forwarded(ctx):  # forwarded here, but not ours (any more)
             return _answer(request, ErrorCode.not_coordinator)
         # checked against the group here; the transaction's coordinator holds the offsets
         node = await ctx.frontend.cluster.coordinator_of(request.transactional_id)
-        answer = await peer.call(node, request, peer.FORWARD_CLIENT_ID)
+        answer = await peer.call(node, request, ctx.frontend.inter_broker, peer.FORWARD_CLIENT_ID)
         return answer if answer is not None else _answer(request, ErrorCode.coordinator_not_available)
     if error is None:
         error = _check_producer(ctx, request)

@@ -5,6 +5,8 @@ as topic attributes, source DYNAMIC_TOPIC_CONFIG) over the defaults (DEFAULT_CON
 defaults to the broker's fileReservedTime). A broker resource lists the broker configs clients
 and tools read (listeners, log.dirs, retention, group timeouts, ...), mapped from broker.conf:
 STATIC_BROKER_CONFIG where the file sets them, else DEFAULT_CONFIG.
+With an authorizer, DESCRIBE_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or, for the broker, on
+the cluster (CLUSTER_AUTHORIZATION_FAILED), per resource, as Kafka.
 Leaves out: synonyms beyond the value's own source, broker loggers, documentation text.
 """
 
@@ -16,7 +18,8 @@ from typing import Any
 from kio.index import load_response_from_request
 from kio.schema.errors import ErrorCode
 
-from ferrymq.gateway.kafka import topics
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -81,6 +84,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 def _values(ctx: RequestContext, res: Any, result: dict[str, Any]) -> dict[str, tuple[str, int, bool]] | None:
     broker = ctx.frontend.broker
+    refusal = authz.config_refusal(ctx, Operation.DESCRIBE_CONFIGS, res.resource_type, res.resource_name)
+    if refusal is not None:
+        result["error_code"], result["error_message"] = refusal
+        return None
     if res.resource_type == TOPIC:
         tc = broker.topics.get(res.resource_name)
         if tc is None:

@@ -1,6 +1,7 @@
 """AlterConfigs (key 33), versions 0-2: replace a topic's configs (the pre-KIP-339 API that
 kafka-python's admin ``alter_configs`` uses). Same checks as IncrementalAlterConfigs; configs
 not named go back to their defaults.
+ACLs as IncrementalAlterConfigs: ALTER_CONFIGS on the topic or the cluster.
 Leaves out: changing broker configs, and resource types other than topics and brokers
 (INVALID_REQUEST).
 """

@@ -2,6 +2,7 @@
 
 The new count must be larger than the current one; the topic's read and write queue numbers
 grow and the name servers learn it at once. validate_only checks without changing.
+With an authorizer, ALTER on the topic (else TOPIC_AUTHORIZATION_FAILED), as Kafka.
 Leaves out: replica placement (assignments are not checked beyond their number).
 """
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from ferrymq.gateway.kafka import topics
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -25,7 +27,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     for t in request.topics:
         tc = broker.topics.get(t.name)
         error, message = ErrorCode.none, None
-        if tc is None or topics.invalid_name(t.name) or topics.is_internal(broker, t.name):
+        if not authz.topic(ctx, Operation.ALTER, t.name):
+            error, message = ErrorCode.topic_authorization_failed, "Topic authorization failed."
+        elif tc is None or topics.invalid_name(t.name) or topics.is_internal(broker, t.name):
             error, message = ErrorCode.unknown_topic_or_partition, f"The topic '{t.name}' does not exist."
         elif t.count <= (current := topics.partition_count(tc)):
             error = ErrorCode.invalid_partitions

@@ -5,6 +5,7 @@ GROUP_ID_NOT_FOUND for a group neither has nor ever committed offsets. The offse
 offset store of every broker group (the others also drop the group's subscription config, as
 mqadmin deleteSubGroup does), so a native group's offsets can be deleted this way too;
 COORDINATOR_NOT_AVAILABLE (retriable) while a broker group cannot be reached.
+With an authorizer, DELETE on each group (else GROUP_AUTHORIZATION_FAILED for it), as Kafka.
 Leaves out: nothing.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -24,8 +27,11 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     coordinator = ctx.frontend.coordinator
     results = []
     for g in request.groups_names:
-        error = (
-            await coordinator.delete_group(g) if await coordinator.serves(g) else ErrorCode.not_coordinator
-        )
+        if not authz.group(ctx, Operation.DELETE, g):
+            error = ErrorCode.group_authorization_failed
+        elif await coordinator.serves(g):
+            error = await coordinator.delete_group(g)
+        else:
+            error = ErrorCode.not_coordinator
         results.append({"group_id": g, "error_code": error})
     return respond(request, {"throttle_time": NO_THROTTLE, "results": results})

@@ -4,6 +4,8 @@ SET and DELETE of the topic configs topics.py knows (retention.ms, retention.byt
 max.message.bytes are enforced; values not served, such as cleanup.policy=compact, are
 INVALID_CONFIG; the rest stored); APPEND/SUBTRACT on list configs (cleanup.policy). validate_only
 checks without changing. Broker configs come from broker.conf and are read-only here.
+With an authorizer, ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the
+cluster (CLUSTER_AUTHORIZATION_FAILED), per resource, as Kafka; AlterConfigs (api33) shares this.
 Leaves out: changing broker configs, and resource types other than topics and brokers
 (INVALID_REQUEST).
 """
@@ -16,7 +18,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from ferrymq.gateway.kafka import topics
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz, topics
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -66,6 +69,9 @@ def apply(
 ) -> tuple[ErrorCode, str | None]:
     """Change one resource's configs (``replace``: AlterConfigs, the given set replaces all)."""
     broker = ctx.frontend.broker
+    refusal = authz.config_refusal(ctx, Operation.ALTER_CONFIGS, resource_type, name)
+    if refusal is not None:
+        return refusal
     if resource_type == BROKER:
         return ErrorCode.invalid_request, "Broker configs are read-only here: set them in broker.conf."
     if resource_type != TOPIC:

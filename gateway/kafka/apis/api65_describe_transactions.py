@@ -3,7 +3,9 @@
 Each id this broker coordinates is described (state, timeout, start time, producer id and
 epoch, the partitions in the open transaction); an id another broker coordinates is
 NOT_COORDINATOR, an unknown one TRANSACTIONAL_ID_NOT_FOUND.
-Leaves out: authorization (none is served).
+With an authorizer, DESCRIBE on the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and
+partitions of topics the principal may not DESCRIBE are left out of the answer, as Kafka.
+Leaves out: nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -27,9 +31,12 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     txn = ctx.frontend.txn_coordinator
     states = []
     for tid in request.transactional_ids:
-        meta = txn.producer_of(tid) if await txn.serves(tid) else None
+        denied = not authz.transactional_id(ctx, Operation.DESCRIBE, tid)
+        meta = txn.producer_of(tid) if not denied and await txn.serves(tid) else None
         error = ErrorCode.none
-        if meta is None:
+        if denied:
+            error = ErrorCode.transactional_id_authorization_failed
+        elif meta is None:
             error = (
                 ErrorCode.transactional_id_not_found
                 if txn.cluster.coordinates(tid)
@@ -37,7 +44,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             )
         topics: dict[str, list[int]] = {}
         for t, p in sorted(meta.partitions if meta else ()):
-            topics.setdefault(t, []).append(p)
+            if authz.topic(ctx, Operation.DESCRIBE, t):
+                topics.setdefault(t, []).append(p)
         states.append(
             {
                 "error_code": error,

@@ -2,6 +2,8 @@
 
 Filters: states (Kafka's names; unknown ones are echoed back in unknown_state_filters), producer
 ids, and v1's minimum running duration (of Ongoing transactions).
+With an authorizer, only the transactional ids the principal may DESCRIBE are listed (the rest hidden), as
+Kafka.
 Leaves out: v2's transactional id pattern.
 """
 
@@ -12,6 +14,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.auth.acl import Operation
+from ferrymq.gateway.kafka import authz
 from ferrymq.gateway.kafka.apis import api
 from ferrymq.gateway.kafka.context import RequestContext
 from ferrymq.gateway.kafka.responses import NO_THROTTLE, respond
@@ -30,6 +34,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         if request.state_filters and meta.state not in states:
             continue
         if pids and meta.producer_id not in pids:
+            continue
+        if not authz.transactional_id(ctx, Operation.DESCRIBE, meta.transactional_id):
             continue
         if min_duration >= 0 and (
             meta.state is not TxnState.ONGOING or now_ms - meta.start_ms < min_duration

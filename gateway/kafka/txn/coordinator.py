@@ -412,7 +412,7 @@ class TxnCoordinator:
                 ),
             )
         )
-        response = await peer.call(node, request)
+        response = await peer.call(node, request, self.frontend.inter_broker)
         if response is None:
             return {}
         return {
