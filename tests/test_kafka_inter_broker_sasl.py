@@ -12,6 +12,7 @@ PrepareCommit.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from pathlib import Path
@@ -98,16 +99,20 @@ def test_a_transaction_across_broker_groups_on_sasl_listeners_without_anonymous_
             create_topic(broker_b.addr, topic)
             cluster_helpers.eventually(lambda: kafka_routed(server.namesrv_addr, topic), 15.0, "both routed")
             ports = port_of(server.kafka_bootstrap), port_of(broker_b.kafka_bootstrap)
-            asyncio.run(_transaction(*ports, topic, tid, group))
+            asyncio.run(transaction(*ports, topic, tid, group))
             # partition 2 is broker-b's queue 0: the offset committed in the transaction is stored there
             assert query_offset(broker_b.addr, group, topic, 0) == 5
         finally:
             broker_b.stop()
 
 
-async def _transaction(a_port: int, b_port: int, topic: str, tid: str, group: str) -> None:
-    a, ok_a = await plain_login(a_port, APP, APP_PW)
-    b, ok_b = await plain_login(b_port, APP, APP_PW)
+async def transaction(
+    a_port: int, b_port: int, topic: str, tid: str, group: str, tls: ssl.SSLContext | None = None
+) -> None:
+    """The application's transaction (on ``tls`` listeners when given): a partition of broker-b's, offsets
+    of a group broker-b coordinates, committed at broker-a."""
+    a, ok_a = await plain_login(a_port, APP, APP_PW, tls)
+    b, ok_b = await plain_login(b_port, APP, APP_PW, tls)
     assert ok_a.error_code == ok_b.error_code == ErrorCode.none  # type: ignore[attr-defined]
     init = await a.call(InitProducerIdRequest(transactional_id=tid, transaction_timeout=ms(60_000)))
     assert init.error_code == ErrorCode.none
