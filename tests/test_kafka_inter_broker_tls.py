@@ -13,6 +13,7 @@ start-up refusal of a listener name the broker does not have.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -21,10 +22,12 @@ from kio.schema.api_versions.v0.request import ApiVersionsRequest
 
 from ferrymq.cli.testing import FerryBroker, FerryServer
 from ferrymq.core.config import ConfigError
+from ferrymq.core.remoting.route import BrokerData
 from ferrymq.gateway.kafka.cluster import Node
 from ferrymq.gateway.kafka.inter_broker import InterBrokerLink
 from ferrymq.gateway.kafka.listeners import SSL, Listener
 from ferrymq.gateway.kafka.txn import peer
+from ferrymq.namesrv.route_info import RouteInfoManager
 from tests import cluster_helpers
 from tests.inprocess import kafka_broker
 from tests.test_kafka_inter_broker_sasl import BOTH, CONF, bootstrap, transaction
@@ -103,3 +106,16 @@ def test_an_inter_broker_listener_the_broker_does_not_have_is_refused_at_start(t
 
     with pytest.raises(ConfigError, match=r"kafkaInterBrokerListenerName=SSL .*PLAINTEXT, SASL_PLAINTEXT"):
         asyncio.run(body())
+
+
+def test_the_name_server_keeps_each_members_kafka_listeners() -> None:
+    routes = RouteInfoManager()
+    text = "SSL://10.0.0.5:9093,SASL_SSL://10.0.0.5:9094"
+    routes.register_broker("c", "10.0.0.5:10911", "b", 0, "10.0.0.5:10912", kafka_listeners=text)
+    routes.register_broker("c", "10.0.0.6:10911", "b", 1, "10.0.0.6:10912")
+    data = BrokerData.from_json(
+        json.loads(json.dumps(routes.cluster_info().broker_addr_table["b"].to_json()))
+    )
+    assert data.kafka_listeners == {0: text}  # what ClusterView reads for the peer's Node.listeners
+    routes.unregister_broker("c", "10.0.0.5:10911", "b", 0)
+    assert routes.broker_addr_table["b"].kafka_listeners == {}
