@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kio.schema.api_versions.v0.request import ApiVersionsRequest
 
-from ferrymq.cli.testing import FerryBroker, FerryServer
 from ferrymq.core.config import ConfigError
 from ferrymq.core.remoting.route import BrokerData
 from ferrymq.gateway.kafka.cluster import Node
@@ -28,16 +27,8 @@ from ferrymq.gateway.kafka.inter_broker import InterBrokerLink
 from ferrymq.gateway.kafka.listeners import SSL, Listener
 from ferrymq.gateway.kafka.txn import peer
 from ferrymq.namesrv.route_info import RouteInfoManager
-from tests import cluster_helpers
 from tests.inprocess import kafka_broker
-from tests.test_kafka_inter_broker_sasl import BOTH, CONF, bootstrap, transaction
-from tests.test_kafka_multi_broker import (
-    create_topic,
-    group_coordinated_by,
-    kafka_routed,
-    port_of,
-    query_offset,
-)
+from tests.test_kafka_inter_broker_sasl import CONF, across_two_groups
 from tests.tls_certs import TlsCerts, make_certs
 
 pytestmark = pytest.mark.timeout(60)
@@ -54,32 +45,16 @@ def tls_conf(certs: TlsCerts) -> dict[str, str]:
     }
 
 
-def test_a_transaction_across_broker_groups_goes_over_the_sasl_ssl_inter_broker_listener(
+def test_a_transaction_across_broker_groups_over_the_sasl_ssl_inter_broker_listener(
     tmp_path: Path,
 ) -> None:
     certs = make_certs(tmp_path / "certs")
-    topic = f"KafkaTls-{uuid.uuid4().hex[:8]}"
-    tid = group_coordinated_by(BOTH, "broker-a")
-    group = group_coordinated_by(BOTH, "broker-b")
-    for d in ("a/store", "b/store"):
-        bootstrap(tmp_path / d, topic, tid, group)
-    conf = tls_conf(certs)
-    with FerryServer(tmp_path / "a", "".join(f"{k}={v}\n" for k, v in conf.items())) as server:
-        broker_b = FerryBroker(tmp_path / "b", server.namesrv_addr, "broker-b", kafka=True, conf=conf)
-        try:
-            create_topic(server.broker_addr, topic)
-            create_topic(broker_b.addr, topic)
-            cluster_helpers.eventually(lambda: kafka_routed(server.namesrv_addr, topic), 15.0, "both routed")
-            ports = server.ports["kafka_sasl_ssl"], port_of(broker_b.kafka_listeners["kafka_sasl_ssl"])
-            asyncio.run(transaction(*ports, topic, tid, group, certs.client()))
-            assert query_offset(broker_b.addr, group, topic, 0) == 5  # the forwarded offset landed
-        finally:
-            broker_b.stop()
+    across_two_groups(tmp_path, tls_conf(certs), "kafka_sasl_ssl", certs.client())
 
 
 def test_a_peer_call_to_an_ssl_listener_speaks_tls(tmp_path: Path) -> None:
     certs = make_certs(tmp_path / "certs")
-    files = {"kafka_ssl_cert_path": certs.cert, "kafka_ssl_key_path": certs.key}
+    files: dict[str, Any] = {"kafka_ssl_cert_path": certs.cert, "kafka_ssl_key_path": certs.key}
 
     async def body() -> None:
         async with kafka_broker(tmp_path, "t", 1, kafka_listeners="SSL://127.0.0.1:0", **files) as (_, fe):
