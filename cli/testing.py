@@ -312,6 +312,8 @@ class FerryBroker(_Spawned):
         self.addr = f"{m['bhost']}:{m['bport']}"
         parts = {p["what"]: f"{p['host']}:{p['port']}" for p in READY_PART.finditer(m["extra"])}
         self.kafka_bootstrap: str | None = parts.get("kafka")
+        #: ``host:port`` of each further Kafka listener by its ready-line name, e.g. "kafka_sasl_ssl"
+        self.kafka_listeners = {what: addr for what, addr in parts.items() if what.startswith("kafka_")}
         #: ``host:port`` of the gRPC listener when ``grpc`` is true
         self.grpc_endpoint: str | None = parts.get("grpc")
         #: ``host:port`` of the admin REST API when ``admin`` is true

@@ -47,6 +47,7 @@ def test_broker_configs_are_the_ones_tools_read(admin: AdminClient, shared_serve
     ):
         assert name in configs, name
     assert configs["advertised.listeners"].value == f"PLAINTEXT://{shared_server.kafka_bootstrap}"
+    assert configs["inter.broker.listener.name"].value == "PLAINTEXT"  # the first listener by default
     assert configs["log.dirs"].value.startswith(str(shared_server.data_dir))
     assert configs["group.min.session.timeout.ms"].value == "6000"
     assert configs["group.min.session.timeout.ms"].source == ConfigSource.DEFAULT_CONFIG.value

@@ -238,6 +238,9 @@ class BrokerConfig(BaseModel):
     kafka_inter_broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
         "SCRAM-SHA-512", alias="kafkaInterBrokerSaslMechanism"
     )
+    #: the Kafka listener (by name: its security protocol) other brokers reach this one on, and this one them
+    #: (Kafka's inter.broker.listener.name / security.inter.broker.protocol); unset: the first listener
+    kafka_inter_broker_listener_name: str | None = Field(None, alias="kafkaInterBrokerListenerName")
     #: client quotas' rate windows (Kafka's quota.window.num and quota.window.size.seconds)
     quota_window_num: int = Field(11, alias="quotaWindowNum", ge=2)
     quota_window_size_seconds: int = Field(1, alias="quotaWindowSizeSeconds", ge=1)

@@ -9,8 +9,9 @@ response carries ``masterAddr``/``haServerAddr`` for a slave whose master is reg
 Left out: the order-topic KV table a Java name server may return as the response body,
 QUERY_DATA_VERSION (322) and BROKER_HEARTBEAT (904), which default-configured brokers do not
 send (they re-register every 30 s instead).
-Added: the ``kafkaAddr`` and ``grpcAddr`` extFields of ferrymq brokers (Java name servers ignore
-them), kept per broker member and returned in BrokerData's ``kafkaAddrs`` and ``grpcAddrs``.
+Added: the ``kafkaAddr``, ``kafkaListeners`` and ``grpcAddr`` extFields of ferrymq brokers (Java name servers
+ignore them), kept per broker member and returned in BrokerData's ``kafkaAddrs``, ``kafkaListeners`` and
+``grpcAddrs``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ ZONE_NAME_FIELD = "__ZONE_NAME"
 KAFKA_ADDR_FIELD = "kafkaAddr"
 #: ... and of its RocketMQ 5 gRPC listener, returned as BrokerData.grpcAddrs.
 GRPC_ADDR_FIELD = "grpcAddr"
+#: ... and of all its Kafka listeners (PROTOCOL://host:port,...), returned as BrokerData.kafkaListeners: a
+#: broker reaches another on the one its kafkaInterBrokerListenerName names.
+KAFKA_LISTENERS_FIELD = "kafkaListeners"
 
 
 def body_crc32(body: bytes | bytearray | memoryview) -> int:
@@ -79,6 +83,7 @@ class BrokerRegistrationProcessor:
             connection=conn,
             kafka_addr=ext.get(KAFKA_ADDR_FIELD),
             grpc_addr=ext.get(GRPC_ADDR_FIELD),
+            kafka_listeners=ext.get(KAFKA_LISTENERS_FIELD),
         )
         log.log(
             logging.DEBUG if known else logging.INFO,

@@ -106,6 +106,7 @@ class RouteInfoManager:
         connection: object | None = None,
         kafka_addr: str | None = None,
         grpc_addr: str | None = None,
+        kafka_listeners: str | None = None,
     ) -> RegisterBrokerResult:
         """Record or refresh a broker; a master's topics (re)define its queues of each topic.
 
@@ -130,6 +131,10 @@ class RouteInfoManager:
             broker_data.grpc_addrs[broker_id] = grpc_addr
         else:
             broker_data.grpc_addrs.pop(broker_id, None)
+        if kafka_listeners:
+            broker_data.kafka_listeners[broker_id] = kafka_listeners
+        else:
+            broker_data.kafka_listeners.pop(broker_id, None)
         addrs = broker_data.broker_addrs
 
         # A slave promoted to master (or the reverse) keeps its address under a new id:
@@ -229,6 +234,7 @@ class RouteInfoManager:
             del broker_data.broker_addrs[bid]
             broker_data.kafka_addrs.pop(bid, None)
             broker_data.grpc_addrs.pop(bid, None)
+            broker_data.kafka_listeners.pop(bid, None)
         known = known or bool(stale)
         if broker_data.broker_addrs:
             return known

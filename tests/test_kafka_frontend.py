@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
+import ssl
 import struct
 import time
 from pathlib import Path
@@ -69,8 +70,8 @@ class Wire:
         self.corr = itertools.count(1)
 
     @classmethod
-    async def open(cls, port: int) -> Wire:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
+    async def open(cls, port: int, tls: ssl.SSLContext | None = None) -> Wire:
+        return cls(*await asyncio.open_connection("127.0.0.1", port, ssl=tls))
 
     def send(self, request: Any) -> int:
         corr = next(self.corr)

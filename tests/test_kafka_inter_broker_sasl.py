@@ -12,6 +12,7 @@ PrepareCommit.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from pathlib import Path
@@ -85,29 +86,43 @@ async def completed(wire: Wire, tid: str) -> str:
 
 
 def test_a_transaction_across_broker_groups_on_sasl_listeners_without_anonymous_acls(tmp_path: Path) -> None:
+    across_two_groups(tmp_path, CONF)
+
+
+def across_two_groups(
+    tmp_path: Path, conf: dict[str, str], listener: str = "kafka", tls: ssl.SSLContext | None = None
+) -> None:
+    """broker-a (serve) and broker-b with ``conf``; the application's transaction on each one's ``listener``
+    (its ready-line name: "kafka" is the first, "kafka_sasl_ssl" the SASL_SSL one), over ``tls`` if given."""
     topic = f"KafkaSasl-{uuid.uuid4().hex[:8]}"
     tid = group_coordinated_by(BOTH, "broker-a")  # the same hash names the transaction coordinator
     group = group_coordinated_by(BOTH, "broker-b")
     for d in ("a/store", "b/store"):
         bootstrap(tmp_path / d, topic, tid, group)
-    conf_text = "".join(f"{k}={v}\n" for k, v in CONF.items())
+    conf_text = "".join(f"{k}={v}\n" for k, v in conf.items())
     with FerryServer(tmp_path / "a", conf_text) as server:
-        broker_b = FerryBroker(tmp_path / "b", server.namesrv_addr, "broker-b", kafka=True, conf=CONF)
+        broker_b = FerryBroker(tmp_path / "b", server.namesrv_addr, "broker-b", kafka=True, conf=conf)
         try:
             create_topic(server.broker_addr, topic)
             create_topic(broker_b.addr, topic)
             cluster_helpers.eventually(lambda: kafka_routed(server.namesrv_addr, topic), 15.0, "both routed")
-            ports = port_of(server.kafka_bootstrap), port_of(broker_b.kafka_bootstrap)
-            asyncio.run(_transaction(*ports, topic, tid, group))
+            b_addr = broker_b.kafka_bootstrap if listener == "kafka" else broker_b.kafka_listeners[listener]
+            assert b_addr is not None
+            ports = server.ports[listener], port_of(b_addr)
+            asyncio.run(transaction(*ports, topic, tid, group, tls))
             # partition 2 is broker-b's queue 0: the offset committed in the transaction is stored there
             assert query_offset(broker_b.addr, group, topic, 0) == 5
         finally:
             broker_b.stop()
 
 
-async def _transaction(a_port: int, b_port: int, topic: str, tid: str, group: str) -> None:
-    a, ok_a = await plain_login(a_port, APP, APP_PW)
-    b, ok_b = await plain_login(b_port, APP, APP_PW)
+async def transaction(
+    a_port: int, b_port: int, topic: str, tid: str, group: str, tls: ssl.SSLContext | None = None
+) -> None:
+    """The application's transaction (on ``tls`` listeners when given): a partition of broker-b's, offsets
+    of a group broker-b coordinates, committed at broker-a."""
+    a, ok_a = await plain_login(a_port, APP, APP_PW, tls)
+    b, ok_b = await plain_login(b_port, APP, APP_PW, tls)
     assert ok_a.error_code == ok_b.error_code == ErrorCode.none  # type: ignore[attr-defined]
     init = await a.call(InitProducerIdRequest(transactional_id=tid, transaction_timeout=ms(60_000)))
     assert init.error_code == ErrorCode.none

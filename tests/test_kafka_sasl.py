@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import ssl
 import struct
 from pathlib import Path
 
@@ -44,8 +45,10 @@ async def authenticate(w: Wire, token: bytes) -> object:
     return await w.call(SaslAuthenticateRequest(auth_bytes=token))
 
 
-async def plain_login(port: int, user: str = "alice", password: str = PASSWORD) -> tuple[Wire, object]:
-    w = await Wire.open(port)
+async def plain_login(
+    port: int, user: str = "alice", password: str = PASSWORD, tls: ssl.SSLContext | None = None
+) -> tuple[Wire, object]:
+    w = await Wire.open(port, tls)
     assert (await handshake(w, "PLAIN")).error_code == ErrorCode.none  # type: ignore[attr-defined]
     return w, await authenticate(w, f"\0{user}\0{password}".encode())
 

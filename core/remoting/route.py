@@ -434,7 +434,9 @@ class BrokerData:
     ``kafka_addrs`` (ferrymq's, JSON "kafkaAddrs", only written when set) holds each member's
     Kafka listener, so brokers learn each other's Kafka address; Java clients ignore it.
     ``grpc_addrs`` (JSON "grpcAddrs") likewise holds each member's RocketMQ 5 gRPC listener, which
-    a gRPC QueryRoute names as that broker's endpoint.
+    a gRPC QueryRoute names as that broker's endpoint. ``kafka_listeners`` (JSON "kafkaListeners") holds
+    each member's Kafka listeners as ``PROTOCOL://host:port,...``, from which a broker picks the
+    inter-broker one.
     """
 
     cluster: str
@@ -444,6 +446,7 @@ class BrokerData:
     zone_name: str | None = None
     kafka_addrs: dict[int, str] = field(default_factory=dict)
     grpc_addrs: dict[int, str] = field(default_factory=dict)
+    kafka_listeners: dict[int, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -458,6 +461,8 @@ class BrokerData:
             obj["kafkaAddrs"] = {str(bid): addr for bid, addr in sorted(self.kafka_addrs.items())}
         if self.grpc_addrs:
             obj["grpcAddrs"] = {str(bid): addr for bid, addr in sorted(self.grpc_addrs.items())}
+        if self.kafka_listeners:
+            obj["kafkaListeners"] = {str(bid): text for bid, text in sorted(self.kafka_listeners.items())}
         return obj
 
     @classmethod
@@ -465,6 +470,7 @@ class BrokerData:
         addrs = _obj(obj.get("brokerAddrs") or {}, "brokerAddrs")
         kafka = _obj(obj.get("kafkaAddrs") or {}, "kafkaAddrs")
         grpc = _obj(obj.get("grpcAddrs") or {}, "grpcAddrs")
+        kafka_listeners = _obj(obj.get("kafkaListeners") or {}, "kafkaListeners")
         zone = obj.get("zoneName")
         return cls(
             cluster=str(obj.get("cluster") or ""),
@@ -474,6 +480,7 @@ class BrokerData:
             zone_name=None if zone is None else str(zone),
             kafka_addrs={_int(k): str(v) for k, v in kafka.items()},
             grpc_addrs={_int(k): str(v) for k, v in grpc.items()},
+            kafka_listeners={_int(k): str(v) for k, v in kafka_listeners.items()},
         )
 
     def copy(self) -> BrokerData:
@@ -485,6 +492,7 @@ class BrokerData:
             self.zone_name,
             dict(self.kafka_addrs),
             dict(self.grpc_addrs),
+            dict(self.kafka_listeners),
         )
 
     def select_broker_addr(self) -> str | None:

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
+from ferrymq.core.config import ConfigError
 from ferrymq.gateway.kafka import topics
+from ferrymq.gateway.kafka.listeners import Listener, parse_listeners
 
 if TYPE_CHECKING:
     from ferrymq.core.broker.broker import Broker
@@ -124,6 +126,8 @@ class Node:
     port: int
     #: the broker group's rack (brokerRack, registered as its zone with the name servers)
     rack: str | None = None
+    #: all its Kafka listeners, as registered (kafkaListeners): where inter-broker calls go
+    listeners: tuple[Listener, ...] = ()
 
 
 class ClusterView:
@@ -317,7 +321,9 @@ class ClusterView:
                     if qd.broker_name != self.broker_name:
                         remote[qd.broker_name] = qd.read_queue_nums
                 for bd in route.broker_datas:
-                    self._learn_peer(bd.broker_name, bd.kafka_addrs.get(0), bd.zone_name)
+                    self._learn_peer(
+                        bd.broker_name, bd.kafka_addrs.get(0), bd.zone_name, bd.kafka_listeners.get(0)
+                    )
                     self._learn_addr(bd.broker_name, bd.broker_addrs.get(0))
         self._remote.pop(topic, None)  # re-inserted last: the dict's order is lookup order
         self._remote[topic] = (time.monotonic(), remote)
@@ -327,7 +333,9 @@ class ClusterView:
             del self._remote[oldest]
             self._placed.pop(oldest, None)
 
-    def _learn_peer(self, broker_name: str, kafka_addr: str | None, rack: str | None = None) -> None:
+    def _learn_peer(
+        self, broker_name: str, kafka_addr: str | None, rack: str | None = None, listeners: str | None = None
+    ) -> None:
         if broker_name == self.broker_name:
             if kafka_addr:  # our group's master (this broker itself while it is master)
                 host, _, port = kafka_addr.rpartition(":")
@@ -341,7 +349,10 @@ class ClusterView:
             self._peers.pop(broker_name, None)
             return
         host, _, port = kafka_addr.rpartition(":")
-        self._peers[broker_name] = Node(node_id_of(broker_name), host, int(port), rack or None)
+        node = Node(
+            node_id_of(broker_name), host, int(port), rack or None, _registered(broker_name, listeners)
+        )
+        self._peers[broker_name] = node
 
     def _learn_addr(self, broker_name: str, addr: str | None) -> None:
         if addr:
@@ -362,7 +373,7 @@ class ClusterView:
             return
         seen = set()
         for name, bd in info.broker_addr_table.items():
-            self._learn_peer(name, bd.kafka_addrs.get(0), bd.zone_name)
+            self._learn_peer(name, bd.kafka_addrs.get(0), bd.zone_name, bd.kafka_listeners.get(0))
             self._learn_addr(name, bd.broker_addrs.get(0))
             seen.add(name)
         for gone in [n for n in self._peers if n not in seen]:
@@ -386,3 +397,12 @@ class ClusterView:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _registered(broker_name: str, text: str | None) -> tuple[Listener, ...]:
+    """The Kafka listeners another broker registered (none if it did not, or sent what is not a list)."""
+    try:
+        return tuple(parse_listeners(text)) if text else ()
+    except ConfigError as exc:
+        log.warning("Kafka listeners of broker %s unreadable: %s", broker_name, exc)
+        return ()

@@ -40,7 +40,7 @@ from ferrymq.gateway.kafka.framing import DEFAULT_MAX_REQUEST_SIZE
 from ferrymq.gateway.kafka.group.coordinator import GroupCoordinator
 from ferrymq.gateway.kafka.group.share_group import ShareGroups
 from ferrymq.gateway.kafka.inter_broker import SOURCE as INTER_BROKER
-from ferrymq.gateway.kafka.inter_broker import InterBrokerLogin
+from ferrymq.gateway.kafka.inter_broker import InterBrokerLink
 from ferrymq.gateway.kafka.listeners import PLAINTEXT, Listener
 from ferrymq.gateway.kafka.log_start import LogStartOffsets
 from ferrymq.gateway.kafka.partition_log import PartitionLog
@@ -124,10 +124,11 @@ class KafkaFrontend:
         self._waiters: dict[tuple[str, int], list[asyncio.Future[None]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.coordinator = GroupCoordinator(broker, self.cluster)
-        #: who this broker is on other brokers' Kafka listeners (inter_broker.py): a super user here too
-        self.inter_broker = InterBrokerLogin.of(broker.config)
-        if self.inter_broker is not None:
-            broker.security.acl_authorizer.set_super_users(INTER_BROKER, [self.inter_broker.principal])
+        #: how this broker reaches the others' Kafka listeners and who it is there (inter_broker.py): that
+        #: principal is a super user here too; ConfigError for an inter-broker listener it does not have
+        self.inter_broker = InterBrokerLink.of(broker.config, self.listeners)
+        if self.inter_broker.login is not None:
+            broker.security.acl_authorizer.set_super_users(INTER_BROKER, [self.inter_broker.login.principal])
         self.txn_coordinator = TxnCoordinator(self)
         self.fetch_sessions = FetchSessionCache(broker.config.kafka_fetch_session_cache_slots)
         self.cleaner = LogCleaner(broker, self.txn_partitions.is_aborted)
@@ -170,6 +171,8 @@ class KafkaFrontend:
         registrar = self.broker.registrar
         if registrar is not None:  # the other brokers learn our Kafka listener from the name servers
             registrar.extra_fields["kafkaAddr"] = f"{self.advertised_host}:{self.port}"
+            bound = [(protocol, self.advertised_host, port) for protocol, _, port in self.bound_listeners()]
+            registrar.extra_fields["kafkaListeners"] = listeners.listeners_text(bound)
             registrar.kick()
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="kafka-retention"))
         self._tasks.append(asyncio.create_task(self.cleaner.run(), name="kafka-log-cleaner"))
@@ -246,6 +249,7 @@ class KafkaFrontend:
             conn.close()
         if self.broker.registrar is not None:
             self.broker.registrar.extra_fields.pop("kafkaAddr", None)
+            self.broker.registrar.extra_fields.pop("kafkaListeners", None)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

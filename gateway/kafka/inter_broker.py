@@ -5,16 +5,22 @@ broker.conf ``kafkaInterBrokerUser`` / ``kafkaInterBrokerPassword`` / ``kafkaInt
 (Kafka's JAAS ``username``/``password`` and ``sasl.mechanism.inter.broker.protocol``): with a user set, every
 broker-to-broker connection authenticates with SaslHandshake v1 + SaslAuthenticate (PLAIN, or SCRAM by
 ``scramp``) before its request, so it arrives as ``User:<user>``, never as ANONYMOUS; the other brokers need
-that user in their users.json (``ferrymq kafka-user``), and the first Kafka listener (the one other brokers
-learn, kafkaAddr) must be a SASL one. The principal is a super user of this broker's authorizer, as Kafka's
-broker principal is listed in super.users, so its CLUSTER_ACTION requests pass however the ACLs are set.
-Leaves out: SASL_SSL between brokers (TLS to peers), GSSAPI and OAUTHBEARER.
+that user in their users.json (``ferrymq kafka-user``). The principal is a super user of this broker's
+authorizer, as Kafka's broker principal is listed in super.users, so its CLUSTER_ACTION requests pass however
+the ACLs are set.
+
+Where the connection goes (``InterBrokerLink``): the other broker's listener named by
+``kafkaInterBrokerListenerName`` (Kafka's inter.broker.listener.name; by default the other broker's first
+listener), learnt from the listeners it registers with the name servers (kafkaListeners), and spoken as that
+listener's protocol: TLS on SSL and SASL_SSL (listeners.client_ssl_context), the SASL login on SASL_PLAINTEXT
+and SASL_SSL. Leaves out: GSSAPI and OAUTHBEARER.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +33,7 @@ from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
 
 from ferrymq.core.config import BrokerConfig
 from ferrymq.gateway.kafka.framing import decode_response, encode_request
+from ferrymq.gateway.kafka.listeners import Listener, client_ssl_context, inter_broker_listener
 
 _corr = itertools.count(1)
 #: the authorizer source naming the inter-broker principal a super user
@@ -56,6 +63,28 @@ class InterBrokerLogin:
             config.kafka_inter_broker_password or "",
             config.kafka_inter_broker_sasl_mechanism,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InterBrokerLink:
+    """How this broker reaches another: the listener name (None: the other's first), its login, its TLS."""
+
+    listener: str | None
+    login: InterBrokerLogin | None
+    ssl_context: ssl.SSLContext | None
+
+    @classmethod
+    def of(cls, config: BrokerConfig, listeners: list[Listener]) -> InterBrokerLink:
+        """From broker.conf; ConfigError when kafkaInterBrokerListenerName names none of ``listeners``."""
+        name = inter_broker_listener(listeners, config.kafka_inter_broker_listener_name)
+        tls = any(lst.tls for lst in listeners)  # the other brokers' listeners are like ours
+        return cls(name, InterBrokerLogin.of(config), client_ssl_context(config) if tls else None)
+
+    def endpoint(self, registered: tuple[Listener, ...]) -> Listener | None:
+        """The listener to call among those another broker registered (None: it has no such one)."""
+        if self.listener is None:
+            return registered[0] if registered else None
+        return next((lst for lst in registered if lst.protocol == self.listener), None)
 
 
 async def exchange(

@@ -5,7 +5,9 @@ protocol per listener (Kafka sniffs nothing); the listener name is its security 
 protocol appears once. A host left empty binds ``listenHost``; port 0 takes a free port. Without the key
 the frontend has one PLAINTEXT listener on listenHost:kafkaListenPort. Sans-IO: parsing and the SSL
 context (kafkaSslCertPath / kafkaSslKeyPath, client certificates checked against kafkaSslTrustCertPath
-when kafkaSslClientAuth is requested or required); frontend.py binds them.
+when kafkaSslClientAuth is requested or required); frontend.py binds them. The inter-broker listener
+(kafkaInterBrokerListenerName, Kafka's inter.broker.listener.name) must be one of them, and a broker calling
+another's SSL listener uses ``client_ssl_context``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import ssl
 from dataclasses import dataclass
 
 from ferrymq.core.config import BrokerConfig, ConfigError
-from ferrymq.core.remoting.tls import TlsFiles, server_context
+from ferrymq.core.remoting.tls import TlsFiles, client_context, server_context
 
 PLAINTEXT = "PLAINTEXT"
 SASL_PLAINTEXT = "SASL_PLAINTEXT"
@@ -82,3 +84,32 @@ def ssl_context(config: BrokerConfig) -> ssl.SSLContext:
         return server_context(files, _CLIENT_AUTH[config.kafka_ssl_client_auth])
     except ValueError as exc:
         raise ConfigError(f"Kafka SSL listener: {exc} (kafkaSslTrustCertPath)") from None
+
+
+def inter_broker_listener(listeners: list[Listener], name: str | None) -> str | None:
+    """The inter-broker listener's name (None: the first one of the other broker); ConfigError when this
+    broker has no listener of that name, as Kafka refuses to start."""
+    if name is None:
+        return None
+    if name.upper() not in {lst.protocol for lst in listeners}:
+        have = ", ".join(lst.protocol for lst in listeners)
+        raise ConfigError(
+            f"kafkaInterBrokerListenerName={name} names none of this broker's Kafka listeners ({have})"
+        )
+    return name.upper()
+
+
+def client_ssl_context(config: BrokerConfig) -> ssl.SSLContext:
+    """How this broker calls another's SSL or SASL_SSL listener, as Kafka's inter-broker client uses the
+    listener's keystore and truststore: trusting kafkaSslTrustCertPath (else tls.client.trustCertPath, else
+    the system's CAs), the host name checked, presenting kafkaSslCertPath/KeyPath to a peer asking for one."""
+    trust = config.kafka_ssl_trust_cert_path or config.tls_client_trust_cert_path
+    files = TlsFiles(
+        config.kafka_ssl_cert_path, config.kafka_ssl_key_path, config.kafka_ssl_key_password, trust
+    )
+    return client_context(files, check_hostname=True)
+
+
+def listeners_text(bound: list[tuple[str, str, int]]) -> str:
+    """``PROTOCOL://host:port,...`` of (protocol, host, port) as a broker registers them (kafkaListeners)."""
+    return ",".join(f"{p}://{f'[{h}]' if ':' in h else h}:{port}" for p, h, port in bound)

@@ -119,6 +119,7 @@ def _broker_values(ctx: RequestContext) -> dict[str, tuple[str, int, bool]]:
     ports = frontend.listener_ports()
     listeners = ",".join(f"{name}://{frontend.host}:{port}" for name, port in ports.items())
     advertised = ",".join(f"{name}://{frontend.advertised_host}:{port}" for name, port in ports.items())
+    inter_broker = frontend.inter_broker.listener or next(iter(ports))  # a listener's name is its protocol
 
     def conf(field: str) -> tuple[str, tuple[str, ...]]:
         value = getattr(c, field)
@@ -132,6 +133,11 @@ def _broker_values(ctx: RequestContext) -> dict[str, tuple[str, int, bool]]:
         "process.roles": ("broker", ()),
         "listeners": (listeners, ("kafka_listen_port", "kafka_listeners")),
         "advertised.listeners": (advertised, ("broker_ip1", "kafka_listen_port", "kafka_listeners")),
+        "inter.broker.listener.name": (inter_broker, ("kafka_inter_broker_listener_name", "kafka_listeners")),
+        "security.inter.broker.protocol": (
+            inter_broker,
+            ("kafka_inter_broker_listener_name", "kafka_listeners"),
+        ),
         "log.dirs": conf("store_path_root_dir"),
         "log.dir": conf("store_path_root_dir"),
         "log.segment.bytes": conf("mapped_file_size_commit_log"),
