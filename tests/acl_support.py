@@ -1,6 +1,6 @@
 """A ferrymq server with RocketMQ ACL on, shared by tests/test_rocketmq_acl_client.py and
 compat-tests/test_java_acl.py: accounts, the broker.conf text, signed topic creation; the ACL 2.0 admin codes
-signed as mqadmin signs them (tests/test_acl2_server.py, tests/test_grpc_acl2.py)."""
+signed as mqadmin signs them (tests/test_acl2_server.py, tests/test_acl2_grpc_namesrv.py)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def acl_server(tmp: Path) -> Iterator[FerryServer]:
         yield s
 
 
-#: the ACL 2.0 initAuthenticationUser of tests/test_acl2_server.py and tests/test_grpc_acl2.py
+#: the ACL 2.0 initAuthenticationUser of tests/test_acl2_server.py and tests/test_acl2_grpc_namesrv.py
 ROOT = ("root", "root-pw")
 
 

@@ -17,7 +17,8 @@ The user and ACL admin codes 3001-3010 need a Super user whenever either switch 
 Every refusal is NO_PERMISSION (16) with RocketMQ's remark ("User:bob is not found.", "check signature
 failed.", "User:bob has no permission to access Topic:T from 10.0.0.1, no matched policies."), logged
 with its peer; no exception text. Left out: authentication and authorization whitelists, the stateful
-strategies (each request is checked), the name server (it keeps ACL 1.0's registration check).
+strategies (each request is checked). ``registrar`` lends the users to the name server of ``ferrymq
+serve`` (namesrv/acl.py); the gRPC listener checks through ``authenticate`` and ``authorize_all``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,17 @@ class RemotingAcl2:
         if self.authentication and not signed(self._secret(key)):
             raise AclRefused("check signature failed.")
         return f"User:{key}"
+
+    def registrar(self, name: str, host: str) -> tuple[str, bool] | str:
+        """For the name server of ``ferrymq serve`` (namesrv/acl.py ``Registrars``): the user's
+        password and whether it may administer the cluster (register brokers), or why not."""
+        try:
+            secret = self._secret(name)
+        except AclRefused as exc:
+            return str(exc)
+        return secret, self.authorizer.authorize(
+            f"User:{name}", host, Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME
+        )
 
     def authorize_all(self, principal: str, host: str, wanted: Iterable[Need], what: str) -> None:
         """With ``authorizationEnabled``, raise AclRefused at the first resource of ``wanted`` the

@@ -3,7 +3,9 @@ authenticationEnabled and authorizationEnabled on (ACL 1.0 off), users made with
 and 3006. The official Python client signing as ``alice`` sends where her policy grants and is refused
 elsewhere; a wrong password, a disabled user, an unknown user, an unsigned call and a ReceiveMessage
 on a topic she may only publish to are refused UNAUTHORIZED (40100) with ACL 2.0's messages, which is
-what the proxy's ResponseBuilder answers for both authentication and authorization failures."""
+what the proxy's ResponseBuilder answers for both authentication and authorization failures. The name
+server beside the broker takes broker registrations signed by a Super user only (ferrymq's own check;
+before, it kept checking plain_acl.yml alone, so with ACL 2.0 alone anyone could register a broker)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from ferrymq.cli.embedded import EmbeddedBroker
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
 from ferrymq.gateway.grpc.protocol.service_pb2_grpc import MessagingServiceStub
@@ -104,3 +107,42 @@ def test_wrong_password_disabled_unknown_unsigned_and_receive_refused(broker: Em
                 "User:alice has no permission to access Topic:G2T from 127.0.0.1, no matched policies.",
             )
         ]
+
+
+def test_name_server_takes_registrations_signed_by_a_super_user_only(broker: EmbeddedBroker) -> None:
+    fields = {
+        "brokerName": "acl2-b",
+        "brokerAddr": "127.0.0.1:1",
+        "clusterName": "Acl2Cluster",
+        "brokerId": "0",
+        "haServerAddr": "127.0.0.1:2",
+        "compressed": "false",
+        "bodyCrc32": "0",
+    }
+
+    def register(who: tuple[str, str]) -> tuple[int, str | None]:
+        resp = admin(broker.namesrv_addr, RequestCode.REGISTER_BROKER, fields, who=who)
+        return resp.code, resp.remark
+
+    refused = ResponseCode.NO_PERMISSION
+    assert register(("alice", "alice-pw")) == (
+        refused,
+        "User:alice has no permission to access Cluster:Acl2Cluster from 127.0.0.1, no matched policies.",
+    )
+    assert register(("root", "guess")) == (refused, "check signature failed.")
+    assert register(("carol", "carol-pw")) == (refused, "User:carol is disabled.")
+    assert register(("bob", "bob-pw")) == (refused, "User:bob is not found.")
+    assert register(ROOT)[0] == ResponseCode.SUCCESS
+    gone = admin(broker.namesrv_addr, RequestCode.UNREGISTER_BROKER, fields)
+    assert gone.code == ResponseCode.SUCCESS, gone.remark
+
+
+def test_an_unsigned_registration_is_refused() -> None:
+    from ferrymq.namesrv.acl import user_refusal
+
+    unsigned = RemotingCommand(code=RequestCode.REGISTER_BROKER, ext_fields={"clusterName": "c"})
+    refused = user_refusal(lambda name, host: ("pw", True), unsigned, "127.0.0.1:5")
+    assert refused is not None and (refused.code, refused.remark) == (
+        ResponseCode.NO_PERMISSION,
+        "username cannot be null.",
+    )
