@@ -16,7 +16,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.duration_pb2 import Duration
 
 from ferrymq.cli.embedded import EmbeddedBroker
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
@@ -29,7 +28,7 @@ from tests.acl_support import ROOT, admin
 rocketmq = pytest.importorskip("rocketmq")
 from rocketmq import ClientConfiguration, Credentials, Message, Producer  # noqa: E402
 
-from tests.test_grpc_security import metadata  # noqa: E402
+from tests.test_grpc_security import metadata, receive  # noqa: E402
 
 logging.getLogger("rocketmq").setLevel(logging.CRITICAL)
 
@@ -92,15 +91,7 @@ def test_wrong_password_disabled_unknown_unsigned_and_receive_refused(broker: Em
         assert route(metadata("carol", "carol-pw")) == (pb.UNAUTHORIZED, "User:carol is disabled.")
         assert route(metadata("bob", "bob-pw")) == (pb.UNAUTHORIZED, "User:bob is not found.")
         assert route(None) == (pb.UNAUTHORIZED, "username cannot be null.")
-        receive = spb.ReceiveMessageRequest(
-            group=pb.Resource(name="gAcl2"),
-            message_queue=pb.MessageQueue(topic=pb.Resource(name="G2T")),
-            filter_expression=pb.FilterExpression(type=pb.TAG, expression="*"),
-            batch_size=1,
-            invisible_duration=Duration(seconds=30),
-            long_polling_timeout=Duration(seconds=1),
-        )
-        answers = list(stub.ReceiveMessage(receive, metadata=metadata("alice", "alice-pw"), timeout=10))
+        answers = receive(channel, metadata("alice", "alice-pw"), "G2T", "gAcl2")
         assert [(r.status.code, r.status.message) for r in answers] == [
             (
                 pb.UNAUTHORIZED,
