@@ -104,7 +104,7 @@ class EmbeddedBroker:
         return self
 
     async def _start(self) -> None:
-        from ferrymq.cli.main import BrokerProcess
+        from ferrymq.cli.main import BrokerProcess, guard_registrations
         from ferrymq.core.broker.routes_source import LocalRoutes
         from ferrymq.core.config import BrokerConfig
         from ferrymq.namesrv import NameServer
@@ -126,6 +126,7 @@ class EmbeddedBroker:
         }
         config = BrokerConfig.from_properties("", **overrides)
         self._process = BrokerProcess(config, None)
+        guard_registrations(self._namesrv, self._process)
         await self._process.start(LocalRoutes(self._namesrv.routes, self.namesrv_addr))
         if self._admin_at_start:
             await self._serve_admin()

@@ -390,6 +390,7 @@ async def _serve(args: argparse.Namespace) -> None:
         overrides["namesrvAddr"] = f"{_advertised(args.host)}:{namesrv.port}"
         config = BrokerConfig.from_properties(text, **overrides)
         process = BrokerProcess(config, args.kafka_advertised_host)
+        guard_registrations(namesrv, process)  # no await since namesrv.start(): nothing slipped in
         started.append(process)
         frontends = await process.start(LocalRoutes(namesrv.routes, str(overrides["namesrvAddr"])))
         for i in range(1, args.slaves + 1):
@@ -411,6 +412,14 @@ async def _serve(args: argparse.Namespace) -> None:
         await namesrv.stop()
 
     await _run_until_signal(start, stop)
+
+
+def guard_registrations(namesrv: NameServer, process: BrokerProcess) -> None:
+    """With ACL 2.0 authentication on, the name server beside the broker takes registrations signed
+    by the broker's users that may administer the cluster, instead of plain_acl.yml's (namesrv/acl.py)."""
+    acl2 = process.broker.acl2
+    if acl2 is not None and acl2.authentication:
+        namesrv.registrars = acl2.registrar
 
 
 async def _namesrv(args: argparse.Namespace) -> None:

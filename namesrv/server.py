@@ -24,7 +24,7 @@ from ferrymq.core.remoting.frame import DEFAULT_MAX_FRAME
 from ferrymq.core.remoting.plain_acl import PlainAclFile
 from ferrymq.core.remoting.tls import ServerTls
 from ferrymq.core.remoting.transport import HandlerResult, Listener, RemotingConnection, serve
-from ferrymq.namesrv.acl import refusal
+from ferrymq.namesrv.acl import Registrars, refusal, user_refusal
 from ferrymq.namesrv.processor import build_dispatcher
 from ferrymq.namesrv.route_info import DEFAULT_BROKER_EXPIRY_S, RemovedBroker, RouteInfoManager
 
@@ -71,6 +71,8 @@ class NameServer:
         #: plain_acl.yml: registrations must be signed by an admin account (namesrv/acl.py)
         self.acl = PlainAclFile(acl_file) if acl_file is not None else None
         self._acl_task: asyncio.Task[None] | None = None
+        #: ACL 2.0 users, set by ``ferrymq serve`` once its broker runs: they sign registrations instead
+        self.registrars: Registrars | None = None
         #: RocketMQ's tls.server.mode on the name server's port (core/remoting/tls.py)
         self.tls = tls
         self._server: Listener | None = None
@@ -152,7 +154,10 @@ class NameServer:
 
     def _handle(self, cmd: RemotingCommand, conn: RemotingConnection) -> HandlerResult:
         self._connections.add(conn)
-        if self.acl is not None and (refused := refusal(self.acl, cmd, conn.peer)) is not None:
+        if self.registrars is not None:
+            if (refused := user_refusal(self.registrars, cmd, conn.peer)) is not None:
+                return refused
+        elif self.acl is not None and (refused := refusal(self.acl, cmd, conn.peer)) is not None:
             return refused
         return self._dispatcher(cmd, conn)
 

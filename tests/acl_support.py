@@ -1,9 +1,11 @@
 """A ferrymq server with RocketMQ ACL on, shared by tests/test_rocketmq_acl_client.py and
-compat-tests/test_java_acl.py: accounts, the broker.conf text, signed topic creation."""
+compat-tests/test_java_acl.py: accounts, the broker.conf text, signed topic creation; the ACL 2.0 admin codes
+signed as mqadmin signs them (tests/test_acl2_server.py, tests/test_acl2_grpc_namesrv.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,3 +66,26 @@ def acl_server(tmp: Path) -> Iterator[FerryServer]:
         create_topic_signed(s.broker_addr, s.namesrv_addr, "AclT")
         create_topic_signed(s.broker_addr, s.namesrv_addr, "AclDenied")
         yield s
+
+
+#: the ACL 2.0 initAuthenticationUser of tests/test_acl2_server.py and tests/test_acl2_grpc_namesrv.py
+ROOT = ("root", "root-pw")
+
+
+def admin(
+    addr: str, code: int, ext: dict[str, str], body: object = None, who: tuple[str, str] = ROOT
+) -> RemotingCommand:
+    """One signed admin request (as mqadmin with tools.yml sends it): the response."""
+
+    async def go() -> RemotingCommand:
+        conn = await connect(*split_addr(addr))
+        try:
+            cmd = RemotingCommand(
+                code=code, ext_fields=dict(ext), body=b"" if body is None else json.dumps(body).encode()
+            )
+            sign(cmd, *who)
+            return await conn.invoke(cmd)
+        finally:
+            conn.close()
+
+    return asyncio.run(go())

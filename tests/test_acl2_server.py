@@ -8,7 +8,6 @@ RocketMQ producer."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,31 +20,8 @@ from ferrymq.cli.embedded import EmbeddedBroker
 from ferrymq.cli.main import main as ferrymq_main
 from ferrymq.client import BrokerError, Message, Producer
 from ferrymq.core.auth.acl import AclBinding, Operation, PatternType, Permission, ResourceType
-from ferrymq.core.remoting.acl_sign import sign
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
-from ferrymq.core.remoting.command import RemotingCommand
-from ferrymq.core.remoting.transport import connect, split_addr
-
-ROOT = ("root", "root-pw")
-
-
-def admin(
-    addr: str, code: int, ext: dict[str, str], body: object = None, who: tuple[str, str] = ROOT
-) -> RemotingCommand:
-    """One signed admin request (as mqadmin with tools.yml sends it): the response."""
-
-    async def go() -> RemotingCommand:
-        conn = await connect(*split_addr(addr))
-        try:
-            cmd = RemotingCommand(
-                code=code, ext_fields=dict(ext), body=b"" if body is None else json.dumps(body).encode()
-            )
-            sign(cmd, *who)
-            return await conn.invoke(cmd)
-        finally:
-            conn.close()
-
-    return asyncio.run(go())
+from tests.acl_support import ROOT, admin
 
 
 @pytest.fixture(scope="module")

@@ -134,10 +134,13 @@ def _route(channel: grpc.Channel, md: list[tuple[str, str]] | None) -> object:
     )
 
 
-def _receive(channel: grpc.Channel, md: list[tuple[str, str]]) -> list[Any]:
+def receive(
+    channel: grpc.Channel, md: list[tuple[str, str]], topic: str = "AclT", group: str = "gAclReceive"
+) -> list[Any]:
+    """One ReceiveMessage call's responses (shared with tests/test_acl2_grpc_namesrv.py)."""
     request = spb.ReceiveMessageRequest(
-        group=pb.Resource(name="gAclReceive"),
-        message_queue=pb.MessageQueue(topic=pb.Resource(name="AclT")),
+        group=pb.Resource(name=group),
+        message_queue=pb.MessageQueue(topic=pb.Resource(name=topic)),
         filter_expression=pb.FilterExpression(type=pb.TAG, expression="*"),
         batch_size=1,
         invisible_duration=Duration(seconds=30),
@@ -170,9 +173,9 @@ def test_tls_and_plaintext_on_one_port_signature_checked_on_both(
         unsigned = _route(plain, None).status  # type: ignore[attr-defined]
         assert (unsigned.code, unsigned.message) == (pb.UNAUTHORIZED, "No accessKey is configured")
         # the streaming ReceiveMessage is checked as the unary calls are: a refusal is its one response
-        assert [r.status.code for r in _receive(plain, metadata("writer", "wrong-secret"))] == [
+        assert [r.status.code for r in receive(plain, metadata("writer", "wrong-secret"))] == [
             pb.UNAUTHORIZED
         ]
         assert pb.UNAUTHORIZED not in [
-            r.status.code for r in _receive(plain, metadata("writer", "writer-secret"))
+            r.status.code for r in receive(plain, metadata("writer", "writer-secret"))
         ]

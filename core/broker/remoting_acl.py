@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 from ferrymq.core.auth.acl import CLUSTER_NAME, Authorizer, Operation, ResourceType
 from ferrymq.core.auth.plain_acl import apply_plain_acl
@@ -41,7 +42,7 @@ from ferrymq.core.remoting.acl_sign import ACCESS_KEY, verify
 from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.heartbeat import HeartbeatData
-from ferrymq.core.remoting.plain_acl import Account, PlainAclFile, address_matches
+from ferrymq.core.remoting.plain_acl import PlainAclFile, address_matches
 
 log = logging.getLogger("ferrymq.acl")
 
@@ -56,6 +57,21 @@ Need = tuple[ResourceType, str, Operation]
 
 class AclRefused(Exception):
     """A request the ACL refuses; the message is the response's remark."""
+
+
+class AclGuard(Protocol):
+    """What ACL 1.0 (RemotingAcl) and ACL 2.0 (core/broker/remoting_acl2.py) both offer a listener
+    whose requests are not remoting commands (the gRPC listener, gateway/grpc/acl.py): the same
+    users, signatures and permissions as the remoting port, whichever version is on."""
+
+    def authenticate(self, key: str | None, host: str, signed: Callable[[str], bool]) -> str | None:
+        """The principal of a request from ``host`` by ``key`` (``signed(secret)`` checks its
+        signature with the user's secret), None for a peer that needs no check; AclRefused if not."""
+        ...
+
+    def authorize_all(self, principal: str, host: str, wanted: Iterable[Need], what: str) -> None:
+        """Raise AclRefused at the first resource of ``wanted`` that ``principal`` may not use."""
+        ...
 
 
 def topic_need(name: str | None, op: Operation) -> Iterator[Need]:
@@ -135,10 +151,10 @@ class RemotingAcl:
             return cmd.response(ResponseCode.NO_PERMISSION, str(exc))
         return None
 
-    def authenticate(self, key: str | None, host: str, signed: Callable[[Account], bool]) -> str | None:
+    def authenticate(self, key: str | None, host: str, signed: Callable[[str], bool]) -> str | None:
         """The principal of a request from ``host`` signed by ``key`` (``signed`` checks the
-        signature with the account), None for a white-listed peer; AclRefused otherwise. Shared by
-        remoting and the gRPC listener: the same accounts and white lists."""
+        signature with the account's secret key), None for a white-listed peer; AclRefused otherwise.
+        Shared by remoting and the gRPC listener: the same accounts and white lists."""
         acl = self.file.acl
         if acl.globally_white(host):
             return None
@@ -149,18 +165,21 @@ class RemotingAcl:
             raise AclRefused(f"No acl config for {key}")
         if address_matches(account.white_remote_address, host):
             return None
-        if not signed(account):
+        if not signed(account.secret_key):
             raise AclRefused(f"Check signature failed for accessKey={key}")
         return account.principal
 
     def authorize(self, cmd: RemotingCommand, host: str) -> None:
         """Raise AclRefused unless the request may run (see the module docstring)."""
         principal = self.authenticate(
-            cmd.ext_fields.get(ACCESS_KEY), host, lambda account: verify(cmd, account.secret_key)
+            cmd.ext_fields.get(ACCESS_KEY), host, lambda secret: verify(cmd, secret)
         )
         if principal is None:
             return
-        authorize_needs(self.authorizer, principal, host, needs(cmd), f"request code={cmd.code}")
+        self.authorize_all(principal, host, needs(cmd), f"request code={cmd.code}")
+
+    def authorize_all(self, principal: str, host: str, wanted: Iterable[Need], what: str) -> None:
+        authorize_needs(self.authorizer, principal, host, wanted, what)
 
 
 def authorize_needs(

@@ -17,13 +17,14 @@ The user and ACL admin codes 3001-3010 need a Super user whenever either switch 
 Every refusal is NO_PERMISSION (16) with RocketMQ's remark ("User:bob is not found.", "check signature
 failed.", "User:bob has no permission to access Topic:T from 10.0.0.1, no matched policies."), logged
 with its peer; no exception text. Left out: authentication and authorization whitelists, the stateful
-strategies (each request is checked), the name server (it keeps ACL 1.0's registration check).
+strategies (each request is checked). ``registrar`` lends the users to the name server of ``ferrymq
+serve`` (namesrv/acl.py); the gRPC listener checks through ``authenticate`` and ``authorize_all``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ferrymq.core.auth.acl import CLUSTER_NAME, Authorizer, Operation, ResourceType
 from ferrymq.core.auth.acl2_store import Acl2Store
@@ -85,25 +86,48 @@ class RemotingAcl2:
             raise AclRefused(f"User:{name} is not found.")
         return account.secret_key
 
-    def authorize(self, cmd: RemotingCommand, host: str) -> None:
-        """Raise AclRefused unless the request may run (see the module docstring)."""
-        name = cmd.ext_fields.get(ACCESS_KEY)
-        if not name:
+    def authenticate(self, key: str | None, host: str, signed: Callable[[str], bool]) -> str:
+        """The principal ``User:<key>``; with ``authenticationEnabled`` the user must exist, be
+        enabled and have signed with its password (``signed(password)``). Shared with the gRPC
+        listener (gateway/grpc/acl.py)."""
+        if not key:
             raise AclRefused("username cannot be null.")
-        if self.authentication and not verify(cmd, self._secret(name)):
+        if self.authentication and not signed(self._secret(key)):
             raise AclRefused("check signature failed.")
-        principal = f"User:{name}"
-        if cmd.code in AUTH_CODES:
-            if principal not in self.authorizer.super_users:
-                raise AclRefused(self._denied(principal, f"Cluster:{CLUSTER_NAME}", host))
-            return
+        return f"User:{key}"
+
+    def registrar(self, name: str, host: str) -> tuple[str, bool] | str:
+        """For the name server of ``ferrymq serve`` (namesrv/acl.py ``Registrars``): the user's
+        password and whether it may administer the cluster (register brokers), or why not."""
+        try:
+            secret = self._secret(name)
+        except AclRefused as exc:
+            return str(exc)
+        return secret, self.authorizer.authorize(
+            f"User:{name}", host, Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME
+        )
+
+    def authorize_all(self, principal: str, host: str, wanted: Iterable[Need], what: str) -> None:
+        """With ``authorizationEnabled``, raise AclRefused at the first resource of ``wanted`` the
+        principal may not use (``what`` names the request for ACL 1.0 only)."""
         if not self.authorization:
             return
-        for resource_type, resource, op in needs_v2(cmd):
+        for resource_type, resource, op in wanted:
             if resource_type == ResourceType.TOPIC and resource == TRACE_TOPIC and op == Operation.WRITE:
                 continue
             if not self.authorizer.authorize(principal, host, op, resource_type, resource):
                 raise AclRefused(self._denied(principal, f"{_KINDS[resource_type]}:{resource}", host))
+
+    def authorize(self, cmd: RemotingCommand, host: str) -> None:
+        """Raise AclRefused unless the request may run (see the module docstring)."""
+        principal = self.authenticate(
+            cmd.ext_fields.get(ACCESS_KEY), host, lambda secret: verify(cmd, secret)
+        )
+        if cmd.code in AUTH_CODES:
+            if principal not in self.authorizer.super_users:
+                raise AclRefused(self._denied(principal, f"Cluster:{CLUSTER_NAME}", host))
+            return
+        self.authorize_all(principal, host, needs_v2(cmd), f"request code={cmd.code}")
 
     @staticmethod
     def _denied(principal: str, resource: str, host: str) -> str:

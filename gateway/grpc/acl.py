@@ -1,24 +1,29 @@
-"""ACL on the gRPC listener (broker.conf ``aclEnable=true``): the 5.x SDKs' signed calls checked
-against the same plain_acl.yml accounts and permissions as remoting (core/broker/remoting_acl.py).
+"""ACL on the gRPC listener: the 5.x SDKs' signed calls checked by whichever RocketMQ ACL the broker
+has on, through ``broker.remoting_guard`` (core/broker/remoting_acl.py ``AclGuard``): ACL 2.0
+(``authenticationEnabled`` / ``authorizationEnabled``, core/broker/remoting_acl2.py: the users and
+policies of codes 3001-3010) as Apache's proxy checks gRPC, else ACL 1.0 (``aclEnable=true``: the
+plain_acl.yml accounts). The same users, signatures and permissions as the remoting port.
 
 Serves every MessagingService call. The SDKs sign each call in its metadata, as the Java client's
 ``Signature`` and the Python client's ``signature.py`` do: ``authorization: MQv2-HMAC-SHA1
 Credential=<accessKey>, SignedHeaders=x-mq-date-time, Signature=<hex>``, the hex HmacSHA1 of the
-``x-mq-date-time`` value keyed with the secret key; checked as RocketMQ 5.3's
-``DefaultAuthenticationContextBuilder`` reads it (the Credential's part before any ``/`` is the
-user). A peer in ``globalWhiteRemoteAddresses`` or the account's ``whiteRemoteAddress`` needs no
-signature, as on remoting. The resources are the proxy's ``DefaultAuthorizationContextBuilder``'s,
-as principal ``User:<accessKey>``: SendMessage, EndTransaction, RecallMessage: WRITE on the topic;
-QueryRoute: WRITE or READ on the topic; ReceiveMessage, AckMessage, ForwardMessageToDeadLetterQueue,
-QueryAssignment, PullMessage, UpdateOffset, GetOffset: READ on the topic and the group;
-ChangeInvisibleDuration, a consumer's Heartbeat, NotifyClientTermination with a group: READ on the
-group; QueryOffset: READ on the topic; a Telemetry Settings command: WRITE on each topic it
-publishes, READ on its group and each topic it subscribes. Any other call: the signature only.
+``x-mq-date-time`` value keyed with the secret key (ACL 2.0: the user's password); checked as
+RocketMQ 5.3's ``DefaultAuthenticationContextBuilder`` reads it (the Credential's part before any
+``/`` is the user). ACL 1.0 only: a peer in ``globalWhiteRemoteAddresses`` or the account's
+``whiteRemoteAddress`` needs no signature, as on remoting. The resources are the proxy's
+``DefaultAuthorizationContextBuilder``'s, as principal ``User:<accessKey>`` (ACL 2.0's Pub is WRITE,
+Sub is READ): SendMessage, EndTransaction, RecallMessage: WRITE on the topic; QueryRoute: WRITE or
+READ on the topic; ReceiveMessage, AckMessage, ForwardMessageToDeadLetterQueue, QueryAssignment,
+PullMessage, UpdateOffset, GetOffset: READ on the topic and the group; ChangeInvisibleDuration, a
+consumer's Heartbeat, NotifyClientTermination with a group: READ on the group; QueryOffset: READ on
+the topic; a Telemetry Settings command: WRITE on each topic it publishes, READ on its group and each
+topic it subscribes. Any other call: the signature only.
 
 Every refusal is the status UNAUTHORIZED (40100) with the reason as message, what the proxy's
-``ResponseBuilder`` answers for both authentication and authorization failures; it is logged with
-the peer. The datetime is not checked for freshness (nor does the proxy): only TLS keeps a captured
-signature from being replayed.
+``ResponseBuilder`` answers for both authentication and authorization failures (ACL 2.0's messages:
+"check signature failed.", "User:bob is disabled.", "User:bob has no permission to access Topic:T
+from 10.0.0.1, no matched policies."); it is logged with the peer. The datetime is not checked for
+freshness (nor does the proxy): only TLS keeps a captured signature from being replayed.
 """
 
 from __future__ import annotations
@@ -30,14 +35,7 @@ from hashlib import sha1
 from typing import Any
 
 from ferrymq.core.auth.acl import Operation
-from ferrymq.core.broker.remoting_acl import (
-    AclRefused,
-    Need,
-    RemotingAcl,
-    authorize_needs,
-    group_need,
-    topic_need,
-)
+from ferrymq.core.broker.remoting_acl import AclGuard, AclRefused, Need, group_need, topic_need
 
 log = logging.getLogger("ferrymq.acl")
 
@@ -115,10 +113,10 @@ def needs(method: str, request: Any) -> list[Need]:
 
 
 class GrpcAcl:
-    """The listener's check over the broker's RemotingAcl: ``refusal`` answers None or the reason."""
+    """The listener's check over the broker's ACL (1.0 or 2.0): ``refusal`` answers None or the reason."""
 
-    def __init__(self, acl: RemotingAcl) -> None:
-        self.acl = acl
+    def __init__(self, guard: AclGuard) -> None:
+        self.guard = guard
 
     def principal(self, metadata: Sequence[tuple[str, Any]], host: str) -> str | None:
         """The signed caller (None: a white-listed peer); AclRefused if the signature is not good."""
@@ -130,10 +128,10 @@ class GrpcAcl:
                 raise AclRefused("datetime is null")
             key, signature = parse_authorization(str(authorization))
 
-        def signed(account: Any) -> bool:
-            return signature_matches(signature or "", str(date_time), account.secret_key)
+        def signed(secret: str) -> bool:
+            return signature_matches(signature or "", str(date_time), secret)
 
-        return self.acl.authenticate(key, host, signed)
+        return self.guard.authenticate(key, host, signed)
 
     def refusal(
         self, method: str, request: Any, metadata: Sequence[tuple[str, Any]], peer: str
@@ -150,12 +148,12 @@ class GrpcAcl:
         return None
 
     def _authorize(self, method: str, request: Any, principal: str, host: str) -> None:
-        authorizer, what = self.acl.authorizer, f"gRPC {method}"
+        check, what = self.guard.authorize_all, f"gRPC {method}"
         if method == "QueryRoute":  # a producer or a consumer may ask: PUB or SUB
             topic = request.topic.name
             try:
-                authorize_needs(authorizer, principal, host, topic_need(topic, Operation.WRITE), what)
+                check(principal, host, topic_need(topic, Operation.WRITE), what)
             except AclRefused:
-                authorize_needs(authorizer, principal, host, topic_need(topic, Operation.READ), what)
+                check(principal, host, topic_need(topic, Operation.READ), what)
             return
-        authorize_needs(authorizer, principal, host, needs(method, request), what)
+        check(principal, host, needs(method, request), what)

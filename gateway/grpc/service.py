@@ -125,8 +125,8 @@ class MessagingService(grpc.GenericRpcHandler):
             "GetOffset": (spb.GetOffsetRequest, _with_peer(self.pull.get_offset)),
             "QueryOffset": (spb.QueryOffsetRequest, _with_peer(self.pull.query_offset)),
         }
-        #: aclEnable: every call's signature and resources, as remoting's (gateway/grpc/acl.py)
-        self.acl = GrpcAcl(broker.acl) if broker.acl is not None else None
+        #: ACL 2.0 or aclEnable: every call's signature and resources, as remoting's (gateway/grpc/acl.py)
+        self.acl = GrpcAcl(broker.remoting_guard) if broker.remoting_guard is not None else None
         self.handlers: dict[str, grpc.RpcMethodHandler] = {
             SERVICE + name: self._unary(name, cls, fn) for name, (cls, fn) in unary.items()
         }
