@@ -4,7 +4,8 @@ A client is known by its ``x-mq-client-id`` metadata (CLIENT_ID_REQUIRED without
 Telemetry stream it writes its Settings; the broker answers with the settings it will apply, as
 ``GrpcClientSettingsManager`` merges them: producers get a backoff of 3 attempts (10 ms, doubling,
 at most 1 s), ``max_body_size`` = maxMessageSize and ``validate_message_type``; consumers get a
-receive batch of 32, a 20 s long-polling limit, FIFO from the group's consumeMessageOrderly and
+receive batch of grpcClientConsumerLongPollingBatchSize (32), a long-polling limit of
+grpcClientConsumerMaxLongPollingTimeoutMillis (20 s), FIFO from the group's consumeMessageOrderly and
 retryMaxTimes + 1 attempts. A client that never receives that answer cannot start (the Python SDK
 waits 10 s for it).
 
@@ -116,8 +117,11 @@ class Clients:
             out.publishing.validate_message_type = True
         elif settings.HasField("subscription"):
             group = self.broker.subscription_groups.find(settings.subscription.group.name)
-            out.subscription.receive_batch_size = 32
-            out.subscription.long_polling_timeout.FromMilliseconds(20_000)
+            cfg = self.broker.config
+            out.subscription.receive_batch_size = cfg.grpc_client_consumer_long_polling_batch_size
+            out.subscription.long_polling_timeout.FromMilliseconds(
+                cfg.grpc_client_consumer_max_long_polling_timeout_millis
+            )
             out.subscription.fifo = bool(group and group.consume_message_orderly)
             retries = group.retry_max_times if group else 16
             out.backoff_policy.max_attempts = retries + 1
