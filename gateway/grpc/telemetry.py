@@ -13,10 +13,13 @@ A producer is registered in the broker's ``ClientManager`` under each topic it p
 proxy's producer group for transactional messages is the topic), with a ``GrpcProducerLink`` as its
 connection: the transaction checker's CHECK_TRANSACTION_STATE to that link becomes a
 RecoverOrphanedTransactionCommand on the client's stream; the client answers with EndTransaction
-(SOURCE_SERVER_CHECK). Heartbeats keep the registration fresh; the stream's end or
-NotifyClientTermination removes it. Thread-stack and verify-message results are logged and dropped
-(the broker asks for neither yet). Each stream's outgoing commands are bounded (``OUTBOX``): a
-client that does not read loses checks (logged), never the broker's memory.
+(SOURCE_SERVER_CHECK). A consumer is registered as the proxy's ``registerConsumer`` does: a
+member of its group (SIMPLE_CONSUMER as CONSUME_ACTIVELY, PUSH_CONSUMER as CONSUME_PASSIVELY,
+CLUSTERING) with the subscriptions of its settings, so consumerConnection lists it beside remoting
+consumers (expressions are checked by ReceiveMessage). Heartbeats keep the registrations fresh;
+the stream's end or NotifyClientTermination removes them. Thread-stack and verify-message results
+are logged and dropped (the broker asks for neither yet). Each stream's outgoing commands are
+bounded (``OUTBOX``): a client that does not read loses checks (logged), never the broker's memory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +36,7 @@ from ferrymq.core.broker.client_manager import ClientChannel
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import decode_stored_message
+from ferrymq.core.remoting.subscription import SubscriptionData
 from ferrymq.core.remoting.transport import RemotingConnection
 from ferrymq.gateway.grpc.mapping import to_proto
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
@@ -44,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("ferrymq.grpc")
 
 OUTBOX = 256
+#: the remoting consume type a gRPC consumer is listed with (the proxy's buildConsumeType)
+CONSUME_TYPES = {pb.SIMPLE_CONSUMER: "CONSUME_ACTIVELY", pb.PUSH_CONSUMER: "CONSUME_PASSIVELY"}
 #: delays a consumer's n-th retry waits (RocketMQ's delay levels 3 and up, the group's default policy)
 RETRY_DELAYS_S = [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200]
 
@@ -56,6 +63,10 @@ class ClientSession:
     peer: str
     outbox: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(OUTBOX))
     topics: set[str] = field(default_factory=set)
+    #: a consumer's group, client type and subscriptions, from its settings ("" for a producer)
+    group: str = ""
+    consume_type: str = ""
+    subscriptions: list[SubscriptionData] = field(default_factory=list)
     open: bool = True
 
     def push(self, command: Any) -> bool:
@@ -131,18 +142,50 @@ class Clients:
         out.metric.on = False
         return out
 
-    def register_producer(self, session: ClientSession, topics: list[str]) -> None:
+    def _link(self, session: ClientSession) -> GrpcProducerLink:
         link = self.links.get(session.client_id)
         if link is None or link.session is not session:
             link = self.links[session.client_id] = GrpcProducerLink(session)
+        return link
+
+    def register_producer(self, session: ClientSession, topics: list[str]) -> None:
+        link = self._link(session)
         session.topics.update(topics)
         for topic in session.topics:
             self.broker.clients.register_producer(topic, ClientChannel(session.client_id, link, "PYTHON", 0))
+
+    def take_consumer_settings(self, session: ClientSession, settings: Any) -> None:
+        """Remember a consumer's group and subscriptions (the proxy's ``FilterAPI.build``: a TAG
+        expression split into tags, an SQL92 one kept as written) and register it."""
+        version = int(time.time() * 1000)  # newer settings replace what the group had
+        session.subscriptions = [
+            SubscriptionData.build(e.topic.name, e.expression.expression, version)
+            if e.expression.type != pb.SQL
+            else SubscriptionData.sql92(e.topic.name, e.expression.expression, version)
+            for e in settings.subscription.subscriptions
+        ]
+        session.group = settings.subscription.group.name
+        session.consume_type = CONSUME_TYPES.get(settings.client_type, "CONSUME_PASSIVELY")
+        self.register_consumer(session)
+
+    def register_consumer(self, session: ClientSession) -> None:
+        """As a remoting consumer's heartbeat does: listed by consumerConnection with what it subscribed."""
+        channel = ClientChannel(session.client_id, self._link(session), "PYTHON", 0)
+        self.broker.clients.register_consumer(
+            session.group,
+            channel,
+            session.consume_type,
+            "CLUSTERING",
+            "CONSUME_FROM_LAST_OFFSET",
+            session.subscriptions,
+        )
 
     def heartbeat(self, client_id: str) -> None:
         session = self.sessions.get(client_id)
         if session is not None and session.topics:
             self.register_producer(session, [])
+        if session is not None and session.group:
+            self.register_consumer(session)
 
     def terminate(self, client_id: str) -> None:
         session = self.sessions.pop(client_id, None)
@@ -153,6 +196,8 @@ class Clients:
         if link is not None:
             for topic in session.topics:
                 self.broker.clients.unregister_producer(topic, link)
+            if session.group:
+                self.broker.clients.unregister_consumer(session.group, link)
 
     async def stream(self, session: ClientSession, commands: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Serve one Telemetry stream: read the client's commands while writing ours."""
@@ -180,6 +225,8 @@ class Clients:
                     settings = command.settings
                     if settings.HasField("publishing"):
                         self.register_producer(session, [t.name for t in settings.publishing.topics])
+                    elif settings.HasField("subscription"):
+                        self.take_consumer_settings(session, settings)
                     session.push(
                         spb.TelemetryCommand(status=status(pb.OK), settings=self.settings_reply(settings))
                     )
