@@ -392,6 +392,7 @@ def test_a_grpc_consumer_is_listed_by_consumer_connection_while_it_runs(server: 
         eventually(lambda: connections()[0] == ResponseCode.SUCCESS, what="the consumer listed")
         listed = json.loads(connections()[1])
         assert [conn["clientId"] for conn in listed["connectionSet"]] == [c.client_id]
+        assert listed["connectionSet"][0]["language"] == "PYTHON"
         assert listed["consumeType"] == "CONSUME_ACTIVELY"
         assert listed["subscriptionTable"][topic]["subString"] == "TagA || TagB"
     finally:

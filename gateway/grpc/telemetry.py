@@ -49,6 +49,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("ferrymq.grpc")
 
 OUTBOX = 256
+LANGUAGE_CODES = frozenset(
+    [
+        "JAVA",
+        "CPP",
+        "DOTNET",
+        "PYTHON",
+        "DELPHI",
+        "ERLANG",
+        "RUBY",
+        "OTHER",
+        "HTTP",
+        "GO",
+        "PHP",
+        "OMS",
+        "RUST",
+        "NODE_JS",
+    ]
+)
 #: the remoting consume type a gRPC consumer is listed with (the proxy's buildConsumeType)
 CONSUME_TYPES = {pb.SIMPLE_CONSUMER: "CONSUME_ACTIVELY", pb.PUSH_CONSUMER: "CONSUME_PASSIVELY"}
 #: delays a consumer's n-th retry waits (RocketMQ's delay levels 3 and up, the group's default policy)
@@ -61,6 +79,8 @@ class ClientSession:
 
     client_id: str
     peer: str
+    #: its ``x-mq-language`` (JAVA, PYTHON, ...), what consumerConnection shows
+    language: str = "OTHER"
     outbox: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(OUTBOX))
     topics: set[str] = field(default_factory=set)
     #: a consumer's group, client type and subscriptions, from its settings ("" for a producer)
@@ -151,8 +171,9 @@ class Clients:
     def register_producer(self, session: ClientSession, topics: list[str]) -> None:
         link = self._link(session)
         session.topics.update(topics)
+        channel = ClientChannel(session.client_id, link, session.language, 0)
         for topic in session.topics:
-            self.broker.clients.register_producer(topic, ClientChannel(session.client_id, link, "PYTHON", 0))
+            self.broker.clients.register_producer(topic, channel)
 
     def take_consumer_settings(self, session: ClientSession, settings: Any) -> None:
         """Remember a consumer's group and subscriptions (the proxy's ``FilterAPI.build``: a TAG
@@ -170,7 +191,7 @@ class Clients:
 
     def register_consumer(self, session: ClientSession) -> None:
         """As a remoting consumer's heartbeat does: listed by consumerConnection with what it subscribed."""
-        channel = ClientChannel(session.client_id, self._link(session), "PYTHON", 0)
+        channel = ClientChannel(session.client_id, self._link(session), session.language, 0)
         self.broker.clients.register_consumer(
             session.group,
             channel,
@@ -246,8 +267,19 @@ class Clients:
                 session.outbox.put_nowait(None)
 
 
-def client_id_of(metadata: Any) -> str:
+def _header(metadata: Any, name: str) -> str:
     for key, value in metadata or ():
-        if key == "x-mq-client-id":
+        if key == name:
             return str(value)
     return ""
+
+
+def client_id_of(metadata: Any) -> str:
+    return _header(metadata, "x-mq-client-id")
+
+
+def language_of(metadata: Any) -> str:
+    """The client's ``x-mq-language`` as a remoting ``LanguageCode`` name (OTHER if unknown or absent),
+    so mqadmin can read it back."""
+    language = _header(metadata, "x-mq-language").upper()
+    return language if language in LANGUAGE_CODES else "OTHER"
