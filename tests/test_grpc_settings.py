@@ -33,9 +33,13 @@ def clients(tmp_path: Path, **config: Any) -> Clients:
     return Clients(broker)  # type: ignore[arg-type]
 
 
-def consumer_settings(group: str) -> Any:
+def consumer_settings(group: str, *subscriptions: tuple[str, int, str]) -> Any:
+    """A PushConsumer's settings; ``subscriptions`` are (topic, filter type, expression)."""
     settings = pb.Settings(client_type=pb.PUSH_CONSUMER)
     settings.subscription.group.name = group
+    for topic, kind, expression in subscriptions:
+        entry = settings.subscription.subscriptions.add()
+        entry.topic.name, entry.expression.type, entry.expression.expression = topic, kind, expression
     settings.subscription.receive_batch_size = 7
     settings.subscription.long_polling_timeout.FromSeconds(30)
     return settings
@@ -83,11 +87,7 @@ def test_a_consumers_settings_register_it_with_its_subscriptions_until_its_strea
     tmp_path: Path,
 ) -> None:
     c = clients(tmp_path)
-    settings = consumer_settings("Orderly")
-    entry = settings.subscription.subscriptions.add()
-    entry.topic.name = "Orders"
-    entry.expression.type = pb.TAG
-    entry.expression.expression = "TagA || TagB"
+    settings = consumer_settings("Orderly", ("Orders", pb.TAG, "TagA || TagB"))
     seen: list[Any] = []
 
     def registered() -> None:
@@ -119,11 +119,7 @@ def test_a_simple_consumer_is_consume_actively_and_leaves_on_termination(tmp_pat
 
 def test_an_sql92_subscription_is_kept_as_written(tmp_path: Path) -> None:
     c = clients(tmp_path)
-    settings = consumer_settings("Orderly")
-    entry = settings.subscription.subscriptions.add()
-    entry.topic.name = "Orders"
-    entry.expression.type = pb.SQL
-    entry.expression.expression = "a > 1"
+    settings = consumer_settings("Orderly", ("Orders", pb.SQL, "a > 1"))
     seen: list[Any] = []
 
     def registered() -> None:
