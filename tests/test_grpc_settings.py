@@ -19,9 +19,12 @@ pytest.importorskip("grpc")
 from ferrymq.core.broker.client_manager import ClientManager
 from ferrymq.core.broker.subscription_group import SubscriptionGroupConfig, SubscriptionGroupManager
 from ferrymq.core.config import BrokerConfig
+from ferrymq.core.remoting.codes import RequestCode
+from ferrymq.core.remoting.command import RemotingCommand
+from ferrymq.core.remoting.transport import RemotingError
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
-from ferrymq.gateway.grpc.telemetry import Clients, ClientSession
+from ferrymq.gateway.grpc.telemetry import Clients, ClientSession, GrpcProducerLink
 
 
 def clients(tmp_path: Path, **config: Any) -> Clients:
@@ -129,3 +132,11 @@ def test_an_sql92_subscription_is_kept_as_written(tmp_path: Path) -> None:
 
     asyncio.run(_serve_one_settings(c, settings, registered))
     assert seen == [("a > 1", "SQL92")]
+
+
+def test_a_remoting_request_to_a_grpc_client_is_refused_not_left_to_time_out() -> None:
+    """mqadmin consumerStatus asks a member GET_CONSUMER_RUNNING_INFO; a gRPC client cannot answer."""
+    link = GrpcProducerLink(ClientSession("cid-1", "10.0.0.7:5555", "JAVA"))
+    ask = RemotingCommand(code=RequestCode.GET_CONSUMER_RUNNING_INFO)
+    with pytest.raises(RemotingError, match="gRPC client cid-1 does not answer remoting request"):
+        asyncio.run(link.invoke(ask, 30))

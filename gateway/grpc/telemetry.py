@@ -37,7 +37,7 @@ from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import decode_stored_message
 from ferrymq.core.remoting.subscription import SubscriptionData
-from ferrymq.core.remoting.transport import RemotingConnection
+from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
 from ferrymq.gateway.grpc.mapping import to_proto
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
@@ -104,8 +104,9 @@ class ClientSession:
 
 
 class GrpcProducerLink(RemotingConnection):
-    """What the broker's transaction checker sees of a gRPC producer: a oneway CHECK_TRANSACTION_STATE
-    sent to it becomes a RecoverOrphanedTransactionCommand on the client's Telemetry stream."""
+    """What the broker sees of a gRPC client (producer or consumer): a oneway CHECK_TRANSACTION_STATE
+    sent to it becomes a RecoverOrphanedTransactionCommand on the client's Telemetry stream; other
+    oneway commands (consumer ids changed, offset resets) are dropped, requests refused."""
 
     def __init__(self, session: ClientSession) -> None:
         super().__init__()
@@ -115,6 +116,13 @@ class GrpcProducerLink(RemotingConnection):
     @property
     def is_open(self) -> bool:
         return self.session.open
+
+    async def invoke(self, cmd: RemotingCommand, timeout: float = 3.0) -> RemotingCommand:
+        """A request that wants an answer (consumer running info, ...): refused at once, not left to time
+        out, since nothing on the stream answers it."""
+        raise RemotingError(
+            f"gRPC client {self.session.client_id} does not answer remoting request code {cmd.code}"
+        )
 
     def invoke_oneway(self, cmd: RemotingCommand) -> None:
         if cmd.code != RequestCode.CHECK_TRANSACTION_STATE:
