@@ -1,7 +1,13 @@
-"""The official RocketMQ 5.x Java client (rocketmq-client-java, gRPC, unmodified) producing to
-``ferrymq serve`` through its gRPC listener: sync, async, FIFO, delay and transactions with a
-checker, all in ONE JVM (compat-tests/grpc-java, ``GrpcProducerScenarios``); what it sent is read
-back with ferrymq's LitePullConsumer over remoting."""
+"""The official RocketMQ 5.x Java client (rocketmq-client-java, gRPC, unmodified) against
+``ferrymq serve`` through its gRPC listener, one JVM per side (compat-tests/grpc-java):
+
+- ``GrpcProducerScenarios``: sync, async, FIFO, delay and transactions with a checker; what it sent
+  is read back with ferrymq's LitePullConsumer over remoting.
+- ``GrpcConsumerScenarios``: SimpleConsumer (receive, ack, change invisible duration, redelivery),
+  PushConsumer with a listener (FAILURE redelivered), a FIFO group's PushConsumer (in order per
+  message group, a failure redelivered before the rest of its group), and a transaction whose
+  checker answers UNKNOWN first, then COMMIT.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import java_support as js
 import pytest
 
 from ferrymq.cli.testing import FerryServer
-from tests.cluster_helpers import create_topic, read_topic
+from tests.cluster_helpers import create_group, create_topic, read_topic
 
 SKIP_REASON = js.skip_reason()
 pytestmark = [
@@ -38,7 +44,12 @@ MVN_ARGS = [
     "dependency:build-classpath",
     "-Dmdep.outputFile=target/classpath.txt",
 ]
-CONF = "transactionTimeOut=500\ntransactionCheckInterval=200\n"
+# short invisible durations and polls: a PushConsumer's close waits for its long poll, whose limit
+# the Telemetry settings answer with (grpcClientConsumerMaxLongPollingTimeoutMillis)
+CONF = (
+    "transactionTimeOut=500\ntransactionCheckInterval=200\nminInvisibleTimeMillsForRecv=1000\n"
+    "grpcClientConsumerMinLongPollingTimeoutMillis=100\ngrpcClientConsumerMaxLongPollingTimeoutMillis=1000\n"
+)
 
 
 def _build() -> str:
@@ -98,3 +109,53 @@ def test_java_5x_producer_scenarios(server: FerryServer) -> None:
         b"java-checked",
         b"java-committed",
     ]
+
+
+def test_java_5x_consumer_scenarios(server: FerryServer) -> None:
+    run = uuid.uuid4().hex[:8]
+    names = {
+        k: f"Java5C{k}-{run}"
+        for k in (
+            "SimpleTopic",
+            "SimpleGroup",
+            "PushTopic",
+            "PushGroup",
+            "FifoTopic",
+            "FifoGroup",
+            "TxnTopic",
+        )
+    }
+    for key in ("SimpleTopic", "PushTopic", "FifoTopic", "TxnTopic"):
+        create_topic(server.broker_addr, names[key], 2)
+    create_group(server.broker_addr, names["FifoGroup"], consumeMessageOrderly=True)
+    proc = run_scenarios("GrpcConsumerScenarios", server.grpc_endpoint, *names.values())
+    results = js.parse_results(proc.stdout)
+    assert proc.returncode == 0 and results[-1:] == [{"type": "done"}], (
+        proc.stdout[-3000:] + proc.stderr[-3000:]
+    )
+    assert not js.of_type(results, "error"), results
+    recv = js.of_type(results, "recv")
+
+    def got(scenario: str) -> list[tuple[str, int]]:
+        return [(r["body"], r["attempt"]) for r in recv if r["scenario"] == scenario]
+
+    simple = got("simple")
+    assert ("simple-change", 1) in simple and ("simple-change", 2) in simple, simple
+    assert [b for b, _ in simple].count("simple-ack") == 1 and ("txn-checked", 1) in simple, simple
+    assert js.of_type(results, "acked") == [{"type": "acked", "body": "simple-change"}]
+    # every push message once, the one that FAILED once more as delivery attempt 2
+    assert sorted(got("push")) == [
+        ("push-0", 1),
+        ("push-1", 1),
+        ("push-3", 1),
+        ("push-fail", 1),
+        ("push-fail", 2),
+    ]
+    fifo = got("fifo")
+    for group in ("a", "b"):
+        in_group = [item for item in fifo if item[0].startswith(f"fifo-{group}-")]
+        want = [(f"fifo-{group}-{i}", 1) for i in range(3)]
+        if group == "a":  # redelivered by the client before the rest of its message group
+            want.insert(1, ("fifo-a-0", 2))
+        assert in_group == want, fifo
+    assert [r["resolution"] for r in js.of_type(results, "check")][:2] == ["UNKNOWN", "COMMIT"]

@@ -194,6 +194,10 @@ class BrokerConfig(BaseModel):
     grpc_max_parked_receives_per_connection: int = Field(
         256, alias="grpcMaxParkedReceivesPerConnection", ge=1
     )
+    #: the receive batch size a gRPC consumer's Telemetry settings are answered with (the proxy's)
+    grpc_client_consumer_long_polling_batch_size: int = Field(
+        32, alias="grpcClientConsumerLongPollingBatchSize", ge=1, le=1024
+    )
     #: how far a compressed Kafka batch may inflate (produce refuses beyond: MESSAGE_TOO_LARGE)
     kafka_max_inflated_batch_bytes: int = Field(
         32 * 1024 * 1024, alias="kafkaMaxInflatedBatchBytes", ge=64 * 1024, le=1024 * 1024 * 1024

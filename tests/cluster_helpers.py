@@ -21,14 +21,14 @@ from ferrymq.core.remoting.route import TopicRouteData
 from ferrymq.core.remoting.transport import connect, split_addr
 
 
-def call(addr: str, code: int, ext: dict[str, str]) -> RemotingCommand:
+def call(addr: str, code: int, ext: dict[str, str], body: bytes = b"") -> RemotingCommand:
     """One request on a fresh connection to ``addr``: the response."""
 
     async def go() -> RemotingCommand:
         host, port = split_addr(addr)
         conn = await connect(host, port)
         try:
-            return await conn.invoke(request(code, ext))
+            return await conn.invoke(request(code, ext, body))
         finally:
             conn.close()
 
@@ -39,6 +39,13 @@ def invoke(addr: str, code: int, ext: dict[str, str]) -> tuple[int, bytes, str |
     """One request on a fresh connection to ``addr``: the response's code, body and remark."""
     resp = call(addr, code, ext)
     return resp.code, bytes(resp.body), resp.remark
+
+
+def create_group(broker_addr: str, group: str, **fields: object) -> None:
+    """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP on one broker, as mqadmin updateSubGroup sends it."""
+    body = json.dumps({"groupName": group, **fields}).encode()
+    resp = call(broker_addr, RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, body)
+    assert resp.code == ResponseCode.SUCCESS, resp.remark
 
 
 def topic_fields(topic: str, queues: int = 4, *, order: bool = False) -> dict[str, str]:
@@ -61,22 +68,6 @@ def create_topic(broker_addr: str, topic: str, queues: int = 4, *, order: bool =
         broker_addr, RequestCode.UPDATE_AND_CREATE_TOPIC, topic_fields(topic, queues, order=order)
     )
     assert code == ResponseCode.SUCCESS, remark
-
-
-def create_group(broker_addr: str, group: str, **fields: object) -> None:
-    """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP on one broker, as mqadmin updateSubGroup sends it."""
-
-    async def go() -> RemotingCommand:
-        conn = await connect(*split_addr(broker_addr))
-        try:
-            body = json.dumps({"groupName": group, **fields}).encode()
-            cmd = RemotingCommand(code=RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body)
-            return await conn.invoke(cmd, timeout=10)
-        finally:
-            conn.close()
-
-    resp = asyncio.run(go())
-    assert resp.code == ResponseCode.SUCCESS, resp.remark
 
 
 def max_offset(broker_addr: str, topic: str, queue: int) -> int:

@@ -8,6 +8,7 @@ invisible durations and long polls are allowed by the module's config); each tes
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -20,8 +21,9 @@ import grpc
 import pytest
 
 from ferrymq.cli.testing import FerryServer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
 from tests import cluster_helpers
-from tests.cluster_helpers import create_topic, read_topic
+from tests.cluster_helpers import create_topic, eventually, invoke, read_topic
 
 rocketmq = pytest.importorskip("rocketmq")
 from rocketmq import (  # noqa: E402
@@ -359,3 +361,27 @@ def test_pull_and_offsets_for_the_pull_consumer(server: FerryServer) -> None:
         assert stub.GetOffset(spb.GetOffsetRequest(group=g, message_queue=bad_queue)).status.code == (
             pb.BAD_REQUEST
         )
+
+
+def test_a_grpc_consumer_is_listed_by_consumer_connection_while_it_runs(server: FerryServer) -> None:
+    """Its Telemetry settings register it as the proxy does: mqadmin consumerConnection sees it."""
+    topic, group = uniq("GrpcConn"), create_group(server)
+    create_topic(server.broker_addr, topic, 1)
+
+    def connections() -> tuple[int, bytes]:
+        code, body, _ = invoke(
+            server.broker_addr, RequestCode.GET_CONSUMER_CONNECTION_LIST, {"consumerGroup": group}
+        )
+        return code, body
+
+    c = consumer(server, group, topic, "TagA || TagB")
+    try:  # the SDK writes its settings after startup returns
+        eventually(lambda: connections()[0] == ResponseCode.SUCCESS, what="the consumer listed")
+        listed = json.loads(connections()[1])
+        assert [conn["clientId"] for conn in listed["connectionSet"]] == [c.client_id]
+        assert listed["connectionSet"][0]["language"] == "PYTHON"
+        assert listed["consumeType"] == "CONSUME_ACTIVELY"
+        assert listed["subscriptionTable"][topic]["subString"] == "TagA || TagB"
+    finally:
+        c.shutdown()
+    eventually(lambda: connections()[0] == ResponseCode.CONSUMER_NOT_ONLINE, what="the consumer gone")

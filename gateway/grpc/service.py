@@ -32,7 +32,7 @@ from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
 from ferrymq.gateway.grpc.pull import Pull
 from ferrymq.gateway.grpc.route import status
-from ferrymq.gateway.grpc.telemetry import Clients, ClientSession, client_id_of
+from ferrymq.gateway.grpc.telemetry import Clients, ClientSession, client_id_of, language_of
 from ferrymq.gateway.grpc.tls_front import real_peer
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ class MessagingService(grpc.GenericRpcHandler):
                     continue
                 yield command
 
-        session = ClientSession(client_id, peer)
+        session = ClientSession(client_id, peer, language_of(context.invocation_metadata()))
         log.info("gRPC client %s connected from %s", client_id, peer, extra={"peer": peer})
         started = time.monotonic()
         async for command in self.clients.stream(session, commands()):

@@ -4,7 +4,8 @@ A client is known by its ``x-mq-client-id`` metadata (CLIENT_ID_REQUIRED without
 Telemetry stream it writes its Settings; the broker answers with the settings it will apply, as
 ``GrpcClientSettingsManager`` merges them: producers get a backoff of 3 attempts (10 ms, doubling,
 at most 1 s), ``max_body_size`` = maxMessageSize and ``validate_message_type``; consumers get a
-receive batch of 32, a 20 s long-polling limit, FIFO from the group's consumeMessageOrderly and
+receive batch of grpcClientConsumerLongPollingBatchSize (32), a long-polling limit of
+grpcClientConsumerMaxLongPollingTimeoutMillis (20 s), FIFO from the group's consumeMessageOrderly and
 retryMaxTimes + 1 attempts. A client that never receives that answer cannot start (the Python SDK
 waits 10 s for it).
 
@@ -12,11 +13,15 @@ A producer is registered in the broker's ``ClientManager`` under each topic it p
 proxy's producer group for transactional messages is the topic), with a ``GrpcProducerLink`` as its
 connection: the transaction checker's CHECK_TRANSACTION_STATE to that link becomes a
 RecoverOrphanedTransactionCommand on the client's stream; the client answers with EndTransaction
-(SOURCE_SERVER_CHECK). Heartbeats keep the registration fresh; the stream's end or
-NotifyClientTermination removes it. Thread-stack and verify-message results are logged and dropped
-(the broker asks for neither yet). Each stream's outgoing commands are bounded (``OUTBOX``): a
-client that does not read loses checks (logged), never the broker's memory. A stream that sends no
-settings within grpcTelemetrySettingsTimeoutMillis is answered BAD_REQUEST and closed (logged).
+(SOURCE_SERVER_CHECK). A consumer is registered as the proxy's ``registerConsumer`` does: a
+member of its group (SIMPLE_CONSUMER as CONSUME_ACTIVELY, PUSH_CONSUMER as CONSUME_PASSIVELY,
+CLUSTERING) with the subscriptions of its settings, so consumerConnection lists it beside remoting
+consumers (expressions are checked by ReceiveMessage). Heartbeats keep the registrations fresh;
+the stream's end or NotifyClientTermination removes them. Thread-stack and verify-message results
+are logged and dropped (the broker asks for neither yet). Each stream's outgoing commands are
+bounded (``OUTBOX``): a client that does not read loses checks (logged), never the broker's memory.
+A stream that sends no settings within grpcTelemetrySettingsTimeoutMillis is answered BAD_REQUEST
+and closed (logged).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +38,8 @@ from ferrymq.core.broker.client_manager import ClientChannel
 from ferrymq.core.remoting.codes import RequestCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import decode_stored_message
-from ferrymq.core.remoting.transport import RemotingConnection
+from ferrymq.core.remoting.subscription import SubscriptionData
+from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
 from ferrymq.gateway.grpc.mapping import to_proto
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
@@ -44,6 +51,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("ferrymq.grpc")
 
 OUTBOX = 256
+LANGUAGE_CODES = frozenset(
+    [
+        "JAVA",
+        "CPP",
+        "DOTNET",
+        "PYTHON",
+        "DELPHI",
+        "ERLANG",
+        "RUBY",
+        "OTHER",
+        "HTTP",
+        "GO",
+        "PHP",
+        "OMS",
+        "RUST",
+        "NODE_JS",
+    ]
+)
+#: the remoting consume type a gRPC consumer is listed with (the proxy's buildConsumeType)
+CONSUME_TYPES = {pb.SIMPLE_CONSUMER: "CONSUME_ACTIVELY", pb.PUSH_CONSUMER: "CONSUME_PASSIVELY"}
 #: delays a consumer's n-th retry waits (RocketMQ's delay levels 3 and up, the group's default policy)
 RETRY_DELAYS_S = [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200]
 
@@ -54,8 +81,14 @@ class ClientSession:
 
     client_id: str
     peer: str
+    #: its ``x-mq-language`` (JAVA, PYTHON, ...), what consumerConnection shows
+    language: str = "OTHER"
     outbox: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(OUTBOX))
     topics: set[str] = field(default_factory=set)
+    #: a consumer's group, client type and subscriptions, from its settings ("" for a producer)
+    group: str = ""
+    consume_type: str = ""
+    subscriptions: list[SubscriptionData] = field(default_factory=list)
     open: bool = True
     #: the client has sent its settings (a stream that does not in time is closed)
     settled: bool = False
@@ -75,8 +108,9 @@ class ClientSession:
 
 
 class GrpcProducerLink(RemotingConnection):
-    """What the broker's transaction checker sees of a gRPC producer: a oneway CHECK_TRANSACTION_STATE
-    sent to it becomes a RecoverOrphanedTransactionCommand on the client's Telemetry stream."""
+    """What the broker sees of a gRPC client (producer or consumer): a oneway CHECK_TRANSACTION_STATE
+    sent to it becomes a RecoverOrphanedTransactionCommand on the client's Telemetry stream; other
+    oneway commands (consumer ids changed, offset resets) are dropped, requests refused."""
 
     def __init__(self, session: ClientSession) -> None:
         super().__init__()
@@ -86,6 +120,13 @@ class GrpcProducerLink(RemotingConnection):
     @property
     def is_open(self) -> bool:
         return self.session.open
+
+    async def invoke(self, cmd: RemotingCommand, timeout: float = 3.0) -> RemotingCommand:
+        """A request that wants an answer (consumer running info, ...): refused at once, not left to time
+        out, since nothing on the stream answers it."""
+        raise RemotingError(
+            f"gRPC client {self.session.client_id} does not answer remoting request code {cmd.code}"
+        )
 
     def invoke_oneway(self, cmd: RemotingCommand) -> None:
         if cmd.code != RequestCode.CHECK_TRANSACTION_STATE:
@@ -119,8 +160,11 @@ class Clients:
             out.publishing.validate_message_type = True
         elif settings.HasField("subscription"):
             group = self.broker.subscription_groups.find(settings.subscription.group.name)
-            out.subscription.receive_batch_size = 32
-            out.subscription.long_polling_timeout.FromMilliseconds(20_000)
+            cfg = self.broker.config
+            out.subscription.receive_batch_size = cfg.grpc_client_consumer_long_polling_batch_size
+            out.subscription.long_polling_timeout.FromMilliseconds(
+                cfg.grpc_client_consumer_max_long_polling_timeout_millis
+            )
             out.subscription.fifo = bool(group and group.consume_message_orderly)
             retries = group.retry_max_times if group else 16
             out.backoff_policy.max_attempts = retries + 1
@@ -130,18 +174,51 @@ class Clients:
         out.metric.on = False
         return out
 
-    def register_producer(self, session: ClientSession, topics: list[str]) -> None:
+    def _link(self, session: ClientSession) -> GrpcProducerLink:
         link = self.links.get(session.client_id)
         if link is None or link.session is not session:
             link = self.links[session.client_id] = GrpcProducerLink(session)
+        return link
+
+    def register_producer(self, session: ClientSession, topics: list[str]) -> None:
+        link = self._link(session)
         session.topics.update(topics)
+        channel = ClientChannel(session.client_id, link, session.language, 0)
         for topic in session.topics:
-            self.broker.clients.register_producer(topic, ClientChannel(session.client_id, link, "PYTHON", 0))
+            self.broker.clients.register_producer(topic, channel)
+
+    def take_consumer_settings(self, session: ClientSession, settings: Any) -> None:
+        """Remember a consumer's group and subscriptions (the proxy's ``FilterAPI.build``: a TAG
+        expression split into tags, an SQL92 one kept as written) and register it."""
+        version = int(time.time() * 1000)  # newer settings replace what the group had
+        session.subscriptions = [
+            SubscriptionData.build(e.topic.name, e.expression.expression, version)
+            if e.expression.type != pb.SQL
+            else SubscriptionData.sql92(e.topic.name, e.expression.expression, version)
+            for e in settings.subscription.subscriptions
+        ]
+        session.group = settings.subscription.group.name
+        session.consume_type = CONSUME_TYPES.get(settings.client_type, "CONSUME_PASSIVELY")
+        self.register_consumer(session)
+
+    def register_consumer(self, session: ClientSession) -> None:
+        """As a remoting consumer's heartbeat does: listed by consumerConnection with what it subscribed."""
+        channel = ClientChannel(session.client_id, self._link(session), session.language, 0)
+        self.broker.clients.register_consumer(
+            session.group,
+            channel,
+            session.consume_type,
+            "CLUSTERING",
+            "CONSUME_FROM_LAST_OFFSET",
+            session.subscriptions,
+        )
 
     def heartbeat(self, client_id: str) -> None:
         session = self.sessions.get(client_id)
         if session is not None and session.topics:
             self.register_producer(session, [])
+        if session is not None and session.group:
+            self.register_consumer(session)
 
     def terminate(self, client_id: str) -> None:
         session = self.sessions.pop(client_id, None)
@@ -152,6 +229,8 @@ class Clients:
         if link is not None:
             for topic in session.topics:
                 self.broker.clients.unregister_producer(topic, link)
+            if session.group:
+                self.broker.clients.unregister_consumer(session.group, link)
 
     async def stream(self, session: ClientSession, commands: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Serve one Telemetry stream: read the client's commands while writing ours."""
@@ -195,6 +274,8 @@ class Clients:
                     settings = command.settings
                     if settings.HasField("publishing"):
                         self.register_producer(session, [t.name for t in settings.publishing.topics])
+                    elif settings.HasField("subscription"):
+                        self.take_consumer_settings(session, settings)
                     session.push(
                         spb.TelemetryCommand(status=status(pb.OK), settings=self.settings_reply(settings))
                     )
@@ -214,8 +295,19 @@ class Clients:
                 session.outbox.put_nowait(None)
 
 
-def client_id_of(metadata: Any) -> str:
+def _header(metadata: Any, name: str) -> str:
     for key, value in metadata or ():
-        if key == "x-mq-client-id":
+        if key == name:
             return str(value)
     return ""
+
+
+def client_id_of(metadata: Any) -> str:
+    return _header(metadata, "x-mq-client-id")
+
+
+def language_of(metadata: Any) -> str:
+    """The client's ``x-mq-language`` as a remoting ``LanguageCode`` name (OTHER if unknown or absent),
+    so mqadmin can read it back."""
+    language = _header(metadata, "x-mq-language").upper()
+    return language if language in LANGUAGE_CODES else "OTHER"
