@@ -58,16 +58,21 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
         yield Matrix(process.kafka.listener_ports(), certs)
 
 
-def kafka_python(m: Matrix, mechanism: str, protocol: str, topic: str, value: bytes) -> list[bytes]:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
-    conf: dict[str, object] = {
+def python_conf(m: Matrix, mechanism: str, protocol: str) -> dict[str, object]:
+    """kafka-python's and aiokafka's common settings (they spell them alike)."""
+    return {
         "bootstrap_servers": f"127.0.0.1:{m.ports[protocol]}",
         "security_protocol": protocol,
         "sasl_mechanism": mechanism,
         "sasl_plain_username": USER,
         "sasl_plain_password": PASSWORD,
     }
+
+
+def kafka_python(m: Matrix, mechanism: str, protocol: str, topic: str, value: bytes) -> list[bytes]:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    conf = python_conf(m, mechanism, protocol)
     if protocol == "SASL_SSL":
         conf["ssl_cafile"] = m.certs.ca
     producer = KafkaProducer(**conf)  # type: ignore[arg-type]
@@ -84,13 +89,7 @@ def aiokafka(m: Matrix, mechanism: str, protocol: str, topic: str, value: bytes)
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.helpers import create_ssl_context
 
-    conf: dict[str, object] = {
-        "bootstrap_servers": f"127.0.0.1:{m.ports[protocol]}",
-        "security_protocol": protocol,
-        "sasl_mechanism": mechanism,
-        "sasl_plain_username": USER,
-        "sasl_plain_password": PASSWORD,
-    }
+    conf = python_conf(m, mechanism, protocol)
     if protocol == "SASL_SSL":
         conf["ssl_context"] = create_ssl_context(cafile=m.certs.ca)
 
