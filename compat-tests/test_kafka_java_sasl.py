@@ -1,8 +1,10 @@
-"""Apache Kafka's Java client (kafka-clients 4.x, unmodified) over SASL/SCRAM-SHA-256 with an authorizer on.
+"""Apache Kafka's Java client (kafka-clients 4.x, unmodified) with SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512
+over SASL_PLAINTEXT and SASL_SSL, an authorizer on.
 
-One JVM run (the machine is small): the default, idempotent producer logs in as ``alice`` through the
-SASL_PLAINTEXT listener (ScramLoginModule), is allowed WRITE on its topic and IDEMPOTENT_WRITE by that ACL,
-and its records land; the Python side reads them back over the same listener as a super user.
+One JVM run does all six cases (the machine is small; SaslMatrix.java): per case the default, idempotent
+producer logs in as ``alice`` (PlainLoginModule or ScramLoginModule), is allowed WRITE (and so
+IDEMPOTENT_WRITE) and READ by a prefixed topic ACL, sends one record and reads it back by assignment;
+SASL_SSL trusts the test CA as a PEM truststore. The Python side then reads all six back as a super user.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from ferrymq.cli.embedded import EmbeddedBroker
 from ferrymq.core.auth.acl import AclBinding, Operation, PatternType, Permission, ResourceType
-from ferrymq.core.auth.scram import make_credential
+from ferrymq.core.auth.scram import MECHANISMS, make_credential
+from tests.tls_certs import make_certs
 
 SKIP_REASON = kj.skip_reason()
 pytestmark = [
@@ -24,55 +27,60 @@ pytestmark = [
     pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or ""),
 ]
 
-TOPIC = "java-sasl"
+PREFIX = "java-sasl"
+PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
-def test_java_producer_with_scram(tmp_path: Path) -> None:
+def topic_of(mechanism: str, protocol: str) -> str:
+    """As SaslMatrix.java names a case's topic."""
+    return f"{PREFIX}-{mechanism}-{protocol}".lower().replace("_", "-")
+
+
+def test_java_client_sasl_matrix(tmp_path: Path) -> None:
     kj.build("kafka-4")
+    certs = make_certs(tmp_path / "tls")
     conf = {
-        "kafkaListeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "kafkaListeners": "SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        "kafkaSslCertPath": certs.cert,
+        "kafkaSslKeyPath": certs.key,
         "kafkaAuthorizerEnable": "true",
         "superUsers": "User:admin",
     }
-    with EmbeddedBroker(tmp_path, conf=conf) as broker:
+    with EmbeddedBroker(tmp_path / "data", conf=conf) as broker:
         process = broker._require()
         security = process.broker.security
         for user in ("alice", "admin"):
-            security.scram.upsert(user, "SCRAM-SHA-256", make_credential("SCRAM-SHA-256", f"{user}-pw"))
+            for mechanism in MECHANISMS:
+                security.scram.upsert(user, mechanism, make_credential(mechanism, f"{user}-pw"))
         security.acls.create(
             [
                 AclBinding(
-                    ResourceType.TOPIC,
-                    TOPIC,
-                    PatternType.LITERAL,
-                    "User:alice",
-                    "*",
-                    Operation.WRITE,
-                    Permission.ALLOW,
+                    ResourceType.TOPIC, PREFIX, PatternType.PREFIXED, "User:alice", "*", op, Permission.ALLOW
                 )
+                for op in (Operation.WRITE, Operation.READ)
             ]
         )
-        broker.create_topic(TOPIC, 2)
+        topics = [topic_of(m, p) for p in PROTOCOLS for m in SASL_MECHANISMS]
+        for topic in topics:
+            broker.create_topic(topic, 1)
         assert process.kafka is not None
-        port = process.kafka.listener_ports()["SASL_PLAINTEXT"]
-        jaas = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required"
-            ' username="alice" password="alice-pw";'
-        )
+        ports = process.kafka.listener_ports()
         run = kj.run_kafka_java(
             "kafka-4",
-            "produce",
-            f"127.0.0.1:{port}",
-            TOPIC,
-            "6",
-            "2",
-            "security.protocol=SASL_PLAINTEXT",
-            "sasl.mechanism=SCRAM-SHA-256",
-            f"sasl.jaas.config={jaas}",
+            "sasl",
+            PREFIX,
+            "alice",
+            "alice-pw",
+            certs.ca,
+            *(f"{p}@127.0.0.1:{ports[p]}" for p in PROTOCOLS),
         )
-        assert len(kj.of_type(run.results, "send")) == 6
+        cases = {(r["mechanism"], r["protocol"]): r for r in kj.of_type(run.results, "sasl")}
+        assert sorted(cases) == sorted((m, p) for p in PROTOCOLS for m in SASL_MECHANISMS), run.stderr[-3000:]
+        failed = {case: r for case, r in cases.items() if not r["ok"]}
+        assert not failed, (failed, run.stderr[-3000:])
         consumer = KafkaConsumer(
-            bootstrap_servers=f"127.0.0.1:{port}",
+            bootstrap_servers=f"127.0.0.1:{ports['SASL_PLAINTEXT']}",
             security_protocol="SASL_PLAINTEXT",
             sasl_mechanism="SCRAM-SHA-256",
             sasl_plain_username="admin",
@@ -80,11 +88,11 @@ def test_java_producer_with_scram(tmp_path: Path) -> None:
             consumer_timeout_ms=5000,
             auto_offset_reset="earliest",
         )
-        consumer.assign([TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)])
-        got = []
+        consumer.assign([TopicPartition(t, 0) for t in topics])
+        got = {}
         for m in consumer:
-            got.append(m)
-            if len(got) == 6:
+            got[m.topic] = m.value
+            if len(got) == len(topics):
                 break
         consumer.close()
-        assert len(got) == 6
+        assert got == {topic_of(m, p): f"java {m} {p}".encode() for p in PROTOCOLS for m in SASL_MECHANISMS}

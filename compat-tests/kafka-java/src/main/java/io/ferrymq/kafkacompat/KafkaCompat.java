@@ -52,6 +52,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *                                                    one transaction aborted first (its output and offsets dropped)
  *   kip848 BOOTSTRAP TOPIC PARTITIONS COUNT G G2     group.protocol=consumer: two members share, one leaves; a
  *                                                    classic member restarted as a consumer one (ConsumerProtocol)
+ *   sasl PREFIX USER PASSWORD CA_PEM PROTOCOL@HOST:PORT...   PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 over each
+ *                                                    SASL listener: one record produced and read back (SaslMatrix)
  * </pre>
  *
  * Arguments of the form {@code name=value} anywhere are client settings added to the defaults
@@ -96,6 +98,8 @@ public final class KafkaCompat {
                 case "kip848" -> ConsumerProtocol.run(args[1], args[2], Integer.parseInt(args[3]),
                     Integer.parseInt(args[4]), args[5], args[6]);
                 case "share" -> ShareGroups.run(args[1], args[2], Integer.parseInt(args[3]));
+                case "sasl" -> SaslMatrix.run(args[1], args[2], args[3], args[4],
+                    List.of(args).subList(5, args.length));
                 default -> throw new IllegalArgumentException("unknown command " + args[0]);
             }
         } catch (Exception e) {
