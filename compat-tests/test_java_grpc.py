@@ -7,12 +7,18 @@
   PushConsumer with a listener (FAILURE redelivered), a FIFO group's PushConsumer (in order per
   message group, a failure redelivered before the rest of its group), and a transaction whose
   checker answers UNKNOWN first, then COMMIT.
+- ``GrpcTelemetryScenario``: a PushConsumer kept up while the broker is asked for its thread stack
+  (GET_CONSUMER_RUNNING_INFO with jstack) and to have it consume a message directly
+  (CONSUME_MESSAGE_DIRECTLY); both reach the client as commands on its Telemetry stream.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +27,9 @@ import java_support as js
 import pytest
 
 from ferrymq.cli.testing import FerryServer
-from tests.cluster_helpers import create_group, create_topic, read_topic
+from ferrymq.client import Message, Producer
+from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from tests.cluster_helpers import call, create_group, create_topic, eventually, read_topic
 
 SKIP_REASON = js.skip_reason()
 pytestmark = [
@@ -65,12 +73,16 @@ def _build() -> str:
     return f"{TARGET / 'classes'}{os.pathsep}{CLASSPATH_FILE.read_text().strip()}"
 
 
-def run_scenarios(main_class: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """One JVM running ``io.ferrymq.grpc.<main_class>`` of this module with ``args``."""
+def _command(main_class: str, *args: str) -> list[str]:
     classpath = _build()
     java = js.find_java()
     assert java is not None
-    cmd = [java, *js.DEFAULT_JVM_ARGS, "-cp", classpath, f"io.ferrymq.grpc.{main_class}", *args]
+    return [java, *js.DEFAULT_JVM_ARGS, "-cp", classpath, f"io.ferrymq.grpc.{main_class}", *args]
+
+
+def run_scenarios(main_class: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One JVM running ``io.ferrymq.grpc.<main_class>`` of this module with ``args``."""
+    cmd = _command(main_class, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
@@ -159,3 +171,88 @@ def test_java_5x_consumer_scenarios(server: FerryServer) -> None:
             want.insert(1, ("fifo-a-0", 2))
         assert in_group == want, fifo
     assert [r["resolution"] for r in js.of_type(results, "check")][:2] == ["UNKNOWN", "COMMIT"]
+
+
+class Scenario:
+    """A scenario JVM left running: its RESULT lines as they come; it ends when its stdin closes."""
+
+    def __init__(self, main_class: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            _command(main_class, *args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, want: dict[str, str], timeout: float = 30) -> None:
+        """Waits for the RESULT line ``want``, each line waited for at most ``timeout`` seconds."""
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no {want} within {timeout}s: {self.seen[-40:]}") from None
+            assert line is not None, f"the JVM ended before {want}: {self.seen[-40:]}"
+            self.seen.append(line)
+            if line.startswith(js.RESULT_PREFIX) and json.loads(line[len(js.RESULT_PREFIX) :]) == want:
+                return
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def test_java_5x_push_consumer_answers_thread_stack_and_verify_commands(server: FerryServer) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, other, group = f"Java5T-{run}", f"Java5TOther-{run}", f"Java5TGroup-{run}"
+    create_topic(server.broker_addr, topic, 1)
+    create_topic(server.broker_addr, other, 1)
+    jvm = Scenario("GrpcTelemetryScenario", server.grpc_endpoint, topic, group)
+    try:
+        jvm.expect({"type": "ready"})
+        client_ids: list[str] = []
+
+        def member() -> bool:
+            r = call(server.broker_addr, RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": group})
+            client_ids[:] = json.loads(bytes(r.body) or b"{}").get("consumerIdList", [])
+            return bool(client_ids)
+
+        eventually(member, 30, "the PushConsumer is a member of its group")
+        ids = {"consumerGroup": group, "clientId": client_ids[0]}
+
+        # mqadmin consumerStatus -s: the client's own thread stack
+        r = call(server.broker_addr, RequestCode.GET_CONSUMER_RUNNING_INFO, {**ids, "jstackEnable": "true"})
+        assert r.code == ResponseCode.SUCCESS, (r.code, r.remark)
+        info = json.loads(bytes(r.body))
+        assert "java.lang.Thread" in info["jstack"], info
+        assert info["properties"]["consumerGroup"] == group
+
+        # mqadmin queryMsgById -g G -d clientId: the listener verifies a message, and its FAILURE shows
+        with Producer(server.namesrv_addr, group=f"p-{run}") as producer:
+            ok = producer.send(Message(topic, b"direct-ok"))
+            failing = producer.send(Message(other, b"fail-direct"))
+        jvm.expect({"type": "recv", "body": "direct-ok"})  # consumed as usual first
+        for sent, want in ((ok, "CR_SUCCESS"), (failing, "CR_LATER")):
+            fields = {**ids, "msgId": sent.offset_msg_id, "topic": sent.queue.topic}
+            r = call(server.broker_addr, RequestCode.CONSUME_MESSAGE_DIRECTLY, fields)
+            assert r.code == ResponseCode.SUCCESS, (r.code, r.remark)
+            assert json.loads(bytes(r.body))["consumeResult"] == want
+        jvm.expect({"type": "recv", "body": "direct-ok"})
+        jvm.expect({"type": "recv", "body": "fail-direct"})
+    finally:
+        jvm.close()

@@ -74,6 +74,13 @@ def test_bad_and_impossible_requests(tmp_path: Path) -> None:
         info = ask(RequestCode.GET_CONSUMER_RUNNING_INFO, consumerGroup="G", clientId="c1")
         r = await admin.running_info(info, PEER)
         assert r.code == ResponseCode.SYSTEM_ERROR and r.remark == "The Consumer <G> <c1> not online"
+        msg_id = "7F00000100002A9F0000000000000000"  # an offset id: nothing stored there yet
+        direct = ask(RequestCode.CONSUME_MESSAGE_DIRECTLY, consumerGroup="G", clientId="c1", msgId=msg_id)
+        r = await admin.consume_directly(direct, PEER)
+        assert r.code == ResponseCode.SYSTEM_ERROR and r.remark == "can not find message by the offset, 0"
+        direct.ext_fields["msgId"] = "not-hex"
+        r = await admin.consume_directly(direct, PEER)
+        assert r.code == ResponseCode.SYSTEM_ERROR and r.remark == "not an offset message id: not-hex"
 
     with_broker(tmp_path, body)
 

@@ -135,8 +135,9 @@ def test_an_sql92_subscription_is_kept_as_written(tmp_path: Path) -> None:
 
 
 def test_a_remoting_request_to_a_grpc_client_is_refused_not_left_to_time_out() -> None:
-    """mqadmin consumerStatus asks a member GET_CONSUMER_RUNNING_INFO; a gRPC client cannot answer."""
+    """A request nothing on the stream answers (running info and direct consumption are, see
+    test_grpc_client_commands.py)."""
     link = GrpcProducerLink(ClientSession("cid-1", "10.0.0.7:5555", "JAVA"))
-    ask = RemotingCommand(code=RequestCode.GET_CONSUMER_RUNNING_INFO)
+    ask = RemotingCommand(code=RequestCode.GET_CONSUMER_CONNECTION_LIST)
     with pytest.raises(RemotingError, match="gRPC client cid-1 does not answer remoting request"):
         asyncio.run(link.invoke(ask, 30))

@@ -55,6 +55,7 @@ class RequestCode(IntEnum):
     GET_SYSTEM_TOPIC_LIST_FROM_BROKER = 305
     #: admin -> broker -> client (the broker forwards to the client named in the header)
     GET_CONSUMER_RUNNING_INFO = 307
+    CONSUME_MESSAGE_DIRECTLY = 309
     SEND_MESSAGE_V2 = 310
     QUERY_TOPICS_BY_CONSUMER = 343
     #: mqadmin statsAll: a BrokerStatsData of one stats item (TOPIC_PUT_NUMS, GROUP_GET_NUMS, ...)

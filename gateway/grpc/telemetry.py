@@ -17,8 +17,9 @@ RecoverOrphanedTransactionCommand on the client's stream; the client answers wit
 member of its group (SIMPLE_CONSUMER as CONSUME_ACTIVELY, PUSH_CONSUMER as CONSUME_PASSIVELY,
 CLUSTERING) with the subscriptions of its settings, so consumerConnection lists it beside remoting
 consumers (expressions are checked by ReceiveMessage). Heartbeats keep the registrations fresh;
-the stream's end or NotifyClientTermination removes them. Thread-stack and verify-message results
-are logged and dropped (the broker asks for neither yet). Each stream's outgoing commands are
+the stream's end or NotifyClientTermination removes them. The link answers mqadmin's
+GET_CONSUMER_RUNNING_INFO and CONSUME_MESSAGE_DIRECTLY through the stream (client_commands.py);
+other remoting requests are refused at once. Each stream's outgoing commands are
 bounded (``OUTBOX``): a client that does not read loses checks (logged), never the broker's memory.
 A stream that sends no settings within grpcTelemetrySettingsTimeoutMillis is answered BAD_REQUEST
 and closed (logged).
@@ -40,6 +41,7 @@ from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.message import decode_stored_message
 from ferrymq.core.remoting.subscription import SubscriptionData
 from ferrymq.core.remoting.transport import RemotingConnection, RemotingError
+from ferrymq.gateway.grpc import client_commands
 from ferrymq.gateway.grpc.mapping import to_proto
 from ferrymq.gateway.grpc.protocol import definition_pb2 as pb
 from ferrymq.gateway.grpc.protocol import service_pb2 as spb
@@ -92,6 +94,8 @@ class ClientSession:
     open: bool = True
     #: the client has sent its settings (a stream that does not in time is closed)
     settled: bool = False
+    #: broker-initiated commands waiting for the client's answer, by nonce
+    replies: client_commands.Replies = field(default_factory=client_commands.Replies)
 
     def push(self, command: Any) -> bool:
         try:
@@ -110,7 +114,8 @@ class ClientSession:
 class GrpcProducerLink(RemotingConnection):
     """What the broker sees of a gRPC client (producer or consumer): a oneway CHECK_TRANSACTION_STATE
     sent to it becomes a RecoverOrphanedTransactionCommand on the client's Telemetry stream; other
-    oneway commands (consumer ids changed, offset resets) are dropped, requests refused."""
+    oneway commands (consumer ids changed, offset resets) are dropped; running info and direct
+    consumption are asked on the stream, other requests refused."""
 
     def __init__(self, session: ClientSession) -> None:
         super().__init__()
@@ -122,8 +127,10 @@ class GrpcProducerLink(RemotingConnection):
         return self.session.open
 
     async def invoke(self, cmd: RemotingCommand, timeout: float = 3.0) -> RemotingCommand:
-        """A request that wants an answer (consumer running info, ...): refused at once, not left to time
-        out, since nothing on the stream answers it."""
+        """Running info and direct consumption: asked on the stream, awaited at most ``timeout``; any
+        other request is refused at once, not left to time out, since nothing on the stream answers it."""
+        if cmd.code in client_commands.ANSWERED:
+            return await client_commands.ask(self.session, cmd, timeout)
         raise RemotingError(
             f"gRPC client {self.session.client_id} does not answer remoting request code {cmd.code}"
         )
@@ -226,6 +233,7 @@ class Clients:
         if session is None:
             return
         session.open = False
+        session.replies.fail_all(f"gRPC client {client_id} closed its Telemetry stream")
         if link is not None:
             for topic in session.topics:
                 self.broker.clients.unregister_producer(topic, link)
@@ -280,7 +288,7 @@ class Clients:
                         spb.TelemetryCommand(status=status(pb.OK), settings=self.settings_reply(settings))
                     )
                 elif kind in ("thread_stack_trace", "verify_message_result"):
-                    log.info("gRPC client %s sent %s (not asked for; dropped)", session.client_id, kind)
+                    client_commands.on_reply(session, command, kind)
                 else:
                     log.info(
                         "gRPC client %s at %s sent telemetry %s: ignored",
@@ -291,6 +299,7 @@ class Clients:
                     )
         finally:
             session.open = False
+            session.replies.fail_all(f"gRPC client {session.client_id} closed its Telemetry stream")
             with contextlib.suppress(asyncio.QueueFull):  # full: the writer drains it and sees closed
                 session.outbox.put_nowait(None)
 

@@ -1,7 +1,9 @@
 """Admin requests that reach a group's live consumers: INVOKE_BROKER_TO_RESET_OFFSET (222,
 mqadmin resetOffsetByTime; pushes RESET_CONSUMER_CLIENT_OFFSET to the members, see
-``offset_reset``) and GET_CONSUMER_RUNNING_INFO (307, mqadmin consumerStatus; forwarded to the
-client named in the header, its answer relayed).
+``offset_reset``), GET_CONSUMER_RUNNING_INFO (307, mqadmin consumerStatus) and
+CONSUME_MESSAGE_DIRECTLY (309, mqadmin queryMsgById -g -d: the message of an offset id, in the
+request's body, consumed by the client's listener): forwarded to the client named in the header, its
+answer relayed (a client that does not answer in time gives SYSTEM_ERROR).
 
 Leaves out the C++ client's ResetOffsetBodyForC and GET_CONSUMER_STATUS_FROM_CLIENT (221).
 """
@@ -12,9 +14,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from ferrymq.core.broker.offset_reset import apply_reset, offsets_by_time
-from ferrymq.core.remoting.codes import RequestCode, ResponseCode
+from ferrymq.core.remoting.codes import ResponseCode
 from ferrymq.core.remoting.command import RemotingCommand
 from ferrymq.core.remoting.headers import BadRequest, opt_bool, opt_int, req_int, req_str
+from ferrymq.core.remoting.message import decode_offset_msg_id
 from ferrymq.core.remoting.mq_json import with_mq_map
 from ferrymq.core.remoting.transport import HandlerResult, RemotingConnection, RemotingError
 
@@ -23,8 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ferrymq.broker")
 
-#: how long a consumer may take to describe itself (Java's admin waits 5 s in all)
-RUNNING_INFO_TIMEOUT = 4.0
+#: how long a consumer may take to answer (Java's admin waits 5 s in all: it gets our error, not its timeout)
+CLIENT_TIMEOUT = 4.0
 
 
 class ConsumerAdminProcessor:
@@ -74,6 +77,25 @@ class ConsumerAdminProcessor:
         return cmd.response(body=body)
 
     async def running_info(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        return await self._forward(cmd, RemotingCommand(code=cmd.code, ext_fields=dict(cmd.ext_fields)))
+
+    async def consume_directly(self, cmd: RemotingCommand, conn: RemotingConnection) -> RemotingCommand:
+        """As the broker's consumeMessageDirectly: the stored message of ``msgId`` goes to the client."""
+        try:
+            msg_id = req_str(cmd.ext_fields, "msgId")
+            offset = decode_offset_msg_id(msg_id)[2]
+        except BadRequest as exc:
+            return exc.response(cmd)
+        except ValueError:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, f"not an offset message id: {msg_id}")
+        data = self.broker.store.look_message(offset)
+        if data is None:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, f"can not find message by the offset, {offset}")
+        ext = {**cmd.ext_fields, "brokerName": self.broker.config.broker_name}
+        return await self._forward(cmd, RemotingCommand(code=cmd.code, ext_fields=ext, body=data))
+
+    async def _forward(self, cmd: RemotingCommand, ask: RemotingCommand) -> RemotingCommand:
+        """``ask`` to the member of ``consumerGroup`` named ``clientId``; its answer as ``cmd``'s response."""
         ext = cmd.ext_fields
         try:
             group = req_str(ext, "consumerGroup")
@@ -86,12 +108,12 @@ class ConsumerAdminProcessor:
             channel = next((c for c in info.channels.values() if c.client_id == client_id), None)
         if channel is None:
             return cmd.response(ResponseCode.SYSTEM_ERROR, f"The Consumer <{group}> <{client_id}> not online")
-        ask = RemotingCommand(code=RequestCode.GET_CONSUMER_RUNNING_INFO, ext_fields=dict(ext))
         try:
-            answer = await channel.conn.invoke(ask, RUNNING_INFO_TIMEOUT)
+            answer = await channel.conn.invoke(ask, CLIENT_TIMEOUT)
         except RemotingError as exc:
             log.warning(
-                "consumer running info of %s in %s: %s",
+                "request %d to consumer %s in %s: %s",
+                cmd.code,
                 client_id,
                 group,
                 exc,

@@ -104,6 +104,7 @@ def build_dispatcher(broker: Broker) -> RequestDispatcher:
         # consumer_admin.py
         RequestCode.INVOKE_BROKER_TO_RESET_OFFSET: consumer_admin.reset_offset,
         RequestCode.GET_CONSUMER_RUNNING_INFO: consumer_admin.running_info,
+        RequestCode.CONSUME_MESSAGE_DIRECTLY: consumer_admin.consume_directly,
         # metadata.py
         RequestCode.GET_ALL_TOPIC_CONFIG: metadata.all_topics,
         RequestCode.GET_ALL_CONSUMER_OFFSET: metadata.all_consumer_offsets,
