@@ -161,6 +161,10 @@ class FerryServer:
         conf_text = self.broker_conf
         if "ha" in self.ports and "haListenPort" not in conf_text:  # a restart: the same HA port
             conf_text += f"\nhaListenPort={self.ports['ha']}\n"
+        if self.broker_port and "fastListenPort" not in conf_text:
+            # a restart on the same broker port: its VIP port would be listenPort-2, which the first run
+            # left free only by chance (its own Kafka port was once that very port); a free one, as then
+            conf_text += "\nfastListenPort=0\n"
         if conf_text:
             conf = self.data_dir / "broker.conf"
             conf.write_text(conf_text)
